@@ -1,0 +1,577 @@
+/**
+ * The channel: clowder's group-communication layer (Tomcat's Tribes GroupChannel). It owns the
+ * receiver, one outbound connection per member, the membership service and the interceptor
+ * stack, and knows nothing of HTTP or sessions.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { decode, encode } from '../codec/value-codec.js';
+import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } from '../config/channel-config.js';
+import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
+import { ClusterError, ErrorCode, type FaultyMember, SendError } from '../core/errors.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import type { MembershipContext, MembershipService, RemoveReason } from '../membership/membership.js';
+import { MulticastMembership } from '../membership/multicast.js';
+import { StaticMembership } from '../membership/static.js';
+import { PeerConnection } from '../transport/peer-connection.js';
+import { type InboundConnection, Receiver } from '../transport/receiver.js';
+import type { TransportSettings } from '../transport/settings.js';
+import { createTransportStats, type TransportStats } from '../transport/stats.js';
+import { ClusterKeys } from '../wire/auth.js';
+import { encodeMember, type MemberDescriptor, PROTOCOL_VERSION } from '../wire/member.js';
+import { createInterceptors } from './interceptors/index.js';
+import { buildPipeline, type Pipeline } from './pipeline.js';
+import type { IncomingMessage, Interceptor, InterceptorContext, Member, OutgoingMessage, Upstream } from './types.js';
+
+/** Per-send options. */
+export interface SendOptions {
+  /** Tomcat send options for this message (default: the channel's `sendOptions`). */
+  options?: SendOptionsInput;
+  /** Acknowledgement timeout (default: sender.timeoutMs). */
+  timeoutMs?: number;
+}
+
+/** A message as the application receives it. */
+export interface ReceivedMessage {
+  readonly from: Member;
+  /** Send option bits it travelled with. */
+  readonly options: number;
+  /** The raw payload bytes (a Buffer for byte messages). */
+  readonly bytes: Buffer;
+  /** The decoded value (decoded on first access; a byte message is its bytes). */
+  readonly value: unknown;
+}
+
+/** A message handler. Return a promise to make synchronous acknowledgements wait for it. */
+export type MessageHandler = (msg: ReceivedMessage) => void | Promise<void>;
+
+/** Counters of one channel. */
+export interface ChannelStats {
+  readonly transport: TransportStats;
+  readonly membership: { readonly members: number; readonly heartbeatsRefused: number };
+  readonly messages: { readonly sent: number; readonly received: number; readonly handlerErrors: number };
+  readonly interceptors: Readonly<Record<string, Record<string, number>>>;
+}
+
+/** Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `sendError(error, destinations)`, `error(err)`. */
+export interface ChannelEvents {
+  memberAdded: [member: Member];
+  memberRemoved: [member: Member, reason: RemoveReason];
+  sendError: [error: Error, destinations: readonly Member[]];
+}
+
+class Received implements ReceivedMessage {
+  #value: unknown = NOT_DECODED;
+  constructor(
+    readonly from: Member,
+    readonly options: number,
+    readonly bytes: Buffer,
+  ) {}
+  get value(): unknown {
+    if (this.#value === NOT_DECODED) {
+      this.#value = this.options & SendFlag.BYTE_MESSAGE ? this.bytes : decode(this.bytes);
+    }
+    return this.#value;
+  }
+}
+const NOT_DECODED = Symbol('not decoded');
+
+type State = 'new' | 'starting' | 'started' | 'stopping' | 'stopped';
+
+/**
+ * A running member of a cluster. Create with {@link createChannel}, then `start()`.
+ */
+export class Channel extends EventEmitter<ChannelEvents> {
+  readonly config: ChannelConfig;
+  readonly #logger: Logger;
+  readonly #keys: ClusterKeys | undefined;
+  readonly #stats = createTransportStats();
+  readonly #settings: TransportSettings;
+  readonly #interceptors: Interceptor[];
+  readonly #membership: MembershipService;
+  readonly #id = randomBytes(16).toString('hex');
+  readonly #startTime = Date.now();
+  #state: State = 'new';
+  #receiver: Receiver | undefined;
+  #local: Member | undefined;
+  #localDescriptor: MemberDescriptor | undefined;
+  #localBytes: Buffer | undefined;
+  #payloadBytes: Uint8Array;
+  #pipeline: Pipeline | undefined;
+  #tickTimer: NodeJS.Timeout | undefined;
+  /** Members visible to the application (what came out of the top of the stack). */
+  readonly #view = new Map<string, Member>();
+  /** Member objects by id, for messages from connections (cached decode of the descriptor). */
+  readonly #known = new Map<string, Member>();
+  readonly #connections = new Map<string, PeerConnection>();
+  readonly #probes = new Map<string, PeerConnection>();
+  readonly #handlers: MessageHandler[] = [];
+  #sent = 0;
+  #received = 0;
+  #handlerErrors = 0;
+  #heartbeatsRefused = 0;
+
+  constructor(config: ChannelConfigInput = {}, deps: { logger?: Logger } = {}) {
+    super();
+    this.config = resolveChannelConfig(config);
+    this.#logger = (deps.logger ?? createLogger()).child({ component: 'channel', node: this.config.name });
+    this.#keys = this.config.clusterKey === undefined ? undefined : new ClusterKeys(this.config.clusterKey);
+    this.#payloadBytes = this.config.payload === undefined ? new Uint8Array(0) : encode(this.config.payload);
+    const c = this.config;
+    this.#settings = {
+      connectTimeoutMs: c.sender.connectTimeoutMs,
+      timeoutMs: c.sender.timeoutMs,
+      maxRetryAttempts: c.sender.maxRetryAttempts,
+      maxQueueBytes: c.sender.maxQueueBytes,
+      maxFrameBytes: c.maxFrameBytes,
+      replayWindowMs: c.replayWindowMs,
+      handshakeTimeoutMs: c.receiver.handshakeTimeoutMs,
+      reconnectMinMs: c.sender.reconnectMinMs,
+      reconnectMaxMs: c.sender.reconnectMaxMs,
+      keys: this.#keys,
+      encrypt: c.encrypt,
+      localDescriptor: () => this.#localBytes!,
+      stats: this.#stats,
+    };
+    this.#interceptors = createInterceptors(c);
+    this.#membership =
+      c.membership.type === 'multicast' ? new MulticastMembership(c.membership) : new StaticMembership(c.membership);
+  }
+
+  /** The local member (available once started). */
+  get local(): Member {
+    if (this.#local === undefined) throw new ClusterError(ErrorCode.NOT_STARTED, 'channel not started: call start() first');
+    return this.#local;
+  }
+
+  /** True between a completed start() and stop(). */
+  get running(): boolean {
+    return this.#state === 'started';
+  }
+
+  /** Members other than this one, as the application sees them. */
+  members(): Member[] {
+    return Array.from(this.#view.values());
+  }
+
+  /** Registers a message handler; returns a function that removes it. */
+  onMessage(handler: MessageHandler): () => void {
+    this.#handlers.push(handler);
+    return () => {
+      const i = this.#handlers.indexOf(handler);
+      if (i >= 0) this.#handlers.splice(i, 1);
+    };
+  }
+
+  /**
+   * Starts the receiver, the interceptors and membership, in that order (Tribes' order: the
+   * receiver's bound port is what membership advertises).
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new ClusterError(ErrorCode.STOPPED, `channel cannot start from state ${this.#state}`);
+    this.#state = 'starting';
+    const c = this.config;
+    try {
+      const receiver = new Receiver(
+        { host: c.receiver.address, port: c.receiver.port, autoBind: c.receiver.autoBind, maxConnections: c.receiver.maxConnections },
+        this.#settings,
+        {
+          data: (conn, flags, seq, payload) => this.#onData(conn, flags, seq, payload),
+          leave: (conn) => this.#onLeave(conn.remote.id),
+        },
+        this.#logger,
+      );
+      this.#receiver = receiver;
+      const bound = await receiver.listen();
+      this.#setLocal(bound.host, bound.port);
+      this.#pipeline = buildPipeline(this.#interceptors, (msg) => this.#transmit(msg), this.#top());
+      for (let i = 0; i < this.#interceptors.length; i++) await this.#interceptors[i]!.start?.(this.#contextFor(i));
+      await this.#membership.start(this.#membershipContext());
+      this.#tickTimer = setInterval(() => {
+        const now = Date.now();
+        for (const ic of this.#interceptors) ic.tick?.(now);
+      }, 1000);
+      this.#tickTimer.unref();
+      this.#state = 'started';
+      this.#logger.info(
+        { id: this.#id, host: bound.host, port: bound.port, membership: this.#membership.kind, auth: this.#keys ? (c.encrypt ? 'encrypt' : 'mac') : 'none' },
+        'channel started',
+      );
+    } catch (err) {
+      await this.#shutdown(false);
+      this.#state = 'stopped';
+      throw err;
+    }
+  }
+
+  /** Graceful stop: flushes queued messages, tells the others this member leaves, closes everything. */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    if (this.#state === 'new') {
+      this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'stopping';
+    await this.#shutdown(true);
+    this.#state = 'stopped';
+    this.#logger.info({}, 'channel stopped');
+  }
+
+  /**
+   * Sends `message` to `to` (a member, a list, or all members when omitted). A Uint8Array travels
+   * as raw bytes; anything else is encoded with the codec (ERR_CLOWDER_CODEC_ENCODE says why not).
+   * Resolves per the send options: asynchronous = queued; use_ack = every recipient acknowledged
+   * receipt; use_ack,sync = every recipient processed it. Rejects with a SendError naming each
+   * member that failed or timed out.
+   */
+  send(to: Member | readonly Member[] | undefined, message: unknown, options?: SendOptions): Promise<void> {
+    if (this.#state !== 'started') {
+      return Promise.reject(new ClusterError(ErrorCode.NOT_STARTED, `cannot send: channel is ${this.#state}`));
+    }
+    let flags = options?.options === undefined ? this.config.sendOptions : parseSendOptions(options.options, 'options');
+    let payload: Uint8Array;
+    if (message instanceof Uint8Array) {
+      payload = message;
+      flags |= SendFlag.BYTE_MESSAGE;
+    } else {
+      try {
+        payload = encode(message);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const destinations = to === undefined ? this.members() : Array.isArray(to) ? (to as readonly Member[]) : [to as Member];
+    if (destinations.length === 0) return Promise.resolve();
+    this.#sent++;
+    return this.#pipeline!.send({
+      destinations,
+      flags,
+      payload,
+      timeoutMs: options?.timeoutMs ?? this.config.sender.timeoutMs,
+      wait: true,
+    });
+  }
+
+  /** Changes the payload this member advertises (e.g. the contexts it serves); peers see it at once. */
+  setPayload(value: unknown): void {
+    this.#payloadBytes = value === undefined ? new Uint8Array(0) : encode(value);
+    if (this.#local) {
+      this.#setLocal(this.#local.host, this.#local.port);
+      this.#membership.localChanged();
+    }
+  }
+
+  /** Resolves when every queued message has been written to its socket. */
+  async flush(): Promise<void> {
+    await Promise.all(Array.from(this.#connections.values(), (c) => c.drained()));
+  }
+
+  /** Bytes queued for a member (or all members). */
+  pendingBytes(member?: Member): number {
+    if (member) return this.#connections.get(member.id)?.pendingBytes ?? 0;
+    let n = 0;
+    for (const c of this.#connections.values()) n += c.pendingBytes;
+    return n;
+  }
+
+  /** Counters for monitoring. */
+  stats(): ChannelStats {
+    const interceptors: Record<string, Record<string, number>> = {};
+    for (const ic of this.#interceptors) if (ic.stats) interceptors[ic.name] = ic.stats();
+    return {
+      transport: { ...this.#stats },
+      membership: { members: this.#view.size, heartbeatsRefused: this.#heartbeatsRefused },
+      messages: { sent: this.#sent, received: this.#received, handlerErrors: this.#handlerErrors },
+      interceptors,
+    };
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  #setLocal(host: string, port: number): void {
+    const c = this.config;
+    const desc: MemberDescriptor = {
+      id: this.#id,
+      protocolVersion: PROTOCOL_VERSION,
+      host,
+      port,
+      name: c.name,
+      domain: c.domain,
+      startTime: this.#startTime,
+      payload: this.#payloadBytes,
+    };
+    this.#localDescriptor = desc;
+    this.#localBytes = encodeMember(desc);
+    this.#local = this.#toMember(desc);
+  }
+
+  #toMember(d: MemberDescriptor): Member {
+    const cached = this.#known.get(d.id);
+    if (cached !== undefined && cached.startTime === d.startTime && sameBytes(payloadOf(cached), d.payload)) return cached;
+    let payload: unknown;
+    try {
+      payload = d.payload.length === 0 ? undefined : decode(d.payload);
+    } catch {
+      payload = undefined;
+    }
+    const m: Member = Object.freeze({
+      id: d.id,
+      name: d.name,
+      host: d.host,
+      port: d.port,
+      domain: d.domain,
+      startTime: d.startTime,
+      protocolVersion: d.protocolVersion,
+      payload,
+    });
+    payloadBytesOf.set(m, d.payload);
+    if (this.#known.size > 10_000) this.#known.clear();
+    this.#known.set(d.id, m);
+    return m;
+  }
+
+  #connectionFor(m: Member): PeerConnection {
+    let conn = this.#connections.get(m.id);
+    if (conn === undefined || conn.state === 'closed') {
+      conn = new PeerConnection(m.host, m.port, this.#settings, (c, err) => this.#onConnectionDown(m, c, err), m.id);
+      this.#connections.set(m.id, conn);
+    }
+    return conn;
+  }
+
+  #onConnectionDown(m: Member, _conn: PeerConnection, err: ClusterError): void {
+    if (this.#state !== 'started' || !this.#view.has(m.id)) return;
+    this.#pipeline!.up.memberSuspected(m, err);
+  }
+
+  /** The bottom of the send stack: hand the frame to each destination's connection. */
+  #transmit(msg: OutgoingMessage): Promise<void> {
+    const wantAck = (msg.flags & SendFlag.USE_ACK) !== 0;
+    const flags = msg.flags;
+    const dests = msg.destinations;
+    if (!msg.wait && !wantAck) {
+      let faulty: FaultyMember[] | undefined;
+      for (const m of dests) {
+        const err = this.#connectionFor(m).post(flags, msg.payload);
+        if (err) (faulty ??= []).push({ id: m.id, name: m.name, error: err });
+      }
+      return faulty ? Promise.reject(new SendError(faulty)) : Promise.resolve();
+    }
+    if (dests.length === 1) {
+      const m = dests[0]!;
+      return this.#connectionFor(m)
+        .send(flags, msg.payload, wantAck, msg.timeoutMs)
+        .catch((err: ClusterError) => {
+          this.#afterSendFailure(m, err);
+          throw new SendError([{ id: m.id, name: m.name, error: err }]);
+        });
+    }
+    return Promise.allSettled(dests.map((m) => this.#connectionFor(m).send(flags, msg.payload, wantAck, msg.timeoutMs))).then(
+      (results) => {
+        let faulty: FaultyMember[] | undefined;
+        for (let i = 0; i < results.length; i++) {
+          const r = results[i]!;
+          if (r.status === 'rejected') {
+            const m = dests[i]!;
+            this.#afterSendFailure(m, r.reason);
+            (faulty ??= []).push({ id: m.id, name: m.name, error: r.reason });
+          }
+        }
+        if (faulty) throw new SendError(faulty);
+      },
+    );
+  }
+
+  #afterSendFailure(m: Member, err: ClusterError): void {
+    // A processing failure on a live peer says nothing about its liveness.
+    if (err.code === ErrorCode.REMOTE_PROCESSING || err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.MESSAGE_TOO_LARGE) return;
+    if (this.#state === 'started' && this.#view.has(m.id)) this.#pipeline!.up.memberSuspected(m, err);
+  }
+
+  #onData(conn: InboundConnection, flags: number, seq: number, payload: Buffer): void {
+    if (this.#state !== 'started') return;
+    const from = this.#toMember(conn.remote);
+    if (flags & SendFlag.USE_ACK && !(flags & SendFlag.SYNC_ACK)) conn.ack(seq);
+    const msg: IncomingMessage = { from, flags, payload };
+    const sync = (flags & (SendFlag.USE_ACK | SendFlag.SYNC_ACK)) === (SendFlag.USE_ACK | SendFlag.SYNC_ACK);
+    let result: void | Promise<void>;
+    try {
+      result = this.#pipeline!.up.receive(msg);
+    } catch (err) {
+      this.#handlerErrors++;
+      if (sync) conn.nack(seq, (err as Error).message);
+      else this.#logger.warn({ err, from: from.name }, 'message handler failed');
+      return;
+    }
+    if (!sync) {
+      if (result instanceof Promise) result.catch((err) => {
+        this.#handlerErrors++;
+        this.#logger.warn({ err, from: from.name }, 'message handler failed');
+      });
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        () => conn.ack(seq),
+        (err: Error) => {
+          this.#handlerErrors++;
+          conn.nack(seq, err?.message ?? String(err));
+        },
+      );
+    } else conn.ack(seq);
+  }
+
+  #onLeave(id: string): void {
+    if (this.#state !== 'started') return;
+    for (const ic of this.#interceptors) ic.memberLeft?.(id);
+    this.#membership.left(id);
+  }
+
+  /** The top of the stack: the application. */
+  #top(): Upstream {
+    return {
+      receive: (msg) => {
+        this.#received++;
+        const handlers = this.#handlers;
+        if (handlers.length === 0) return;
+        const received = new Received(msg.from, msg.flags, msg.payload);
+        if (handlers.length === 1) return handlers[0]!(received);
+        let pending: Promise<void>[] | undefined;
+        for (const h of handlers) {
+          const r = h(received);
+          if (r instanceof Promise) (pending ??= []).push(r);
+        }
+        if (pending) return Promise.all(pending).then(() => {});
+      },
+      memberAdded: (m) => {
+        if (this.#view.has(m.id) || this.#state === 'stopping' || this.#state === 'stopped') return;
+        this.#view.set(m.id, m);
+        this.#logger.info({ member: m.name, id: m.id, host: m.host, port: m.port }, 'member added');
+        this.#connectionFor(m).warm();
+        this.emit('memberAdded', m);
+      },
+      memberRemoved: (m, reason) => {
+        if (!this.#view.delete(m.id)) return;
+        const conn = this.#connections.get(m.id);
+        this.#connections.delete(m.id);
+        conn?.close(new ClusterError(ErrorCode.UNKNOWN_MEMBER, `member ${m.name} is gone (${reason})`));
+        this.#logger.info({ member: m.name, id: m.id, reason }, 'member removed');
+        this.emit('memberRemoved', m, reason);
+      },
+      memberSuspected: () => {
+        // No failure detector in the stack: suspicion alone removes nobody.
+      },
+    };
+  }
+
+  #contextFor(i: number): InterceptorContext {
+    const pipeline = this.#pipeline!;
+    return {
+      config: this.config,
+      logger: this.#logger.child({ interceptor: this.#interceptors[i]!.name }),
+      local: () => this.local,
+      members: () => this.members(),
+      verify: (m, timeoutMs) => this.#verify(m, timeoutMs),
+      forget: (m) => this.#membership.forget(m.id),
+      up: pipeline.upFrom(i),
+      send: pipeline.sendFrom(i),
+      pendingBytes: (m) => this.pendingBytes(m),
+      membershipContext: () => this.#membershipContext(pipeline.upFrom(i)),
+      reportSendError: (error, msg) => {
+        if (this.listenerCount('sendError') > 0) this.emit('sendError', error, msg.destinations);
+        else this.#logger.warn({ err: error }, 'asynchronous send failed');
+      },
+    };
+  }
+
+  #membershipContext(up: Upstream = this.#pipeline!.up): MembershipContext {
+    return {
+      localId: this.#id,
+      localDescriptor: () => this.#localBytes!,
+      local: () => this.#localDescriptor!,
+      keys: this.#keys,
+      replayWindowMs: this.config.replayWindowMs,
+      domain: this.config.domain,
+      logger: this.#logger.child({ membership: this.#membership.kind }),
+      events: {
+        added: (d) => up.memberAdded(this.#toMember(d)),
+        removed: (d, reason) => up.memberRemoved(this.#toMember(d), reason),
+      },
+      ping: (host, port, timeoutMs) => this.#ping(host, port, timeoutMs),
+      countRefused: (reason, from) => {
+        if (this.#heartbeatsRefused++ % 100 === 0) this.#logger.warn({ from, reason, refused: this.#heartbeatsRefused }, 'heartbeat refused');
+      },
+    };
+  }
+
+  /** Pings an address over a persistent control connection (static membership). */
+  #ping(host: string, port: number, timeoutMs: number): Promise<MemberDescriptor> {
+    const key = `${host}:${port}`;
+    let conn = this.#probes.get(key);
+    if (conn === undefined || conn.state === 'closed') {
+      conn = new PeerConnection(host, port, { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs }, () => {});
+      this.#probes.set(key, conn);
+    }
+    return conn.ping(timeoutMs);
+  }
+
+  /** Failure-detector probe: a fresh connection, hello and PING. True if the same member answers. */
+  async #verify(m: Member, timeoutMs: number): Promise<boolean> {
+    const conn = new PeerConnection(m.host, m.port, { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs }, () => {}, m.id);
+    try {
+      const answered = await conn.ping(timeoutMs);
+      return answered.id === m.id;
+    } catch {
+      return false;
+    } finally {
+      conn.close();
+    }
+  }
+
+  async #shutdown(graceful: boolean): Promise<void> {
+    clearInterval(this.#tickTimer);
+    if (graceful) {
+      // Deliver what is queued, then say goodbye on every connection (bounded by the send timeout).
+      const conns = Array.from(this.#connections.values());
+      await withTimeout(Promise.all(conns.map((c) => c.drained().then(() => c.leave()))), this.config.sender.timeoutMs);
+    }
+    await this.#membership.stop().catch(() => {});
+    for (const ic of [...this.#interceptors].reverse()) await ic.stop?.();
+    const reason = new ClusterError(ErrorCode.STOPPED, 'channel stopped');
+    for (const c of this.#connections.values()) c.close(reason);
+    for (const c of this.#probes.values()) c.close(reason);
+    this.#connections.clear();
+    this.#probes.clear();
+    await this.#receiver?.close();
+    this.#view.clear();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+const payloadBytesOf = new WeakMap<Member, Uint8Array>();
+function payloadOf(m: Member): Uint8Array {
+  return payloadBytesOf.get(m) ?? EMPTY;
+}
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    p.then(
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+    );
+  });
+}
+
+/** Creates a channel from a config (validated now: a bad key throws ConfigError before anything starts). */
+export function createChannel(config?: ChannelConfigInput, deps?: { logger?: Logger }): Channel {
+  return new Channel(config, deps);
+}

@@ -1,0 +1,72 @@
+/**
+ * Failure detector (Tomcat's TcpFailureDetector). A member reported gone for missed heartbeats,
+ * or suspected because its connection reset or a send to it failed, is verified with a fresh TCP
+ * connection, hello and PING before the application hears of it:
+ * - no answer (refused, reset, timeout) or another process at its address → removed at once;
+ * - it answers → a false alarm (a lost datagram): it stays, and is re-verified every tick until
+ *   removeSuspectsTimeoutMs.
+ * A SIGKILLed node's connections reset, so it is gone in milliseconds, well under dropTime.
+ */
+import type { FailureDetectorConfig } from '../../config/channel-config.js';
+import type { Interceptor, InterceptorContext, Member, RemoveReason } from '../types.js';
+
+export function failureDetector(config: FailureDetectorConfig): Interceptor {
+  let ctx: InterceptorContext;
+  const verifying = new Set<string>();
+  /** Members that missed heartbeats but answered TCP (Tomcat's removeSuspects). */
+  const watched = new Map<string, { member: Member; since: number }>();
+  const counters = { verifications: 0, falseAlarms: 0, confirmedDead: 0 };
+
+  function check(member: Member, reason: RemoveReason): void {
+    if (verifying.has(member.id)) return;
+    verifying.add(member.id);
+    counters.verifications++;
+    ctx.verify(member, config.verifyTimeoutMs).then((alive) => {
+      verifying.delete(member.id);
+      if (alive) {
+        counters.falseAlarms++;
+        if (reason === 'timeout' && !watched.has(member.id)) {
+          watched.set(member.id, { member, since: Date.now() });
+          ctx.logger.warn({ member: member.name }, 'member missed heartbeats but answers over TCP: kept, and watched');
+        }
+        return;
+      }
+      counters.confirmedDead++;
+      watched.delete(member.id);
+      ctx.forget(member);
+      ctx.up.memberRemoved(member, reason === 'timeout' ? 'timeout' : 'unreachable');
+    });
+  }
+
+  return {
+    name: 'failureDetector',
+    start(c) {
+      ctx = c;
+    },
+    memberAdded(member, next) {
+      watched.delete(member.id);
+      next(member);
+    },
+    memberRemoved(member, reason, next) {
+      if (reason === 'leave' || reason === 'restart' || reason === 'unreachable') {
+        watched.delete(member.id);
+        next(member, reason);
+        return;
+      }
+      check(member, reason);
+    },
+    memberSuspected(member) {
+      check(member, 'unreachable');
+    },
+    memberLeft(id) {
+      watched.delete(id);
+    },
+    tick(now) {
+      for (const [id, w] of watched) {
+        if (now - w.since > config.removeSuspectsTimeoutMs) watched.delete(id);
+        else check(w.member, 'timeout');
+      }
+    },
+    stats: () => ({ ...counters, watched: watched.size }),
+  };
+}

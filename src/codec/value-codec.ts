@@ -1,0 +1,1020 @@
+/**
+ * The application-payload codec: a strict, compact, binary encoding of session attribute values.
+ *
+ * Supported: null, undefined, booleans, numbers (every float64), strings, bigint, Date, Uint8Array/Buffer,
+ * arrays, plain objects, Map and Set, nested in any combination. Everything else (functions, symbols, class
+ * instances, cycles, too-deep nesting, oversized strings/bytes) is rejected on encode with a {@link CodecError}
+ * that names the path of the offending value. Decode treats its input as hostile network bytes: it never
+ * pollutes prototypes, never recurses past the depth limit, checks every count and length against the bytes
+ * left before allocating, and throws {@link CodecError} on any malformed input.
+ *
+ * The byte format is specified in `docs/codec.md`.
+ *
+ * @module
+ */
+
+import { constants as bufferConstants } from 'node:buffer';
+import { isDate, isMap, isSet, isUint8Array } from 'node:util/types';
+import { CodecError, ConfigError, ErrorCode } from '../core/errors.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Limits applied by {@link encode}, {@link decode} and {@link checkEncodable}. Omitted fields take their defaults.
+ * Encoder and decoder should be given the same limits: a value accepted by one is then accepted by the other.
+ */
+export interface CodecLimits {
+  /**
+   * Maximum container nesting (arrays, objects, Map, Set). The root container is at depth 1, so the default 64
+   * allows 64 nested containers and rejects the 65th. Integer in 0..1000. Default 64.
+   */
+  maxDepth?: number;
+  /** Maximum UTF-8 byte length of one string (values, object keys, Map/Set members). Default 16 MiB. */
+  maxStringBytes?: number;
+  /** Maximum byte length of one Uint8Array/Buffer value, and of one bigint magnitude. Default 64 MiB. */
+  maxBytesLength?: number;
+}
+
+/**
+ * The values {@link encode} accepts (documentation type: {@link encode} takes `unknown` and checks at run time).
+ * Plain objects are those whose prototype is `Object.prototype` or `null`; Buffer is a Uint8Array.
+ */
+export type Encodable =
+  | null
+  | undefined
+  | boolean
+  | number
+  | string
+  | bigint
+  | Date
+  | Uint8Array
+  | readonly Encodable[]
+  | { readonly [k: string]: Encodable }
+  | ReadonlyMap<Encodable, Encodable>
+  | ReadonlySet<Encodable>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Format constants (see docs/codec.md)
+// ---------------------------------------------------------------------------------------------------------------
+
+/** First byte of every encoding. */
+const FORMAT_VERSION = 0x01;
+
+const T_UNDEFINED = 0x00;
+const T_NULL = 0x01;
+const T_FALSE = 0x02;
+const T_TRUE = 0x03;
+/** int32, zigzag + unsigned LEB128 (1..5 bytes). */
+const T_INT = 0x04;
+/** float64, 8 bytes little-endian. */
+const T_FLOAT = 0x05;
+/** varint byte length + UTF-8. */
+const T_STRING = 0x06;
+/** bigint >= 0: varint byte length + big-endian magnitude without leading zero bytes (0n has length 0). */
+const T_BIGINT_POS = 0x07;
+/** bigint < 0: same layout as T_BIGINT_POS, magnitude >= 1. */
+const T_BIGINT_NEG = 0x08;
+/** Date: float64 LE of getTime() (NaN for an invalid Date). */
+const T_DATE = 0x09;
+/** Uint8Array/Buffer: varint byte length + bytes. */
+const T_BYTES = 0x0a;
+/** varint count + values. */
+const T_ARRAY = 0x0b;
+/** varint count + (varint key byte length + UTF-8 key + value) per property. */
+const T_OBJECT = 0x0c;
+/** varint count + (key value + value) per entry. */
+const T_MAP = 0x0d;
+/** varint count + values. */
+const T_SET = 0x0e;
+
+const DEFAULT_MAX_DEPTH = 64;
+const DEFAULT_MAX_STRING_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_BYTES_LENGTH = 64 * 1024 * 1024;
+/** Hard cap on maxDepth: keeps the recursive encoder/decoder far away from the JS stack limit. */
+const MAX_DEPTH_CAP = 1000;
+/** Longest string V8 can create; decoding a longer one would throw RangeError. */
+const MAX_STRING_CAP = bufferConstants.MAX_STRING_LENGTH;
+/** Largest Buffer Node can allocate; also the hard cap of one encoding. */
+const MAX_BUFFER_CAP = Math.min(bufferConstants.MAX_LENGTH, 2 ** 32);
+
+/** Strings up to this many UTF-16 units are written/read by a JS loop when ASCII (faster than a native call). */
+const SHORT_STRING = 16;
+/** Decoded ASCII strings up to this many bytes are built in JS. */
+const SHORT_DECODE = 10;
+/** Byte ranges up to this length are copied by a JS loop. */
+const SHORT_COPY = 64;
+
+const ObjectPrototype = Object.prototype;
+const ArrayPrototype = Array.prototype;
+const MapPrototype = Map.prototype;
+const SetPrototype = Set.prototype;
+const DatePrototype = Date.prototype;
+const Uint8ArrayPrototype = Uint8Array.prototype;
+const BufferPrototype = Buffer.prototype;
+const getPrototypeOf = Object.getPrototypeOf;
+const objectKeys = Object.keys;
+const defineProperty = Object.defineProperty;
+const hasOwn = Object.hasOwn;
+const isArray = Array.isArray;
+const fromCharCode = String.fromCharCode;
+
+/** Node's internal, undocumented but long-standing Buffer methods; they skip `write`/`toString` argument parsing. */
+interface BufferInternals {
+  utf8Write(str: string, offset: number, length: number): number;
+  utf8Slice(start: number, end: number): string;
+}
+
+/** Shared scratch for float64 conversion. Little-endian byte order is produced explicitly below. */
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------------------------------------------
+
+let maxDepth = DEFAULT_MAX_DEPTH;
+let maxStringBytes = DEFAULT_MAX_STRING_BYTES;
+let maxBytesLength = DEFAULT_MAX_BYTES_LENGTH;
+
+function limitValue(limits: CodecLimits, key: keyof CodecLimits, dflt: number, max: number): number {
+  const v = limits[key];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+    throw new ConfigError(`limits.${key}`, `an integer between 0 and ${max}`, v);
+  }
+  return v;
+}
+
+/** Sets the module-level limits for one top-level call (callers save and restore the previous values). */
+function applyLimits(limits: CodecLimits | undefined): void {
+  if (limits === undefined) {
+    maxDepth = DEFAULT_MAX_DEPTH;
+    maxStringBytes = DEFAULT_MAX_STRING_BYTES;
+    maxBytesLength = DEFAULT_MAX_BYTES_LENGTH;
+    return;
+  }
+  // Validate all three before assigning any, so that a ConfigError leaves the module state untouched.
+  const depth = limitValue(limits, 'maxDepth', DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP);
+  const strings = limitValue(limits, 'maxStringBytes', DEFAULT_MAX_STRING_BYTES, MAX_STRING_CAP);
+  const bytes = limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP);
+  maxDepth = depth;
+  maxStringBytes = strings;
+  maxBytesLength = bytes;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Encoder (fast path). It does not track paths: on any problem it throws ENCODE_FAILED and encode() runs the
+// diagnosing walker (the same one checkEncodable uses) to find the exact offending value, path and reason.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Internal signal from the fast path; never escapes this module. */
+class EncodeFailed {}
+const ENCODE_FAILED = new EncodeFailed();
+/** Internal signal: the encoding would exceed the largest Buffer Node can allocate. */
+const ENCODE_TOO_LARGE = new EncodeFailed();
+
+const SCRATCH_INITIAL = 16 * 1024;
+/** Scratch buffers larger than this are dropped after the call so that one huge value does not pin memory. */
+const SCRATCH_RETAIN = 1024 * 1024;
+
+/** Module-level scratch buffer, reused across calls; grows by doubling. */
+let buf: Buffer = Buffer.allocUnsafe(SCRATCH_INITIAL);
+let pos = 0;
+/** Nesting of encode() calls (a getter may call encode() while an encode is running). */
+let encodeActive = 0;
+
+function grow(needed: number): void {
+  const required = pos + needed;
+  if (required > MAX_BUFFER_CAP) throw ENCODE_TOO_LARGE;
+  let size = buf.length * 2;
+  while (size < required) size *= 2;
+  if (size > MAX_BUFFER_CAP) size = MAX_BUFFER_CAP;
+  const next = Buffer.allocUnsafe(size);
+  buf.copy(next, 0, 0, pos);
+  buf = next;
+}
+
+/** Copies `src[start, end)` into a new Buffer (a JS loop beats the native call for short ranges). */
+function copyOut(src: Buffer, start: number, end: number): Buffer {
+  const n = end - start;
+  const out = Buffer.allocUnsafe(n);
+  if (n <= SHORT_COPY) {
+    for (let i = 0; i < n; i++) out[i] = src[start + i]!;
+  } else {
+    src.copy(out, 0, start, end);
+  }
+  return out;
+}
+
+function writeVarint(n: number): void {
+  // n is a non-negative integer below 2^53; callers reserved 8 bytes.
+  while (n >= 0x80) {
+    buf[pos++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  buf[pos++] = n;
+}
+
+function varintSize(n: number): number {
+  if (n < 0x80) return 1;
+  if (n < 0x4000) return 2;
+  if (n < 0x200000) return 3;
+  if (n < 0x10000000) return 4;
+  let size = 4;
+  n = Math.floor(n / 0x10000000);
+  while (n > 0) {
+    size++;
+    n = Math.floor(n / 0x80);
+  }
+  return size;
+}
+
+function writeFloat64(v: number): void {
+  f64[0] = v;
+  if (LITTLE_ENDIAN) {
+    buf[pos] = f64Bytes[0]!;
+    buf[pos + 1] = f64Bytes[1]!;
+    buf[pos + 2] = f64Bytes[2]!;
+    buf[pos + 3] = f64Bytes[3]!;
+    buf[pos + 4] = f64Bytes[4]!;
+    buf[pos + 5] = f64Bytes[5]!;
+    buf[pos + 6] = f64Bytes[6]!;
+    buf[pos + 7] = f64Bytes[7]!;
+  } else {
+    for (let i = 0; i < 8; i++) buf[pos + i] = f64Bytes[7 - i]!;
+  }
+  pos += 8;
+}
+
+function writeNumber(v: number): void {
+  if (pos + 9 > buf.length) grow(9);
+  if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
+    buf[pos++] = T_INT;
+    let z = ((v << 1) ^ (v >> 31)) >>> 0;
+    while (z >= 0x80) {
+      buf[pos++] = (z & 0x7f) | 0x80;
+      z >>>= 7;
+    }
+    buf[pos++] = z;
+  } else {
+    buf[pos++] = T_FLOAT;
+    writeFloat64(v);
+  }
+}
+
+/** Writes varint byte length + UTF-8 of `s` (the tag, if any, is already written). */
+function writeStringBody(s: string): void {
+  const len = s.length;
+  if (len <= SHORT_STRING) {
+    if (pos + 1 + len > buf.length) grow(1 + len);
+    // Optimistic ASCII: 1-byte length, then one byte per unit. Falls through on the first non-ASCII unit.
+    const start = pos + 1;
+    let i = 0;
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[start + i] = c;
+    }
+    if (i === len) {
+      if (len > maxStringBytes) throw ENCODE_FAILED;
+      buf[pos] = len;
+      pos = start + len;
+      return;
+    }
+  }
+  // UTF-8 never needs more than 3 bytes per UTF-16 unit (a surrogate pair is 4 bytes for 2 units).
+  if (len > maxStringBytes) throw ENCODE_FAILED;
+  const worst = len * 3;
+  const headWorst = varintSize(worst);
+  if (pos + headWorst + worst > buf.length) grow(headWorst + worst);
+  const start = pos + headWorst;
+  const n = (buf as unknown as BufferInternals).utf8Write(s, start, worst);
+  if (n > maxStringBytes) throw ENCODE_FAILED;
+  const head = varintSize(n);
+  if (head !== headWorst) buf.copyWithin(pos + head, start, start + n);
+  writeVarint(n);
+  pos += n;
+}
+
+function writeBigInt(v: bigint): void {
+  let tag = T_BIGINT_POS;
+  if (v < 0n) {
+    tag = T_BIGINT_NEG;
+    v = -v;
+  }
+  if (v === 0n) {
+    if (pos + 2 > buf.length) grow(2);
+    buf[pos++] = tag;
+    buf[pos++] = 0;
+    return;
+  }
+  let hex = v.toString(16);
+  if (hex.length % 2 === 1) hex = `0${hex}`;
+  const n = hex.length / 2;
+  if (n > maxBytesLength) throw ENCODE_FAILED;
+  if (pos + 9 + n > buf.length) grow(9 + n);
+  buf[pos++] = tag;
+  writeVarint(n);
+  buf.write(hex, pos, n, 'hex');
+  pos += n;
+}
+
+function writeValue(v: unknown, depth: number): void {
+  switch (typeof v) {
+    case 'string':
+      if (pos + 1 > buf.length) grow(1);
+      buf[pos++] = T_STRING;
+      writeStringBody(v);
+      return;
+    case 'number':
+      writeNumber(v);
+      return;
+    case 'boolean':
+      if (pos + 1 > buf.length) grow(1);
+      buf[pos++] = v ? T_TRUE : T_FALSE;
+      return;
+    case 'undefined':
+      if (pos + 1 > buf.length) grow(1);
+      buf[pos++] = T_UNDEFINED;
+      return;
+    case 'bigint':
+      writeBigInt(v);
+      return;
+    case 'object':
+      if (v === null) {
+        if (pos + 1 > buf.length) grow(1);
+        buf[pos++] = T_NULL;
+        return;
+      }
+      writeObject(v, depth);
+      return;
+    default:
+      // function, symbol
+      throw ENCODE_FAILED;
+  }
+}
+
+function writeObject(o: object, depth: number): void {
+  const proto = getPrototypeOf(o);
+  if (proto === ObjectPrototype || proto === null) {
+    if (depth >= maxDepth) throw ENCODE_FAILED;
+    const rec = o as Record<string, unknown>;
+    const keys = objectKeys(rec);
+    const n = keys.length;
+    if (pos + 9 > buf.length) grow(9);
+    buf[pos++] = T_OBJECT;
+    writeVarint(n);
+    for (let i = 0; i < n; i++) {
+      const k = keys[i]!;
+      writeStringBody(k);
+      writeValue(rec[k], depth + 1);
+    }
+    return;
+  }
+  if (proto === ArrayPrototype && isArray(o)) {
+    if (depth >= maxDepth) throw ENCODE_FAILED;
+    const arr = o as readonly unknown[];
+    const n = arr.length;
+    if (pos + 9 > buf.length) grow(9);
+    buf[pos++] = T_ARRAY;
+    writeVarint(n);
+    for (let i = 0; i < n; i++) writeValue(arr[i], depth + 1);
+    return;
+  }
+  if ((proto === BufferPrototype || proto === Uint8ArrayPrototype) && isUint8Array(o)) {
+    const bytes = o as Uint8Array;
+    const n = bytes.length;
+    if (n > maxBytesLength) throw ENCODE_FAILED;
+    if (pos + 9 + n > buf.length) grow(9 + n);
+    buf[pos++] = T_BYTES;
+    writeVarint(n);
+    buf.set(bytes, pos);
+    pos += n;
+    return;
+  }
+  if (proto === DatePrototype && isDate(o)) {
+    if (pos + 9 > buf.length) grow(9);
+    buf[pos++] = T_DATE;
+    writeFloat64((o as Date).getTime());
+    return;
+  }
+  if (proto === MapPrototype && isMap(o)) {
+    if (depth >= maxDepth) throw ENCODE_FAILED;
+    const map = o as ReadonlyMap<unknown, unknown>;
+    const n = map.size;
+    if (pos + 9 > buf.length) grow(9);
+    buf[pos++] = T_MAP;
+    writeVarint(n);
+    let seen = 0;
+    for (const [k, val] of map) {
+      if (seen === n) break;
+      writeValue(k, depth + 1);
+      writeValue(val, depth + 1);
+      seen++;
+    }
+    if (seen !== n) throw ENCODE_FAILED; // modified while being encoded (by a getter)
+    return;
+  }
+  if (proto === SetPrototype && isSet(o)) {
+    if (depth >= maxDepth) throw ENCODE_FAILED;
+    const set = o as ReadonlySet<unknown>;
+    const n = set.size;
+    if (pos + 9 > buf.length) grow(9);
+    buf[pos++] = T_SET;
+    writeVarint(n);
+    let seen = 0;
+    for (const item of set) {
+      if (seen === n) break;
+      writeValue(item, depth + 1);
+      seen++;
+    }
+    if (seen !== n) throw ENCODE_FAILED;
+    return;
+  }
+  throw ENCODE_FAILED;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Diagnosing walker: exact cycle detection (ancestor set) and path tracking. Used by checkEncodable() and, after a
+// fast-path failure, by encode() to build the error.
+// ---------------------------------------------------------------------------------------------------------------
+
+const S_PROP = 0;
+const S_INDEX = 1;
+const S_MAP_KEY = 2;
+const S_MAP_VALUE = 3;
+const S_SET_ITEM = 4;
+
+interface Walk {
+  /** Segment kinds (S_*), one per level of the current path. */
+  kinds: number[];
+  /** Segment keys: property name, index, or Map key. */
+  keys: unknown[];
+  /** Segment indexes (iteration position inside a Map/Set). */
+  idx: number[];
+  /** Containers on the current path. */
+  ancestors: object[];
+  /** Same containers, for O(1) membership. */
+  onPath: Set<object>;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+function quoteKey(k: string): string {
+  return JSON.stringify(k.length > 40 ? `${k.slice(0, 37)}...` : k);
+}
+
+function renderMapKey(k: unknown): string | undefined {
+  switch (typeof k) {
+    case 'string':
+      return quoteKey(k);
+    case 'number':
+      return Object.is(k, -0) ? '-0' : String(k);
+    case 'bigint':
+      return `${k}n`;
+    case 'boolean':
+    case 'undefined':
+      return String(k);
+    default:
+      return k === null ? 'null' : undefined;
+  }
+}
+
+function renderPath(w: Walk, length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) {
+    const kind = w.kinds[i]!;
+    const key = w.keys[i];
+    let seg: string;
+    if (kind === S_PROP) {
+      const k = key as string;
+      seg = IDENTIFIER.test(k) ? `.${k}` : `[${quoteKey(k)}]`;
+    } else if (kind === S_INDEX) {
+      seg = `[${key as number}]`;
+    } else if (kind === S_MAP_KEY) {
+      seg = `.keys()[${w.idx[i]!}]`;
+    } else if (kind === S_MAP_VALUE) {
+      const r = renderMapKey(key);
+      seg = r === undefined ? `.values()[${w.idx[i]!}]` : `.get(${r})`;
+    } else {
+      seg = `.values()[${w.idx[i]!}]`;
+    }
+    out += out === '' && seg.charCodeAt(0) === 0x2e ? seg.slice(1) : seg;
+  }
+  return out;
+}
+
+function encodeError(w: Walk, reason: string): CodecError {
+  const path = renderPath(w, w.kinds.length);
+  const where = path === '' ? 'the root value' : path;
+  return new CodecError(ErrorCode.CODEC_ENCODE, `cannot encode ${where}: ${reason}`, path);
+}
+
+const PLAIN_DATA_HINT = 'store plain data (objects, arrays, Map, Set, Date, bigint, Uint8Array)';
+
+function className(proto: object): string | undefined {
+  try {
+    const d = Object.getOwnPropertyDescriptor(proto, 'constructor');
+    const ctor: unknown = d?.value;
+    if (typeof ctor === 'function' && typeof ctor.name === 'string' && ctor.name !== '') return ctor.name;
+  } catch {
+    // A hostile proxy in the prototype chain: fall back to the generic message.
+  }
+  return undefined;
+}
+
+function utf8Length(s: string): number {
+  return s.length * 3 <= maxStringBytes ? s.length : Buffer.byteLength(s, 'utf8');
+}
+
+function checkString(w: Walk, s: string, what: string): void {
+  if (s.length > maxStringBytes || utf8Length(s) > maxStringBytes) {
+    const n = Buffer.byteLength(s, 'utf8');
+    throw encodeError(w, `${what} of ${n} UTF-8 bytes exceeds limits.maxStringBytes (${maxStringBytes})`);
+  }
+}
+
+function push(w: Walk, kind: number, key: unknown, idx: number): void {
+  w.kinds.push(kind);
+  w.keys.push(key);
+  w.idx.push(idx);
+}
+
+function pop(w: Walk): void {
+  w.kinds.pop();
+  w.keys.pop();
+  w.idx.pop();
+}
+
+function walkValue(w: Walk, v: unknown, depth: number): void {
+  switch (typeof v) {
+    case 'string':
+      checkString(w, v, 'string');
+      return;
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return;
+    case 'bigint': {
+      const n = v === 0n ? 0 : Math.ceil((v < 0n ? -v : v).toString(16).length / 2);
+      if (n > maxBytesLength) {
+        throw encodeError(w, `bigint of ${n} magnitude bytes exceeds limits.maxBytesLength (${maxBytesLength})`);
+      }
+      return;
+    }
+    case 'function':
+      throw encodeError(w, 'functions are not encodable');
+    case 'symbol':
+      throw encodeError(w, 'symbols are not encodable');
+    default:
+      if (v === null) return;
+      walkObject(w, v as object, depth);
+  }
+}
+
+function enter(w: Walk, o: object, depth: number): void {
+  if (w.onPath.has(o)) {
+    const at = w.ancestors.indexOf(o);
+    const target = at <= 0 ? 'the root value' : renderPath(w, at);
+    throw encodeError(w, `cyclic reference (back to ${target})`);
+  }
+  if (depth >= maxDepth) throw encodeError(w, `nesting deeper than ${maxDepth} levels (limits.maxDepth)`);
+  w.ancestors.push(o);
+  w.onPath.add(o);
+}
+
+function leave(w: Walk, o: object): void {
+  w.ancestors.pop();
+  w.onPath.delete(o);
+}
+
+function walkObject(w: Walk, o: object, depth: number): void {
+  const proto = getPrototypeOf(o);
+  if (proto === ObjectPrototype || proto === null) {
+    enter(w, o, depth);
+    const rec = o as Record<string, unknown>;
+    const keys = objectKeys(rec);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      push(w, S_PROP, k, i);
+      checkString(w, k, 'property name');
+      walkValue(w, rec[k], depth + 1);
+      pop(w);
+    }
+    leave(w, o);
+    return;
+  }
+  if (proto === ArrayPrototype && isArray(o)) {
+    enter(w, o, depth);
+    const arr = o as readonly unknown[];
+    const n = arr.length;
+    for (let i = 0; i < n; i++) {
+      push(w, S_INDEX, i, i);
+      walkValue(w, arr[i], depth + 1);
+      pop(w);
+    }
+    leave(w, o);
+    return;
+  }
+  if ((proto === BufferPrototype || proto === Uint8ArrayPrototype) && isUint8Array(o)) {
+    const n = (o as Uint8Array).length;
+    if (n > maxBytesLength) {
+      throw encodeError(w, `byte array of ${n} bytes exceeds limits.maxBytesLength (${maxBytesLength})`);
+    }
+    return;
+  }
+  if (proto === DatePrototype && isDate(o)) return;
+  if (proto === MapPrototype && isMap(o)) {
+    enter(w, o, depth);
+    let i = 0;
+    for (const [k, val] of o as ReadonlyMap<unknown, unknown>) {
+      push(w, S_MAP_KEY, k, i);
+      walkValue(w, k, depth + 1);
+      pop(w);
+      push(w, S_MAP_VALUE, k, i);
+      walkValue(w, val, depth + 1);
+      pop(w);
+      i++;
+    }
+    leave(w, o);
+    return;
+  }
+  if (proto === SetPrototype && isSet(o)) {
+    enter(w, o, depth);
+    let i = 0;
+    for (const item of o as ReadonlySet<unknown>) {
+      push(w, S_SET_ITEM, item, i);
+      walkValue(w, item, depth + 1);
+      pop(w);
+      i++;
+    }
+    leave(w, o);
+    return;
+  }
+  const name = className(proto);
+  if (name !== undefined) throw encodeError(w, `instances of class ${name} are not encodable; ${PLAIN_DATA_HINT}`);
+  throw encodeError(w, `objects with a custom prototype are not encodable; ${PLAIN_DATA_HINT}`);
+}
+
+function diagnose(value: unknown): void {
+  const w: Walk = { kinds: [], keys: [], idx: [], ancestors: [], onPath: new Set() };
+  walkValue(w, value, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Public encode API
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Encodes `value` into a fresh Buffer owned by the caller (first byte: format version).
+ *
+ * @param value - any {@link Encodable} value.
+ * @param limits - optional {@link CodecLimits}; defaults: depth 64, strings 16 MiB, bytes 64 MiB.
+ * @returns a new Buffer (small results may share Node's Buffer pool slab, like `Buffer.from`).
+ * @throws {@link CodecError} with code `ERR_CLOWDER_CODEC_ENCODE` when the value, or something inside it, cannot be
+ *   encoded; `error.path` names it (`cart.items[2].onClick`, `''` for the root) and the message says why.
+ *   Errors thrown by getters of the value propagate unchanged. {@link ConfigError} for malformed limits.
+ * @remarks Getters are read once on success; after a failure the value is walked a second time to build the
+ *   error, so getters run again.
+ */
+export function encode(value: unknown, limits?: CodecLimits): Buffer {
+  const outer = encodeActive > 0;
+  const savedPos = pos;
+  const savedDepth = maxDepth;
+  const savedString = maxStringBytes;
+  const savedBytes = maxBytesLength;
+  applyLimits(limits);
+  encodeActive++;
+  // A nested call (from a getter) appends after the outer call's bytes and rewinds when done.
+  const start = pos;
+  try {
+    if (pos + 1 > buf.length) grow(1);
+    buf[pos++] = FORMAT_VERSION;
+    writeValue(value, 0);
+    return copyOut(buf, start, pos);
+  } catch (err) {
+    if (err !== ENCODE_FAILED && err !== ENCODE_TOO_LARGE) throw err;
+    diagnose(value);
+    if (err === ENCODE_TOO_LARGE) {
+      throw new CodecError(
+        ErrorCode.CODEC_ENCODE,
+        `cannot encode the root value: the encoding would exceed ${MAX_BUFFER_CAP} bytes`,
+        '',
+      );
+    }
+    // The walk found nothing: a getter or a concurrent change made the two walks see different values.
+    throw new CodecError(
+      ErrorCode.CODEC_ENCODE,
+      'cannot encode the root value: it changed while being encoded (a getter returned different data, or a Map/Set was modified)',
+      '',
+    );
+  } finally {
+    encodeActive--;
+    pos = savedPos;
+    maxDepth = savedDepth;
+    maxStringBytes = savedString;
+    maxBytesLength = savedBytes;
+    if (!outer && buf.length > SCRATCH_RETAIN) buf = Buffer.allocUnsafe(SCRATCH_INITIAL);
+  }
+}
+
+/**
+ * Checks that `value` is encodable under `limits` without producing bytes.
+ *
+ * @throws the same {@link CodecError} {@link encode} would throw (same path and message); {@link ConfigError} for
+ *   malformed limits.
+ */
+export function checkEncodable(value: unknown, limits?: CodecLimits): void {
+  const savedDepth = maxDepth;
+  const savedString = maxStringBytes;
+  const savedBytes = maxBytesLength;
+  applyLimits(limits);
+  try {
+    diagnose(value);
+  } finally {
+    maxDepth = savedDepth;
+    maxStringBytes = savedString;
+    maxBytesLength = savedBytes;
+  }
+}
+
+/**
+ * Byte equality of two encodings (or any two byte arrays).
+ *
+ * @returns true when both have the same length and the same bytes.
+ */
+export function encodedEquals(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decoder. Reentrancy-safe: all state lives in a Reader created per call.
+// ---------------------------------------------------------------------------------------------------------------
+
+class Reader {
+  readonly b: Buffer;
+  pos: number;
+  readonly end: number;
+  readonly maxDepth: number;
+  readonly maxStringBytes: number;
+  readonly maxBytesLength: number;
+
+  constructor(b: Buffer, depth: number, strings: number, bytes: number) {
+    this.b = b;
+    this.pos = 0;
+    this.end = b.length;
+    this.maxDepth = depth;
+    this.maxStringBytes = strings;
+    this.maxBytesLength = bytes;
+  }
+}
+
+function fail(at: number, reason: string): never {
+  throw new CodecError(ErrorCode.CODEC_DECODE, `invalid encoding at byte ${at}: ${reason}`);
+}
+
+/** Unsigned LEB128, at most 7 bytes (< 2^49), canonical (no redundant trailing zero group). */
+function readLength(r: Reader): number {
+  const b = r.b;
+  const at = r.pos;
+  if (at >= r.end) fail(at, 'truncated (expected a length)');
+  const first = b[at]!;
+  if (first < 0x80) {
+    r.pos = at + 1;
+    return first;
+  }
+  let result = first & 0x7f;
+  let scale = 0x80;
+  let p = at + 1;
+  for (let i = 1; i < 7; i++) {
+    if (p >= r.end) fail(at, 'truncated varint');
+    const byte = b[p++]!;
+    result += (byte & 0x7f) * scale;
+    if (byte < 0x80) {
+      if (byte === 0) fail(at, 'non-canonical varint');
+      r.pos = p;
+      return result;
+    }
+    scale *= 0x80;
+  }
+  return fail(at, 'varint longer than 7 bytes');
+}
+
+/** Zigzag int32: unsigned LEB128 of at most 5 bytes and at most 0xffffffff. */
+function readInt(r: Reader): number {
+  const b = r.b;
+  const at = r.pos;
+  let result = 0;
+  let shift = 0;
+  let p = at;
+  for (let i = 0; i < 5; i++) {
+    if (p >= r.end) fail(at, 'truncated varint');
+    const byte = b[p++]!;
+    result += (byte & 0x7f) * 2 ** shift;
+    if (byte < 0x80) {
+      if (byte === 0 && i > 0) fail(at, 'non-canonical varint');
+      if (result > 0xffffffff) fail(at, 'integer varint out of int32 range');
+      r.pos = p;
+      return (result >>> 1) ^ -(result & 1);
+    }
+    shift += 7;
+  }
+  return fail(at, 'integer varint longer than 5 bytes');
+}
+
+function readFloat64(r: Reader): number {
+  const b = r.b;
+  const p = r.pos;
+  if (r.end - p < 8) fail(p, `truncated (float64 needs 8 bytes, ${r.end - p} left)`);
+  if (LITTLE_ENDIAN) {
+    f64Bytes[0] = b[p]!;
+    f64Bytes[1] = b[p + 1]!;
+    f64Bytes[2] = b[p + 2]!;
+    f64Bytes[3] = b[p + 3]!;
+    f64Bytes[4] = b[p + 4]!;
+    f64Bytes[5] = b[p + 5]!;
+    f64Bytes[6] = b[p + 6]!;
+    f64Bytes[7] = b[p + 7]!;
+  } else {
+    for (let i = 0; i < 8; i++) f64Bytes[7 - i] = b[p + i]!;
+  }
+  r.pos = p + 8;
+  return f64[0]!;
+}
+
+/** Reads varint length + UTF-8. Invalid UTF-8 is replaced with U+FFFD (Buffer semantics), not rejected. */
+function readStringBody(r: Reader, what: string): string {
+  const at = r.pos;
+  const n = readLength(r);
+  if (n > r.end - r.pos) fail(at, `${what} length ${n} exceeds the ${r.end - r.pos} bytes left`);
+  if (n > r.maxStringBytes) fail(at, `${what} length ${n} exceeds limits.maxStringBytes (${r.maxStringBytes})`);
+  const b = r.b;
+  const start = r.pos;
+  const end = start + n;
+  r.pos = end;
+  if (n <= SHORT_DECODE) {
+    let s = '';
+    let i = start;
+    for (; i < end; i++) {
+      const c = b[i]!;
+      if (c >= 0x80) break;
+      s += fromCharCode(c);
+    }
+    if (i === end) return s;
+  }
+  return (b as unknown as BufferInternals).utf8Slice(start, end);
+}
+
+function readBigInt(r: Reader, negative: boolean): bigint {
+  const at = r.pos;
+  const n = readLength(r);
+  if (n > r.end - r.pos) fail(at, `bigint length ${n} exceeds the ${r.end - r.pos} bytes left`);
+  if (n > r.maxBytesLength) fail(at, `bigint length ${n} exceeds limits.maxBytesLength (${r.maxBytesLength})`);
+  if (n === 0) {
+    if (negative) fail(at, 'negative bigint with zero magnitude');
+    return 0n;
+  }
+  const start = r.pos;
+  if (r.b[start] === 0) fail(start, 'bigint magnitude has a leading zero byte');
+  r.pos = start + n;
+  const mag = BigInt(`0x${r.b.toString('hex', start, start + n)}`);
+  return negative ? -mag : mag;
+}
+
+function readValue(r: Reader, depth: number): unknown {
+  const at = r.pos;
+  if (at >= r.end) fail(at, 'truncated (expected a value)');
+  const tag = r.b[at]!;
+  r.pos = at + 1;
+  switch (tag) {
+    case T_UNDEFINED:
+      return undefined;
+    case T_NULL:
+      return null;
+    case T_FALSE:
+      return false;
+    case T_TRUE:
+      return true;
+    case T_INT:
+      return readInt(r);
+    case T_FLOAT:
+      return readFloat64(r);
+    case T_STRING:
+      return readStringBody(r, 'string');
+    case T_BIGINT_POS:
+      return readBigInt(r, false);
+    case T_BIGINT_NEG:
+      return readBigInt(r, true);
+    case T_DATE:
+      return new Date(readFloat64(r));
+    case T_BYTES: {
+      const lat = r.pos;
+      const n = readLength(r);
+      if (n > r.end - r.pos) fail(lat, `byte array length ${n} exceeds the ${r.end - r.pos} bytes left`);
+      if (n > r.maxBytesLength) fail(lat, `byte array length ${n} exceeds limits.maxBytesLength (${r.maxBytesLength})`);
+      const start = r.pos;
+      r.pos = start + n;
+      return copyOut(r.b, start, start + n);
+    }
+    case T_ARRAY:
+    case T_OBJECT:
+    case T_MAP:
+    case T_SET:
+      if (depth >= r.maxDepth) fail(at, `nesting deeper than ${r.maxDepth} levels (limits.maxDepth)`);
+      return readContainer(r, tag, at, depth + 1);
+    default:
+      return fail(at, `unknown tag 0x${tag.toString(16).padStart(2, '0')}`);
+  }
+}
+
+function readContainer(r: Reader, tag: number, at: number, depth: number): unknown {
+  const n = readLength(r);
+  const left = r.end - r.pos;
+  if (tag === T_ARRAY) {
+    // Every element takes at least 1 byte.
+    if (n > left) fail(at, `array count ${n} exceeds the ${left} bytes left`);
+    const arr: unknown[] = new Array(n);
+    for (let i = 0; i < n; i++) arr[i] = readValue(r, depth);
+    return arr;
+  }
+  if (tag === T_OBJECT) {
+    // Every property takes at least 2 bytes (key length + value tag).
+    if (n * 2 > left) fail(at, `object count ${n} exceeds what the ${left} bytes left can hold`);
+    const obj: Record<string, unknown> = {};
+    for (let i = 0; i < n; i++) {
+      const key = readStringBody(r, 'property name');
+      const v = readValue(r, depth);
+      if (key === '__proto__' || hasOwn(ObjectPrototype, key)) {
+        // Define, never assign: assignment to `__proto__` would set the prototype, and assignment to a name that
+        // Object.prototype owns would hit a setter or fail on a frozen prototype. JSON.parse semantics.
+        defineProperty(obj, key, { value: v, writable: true, enumerable: true, configurable: true });
+      } else {
+        obj[key] = v; // duplicate keys: last wins
+      }
+    }
+    return obj;
+  }
+  if (tag === T_MAP) {
+    if (n * 2 > left) fail(at, `Map count ${n} exceeds what the ${left} bytes left can hold`);
+    const map = new Map<unknown, unknown>();
+    for (let i = 0; i < n; i++) {
+      const k = readValue(r, depth);
+      map.set(k, readValue(r, depth)); // duplicate keys: last wins
+    }
+    return map;
+  }
+  if (n > left) fail(at, `Set count ${n} exceeds the ${left} bytes left`);
+  const set = new Set<unknown>();
+  for (let i = 0; i < n; i++) set.add(readValue(r, depth));
+  return set;
+}
+
+/**
+ * Decodes one value from untrusted bytes. The whole input must be exactly one encoding.
+ *
+ * Safe for hostile input: no prototype pollution (`__proto__` becomes an own data property, as with JSON.parse),
+ * recursion bounded by `limits.maxDepth`, every count/length checked against the bytes left before allocating,
+ * byte arrays returned as copies (never views into `bytes`).
+ *
+ * @param bytes - the encoding; not retained, not modified.
+ * @param limits - optional {@link CodecLimits}; use the encoder's limits.
+ * @returns the value; plain objects come back with prototype Object.prototype, Uint8Arrays as Buffers.
+ * @throws {@link CodecError} with code `ERR_CLOWDER_CODEC_DECODE` on any malformed input, the message naming the
+ *   byte offset; {@link ConfigError} for malformed limits.
+ */
+export function decode(bytes: Uint8Array, limits?: CodecLimits): unknown {
+  if (!isUint8Array(bytes)) {
+    throw new CodecError(ErrorCode.CODEC_DECODE, 'invalid encoding: input is not a Uint8Array');
+  }
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let r: Reader;
+  if (limits === undefined) {
+    r = new Reader(b, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_BYTES, DEFAULT_MAX_BYTES_LENGTH);
+  } else {
+    r = new Reader(
+      b,
+      limitValue(limits, 'maxDepth', DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP),
+      limitValue(limits, 'maxStringBytes', DEFAULT_MAX_STRING_BYTES, MAX_STRING_CAP),
+      limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP),
+    );
+  }
+  if (b.length === 0) fail(0, 'empty input');
+  const version = b[0]!;
+  if (version !== FORMAT_VERSION) {
+    fail(0, `unsupported format version 0x${version.toString(16).padStart(2, '0')} (expected 0x01)`);
+  }
+  r.pos = 1;
+  let value: unknown;
+  try {
+    value = readValue(r, 0);
+  } catch (err) {
+    // Defence in depth: a stack overflow or allocation failure must still surface as a CodecError.
+    if (err instanceof RangeError) fail(r.pos, `${err.message}`);
+    throw err;
+  }
+  if (r.pos !== r.end) fail(r.pos, `${r.end - r.pos} trailing byte(s) after the value`);
+  return value;
+}

@@ -1,0 +1,277 @@
+/**
+ * The channel's configuration: every option, its default and its accepted form, in one place.
+ * `resolveChannelConfig` validates a user's partial config, fills in the defaults, checks the
+ * security rule (no unauthenticated traffic beyond loopback) and freezes the result.
+ */
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.js';
+import { firstExternalIPv4, isLoopback, parseHostPort } from '../core/net.js';
+import { bytes, deepFreeze, int, ms, parseConfig, text } from './schema-helpers.js';
+import { parseSendOptions } from './send-options.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+const nameSchema = z
+  .string({ error: 'a node name (jvmRoute): 1-64 characters from A-Z a-z 0-9 . _ -' })
+  .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'a node name (jvmRoute): 1-64 characters from A-Z a-z 0-9 . _ -' });
+
+const hostPort = z
+  .string({ error: 'a "host:port" string' })
+  .refine((s) => parseHostPort(s) !== undefined, { error: 'a "host:port" string, e.g. "127.0.0.1:4000"' });
+
+const address = z
+  .string({ error: 'an IP address, a host name or "auto"' })
+  .min(1, { error: 'an IP address, a host name or "auto"' });
+
+const sendOptions = z
+  .union([z.number(), z.string()], { error: 'Tomcat send options: an integer (8, 2, 6) or names ("async", "use_ack,sync")' })
+  .default(8);
+
+/** Receiver (TCP server) options; Tomcat's NioReceiver defaults. */
+const receiverSchema = z.strictObject({
+  /** Address to bind and advertise. "auto" = the first non-internal IPv4 address. Default loopback. */
+  address: address.default('127.0.0.1'),
+  /** First port to try; 0 = any free port (tests). Tomcat: 4000. */
+  port: int(0, 65535, 'a port number from 0 to 65535 (0 = any free port)').default(4000),
+  /** How many ports to try from `port` upwards (4000-4099 with the defaults). */
+  autoBind: int(1, 1000).default(100),
+  /** A connection that has not completed its hello within this is closed. */
+  handshakeTimeoutMs: ms(100, 60_000).default(5000),
+  /** Inbound connections accepted at once; more are refused and counted. */
+  maxConnections: int(1, 100_000).default(1024),
+});
+
+/** Sender options; Tomcat's PooledParallelSender defaults where they exist. */
+const senderSchema = z.strictObject({
+  /** Bound for an acknowledged send: write plus acknowledgement. Tomcat: 3000 ms. */
+  timeoutMs: ms(1, 600_000).default(3000),
+  /** TCP connect timeout. */
+  connectTimeoutMs: ms(1, 60_000).default(1000),
+  /** Resends of an acknowledged message after its connection broke. Tomcat: 1. */
+  maxRetryAttempts: int(0, 10).default(1),
+  /** Bytes queued for one member (ours plus the socket's) before sends to it fail with ERR_CLOWDER_QUEUE_FULL. */
+  maxQueueBytes: bytes(64 * KiB, 4096 * MiB).default(64 * MiB),
+  /** First reconnect delay after a connection failed; doubles up to reconnectMaxMs. */
+  reconnectMinMs: ms(1, 60_000).default(50),
+  reconnectMaxMs: ms(1, 600_000).default(5000),
+});
+
+/** Multicast heartbeat membership; Tomcat's McastService defaults, loopback interface by default. */
+const multicastSchema = z.strictObject({
+  type: z.literal('multicast'),
+  /** Multicast group; group and port identify the cluster. */
+  address: z.string().refine((a) => isIP(a) === 4 && Number(a.split('.')[0]) >= 224 && Number(a.split('.')[0]) <= 239, {
+    error: 'an IPv4 multicast group address (224.0.0.0 - 239.255.255.255)',
+  }).default('228.0.0.4'),
+  port: int(1, 65535, 'a port number from 1 to 65535').default(45564),
+  /** Heartbeat interval. */
+  frequencyMs: ms(10, 60_000).default(500),
+  /** A member not heard from for this long is suspected (the failure detector then verifies it). */
+  dropTimeMs: ms(50, 600_000).default(3000),
+  /** Interface (its IPv4 address) to send and join on. Default loopback: the cluster stays on this host. */
+  interface: address.default('127.0.0.1'),
+  /** Multicast TTL; "auto" = 0 on a loopback interface (never leaves the host), 1 otherwise. */
+  ttl: z.union([z.literal('auto'), int(0, 255)], { error: '"auto" or an integer from 0 to 255' }).default('auto'),
+  /** Address to bind the multicast socket to (default: the group address). */
+  bind: address.optional(),
+});
+
+/** Static membership: a fixed list of peers whose liveness is checked over TCP. */
+const staticSchema = z.strictObject({
+  type: z.literal('static'),
+  /** Peers as "host:port" of their receivers. May include this node itself (it is skipped). */
+  members: z.array(hostPort, { error: 'a list of "host:port" strings' }).min(1, { error: 'a non-empty list of "host:port" strings' }),
+  /** How often each peer is pinged. */
+  pingIntervalMs: ms(10, 60_000).default(500),
+  /** A peer that has not answered for this long is suspected (then verified by the failure detector). */
+  dropTimeMs: ms(50, 600_000).default(3000),
+});
+
+const membershipSchema = z
+  .discriminatedUnion('type', [multicastSchema, staticSchema], {
+    error: 'an object with type "multicast" or "static"',
+  })
+  .prefault({ type: 'multicast' });
+
+const failureDetectorSchema = z.strictObject({
+  type: z.literal('failureDetector'),
+  /** TCP connect + hello timeout when verifying a suspect (Tomcat's connectTimeout). */
+  verifyTimeoutMs: ms(10, 60_000).default(1000),
+  /** How long a member that passed verification stays watched (Tomcat's removeSuspectsTimeout). */
+  removeSuspectsTimeoutMs: ms(1000, 86_400_000).default(300_000),
+});
+const messageDispatchSchema = z.strictObject({
+  type: z.literal('messageDispatch'),
+  /** Bytes of asynchronous messages waiting in the dispatch queue; beyond, sends fail (or, with alwaysSend, wait). */
+  maxQueueBytes: bytes(64 * KiB, 4096 * MiB).default(64 * MiB),
+  /** When the queue is full: true = send synchronously instead (Tomcat's default), false = fail. */
+  alwaysSend: z.boolean({ error: 'true or false' }).default(true),
+});
+const throughputSchema = z.strictObject({
+  type: z.literal('throughput'),
+  /** Log a throughput report every this many messages sent + received (0 = never). */
+  logEvery: int(0, 1e9).default(0),
+});
+const domainFilterSchema = z.strictObject({
+  type: z.literal('domainFilter'),
+  /** Log every Nth refused message or member. */
+  logEvery: int(1, 1e9).default(100),
+});
+const fragmentationSchema = z.strictObject({
+  type: z.literal('fragmentation'),
+  /** Messages larger than this travel in fragments of this size. */
+  fragmentBytes: bytes(1 * KiB, 64 * MiB).default(256 * KiB),
+  /** An incomplete message whose last fragment is older than this is dropped and counted. */
+  expireMs: ms(100, 3_600_000).default(60_000),
+});
+const staticMembersSchema = z.strictObject({
+  type: z.literal('staticMembers'),
+  /** Peers added next to what the membership service reports (Tomcat's StaticMembershipInterceptor). */
+  members: z.array(hostPort).min(1, { error: 'a non-empty list of "host:port" strings' }),
+  pingIntervalMs: ms(10, 60_000).default(500),
+  dropTimeMs: ms(50, 600_000).default(3000),
+});
+
+const builtinInterceptor = z.discriminatedUnion(
+  'type',
+  [failureDetectorSchema, messageDispatchSchema, throughputSchema, domainFilterSchema, fragmentationSchema, staticMembersSchema],
+  { error: 'an interceptor: "failureDetector", "messageDispatch", "throughput", "domainFilter", "fragmentation", "staticMembers", an object with such a type, or a custom interceptor object' },
+);
+
+const INTERCEPTOR_NAMES = ['failureDetector', 'messageDispatch', 'throughput', 'domainFilter', 'fragmentation'] as const;
+
+/** A custom interceptor object (see channel/interceptor.ts): anything with a string `name` and hook functions. */
+const customInterceptor = z.custom<{ name: string; type?: undefined }>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string' && !('type' in v),
+  { error: 'a custom interceptor object with a string "name"' },
+);
+
+const interceptorEntry = z.union([
+  z.enum(INTERCEPTOR_NAMES, { error: `one of ${INTERCEPTOR_NAMES.join(', ')}` }).transform((type) => builtinInterceptor.parse({ type })),
+  builtinInterceptor,
+  customInterceptor,
+]);
+
+/** Default interceptor stack, top (application side) to bottom (network side). */
+export const DEFAULT_INTERCEPTORS = ['throughput', 'domainFilter', 'messageDispatch', 'fragmentation', 'failureDetector'] as const;
+
+const channelSchema = z.strictObject({
+  /** This node's name, Tomcat's jvmRoute (the session-id suffix a sticky balancer routes on). Default: random. */
+  name: nameSchema.optional(),
+  /** Cluster partition: members of other domains are invisible to this one. */
+  domain: text(64).default('default'),
+  /**
+   * Shared cluster key: authenticates every frame and heartbeat (and encrypts with `encrypt`).
+   * At least 32 characters; e.g. the output of `openssl rand -base64 32`. Required beyond loopback.
+   */
+  clusterKey: z.string({ error: 'a string of at least 32 characters' }).min(32, { error: 'a string of at least 32 characters (e.g. `openssl rand -base64 32`)' }).optional(),
+  /** With a clusterKey: also encrypt (AES-256-GCM). false = authenticate only. */
+  encrypt: z.boolean({ error: 'true or false' }).default(true),
+  /** Allow a node listening beyond loopback to run without a clusterKey. Say so only on a trusted network. */
+  insecure: z.boolean({ error: 'true or false' }).default(false),
+  /** Hellos and heartbeats whose timestamp is further than this from ours are refused (clocks must agree this well). */
+  replayWindowMs: ms(1000, 3_600_000).default(30_000),
+  /** Small application value carried in the member descriptor (the session layer lists its contexts). */
+  payload: z.unknown().optional(),
+  /** Default send options for `send()` (Tomcat's channelSendOptions): 8 = async. */
+  sendOptions,
+  /** Largest frame accepted or sent; bigger messages need the fragmentation interceptor. */
+  maxFrameBytes: bytes(64 * KiB, 1024 * MiB).default(4 * MiB),
+  /** Largest message (after reassembly) accepted. */
+  maxMessageBytes: bytes(64 * KiB, 4096 * MiB).default(64 * MiB),
+  receiver: receiverSchema.prefault({}),
+  sender: senderSchema.prefault({}),
+  membership: membershipSchema,
+  /** Interceptor stack, top (application side) first. Default: DEFAULT_INTERCEPTORS. */
+  interceptors: z.array(interceptorEntry, { error: 'a list of interceptors' }).optional(),
+});
+
+/** What a user may pass to `createChannel`. */
+export type ChannelConfigInput = z.input<typeof channelSchema>;
+type Parsed = z.output<typeof channelSchema>;
+export type MulticastConfig = z.output<typeof multicastSchema> & { ttl: number };
+export type StaticConfig = z.output<typeof staticSchema>;
+export type FailureDetectorConfig = z.output<typeof failureDetectorSchema>;
+export type MessageDispatchConfig = z.output<typeof messageDispatchSchema>;
+export type ThroughputConfig = z.output<typeof throughputSchema>;
+export type DomainFilterConfig = z.output<typeof domainFilterSchema>;
+export type FragmentationConfig = z.output<typeof fragmentationSchema>;
+export type StaticMembersConfig = z.output<typeof staticMembersSchema>;
+export type BuiltinInterceptorConfig = z.output<typeof builtinInterceptor>;
+
+/** The validated, defaulted, frozen channel configuration. */
+export interface ChannelConfig extends Omit<Parsed, 'name' | 'sendOptions' | 'membership' | 'interceptors'> {
+  readonly name: string;
+  /** Parsed option bits. */
+  readonly sendOptions: number;
+  readonly membership: MulticastConfig | StaticConfig;
+  /** Built-in interceptor configs or custom interceptor objects, top first. */
+  readonly interceptors: readonly (BuiltinInterceptorConfig | { name: string })[];
+}
+
+/**
+ * Validates `input`, applies defaults and the security rule, and returns a frozen config.
+ * @throws ConfigError naming the key and the expected form.
+ */
+export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelConfig {
+  const parsed: Parsed = parseConfig(channelSchema, input, '');
+  const sendBits = parseSendOptions(parsed.sendOptions, 'sendOptions');
+  if (parsed.sender.reconnectMaxMs < parsed.sender.reconnectMinMs) {
+    throw new ConfigError('sender.reconnectMaxMs', `at least sender.reconnectMinMs (${parsed.sender.reconnectMinMs})`, parsed.sender.reconnectMaxMs);
+  }
+  if (parsed.maxMessageBytes < parsed.maxFrameBytes) {
+    throw new ConfigError('maxMessageBytes', `at least maxFrameBytes (${parsed.maxFrameBytes})`, parsed.maxMessageBytes);
+  }
+  const receiver = { ...parsed.receiver };
+  if (receiver.address === 'auto') receiver.address = firstExternalIPv4() ?? '127.0.0.1';
+  let membership: MulticastConfig | StaticConfig;
+  if (parsed.membership.type === 'multicast') {
+    const m = parsed.membership;
+    const ttl = m.ttl === 'auto' ? (isLoopback(m.interface) ? 0 : 1) : m.ttl;
+    if (m.dropTimeMs <= m.frequencyMs) {
+      throw new ConfigError('membership.dropTimeMs', `greater than membership.frequencyMs (${m.frequencyMs})`, m.dropTimeMs);
+    }
+    membership = { ...m, ttl };
+  } else {
+    membership = parsed.membership;
+  }
+  const interceptors = parsed.interceptors ?? DEFAULT_INTERCEPTORS.map((type) => builtinInterceptor.parse({ type }));
+  const config: ChannelConfig = {
+    ...parsed,
+    name: parsed.name ?? `node-${randomBytes(3).toString('hex')}`,
+    sendOptions: sendBits,
+    receiver,
+    membership,
+    interceptors,
+  };
+  checkSecurity(config);
+  return deepFreeze(config);
+}
+
+/** Secure by default: traffic that can leave this host must be authenticated unless `insecure: true`. */
+function checkSecurity(config: ChannelConfig): void {
+  if (config.clusterKey !== undefined || config.insecure) return;
+  const exposed: [string, string][] = [];
+  if (!isLoopback(config.receiver.address)) exposed.push(['receiver.address', config.receiver.address]);
+  const m = config.membership;
+  if (m.type === 'multicast' && !isLoopback(m.interface)) exposed.push(['membership.interface', m.interface]);
+  if (m.type === 'static') {
+    for (const peer of m.members) if (!isLoopback(parseHostPort(peer)!.host)) exposed.push(['membership.members', peer]);
+  }
+  for (const i of config.interceptors) {
+    if ('type' in i && i.type === 'staticMembers') {
+      for (const peer of i.members) if (!isLoopback(parseHostPort(peer)!.host)) exposed.push(['interceptors.staticMembers.members', peer]);
+    }
+  }
+  if (exposed.length > 0) {
+    const [key, value] = exposed[0]!;
+    throw new ConfigError(
+      'clusterKey',
+      `set (a shared secret of at least 32 characters, the same on every node) because ${key} "${value}" reaches beyond loopback; ` +
+        'or set insecure: true to accept unauthenticated cluster traffic on a trusted network',
+    );
+  }
+}

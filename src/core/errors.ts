@@ -1,0 +1,100 @@
+/**
+ * The one error catalogue of clowder. Every error thrown by the library is a {@link ClusterError}
+ * with a stable `code` (`ERR_CLOWDER_*`) that callers can switch on; messages say what to do.
+ */
+
+/** Stable error codes. Append only: a code, once shipped, keeps its meaning. */
+export const ErrorCode = {
+  CONFIG: 'ERR_CLOWDER_CONFIG',
+  CODEC_ENCODE: 'ERR_CLOWDER_CODEC_ENCODE',
+  CODEC_DECODE: 'ERR_CLOWDER_CODEC_DECODE',
+  FRAME: 'ERR_CLOWDER_FRAME',
+  QUEUE_FULL: 'ERR_CLOWDER_QUEUE_FULL',
+  SEND_FAILED: 'ERR_CLOWDER_SEND_FAILED',
+  SEND_TIMEOUT: 'ERR_CLOWDER_SEND_TIMEOUT',
+  NOT_STARTED: 'ERR_CLOWDER_NOT_STARTED',
+  STOPPED: 'ERR_CLOWDER_STOPPED',
+  UNKNOWN_MEMBER: 'ERR_CLOWDER_UNKNOWN_MEMBER',
+  AUTH: 'ERR_CLOWDER_AUTH',
+  INSECURE: 'ERR_CLOWDER_INSECURE',
+  BIND: 'ERR_CLOWDER_BIND',
+  REMOTE_PROCESSING: 'ERR_CLOWDER_REMOTE_PROCESSING',
+  MESSAGE_TOO_LARGE: 'ERR_CLOWDER_MESSAGE_TOO_LARGE',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const kClusterError = Symbol.for('clowder.ClusterError');
+
+/** Base class of every error clowder throws. */
+export class ClusterError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    (this as unknown as Record<symbol, boolean>)[kClusterError] = true;
+  }
+
+  /** `instanceof` that also works across two installed copies of clowder. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== ClusterError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kClusterError] === true;
+  }
+}
+
+/** A configuration value is missing or malformed. `key` is the dotted path, `expected` the accepted form. */
+export class ConfigError extends ClusterError {
+  readonly key: string;
+  readonly expected: string;
+  constructor(key: string, expected: string, received?: unknown) {
+    const got = received === undefined ? '' : ` (got ${describe(received)})`;
+    super(ErrorCode.CONFIG, `invalid config: "${key}" must be ${expected}${got}`);
+    this.key = key;
+    this.expected = expected;
+  }
+}
+
+/** A value cannot be encoded (encode) or bytes from the network are not a valid encoding (decode). */
+export class CodecError extends ClusterError {
+  /** Path of the offending value inside the encoded value, e.g. `cart.items[2]`; '' for the root. */
+  readonly path: string;
+  constructor(code: typeof ErrorCode.CODEC_ENCODE | typeof ErrorCode.CODEC_DECODE, message: string, path = '') {
+    super(code, message);
+    this.path = path;
+  }
+}
+
+/** A frame on a cluster connection is malformed or exceeds a limit. */
+export class FrameError extends ClusterError {
+  constructor(message: string) {
+    super(ErrorCode.FRAME, message);
+  }
+}
+
+/** One member that a send could not reach, and why (Tribes' FaultyMember). */
+export interface FaultyMember {
+  /** Member id (hex). */
+  readonly id: string;
+  /** Member name (jvmRoute). */
+  readonly name: string;
+  readonly error: ClusterError;
+}
+
+/** A send to several members failed for some of them; `faulty` names each and the reason. */
+export class SendError extends ClusterError {
+  readonly faulty: readonly FaultyMember[];
+  constructor(faulty: readonly FaultyMember[]) {
+    const names = faulty.map((f) => `${f.name}(${f.id.slice(0, 8)}): ${f.error.message}`).join('; ');
+    super(ErrorCode.SEND_FAILED, `send failed for ${faulty.length} member(s): ${names}`);
+    this.faulty = faulty;
+  }
+}
+
+/** Short, bounded description of a value for error messages. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (value === null || typeof value !== 'object') return String(value);
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return `an object`;
+}

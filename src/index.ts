@@ -1,0 +1,42 @@
+/**
+ * clowder: in-memory HTTP session replication and clustering for Node.js.
+ *
+ * This entry point exports the channel layer (group communication: membership, transport,
+ * interceptors), its configuration, the codec and the error catalogue.
+ */
+export {
+  Channel,
+  type ChannelEvents,
+  type ChannelStats,
+  createChannel,
+  type MessageHandler,
+  type ReceivedMessage,
+  type SendOptions,
+} from './channel/channel.js';
+export {
+  domainFilter,
+  failureDetector,
+  fragmentation,
+  messageDispatch,
+  staticMembers,
+  throughput,
+} from './channel/interceptors/index.js';
+export type {
+  IncomingMessage,
+  Interceptor,
+  InterceptorContext,
+  Member,
+  OutgoingMessage,
+  RemoveReason,
+  Upstream,
+} from './channel/types.js';
+export * from './codec/index.js';
+export {
+  type ChannelConfig,
+  type ChannelConfigInput,
+  DEFAULT_INTERCEPTORS,
+  resolveChannelConfig,
+} from './config/channel-config.js';
+export { parseSendOptions, SendFlag, type SendOptionsInput, sendOptionsName } from './config/send-options.js';
+export * from './core/errors.js';
+export { createLogger, type Logger, silentLogger } from './core/logger.js';

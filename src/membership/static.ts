@@ -1,0 +1,84 @@
+/**
+ * Static membership: a fixed list of peer addresses, each pinged over TCP every pingIntervalMs.
+ * A peer that answers is a member (identified by its hello); one that has not answered for
+ * dropTimeMs is reported as timed out. The list may include this node (it is recognised by id).
+ */
+import { parseHostPort } from '../core/net.js';
+import type { MemberDescriptor } from '../wire/member.js';
+import { MemberTable, type MembershipContext, type MembershipService } from './membership.js';
+
+export interface StaticMembershipConfig {
+  readonly members: readonly string[];
+  readonly pingIntervalMs: number;
+  readonly dropTimeMs: number;
+}
+
+export class StaticMembership implements MembershipService {
+  readonly kind = 'static';
+  #ctx: MembershipContext | undefined;
+  #table: MemberTable | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #targets: { host: string; port: number; inFlight: boolean; self: boolean }[];
+
+  constructor(private readonly config: StaticMembershipConfig) {
+    this.#targets = config.members.map((text) => ({ ...parseHostPort(text)!, inFlight: false, self: false }));
+  }
+
+  async start(ctx: MembershipContext): Promise<void> {
+    this.#ctx = ctx;
+    this.#table = new MemberTable(ctx.events, this.config.dropTimeMs);
+    const local = ctx.local();
+    for (const t of this.#targets) if (t.port === local.port && t.host === local.host) t.self = true;
+    this.#round();
+    this.#timer = setInterval(() => this.#round(), this.config.pingIntervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#table?.clear();
+  }
+
+  members(): MemberDescriptor[] {
+    return this.#table?.list() ?? [];
+  }
+
+  forget(id: string): void {
+    this.#table?.remove(id, 'unreachable', Date.now(), true);
+  }
+
+  left(id: string): void {
+    this.#table?.remove(id, 'leave', Date.now());
+  }
+
+  localChanged(): void {
+    // Peers read the descriptor from each hello; pings re-handshake only on reconnect, so
+    // payload changes reach them through the channel (it re-announces over data connections).
+  }
+
+  #round(): void {
+    const ctx = this.#ctx!;
+    const table = this.#table!;
+    table.expire(Date.now(), this.config.dropTimeMs);
+    for (const t of this.#targets) {
+      if (t.self || t.inFlight) continue;
+      t.inFlight = true;
+      ctx.ping(t.host, t.port, Math.min(this.config.dropTimeMs, Math.max(this.config.pingIntervalMs * 2, 200))).then(
+        (member) => {
+          t.inFlight = false;
+          if (this.#timer === undefined) return;
+          if (member.id === ctx.localId) {
+            t.self = true; // the list names this node under another spelling
+            return;
+          }
+          if (member.domain !== ctx.domain) return; // the domain filter interceptor reports these
+          table.seen(member, Date.now());
+        },
+        () => {
+          t.inFlight = false;
+        },
+      );
+    }
+  }
+}

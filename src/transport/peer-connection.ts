@@ -1,0 +1,323 @@
+/**
+ * The outbound connection to one peer: connect, hello, then batched DATA/PING frames out and
+ * ACK/NACK frames back. Messages sent while connecting wait in a bounded backlog. A lost
+ * connection is reported at once (the failure detector suspects the peer) and, while there is
+ * something to deliver, re-established with exponential backoff up to maxRetryAttempts times.
+ */
+import { connect, type Socket } from 'node:net';
+import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
+import { RecordOpener, RecordSealer } from '../wire/auth.js';
+import { FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
+import { decodeHello, encodeHello } from '../wire/hello.js';
+import { decodeMember, type MemberDescriptor } from '../wire/member.js';
+import { AuthFailure, FrameSink } from './frame-sink.js';
+import { FrameWriter } from './frame-writer.js';
+import type { TransportSettings } from './settings.js';
+
+interface Pending {
+  resolve: (m: MemberDescriptor) => void;
+  reject: (e: ClusterError) => void;
+  timer: NodeJS.Timeout;
+  frame: Buffer;
+  attempts: number;
+}
+
+type State = 'idle' | 'connecting' | 'open' | 'closed';
+
+/** Called when the connection is lost or cannot be made (the peer may be dead). */
+export type DownHandler = (conn: PeerConnection, error: ClusterError) => void;
+
+export class PeerConnection {
+  #state: State = 'idle';
+  #socket: Socket | undefined;
+  #writer: FrameWriter | undefined;
+  #backlog: Buffer[] = [];
+  #backlogBytes = 0;
+  #pending = new Map<number, Pending>();
+  #seq = 0;
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #clientNonce: Buffer | undefined;
+  /** The peer's descriptor from its last hello. */
+  remote: MemberDescriptor | undefined;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    private readonly settings: TransportSettings,
+    private readonly onDown: DownHandler,
+    /** When set, a hello from a member with another id fails the connection (the member restarted). */
+    readonly expectedId?: string,
+  ) {}
+
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Bytes waiting for this peer: backlog, batch and socket buffer. */
+  get pendingBytes(): number {
+    return this.#backlogBytes + (this.#writer?.pendingBytes ?? 0);
+  }
+
+  /**
+   * Sends a DATA frame. With `ack`, resolves when the peer acknowledged (per the flags: on receipt
+   * or after processing) and rejects on NACK, timeout or loss; otherwise resolves when written to
+   * the socket. Throws ERR_CLOWDER_QUEUE_FULL synchronously (as a rejection) when the queue is full.
+   */
+  send(flags: number, payload: Uint8Array, ack: boolean, timeoutMs = this.settings.timeoutMs): Promise<void> {
+    const frame = this.#dataFrame(flags, payload);
+    if (frame instanceof ClusterError) return Promise.reject(frame);
+    if (ack) return this.#expectAck(frame, timeoutMs).then(noop);
+    this.#enqueue(frame);
+    if (this.#state === 'open') return this.#writer!.whenWritten();
+    return new Promise((resolve, reject) => this.#whenOpen.push({ resolve, reject }));
+  }
+
+  /** Fire and forget: queues a DATA frame; returns an error instead of throwing when it cannot. */
+  post(flags: number, payload: Uint8Array): ClusterError | undefined {
+    const frame = this.#dataFrame(flags, payload);
+    if (frame instanceof ClusterError) return frame;
+    this.#enqueue(frame);
+    return undefined;
+  }
+
+  /** Connects now (if idle) so the first message does not wait for the hello. */
+  warm(): void {
+    if (this.#state === 'idle' && this.#retryTimer === undefined) this.#connect();
+  }
+
+  /** Resolves once everything queued so far is written to the socket (at once when idle). */
+  drained(): Promise<void> {
+    if (this.#state === 'open') return this.#writer!.whenWritten().catch(noop);
+    if (this.#state === 'connecting' && this.#backlog.length > 0) {
+      return new Promise<void>((resolve) => this.#whenOpen.push({ resolve, reject: () => resolve() }));
+    }
+    return Promise.resolve();
+  }
+
+  /** Liveness check over this connection: resolves with the peer's descriptor once it answers. */
+  ping(timeoutMs: number): Promise<MemberDescriptor> {
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + 4);
+    writeHeader(frame, 0, FrameType.PING, 0, 4);
+    return this.#expectAck(frame, timeoutMs);
+  }
+
+  /** Tells the peer we are leaving (graceful stop). Resolves once written, or at once if not connected. */
+  leave(): Promise<void> {
+    if (this.#state !== 'open') return Promise.resolve();
+    const frame = Buffer.allocUnsafe(HEADER_BYTES);
+    writeHeader(frame, 0, FrameType.LEAVE, 0, 0);
+    this.#writer!.push(frame);
+    return this.#writer!.whenWritten().catch(noop);
+  }
+
+  /** Closes for good: rejects everything outstanding with `reason`. */
+  close(reason = new ClusterError(ErrorCode.STOPPED, 'connection closed')): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    clearTimeout(this.#retryTimer);
+    this.#teardown(reason);
+    this.#failAll(reason);
+  }
+
+  #whenOpen: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  #dataFrame(flags: number, payload: Uint8Array): Buffer | ClusterError {
+    if (this.#state === 'closed') return new ClusterError(ErrorCode.STOPPED, `connection to ${this.host}:${this.port} is closed`);
+    if (payload.length + 4 > this.settings.maxFrameBytes) {
+      return new ClusterError(
+        ErrorCode.MESSAGE_TOO_LARGE,
+        `message of ${payload.length} bytes exceeds maxFrameBytes ${this.settings.maxFrameBytes}; enable the fragmentation interceptor or raise maxFrameBytes`,
+      );
+    }
+    if (this.pendingBytes + payload.length > this.settings.maxQueueBytes) {
+      return new ClusterError(
+        ErrorCode.QUEUE_FULL,
+        `queue to ${this.host}:${this.port} is full (${this.settings.maxQueueBytes} bytes, sender.maxQueueBytes): the member is slow or unreachable`,
+      );
+    }
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + 4 + payload.length);
+    writeHeader(frame, 0, FrameType.DATA, flags, 4 + payload.length);
+    frame.set(payload, HEADER_BYTES + 4);
+    return frame;
+  }
+
+  #expectAck(frame: Buffer, timeoutMs: number): Promise<MemberDescriptor> {
+    if (this.#state === 'closed') return Promise.reject(new ClusterError(ErrorCode.STOPPED, 'connection closed'));
+    const seq = (this.#seq = (this.#seq + 1) >>> 0);
+    frame.writeUInt32BE(seq, HEADER_BYTES);
+    return new Promise<MemberDescriptor>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(seq);
+        reject(
+          new ClusterError(ErrorCode.SEND_TIMEOUT, `no acknowledgement from ${this.host}:${this.port} within ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      this.#pending.set(seq, { resolve, reject, timer, frame, attempts: 0 });
+      this.#enqueue(frame);
+    });
+  }
+
+  #enqueue(frame: Buffer): void {
+    if (this.#state === 'open') {
+      this.#writer!.push(frame);
+      return;
+    }
+    this.#backlog.push(frame);
+    this.#backlogBytes += frame.length;
+    if (this.#state === 'idle' && this.#retryTimer === undefined) {
+      if (this.#failures === 0) this.#connect();
+      else this.#retryTimer = setTimeout(() => this.#connect(), this.#backoff());
+    }
+  }
+
+  #backoff(): number {
+    return Math.min(this.settings.reconnectMaxMs, this.settings.reconnectMinMs * 2 ** Math.max(0, this.#failures - 1));
+  }
+
+  #connect(): void {
+    this.#retryTimer = undefined;
+    if (this.#state !== 'idle') return;
+    this.#state = 'connecting';
+    const s = this.settings;
+    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    this.#socket = socket;
+    const writer = new FrameWriter(socket, s.maxFrameBytes, s.stats);
+    this.#writer = writer;
+    const sink = new FrameSink(s.maxFrameBytes, (type, flags, body) => this.#onFrame(type, flags, body, sink, writer), s.stats);
+    this.#handshakeTimer = setTimeout(() => {
+      socket.destroy(new ClusterError(ErrorCode.SEND_TIMEOUT, `no hello from ${this.host}:${this.port} within ${s.connectTimeoutMs} ms`));
+    }, s.connectTimeoutMs);
+    socket.on('connect', () => {
+      const { frame, nonce } = encodeHello(FrameType.HELLO, s.localDescriptor(), s.keys, s.encrypt);
+      this.#clientNonce = nonce;
+      socket.write(frame);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        sink.push(chunk);
+      } catch (err) {
+        if (err instanceof AuthFailure) s.stats.authFailures++;
+        else s.stats.protocolErrors++;
+        socket.destroy(err as Error);
+      }
+    });
+    socket.on('error', noop);
+    socket.on('close', () => this.#onClose(socket));
+  }
+
+  #onFrame(type: FrameType, flags: number, body: Buffer, sink: FrameSink, writer: FrameWriter): void {
+    const s = this.settings;
+    switch (type) {
+      case FrameType.HELLO_ACK: {
+        if (this.#state !== 'connecting') throw new FrameError('unexpected HELLO_ACK');
+        let hello: ReturnType<typeof decodeHello>;
+        try {
+          hello = decodeHello(FrameType.HELLO_ACK, flags, body, s.keys, s.replayWindowMs, this.#clientNonce);
+        } catch (err) {
+          throw new AuthFailure((err as Error).message);
+        }
+        if (this.expectedId !== undefined && hello.member.id !== this.expectedId) {
+          throw new ClusterError(ErrorCode.UNKNOWN_MEMBER, `${this.host}:${this.port} is now member ${hello.member.id}, not ${this.expectedId} (restarted)`);
+        }
+        if (s.keys) {
+          const { c2s, s2c } = s.keys.recordKeys(this.#clientNonce!, hello.nonce);
+          writer.setSealer(new RecordSealer(c2s, s.encrypt));
+          sink.setOpener(new RecordOpener(s2c, s.encrypt));
+        }
+        clearTimeout(this.#handshakeTimer);
+        this.remote = hello.member;
+        this.#state = 'open';
+        this.#failures = 0;
+        s.stats.connects++;
+        const backlog = this.#backlog;
+        this.#backlog = [];
+        this.#backlogBytes = 0;
+        for (const f of backlog) writer.push(f);
+        const waiting = this.#whenOpen;
+        this.#whenOpen = [];
+        if (waiting.length > 0) writer.whenWritten().then(() => { for (const w of waiting) w.resolve(); }, (e: Error) => { for (const w of waiting) w.reject(e); });
+        return;
+      }
+      case FrameType.ACK:
+      case FrameType.NACK: {
+        if (this.#state !== 'open' || body.length < 4) throw new FrameError('unexpected acknowledgement');
+        const seq = body.readUInt32BE(0);
+        const p = this.#pending.get(seq);
+        if (p === undefined) return; // late: already timed out
+        this.#pending.delete(seq);
+        clearTimeout(p.timer);
+        if (type === FrameType.ACK) {
+          if (body.length > 4) this.remote = decodeMember(body.subarray(4)); // a PING's answer: fresh descriptor
+          p.resolve(this.remote!);
+        }
+        else {
+          const len = body.length >= 6 ? body.readUInt16BE(4) : 0;
+          const reason = body.toString('utf8', 6, Math.min(body.length, 6 + len));
+          p.reject(new ClusterError(ErrorCode.REMOTE_PROCESSING, `${this.remote?.name ?? this.host} failed to process the message: ${reason}`));
+        }
+        return;
+      }
+      default:
+        throw new FrameError(`unexpected frame type ${type} on an outbound connection`);
+    }
+  }
+
+  #teardown(reason: ClusterError): void {
+    clearTimeout(this.#handshakeTimer);
+    this.#writer?.close(reason);
+    this.#writer = undefined;
+    this.#socket?.destroy();
+    this.#socket = undefined;
+  }
+
+  #failAll(reason: ClusterError): void {
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(reason);
+    }
+    this.#pending.clear();
+    this.#backlog = [];
+    this.#backlogBytes = 0;
+    const waiting = this.#whenOpen;
+    this.#whenOpen = [];
+    for (const w of waiting) w.reject(reason);
+  }
+
+  #onClose(socket: Socket): void {
+    if (socket !== this.#socket) return;
+    const wasOpen = this.#state === 'open';
+    if (this.#state === 'closed') return;
+    const error = new ClusterError(
+      ErrorCode.SEND_FAILED,
+      wasOpen ? `connection to ${this.host}:${this.port} lost` : `cannot connect to ${this.host}:${this.port}`,
+    );
+    this.#teardown(error);
+    this.#state = 'idle';
+    if (wasOpen) this.settings.stats.disconnects++;
+    this.#failures++;
+    // Unacknowledged frames get another chance on the next connection, up to maxRetryAttempts.
+    const retry: Buffer[] = [];
+    for (const [seq, p] of this.#pending) {
+      if (p.attempts < this.settings.maxRetryAttempts && this.#failures <= this.settings.maxRetryAttempts) {
+        p.attempts++;
+        retry.push(p.frame);
+      } else {
+        clearTimeout(p.timer);
+        this.#pending.delete(seq);
+        p.reject(error);
+      }
+    }
+    if (this.#failures > this.settings.maxRetryAttempts) {
+      this.#failAll(error);
+    } else if (retry.length > 0 || this.#backlog.length > 0) {
+      this.#backlog = [...retry, ...this.#backlog];
+      this.#backlogBytes = this.#backlog.reduce((n, f) => n + f.length, 0);
+      this.#retryTimer = setTimeout(() => this.#connect(), this.#backoff());
+    }
+    this.onDown(this, error);
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,222 @@
+/**
+ * The TCP receiver: accepts peers' connections, runs the hello (authenticating it with the
+ * cluster key), then hands DATA frames to the channel and answers PINGs and acknowledgements on
+ * the same connection. Anything malformed closes that connection, is counted and logged once per
+ * peer address; the receiver itself never stops for bad input.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { RecordOpener, RecordSealer } from '../wire/auth.js';
+import { encodeNack, encodeSeqFrame, FrameFlag, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
+import { decodeHello, encodeHello } from '../wire/hello.js';
+import type { MemberDescriptor } from '../wire/member.js';
+import { AuthFailure, FrameSink } from './frame-sink.js';
+import { FrameWriter } from './frame-writer.js';
+import type { TransportSettings } from './settings.js';
+
+/** An accepted, authenticated connection from a peer. */
+export class InboundConnection {
+  constructor(
+    readonly remote: MemberDescriptor,
+    private readonly writer: FrameWriter,
+    readonly remoteAddress: string,
+  ) {}
+
+  /** Acknowledges DATA/PING `seq`. */
+  ack(seq: number): void {
+    this.writer.push(encodeSeqFrame(FrameType.ACK, seq));
+  }
+
+  /** Queues a raw frame. */
+  push(frame: Buffer): void {
+    this.writer.push(frame);
+  }
+
+  /** Refuses DATA `seq`: the sender's promise rejects with `reason`. */
+  nack(seq: number, reason: string): void {
+    this.writer.push(encodeNack(seq, reason));
+  }
+}
+
+/** What the receiver delivers to the channel. */
+export interface ReceiverHandlers {
+  /** A DATA frame. `payload` is a view valid only during the call (copy to keep it). */
+  data(conn: InboundConnection, flags: number, seq: number, payload: Buffer): void;
+  /** The peer announced a graceful stop. */
+  leave(conn: InboundConnection): void;
+  /** A peer completed its hello. */
+  hello?(conn: InboundConnection): void;
+}
+
+export interface ReceiverOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly autoBind: number;
+  readonly maxConnections: number;
+}
+
+/** Hello frames are small; before the hello completes, nothing larger is buffered. */
+const PRE_HELLO_LIMIT = 8 * 1024;
+
+export class Receiver {
+  #server: Server | undefined;
+  #sockets = new Set<Socket>();
+  #loggedPeers = new Set<string>();
+  /** The bound address. */
+  host = '';
+  port = 0;
+
+  constructor(
+    private readonly options: ReceiverOptions,
+    private readonly settings: TransportSettings,
+    private readonly handlers: ReceiverHandlers,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Binds the first free port of [port, port + autoBind) (any port when port is 0). */
+  async listen(): Promise<{ host: string; port: number }> {
+    const { host, port, autoBind } = this.options;
+    const tries = port === 0 ? 1 : autoBind;
+    let lastError: Error | undefined;
+    for (let i = 0; i < tries && port + i <= 65535; i++) {
+      const server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+      server.maxConnections = this.options.maxConnections;
+      server.on('drop', () => this.settings.stats.connectionsRefused++);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host, port: port === 0 ? 0 : port + i, exclusive: true }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        lastError = err as Error;
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
+        break;
+      }
+      server.on('error', (err) => this.logger.error({ err }, 'receiver error'));
+      this.#server = server;
+      const addr = server.address();
+      if (addr === null || typeof addr === 'string') throw new ClusterError(ErrorCode.BIND, 'receiver has no address');
+      this.host = host;
+      this.port = addr.port;
+      return { host, port: addr.port };
+    }
+    throw new ClusterError(
+      ErrorCode.BIND,
+      `cannot bind the receiver on ${host} ports ${port}-${port + tries - 1} (receiver.port, receiver.autoBind): ${lastError?.message}`,
+      { cause: lastError },
+    );
+  }
+
+  /** Stops accepting and closes every inbound connection. */
+  async close(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  #accept(socket: Socket): void {
+    const s = this.settings;
+    s.stats.connectionsAccepted++;
+    this.#sockets.add(socket);
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const writer = new FrameWriter(socket, s.maxFrameBytes, s.stats);
+    let conn: InboundConnection | undefined;
+    const sink: FrameSink = new FrameSink(
+      PRE_HELLO_LIMIT,
+      (type, flags, body) => {
+        if (conn === undefined) {
+          if (type !== FrameType.HELLO) throw new FrameError(`expected HELLO, got frame type ${type}`);
+          conn = this.#hello(flags, body, writer, sink, socket);
+          clearTimeout(timer);
+          this.handlers.hello?.(conn);
+          return;
+        }
+        this.#frame(conn, type, flags, body);
+      },
+      s.stats,
+    );
+    const timer = setTimeout(() => {
+      this.#reject(socket, peer, new FrameError(`no hello within ${s.handshakeTimeoutMs} ms`));
+    }, s.handshakeTimeoutMs);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        sink.push(chunk);
+      } catch (err) {
+        if (err instanceof AuthFailure || (err instanceof ClusterError && err.code === ErrorCode.AUTH)) s.stats.authFailures++;
+        else s.stats.protocolErrors++;
+        this.#reject(socket, peer, err as Error);
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      writer.close(new ClusterError(ErrorCode.STOPPED, 'connection closed'));
+      this.#sockets.delete(socket);
+    });
+  }
+
+  #hello(flags: number, body: Buffer, writer: FrameWriter, sink: FrameSink, socket: Socket): InboundConnection {
+    const s = this.settings;
+    let hello: ReturnType<typeof decodeHello>;
+    try {
+      hello = decodeHello(FrameType.HELLO, flags, body, s.keys, s.replayWindowMs);
+    } catch (err) {
+      throw new ClusterError(ErrorCode.AUTH, (err as Error).message);
+    }
+    if (s.keys && ((flags & FrameFlag.ENCRYPT) !== 0) !== s.encrypt) {
+      throw new ClusterError(ErrorCode.AUTH, `peer's encrypt setting differs from this node's (${s.encrypt}): use the same on every node`);
+    }
+    const { frame, nonce } = encodeHello(FrameType.HELLO_ACK, s.localDescriptor(), s.keys, s.encrypt, hello.nonce);
+    socket.write(frame);
+    if (s.keys) {
+      const { c2s, s2c } = s.keys.recordKeys(hello.nonce, nonce);
+      sink.setOpener(new RecordOpener(c2s, s.encrypt));
+      writer.setSealer(new RecordSealer(s2c, s.encrypt));
+    }
+    sink.setLimit(s.maxFrameBytes);
+    return new InboundConnection(hello.member, writer, socket.remoteAddress ?? '?');
+  }
+
+  #frame(conn: InboundConnection, type: FrameType, flags: number, body: Buffer): void {
+    switch (type) {
+      case FrameType.DATA: {
+        if (body.length < 4) throw new FrameError('DATA frame without sequence number');
+        const seq = body.readUInt32BE(0);
+        this.handlers.data(conn, flags, seq, body.subarray(4));
+        return;
+      }
+      case FrameType.PING: {
+        // The answer carries our current descriptor, so pingers see payload changes.
+        if (body.length !== 4) throw new FrameError('bad PING frame');
+        const desc = this.settings.localDescriptor();
+        const ack = Buffer.allocUnsafe(HEADER_BYTES + 4 + desc.length);
+        writeHeader(ack, 0, FrameType.ACK, 0, 4 + desc.length);
+        body.copy(ack, HEADER_BYTES, 0, 4);
+        desc.copy(ack, HEADER_BYTES + 4);
+        conn.push(ack);
+        return;
+      }
+      case FrameType.LEAVE:
+        this.handlers.leave(conn);
+        return;
+      default:
+        throw new FrameError(`unexpected frame type ${type} on an inbound connection`);
+    }
+  }
+
+  #reject(socket: Socket, peer: string, err: Error): void {
+    const host = peer.slice(0, peer.lastIndexOf(':'));
+    if (!this.#loggedPeers.has(host)) {
+      if (this.#loggedPeers.size >= 1000) this.#loggedPeers.clear();
+      this.#loggedPeers.add(host);
+      this.logger.warn({ peer, reason: err.message }, 'closed a cluster connection that broke the protocol (logged once per address; see stats)');
+    }
+    socket.destroy();
+  }
+}

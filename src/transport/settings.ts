@@ -1,0 +1,20 @@
+import type { ClusterKeys } from '../wire/auth.js';
+import type { TransportStats } from './stats.js';
+
+/** What the transport needs from the channel config, flattened for the hot path. */
+export interface TransportSettings {
+  readonly connectTimeoutMs: number;
+  readonly timeoutMs: number;
+  readonly maxRetryAttempts: number;
+  readonly maxQueueBytes: number;
+  readonly maxFrameBytes: number;
+  readonly replayWindowMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  readonly keys: ClusterKeys | undefined;
+  readonly encrypt: boolean;
+  /** The local member descriptor (re-read at every hello: the payload may change). */
+  readonly localDescriptor: () => Buffer;
+  readonly stats: TransportStats;
+}

@@ -1,0 +1,30 @@
+/** Transport counters, shared by the receiver and every connection of one channel. */
+export interface TransportStats {
+  /** Frames and bytes received (after unsealing) and sent. */
+  framesIn: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Inbound connections accepted / refused (maxConnections) / closed for a protocol violation. */
+  connectionsAccepted: number;
+  connectionsRefused: number;
+  protocolErrors: number;
+  /** Hellos or records that failed authentication (wrong or missing cluster key, tampering, replay). */
+  authFailures: number;
+  /** Outbound connections opened and lost. */
+  connects: number;
+  disconnects: number;
+}
+
+export function createTransportStats(): TransportStats {
+  return {
+    framesIn: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    connectionsAccepted: 0,
+    connectionsRefused: 0,
+    protocolErrors: 0,
+    authFailures: 0,
+    connects: 0,
+    disconnects: 0,
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Cluster-key cryptography. One shared secret (the `clusterKey`) yields, by HKDF-SHA256:
+ * - a hello key: HMAC-SHA256 over each HELLO / HELLO_ACK (the ACK's MAC also covers the client's
+ *   fresh nonce, so a recorded answer cannot be replayed);
+ * - a heartbeat key: HMAC over each multicast heartbeat (with a sequence number and timestamp
+ *   window against replay);
+ * - per-connection record keys, derived from both hello nonces: every later frame travels inside
+ *   SEALED records, AES-256-GCM with a per-direction counter as nonce, so a record cannot be
+ *   replayed, reordered, dropped or injected without the receiver noticing. With `encrypt: false`
+ *   the record is authenticated only (the data is GCM's additional authenticated data).
+ * A record or hello that fails verification is dropped before any byte of it is parsed.
+ */
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+
+export const MAC_BYTES = 32;
+export const HEARTBEAT_MAC_BYTES = 16;
+export const TAG_BYTES = 16;
+export const NONCE_BYTES = 16;
+
+const SALT = Buffer.from('clowder cluster key v1');
+
+function derive(secret: Buffer, info: string, salt: Buffer = SALT): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, salt, info, 32));
+}
+
+/** Keys derived from the shared cluster key. */
+export class ClusterKeys {
+  readonly #master: Buffer;
+  readonly #hello: Buffer;
+  readonly #heartbeat: Buffer;
+
+  constructor(clusterKey: string) {
+    this.#master = Buffer.from(hkdfSync('sha256', Buffer.from(clusterKey, 'utf8'), SALT, 'master', 32));
+    this.#hello = derive(this.#master, 'hello');
+    this.#heartbeat = derive(this.#master, 'heartbeat');
+  }
+
+  /** HMAC-SHA256 of the concatenated parts under the hello key. */
+  helloMac(...parts: Uint8Array[]): Buffer {
+    const h = createHmac('sha256', this.#hello);
+    for (const p of parts) h.update(p);
+    return h.digest();
+  }
+
+  /** 16-byte HMAC of a heartbeat under the heartbeat key. */
+  heartbeatMac(data: Uint8Array): Buffer {
+    return createHmac('sha256', this.#heartbeat).update(data).digest().subarray(0, HEARTBEAT_MAC_BYTES);
+  }
+
+  /** Record keys of one connection: client-to-server and server-to-client. */
+  recordKeys(clientNonce: Uint8Array, serverNonce: Uint8Array): { c2s: Buffer; s2c: Buffer } {
+    const salt = Buffer.concat([clientNonce, serverNonce]);
+    return { c2s: derive(this.#master, 'record c2s', salt), s2c: derive(this.#master, 'record s2c', salt) };
+  }
+}
+
+/** Constant-time comparison of two MACs. */
+export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function counterIv(counter: number): Buffer {
+  const iv = Buffer.alloc(12);
+  iv.writeUIntBE(counter, 6, 6); // 48-bit counter: more records than any connection will ever carry
+  return iv;
+}
+
+/** Seals outgoing records of one direction of one connection. */
+export class RecordSealer {
+  #counter = 0;
+  constructor(
+    private readonly key: Buffer,
+    private readonly encrypt: boolean,
+  ) {}
+
+  /**
+   * Seals `plain` (one or more whole inner frames) and returns the record body: data then tag.
+   * `aad` is the record's frame header, so its length and type are authenticated too.
+   */
+  seal(plain: Buffer, aad: Buffer): Buffer[] {
+    const cipher = createCipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
+    if (this.encrypt) {
+      cipher.setAAD(aad);
+      const body = cipher.update(plain);
+      cipher.final();
+      return [body, cipher.getAuthTag()];
+    }
+    cipher.setAAD(Buffer.concat([aad, plain]));
+    cipher.final();
+    return [plain, cipher.getAuthTag()];
+  }
+}
+
+/** Opens incoming records of one direction of one connection, in order. */
+export class RecordOpener {
+  #counter = 0;
+  constructor(
+    private readonly key: Buffer,
+    private readonly encrypt: boolean,
+  ) {}
+
+  /** Returns the inner frames' bytes, or null when the record fails authentication. */
+  open(body: Buffer, aad: Buffer): Buffer | null {
+    if (body.length < TAG_BYTES) return null;
+    const data = body.subarray(0, body.length - TAG_BYTES);
+    const tag = body.subarray(body.length - TAG_BYTES);
+    const decipher = createDecipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
+    decipher.setAuthTag(tag);
+    try {
+      if (this.encrypt) {
+        decipher.setAAD(aad);
+        const plain = decipher.update(data);
+        decipher.final();
+        return plain;
+      }
+      decipher.setAAD(Buffer.concat([aad, data]));
+      decipher.final();
+      return data;
+    } catch {
+      return null;
+    }
+  }
+}

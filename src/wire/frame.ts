@@ -1,0 +1,169 @@
+/**
+ * Connection framing. Every frame on a cluster TCP connection is a 10-byte header and a body:
+ *
+ *   0..1 magic 0xC1 0x0D | 2 version | 3 type | 4..5 flags (u16) | 6..9 body length (u32) | body
+ *
+ * All integers are big-endian. docs/wire-format.md describes each frame type's body.
+ * The reader checks magic, version, type and length against the limit before it buffers a byte
+ * of the body, so a hostile peer cannot make it allocate more than `maxFrameBytes`.
+ */
+import { FrameError } from '../core/errors.js';
+
+export const MAGIC0 = 0xc1;
+export const MAGIC1 = 0x0d;
+export const WIRE_VERSION = 1;
+export const HEADER_BYTES = 10;
+
+/** Frame types. Append only: a value, once shipped, keeps its meaning. */
+export const FrameType = {
+  /** Client's first frame: nonce, timestamp, member descriptor, MAC. */
+  HELLO: 1,
+  /** Server's answer to HELLO: nonce, timestamp, member descriptor, MAC bound to the client nonce. */
+  HELLO_ACK: 2,
+  /** An application message: u32 sequence number, then the payload. Flags carry the send options. */
+  DATA: 3,
+  /** Positive acknowledgement of a DATA or PING sequence number. */
+  ACK: 4,
+  /** Negative acknowledgement: u32 sequence, u16 reason length, UTF-8 reason. */
+  NACK: 5,
+  /** Liveness probe: u32 sequence; answered with ACK. */
+  PING: 6,
+  /** The sender is stopping gracefully; empty body. */
+  LEAVE: 7,
+  /** Authenticated (and optionally encrypted) record holding one or more inner frames; body = data + 16-byte tag. */
+  SEALED: 8,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+const MAX_TYPE = 8;
+
+/** Flag bits of the header that are not send options. */
+export const FrameFlag = {
+  /** HELLO / HELLO_ACK carry a MAC (the node has a cluster key). */
+  AUTH: 0x0100,
+  /** HELLO: the client will send SEALED records encrypted (not only authenticated). */
+  ENCRYPT: 0x0200,
+  /** DATA: the payload is one fragment of a larger message (fragmentation interceptor). */
+  FRAGMENT: 0x0400,
+} as const;
+
+/** Writes a frame header into `buf` at `offset`. */
+export function writeHeader(buf: Buffer, offset: number, type: FrameType, flags: number, bodyLength: number): void {
+  buf[offset] = MAGIC0;
+  buf[offset + 1] = MAGIC1;
+  buf[offset + 2] = WIRE_VERSION;
+  buf[offset + 3] = type;
+  buf.writeUInt16BE(flags & 0xffff, offset + 4);
+  buf.writeUInt32BE(bodyLength, offset + 6);
+}
+
+/** A whole frame with a body of `body`. */
+export function encodeFrame(type: FrameType, flags: number, body: Uint8Array): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  writeHeader(buf, 0, type, flags, body.length);
+  buf.set(body, HEADER_BYTES);
+  return buf;
+}
+
+/** A frame whose body is just a u32 (ACK, PING). */
+export function encodeSeqFrame(type: FrameType, seq: number): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + 4);
+  writeHeader(buf, 0, type, 0, 4);
+  buf.writeUInt32BE(seq >>> 0, HEADER_BYTES);
+  return buf;
+}
+
+/** NACK frame: sequence and a reason (cut to 1000 bytes). */
+export function encodeNack(seq: number, reason: string): Buffer {
+  const text = Buffer.from(reason.slice(0, 1000), 'utf8');
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + 6 + text.length);
+  writeHeader(buf, 0, FrameType.NACK, 0, 6 + text.length);
+  buf.writeUInt32BE(seq >>> 0, HEADER_BYTES);
+  buf.writeUInt16BE(text.length, HEADER_BYTES + 4);
+  text.copy(buf, HEADER_BYTES + 6);
+  return buf;
+}
+
+/** Receives one frame: its type, flags and body (a view; valid until the handler returns unless copied). */
+export type FrameHandler = (type: FrameType, flags: number, body: Buffer) => void;
+
+/**
+ * Incremental frame parser for one connection. `push` bytes as they arrive; whole frames go to the
+ * handler in order. Throws {@link FrameError} on the first malformed header; the caller closes the
+ * connection. Never buffers more than one frame's worth of bytes beyond `maxFrameBytes`.
+ */
+export class FrameReader {
+  #pending: Buffer | null = null; // partial frame (header known) being filled
+  #filled = 0;
+  #head: Buffer | null = null; // fewer than HEADER_BYTES bytes carried over
+  #maxBody: number;
+  readonly #onFrame: FrameHandler;
+
+  constructor(maxFrameBytes: number, onFrame: FrameHandler) {
+    this.#maxBody = maxFrameBytes;
+    this.#onFrame = onFrame;
+  }
+
+  /** Changes the body-size limit (a connection raises it once its hello completed). */
+  setLimit(maxBody: number): void {
+    this.#maxBody = maxBody;
+  }
+
+  /** True while a frame is partially received. */
+  get midFrame(): boolean {
+    return this.#pending !== null || this.#head !== null;
+  }
+
+  push(chunk: Buffer): void {
+    let off = 0;
+    if (this.#head !== null) {
+      chunk = Buffer.concat([this.#head, chunk]);
+      this.#head = null;
+    }
+    if (this.#pending !== null) {
+      const p = this.#pending;
+      const n = Math.min(p.length - this.#filled, chunk.length);
+      chunk.copy(p, this.#filled, 0, n);
+      this.#filled += n;
+      off = n;
+      if (this.#filled < p.length) return;
+      this.#pending = null;
+      this.#deliver(p, 0);
+    }
+    const len = chunk.length;
+    while (off < len) {
+      if (len - off < HEADER_BYTES) {
+        this.#head = chunk.subarray(off);
+        return;
+      }
+      const body = this.#checkHeader(chunk, off);
+      const end = off + HEADER_BYTES + body;
+      if (end <= len) {
+        this.#deliver(chunk, off);
+        off = end;
+      } else {
+        const p = Buffer.allocUnsafe(HEADER_BYTES + body);
+        chunk.copy(p, 0, off, len);
+        this.#pending = p;
+        this.#filled = len - off;
+        return;
+      }
+    }
+  }
+
+  #checkHeader(buf: Buffer, off: number): number {
+    if (buf[off] !== MAGIC0 || buf[off + 1] !== MAGIC1) throw new FrameError('bad magic: not a clowder cluster connection');
+    if (buf[off + 2] !== WIRE_VERSION) throw new FrameError(`unsupported wire version ${buf[off + 2]} (this node speaks ${WIRE_VERSION})`);
+    const type = buf[off + 3]!;
+    if (type < 1 || type > MAX_TYPE) throw new FrameError(`unknown frame type ${type}`);
+    const body = buf.readUInt32BE(off + 6);
+    if (body > this.#maxBody) throw new FrameError(`frame of ${body} bytes exceeds maxFrameBytes ${this.#maxBody}`);
+    return body;
+  }
+
+  #deliver(buf: Buffer, off: number): void {
+    const type = buf[off + 3] as FrameType;
+    const flags = buf.readUInt16BE(off + 4);
+    const body = buf.readUInt32BE(off + 6);
+    this.#onFrame(type, flags, buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + body));
+  }
+}
