@@ -126,6 +126,11 @@ interface BufferInternals {
   utf8Slice(start: number, end: number): string;
 }
 
+/** True on every supported Node version; the fallback keeps the codec working should they ever disappear. */
+const HAS_INTERNALS =
+  typeof (BufferPrototype as unknown as Partial<BufferInternals>).utf8Write === 'function' &&
+  typeof (BufferPrototype as unknown as Partial<BufferInternals>).utf8Slice === 'function';
+
 /** Shared scratch for float64 conversion. Little-endian byte order is produced explicitly below. */
 const f64 = new Float64Array(1);
 const f64Bytes = new Uint8Array(f64.buffer);
@@ -291,7 +296,9 @@ function writeStringBody(s: string): void {
   const headWorst = varintSize(worst);
   if (pos + headWorst + worst > buf.length) grow(headWorst + worst);
   const start = pos + headWorst;
-  const n = (buf as unknown as BufferInternals).utf8Write(s, start, worst);
+  const n = HAS_INTERNALS
+    ? (buf as unknown as BufferInternals).utf8Write(s, start, worst)
+    : buf.write(s, start, worst, 'utf8');
   if (n > maxStringBytes) throw ENCODE_FAILED;
   const head = varintSize(n);
   if (head !== headWorst) buf.copyWithin(pos + head, start, start + n);
@@ -865,7 +872,7 @@ function readStringBody(r: Reader, what: string): string {
     }
     if (i === end) return s;
   }
-  return (b as unknown as BufferInternals).utf8Slice(start, end);
+  return HAS_INTERNALS ? (b as unknown as BufferInternals).utf8Slice(start, end) : b.toString('utf8', start, end);
 }
 
 function readBigInt(r: Reader, negative: boolean): bigint {

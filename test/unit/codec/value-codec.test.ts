@@ -448,6 +448,75 @@ describe('value codec: encode rejections', () => {
     );
   });
 
+  it('a getter that returns different data on the second walk gives a generic error', () => {
+    let calls = 0;
+    const value = {
+      get flaky(): unknown {
+        calls++;
+        return calls === 1 ? () => 1 : 1;
+      },
+    };
+    const err = codecError(() => encode(value), ErrorCode.CODEC_ENCODE);
+    assert.equal(err.path, '');
+    assert.match(err.message, /changed while being encoded/);
+  });
+
+  it('encode and checkEncodable agree on random values (fast path vs diagnosing walker)', () => {
+    const rand = prng(7);
+    const leaf = (): unknown => {
+      const r = rand();
+      if (r < 0.02) return () => 1;
+      if (r < 0.04) return Symbol('s');
+      if (r < 0.06) return new (class Thing {})();
+      if (r < 0.3) return Math.floor(rand() * 1e6) - 5e5;
+      if (r < 0.5) return 'é'.repeat(Math.floor(rand() * 8));
+      if (r < 0.6) return BigInt(Math.floor(rand() * 1e9)) * -7n;
+      return rand() < 0.5 ? null : new Date(Math.floor(rand() * 1e12));
+    };
+    const build = (depth: number, ancestors: object[]): unknown => {
+      if (depth > 6 || rand() < 0.3) return leaf();
+      const r = rand();
+      if (r < 0.05 && ancestors.length > 0) return ancestors[Math.floor(rand() * ancestors.length)];
+      const n = Math.floor(rand() * 4);
+      if (r < 0.4) {
+        const arr: unknown[] = [];
+        for (let i = 0; i < n; i++) arr.push(build(depth + 1, [...ancestors, arr]));
+        return arr;
+      }
+      if (r < 0.7) {
+        const obj: Record<string, unknown> = {};
+        for (let i = 0; i < n; i++) obj[`k${i}`] = build(depth + 1, [...ancestors, obj]);
+        return obj;
+      }
+      const map = new Map<unknown, unknown>();
+      for (let i = 0; i < n; i++) map.set(i, build(depth + 1, [...ancestors, map]));
+      return map;
+    };
+    let ok = 0;
+    let bad = 0;
+    for (let i = 0; i < 500; i++) {
+      const value = build(0, []);
+      const limits = { maxDepth: 4 + Math.floor(rand() * 4), maxStringBytes: 12 };
+      let checkErr: unknown;
+      try {
+        checkEncodable(value, limits);
+      } catch (err) {
+        checkErr = err;
+      }
+      if (checkErr === undefined) {
+        const bytes = encode(value, limits);
+        decode(bytes, limits);
+        ok++;
+      } else {
+        assert.ok(checkErr instanceof CodecError);
+        const err = encodeError(value, limits);
+        assert.equal(err.message, checkErr.message);
+        bad++;
+      }
+    }
+    assert.ok(ok > 50 && bad > 50, `ok ${ok}, bad ${bad}`);
+  });
+
   it('checkEncodable accepts encodable values', () => {
     checkEncodable(kitchenSink());
     checkEncodable(nested(64));

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type Channel, ClusterError, createChannel, type Member, SendError, silentLogger } from '../../src/index.js';
+import { freePorts, isolatedMulticast, nextEvent, waitFor } from '../helpers/wait.js';
+
+function trio(extra: Record<string, unknown> = {}): Channel[] {
+  const { port, domain } = isolatedMulticast();
+  return ['a', 'b', 'c'].map((name) =>
+    createChannel(
+      { name, domain, receiver: { port: 0 }, membership: { type: 'multicast', port, frequencyMs: 100, dropTimeMs: 1000 }, ...extra },
+      { logger: silentLogger },
+    ),
+  );
+}
+
+const names = (ch: Channel) => ch.members().map((m) => m.name).sort().join(',');
+
+describe('three channels in one process (multicast)', () => {
+  let nodes: Channel[] = [];
+  before(async () => {
+    nodes = trio();
+    await Promise.all(nodes.map((n) => n.start()));
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  test('membership forms within two heartbeat periods', async () => {
+    const t0 = Date.now();
+    await waitFor(() => nodes.every((n) => n.members().length === 2), 'full membership', { timeoutMs: 200 });
+    assert.ok(Date.now() - t0 <= 200);
+    assert.equal(names(nodes[0]!), 'b,c');
+    const b = nodes[0]!.members().find((m) => m.name === 'b')!;
+    assert.match(b.id, /^[0-9a-f]{32}$/);
+    assert.equal(b.port, nodes[1]!.local.port);
+    assert.equal(b.host, '127.0.0.1');
+    assert.equal(b.protocolVersion, 1);
+  });
+
+  test('a use_ack,sync send resolves only after the recipient processed the message', async () => {
+    const [a, b] = nodes as [Channel, Channel, Channel];
+    let release!: () => void;
+    const processing = new Promise<void>((r) => {
+      release = r;
+    });
+    let processed = false;
+    const off = b.onMessage(async (msg) => {
+      assert.deepEqual(msg.value, { step: 1, at: new Date(5), tags: new Set(['x']) });
+      await processing;
+      processed = true;
+    });
+    try {
+      const bMember = a.members().find((m) => m.name === 'b')!;
+      let resolved = false;
+      const sending = a.send(bMember, { step: 1, at: new Date(5), tags: new Set(['x']) }, { options: 'use_ack,sync' }).then(() => {
+        resolved = true;
+      });
+      await waitFor(() => b.stats().messages.received === 1, 'b to receive');
+      // Received but not processed: the sender must still be waiting.
+      await new Promise((r) => setImmediate(r));
+      assert.equal(resolved, false);
+      release();
+      await sending;
+      assert.equal(processed, true);
+    } finally {
+      off();
+    }
+  });
+
+  test('use_ack (on receipt) resolves before processing ends', async () => {
+    const [a, b] = nodes as [Channel, Channel, Channel];
+    let release!: () => void;
+    const processing = new Promise<void>((r) => {
+      release = r;
+    });
+    const off = b.onMessage(() => processing);
+    try {
+      const bMember = a.members().find((m) => m.name === 'b')!;
+      await a.send(bMember, 'hi', { options: 'use_ack' });
+      release();
+    } finally {
+      off();
+    }
+  });
+
+  test('a handler failure rejects a synchronous send with the remote reason', async () => {
+    const [a, b] = nodes as [Channel, Channel, Channel];
+    const off = b.onMessage(() => {
+      throw new Error('cart is locked');
+    });
+    try {
+      const bMember = a.members().find((m) => m.name === 'b')!;
+      await assert.rejects(a.send(bMember, 'x', { options: 6 }), (err: SendError) => {
+        assert.ok(err instanceof SendError);
+        assert.equal(err.faulty[0]!.name, 'b');
+        assert.equal(err.faulty[0]!.error.code, 'ERR_CLOWDER_REMOTE_PROCESSING');
+        assert.match(err.message, /cart is locked/);
+        return true;
+      });
+    } finally {
+      off();
+    }
+  });
+
+  test('an unencodable value is refused before anything is sent, naming where', async () => {
+    const [a] = nodes as [Channel];
+    await assert.rejects(a.send(undefined, { cart: { onChange: () => 1 } }), (err: ClusterError) => {
+      assert.equal(err.code, 'ERR_CLOWDER_CODEC_ENCODE');
+      assert.match(err.message, /cart\.onChange/);
+      return true;
+    });
+  });
+
+  test('asynchronous sends to all members arrive in order', async () => {
+    const [a, b, c] = nodes as [Channel, Channel, Channel];
+    const got: Record<string, number[]> = { b: [], c: [] };
+    const offB = b.onMessage((m) => {
+      got.b!.push(m.value as number);
+    });
+    const offC = c.onMessage((m) => {
+      got.c!.push(m.value as number);
+    });
+    try {
+      for (let i = 0; i < 2000; i++) void a.send(undefined, i);
+      await waitFor(() => got.b!.length === 2000 && got.c!.length === 2000, 'all 2000 messages at b and c');
+      assert.deepEqual(got.b, Array.from({ length: 2000 }, (_, i) => i));
+      assert.deepEqual(got.c, got.b);
+    } finally {
+      offB();
+      offC();
+    }
+  });
+});
+
+describe('acknowledged send with a recipient down', () => {
+  test('rejects naming the member that failed, within the timeout, while the others succeed', async () => {
+    const nodes = trio();
+    try {
+      await Promise.all(nodes.map((n) => n.start()));
+      const [a, b, c] = nodes as [Channel, Channel, Channel];
+      await waitFor(() => a.members().length === 2, 'membership');
+      const cMember = a.members().find((m) => m.name === 'c')!;
+      const bMember = a.members().find((m) => m.name === 'b')!;
+      let bGot = 0;
+      b.onMessage(() => {
+        bGot++;
+      });
+      await c.stop();
+      const t0 = Date.now();
+      await assert.rejects(a.send([bMember, cMember], 'payload', { options: 'use_ack,sync', timeoutMs: 2000 }), (err: SendError) => {
+        assert.ok(err instanceof SendError);
+        assert.deepEqual(
+          err.faulty.map((f) => f.name),
+          ['c'],
+        );
+        return true;
+      });
+      assert.ok(Date.now() - t0 < 2000 + 500, 'within the timeout');
+      assert.equal(bGot, 1);
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+  });
+
+  test('a recipient that never finishes processing times out, named', async () => {
+    const nodes = trio();
+    try {
+      await Promise.all(nodes.map((n) => n.start()));
+      const [a, b] = nodes as [Channel, Channel];
+      await waitFor(() => a.members().length === 2, 'membership');
+      b.onMessage(() => new Promise(() => {}));
+      const bMember = a.members().find((m) => m.name === 'b')!;
+      const t0 = Date.now();
+      await assert.rejects(a.send(bMember, 1, { options: 6, timeoutMs: 300 }), (err: SendError) => {
+        assert.equal(err.faulty[0]!.name, 'b');
+        assert.equal(err.faulty[0]!.error.code, 'ERR_CLOWDER_SEND_TIMEOUT');
+        return true;
+      });
+      const took = Date.now() - t0;
+      assert.ok(took >= 290 && took < 1500, `took ${took} ms`);
+      // A slow handler is not a dead member: b stays.
+      assert.ok(a.members().some((m: Member) => m.name === 'b'));
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+  });
+});
+
+describe('static membership in one process', () => {
+  test('forms from one shared list that includes each node itself; a graceful stop is seen at once', async () => {
+    const ports = await freePorts(3);
+    const members = ports.map((p) => `127.0.0.1:${p}`);
+    const nodes = ['a', 'b', 'c'].map((name, i) =>
+      createChannel(
+        { name, receiver: { port: ports[i]!, autoBind: 1 }, membership: { type: 'static', members, pingIntervalMs: 100, dropTimeMs: 1000 } },
+        { logger: silentLogger },
+      ),
+    );
+    try {
+      await Promise.all(nodes.map((n) => n.start()));
+      await waitFor(() => nodes.every((n) => n.members().length === 2), 'static membership', { timeoutMs: 2000 });
+      const [a, b] = nodes as [Channel, Channel];
+      const gone = nextEvent(a, 'memberRemoved', (m: Member) => m.name === 'b', 2000);
+      const t0 = Date.now();
+      await b.stop();
+      const [, reason] = (await gone) as unknown as [Member, string];
+      assert.equal(reason, 'leave');
+      assert.ok(Date.now() - t0 < 500, 'leave seen at once');
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+  });
+});
