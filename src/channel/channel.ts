@@ -140,7 +140,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** The local member (available once started). */
   get local(): Member {
-    if (this.#local === undefined) throw new ClusterError(ErrorCode.NOT_STARTED, 'channel not started: call start() first');
+    if (this.#local === undefined)
+      throw new ClusterError(ErrorCode.NOT_STARTED, 'channel not started: call start() first');
     return this.#local;
   }
 
@@ -168,12 +169,18 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * receiver's bound port is what membership advertises).
    */
   async start(): Promise<void> {
-    if (this.#state !== 'new') throw new ClusterError(ErrorCode.STOPPED, `channel cannot start from state ${this.#state}`);
+    if (this.#state !== 'new')
+      throw new ClusterError(ErrorCode.STOPPED, `channel cannot start from state ${this.#state}`);
     this.#state = 'starting';
     const c = this.config;
     try {
       const receiver = new Receiver(
-        { host: c.receiver.address, port: c.receiver.port, autoBind: c.receiver.autoBind, maxConnections: c.receiver.maxConnections },
+        {
+          host: c.receiver.address,
+          port: c.receiver.port,
+          autoBind: c.receiver.autoBind,
+          maxConnections: c.receiver.maxConnections,
+        },
         this.#settings,
         {
           data: (conn, flags, seq, payload) => this.#onData(conn, flags, seq, payload),
@@ -194,7 +201,13 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.#tickTimer.unref();
       this.#state = 'started';
       this.#logger.info(
-        { id: this.#id, host: bound.host, port: bound.port, membership: this.#membership.kind, auth: this.#keys ? (c.encrypt ? 'encrypt' : 'mac') : 'none' },
+        {
+          id: this.#id,
+          host: bound.host,
+          port: bound.port,
+          membership: this.#membership.kind,
+          auth: this.#keys ? (c.encrypt ? 'encrypt' : 'mac') : 'none',
+        },
         'channel started',
       );
     } catch (err) {
@@ -240,7 +253,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
         return Promise.reject(err);
       }
     }
-    const destinations = to === undefined ? this.members() : Array.isArray(to) ? (to as readonly Member[]) : [to as Member];
+    const destinations =
+      to === undefined ? this.members() : Array.isArray(to) ? (to as readonly Member[]) : [to as Member];
     if (destinations.length === 0) return Promise.resolve();
     this.#sent++;
     return this.#pipeline!.send({
@@ -307,7 +321,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   #toMember(d: MemberDescriptor): Member {
     const cached = this.#known.get(d.id);
-    if (cached !== undefined && cached.startTime === d.startTime && sameBytes(payloadOf(cached), d.payload)) return cached;
+    if (cached !== undefined && cached.startTime === d.startTime && sameBytes(payloadOf(cached), d.payload))
+      return cached;
     let payload: unknown;
     try {
       payload = d.payload.length === 0 ? undefined : decode(d.payload);
@@ -366,25 +381,30 @@ export class Channel extends EventEmitter<ChannelEvents> {
           throw new SendError([{ id: m.id, name: m.name, error: err }]);
         });
     }
-    return Promise.allSettled(dests.map((m) => this.#connectionFor(m).send(flags, msg.payload, wantAck, msg.timeoutMs))).then(
-      (results) => {
-        let faulty: FaultyMember[] | undefined;
-        for (let i = 0; i < results.length; i++) {
-          const r = results[i]!;
-          if (r.status === 'rejected') {
-            const m = dests[i]!;
-            this.#afterSendFailure(m, r.reason);
-            (faulty ??= []).push({ id: m.id, name: m.name, error: r.reason });
-          }
+    return Promise.allSettled(
+      dests.map((m) => this.#connectionFor(m).send(flags, msg.payload, wantAck, msg.timeoutMs)),
+    ).then((results) => {
+      let faulty: FaultyMember[] | undefined;
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i]!;
+        if (r.status === 'rejected') {
+          const m = dests[i]!;
+          this.#afterSendFailure(m, r.reason);
+          (faulty ??= []).push({ id: m.id, name: m.name, error: r.reason });
         }
-        if (faulty) throw new SendError(faulty);
-      },
-    );
+      }
+      if (faulty) throw new SendError(faulty);
+    });
   }
 
   #afterSendFailure(m: Member, err: ClusterError): void {
     // A processing failure on a live peer says nothing about its liveness.
-    if (err.code === ErrorCode.REMOTE_PROCESSING || err.code === ErrorCode.QUEUE_FULL || err.code === ErrorCode.MESSAGE_TOO_LARGE) return;
+    if (
+      err.code === ErrorCode.REMOTE_PROCESSING ||
+      err.code === ErrorCode.QUEUE_FULL ||
+      err.code === ErrorCode.MESSAGE_TOO_LARGE
+    )
+      return;
     if (this.#state === 'started' && this.#view.has(m.id)) this.#pipeline!.up.memberSuspected(m, err);
   }
 
@@ -404,10 +424,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
       return;
     }
     if (!sync) {
-      if (result instanceof Promise) result.catch((err) => {
-        this.#handlerErrors++;
-        this.#logger.warn({ err, from: from.name }, 'message handler failed');
-      });
+      if (result instanceof Promise)
+        result.catch((err) => {
+          this.#handlerErrors++;
+          this.#logger.warn({ err, from: from.name }, 'message handler failed');
+        });
       return;
     }
     if (result instanceof Promise) {
@@ -499,7 +520,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
       },
       ping: (host, port, timeoutMs) => this.#ping(host, port, timeoutMs),
       countRefused: (reason, from) => {
-        if (this.#heartbeatsRefused++ % 100 === 0) this.#logger.warn({ from, reason, refused: this.#heartbeatsRefused }, 'heartbeat refused');
+        if (this.#heartbeatsRefused++ % 100 === 0)
+          this.#logger.warn({ from, reason, refused: this.#heartbeatsRefused }, 'heartbeat refused');
       },
     };
   }
@@ -509,7 +531,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const key = `${host}:${port}`;
     let conn = this.#probes.get(key);
     if (conn === undefined || conn.state === 'closed') {
-      conn = new PeerConnection(host, port, { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs }, () => {});
+      conn = new PeerConnection(
+        host,
+        port,
+        { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs },
+        () => {},
+      );
       this.#probes.set(key, conn);
     }
     return conn.ping(timeoutMs);
@@ -517,7 +544,13 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Failure-detector probe: a fresh connection, hello and PING. True if the same member answers. */
   async #verify(m: Member, timeoutMs: number): Promise<boolean> {
-    const conn = new PeerConnection(m.host, m.port, { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs }, () => {}, m.id);
+    const conn = new PeerConnection(
+      m.host,
+      m.port,
+      { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs },
+      () => {},
+      m.id,
+    );
     try {
       const answered = await conn.ping(timeoutMs);
       return answered.id === m.id;

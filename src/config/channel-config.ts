@@ -27,7 +27,9 @@ const address = z
   .min(1, { error: 'an IP address, a host name or "auto"' });
 
 const sendOptions = z
-  .union([z.number(), z.string()], { error: 'Tomcat send options: an integer (8, 2, 6) or names ("async", "use_ack,sync")' })
+  .union([z.number(), z.string()], {
+    error: 'Tomcat send options: an integer (8, 2, 6) or names ("async", "use_ack,sync")',
+  })
   .default(8);
 
 /** Receiver (TCP server) options; Tomcat's NioReceiver defaults. */
@@ -63,9 +65,12 @@ const senderSchema = z.strictObject({
 const multicastSchema = z.strictObject({
   type: z.literal('multicast'),
   /** Multicast group; group and port identify the cluster. */
-  address: z.string().refine((a) => isIP(a) === 4 && Number(a.split('.')[0]) >= 224 && Number(a.split('.')[0]) <= 239, {
-    error: 'an IPv4 multicast group address (224.0.0.0 - 239.255.255.255)',
-  }).default('228.0.0.4'),
+  address: z
+    .string()
+    .refine((a) => isIP(a) === 4 && Number(a.split('.')[0]) >= 224 && Number(a.split('.')[0]) <= 239, {
+      error: 'an IPv4 multicast group address (224.0.0.0 - 239.255.255.255)',
+    })
+    .default('228.0.0.4'),
   port: int(1, 65535, 'a port number from 1 to 65535').default(45564),
   /** Heartbeat interval. */
   frequencyMs: ms(10, 60_000).default(500),
@@ -83,7 +88,9 @@ const multicastSchema = z.strictObject({
 const staticSchema = z.strictObject({
   type: z.literal('static'),
   /** Peers as "host:port" of their receivers. May include this node itself (it is skipped). */
-  members: z.array(hostPort, { error: 'a list of "host:port" strings' }).min(1, { error: 'a non-empty list of "host:port" strings' }),
+  members: z
+    .array(hostPort, { error: 'a list of "host:port" strings' })
+    .min(1, { error: 'a non-empty list of "host:port" strings' }),
   /** How often each peer is pinged. */
   pingIntervalMs: ms(10, 60_000).default(500),
   /** A peer that has not answered for this long is suspected (then verified by the failure detector). */
@@ -137,11 +144,27 @@ const staticMembersSchema = z.strictObject({
 
 const builtinInterceptor = z.discriminatedUnion(
   'type',
-  [failureDetectorSchema, messageDispatchSchema, throughputSchema, domainFilterSchema, fragmentationSchema, staticMembersSchema],
-  { error: 'an interceptor: "failureDetector", "messageDispatch", "throughput", "domainFilter", "fragmentation", "staticMembers", an object with such a type, or a custom interceptor object' },
+  [
+    failureDetectorSchema,
+    messageDispatchSchema,
+    throughputSchema,
+    domainFilterSchema,
+    fragmentationSchema,
+    staticMembersSchema,
+  ],
+  {
+    error:
+      'an interceptor: "failureDetector", "messageDispatch", "throughput", "domainFilter", "fragmentation", "staticMembers", an object with such a type, or a custom interceptor object',
+  },
 );
 
-const INTERCEPTOR_NAMES = ['failureDetector', 'messageDispatch', 'throughput', 'domainFilter', 'fragmentation'] as const;
+const INTERCEPTOR_NAMES = [
+  'failureDetector',
+  'messageDispatch',
+  'throughput',
+  'domainFilter',
+  'fragmentation',
+] as const;
 
 /** A custom interceptor object (see channel/interceptor.ts): anything with a string `name` and hook functions. */
 const customInterceptor = z.custom<{ name: string; type?: undefined }>(
@@ -150,13 +173,21 @@ const customInterceptor = z.custom<{ name: string; type?: undefined }>(
 );
 
 const interceptorEntry = z.union([
-  z.enum(INTERCEPTOR_NAMES, { error: `one of ${INTERCEPTOR_NAMES.join(', ')}` }).transform((type) => builtinInterceptor.parse({ type })),
+  z
+    .enum(INTERCEPTOR_NAMES, { error: `one of ${INTERCEPTOR_NAMES.join(', ')}` })
+    .transform((type) => builtinInterceptor.parse({ type })),
   builtinInterceptor,
   customInterceptor,
 ]);
 
 /** Default interceptor stack, top (application side) to bottom (network side). */
-export const DEFAULT_INTERCEPTORS = ['throughput', 'domainFilter', 'messageDispatch', 'fragmentation', 'failureDetector'] as const;
+export const DEFAULT_INTERCEPTORS = [
+  'throughput',
+  'domainFilter',
+  'messageDispatch',
+  'fragmentation',
+  'failureDetector',
+] as const;
 
 const channelSchema = z.strictObject({
   /** This node's name, Tomcat's jvmRoute (the session-id suffix a sticky balancer routes on). Default: random. */
@@ -167,7 +198,10 @@ const channelSchema = z.strictObject({
    * Shared cluster key: authenticates every frame and heartbeat (and encrypts with `encrypt`).
    * At least 32 characters; e.g. the output of `openssl rand -base64 32`. Required beyond loopback.
    */
-  clusterKey: z.string({ error: 'a string of at least 32 characters' }).min(32, { error: 'a string of at least 32 characters (e.g. `openssl rand -base64 32`)' }).optional(),
+  clusterKey: z
+    .string({ error: 'a string of at least 32 characters' })
+    .min(32, { error: 'a string of at least 32 characters (e.g. `openssl rand -base64 32`)' })
+    .optional(),
   /** With a clusterKey: also encrypt (AES-256-GCM). false = authenticate only. */
   encrypt: z.boolean({ error: 'true or false' }).default(true),
   /** Allow a node listening beyond loopback to run without a clusterKey. Say so only on a trusted network. */
@@ -220,10 +254,18 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
   const parsed: Parsed = parseConfig(channelSchema, input, '');
   const sendBits = parseSendOptions(parsed.sendOptions, 'sendOptions');
   if (parsed.sender.reconnectMaxMs < parsed.sender.reconnectMinMs) {
-    throw new ConfigError('sender.reconnectMaxMs', `at least sender.reconnectMinMs (${parsed.sender.reconnectMinMs})`, parsed.sender.reconnectMaxMs);
+    throw new ConfigError(
+      'sender.reconnectMaxMs',
+      `at least sender.reconnectMinMs (${parsed.sender.reconnectMinMs})`,
+      parsed.sender.reconnectMaxMs,
+    );
   }
   if (parsed.maxMessageBytes < parsed.maxFrameBytes) {
-    throw new ConfigError('maxMessageBytes', `at least maxFrameBytes (${parsed.maxFrameBytes})`, parsed.maxMessageBytes);
+    throw new ConfigError(
+      'maxMessageBytes',
+      `at least maxFrameBytes (${parsed.maxFrameBytes})`,
+      parsed.maxMessageBytes,
+    );
   }
   const receiver = { ...parsed.receiver };
   if (receiver.address === 'auto') receiver.address = firstExternalIPv4() ?? '127.0.0.1';
@@ -232,7 +274,11 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
     const m = parsed.membership;
     const ttl = m.ttl === 'auto' ? (isLoopback(m.interface) ? 0 : 1) : m.ttl;
     if (m.dropTimeMs <= m.frequencyMs) {
-      throw new ConfigError('membership.dropTimeMs', `greater than membership.frequencyMs (${m.frequencyMs})`, m.dropTimeMs);
+      throw new ConfigError(
+        'membership.dropTimeMs',
+        `greater than membership.frequencyMs (${m.frequencyMs})`,
+        m.dropTimeMs,
+      );
     }
     membership = { ...m, ttl };
   } else {
@@ -259,11 +305,13 @@ function checkSecurity(config: ChannelConfig): void {
   const m = config.membership;
   if (m.type === 'multicast' && !isLoopback(m.interface)) exposed.push(['membership.interface', m.interface]);
   if (m.type === 'static') {
-    for (const peer of m.members) if (!isLoopback(parseHostPort(peer)!.host)) exposed.push(['membership.members', peer]);
+    for (const peer of m.members)
+      if (!isLoopback(parseHostPort(peer)!.host)) exposed.push(['membership.members', peer]);
   }
   for (const i of config.interceptors) {
     if ('type' in i && i.type === 'staticMembers') {
-      for (const peer of i.members) if (!isLoopback(parseHostPort(peer)!.host)) exposed.push(['interceptors.staticMembers.members', peer]);
+      for (const peer of i.members)
+        if (!isLoopback(parseHostPort(peer)!.host)) exposed.push(['interceptors.staticMembers.members', peer]);
     }
   }
   if (exposed.length > 0) {

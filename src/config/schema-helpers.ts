@@ -34,7 +34,10 @@ export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, pref
   const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
   if (issue.code === 'unrecognized_keys') {
     const keys = (issue as { keys: string[] }).keys;
-    throw new ConfigError(`${path ? `${path}.` : ''}${keys[0]}`, 'a known option (check the spelling; unknown keys are refused)');
+    throw new ConfigError(
+      `${path ? `${path}.` : ''}${keys[0]}`,
+      'a known option (check the spelling; unknown keys are refused)',
+    );
   }
   const received = valueAt(input, issue.path);
   const expected =

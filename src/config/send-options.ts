@@ -15,9 +15,9 @@ export const SendFlag = {
 
 /** Bits Tribes defines that clowder refuses, with the reason. */
 const UNSUPPORTED: Record<number, string> = {
-  0x10: 'SECURE (16) has no effect in Tomcat; use clusterKey for authenticated, encrypted traffic',
-  0x20: 'UDP (32) is not supported: every message travels over the TCP connection',
-  0x40: 'MULTICAST (64) is not supported: send to all members instead',
+  16: 'SECURE (16) has no effect in Tomcat; use clusterKey for authenticated, encrypted traffic',
+  32: 'UDP (32) is not supported: every message travels over the TCP connection',
+  64: 'MULTICAST (64) is not supported: send to all members instead',
 };
 
 const NAMES: Record<string, number> = {

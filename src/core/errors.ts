@@ -38,6 +38,7 @@ export class ClusterError extends Error {
 
   /** `instanceof` that also works across two installed copies of clowder. */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof was called on
     if (this !== ClusterError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kClusterError] === true;
   }

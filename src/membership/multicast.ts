@@ -5,11 +5,11 @@
  * LEAVING heartbeat so peers drop the member at once.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { isLoopback } from '../core/net.js';
 import type { MulticastConfig } from '../config/channel-config.js';
+import { isLoopback } from '../core/net.js';
 import { decodeHeartbeat, encodeHeartbeat, HeartbeatKind } from '../wire/heartbeat.js';
 import type { MemberDescriptor } from '../wire/member.js';
-import { MemberTable, type MembershipContext, type MembershipService } from './membership.js';
+import { type MembershipContext, type MembershipService, MemberTable } from './membership.js';
 
 export class MulticastMembership implements MembershipService {
   readonly kind = 'multicast';

@@ -5,7 +5,7 @@
  */
 import { parseHostPort } from '../core/net.js';
 import type { MemberDescriptor } from '../wire/member.js';
-import { MemberTable, type MembershipContext, type MembershipService } from './membership.js';
+import { type MembershipContext, type MembershipService, MemberTable } from './membership.js';
 
 export interface StaticMembershipConfig {
   readonly members: readonly string[];

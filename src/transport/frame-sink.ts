@@ -54,7 +54,8 @@ export class FrameSink {
       this.handler(type, flags, body);
       return;
     }
-    if (type !== FrameType.SEALED) throw new AuthFailure(`unsealed frame of type ${type} on an authenticated connection`);
+    if (type !== FrameType.SEALED)
+      throw new AuthFailure(`unsealed frame of type ${type} on an authenticated connection`);
     writeHeader(this.#aad, 0, FrameType.SEALED, flags, body.length);
     const plain = this.#opener.open(body, this.#aad);
     if (plain === null) throw new AuthFailure('record failed authentication (tampered, replayed or wrong key)');

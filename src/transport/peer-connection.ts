@@ -124,7 +124,8 @@ export class PeerConnection {
   #whenOpen: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   #dataFrame(flags: number, payload: Uint8Array): Buffer | ClusterError {
-    if (this.#state === 'closed') return new ClusterError(ErrorCode.STOPPED, `connection to ${this.host}:${this.port} is closed`);
+    if (this.#state === 'closed')
+      return new ClusterError(ErrorCode.STOPPED, `connection to ${this.host}:${this.port} is closed`);
     if (payload.length + 4 > this.settings.maxFrameBytes) {
       return new ClusterError(
         ErrorCode.MESSAGE_TOO_LARGE,
@@ -151,7 +152,10 @@ export class PeerConnection {
       const timer = setTimeout(() => {
         this.#pending.delete(seq);
         reject(
-          new ClusterError(ErrorCode.SEND_TIMEOUT, `no acknowledgement from ${this.host}:${this.port} within ${timeoutMs} ms`),
+          new ClusterError(
+            ErrorCode.SEND_TIMEOUT,
+            `no acknowledgement from ${this.host}:${this.port} within ${timeoutMs} ms`,
+          ),
         );
       }, timeoutMs);
       this.#pending.set(seq, { resolve, reject, timer, frame, attempts: 0 });
@@ -185,9 +189,18 @@ export class PeerConnection {
     this.#socket = socket;
     const writer = new FrameWriter(socket, s.maxFrameBytes, s.stats);
     this.#writer = writer;
-    const sink = new FrameSink(s.maxFrameBytes, (type, flags, body) => this.#onFrame(type, flags, body, sink, writer), s.stats);
+    const sink = new FrameSink(
+      s.maxFrameBytes,
+      (type, flags, body) => this.#onFrame(type, flags, body, sink, writer),
+      s.stats,
+    );
     this.#handshakeTimer = setTimeout(() => {
-      socket.destroy(new ClusterError(ErrorCode.SEND_TIMEOUT, `no hello from ${this.host}:${this.port} within ${s.connectTimeoutMs} ms`));
+      socket.destroy(
+        new ClusterError(
+          ErrorCode.SEND_TIMEOUT,
+          `no hello from ${this.host}:${this.port} within ${s.connectTimeoutMs} ms`,
+        ),
+      );
     }, s.connectTimeoutMs);
     socket.on('connect', () => {
       const { frame, nonce } = encodeHello(FrameType.HELLO, s.localDescriptor(), s.keys, s.encrypt);
@@ -219,7 +232,10 @@ export class PeerConnection {
           throw new AuthFailure((err as Error).message);
         }
         if (this.expectedId !== undefined && hello.member.id !== this.expectedId) {
-          throw new ClusterError(ErrorCode.UNKNOWN_MEMBER, `${this.host}:${this.port} is now member ${hello.member.id}, not ${this.expectedId} (restarted)`);
+          throw new ClusterError(
+            ErrorCode.UNKNOWN_MEMBER,
+            `${this.host}:${this.port} is now member ${hello.member.id}, not ${this.expectedId} (restarted)`,
+          );
         }
         if (s.keys) {
           const { c2s, s2c } = s.keys.recordKeys(this.#clientNonce!, hello.nonce);
@@ -237,7 +253,15 @@ export class PeerConnection {
         for (const f of backlog) writer.push(f);
         const waiting = this.#whenOpen;
         this.#whenOpen = [];
-        if (waiting.length > 0) writer.whenWritten().then(() => { for (const w of waiting) w.resolve(); }, (e: Error) => { for (const w of waiting) w.reject(e); });
+        if (waiting.length > 0)
+          writer.whenWritten().then(
+            () => {
+              for (const w of waiting) w.resolve();
+            },
+            (e: Error) => {
+              for (const w of waiting) w.reject(e);
+            },
+          );
         return;
       }
       case FrameType.ACK:
@@ -251,11 +275,15 @@ export class PeerConnection {
         if (type === FrameType.ACK) {
           if (body.length > 4) this.remote = decodeMember(body.subarray(4)); // a PING's answer: fresh descriptor
           p.resolve(this.remote!);
-        }
-        else {
+        } else {
           const len = body.length >= 6 ? body.readUInt16BE(4) : 0;
           const reason = body.toString('utf8', 6, Math.min(body.length, 6 + len));
-          p.reject(new ClusterError(ErrorCode.REMOTE_PROCESSING, `${this.remote?.name ?? this.host} failed to process the message: ${reason}`));
+          p.reject(
+            new ClusterError(
+              ErrorCode.REMOTE_PROCESSING,
+              `${this.remote?.name ?? this.host} failed to process the message: ${reason}`,
+            ),
+          );
         }
         return;
       }

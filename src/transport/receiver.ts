@@ -148,7 +148,8 @@ export class Receiver {
       try {
         sink.push(chunk);
       } catch (err) {
-        if (err instanceof AuthFailure || (err instanceof ClusterError && err.code === ErrorCode.AUTH)) s.stats.authFailures++;
+        if (err instanceof AuthFailure || (err instanceof ClusterError && err.code === ErrorCode.AUTH))
+          s.stats.authFailures++;
         else s.stats.protocolErrors++;
         this.#reject(socket, peer, err as Error);
       }
@@ -170,7 +171,10 @@ export class Receiver {
       throw new ClusterError(ErrorCode.AUTH, (err as Error).message);
     }
     if (s.keys && ((flags & FrameFlag.ENCRYPT) !== 0) !== s.encrypt) {
-      throw new ClusterError(ErrorCode.AUTH, `peer's encrypt setting differs from this node's (${s.encrypt}): use the same on every node`);
+      throw new ClusterError(
+        ErrorCode.AUTH,
+        `peer's encrypt setting differs from this node's (${s.encrypt}): use the same on every node`,
+      );
     }
     const { frame, nonce } = encodeHello(FrameType.HELLO_ACK, s.localDescriptor(), s.keys, s.encrypt, hello.nonce);
     socket.write(frame);
@@ -215,7 +219,10 @@ export class Receiver {
     if (!this.#loggedPeers.has(host)) {
       if (this.#loggedPeers.size >= 1000) this.#loggedPeers.clear();
       this.#loggedPeers.add(host);
-      this.logger.warn({ peer, reason: err.message }, 'closed a cluster connection that broke the protocol (logged once per address; see stats)');
+      this.logger.warn(
+        { peer, reason: err.message },
+        'closed a cluster connection that broke the protocol (logged once per address; see stats)',
+      );
     }
     socket.destroy();
   }

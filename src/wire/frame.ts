@@ -151,8 +151,10 @@ export class FrameReader {
   }
 
   #checkHeader(buf: Buffer, off: number): number {
-    if (buf[off] !== MAGIC0 || buf[off + 1] !== MAGIC1) throw new FrameError('bad magic: not a clowder cluster connection');
-    if (buf[off + 2] !== WIRE_VERSION) throw new FrameError(`unsupported wire version ${buf[off + 2]} (this node speaks ${WIRE_VERSION})`);
+    if (buf[off] !== MAGIC0 || buf[off + 1] !== MAGIC1)
+      throw new FrameError('bad magic: not a clowder cluster connection');
+    if (buf[off + 2] !== WIRE_VERSION)
+      throw new FrameError(`unsupported wire version ${buf[off + 2]} (this node speaks ${WIRE_VERSION})`);
     const type = buf[off + 3]!;
     if (type < 1 || type > MAX_TYPE) throw new FrameError(`unknown frame type ${type}`);
     const body = buf.readUInt32BE(off + 6);

@@ -24,7 +24,12 @@ export interface Heartbeat {
   readonly member: MemberDescriptor;
 }
 
-export function encodeHeartbeat(kind: HeartbeatKind, seq: bigint, descriptor: Buffer, keys: ClusterKeys | undefined): Buffer {
+export function encodeHeartbeat(
+  kind: HeartbeatKind,
+  seq: bigint,
+  descriptor: Buffer,
+  keys: ClusterKeys | undefined,
+): Buffer {
   const macLen = keys ? HEARTBEAT_MAC_BYTES : 0;
   const buf = Buffer.allocUnsafe(FIXED + descriptor.length + macLen);
   MAGIC.copy(buf, 0);
@@ -53,7 +58,8 @@ export function decodeHeartbeat(buf: Buffer, keys: ClusterKeys | undefined, repl
     throw new FrameError('heartbeat failed authentication: wrong cluster key');
   }
   const kind = buf[5];
-  if (kind !== HeartbeatKind.ALIVE && kind !== HeartbeatKind.LEAVING) throw new FrameError(`unknown heartbeat kind ${kind}`);
+  if (kind !== HeartbeatKind.ALIVE && kind !== HeartbeatKind.LEAVING)
+    throw new FrameError(`unknown heartbeat kind ${kind}`);
   const timestamp = buf.readDoubleBE(15);
   if (keys && !(Math.abs(Date.now() - timestamp) <= replayWindowMs)) {
     throw new FrameError(`heartbeat timestamp outside the replay window of ${replayWindowMs} ms`);

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { FrameError } from '../core/errors.js';
-import { type ClusterKeys, MAC_BYTES, NONCE_BYTES, macEquals } from './auth.js';
+import { type ClusterKeys, MAC_BYTES, macEquals, NONCE_BYTES } from './auth.js';
 import { encodeFrame, FrameFlag, FrameType } from './frame.js';
 import { decodeMember, type MemberDescriptor } from './member.js';
 
@@ -41,7 +41,9 @@ export function encodeHello(
     flags |= FrameFlag.AUTH;
     if (encrypt) flags |= FrameFlag.ENCRYPT;
     const mac =
-      kind === FrameType.HELLO ? keys.helloMac(LABEL_C, head, descriptor) : keys.helloMac(LABEL_S, clientNonce!, head, descriptor);
+      kind === FrameType.HELLO
+        ? keys.helloMac(LABEL_C, head, descriptor)
+        : keys.helloMac(LABEL_S, clientNonce!, head, descriptor);
     parts.push(mac);
   }
   return { frame: encodeFrame(kind, flags, Buffer.concat(parts)), nonce };
@@ -61,7 +63,8 @@ export function decodeHello(
 ): Hello {
   const hasMac = (flags & FrameFlag.AUTH) !== 0;
   if (keys && !hasMac) throw new FrameError('peer sent no MAC: it has no cluster key, this node requires one');
-  if (!keys && hasMac) throw new FrameError('peer uses a cluster key and this node has none: configure the same clusterKey on every node');
+  if (!keys && hasMac)
+    throw new FrameError('peer uses a cluster key and this node has none: configure the same clusterKey on every node');
   const macLen = hasMac ? MAC_BYTES : 0;
   if (body.length < NONCE_BYTES + 10 + macLen) throw new FrameError('hello too short');
   const descLen = body.readUInt16BE(NONCE_BYTES + 8);
@@ -72,11 +75,14 @@ export function decodeHello(
     const desc = body.subarray(NONCE_BYTES + 10, descEnd);
     const expected =
       kind === FrameType.HELLO ? keys.helloMac(LABEL_C, head, desc) : keys.helloMac(LABEL_S, clientNonce!, head, desc);
-    if (!macEquals(expected, body.subarray(descEnd))) throw new FrameError('hello failed authentication: wrong cluster key');
+    if (!macEquals(expected, body.subarray(descEnd)))
+      throw new FrameError('hello failed authentication: wrong cluster key');
   }
   const timestamp = body.readDoubleBE(NONCE_BYTES);
   if (keys && !(Math.abs(Date.now() - timestamp) <= replayWindowMs)) {
-    throw new FrameError(`hello timestamp outside the replay window of ${replayWindowMs} ms (replayed, or clocks out of sync)`);
+    throw new FrameError(
+      `hello timestamp outside the replay window of ${replayWindowMs} ms (replayed, or clocks out of sync)`,
+    );
   }
   const member = decodeMember(body.subarray(NONCE_BYTES + 10, descEnd));
   return { nonce: Buffer.from(body.subarray(0, NONCE_BYTES)), timestamp, member };

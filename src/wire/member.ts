@@ -41,11 +41,26 @@ function str(buf: Buffer, off: number, value: string, lenBytes: 1 | 2): number {
 
 /** Encodes a descriptor. Throws if a string is longer than 255 bytes or the payload too large. */
 export function encodeMember(m: MemberDescriptor): Buffer {
-  for (const [k, v] of [['host', m.host], ['name', m.name], ['domain', m.domain]] as const) {
+  for (const [k, v] of [
+    ['host', m.host],
+    ['name', m.name],
+    ['domain', m.domain],
+  ] as const) {
     if (Buffer.byteLength(v) > 255) throw new FrameError(`member ${k} longer than 255 bytes`);
   }
-  if (m.payload.length > MAX_MEMBER_PAYLOAD) throw new FrameError(`member payload of ${m.payload.length} bytes exceeds ${MAX_MEMBER_PAYLOAD}`);
-  const size = 16 + 1 + 2 + 8 + 3 + Buffer.byteLength(m.host) + Buffer.byteLength(m.name) + Buffer.byteLength(m.domain) + 2 + m.payload.length;
+  if (m.payload.length > MAX_MEMBER_PAYLOAD)
+    throw new FrameError(`member payload of ${m.payload.length} bytes exceeds ${MAX_MEMBER_PAYLOAD}`);
+  const size =
+    16 +
+    1 +
+    2 +
+    8 +
+    3 +
+    Buffer.byteLength(m.host) +
+    Buffer.byteLength(m.name) +
+    Buffer.byteLength(m.domain) +
+    2 +
+    m.payload.length;
   const buf = Buffer.allocUnsafe(size);
   buf.write(m.id, 0, 'hex');
   buf[16] = m.protocolVersion;

@@ -15,14 +15,21 @@ type Kind = 'multicast' | 'static';
 async function configs(kind: Kind): Promise<Record<string, Record<string, unknown>>> {
   if (kind === 'multicast') {
     const { port, domain } = isolatedMulticast();
-    const base = { domain, receiver: { port: 0 }, membership: { type: 'multicast', port, frequencyMs: FREQUENCY, dropTimeMs: DROP } };
+    const base = {
+      domain,
+      receiver: { port: 0 },
+      membership: { type: 'multicast', port, frequencyMs: FREQUENCY, dropTimeMs: DROP },
+    };
     return { a: base, b: base, c: base };
   }
   const ports = await freePorts(3);
   const members = ports.map((p) => `127.0.0.1:${p}`);
   const out: Record<string, Record<string, unknown>> = {};
   ['a', 'b', 'c'].forEach((name, i) => {
-    out[name] = { receiver: { port: ports[i], autoBind: 1 }, membership: { type: 'static', members, pingIntervalMs: FREQUENCY, dropTimeMs: DROP } };
+    out[name] = {
+      receiver: { port: ports[i], autoBind: 1 },
+      membership: { type: 'static', members, pingIntervalMs: FREQUENCY, dropTimeMs: DROP },
+    };
   });
   return out;
 }
@@ -42,9 +49,14 @@ for (const kind of ['multicast', 'static'] as const) {
       const [a, b, c] = [start('a'), start('b'), start('c')];
       await Promise.all([a.started(), b.started(), c.started()]);
       const lastStart = Date.now();
-      await waitFor(() => [a, b, c].every((n) => n.members().size === 2), 'full membership', { timeoutMs: 2 * FREQUENCY + 500 });
+      await waitFor(() => [a, b, c].every((n) => n.members().size === 2), 'full membership', {
+        timeoutMs: 2 * FREQUENCY + 500,
+      });
       const formedIn = Date.now() - lastStart;
-      assert.ok(formedIn <= 2 * FREQUENCY, `membership formed in ${formedIn} ms (two heartbeat periods: ${2 * FREQUENCY})`);
+      assert.ok(
+        formedIn <= 2 * FREQUENCY,
+        `membership formed in ${formedIn} ms (two heartbeat periods: ${2 * FREQUENCY})`,
+      );
 
       // A message across processes, acknowledged after processing.
       a.command({ cmd: 'send', to: 'b', value: { hello: 'b' }, options: 'use_ack,sync', id: 1 });
@@ -54,7 +66,9 @@ for (const kind of ['multicast', 'static'] as const) {
       // SIGKILL: no goodbye; the others must notice well under dropTime.
       const killedAt = Date.now();
       c.kill('SIGKILL');
-      await waitFor(() => !a.members().has('c') && !b.members().has('c'), 'c dropped after SIGKILL', { timeoutMs: DROP + 2000 });
+      await waitFor(() => !a.members().has('c') && !b.members().has('c'), 'c dropped after SIGKILL', {
+        timeoutMs: DROP + 2000,
+      });
       const detections = [a, b].map((n) => {
         const e = n.events.findLast((x) => x.type === 'removed' && x.name === 'c')!;
         return { ms: (e.at as number) - killedAt, reason: e.reason };

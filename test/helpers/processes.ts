@@ -17,8 +17,13 @@ export class NodeProcess {
   port = 0;
   exited = false;
 
-  constructor(readonly name: string, config: Record<string, unknown>) {
-    this.child = fork(FIXTURE, [JSON.stringify({ name, ...config })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(
+    readonly name: string,
+    config: Record<string, unknown>,
+  ) {
+    this.child = fork(FIXTURE, [JSON.stringify({ name, ...config })], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.child.on('message', (m: NodeEvent) => {
       this.events.push(m);
       if (m.type === 'started') {

@@ -1,19 +1,37 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Channel, ClusterError, createChannel, type Member, SendError, silentLogger } from '../../src/index.js';
+import {
+  type Channel,
+  type ClusterError,
+  createChannel,
+  type Member,
+  SendError,
+  silentLogger,
+} from '../../src/index.js';
 import { freePorts, isolatedMulticast, nextEvent, waitFor } from '../helpers/wait.js';
 
 function trio(extra: Record<string, unknown> = {}): Channel[] {
   const { port, domain } = isolatedMulticast();
   return ['a', 'b', 'c'].map((name) =>
     createChannel(
-      { name, domain, receiver: { port: 0 }, membership: { type: 'multicast', port, frequencyMs: 100, dropTimeMs: 1000 }, ...extra },
+      {
+        name,
+        domain,
+        receiver: { port: 0 },
+        membership: { type: 'multicast', port, frequencyMs: 100, dropTimeMs: 1000 },
+        ...extra,
+      },
       { logger: silentLogger },
     ),
   );
 }
 
-const names = (ch: Channel) => ch.members().map((m) => m.name).sort().join(',');
+const names = (ch: Channel) =>
+  ch
+    .members()
+    .map((m) => m.name)
+    .sort()
+    .join(',');
 
 describe('three channels in one process (multicast)', () => {
   let nodes: Channel[] = [];
@@ -52,9 +70,11 @@ describe('three channels in one process (multicast)', () => {
     try {
       const bMember = a.members().find((m) => m.name === 'b')!;
       let resolved = false;
-      const sending = a.send(bMember, { step: 1, at: new Date(5), tags: new Set(['x']) }, { options: 'use_ack,sync' }).then(() => {
-        resolved = true;
-      });
+      const sending = a
+        .send(bMember, { step: 1, at: new Date(5), tags: new Set(['x']) }, { options: 'use_ack,sync' })
+        .then(() => {
+          resolved = true;
+        });
       await waitFor(() => b.stats().messages.received === 1, 'b to receive');
       // Received but not processed: the sender must still be waiting.
       await new Promise((r) => setImmediate(r));
@@ -123,7 +143,10 @@ describe('three channels in one process (multicast)', () => {
     try {
       for (let i = 0; i < 2000; i++) void a.send(undefined, i);
       await waitFor(() => got.b!.length === 2000 && got.c!.length === 2000, 'all 2000 messages at b and c');
-      assert.deepEqual(got.b, Array.from({ length: 2000 }, (_, i) => i));
+      assert.deepEqual(
+        got.b,
+        Array.from({ length: 2000 }, (_, i) => i),
+      );
       assert.deepEqual(got.c, got.b);
     } finally {
       offB();
@@ -147,14 +170,17 @@ describe('acknowledged send with a recipient down', () => {
       });
       await c.stop();
       const t0 = Date.now();
-      await assert.rejects(a.send([bMember, cMember], 'payload', { options: 'use_ack,sync', timeoutMs: 2000 }), (err: SendError) => {
-        assert.ok(err instanceof SendError);
-        assert.deepEqual(
-          err.faulty.map((f) => f.name),
-          ['c'],
-        );
-        return true;
-      });
+      await assert.rejects(
+        a.send([bMember, cMember], 'payload', { options: 'use_ack,sync', timeoutMs: 2000 }),
+        (err: SendError) => {
+          assert.ok(err instanceof SendError);
+          assert.deepEqual(
+            err.faulty.map((f) => f.name),
+            ['c'],
+          );
+          return true;
+        },
+      );
       assert.ok(Date.now() - t0 < 2000 + 500, 'within the timeout');
       assert.equal(bGot, 1);
     } finally {
@@ -192,7 +218,11 @@ describe('static membership in one process', () => {
     const members = ports.map((p) => `127.0.0.1:${p}`);
     const nodes = ['a', 'b', 'c'].map((name, i) =>
       createChannel(
-        { name, receiver: { port: ports[i]!, autoBind: 1 }, membership: { type: 'static', members, pingIntervalMs: 100, dropTimeMs: 1000 } },
+        {
+          name,
+          receiver: { port: ports[i]!, autoBind: 1 },
+          membership: { type: 'static', members, pingIntervalMs: 100, dropTimeMs: 1000 },
+        },
         { logger: silentLogger },
       ),
     );

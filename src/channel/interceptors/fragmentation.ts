@@ -38,7 +38,9 @@ export function fragmentation(config: FragmentationConfig): Interceptor {
       const payload = msg.payload;
       if (payload.length <= config.fragmentBytes) return next(msg);
       if (payload.length > maxMessage) {
-        return Promise.reject(new FrameError(`message of ${payload.length} bytes exceeds maxMessageBytes ${maxMessage}`));
+        return Promise.reject(
+          new FrameError(`message of ${payload.length} bytes exceeds maxMessageBytes ${maxMessage}`),
+        );
       }
       const count = Math.ceil(payload.length / config.fragmentBytes);
       const id = (nextId = (nextId + 1) >>> 0);
@@ -55,7 +57,9 @@ export function fragmentation(config: FragmentationConfig): Interceptor {
         const last = i === count - 1;
         const flags = (last ? msg.flags : msg.flags & ~SendFlag.SYNC_ACK) | FrameFlag.FRAGMENT;
         c.fragmentsSent++;
-        sends.push(next({ destinations: msg.destinations, flags, payload: part, timeoutMs: msg.timeoutMs, wait: msg.wait }));
+        sends.push(
+          next({ destinations: msg.destinations, flags, payload: part, timeoutMs: msg.timeoutMs, wait: msg.wait }),
+        );
       }
       return Promise.all(sends).then(() => {});
     },
@@ -115,7 +119,10 @@ export function fragmentation(config: FragmentationConfig): Interceptor {
           if (now - a.last > config.expireMs) {
             mine.delete(id);
             c.expired++;
-            ctx.logger.warn({ sender, received: a.received, of: a.parts.length }, 'incomplete fragmented message expired');
+            ctx.logger.warn(
+              { sender, received: a.received, of: a.parts.length },
+              'incomplete fragmented message expired',
+            );
           }
         }
         if (mine.size === 0) open.delete(sender);

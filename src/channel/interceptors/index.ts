@@ -29,5 +29,7 @@ function builtin(c: BuiltinInterceptorConfig): Interceptor {
 
 /** The interceptor stack for `config`, top first: built-ins are created, custom objects used as given. */
 export function createInterceptors(config: ChannelConfig): Interceptor[] {
-  return config.interceptors.map((entry) => ('type' in entry ? builtin(entry as BuiltinInterceptorConfig) : (entry as Interceptor)));
+  return config.interceptors.map((entry) =>
+    'type' in entry ? builtin(entry as BuiltinInterceptorConfig) : (entry as Interceptor),
+  );
 }

@@ -35,7 +35,10 @@ export function messageDispatch(config: MessageDispatchConfig): Interceptor {
           }
           counters.refusedQueueFull++;
           return Promise.reject(
-            new ClusterError(ErrorCode.QUEUE_FULL, `dispatch queue to ${m.name} is full (${config.maxQueueBytes} bytes): the member is slow or unreachable`),
+            new ClusterError(
+              ErrorCode.QUEUE_FULL,
+              `dispatch queue to ${m.name} is full (${config.maxQueueBytes} bytes): the member is slow or unreachable`,
+            ),
           );
         }
       }

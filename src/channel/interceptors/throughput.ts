@@ -37,6 +37,12 @@ export function throughput(config: ThroughputConfig): Interceptor {
       if (config.logEvery > 0) maybeLog();
       return next(msg);
     },
-    stats: () => ({ msgTx: c.msgTx, bytesTx: c.bytesTx, msgTxErrors: c.msgTxErrors, msgRx: c.msgRx, bytesRx: c.bytesRx }),
+    stats: () => ({
+      msgTx: c.msgTx,
+      bytesTx: c.bytesTx,
+      msgTxErrors: c.msgTxErrors,
+      msgRx: c.msgRx,
+      bytesRx: c.bytesRx,
+    }),
   };
 }

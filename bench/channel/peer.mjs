@@ -1,0 +1,145 @@
+// Receiver side of the channel benchmark (bench/channel/run.mjs forks this file; it is not run alone).
+//
+// It obeys commands over the IPC channel and answers each with {id, ok, ...result}:
+//   rawSink {}                 bare node:net server that counts received bytes      -> {port}
+//   rawEcho {size}             bare node:net server echoing `size` bytes per `size`   -> {port}
+//   rawStop {}                 closes the raw server and its sockets
+//   channelStart {port, peerPort, clusterKey?, encrypt?}
+//                              clowder channel on 127.0.0.1:port (static membership of both ports)
+//                              whose message handler counts messages and bytes       -> {port}
+//   channelStop {}             graceful stop of the channel
+//   reset {}                   zeroes the counters
+//   mark {}                    -> {msgs, bytes, t}: counters and this process's clock (ms), so rates are
+//                              computed on the receiving side, over the receiver's own time window
+//   exit {}                    exits (cleanly, so that --cpu-prof writes its profile)
+//
+// The process exits as soon as the parent goes away (the IPC channel disconnects).
+import { createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createChannel, silentLogger } from '../../dist/index.js';
+
+if (typeof process.send !== 'function') {
+  console.error('bench/channel/peer.mjs is started by bench/channel/run.mjs (it needs an IPC channel)');
+  process.exit(2);
+}
+process.on('disconnect', () => process.exit(0));
+
+const counts = { msgs: 0, bytes: 0 };
+let raw; // { server, sockets }
+let channel;
+
+function listen(server) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => {
+      server.off('error', reject);
+      resolve(server.address().port);
+    });
+  });
+}
+
+async function rawServer(onSocket) {
+  if (raw) await commands.rawStop();
+  const sockets = new Set();
+  const server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    onSocket(socket);
+  });
+  raw = { server, sockets };
+  return { port: await listen(server) };
+}
+
+const commands = {
+  rawSink() {
+    return rawServer((socket) => {
+      socket.on('data', (chunk) => {
+        counts.bytes += chunk.length;
+      });
+    });
+  },
+
+  rawEcho({ size }) {
+    const reply = Buffer.alloc(size, 0x5a);
+    return rawServer((socket) => {
+      let pending = 0;
+      socket.on('data', (chunk) => {
+        counts.bytes += chunk.length;
+        pending += chunk.length;
+        while (pending >= size) {
+          pending -= size;
+          counts.msgs++;
+          socket.write(reply);
+        }
+      });
+    });
+  },
+
+  async rawStop() {
+    if (!raw) return {};
+    const { server, sockets } = raw;
+    raw = undefined;
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(() => resolve()));
+    return {};
+  },
+
+  async channelStart({ port, peerPort, clusterKey, encrypt }) {
+    if (channel) await commands.channelStop();
+    const config = {
+      name: 'bench-receiver',
+      receiver: { port, autoBind: 1 },
+      membership: { type: 'static', members: [`127.0.0.1:${peerPort}`, `127.0.0.1:${port}`] },
+    };
+    if (clusterKey !== undefined) {
+      config.clusterKey = clusterKey;
+      config.encrypt = encrypt;
+    }
+    const ch = createChannel(config, { logger: silentLogger });
+    ch.onMessage((msg) => {
+      counts.msgs++;
+      counts.bytes += msg.bytes.length;
+    });
+    await ch.start();
+    channel = ch;
+    return { port: ch.local.port };
+  },
+
+  async channelStop() {
+    const ch = channel;
+    channel = undefined;
+    if (ch) await ch.stop();
+    return {};
+  },
+
+  reset() {
+    counts.msgs = 0;
+    counts.bytes = 0;
+    return {};
+  },
+
+  mark() {
+    return { msgs: counts.msgs, bytes: counts.bytes, t: performance.now() };
+  },
+
+  async exit() {
+    await commands.channelStop().catch(() => {});
+    await commands.rawStop().catch(() => {});
+    setImmediate(() => process.exit(0));
+    return {};
+  },
+};
+
+process.on('message', async (m) => {
+  const fn = commands[m?.cmd];
+  try {
+    if (!fn) throw new Error(`unknown command ${m?.cmd}`);
+    const result = await fn(m);
+    process.send({ id: m.id, ok: true, ...result });
+  } catch (err) {
+    process.send({ id: m.id, ok: false, error: err?.stack ?? String(err) });
+  }
+});
+
+process.send({ ready: true });
