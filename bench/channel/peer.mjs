@@ -9,8 +9,8 @@
 //                              whose message handler counts messages and bytes       -> {port}
 //   channelStop {}             graceful stop of the channel
 //   reset {}                   zeroes the counters
-//   mark {}                    -> {msgs, bytes, t}: counters and this process's clock (ms), so rates are
-//                              computed on the receiving side, over the receiver's own time window
+//   mark {}                    -> {msgs, bytes, t, cpuUs}: counters, this process's clock (ms) and CPU time
+//                              (µs), so rates are computed on the receiving side over its own time window
 //   exit {}                    exits (cleanly, so that --cpu-prof writes its profile)
 //
 // The process exits as soon as the parent goes away (the IPC channel disconnects).
@@ -120,7 +120,8 @@ const commands = {
   },
 
   mark() {
-    return { msgs: counts.msgs, bytes: counts.bytes, t: performance.now() };
+    const cpu = process.cpuUsage();
+    return { msgs: counts.msgs, bytes: counts.bytes, t: performance.now(), cpuUs: cpu.user + cpu.system };
   },
 
   async exit() {

@@ -219,15 +219,32 @@ function yielder() {
  * the warm-up and after the measurement, stops the loop, waits until the receiver got everything.
  */
 async function stream(loop, expectReceived) {
+  // Let anything still in flight from an earlier row arrive before counting from zero.
+  for (let prev = -1, i = 0; i < 100; i++) {
+    const { bytes } = await call('mark');
+    if (bytes === prev) break;
+    prev = bytes;
+    await sleep(30);
+  }
   await call('reset');
   let running = true;
-  const done = loop(() => running);
+  let loopError;
+  const done = loop(() => running).catch((err) => {
+    loopError = err;
+    running = false;
+    return 0;
+  });
   await sleep(WARMUP_MS);
   const a = await call('mark');
+  const ca = process.cpuUsage();
+  const ta = performance.now();
   await sleep(MEASURE_MS);
   const b = await call('mark');
+  const cb = process.cpuUsage(ca);
+  const tb = performance.now();
   running = false;
   const sent = await done;
+  if (loopError) throw loopError;
   const want = expectReceived(sent);
   const deadline = performance.now() + DRAIN_TIMEOUT_MS;
   let got;
@@ -242,6 +259,9 @@ async function stream(loop, expectReceived) {
     msgsPerSec: (b.msgs - a.msgs) / secs,
     mbPerSec: (b.bytes - a.bytes) / secs / 1e6,
     windowSecs: secs,
+    // CPU use over the measured window (100 = one core busy): who is the bottleneck.
+    senderCpu: (100 * (cb.user + cb.system)) / 1000 / (tb - ta),
+    receiverCpu: (100 * (b.cpuUs - a.cpuUs)) / 1000 / (b.t - a.t),
     sent: want.n ?? want.msgs,
     missing: Math.max(0, want.msgs - got.msgs),
     missingBytes: Math.max(0, want.bytes - got.bytes),
@@ -422,10 +442,11 @@ function record(variant, row, r) {
   let e = results.get(row.id);
   if (!e) results.set(row.id, (e = { row, variant, runs: [] }));
   e.runs.push(r);
-  const txt =
-    row.kind === 'lat'
+  const txt = r.failed
+    ? `FAILED: ${r.failed}`
+    : row.kind === 'lat'
       ? `p50 ${r.p50.toFixed(0)} µs  p99 ${r.p99.toFixed(0)} µs  (${r.samples} samples)`
-      : `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msgs/s  ${r.mbPerSec.toFixed(1)} MB/s${r.missing ? `  MISSING ${r.missing} of ${r.sent}` : ''}`;
+      : `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msgs/s  ${r.mbPerSec.toFixed(1)} MB/s  cpu sender ${r.senderCpu.toFixed(0)}% receiver ${r.receiverCpu.toFixed(0)}%${r.missing ? `  MISSING ${r.missing} of ${r.sent}` : ''}`;
   process.stderr.write(`  ${row.id.padEnd(22)} ${txt}\n`);
 }
 
@@ -437,7 +458,15 @@ async function runVariant(variant, rows) {
   const ctx = await startChannels(variant);
   try {
     for (const row of rows) {
-      const r = row.kind === 'lat' ? await channelLatency(ctx, row) : await channelThroughput(ctx, row);
+      let r;
+      try {
+        r = row.kind === 'lat' ? await channelLatency(ctx, row) : await channelThroughput(ctx, row);
+      } catch (err) {
+        // A failed send (e.g. ERR_CLOWDER_QUEUE_FULL) fails this run of the row, not the benchmark.
+        const inner = err?.faulty?.[0]?.error;
+        r = { failed: `${err?.code ?? err?.message}${inner ? ` (${inner.code}: ${inner.message})` : ''}`, msgsPerSec: NaN, mbPerSec: NaN, p50: NaN, p99: NaN };
+        await ctx.ch.flush();
+      }
       if (row.mode === 'async' && ctx.sendErrors.n > 0) r.sendErrors = ctx.sendErrors.n;
       record(variant, row, r);
     }
@@ -469,6 +498,9 @@ function summarize() {
           ratioToRaw: msgs / rawMsgs,
           runs: e.runs.map((r) => Math.round(r.msgsPerSec)),
           missing: e.runs.reduce((n, r) => n + (r.missing ?? 0), 0),
+          failed: e.runs.filter((r) => r.failed).map((r) => r.failed),
+          senderCpu: median(e.runs.map((r) => r.senderCpu)),
+          receiverCpu: median(e.runs.map((r) => r.receiverCpu)),
         });
       } else {
         const p50 = median(e.runs.map((r) => r.p50));
@@ -486,6 +518,7 @@ function summarize() {
           p50Ratio: p50 / rawP50,
           p99Ratio: p99 / rawP99,
           runs: e.runs.map((r) => ({ p50: Math.round(r.p50), p99: Math.round(r.p99), samples: r.samples })),
+          failed: e.runs.filter((r) => r.failed).map((r) => r.failed),
         });
       }
     }
@@ -537,18 +570,19 @@ function mdTable(head, rows, align) {
 }
 
 function render(summary) {
-  const tHead = ['row', 'msgs/s', 'MB/s', 'x raw', 'runs (msgs/s)'];
+  const tHead = ['row', 'msgs/s', 'MB/s', 'x raw', 'cpu snd/rcv %', 'runs (msgs/s)'];
   const tRows = summary.tput.map((r) => [
-    r.id + (r.missing ? ' (!missing)' : ''),
+    r.id + (r.missing ? ' (!missing)' : '') + (r.failed.length ? ` (${r.failed.length} failed)` : ''),
     fmtInt(r.msgsPerSec),
     fmt(r.mbPerSec),
     r.variant === 'raw' ? '1.00' : fmt(r.ratioToRaw, 2),
+    `${fmt(r.senderCpu, 0)}/${fmt(r.receiverCpu, 0)}`,
     r.runs.map(fmtInt).join(' / '),
   ]);
-  const tAlign = ['l', 'r', 'r', 'r', 'l'];
+  const tAlign = ['l', 'r', 'r', 'r', 'r', 'l'];
   const lHead = ['row (1 KiB)', 'p50 µs', 'p99 µs', 'p50 x raw', 'p99 x raw', 'runs p50/p99'];
   const lRows = summary.lat.map((r) => [
-    r.id,
+    r.id + (r.failed.length ? ` (${r.failed.length} failed)` : ''),
     fmt(r.p50Us, 0),
     fmt(r.p99Us, 0),
     r.variant === 'raw' ? '1.00' : fmt(r.p50Ratio, 2),
@@ -609,7 +643,7 @@ async function main() {
   const summary = summarize();
   const out = render(summary);
   const elapsed = (Date.now() - started.getTime()) / 1000;
-  console.log(`\n${out.text}\n\n(${elapsed.toFixed(0)} s; MB = 10^6 bytes of payload; "x raw" compares msgs/s with the raw row of the same size, latency with raw ping-pong)`);
+  console.log(`\n${out.text}\n\n(${elapsed.toFixed(0)} s; MB = 10^6 bytes of payload; "x raw" compares msgs/s with the raw row of the same size, latency with raw ping-pong; cpu = % of one core used by sender/receiver during the measured window)`);
   if (!args['no-save']) {
     const dir = join(root, 'bench', 'results');
     mkdirSync(dir, { recursive: true });

@@ -294,8 +294,11 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
     interceptors,
   };
   checkSecurity(config);
-  return deepFreeze(config);
+  return deepFreeze(config, CALLER_OWNED);
 }
+
+/** Values the caller keeps owning: never frozen. */
+const CALLER_OWNED = new Set(['payload']);
 
 /** Secure by default: traffic that can leave this host must be authenticated unless `insecure: true`. */
 function checkSecurity(config: ChannelConfig): void {

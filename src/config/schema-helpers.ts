@@ -56,11 +56,17 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
-/** Deep-freezes a resolved config so no component can change it after validation. */
-export function deepFreeze<T>(value: T): T {
+/**
+ * Deep-freezes the plain-data part of a resolved config so no component can change it after
+ * validation. Objects with behaviour (any function-valued property, e.g. a custom interceptor)
+ * and the keys in `skip` (values owned by the caller) are left alone.
+ */
+export function deepFreeze<T>(value: T, skip: ReadonlySet<string> = new Set()): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    const entries = Object.entries(value as object);
+    if (entries.some(([, v]) => typeof v === 'function')) return value;
     Object.freeze(value);
-    for (const v of Object.values(value as object)) deepFreeze(v);
+    for (const [k, v] of entries) if (!skip.has(k)) deepFreeze(v, skip);
   }
   return value;
 }

@@ -41,6 +41,11 @@ export class FrameSink {
     this.#opener = opener;
   }
 
+  /** True while a frame has been partly received (a stream ending now was cut off mid-frame). */
+  get midFrame(): boolean {
+    return this.#outer.midFrame;
+  }
+
   /** Feeds bytes from the socket; throws FrameError / AuthFailure on a violation. */
   push(chunk: Buffer): void {
     this.stats.bytesIn += chunk.length;

@@ -103,13 +103,16 @@ export class PeerConnection {
     return this.#expectAck(frame, timeoutMs);
   }
 
-  /** Tells the peer we are leaving (graceful stop). Resolves once written, or at once if not connected. */
-  leave(): Promise<void> {
-    if (this.#state !== 'open') return Promise.resolve();
-    const frame = Buffer.allocUnsafe(HEADER_BYTES);
-    writeHeader(frame, 0, FrameType.LEAVE, 0, 0);
-    this.#writer!.push(frame);
-    return this.#writer!.whenWritten().catch(noop);
+  /**
+   * Tells the peer we are leaving (graceful stop) and resolves once it has processed that (or
+   * after `timeoutMs`), so it hears "leave" before it can see our sockets close. Connects first
+   * if needed: a peer we never sent to still has a connection to us that is about to close.
+   */
+  leave(timeoutMs: number): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve();
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + 4);
+    writeHeader(frame, 0, FrameType.LEAVE, 0, 4);
+    return this.#expectAck(frame, timeoutMs).then(noop, noop);
   }
 
   /** Closes for good: rejects everything outstanding with `reason`. */

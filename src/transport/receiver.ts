@@ -142,8 +142,15 @@ export class Receiver {
       s.stats,
     );
     const timer = setTimeout(() => {
+      s.stats.protocolErrors++;
       this.#reject(socket, peer, new FrameError(`no hello within ${s.handshakeTimeoutMs} ms`));
     }, s.handshakeTimeoutMs);
+    socket.on('end', () => {
+      if (sink.midFrame) {
+        s.stats.protocolErrors++;
+        this.#reject(socket, peer, new FrameError('stream ended in the middle of a frame'));
+      }
+    });
     socket.on('data', (chunk: Buffer) => {
       try {
         sink.push(chunk);
@@ -207,7 +214,9 @@ export class Receiver {
         return;
       }
       case FrameType.LEAVE:
+        if (body.length !== 4) throw new FrameError('bad LEAVE frame');
         this.handlers.leave(conn);
+        conn.ack(body.readUInt32BE(0)); // after the leave is processed: the leaver may now close
         return;
       default:
         throw new FrameError(`unexpected frame type ${type} on an inbound connection`);

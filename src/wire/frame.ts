@@ -28,7 +28,7 @@ export const FrameType = {
   NACK: 5,
   /** Liveness probe: u32 sequence; answered with ACK. */
   PING: 6,
-  /** The sender is stopping gracefully; empty body. */
+  /** The sender is stopping gracefully: u32 sequence, acknowledged once the leave is processed. */
   LEAVE: 7,
   /** Authenticated (and optionally encrypted) record holding one or more inner frames; body = data + 16-byte tag. */
   SEALED: 8,

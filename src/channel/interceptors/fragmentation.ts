@@ -13,6 +13,7 @@ import type { IncomingMessage, Interceptor, InterceptorContext } from '../types.
 
 const HEAD = 12;
 const MAX_OPEN_PER_SENDER = 64;
+const MIN_FRAGMENT = 1024;
 
 interface Assembly {
   parts: (Buffer | undefined)[];
@@ -24,6 +25,8 @@ interface Assembly {
 export function fragmentation(config: FragmentationConfig): Interceptor {
   let ctx: InterceptorContext;
   let maxMessage = 0;
+  /** Effective fragment size: never more than fits in one frame (sequence + fragment header). */
+  let size = config.fragmentBytes;
   let nextId = 0;
   const open = new Map<string, Map<number, Assembly>>();
   const c = { fragmentedSent: 0, fragmentsSent: 0, reassembled: 0, expired: 0, refused: 0 };
@@ -33,21 +36,22 @@ export function fragmentation(config: FragmentationConfig): Interceptor {
     start(x) {
       ctx = x;
       maxMessage = x.config.maxMessageBytes;
+      size = Math.min(config.fragmentBytes, x.config.maxFrameBytes - 4 - HEAD);
     },
     send(msg, next) {
       const payload = msg.payload;
-      if (payload.length <= config.fragmentBytes) return next(msg);
+      if (payload.length <= size) return next(msg);
       if (payload.length > maxMessage) {
         return Promise.reject(
           new FrameError(`message of ${payload.length} bytes exceeds maxMessageBytes ${maxMessage}`),
         );
       }
-      const count = Math.ceil(payload.length / config.fragmentBytes);
+      const count = Math.ceil(payload.length / size);
       const id = (nextId = (nextId + 1) >>> 0);
       c.fragmentedSent++;
       const sends: Promise<void>[] = [];
       for (let i = 0; i < count; i++) {
-        const chunk = payload.subarray(i * config.fragmentBytes, (i + 1) * config.fragmentBytes);
+        const chunk = payload.subarray(i * size, (i + 1) * size);
         const part = Buffer.allocUnsafe(HEAD + chunk.length);
         part.writeUInt32BE(id, 0);
         part.writeUInt32BE(i, 4);
@@ -70,7 +74,8 @@ export function fragmentation(config: FragmentationConfig): Interceptor {
       const id = p.readUInt32BE(0);
       const index = p.readUInt32BE(4);
       const count = p.readUInt32BE(8);
-      if (count < 2 || index >= count || count * config.fragmentBytes > maxMessage + config.fragmentBytes) {
+      // Fragments are at least MIN_FRAGMENT bytes (config minimum), which bounds the count.
+      if (count < 2 || index >= count || count > Math.ceil(maxMessage / MIN_FRAGMENT) + 1) {
         c.refused++;
         throw new FrameError(`bad fragment ${index}/${count} from ${msg.from.name}`);
       }

@@ -80,11 +80,16 @@ describe('resolveChannelConfig defaults', () => {
       c.interceptors.map((i) => ('type' in i ? i.type : i.name)),
       ['throughput', 'domainFilter', 'messageDispatch', 'fragmentation', 'failureDetector'],
     );
-    assert.deepEqual([...DEFAULT_INTERCEPTORS], ['throughput', 'domainFilter', 'messageDispatch', 'fragmentation', 'failureDetector']);
+    assert.deepEqual(
+      [...DEFAULT_INTERCEPTORS],
+      ['throughput', 'domainFilter', 'messageDispatch', 'fragmentation', 'failureDetector'],
+    );
   });
 
   it('interceptor names expand to their defaults', () => {
-    const x = resolveChannelConfig({ interceptors: ['fragmentation', { type: 'fragmentation', fragmentBytes: 65536 }] });
+    const x = resolveChannelConfig({
+      interceptors: ['fragmentation', { type: 'fragmentation', fragmentBytes: 65536 }],
+    });
     assert.deepEqual(x.interceptors, [
       { type: 'fragmentation', fragmentBytes: 256 * 1024, expireMs: 60_000 },
       { type: 'fragmentation', fragmentBytes: 65536, expireMs: 60_000 },
@@ -225,7 +230,10 @@ describe('resolveChannelConfig security rule (no unauthenticated traffic beyond 
   });
 
   it('insecure: true or a key lifts it', () => {
-    assert.equal(resolveChannelConfig({ receiver: { address: '0.0.0.0' }, insecure: true }).receiver.address, '0.0.0.0');
+    assert.equal(
+      resolveChannelConfig({ receiver: { address: '0.0.0.0' }, insecure: true }).receiver.address,
+      '0.0.0.0',
+    );
     assert.equal(resolveChannelConfig({ receiver: { address: '0.0.0.0' }, clusterKey: KEY }).clusterKey, KEY);
   });
 

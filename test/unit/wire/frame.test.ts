@@ -58,7 +58,14 @@ function expectFrameError(fn: () => unknown, pattern: RegExp): FrameError {
 }
 
 /** A header with arbitrary (possibly invalid) fields. */
-function rawHeader(fields: { m0?: number; m1?: number; version?: number; type?: number; flags?: number; length?: number }): Buffer {
+function rawHeader(fields: {
+  m0?: number;
+  m1?: number;
+  version?: number;
+  type?: number;
+  flags?: number;
+  length?: number;
+}): Buffer {
   const h = Buffer.alloc(HEADER_BYTES);
   h[0] = fields.m0 ?? MAGIC0;
   h[1] = fields.m1 ?? MAGIC1;
@@ -338,8 +345,14 @@ describe('heartbeat', () => {
   });
 
   it('a key on one side only is refused, both ways', () => {
-    expectFrameError(() => decodeHeartbeat(encodeHeartbeat(HeartbeatKind.ALIVE, 1n, desc, undefined), keys, WINDOW), /without MAC/);
-    expectFrameError(() => decodeHeartbeat(encodeHeartbeat(HeartbeatKind.ALIVE, 1n, desc, keys), undefined, WINDOW), /with MAC/);
+    expectFrameError(
+      () => decodeHeartbeat(encodeHeartbeat(HeartbeatKind.ALIVE, 1n, desc, undefined), keys, WINDOW),
+      /without MAC/,
+    );
+    expectFrameError(
+      () => decodeHeartbeat(encodeHeartbeat(HeartbeatKind.ALIVE, 1n, desc, keys), undefined, WINDOW),
+      /with MAC/,
+    );
   });
 
   it('the wrong key is refused', () => {
@@ -362,10 +375,12 @@ describe('heartbeat', () => {
 
   it('truncations and extensions are refused', () => {
     const hb = encodeHeartbeat(HeartbeatKind.ALIVE, 7n, desc, keys);
-    for (let n = 0; n < hb.length; n++) assert.throws(() => decodeHeartbeat(hb.subarray(0, n), keys, WINDOW), FrameError);
+    for (let n = 0; n < hb.length; n++)
+      assert.throws(() => decodeHeartbeat(hb.subarray(0, n), keys, WINDOW), FrameError);
     assert.throws(() => decodeHeartbeat(Buffer.concat([hb, Buffer.from([0])]), keys, WINDOW), FrameError);
     const clear = encodeHeartbeat(HeartbeatKind.ALIVE, 7n, desc, undefined);
-    for (let n = 0; n < clear.length; n++) assert.throws(() => decodeHeartbeat(clear.subarray(0, n), undefined, WINDOW), FrameError);
+    for (let n = 0; n < clear.length; n++)
+      assert.throws(() => decodeHeartbeat(clear.subarray(0, n), undefined, WINDOW), FrameError);
   });
 
   it('a stale or future timestamp is refused with a key', () => {
@@ -385,7 +400,10 @@ describe('heartbeat', () => {
     const version = Buffer.from(hb);
     version[4] = 2;
     expectFrameError(() => decodeHeartbeat(version, undefined, WINDOW), /unsupported heartbeat version 2/);
-    expectFrameError(() => decodeHeartbeat(Buffer.from('not a heartbeat at all, clearly'), undefined, WINDOW), /not a clowder/);
+    expectFrameError(
+      () => decodeHeartbeat(Buffer.from('not a heartbeat at all, clearly'), undefined, WINDOW),
+      /not a clowder/,
+    );
   });
 });
 
