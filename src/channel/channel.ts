@@ -567,7 +567,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
       // Deliver what is queued, then say goodbye on every connection (bounded by the send timeout).
       for (const m of this.#view.values()) this.#connectionFor(m);
       const conns = Array.from(this.#connections.values());
-      await withTimeout(Promise.all(conns.map((c) => c.drained().then(() => c.leave(this.config.sender.timeoutMs)))), this.config.sender.timeoutMs);
+      await withTimeout(
+        Promise.all(conns.map((c) => c.drained().then(() => c.leave(this.config.sender.timeoutMs)))),
+        this.config.sender.timeoutMs,
+      );
     }
     await this.#membership.stop().catch(() => {});
     for (const ic of [...this.#interceptors].reverse()) await ic.stop?.();
