@@ -4,10 +4,10 @@
 //   rawSink {}                 bare node:net server that counts received bytes      -> {port}
 //   rawEcho {size}             bare node:net server echoing `size` bytes per `size`   -> {port}
 //   rawStop {}                 closes the raw server and its sockets
-//   channelStart {port, peerPort, clusterKey?, encrypt?}
+//   channelStart {key, port, peerPort, clusterKey?, encrypt?}
 //                              clowder channel on 127.0.0.1:port (static membership of both ports)
 //                              whose message handler counts messages and bytes       -> {port}
-//   channelStop {}             graceful stop of the channel
+//   channelStop {key}          graceful stop of that channel
 //   reset {}                   zeroes the counters
 //   mark {}                    -> {msgs, bytes, t, cpuUs}: counters, this process's clock (ms) and CPU time
 //                              (µs), so rates are computed on the receiving side over its own time window
@@ -26,7 +26,7 @@ process.on('disconnect', () => process.exit(0));
 
 const counts = { msgs: 0, bytes: 0 };
 let raw; // { server, sockets }
-let channel;
+const channels = new Map(); // key -> channel (one per variant, all alive at once)
 
 function listen(server) {
   return new Promise((resolve, reject) => {
@@ -85,8 +85,8 @@ const commands = {
     return {};
   },
 
-  async channelStart({ port, peerPort, clusterKey, encrypt }) {
-    if (channel) await commands.channelStop();
+  async channelStart({ key, port, peerPort, clusterKey, encrypt }) {
+    if (channels.has(key)) await commands.channelStop({ key });
     const config = {
       name: 'bench-receiver',
       receiver: { port, autoBind: 1 },
@@ -102,13 +102,13 @@ const commands = {
       counts.bytes += msg.bytes.length;
     });
     await ch.start();
-    channel = ch;
+    channels.set(key, ch);
     return { port: ch.local.port };
   },
 
-  async channelStop() {
-    const ch = channel;
-    channel = undefined;
+  async channelStop({ key }) {
+    const ch = channels.get(key);
+    channels.delete(key);
     if (ch) await ch.stop();
     return {};
   },
@@ -125,7 +125,7 @@ const commands = {
   },
 
   async exit() {
-    await commands.channelStop().catch(() => {});
+    for (const key of [...channels.keys()]) await commands.channelStop({ key }).catch(() => {});
     await commands.rawStop().catch(() => {});
     setImmediate(() => process.exit(0));
     return {};

@@ -16,8 +16,10 @@
 //   <v>/rtt-ack  <v>/rtt-sync     one at a time 1 KiB send, options 2 / options 6: round trip
 // with <v> = channel (no cluster key), mac (clusterKey, encrypt:false), enc (clusterKey, encrypt:true).
 //
-// Each repetition runs raw, channel, mac, enc in turn (interleaved, so drift hits all alike); the
-// tables show medians. Results also go to bench/results/channel-<date>.json and .md.
+// One channel pair per variant stays up for the whole run. Each repetition runs every row, rows that
+// are compared back to back (raw/1KiB, channel/async/1KiB, mac/async/1KiB, enc/async/1KiB, ...), so
+// drift on a noisy machine hits them alike; tables show medians over repetitions, and "x raw" is the
+// median of the per-repetition ratios. Results also go to bench/results/channel-<date>.json and .md.
 //
 // Options: --quick  --reps=N  --measure=MS  --warmup=MS  --lat-measure=MS  --lat-warmup=MS
 //          --window=BYTES (async backpressure window, default 1 MiB)  --rows=a,b  --no-save
@@ -85,24 +87,32 @@ const VARIANTS = [
   { name: 'mac', label: 'clowder + clusterKey (MAC)', auth: { encrypt: false } },
   { name: 'enc', label: 'clowder + clusterKey (AES-GCM)', auth: { encrypt: true } },
 ];
+const CHANNELS = VARIANTS.filter((v) => v.name !== 'raw');
 
-function rowsOf(variant) {
+/**
+ * Every row, in run (and table) order: rows that are compared with each other run back to back
+ * (raw/1KiB, channel/async/1KiB, mac/async/1KiB, ...), so a burst of noise hits them alike.
+ */
+function allRows() {
   const rows = [];
-  if (variant.name === 'raw') {
-    for (const s of SIZES) rows.push({ id: `raw/${s.name}`, kind: 'tput', mode: 'raw', size: s });
-    rows.push({ id: 'raw/pingpong', kind: 'lat', mode: 'raw', size: SIZES[1] });
-    return rows;
+  for (const size of SIZES) {
+    rows.push({ id: `raw/${size.name}`, variant: VARIANTS[0], kind: 'tput', mode: 'raw', size });
+    for (const mode of ['async', 'ack']) {
+      for (const v of CHANNELS) {
+        rows.push({ id: `${v.name}/${mode === 'ack' ? `ack${ACK_WINDOW}` : 'async'}/${size.name}`, variant: v, kind: 'tput', mode, size });
+      }
+    }
   }
-  for (const s of SIZES) rows.push({ id: `${variant.name}/async/${s.name}`, kind: 'tput', mode: 'async', size: s });
-  for (const s of SIZES) rows.push({ id: `${variant.name}/ack${ACK_WINDOW}/${s.name}`, kind: 'tput', mode: 'ack', size: s });
-  rows.push({ id: `${variant.name}/rtt-ack`, kind: 'lat', mode: 'ack', size: SIZES[1] });
-  rows.push({ id: `${variant.name}/rtt-sync`, kind: 'lat', mode: 'sync', size: SIZES[1] });
+  rows.push({ id: 'raw/pingpong', variant: VARIANTS[0], kind: 'lat', mode: 'raw', size: SIZES[1] });
+  for (const mode of ['ack', 'sync']) {
+    for (const v of CHANNELS) rows.push({ id: `${v.name}/rtt-${mode}`, variant: v, kind: 'lat', mode, size: SIZES[1] });
+  }
   return rows;
 }
 const selected = (row) => FILTERS.length === 0 || FILTERS.some((f) => row.id.includes(f));
-const plan = VARIANTS.map((v) => ({ variant: v, rows: rowsOf(v).filter(selected) })).filter((p) => p.rows.length > 0);
-if (plan.length === 0) {
-  console.error(`--rows=${args.rows} matches no row; rows are: ${VARIANTS.flatMap(rowsOf).map((r) => r.id).join(' ')}`);
+const ROWS = allRows().filter(selected);
+if (ROWS.length === 0) {
+  console.error(`--rows=${args.rows} matches no row; rows are: ${allRows().map((r) => r.id).join(' ')}`);
   process.exit(2);
 }
 
@@ -356,7 +366,7 @@ async function rawPingPong(row) {
 async function startChannels(variant) {
   const [pa, pb] = [await freePort(), await freePort()];
   const auth = variant.auth ? { clusterKey: CLUSTER_KEY, encrypt: variant.auth.encrypt } : {};
-  await call('channelStart', { port: pb, peerPort: pa, ...auth });
+  await call('channelStart', { key: variant.name, port: pb, peerPort: pa, ...auth });
   const ch = createChannel(
     {
       name: 'bench-sender',
@@ -384,12 +394,12 @@ async function startChannels(variant) {
     ]));
   // One acknowledged message, so the data connection is open before anything is measured.
   await ch.send(peer, new Uint8Array(1), { options: 2 });
-  return { ch, peer, sendErrors };
+  return { ch, peer, sendErrors, key: variant.name };
 }
 
 async function stopChannels(ctx) {
   await ctx.ch.stop();
-  await call('channelStop');
+  await call('channelStop', { key: ctx.key });
 }
 
 async function channelThroughput(ctx, row) {
@@ -436,12 +446,12 @@ async function channelLatency(ctx, row) {
 
 // ---- main ---------------------------------------------------------------------------------------
 
-const results = new Map(); // id -> { row, variant, runs: [] }
+const results = new Map(); // id -> { row, runs: [] } (runs[rep - 1])
 
-function record(variant, row, r) {
+function record(row, rep, r) {
   let e = results.get(row.id);
-  if (!e) results.set(row.id, (e = { row, variant, runs: [] }));
-  e.runs.push(r);
+  if (!e) results.set(row.id, (e = { row, runs: [] }));
+  e.runs[rep - 1] = r;
   const txt = r.failed
     ? `FAILED: ${r.failed}`
     : row.kind === 'lat'
@@ -450,83 +460,73 @@ function record(variant, row, r) {
   process.stderr.write(`  ${row.id.padEnd(22)} ${txt}\n`);
 }
 
-async function runVariant(variant, rows) {
-  if (variant.name === 'raw') {
-    for (const row of rows) record(variant, row, row.kind === 'lat' ? await rawPingPong(row) : await rawThroughput(row));
-    return;
-  }
-  const ctx = await startChannels(variant);
+async function runRow(row, channels) {
+  if (row.mode === 'raw') return row.kind === 'lat' ? rawPingPong(row) : rawThroughput(row);
+  const ctx = channels.get(row.variant.name);
   try {
-    for (const row of rows) {
-      let r;
-      try {
-        r = row.kind === 'lat' ? await channelLatency(ctx, row) : await channelThroughput(ctx, row);
-      } catch (err) {
-        // A failed send (e.g. ERR_CLOWDER_QUEUE_FULL) fails this run of the row, not the benchmark.
-        const inner = err?.faulty?.[0]?.error;
-        r = { failed: `${err?.code ?? err?.message}${inner ? ` (${inner.code}: ${inner.message})` : ''}`, msgsPerSec: NaN, mbPerSec: NaN, p50: NaN, p99: NaN };
-        await ctx.ch.flush();
-      }
-      if (row.mode === 'async' && ctx.sendErrors.n > 0) r.sendErrors = ctx.sendErrors.n;
-      record(variant, row, r);
-    }
-  } finally {
-    await stopChannels(ctx);
+    const r = row.kind === 'lat' ? await channelLatency(ctx, row) : await channelThroughput(ctx, row);
+    if (ctx.sendErrors.n > 0) r.sendErrors = ctx.sendErrors.n;
+    return r;
+  } catch (err) {
+    // A failed send (e.g. ERR_CLOWDER_QUEUE_FULL) fails this run of the row, not the benchmark.
+    const inner = err?.faulty?.[0]?.error;
+    await ctx.ch.flush();
+    return { failed: `${err?.code ?? err?.message}${inner ? ` (${inner.code}: ${inner.message})` : ''}`, msgsPerSec: NaN, mbPerSec: NaN, p50: NaN, p99: NaN };
   }
+}
+
+/** Median over repetitions of a / b, each repetition paired with itself. */
+function pairedRatio(a, b, key) {
+  if (!a || !b) return NaN;
+  return median(a.runs.map((r, i) => (r && b.runs[i] ? r[key] / b.runs[i][key] : NaN)));
 }
 
 function summarize() {
   const get = (id) => results.get(id);
   const tput = [];
   const lat = [];
-  for (const { variant, rows } of plan) {
-    for (const row of rows) {
-      const e = get(row.id);
-      if (!e) continue;
-      if (row.kind === 'tput') {
-        const msgs = median(e.runs.map((r) => r.msgsPerSec));
-        const mb = median(e.runs.map((r) => r.mbPerSec));
-        const raw = get(`raw/${row.size.name}`);
-        const rawMsgs = raw ? median(raw.runs.map((r) => r.msgsPerSec)) : NaN;
-        tput.push({
-          id: row.id,
-          variant: variant.name,
-          mode: row.mode,
-          size: row.size.bytes,
-          msgsPerSec: msgs,
-          mbPerSec: mb,
-          ratioToRaw: msgs / rawMsgs,
-          runs: e.runs.map((r) => Math.round(r.msgsPerSec)),
-          missing: e.runs.reduce((n, r) => n + (r.missing ?? 0), 0),
-          failed: e.runs.filter((r) => r.failed).map((r) => r.failed),
-          senderCpu: median(e.runs.map((r) => r.senderCpu)),
-          receiverCpu: median(e.runs.map((r) => r.receiverCpu)),
-        });
-      } else {
-        const p50 = median(e.runs.map((r) => r.p50));
-        const p99 = median(e.runs.map((r) => r.p99));
-        const raw = get('raw/pingpong');
-        const rawP50 = raw ? median(raw.runs.map((r) => r.p50)) : NaN;
-        const rawP99 = raw ? median(raw.runs.map((r) => r.p99)) : NaN;
-        lat.push({
-          id: row.id,
-          variant: variant.name,
-          mode: row.mode,
-          size: row.size.bytes,
-          p50Us: p50,
-          p99Us: p99,
-          p50Ratio: p50 / rawP50,
-          p99Ratio: p99 / rawP99,
-          runs: e.runs.map((r) => ({ p50: Math.round(r.p50), p99: Math.round(r.p99), samples: r.samples })),
-          failed: e.runs.filter((r) => r.failed).map((r) => r.failed),
-        });
-      }
+  for (const row of ROWS) {
+    const e = get(row.id);
+    if (!e) continue;
+    const runs = e.runs.filter(Boolean);
+    const failed = runs.filter((r) => r.failed).map((r) => r.failed);
+    if (row.kind === 'tput') {
+      const raw = get(`raw/${row.size.name}`);
+      tput.push({
+        id: row.id,
+        variant: row.variant.name,
+        mode: row.mode,
+        size: row.size.bytes,
+        msgsPerSec: median(runs.map((r) => r.msgsPerSec)),
+        mbPerSec: median(runs.map((r) => r.mbPerSec)),
+        ratioToRaw: pairedRatio(e, raw, 'msgsPerSec'),
+        senderCpu: median(runs.map((r) => r.senderCpu)),
+        receiverCpu: median(runs.map((r) => r.receiverCpu)),
+        runs: runs.map((r) => Math.round(r.msgsPerSec)),
+        missing: runs.reduce((n, r) => n + (r.missing ?? 0), 0),
+        failed,
+      });
+    } else {
+      const raw = get('raw/pingpong');
+      lat.push({
+        id: row.id,
+        variant: row.variant.name,
+        mode: row.mode,
+        size: row.size.bytes,
+        p50Us: median(runs.map((r) => r.p50)),
+        p99Us: median(runs.map((r) => r.p99)),
+        p50Ratio: pairedRatio(e, raw, 'p50'),
+        p99Ratio: pairedRatio(e, raw, 'p99'),
+        runs: runs.map((r) => ({ p50: Math.round(r.p50), p99: Math.round(r.p99), samples: r.samples })),
+        failed,
+      });
     }
   }
   const t = (id) => tput.find((x) => x.id === id);
   const l = (id) => lat.find((x) => x.id === id);
   const targets = [];
-  const target = (name, value, limit, pass, unit) => targets.push({ name, value, limit, unit, result: Number.isFinite(value) ? (pass ? 'PASS' : 'MISS') : 'n/a' });
+  const target = (name, value, limit, pass, unit) =>
+    targets.push({ name, value, limit, unit, result: Number.isFinite(value) ? (pass ? 'PASS' : 'MISS') : 'n/a' });
   {
     const r = t('channel/async/1KiB')?.ratioToRaw;
     target('async 1 KiB msgs/s >= 0.7 x raw', r, 0.7, r >= 0.7, 'x raw');
@@ -544,9 +544,7 @@ function summarize() {
     target('ack round trip p99 <= 1 ms', v, 1000, v <= 1000, 'µs');
   }
   for (const v of ['mac', 'enc']) {
-    const on = t(`${v}/async/1KiB`)?.msgsPerSec;
-    const off = t('channel/async/1KiB')?.msgsPerSec;
-    const r = on / off;
+    const r = pairedRatio(get(`${v}/async/1KiB`), get('channel/async/1KiB'), 'msgsPerSec');
     target(`auth (${v === 'mac' ? 'MAC only' : 'AES-GCM'}) async 1 KiB >= 0.8 x auth off`, r, 0.8, r >= 0.8, 'x off');
   }
   return { tput, lat, targets };
@@ -636,9 +634,15 @@ async function main() {
   console.log(`clowder channel benchmark: ${info.cpuModel} x${info.cpus}, node ${info.node}, load ${info.loadavgAtStart.join(' ')}`);
   console.log(`${REPS} repetition(s); throughput ${WARMUP_MS} ms warm-up + ${MEASURE_MS} ms; latency ${LAT_WARMUP_MS} + ${LAT_MEASURE_MS} ms; async window ${WINDOW} B, ack window ${ACK_WINDOW}`);
   await startPeer();
-  for (let rep = 1; rep <= REPS; rep++) {
-    process.stderr.write(`repetition ${rep}/${REPS}\n`);
-    for (const { variant, rows } of plan) await runVariant(variant, rows);
+  const channels = new Map();
+  try {
+    for (const v of CHANNELS) if (ROWS.some((r) => r.variant === v)) channels.set(v.name, await startChannels(v));
+    for (let rep = 1; rep <= REPS; rep++) {
+      process.stderr.write(`repetition ${rep}/${REPS}\n`);
+      for (const row of ROWS) record(row, rep, await runRow(row, channels));
+    }
+  } finally {
+    for (const ctx of channels.values()) await stopChannels(ctx).catch(() => {});
   }
   const summary = summarize();
   const out = render(summary);

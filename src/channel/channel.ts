@@ -512,6 +512,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       local: () => this.#localDescriptor!,
       keys: this.#keys,
       replayWindowMs: this.config.replayWindowMs,
+      encrypt: this.config.encrypt,
       domain: this.config.domain,
       logger: this.#logger.child({ membership: this.#membership.kind }),
       events: {

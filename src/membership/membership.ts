@@ -32,6 +32,8 @@ export interface MembershipContext {
   readonly local: () => MemberDescriptor;
   readonly keys: ClusterKeys | undefined;
   readonly replayWindowMs: number;
+  /** With a key: whether records are encrypted (heartbeats carry it; a mismatch is refused). */
+  readonly encrypt: boolean;
   readonly domain: string;
   readonly events: MembershipEvents;
   readonly logger: Logger;

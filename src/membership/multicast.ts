@@ -86,7 +86,7 @@ export class MulticastMembership implements MembershipService {
   }
 
   #heartbeat(kind: HeartbeatKind): Buffer {
-    return encodeHeartbeat(kind, this.#seq++, this.#ctx!.localDescriptor(), this.#ctx!.keys);
+    return encodeHeartbeat(kind, this.#seq++, this.#ctx!.localDescriptor(), this.#ctx!.keys, this.#ctx!.encrypt);
   }
 
   #send(kind: HeartbeatKind): void {
@@ -97,7 +97,7 @@ export class MulticastMembership implements MembershipService {
     const ctx = this.#ctx!;
     let hb: ReturnType<typeof decodeHeartbeat>;
     try {
-      hb = decodeHeartbeat(msg, ctx.keys, ctx.replayWindowMs);
+      hb = decodeHeartbeat(msg, ctx.keys, ctx.replayWindowMs, ctx.encrypt);
     } catch (err) {
       ctx.countRefused((err as Error).message, from);
       return;

@@ -232,7 +232,8 @@ export class PeerConnection {
         try {
           hello = decodeHello(FrameType.HELLO_ACK, flags, body, s.keys, s.replayWindowMs, this.#clientNonce);
         } catch (err) {
-          throw new AuthFailure((err as Error).message);
+          if (err instanceof ClusterError && err.code === ErrorCode.AUTH) throw new AuthFailure(err.message);
+          throw err;
         }
         if (this.expectedId !== undefined && hello.member.id !== this.expectedId) {
           throw new ClusterError(

@@ -171,12 +171,7 @@ export class Receiver {
 
   #hello(flags: number, body: Buffer, writer: FrameWriter, sink: FrameSink, socket: Socket): InboundConnection {
     const s = this.settings;
-    let hello: ReturnType<typeof decodeHello>;
-    try {
-      hello = decodeHello(FrameType.HELLO, flags, body, s.keys, s.replayWindowMs);
-    } catch (err) {
-      throw new ClusterError(ErrorCode.AUTH, (err as Error).message);
-    }
+    const hello = decodeHello(FrameType.HELLO, flags, body, s.keys, s.replayWindowMs);
     if (s.keys && ((flags & FrameFlag.ENCRYPT) !== 0) !== s.encrypt) {
       throw new ClusterError(
         ErrorCode.AUTH,

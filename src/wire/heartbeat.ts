@@ -16,6 +16,9 @@ export const HEARTBEAT_VERSION = 1;
 export const HeartbeatKind = { ALIVE: 1, LEAVING: 2 } as const;
 export type HeartbeatKind = (typeof HeartbeatKind)[keyof typeof HeartbeatKind];
 const FIXED = 4 + 1 + 1 + 1 + 8 + 8 + 2;
+const FLAG_MAC = 1;
+/** The sender encrypts its records: a node with another setting could not talk to it. */
+const FLAG_ENCRYPT = 2;
 
 export interface Heartbeat {
   readonly kind: HeartbeatKind;
@@ -29,13 +32,14 @@ export function encodeHeartbeat(
   seq: bigint,
   descriptor: Buffer,
   keys: ClusterKeys | undefined,
+  encrypt = false,
 ): Buffer {
   const macLen = keys ? HEARTBEAT_MAC_BYTES : 0;
   const buf = Buffer.allocUnsafe(FIXED + descriptor.length + macLen);
   MAGIC.copy(buf, 0);
   buf[4] = HEARTBEAT_VERSION;
   buf[5] = kind;
-  buf[6] = keys ? 1 : 0;
+  buf[6] = keys ? (encrypt ? FLAG_MAC | FLAG_ENCRYPT : FLAG_MAC) : 0;
   buf.writeBigUInt64BE(seq, 7);
   buf.writeDoubleBE(Date.now(), 15);
   buf.writeUInt16BE(descriptor.length, 23);
@@ -45,10 +49,15 @@ export function encodeHeartbeat(
 }
 
 /** Verifies (MAC first) and decodes a datagram; throws FrameError saying why it is refused. */
-export function decodeHeartbeat(buf: Buffer, keys: ClusterKeys | undefined, replayWindowMs: number): Heartbeat {
+export function decodeHeartbeat(
+  buf: Buffer,
+  keys: ClusterKeys | undefined,
+  replayWindowMs: number,
+  encrypt = false,
+): Heartbeat {
   if (buf.length < FIXED || !buf.subarray(0, 4).equals(MAGIC)) throw new FrameError('not a clowder heartbeat');
   if (buf[4] !== HEARTBEAT_VERSION) throw new FrameError(`unsupported heartbeat version ${buf[4]}`);
-  const hasMac = buf[6] === 1;
+  const hasMac = (buf[6]! & FLAG_MAC) !== 0;
   if (keys && !hasMac) throw new FrameError('heartbeat without MAC: the sender has no cluster key');
   if (!keys && hasMac) throw new FrameError('heartbeat with MAC: the sender uses a cluster key and this node has none');
   const macLen = hasMac ? HEARTBEAT_MAC_BYTES : 0;
@@ -56,6 +65,11 @@ export function decodeHeartbeat(buf: Buffer, keys: ClusterKeys | undefined, repl
   if (FIXED + descLen + macLen !== buf.length) throw new FrameError('heartbeat length mismatch');
   if (keys && !macEquals(keys.heartbeatMac(buf.subarray(0, FIXED + descLen)), buf.subarray(FIXED + descLen))) {
     throw new FrameError('heartbeat failed authentication: wrong cluster key');
+  }
+  if (keys && ((buf[6]! & FLAG_ENCRYPT) !== 0) !== encrypt) {
+    throw new FrameError(
+      `heartbeat from a node whose encrypt setting differs from this node's (${encrypt}): use the same on every node`,
+    );
   }
   const kind = buf[5];
   if (kind !== HeartbeatKind.ALIVE && kind !== HeartbeatKind.LEAVING)

@@ -7,7 +7,7 @@
  * so an answer recorded from another connection is useless.
  */
 import { randomBytes } from 'node:crypto';
-import { FrameError } from '../core/errors.js';
+import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
 import { type ClusterKeys, MAC_BYTES, macEquals, NONCE_BYTES } from './auth.js';
 import { encodeFrame, FrameFlag, FrameType } from './frame.js';
 import { decodeMember, type MemberDescriptor } from './member.js';
@@ -62,9 +62,9 @@ export function decodeHello(
   clientNonce?: Buffer,
 ): Hello {
   const hasMac = (flags & FrameFlag.AUTH) !== 0;
-  if (keys && !hasMac) throw new FrameError('peer sent no MAC: it has no cluster key, this node requires one');
+  if (keys && !hasMac) throw authError('peer sent no MAC: it has no cluster key, this node requires one');
   if (!keys && hasMac)
-    throw new FrameError('peer uses a cluster key and this node has none: configure the same clusterKey on every node');
+    throw authError('peer uses a cluster key and this node has none: configure the same clusterKey on every node');
   const macLen = hasMac ? MAC_BYTES : 0;
   if (body.length < NONCE_BYTES + 10 + macLen) throw new FrameError('hello too short');
   const descLen = body.readUInt16BE(NONCE_BYTES + 8);
@@ -76,14 +76,19 @@ export function decodeHello(
     const expected =
       kind === FrameType.HELLO ? keys.helloMac(LABEL_C, head, desc) : keys.helloMac(LABEL_S, clientNonce!, head, desc);
     if (!macEquals(expected, body.subarray(descEnd)))
-      throw new FrameError('hello failed authentication: wrong cluster key');
+      throw authError('hello failed authentication: wrong cluster key');
   }
   const timestamp = body.readDoubleBE(NONCE_BYTES);
   if (keys && !(Math.abs(Date.now() - timestamp) <= replayWindowMs)) {
-    throw new FrameError(
+    throw authError(
       `hello timestamp outside the replay window of ${replayWindowMs} ms (replayed, or clocks out of sync)`,
     );
   }
   const member = decodeMember(body.subarray(NONCE_BYTES + 10, descEnd));
   return { nonce: Buffer.from(body.subarray(0, NONCE_BYTES)), timestamp, member };
+}
+
+/** Authentication failures are ERR_CLOWDER_AUTH (counted apart from malformed input). */
+function authError(message: string): ClusterError {
+  return new ClusterError(ErrorCode.AUTH, message);
 }

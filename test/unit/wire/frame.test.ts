@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { ErrorCode, FrameError } from '../../../src/core/errors.js';
+import { ClusterError, ErrorCode, FrameError } from '../../../src/core/errors.js';
 import { ClusterKeys } from '../../../src/wire/auth.js';
 import {
   encodeFrame,
@@ -55,6 +55,19 @@ function expectFrameError(fn: () => unknown, pattern: RegExp): FrameError {
   assert.equal(caught.code, ErrorCode.FRAME);
   assert.match(caught.message, pattern);
   return caught;
+}
+
+/** Authentication failures (wrong/missing key, tampering, staleness) are ERR_CLOWDER_AUTH, not malformed input. */
+function expectAuthError(fn: () => unknown, pattern: RegExp): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ClusterError, `expected ClusterError, got ${String(caught)}`);
+  assert.equal(caught.code, ErrorCode.AUTH);
+  assert.match(caught.message, pattern);
 }
 
 /** A header with arbitrary (possibly invalid) fields. */
@@ -429,7 +442,7 @@ describe('hello', () => {
     const a = parse(ack.frame);
     assert.deepEqual(decodeHello(FrameType.HELLO_ACK, a.flags, a.body, keys, WINDOW, hello.nonce).nonce, ack.nonce);
     // An answer recorded from another connection (another client nonce) is refused.
-    expectFrameError(
+    expectAuthError(
       () => decodeHello(FrameType.HELLO_ACK, a.flags, a.body, keys, WINDOW, Buffer.alloc(16)),
       /failed authentication/,
     );
@@ -437,17 +450,18 @@ describe('hello', () => {
 
   it('wrong key, missing key, tampering and staleness are refused', () => {
     const h = parse(encodeHello(FrameType.HELLO, desc, new ClusterKeys(OTHER_KEY), true).frame);
-    expectFrameError(() => decodeHello(FrameType.HELLO, h.flags, h.body, keys, WINDOW), /wrong cluster key/);
+    expectAuthError(() => decodeHello(FrameType.HELLO, h.flags, h.body, keys, WINDOW), /wrong cluster key/);
     const n = parse(encodeHello(FrameType.HELLO, desc, undefined, false).frame);
-    expectFrameError(() => decodeHello(FrameType.HELLO, n.flags, n.body, keys, WINDOW), /no MAC/);
-    expectFrameError(() => decodeHello(FrameType.HELLO, h.flags, h.body, undefined, WINDOW), /has none/);
+    expectAuthError(() => decodeHello(FrameType.HELLO, n.flags, n.body, keys, WINDOW), /no MAC/);
+    expectAuthError(() => decodeHello(FrameType.HELLO, h.flags, h.body, undefined, WINDOW), /has none/);
     const good = parse(encodeHello(FrameType.HELLO, desc, keys, true).frame);
     for (let i = 0; i < good.body.length; i++) {
       const t = Buffer.from(good.body);
       t[i]! ^= 0x04;
-      assert.throws(() => decodeHello(FrameType.HELLO, good.flags, t, keys, WINDOW), FrameError, `byte ${i}`);
+      // A flipped bit fails authentication, or (in a length field) the framing checks before it.
+      assert.throws(() => decodeHello(FrameType.HELLO, good.flags, t, keys, WINDOW), ClusterError, `byte ${i}`);
     }
     const stale = parse(shiftedClock(-WINDOW - 1000, () => encodeHello(FrameType.HELLO, desc, keys, true).frame));
-    expectFrameError(() => decodeHello(FrameType.HELLO, stale.flags, stale.body, keys, WINDOW), /replay window/);
+    expectAuthError(() => decodeHello(FrameType.HELLO, stale.flags, stale.body, keys, WINDOW), /replay window/);
   });
 });
