@@ -24,15 +24,16 @@
 // Options: --quick  --reps=N  --measure=MS  --warmup=MS  --lat-measure=MS  --lat-warmup=MS
 //          --window=BYTES (async backpressure window, default 1 MiB)  --rows=a,b  --no-save
 //          --profile (receiver runs with --cpu-prof into bench/channel/.prof/; see prof-summary.mjs)
+// bench/README.md explains the rows, the targets and why the async sender needs a window.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep, setImmediate as yieldNow } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { setImmediate as yieldNow, setTimeout as sleep } from 'node:timers/promises';
 import { createChannel, silentLogger } from '../../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -50,7 +51,19 @@ const args = Object.fromEntries(
     return [m[1], m[2] ?? true];
   }),
 );
-const known = new Set(['quick', 'reps', 'measure', 'warmup', 'lat-measure', 'lat-warmup', 'window', 'rows', 'no-save', 'profile', 'help']);
+const known = new Set([
+  'quick',
+  'reps',
+  'measure',
+  'warmup',
+  'lat-measure',
+  'lat-warmup',
+  'window',
+  'rows',
+  'no-save',
+  'profile',
+  'help',
+]);
 for (const k of Object.keys(args)) {
   if (!known.has(k)) {
     console.error(`unknown option --${k} (known: ${[...known].map((x) => `--${x}`).join(' ')})`);
@@ -58,7 +71,9 @@ for (const k of Object.keys(args)) {
   }
 }
 if (args.help) {
-  console.log('usage: node bench/channel/run.mjs [--quick] [--reps=N] [--measure=MS] [--warmup=MS] [--lat-measure=MS] [--lat-warmup=MS] [--window=BYTES] [--rows=a,b] [--no-save] [--profile]');
+  console.log(
+    'usage: node bench/channel/run.mjs [--quick] [--reps=N] [--measure=MS] [--warmup=MS] [--lat-measure=MS] [--lat-warmup=MS] [--window=BYTES] [--rows=a,b] [--no-save] [--profile]',
+  );
   process.exit(0);
 }
 const quick = args.quick === true;
@@ -69,7 +84,13 @@ const WARMUP_MS = num('warmup', quick ? 300 : 400);
 const LAT_MEASURE_MS = num('lat-measure', quick ? 700 : 1000);
 const LAT_WARMUP_MS = num('lat-warmup', 300);
 const WINDOW = num('window', 1024 * 1024);
-const FILTERS = typeof args.rows === 'string' ? args.rows.split(',').map((s) => s.trim()).filter(Boolean) : [];
+const FILTERS =
+  typeof args.rows === 'string'
+    ? args.rows
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 const ACK_WINDOW = 64;
 const DRAIN_TIMEOUT_MS = 20_000;
 const CLUSTER_KEY = 'bench-cluster-key-0123456789abcdef-0123456789';
@@ -99,7 +120,13 @@ function allRows() {
     rows.push({ id: `raw/${size.name}`, variant: VARIANTS[0], kind: 'tput', mode: 'raw', size });
     for (const mode of ['async', 'ack']) {
       for (const v of CHANNELS) {
-        rows.push({ id: `${v.name}/${mode === 'ack' ? `ack${ACK_WINDOW}` : 'async'}/${size.name}`, variant: v, kind: 'tput', mode, size });
+        rows.push({
+          id: `${v.name}/${mode === 'ack' ? `ack${ACK_WINDOW}` : 'async'}/${size.name}`,
+          variant: v,
+          kind: 'tput',
+          mode,
+          size,
+        });
       }
     }
   }
@@ -112,7 +139,11 @@ function allRows() {
 const selected = (row) => FILTERS.length === 0 || FILTERS.some((f) => row.id.includes(f));
 const ROWS = allRows().filter(selected);
 if (ROWS.length === 0) {
-  console.error(`--rows=${args.rows} matches no row; rows are: ${allRows().map((r) => r.id).join(' ')}`);
+  console.error(
+    `--rows=${args.rows} matches no row; rows are: ${allRows()
+      .map((r) => r.id)
+      .join(' ')}`,
+  );
   process.exit(2);
 }
 
@@ -290,7 +321,12 @@ async function roundTrips(one) {
     samples.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
   samples.sort((x, y) => x - y);
-  return { p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples[samples.length - 1], samples: samples.length };
+  return {
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    max: samples[samples.length - 1],
+    samples: samples.length,
+  };
 }
 
 // ---- raw node:net -------------------------------------------------------------------------------
@@ -326,7 +362,12 @@ async function rawThroughput(row) {
         return n;
       },
       (n) => ({ msgs: 0, bytes: n * size, n }),
-    ).then((r) => ({ ...r, msgsPerSec: (r.mbPerSec * 1e6) / size, sent: r.sent, missing: Math.ceil(r.missingBytes / size) }));
+    ).then((r) => ({
+      ...r,
+      msgsPerSec: (r.mbPerSec * 1e6) / size,
+      sent: r.sent,
+      missing: Math.ceil(r.missingBytes / size),
+    }));
   } finally {
     sock.destroy();
     await call('rawStop');
@@ -471,7 +512,13 @@ async function runRow(row, channels) {
     // A failed send (e.g. ERR_CLOWDER_QUEUE_FULL) fails this run of the row, not the benchmark.
     const inner = err?.faulty?.[0]?.error;
     await ctx.ch.flush();
-    return { failed: `${err?.code ?? err?.message}${inner ? ` (${inner.code}: ${inner.message})` : ''}`, msgsPerSec: NaN, mbPerSec: NaN, p50: NaN, p99: NaN };
+    return {
+      failed: `${err?.code ?? err?.message}${inner ? ` (${inner.code}: ${inner.message})` : ''}`,
+      msgsPerSec: NaN,
+      mbPerSec: NaN,
+      p50: NaN,
+      p99: NaN,
+    };
   }
 }
 
@@ -555,7 +602,8 @@ const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 function table(head, rows, align) {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => (align[i] === 'r' ? String(c).padStart(w[i]) : String(c).padEnd(w[i]))).join('  ');
+  const line = (cells) =>
+    cells.map((c, i) => (align[i] === 'r' ? String(c).padStart(w[i]) : String(c).padEnd(w[i]))).join('  ');
   return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -589,16 +637,15 @@ function render(summary) {
   ]);
   const lAlign = ['l', 'r', 'r', 'r', 'r', 'l'];
   const gHead = ['target', 'measured', 'limit', 'result'];
-  const gRows = summary.targets.map((g) => [g.name, `${fmt(g.value, g.unit === 'µs' ? 0 : 2)} ${g.unit}`, `${g.limit} ${g.unit}`, g.result]);
+  const gRows = summary.targets.map((g) => [
+    g.name,
+    `${fmt(g.value, g.unit === 'µs' ? 0 : 2)} ${g.unit}`,
+    `${g.limit} ${g.unit}`,
+    g.result,
+  ]);
   const gAlign = ['l', 'r', 'r', 'l'];
   return {
-    text: [
-      table(tHead, tRows, tAlign),
-      '',
-      table(lHead, lRows, lAlign),
-      '',
-      table(gHead, gRows, gAlign),
-    ].join('\n'),
+    text: [table(tHead, tRows, tAlign), '', table(lHead, lRows, lAlign), '', table(gHead, gRows, gAlign)].join('\n'),
     md: [
       '### Throughput (receiver-side, medians)',
       '',
@@ -630,9 +677,22 @@ function machine() {
 async function main() {
   const started = new Date();
   const info = machine();
-  const settings = { reps: REPS, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, latWarmupMs: LAT_WARMUP_MS, latMeasureMs: LAT_MEASURE_MS, asyncWindowBytes: WINDOW, ackWindow: ACK_WINDOW, rows: FILTERS };
-  console.log(`clowder channel benchmark: ${info.cpuModel} x${info.cpus}, node ${info.node}, load ${info.loadavgAtStart.join(' ')}`);
-  console.log(`${REPS} repetition(s); throughput ${WARMUP_MS} ms warm-up + ${MEASURE_MS} ms; latency ${LAT_WARMUP_MS} + ${LAT_MEASURE_MS} ms; async window ${WINDOW} B, ack window ${ACK_WINDOW}`);
+  const settings = {
+    reps: REPS,
+    warmupMs: WARMUP_MS,
+    measureMs: MEASURE_MS,
+    latWarmupMs: LAT_WARMUP_MS,
+    latMeasureMs: LAT_MEASURE_MS,
+    asyncWindowBytes: WINDOW,
+    ackWindow: ACK_WINDOW,
+    rows: FILTERS,
+  };
+  console.log(
+    `clowder channel benchmark: ${info.cpuModel} x${info.cpus}, node ${info.node}, load ${info.loadavgAtStart.join(' ')}`,
+  );
+  console.log(
+    `${REPS} repetition(s); throughput ${WARMUP_MS} ms warm-up + ${MEASURE_MS} ms; latency ${LAT_WARMUP_MS} + ${LAT_MEASURE_MS} ms; async window ${WINDOW} B, ack window ${ACK_WINDOW}`,
+  );
   await startPeer();
   const channels = new Map();
   try {
@@ -647,13 +707,25 @@ async function main() {
   const summary = summarize();
   const out = render(summary);
   const elapsed = (Date.now() - started.getTime()) / 1000;
-  console.log(`\n${out.text}\n\n(${elapsed.toFixed(0)} s; MB = 10^6 bytes of payload; "x raw" compares msgs/s with the raw row of the same size, latency with raw ping-pong; cpu = % of one core used by sender/receiver during the measured window)`);
+  console.log(
+    `\n${out.text}\n\n(${elapsed.toFixed(0)} s; MB = 10^6 bytes of payload; "x raw" compares msgs/s with the raw row of the same size, latency with raw ping-pong; cpu = % of one core used by sender/receiver during the measured window)`,
+  );
   if (!args['no-save']) {
     const dir = join(root, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+    const stamp = started
+      .toISOString()
+      .replace(/:/g, '-')
+      .replace(/\.\d+Z$/, 'Z');
     const base = join(dir, `channel-${stamp}`);
-    const json = { benchmark: 'channel', date: started.toISOString(), elapsedSecs: elapsed, machine: info, settings, ...summary };
+    const json = {
+      benchmark: 'channel',
+      date: started.toISOString(),
+      elapsedSecs: elapsed,
+      machine: info,
+      settings,
+      ...summary,
+    };
     writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
     writeFileSync(
       `${base}.md`,

@@ -75,8 +75,7 @@ export function decodeHello(
     const desc = body.subarray(NONCE_BYTES + 10, descEnd);
     const expected =
       kind === FrameType.HELLO ? keys.helloMac(LABEL_C, head, desc) : keys.helloMac(LABEL_S, clientNonce!, head, desc);
-    if (!macEquals(expected, body.subarray(descEnd)))
-      throw authError('hello failed authentication: wrong cluster key');
+    if (!macEquals(expected, body.subarray(descEnd))) throw authError('hello failed authentication: wrong cluster key');
   }
   const timestamp = body.readDoubleBE(NONCE_BYTES);
   if (keys && !(Math.abs(Date.now() - timestamp) <= replayWindowMs)) {

@@ -1,0 +1,90 @@
+/**
+ * Session manager configuration (Tomcat's DeltaManager and ReplicationValve attributes), with
+ * every default in this one schema.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.js';
+import { deepFreeze, int, ms, parseConfig, text } from './schema-helpers.js';
+import { parseSendOptions } from './send-options.js';
+
+const contextPath = z
+  .string({ error: 'a context path such as "/app" or "/"' })
+  .regex(/^\/([A-Za-z0-9._~!$&'()*+,;=:@%-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*)?$/, {
+    error: 'a context path such as "/app" or "/" (no trailing slash)',
+  });
+
+const sessionSchema = z.strictObject({
+  /** The context path the manager serves; also the cookie Path. Default "/". */
+  contextPath: contextPath.default('/'),
+  /** Session cookie name. */
+  cookieName: z
+    .string()
+    .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/, { error: 'a cookie name (RFC 6265 token, 1-64 characters)' })
+    .default('JSESSIONID'),
+  /** Secure cookie attribute: "auto" = when the request came over HTTPS. */
+  cookieSecure: z.union([z.boolean(), z.literal('auto')], { error: 'true, false or "auto"' }).default('auto'),
+  /** SameSite cookie attribute. */
+  cookieSameSite: z.enum(['Lax', 'Strict', 'None'], { error: '"Lax", "Strict" or "None"' }).default('Lax'),
+  /** Idle time after which a session expires, in seconds (Tomcat's session-timeout). 0 or less = never. */
+  maxInactiveInterval: int(-1, 31_536_000, 'seconds from -1 to 31536000').default(1800),
+  /** How often idle sessions are looked for, in seconds (Tomcat: processExpiresFrequency × backgroundProcessorDelay). */
+  processExpiresFrequency: int(1, 3600, 'seconds from 1 to 3600').default(10),
+  /** Fire attribute and session listeners for changes that arrive from other nodes. */
+  notifyListenersOnReplication: z.boolean({ error: 'true or false' }).default(true),
+  /** Stopping this node expires its sessions cluster-wide (default: never; the others keep them). */
+  expireSessionsOnShutdown: z.boolean({ error: 'true or false' }).default(false),
+  /** Send options for replication: "async" (Tomcat's 8) or "sync" (the response waits until every member applied it). */
+  sendOptions: z.union([z.number(), z.string()], { error: 'async, sync or Tomcat send options (8, 6, "use_ack,sync")' }).default('async'),
+  /** Requests whose path matches never replicate (e.g. static files). Tomcat's ReplicationValve filter. */
+  replicationFilter: z.string({ error: 'a regular expression' }).optional(),
+  /** How long a starting node waits for the other nodes' sessions before it serves. */
+  stateTransferTimeoutMs: ms(100, 3_600_000).default(60_000),
+  /** When the transfer times out: "start-cold" (serve with what arrived, loud warning) or "fail" (refuse to start). */
+  onStateTransferTimeout: z.enum(['start-cold', 'fail'], { error: '"start-cold" or "fail"' }).default('start-cold'),
+  /** Sessions per state-transfer chunk (each chunk is acknowledged before the next is built). */
+  stateTransferChunkSize: int(1, 100_000).default(1000),
+  /** A request that only reads a session tells the others at most this often (ms), so they do not expire it. */
+  accessedIntervalMs: ms(100, 3_600_000).optional(),
+  /** How long ids of invalidated sessions are remembered, so late messages cannot revive them. */
+  tombstoneTtlMs: ms(1000, 86_400_000).default(300_000),
+  /** Most sessions this node holds (-1 = unlimited); creating more fails with 503. */
+  maxActiveSessions: int(-1, 1e9).default(-1),
+  /** Name of this context's sessions in messages (defaults to contextPath). */
+  name: text(200).optional(),
+});
+
+export type SessionConfigInput = z.input<typeof sessionSchema>;
+type Parsed = z.output<typeof sessionSchema>;
+
+export interface SessionConfig extends Omit<Parsed, 'sendOptions' | 'replicationFilter' | 'accessedIntervalMs' | 'name'> {
+  readonly name: string;
+  readonly sendOptions: number;
+  readonly replicationFilter: RegExp | undefined;
+  readonly accessedIntervalMs: number;
+}
+
+/** Validates, fills defaults, freezes. @throws ConfigError naming the key (prefixed with `prefix`). */
+export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 'sessions'): SessionConfig {
+  const p: Parsed = parseConfig(sessionSchema, input, prefix);
+  let sendOptions: number;
+  const so = p.sendOptions;
+  if (so === 'sync') sendOptions = parseSendOptions('use_ack,sync', `${prefix}.sendOptions`);
+  else sendOptions = parseSendOptions(so, `${prefix}.sendOptions`);
+  let replicationFilter: RegExp | undefined;
+  if (p.replicationFilter !== undefined && p.replicationFilter !== '') {
+    try {
+      replicationFilter = new RegExp(p.replicationFilter);
+    } catch (err) {
+      throw new ConfigError(`${prefix}.replicationFilter`, `a valid regular expression (${(err as Error).message})`, p.replicationFilter);
+    }
+  }
+  const maxMs = p.maxInactiveInterval > 0 ? p.maxInactiveInterval * 1000 : 3_600_000;
+  const config: SessionConfig = {
+    ...p,
+    name: p.name ?? p.contextPath,
+    sendOptions,
+    replicationFilter,
+    accessedIntervalMs: p.accessedIntervalMs ?? Math.max(100, Math.floor(maxMs / 4)),
+  };
+  return deepFreeze(config, new Set(['replicationFilter']));
+}

@@ -1,0 +1,747 @@
+/**
+ * DeltaManager: every node that serves a context holds every session of it (all-to-all, only
+ * among the nodes serving that context). At the end of each request the changed attributes travel
+ * as a delta; a starting node takes every session from the oldest member before it serves.
+ *
+ * Beyond Tomcat: every session has a version that only goes up (a Lamport clock); every attribute
+ * carries the stamp of its last write, so deltas apply in order, stale or duplicate ones are
+ * counted and never applied over newer data, concurrent changes to different attributes on two
+ * nodes both survive, and two changes to the same attribute are detected and reported ('conflict').
+ * An invalidated session leaves a tombstone, so a late delta cannot revive it.
+ */
+import { EventEmitter } from 'node:events';
+import type { Member } from '../channel/types.js';
+import type { SessionConfig } from '../config/session-config.js';
+import { SendFlag } from '../config/send-options.js';
+import { ClusterError, ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { newSessionId } from './ids.js';
+import { Msg, MSG_NAMES, type SessionRecord } from './messages.js';
+import type { HubManager, ReplicationHub } from './replication-hub.js';
+import { Attribute, newer, Session, type SessionOwner } from './session.js';
+
+/** Why a session ended. */
+export type DestroyReason = 'invalidated' | 'expired' | 'replaced';
+
+/** A write to the same attribute on two nodes that did not see each other's change. */
+export interface ConflictInfo {
+  readonly sessionId: string;
+  readonly attribute: string;
+  /** Node ids of the two writers; `winner` is the one whose value every node keeps. */
+  readonly local: string;
+  readonly remote: string;
+  readonly winner: string;
+}
+
+export interface DeltaManagerEvents {
+  sessionCreated: [session: Session, replicated: boolean];
+  sessionDestroyed: [session: Session, reason: DestroyReason, replicated: boolean];
+  attributeAdded: [session: Session, name: string, value: unknown, replicated: boolean];
+  attributeReplaced: [session: Session, name: string, value: unknown, replicated: boolean];
+  attributeRemoved: [session: Session, name: string, replicated: boolean];
+  conflict: [info: ConflictInfo];
+  /** The node can serve: state transfer finished (or there was nobody to ask). */
+  ready: [];
+}
+
+/** State-transfer progress and result. */
+export interface StateTransferStats {
+  state: 'idle' | 'transferring' | 'done' | 'timed-out' | 'alone';
+  donor?: string;
+  sessions: number;
+  bytes: number;
+  durationMs: number;
+  chunks: number;
+}
+
+const COUNTERS = [
+  'requests',
+  'replications',
+  'bytesSent',
+  'accessedSent',
+  'replicationErrors',
+  'staleDeltas',
+  'conflicts',
+  'sessionsCreated',
+  'sessionsExpired',
+  'sessionsInvalidated',
+  'rejectedSessions',
+  'malformed',
+  'unencodable',
+] as const;
+type Counter = (typeof COUNTERS)[number];
+
+export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements HubManager, SessionOwner {
+  readonly contextName: string;
+  readonly sessions = new Map<string, Session>();
+  readonly #tombstones = new Map<string, number>();
+  readonly #counters: Record<Counter, number> & { sent: Record<string, number>; received: Record<string, number> };
+  #expiryTimer: NodeJS.Timeout | undefined;
+  #ready = false;
+  #queue: [unknown[], Member][] | undefined;
+  #transfer: StateTransferStats = { state: 'idle', sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
+  #transferWaiter: { requestId: string; donor: Member; done: (ok: boolean) => void } | undefined;
+  #stopped = false;
+  readonly #localId: string;
+  readonly #sync: boolean;
+
+  constructor(
+    readonly config: SessionConfig,
+    private readonly hub: ReplicationHub,
+    private readonly logger: Logger,
+  ) {
+    super();
+    this.contextName = config.name;
+    this.#localId = '';
+    this.#sync = (config.sendOptions & SendFlag.SYNC_ACK) !== 0;
+    const c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
+    this.#counters = { ...c, sent: {}, received: {} };
+    hub.register(this);
+  }
+
+  /** This node's id (the channel member id): the writer id in attribute stamps. */
+  get localId(): string {
+    return this.hub.channel.local.id;
+  }
+
+  /** True once the state transfer finished: the node may serve requests. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Route (jvmRoute) of this node: the suffix of its session cookies. */
+  get route(): string {
+    return this.hub.channel.config.name;
+  }
+
+  /**
+   * Starts the manager: asks the oldest member serving this context for every session and queues
+   * live changes until they have arrived. Resolves when the node may serve. Call after the channel
+   * started and its membership settled.
+   */
+  async start(): Promise<void> {
+    this.#expiryTimer = setInterval(() => this.processExpires(Date.now()), this.config.processExpiresFrequency * 1000);
+    this.#expiryTimer.unref();
+    await this.#stateTransfer();
+    this.#ready = true;
+    this.emit('ready');
+  }
+
+  /** Stops: sends what is pending; with expireSessionsOnShutdown, expires this node's sessions everywhere. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#expiryTimer);
+    if (this.config.expireSessionsOnShutdown) {
+      for (const s of [...this.sessions.values()]) if (s.primary) this.#expire(s, 'expired', true);
+    }
+    this.hub.unregister(this);
+  }
+
+  // ---- sessions -------------------------------------------------------------------------------
+
+  /** Creates a session with a fresh id. @throws ClusterError when maxActiveSessions is reached. */
+  createSession(now = Date.now()): Session {
+    if (this.config.maxActiveSessions >= 0 && this.sessions.size >= this.config.maxActiveSessions) {
+      this.#counters.rejectedSessions++;
+      throw new ClusterError(ErrorCode.QUEUE_FULL, `too many active sessions (maxActiveSessions ${this.config.maxActiveSessions})`);
+    }
+    let id = newSessionId();
+    while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
+    const s = new Session(id, now, now, this.config.maxInactiveInterval, this);
+    s.primary = true;
+    this.sessions.set(id, s);
+    this.#counters.sessionsCreated++;
+    if (this.listenerCount('sessionCreated') > 0) this.emit('sessionCreated', s, false);
+    return s;
+  }
+
+  /** The valid session with this id, or undefined (unknown, invalidated or expired). */
+  findSession(id: string, now = Date.now()): Session | undefined {
+    const s = this.sessions.get(id);
+    if (s === undefined) return undefined;
+    if (s.maxInactiveInterval > 0 && s.idleMs(now) >= s.maxInactiveInterval * 1000) {
+      this.#expire(s, 'expired', true);
+      return undefined;
+    }
+    return s;
+  }
+
+  /** A request starts using `s`. */
+  requestStarted(s: Session, now = Date.now()): void {
+    s.active++;
+    s.lastAccessedTime = now;
+    this.#counters.requests++;
+  }
+
+  /**
+   * A request that used `s` ends: replicates what it changed (or, rate-limited, that it was
+   * accessed). In synchronous mode the returned promise resolves once every member applied it.
+   * Never throws: replication failures are counted and logged, the request is not failed.
+   */
+  requestCompleted(s: Session, replicate = true, now = Date.now()): Promise<void> | undefined {
+    s.active--;
+    s.lastAccessedTime = now;
+    if (!s.valid) return undefined;
+    const errors = s.detectInPlaceChanges();
+    if (errors) {
+      for (const [name, err] of errors) {
+        this.#counters.unencodable++;
+        this.logger.error({ session: s.id.slice(0, 8), attribute: name, err: err.message }, 'session attribute changed in place into something that cannot be replicated; the previous value stays replicated');
+      }
+    }
+    const wasNew = s.isNew;
+    s.isNew = false;
+    s.primary = true;
+    if (!replicate) {
+      s.dirty = undefined;
+      return undefined;
+    }
+    const members = this.hub.membersFor(this.contextName);
+    let message: unknown[] | undefined;
+    if (!s.announced) {
+      message = this.#createdMessage(s);
+      s.announced = true;
+    } else if (s.dirty !== undefined || s.maxInactiveDirty) {
+      message = this.#deltaMessage(s);
+    } else if (now - s.accessReplicatedAt >= this.config.accessedIntervalMs) {
+      s.accessReplicatedAt = now;
+      if (members.length === 0) return undefined;
+      this.#counters.accessedSent++;
+      return this.#send(members, [Msg.ACCESSED, this.contextName, s.id, now], false);
+    } else return undefined;
+    void wasNew;
+    s.accessReplicatedAt = now;
+    if (members.length === 0) return undefined;
+    this.#counters.replications++;
+    return this.#send(members, message, this.#sync);
+  }
+
+  /** Invalidates `s` here and on every node (SessionOwner). */
+  invalidate(s: Session): void {
+    this.#expire(s, 'invalidated', true);
+  }
+
+  /** Gives `s` a new id (fixation defence); the data stays; every node renames it. Returns the new id. */
+  changeSessionId(s: Session): string {
+    const old = s.id;
+    let id = newSessionId();
+    while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
+    this.sessions.delete(old);
+    this.#tombstone(old);
+    s.id = id;
+    this.sessions.set(id, s);
+    if (s.announced) {
+      const members = this.hub.membersFor(this.contextName);
+      if (members.length > 0) void this.#send(members, [Msg.ID_CHANGED, this.contextName, old, id], false);
+    }
+    return id;
+  }
+
+  /** SessionOwner: listeners for local changes. */
+  attributeChanged(s: Session, name: string, kind: 'added' | 'replaced' | 'removed', value: unknown): void {
+    this.#notifyAttribute(s, name, kind, value, false);
+  }
+
+  /**
+   * Expires idle sessions: a session this node served last (primary) expires everywhere after
+   * maxInactiveInterval; a copy that nobody refreshed expires here, silently, after twice that
+   * (a safety net for a primary that crashed). Also forgets old tombstones.
+   */
+  processExpires(now: number): void {
+    for (const s of this.sessions.values()) {
+      if (s.maxInactiveInterval <= 0 || s.active > 0) continue;
+      const idle = s.idleMs(now);
+      const max = s.maxInactiveInterval * 1000;
+      if (s.primary ? idle >= max : idle >= 2 * max) this.#expire(s, 'expired', s.primary);
+    }
+    for (const [id, until] of this.#tombstones) if (until <= now) this.#tombstones.delete(id);
+  }
+
+  // ---- receiving ------------------------------------------------------------------------------
+
+  /** Handles a message of this context from `from`. */
+  receive(m: unknown[], from: Member): void | Promise<void> {
+    const type = m[0] as number;
+    this.#counters.received[MSG_NAMES[type] ?? 'unknown'] = (this.#counters.received[MSG_NAMES[type] ?? 'unknown'] ?? 0) + 1;
+    if (type === Msg.STATE_REQUEST) return this.#answerStateRequest(m, from);
+    if (type === Msg.STATE_CHUNK || type === Msg.STATE_COMPLETE || type === Msg.STATE_NONE) return this.#onStateMessage(m, from);
+    if (this.#queue !== undefined) {
+      this.#queue.push([m, from]);
+      return;
+    }
+    this.#apply(m, from);
+  }
+
+  memberRemoved(m: Member): void {
+    const w = this.#transferWaiter;
+    if (w !== undefined && w.donor.id === m.id) w.done(false);
+  }
+
+  #apply(m: unknown[], from: Member): void {
+    try {
+      switch (m[0]) {
+        case Msg.CREATED:
+          return this.#onCreated(m, from);
+        case Msg.DELTA:
+          return this.#onDelta(m, from);
+        case Msg.ACCESSED:
+          return this.#onAccessed(m);
+        case Msg.EXPIRED:
+          return this.#onExpired(m);
+        case Msg.ID_CHANGED:
+          return this.#onIdChanged(m);
+        default:
+          this.#malformed(from, `unknown message type ${m[0]}`);
+      }
+    } catch (err) {
+      this.#malformed(from, (err as Error).message);
+    }
+  }
+
+  #onCreated(m: unknown[], from: Member): void {
+    const [, , id, creationTime, maxInactive, version, names, values] = m as [number, string, string, number, number, number, string[], Uint8Array[]];
+    checkId(id);
+    if (this.#tombstones.has(id)) {
+      this.#counters.staleDeltas++;
+      return;
+    }
+    let s = this.sessions.get(id);
+    const now = Date.now();
+    if (s === undefined) {
+      s = new Session(id, num(creationTime), now, num(maxInactive), this);
+      s.announced = true;
+      s.isNew = false;
+      this.sessions.set(id, s);
+      if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) this.emit('sessionCreated', s, true);
+    }
+    this.#applyAttributes(s, num(version), -1, from.id, names, values, [], now);
+  }
+
+  #onDelta(m: unknown[], from: Member): void {
+    const [, , id, base, version, names, values, removed, maxInactive] = m as [number, string, string, number, number, string[], Uint8Array[], string[], number];
+    checkId(id);
+    if (this.#tombstones.has(id)) {
+      this.#counters.staleDeltas++;
+      return;
+    }
+    let s = this.sessions.get(id);
+    const now = Date.now();
+    if (s === undefined) {
+      // A delta for a session we never saw (we missed its creation): keep what it carries.
+      s = new Session(id, now, now, this.config.maxInactiveInterval, this);
+      s.announced = true;
+      s.isNew = false;
+      this.sessions.set(id, s);
+    }
+    if (num(maxInactive) !== -1 && num(version) > s.version) s.maxInactiveInterval = maxInactive;
+    this.#applyAttributes(s, num(version), num(base), from.id, names, values, removed, now);
+  }
+
+  /** Applies attribute writes stamped (version, writer); counts stale ones and same-attribute conflicts. */
+  #applyAttributes(
+    s: Session,
+    version: number,
+    base: number,
+    writer: string,
+    names: string[],
+    values: Uint8Array[],
+    removed: string[],
+    now: number,
+  ): void {
+    if (!Array.isArray(names) || !Array.isArray(values) || names.length !== values.length || !Array.isArray(removed)) {
+      throw new Error('malformed attribute lists');
+    }
+    let applied = 0;
+    const notify = this.config.notifyListenersOnReplication;
+    for (let i = 0; i < names.length + removed.length; i++) {
+      const isRemove = i >= names.length;
+      const name = isRemove ? removed[i - names.length]! : names[i]!;
+      if (typeof name !== 'string') throw new Error('attribute name is not a string');
+      const a = s.attributes.get(name);
+      if (a !== undefined && s.dirty?.has(name)) {
+        // A local write not yet replicated: it will be stamped newer than this and win everywhere.
+        this.#counters.conflicts++;
+        if (this.listenerCount('conflict') > 0) {
+          this.emit('conflict', { sessionId: s.id, attribute: name, local: this.localId, remote: writer, winner: this.localId });
+        }
+        continue;
+      }
+      if (a !== undefined) {
+        if (!newer(version, writer, a.v, a.w)) {
+          this.#conflictCheck(s, name, a, base, writer, false);
+          continue;
+        }
+        this.#conflictCheck(s, name, a, base, writer, true);
+        const existed = !a.removed;
+        a.v = version;
+        a.w = writer;
+        a.decoded = false;
+        a.value = undefined;
+        if (isRemove) {
+          a.removed = true;
+          a.bytes = undefined;
+          if (notify && existed) this.#notifyAttribute(s, name, 'removed', undefined, true);
+        } else {
+          a.removed = false;
+          a.bytes = toBuffer(values[i]!);
+          if (notify) this.#notifyAttribute(s, name, existed ? 'replaced' : 'added', a, true);
+        }
+        s.handedOut?.delete(name);
+      } else {
+        const attr = new Attribute(isRemove ? undefined : toBuffer(values[i]!), version, writer, isRemove);
+        s.attributes.set(name, attr);
+        if (notify && !isRemove) this.#notifyAttribute(s, name, 'added', attr, true);
+      }
+      applied++;
+    }
+    if (applied === 0 && version <= s.version && names.length + removed.length > 0) this.#counters.staleDeltas++;
+    if (version > s.version) s.version = version;
+    s.lastAccessedTime = Math.max(s.lastAccessedTime, now);
+    s.primary = false;
+  }
+
+  /**
+   * A write that did not see our latest write to the same attribute (its base is older than our
+   * stamp, and the stamp is another writer's) is a conflict: counted and reported; the newer stamp
+   * wins on every node, so all converge.
+   */
+  #conflictCheck(s: Session, name: string, local: Attribute, base: number, writer: string, incomingWins: boolean): void {
+    if (base < 0 || local.w === writer || local.w === '' || local.v <= base) return;
+    this.#counters.conflicts++;
+    if (this.listenerCount('conflict') > 0) {
+      this.emit('conflict', { sessionId: s.id, attribute: name, local: local.w, remote: writer, winner: incomingWins ? writer : local.w });
+    } else if (this.#counters.conflicts % 100 === 1) {
+      this.logger.warn({ session: s.id.slice(0, 8), attribute: name, conflicts: this.#counters.conflicts }, 'concurrent writes to the same session attribute on two nodes (the newer write wins; add a "conflict" listener to handle it)');
+    }
+  }
+
+  #onAccessed(m: unknown[]): void {
+    const s = this.sessions.get(m[2] as string);
+    if (s === undefined) return;
+    s.lastAccessedTime = Math.max(s.lastAccessedTime, num(m[3]));
+    s.primary = false;
+  }
+
+  #onExpired(m: unknown[]): void {
+    const id = m[2] as string;
+    const s = this.sessions.get(id);
+    if (s === undefined) {
+      if (typeof id === 'string') this.#tombstone(id);
+      return;
+    }
+    this.#expire(s, m[3] === 'invalidated' ? 'invalidated' : 'expired', false);
+  }
+
+  #onIdChanged(m: unknown[]): void {
+    const [, , oldId, newId] = m as [number, string, string, string];
+    checkId(oldId);
+    checkId(newId);
+    const s = this.sessions.get(oldId);
+    this.#tombstone(oldId);
+    if (s === undefined) return;
+    this.sessions.delete(oldId);
+    s.id = newId;
+    this.sessions.set(newId, s);
+    s.primary = false;
+  }
+
+  // ---- expiry ---------------------------------------------------------------------------------
+
+  #expire(s: Session, reason: 'expired' | 'invalidated', broadcast: boolean): void {
+    if (!s.valid) return;
+    s.valid = false;
+    this.sessions.delete(s.id);
+    this.#tombstone(s.id);
+    if (reason === 'expired') this.#counters.sessionsExpired++;
+    else this.#counters.sessionsInvalidated++;
+    if (broadcast && s.announced) {
+      const members = this.hub.membersFor(this.contextName);
+      if (members.length > 0) void this.#send(members, [Msg.EXPIRED, this.contextName, s.id, reason], false);
+    }
+    if ((!broadcast ? this.config.notifyListenersOnReplication : true) && this.listenerCount('sessionDestroyed') > 0) {
+      this.emit('sessionDestroyed', s, reason, !broadcast);
+    }
+  }
+
+  #tombstone(id: string): void {
+    this.#tombstones.set(id, Date.now() + this.config.tombstoneTtlMs);
+  }
+
+  // ---- sending --------------------------------------------------------------------------------
+
+  #createdMessage(s: Session): unknown[] {
+    const names: string[] = [];
+    const values: Buffer[] = [];
+    const v = ++s.version;
+    const me = this.localId;
+    for (const [name, a] of s.attributes) {
+      a.v = v;
+      a.w = me;
+      if (a.removed) continue;
+      names.push(name);
+      values.push(a.bytes!);
+    }
+    s.dirty = undefined;
+    s.maxInactiveDirty = false;
+    return [Msg.CREATED, this.contextName, s.id, s.creationTime, s.maxInactiveInterval, v, names, values];
+  }
+
+  #deltaMessage(s: Session): unknown[] {
+    const base = s.version;
+    const v = ++s.version;
+    const me = this.localId;
+    const names: string[] = [];
+    const values: Buffer[] = [];
+    const removed: string[] = [];
+    if (s.dirty) {
+      for (const name of s.dirty) {
+        const a = s.attributes.get(name);
+        if (a === undefined) continue;
+        a.v = v;
+        a.w = me;
+        if (a.removed) removed.push(name);
+        else {
+          names.push(name);
+          values.push(a.bytes!);
+        }
+      }
+      s.dirty = undefined;
+    }
+    const maxInactive = s.maxInactiveDirty ? s.maxInactiveInterval : -1;
+    s.maxInactiveDirty = false;
+    return [Msg.DELTA, this.contextName, s.id, base, v, names, values, removed, maxInactive];
+  }
+
+  #send(members: Member[], message: unknown[], sync: boolean): Promise<void> | undefined {
+    const type = MSG_NAMES[message[0] as number]!;
+    this.#counters.sent[type] = (this.#counters.sent[type] ?? 0) + 1;
+    const p = this.hub.channel.send(members, message, sync ? { options: this.config.sendOptions } : undefined);
+    const handled = p.catch((err: Error) => {
+      this.#counters.replicationErrors++;
+      this.logger.warn({ err: err.message, type }, 'replication failed');
+    });
+    return sync ? handled : undefined;
+  }
+
+  // ---- state transfer -------------------------------------------------------------------------
+
+  async #stateTransfer(): Promise<void> {
+    const started = Date.now();
+    const deadline = started + this.config.stateTransferTimeoutMs;
+    const tried = new Set<string>();
+    this.#queue = [];
+    try {
+      for (;;) {
+        const donors = this.hub
+          .membersFor(this.contextName)
+          .filter((m) => !tried.has(m.id))
+          .sort((a, b) => a.startTime - b.startTime || (a.id < b.id ? -1 : 1));
+        const donor = donors[0];
+        if (donor === undefined) {
+          this.#transfer = { ...this.#transfer, state: tried.size === 0 ? 'alone' : this.#transfer.state };
+          if (tried.size === 0) this.logger.info({ context: this.contextName }, 'no other member serves this context: nothing to transfer');
+          else await this.#transferFailed(started);
+          return;
+        }
+        tried.add(donor.id);
+        const ok = await this.#transferFrom(donor, deadline);
+        if (ok) {
+          this.#transfer.state = 'done';
+          this.#transfer.durationMs = Date.now() - started;
+          this.logger.info(
+            { context: this.contextName, donor: donor.name, sessions: this.#transfer.sessions, bytes: this.#transfer.bytes, ms: this.#transfer.durationMs },
+            'state transfer complete',
+          );
+          return;
+        }
+        if (Date.now() >= deadline) {
+          await this.#transferFailed(started);
+          return;
+        }
+        this.logger.warn({ context: this.contextName, donor: donor.name }, 'state transfer from this member failed; asking the next oldest');
+      }
+    } finally {
+      const queued = this.#queue ?? [];
+      this.#queue = undefined;
+      for (const [m, from] of queued) this.#apply(m, from);
+    }
+  }
+
+  async #transferFailed(started: number): Promise<void> {
+    this.#transfer.state = 'timed-out';
+    this.#transfer.durationMs = Date.now() - started;
+    if (this.config.onStateTransferTimeout === 'fail') {
+      throw new ClusterError(
+        ErrorCode.SEND_TIMEOUT,
+        `state transfer for ${this.contextName} did not complete within ${this.config.stateTransferTimeoutMs} ms (sessions.onStateTransferTimeout is "fail")`,
+      );
+    }
+    this.logger.error(
+      { context: this.contextName, received: this.#transfer.sessions, timeoutMs: this.config.stateTransferTimeoutMs },
+      'STATE TRANSFER INCOMPLETE: starting with only the sessions received so far; users of the others will be logged out (set sessions.onStateTransferTimeout to "fail" to refuse to start instead)',
+    );
+  }
+
+  #transferFrom(donor: Member, deadline: number): Promise<boolean> {
+    const requestId = `${this.localId.slice(0, 8)}-${Date.now().toString(36)}`;
+    this.#transfer = { state: 'transferring', donor: donor.name, sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
+    this.logger.info({ context: this.contextName, donor: donor.name }, 'asking for the sessions of this context');
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        if (this.#transferWaiter?.requestId === requestId) this.#transferWaiter = undefined;
+        resolve(ok);
+      };
+      this.#transferWaiter = { requestId, donor, done: finish };
+      this.hub.channel.send(donor, [Msg.STATE_REQUEST, this.contextName, requestId], { options: 'use_ack' }).catch(() => finish(false));
+    });
+  }
+
+  #onStateMessage(m: unknown[], from: Member): void {
+    const w = this.#transferWaiter;
+    if (w === undefined || m[2] !== w.requestId || from.id !== w.donor.id) return; // late or foreign
+    if (m[0] === Msg.STATE_NONE) {
+      w.done(false);
+      return;
+    }
+    if (m[0] === Msg.STATE_COMPLETE) {
+      w.done(true);
+      return;
+    }
+    const records = m[4] as SessionRecord[];
+    if (!Array.isArray(records)) throw new Error('malformed state chunk');
+    const now = Date.now();
+    for (const r of records) this.#applyRecord(r, from, now);
+    this.#transfer.chunks++;
+    this.#transfer.sessions += records.length;
+    if (this.#transfer.chunks % 20 === 0) {
+      this.logger.info({ context: this.contextName, sessions: this.#transfer.sessions }, 'state transfer in progress');
+    }
+  }
+
+  #applyRecord(r: SessionRecord, from: Member, now: number): void {
+    const [id, creationTime, lastAccessed, maxInactive, version, names, values, stampV, stampW] = r;
+    checkId(id);
+    if (this.#tombstones.has(id)) return;
+    let s = this.sessions.get(id);
+    const fresh = s === undefined;
+    if (s === undefined) {
+      s = new Session(id, num(creationTime), Math.min(now, num(lastAccessed)), num(maxInactive), this);
+      s.announced = true;
+      s.isNew = false;
+      this.sessions.set(id, s);
+    }
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const v = num(stampV[i]);
+      const w = String(stampW[i] ?? from.id);
+      const a = s.attributes.get(name);
+      const bytes = toBuffer(values[i]!);
+      this.#transfer.bytes += bytes.length;
+      if (a === undefined) s.attributes.set(name, new Attribute(bytes, v, w));
+      else if (newer(v, w, a.v, a.w)) {
+        a.bytes = bytes;
+        a.v = v;
+        a.w = w;
+        a.removed = false;
+        a.decoded = false;
+        a.value = undefined;
+      }
+    }
+    if (num(version) > s.version) s.version = num(version);
+    s.primary = false;
+    if (fresh && this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
+      this.emit('sessionCreated', s, true);
+    }
+  }
+
+  /** Donor side: streams every session in acknowledged chunks, yielding between chunks. */
+  async #answerStateRequest(m: unknown[], from: Member): Promise<void> {
+    const requestId = m[2];
+    const ids = Array.from(this.sessions.keys());
+    const size = this.config.stateTransferChunkSize;
+    const started = Date.now();
+    let seq = 0;
+    let sent = 0;
+    // Not awaited by the caller: the request's acknowledgement goes back at once.
+    void (async () => {
+      try {
+        for (let i = 0; i < ids.length; i += size) {
+          const records: SessionRecord[] = [];
+          for (let j = i; j < Math.min(ids.length, i + size); j++) {
+            const s = this.sessions.get(ids[j]!);
+            if (s !== undefined && s.valid && s.announced) records.push(toRecord(s));
+          }
+          if (records.length === 0) continue;
+          await this.hub.channel.send(from, [Msg.STATE_CHUNK, this.contextName, requestId, seq++, records], { options: 'use_ack,sync' });
+          sent += records.length;
+          await new Promise((r) => setImmediate(r));
+        }
+        await this.hub.channel.send(from, [Msg.STATE_COMPLETE, this.contextName, requestId, sent], { options: 'use_ack' });
+        this.logger.info({ context: this.contextName, to: from.name, sessions: sent, ms: Date.now() - started }, 'sent every session to a starting member');
+      } catch (err) {
+        this.logger.warn({ context: this.contextName, to: from.name, err: (err as Error).message }, 'state transfer to a starting member failed');
+      }
+    })();
+  }
+
+  #malformed(from: Member, why: string): void {
+    if (this.#counters.malformed++ % 100 === 0) this.logger.warn({ from: from.name, why }, 'dropped a malformed session message');
+  }
+
+  #notifyAttribute(s: Session, name: string, kind: 'added' | 'replaced' | 'removed', value: unknown, replicated: boolean): void {
+    const event = kind === 'added' ? 'attributeAdded' : kind === 'replaced' ? 'attributeReplaced' : 'attributeRemoved';
+    if (this.listenerCount(event) === 0) return;
+    if (kind === 'removed') this.emit('attributeRemoved', s, name, replicated);
+    else {
+      const v = value instanceof Attribute ? s.getAttribute(name) : value;
+      this.emit(event as 'attributeAdded', s, name, v, replicated);
+    }
+  }
+
+  /** Counters and state for monitoring. */
+  stats(): Record<string, unknown> {
+    return {
+      context: this.contextName,
+      activeSessions: this.sessions.size,
+      tombstones: this.#tombstones.size,
+      ready: this.#ready,
+      stateTransfer: { ...this.#transfer },
+      ...this.#counters,
+      sent: { ...this.#counters.sent },
+      received: { ...this.#counters.received },
+    };
+  }
+}
+
+function toRecord(s: Session): SessionRecord {
+  const names: string[] = [];
+  const values: Uint8Array[] = [];
+  const stampV: number[] = [];
+  const stampW: string[] = [];
+  for (const [name, a] of s.attributes) {
+    if (a.removed || a.bytes === undefined) continue;
+    names.push(name);
+    values.push(a.bytes);
+    stampV.push(a.v);
+    stampW.push(a.w);
+  }
+  return [s.id, s.creationTime, s.lastAccessedTime, s.maxInactiveInterval, s.version, names, values, stampV, stampW];
+}
+
+function toBuffer(b: Uint8Array): Buffer {
+  if (!(b instanceof Uint8Array)) throw new Error('attribute value is not bytes');
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function num(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error('expected a number');
+  return v;
+}
+
+const ID = /^[0-9A-F]{32}$/;
+function checkId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !ID.test(id)) throw new Error('malformed session id');
+}

@@ -1,0 +1,47 @@
+/**
+ * Session replication messages. Each is an array encoded with the value codec, starting with the
+ * type and the context name; attribute values travel as the codec bytes the writer produced, so a
+ * receiving node stores them without decoding (it decodes only what a request reads).
+ *
+ * Append only: a type, once shipped, keeps its number and layout.
+ */
+export const Msg = {
+  /** [t, ctx, id, creationTime, maxInactive, version, names[], values(bytes)[]] — first replication of a new session */
+  CREATED: 1,
+  /** [t, ctx, id, base, version, names[], values[], removed[], maxInactive | -1] — changed attributes only */
+  DELTA: 2,
+  /** [t, ctx, id, accessedAt] — a request read the session without changing it (rate-limited) */
+  ACCESSED: 3,
+  /** [t, ctx, id, reason] — invalidated or expired on the sender */
+  EXPIRED: 4,
+  /** [t, ctx, oldId, newId] — regenerate(): same data, new id */
+  ID_CHANGED: 5,
+  /** [t, ctx, requestId] — a starting node asks for every session of ctx */
+  STATE_REQUEST: 6,
+  /** [t, ctx, requestId, seq, records[]] — part of the answer; acknowledged after it was applied */
+  STATE_CHUNK: 7,
+  /** [t, ctx, requestId, count] — the answer is complete */
+  STATE_COMPLETE: 8,
+  /** [t, ctx, requestId] — the asked node does not serve ctx (Tomcat's NOCONTEXTMANAGER) */
+  STATE_NONE: 9,
+} as const;
+export type Msg = (typeof Msg)[keyof typeof Msg];
+
+/** Message names for counters and logs. */
+export const MSG_NAMES: Record<number, string> = {
+  1: 'created',
+  2: 'delta',
+  3: 'accessed',
+  4: 'expired',
+  5: 'idChanged',
+  6: 'stateRequest',
+  7: 'stateChunk',
+  8: 'stateComplete',
+  9: 'stateNone',
+};
+
+/**
+ * A whole session in a state-transfer chunk:
+ * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[], stampVersions[], stampWriters[]]
+ */
+export type SessionRecord = [string, number, number, number, number, string[], Uint8Array[], number[], string[]];

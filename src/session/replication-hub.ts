@@ -1,0 +1,96 @@
+/**
+ * Connects session managers to one channel: advertises the contexts this node serves in its
+ * member payload, routes incoming messages to the manager of their context, and answers a state
+ * request for a context this node does not serve at once (so the asker does not wait).
+ */
+import type { Channel, ReceivedMessage } from '../channel/channel.js';
+import type { Member } from '../channel/types.js';
+import type { Logger } from '../core/logger.js';
+import { Msg } from './messages.js';
+
+/** What the hub needs from a manager. */
+export interface HubManager {
+  readonly contextName: string;
+  /** Handles a message for this context; return a promise to hold a synchronous acknowledgement. */
+  receive(message: unknown[], from: Member): void | Promise<void>;
+  memberAdded?(member: Member): void;
+  memberRemoved?(member: Member): void;
+}
+
+/** The member payload clowder nodes advertise. */
+export interface NodePayload {
+  contexts: string[];
+}
+
+export class ReplicationHub {
+  readonly #managers = new Map<string, HubManager>();
+  readonly #membersFor = new Map<string, Member[]>();
+  #dropped = 0;
+
+  constructor(
+    readonly channel: Channel,
+    private readonly logger: Logger,
+  ) {
+    channel.onMessage((msg) => this.#onMessage(msg));
+    channel.on('memberAdded', (m) => {
+      this.#membersFor.clear();
+      for (const mgr of this.#managers.values()) mgr.memberAdded?.(m);
+    });
+    channel.on('memberRemoved', (m) => {
+      this.#membersFor.clear();
+      for (const mgr of this.#managers.values()) mgr.memberRemoved?.(m);
+    });
+  }
+
+  /** Registers a manager; call before the channel starts so peers see the context from the first heartbeat. */
+  register(manager: HubManager): void {
+    if (this.#managers.has(manager.contextName)) throw new Error(`context ${manager.contextName} is registered twice`);
+    this.#managers.set(manager.contextName, manager);
+    this.channel.setPayload({ contexts: [...this.#managers.keys()] } satisfies NodePayload);
+  }
+
+  unregister(manager: HubManager): void {
+    this.#managers.delete(manager.contextName);
+  }
+
+  /** Members that serve `context` (cached until membership changes). */
+  membersFor(context: string): Member[] {
+    let list = this.#membersFor.get(context);
+    if (list === undefined) {
+      list = this.channel.members().filter((m) => servesContext(m, context));
+      this.#membersFor.set(context, list);
+    }
+    return list;
+  }
+
+  /** Messages dropped because they were malformed or for no context here. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  #onMessage(msg: ReceivedMessage): void | Promise<void> {
+    const value = msg.value;
+    if (!Array.isArray(value) || typeof value[0] !== 'number' || typeof value[1] !== 'string') {
+      this.#drop(msg.from, 'not a session message');
+      return;
+    }
+    const manager = this.#managers.get(value[1]);
+    if (manager === undefined) {
+      if (value[0] === Msg.STATE_REQUEST) {
+        void this.channel.send(msg.from, [Msg.STATE_NONE, value[1], value[2]]).catch(() => {});
+      } else this.#drop(msg.from, `no context ${value[1]} here`);
+      return;
+    }
+    return manager.receive(value, msg.from);
+  }
+
+  #drop(from: Member, why: string): void {
+    if (this.#dropped++ % 100 === 0) this.logger.warn({ from: from.name, why, dropped: this.#dropped }, 'dropped a session message');
+  }
+}
+
+/** Whether member `m` advertises `context`. */
+export function servesContext(m: Member, context: string): boolean {
+  const p = m.payload as Partial<NodePayload> | undefined;
+  return p !== undefined && p !== null && Array.isArray(p.contexts) && p.contexts.includes(context);
+}

@@ -1,0 +1,197 @@
+/**
+ * A session as every node holds it. Attribute values are kept as the codec bytes they travel in
+ * and decoded on first read; each attribute carries a stamp (version, writer) so that changes from
+ * several nodes converge (last writer wins per attribute, ties broken by writer id) and a late or
+ * duplicate change never overwrites newer data.
+ */
+import { decode, encode, encodedEquals } from '../codec/value-codec.js';
+import { CodecError, ErrorCode } from '../core/errors.js';
+
+/** One attribute: value (decoded lazily), its encoding, and the stamp of the write that set it. */
+export class Attribute {
+  value: unknown = undefined;
+  decoded = false;
+  constructor(
+    public bytes: Buffer | undefined,
+    /** Session version of the write that set or removed it. */
+    public v: number,
+    /** Id of the node that wrote it. */
+    public w: string,
+    public removed = false,
+  ) {}
+}
+
+/** What a session reports to its manager (listeners, dirty tracking). */
+export interface SessionOwner {
+  /** Called after a local attribute change, for listeners. */
+  attributeChanged(session: Session, name: string, kind: 'added' | 'replaced' | 'removed', value: unknown, old: unknown): void;
+  /** Local invalidation. */
+  invalidate(session: Session): void;
+}
+
+/** True when `a` (version, writer) is newer than `b`. */
+export function newer(av: number, aw: string, bv: number, bw: string): boolean {
+  return av > bv || (av === bv && aw > bw);
+}
+
+export class Session {
+  readonly attributes = new Map<string, Attribute>();
+  /** Names changed locally since the last replication. */
+  dirty: Set<string> | undefined;
+  /** Names whose object value was handed to application code, which may mutate it in place. */
+  handedOut: Set<string> | undefined;
+  /** Requests on this node currently using the session. */
+  active = 0;
+  /** Highest version seen (Lamport clock of this session). */
+  version = 0;
+  /** Whether this node served the last request (Tomcat's primary flag): the primary expires it cluster-wide. */
+  primary = false;
+  /** Not yet announced to the other nodes. */
+  announced = false;
+  /** maxInactiveInterval changed locally since the last replication. */
+  maxInactiveDirty = false;
+  valid = true;
+  isNew = true;
+  /** When this node last told the others about an access without change. */
+  accessReplicatedAt = 0;
+
+  constructor(
+    public id: string,
+    readonly creationTime: number,
+    public lastAccessedTime: number,
+    /** Seconds; 0 or less = never expires. */
+    public maxInactiveInterval: number,
+    private readonly owner: SessionOwner,
+  ) {}
+
+  /** The value of `name` (decoded on first read), or undefined. */
+  getAttribute(name: string): unknown {
+    const a = this.attributes.get(name);
+    if (a === undefined || a.removed) return undefined;
+    if (!a.decoded) {
+      a.value = decode(a.bytes!);
+      a.decoded = true;
+    }
+    const v = a.value;
+    if (v !== null && typeof v === 'object') (this.handedOut ??= new Set()).add(name);
+    return v;
+  }
+
+  /**
+   * Sets `name`. The value is encoded now, so a value that cannot be replicated (a function, a
+   * class instance, a cycle) fails here, naming the attribute. `undefined` removes it.
+   */
+  setAttribute(name: string, value: unknown): void {
+    if (value === undefined) {
+      this.removeAttribute(name);
+      return;
+    }
+    this.#checkValid();
+    let bytes: Buffer;
+    try {
+      bytes = encode(value);
+    } catch (err) {
+      if (err instanceof CodecError) {
+        const where = err.path ? `${name}.${err.path}`.replace('.[', '[') : name;
+        throw new CodecError(
+          ErrorCode.CODEC_ENCODE,
+          `session attribute "${name}" cannot be replicated: ${err.message.replace(/^cannot encode [^:]*: /, '')} (at ${where})`,
+          where,
+        );
+      }
+      throw err;
+    }
+    const a = this.attributes.get(name);
+    const old = a === undefined || a.removed ? undefined : a.decoded ? a.value : undefined;
+    const existed = a !== undefined && !a.removed;
+    let attr = a;
+    if (attr === undefined) {
+      attr = new Attribute(bytes, 0, '');
+      this.attributes.set(name, attr);
+    } else {
+      attr.bytes = bytes;
+      attr.removed = false;
+    }
+    attr.value = value;
+    attr.decoded = true;
+    (this.dirty ??= new Set()).add(name);
+    if (value !== null && typeof value === 'object') (this.handedOut ??= new Set()).add(name);
+    this.owner.attributeChanged(this, name, existed ? 'replaced' : 'added', value, old);
+  }
+
+  /** Removes `name`. */
+  removeAttribute(name: string): void {
+    this.#checkValid();
+    const a = this.attributes.get(name);
+    if (a === undefined || a.removed) return;
+    const old = a.decoded ? a.value : undefined;
+    a.removed = true;
+    a.bytes = undefined;
+    a.value = undefined;
+    a.decoded = false;
+    (this.dirty ??= new Set()).add(name);
+    this.handedOut?.delete(name);
+    this.owner.attributeChanged(this, name, 'removed', undefined, old);
+  }
+
+  /** Names of the attributes that are set. */
+  attributeNames(): string[] {
+    const out: string[] = [];
+    for (const [name, a] of this.attributes) if (!a.removed) out.push(name);
+    return out;
+  }
+
+  hasAttribute(name: string): boolean {
+    const a = this.attributes.get(name);
+    return a !== undefined && !a.removed;
+  }
+
+  /** Changes the idle timeout (seconds) of this session; replicated. */
+  setMaxInactiveInterval(seconds: number): void {
+    if (!Number.isInteger(seconds)) throw new TypeError('maxInactiveInterval must be an integer number of seconds');
+    this.maxInactiveInterval = seconds;
+    this.maxInactiveDirty = true;
+  }
+
+  /** Invalidates the session on every node. */
+  invalidate(): void {
+    this.#checkValid();
+    this.owner.invalidate(this);
+  }
+
+  /**
+   * Finds attributes changed in place (e.g. `cart.items.push(x)`) by re-encoding every object
+   * value handed out and comparing with its last encoding. Returns encoding errors by name.
+   */
+  detectInPlaceChanges(): [string, Error][] | undefined {
+    const handed = this.handedOut;
+    if (handed === undefined) return undefined;
+    let errors: [string, Error][] | undefined;
+    for (const name of handed) {
+      const a = this.attributes.get(name);
+      if (a === undefined || a.removed || !a.decoded) continue;
+      let bytes: Buffer;
+      try {
+        bytes = encode(a.value);
+      } catch (err) {
+        (errors ??= []).push([name, err as Error]);
+        continue;
+      }
+      if (a.bytes === undefined || !encodedEquals(a.bytes, bytes)) {
+        a.bytes = bytes;
+        (this.dirty ??= new Set()).add(name);
+      }
+    }
+    if (this.active <= 0) this.handedOut = undefined;
+    return errors;
+  }
+
+  /** Idle milliseconds at `now`. */
+  idleMs(now: number): number {
+    return now - this.lastAccessedTime;
+  }
+
+  #checkValid(): void {
+    if (!this.valid) throw new Error(`session ${this.id.slice(0, 8)}… is invalidated`);
+  }
+}
