@@ -20,7 +20,7 @@ import { createTransportStats, type TransportStats } from '../transport/stats.js
 import { ClusterKeys } from '../wire/auth.js';
 import { encodeMember, type MemberDescriptor, PROTOCOL_VERSION } from '../wire/member.js';
 import { createInterceptors } from './interceptors/index.js';
-import { buildPipeline, type Pipeline } from './pipeline.js';
+import { buildPipeline, type Pipeline, RESOLVED } from './pipeline.js';
 import type { IncomingMessage, Interceptor, InterceptorContext, Member, OutgoingMessage, Upstream } from './types.js';
 
 /** Per-send options. */
@@ -49,7 +49,13 @@ export type MessageHandler = (msg: ReceivedMessage) => void | Promise<void>;
 export interface ChannelStats {
   readonly transport: TransportStats;
   readonly membership: { readonly members: number; readonly heartbeatsRefused: number };
-  readonly messages: { readonly sent: number; readonly received: number; readonly handlerErrors: number };
+  readonly messages: {
+    readonly sent: number;
+    readonly received: number;
+    readonly handlerErrors: number;
+    /** Sends that failed for at least one member (asynchronous ones included). */
+    readonly sendErrors: number;
+  };
   readonly interceptors: Readonly<Record<string, Record<string, number>>>;
 }
 
@@ -60,16 +66,23 @@ export interface ChannelEvents {
   sendError: [error: Error, destinations: readonly Member[]];
 }
 
-class Received implements ReceivedMessage {
+/** One object per received message: it travels up the stack (IncomingMessage) and is what handlers get. */
+class Received implements ReceivedMessage, IncomingMessage {
   #value: unknown = NOT_DECODED;
   constructor(
     readonly from: Member,
-    readonly options: number,
-    readonly bytes: Buffer,
+    public flags: number,
+    public payload: Buffer,
   ) {}
+  get options(): number {
+    return this.flags;
+  }
+  get bytes(): Buffer {
+    return this.payload;
+  }
   get value(): unknown {
     if (this.#value === NOT_DECODED) {
-      this.#value = this.options & SendFlag.BYTE_MESSAGE ? this.bytes : decode(this.bytes);
+      this.#value = this.flags & SendFlag.BYTE_MESSAGE ? this.payload : decode(this.payload);
     }
     return this.#value;
   }
@@ -109,6 +122,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #sent = 0;
   #received = 0;
   #handlerErrors = 0;
+  #sendErrors = 0;
   #heartbeatsRefused = 0;
 
   constructor(config: ChannelConfigInput = {}, deps: { logger?: Logger } = {}) {
@@ -153,6 +167,17 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Members other than this one, as the application sees them. */
   members(): Member[] {
     return Array.from(this.#view.values());
+  }
+
+  /**
+   * Resolves once the membership service finished its first round of discovery (multicast: two
+   * heartbeat periods; static: every listed peer answered or failed a ping). A starting session
+   * manager waits for this before it decides whether anyone holds sessions for it.
+   */
+  settled(): Promise<void> {
+    if (this.#state !== 'started')
+      return Promise.reject(new ClusterError(ErrorCode.NOT_STARTED, 'channel not started'));
+    return this.#membership.settled();
   }
 
   /** Registers a message handler; returns a function that removes it. */
@@ -295,7 +320,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return {
       transport: { ...this.#stats },
       membership: { members: this.#view.size, heartbeatsRefused: this.#heartbeatsRefused },
-      messages: { sent: this.#sent, received: this.#received, handlerErrors: this.#handlerErrors },
+      messages: {
+        sent: this.#sent,
+        received: this.#received,
+        handlerErrors: this.#handlerErrors,
+        sendErrors: this.#sendErrors,
+      },
       interceptors,
     };
   }
@@ -370,7 +400,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
         const err = this.#connectionFor(m).post(flags, msg.payload);
         if (err) (faulty ??= []).push({ id: m.id, name: m.name, error: err });
       }
-      return faulty ? Promise.reject(new SendError(faulty)) : Promise.resolve();
+      if (faulty === undefined) return RESOLVED;
+      this.#sendErrors++;
+      return Promise.reject(new SendError(faulty));
     }
     if (dests.length === 1) {
       const m = dests[0]!;
@@ -410,9 +442,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   #onData(conn: InboundConnection, flags: number, seq: number, payload: Buffer): void {
     if (this.#state !== 'started') return;
-    const from = this.#toMember(conn.remote);
+    // The sender's Member is computed once per connection, not per message.
+    let from = conn.tag as Member | undefined;
+    if (from === undefined) conn.tag = from = this.#toMember(conn.remote);
     if (flags & SendFlag.USE_ACK && !(flags & SendFlag.SYNC_ACK)) conn.ack(seq);
-    const msg: IncomingMessage = { from, flags, payload };
+    const msg = new Received(from, flags, payload);
     const sync = (flags & (SendFlag.USE_ACK | SendFlag.SYNC_ACK)) === (SendFlag.USE_ACK | SendFlag.SYNC_ACK);
     let result: void | Promise<void>;
     try {
@@ -455,7 +489,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         this.#received++;
         const handlers = this.#handlers;
         if (handlers.length === 0) return;
-        const received = new Received(msg.from, msg.flags, msg.payload);
+        const received = msg instanceof Received ? msg : new Received(msg.from, msg.flags, msg.payload);
         if (handlers.length === 1) return handlers[0]!(received);
         let pending: Promise<void>[] | undefined;
         for (const h of handlers) {
@@ -497,8 +531,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
       up: pipeline.upFrom(i),
       send: pipeline.sendFrom(i),
       pendingBytes: (m) => this.pendingBytes(m),
+      drained: (m) => this.#connections.get(m.id)?.drained() ?? RESOLVED,
       membershipContext: () => this.#membershipContext(pipeline.upFrom(i)),
       reportSendError: (error, msg) => {
+        this.#sendErrors++;
         if (this.listenerCount('sendError') > 0) this.emit('sendError', error, msg.destinations);
         else this.#logger.warn({ err: error }, 'asynchronous send failed');
       },

@@ -8,6 +8,9 @@ import type { IncomingMessage, Interceptor, Member, OutgoingMessage, Upstream } 
 
 type SendFn = (msg: OutgoingMessage) => Promise<void>;
 
+/** The one resolved promise the hot path returns, so an asynchronous send allocates none. */
+export const RESOLVED: Promise<void> = Promise.resolve();
+
 export interface Pipeline {
   /** Entry at the top for sends. */
   send: SendFn;

@@ -72,6 +72,8 @@ export interface InterceptorContext {
   send(msg: OutgoingMessage): Promise<void>;
   /** Bytes queued for `member` (dispatch backpressure). */
   pendingBytes(member: Member): number;
+  /** Resolves once what is queued for `member` has been written to its socket. */
+  drained(member: Member): Promise<void>;
   /** A membership context whose events enter the stack above this interceptor (static members). */
   membershipContext(): MembershipContext;
   /** Reports an asynchronous delivery failure to the application ('sendError' event). */

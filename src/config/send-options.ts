@@ -43,6 +43,10 @@ const EXPECTED =
  * `sync` alone implies `use_ack`, as it has no effect without it.
  */
 export function parseSendOptions(input: SendOptionsInput, key = 'sendOptions'): number {
+  // Hot path: an already-parsed integer (every send may pass one).
+  if (typeof input === 'number' && input >= 0 && input <= 0x0f && Number.isInteger(input)) {
+    return input & SendFlag.SYNC_ACK ? input | SendFlag.USE_ACK : input;
+  }
   let bits: number;
   if (typeof input === 'number' || /^\s*\d+\s*$/.test(input)) {
     bits = Number(input);

@@ -34,7 +34,9 @@ const sessionSchema = z.strictObject({
   /** Stopping this node expires its sessions cluster-wide (default: never; the others keep them). */
   expireSessionsOnShutdown: z.boolean({ error: 'true or false' }).default(false),
   /** Send options for replication: "async" (Tomcat's 8) or "sync" (the response waits until every member applied it). */
-  sendOptions: z.union([z.number(), z.string()], { error: 'async, sync or Tomcat send options (8, 6, "use_ack,sync")' }).default('async'),
+  sendOptions: z
+    .union([z.number(), z.string()], { error: 'async, sync or Tomcat send options (8, 6, "use_ack,sync")' })
+    .default('async'),
   /** Requests whose path matches never replicate (e.g. static files). Tomcat's ReplicationValve filter. */
   replicationFilter: z.string({ error: 'a regular expression' }).optional(),
   /** How long a starting node waits for the other nodes' sessions before it serves. */
@@ -56,7 +58,8 @@ const sessionSchema = z.strictObject({
 export type SessionConfigInput = z.input<typeof sessionSchema>;
 type Parsed = z.output<typeof sessionSchema>;
 
-export interface SessionConfig extends Omit<Parsed, 'sendOptions' | 'replicationFilter' | 'accessedIntervalMs' | 'name'> {
+export interface SessionConfig
+  extends Omit<Parsed, 'sendOptions' | 'replicationFilter' | 'accessedIntervalMs' | 'name'> {
   readonly name: string;
   readonly sendOptions: number;
   readonly replicationFilter: RegExp | undefined;
@@ -75,7 +78,11 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
     try {
       replicationFilter = new RegExp(p.replicationFilter);
     } catch (err) {
-      throw new ConfigError(`${prefix}.replicationFilter`, `a valid regular expression (${(err as Error).message})`, p.replicationFilter);
+      throw new ConfigError(
+        `${prefix}.replicationFilter`,
+        `a valid regular expression (${(err as Error).message})`,
+        p.replicationFilter,
+      );
     }
   }
   const maxMs = p.maxInactiveInterval > 0 ? p.maxInactiveInterval * 1000 : 3_600_000;

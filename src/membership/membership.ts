@@ -51,6 +51,11 @@ export interface MembershipService {
   stop(): Promise<void>;
   /** Current members, local member excluded. */
   members(): MemberDescriptor[];
+  /**
+   * Resolves once the first round of discovery is over (every peer that is up has been heard):
+   * what a starting node waits for before it decides whether anyone holds sessions for it.
+   */
+  settled(): Promise<void>;
   /** The failure detector confirmed `id` dead: drop it without another event. */
   forget(id: string): void;
   /** `id` told us over TCP that it is leaving. */

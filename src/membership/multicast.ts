@@ -17,7 +17,8 @@ export class MulticastMembership implements MembershipService {
   #timer: NodeJS.Timeout | undefined;
   #ctx: MembershipContext | undefined;
   #table: MemberTable | undefined;
-  #seq = BigInt(Date.now()) * 1000n; // grows across restarts of the same id too
+  #seq = BigInt(Date.now()) * 1000n;
+  #startedAt = 0; // grows across restarts of the same id too
   /** Highest heartbeat seq seen per member id (replay protection). */
   readonly #lastSeq = new Map<string, bigint>();
 
@@ -25,6 +26,7 @@ export class MulticastMembership implements MembershipService {
 
   async start(ctx: MembershipContext): Promise<void> {
     this.#ctx = ctx;
+    this.#startedAt = Date.now();
     this.#table = new MemberTable(ctx.events, this.config.dropTimeMs);
     const c = this.config;
     if (isLoopback(ctx.local().host) && !isLoopback(c.interface)) {
@@ -67,6 +69,12 @@ export class MulticastMembership implements MembershipService {
     });
     socket.close();
     this.#table?.clear();
+  }
+
+  /** Tomcat waits 2 × frequency "to establish membership": every live peer has sent a heartbeat by then. */
+  settled(): Promise<void> {
+    const wait = Math.max(0, this.#startedAt + 2 * this.config.frequencyMs - Date.now());
+    return new Promise((resolve) => setTimeout(resolve, wait));
   }
 
   members(): MemberDescriptor[] {

@@ -18,10 +18,16 @@ export class StaticMembership implements MembershipService {
   #ctx: MembershipContext | undefined;
   #table: MemberTable | undefined;
   #timer: NodeJS.Timeout | undefined;
-  readonly #targets: { host: string; port: number; inFlight: boolean; self: boolean }[];
+  readonly #targets: { host: string; port: number; inFlight: boolean; self: boolean; tried: boolean }[];
+  #settled: (() => void)[] = [];
 
   constructor(private readonly config: StaticMembershipConfig) {
-    this.#targets = config.members.map((text) => ({ ...parseHostPort(text)!, inFlight: false, self: false }));
+    this.#targets = config.members.map((text) => ({
+      ...parseHostPort(text)!,
+      inFlight: false,
+      self: false,
+      tried: false,
+    }));
   }
 
   async start(ctx: MembershipContext): Promise<void> {
@@ -37,7 +43,27 @@ export class StaticMembership implements MembershipService {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    for (const w of this.#settled.splice(0)) w();
     this.#table?.clear();
+  }
+
+  /** Resolves once every listed peer answered or failed one ping. */
+  settled(): Promise<void> {
+    if (this.#allTried()) return Promise.resolve();
+    return new Promise((resolve) => this.#settled.push(resolve));
+  }
+
+  #allTried(): boolean {
+    return this.#targets.every((t) => t.self || t.tried);
+  }
+
+  #markTried(t: { tried: boolean }): void {
+    t.tried = true;
+    if (this.#settled.length > 0 && this.#allTried()) {
+      const waiting = this.#settled;
+      this.#settled = [];
+      for (const w of waiting) w();
+    }
   }
 
   members(): MemberDescriptor[] {
@@ -68,15 +94,14 @@ export class StaticMembership implements MembershipService {
         (member) => {
           t.inFlight = false;
           if (this.#timer === undefined) return;
-          if (member.id === ctx.localId) {
+          if (member.id === ctx.localId)
             t.self = true; // the list names this node under another spelling
-            return;
-          }
-          if (member.domain !== ctx.domain) return; // the domain filter interceptor reports these
-          table.seen(member, Date.now());
+          else if (member.domain === ctx.domain) table.seen(member, Date.now());
+          this.#markTried(t);
         },
         () => {
           t.inFlight = false;
+          this.#markTried(t);
         },
       );
     }

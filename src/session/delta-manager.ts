@@ -11,12 +11,12 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Member } from '../channel/types.js';
-import type { SessionConfig } from '../config/session-config.js';
 import { SendFlag } from '../config/send-options.js';
+import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { newSessionId } from './ids.js';
-import { Msg, MSG_NAMES, type SessionRecord } from './messages.js';
+import { MSG_NAMES, Msg, type SessionRecord } from './messages.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
 import { Attribute, newer, Session, type SessionOwner } from './session.js';
 
@@ -144,7 +144,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   createSession(now = Date.now()): Session {
     if (this.config.maxActiveSessions >= 0 && this.sessions.size >= this.config.maxActiveSessions) {
       this.#counters.rejectedSessions++;
-      throw new ClusterError(ErrorCode.QUEUE_FULL, `too many active sessions (maxActiveSessions ${this.config.maxActiveSessions})`);
+      throw new ClusterError(
+        ErrorCode.QUEUE_FULL,
+        `too many active sessions (maxActiveSessions ${this.config.maxActiveSessions})`,
+      );
     }
     let id = newSessionId();
     while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
@@ -187,7 +190,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (errors) {
       for (const [name, err] of errors) {
         this.#counters.unencodable++;
-        this.logger.error({ session: s.id.slice(0, 8), attribute: name, err: err.message }, 'session attribute changed in place into something that cannot be replicated; the previous value stays replicated');
+        this.logger.error(
+          { session: s.id.slice(0, 8), attribute: name, err: err.message },
+          'session attribute changed in place into something that cannot be replicated; the previous value stays replicated',
+        );
       }
     }
     const wasNew = s.isNew;
@@ -263,9 +269,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Handles a message of this context from `from`. */
   receive(m: unknown[], from: Member): void | Promise<void> {
     const type = m[0] as number;
-    this.#counters.received[MSG_NAMES[type] ?? 'unknown'] = (this.#counters.received[MSG_NAMES[type] ?? 'unknown'] ?? 0) + 1;
+    this.#counters.received[MSG_NAMES[type] ?? 'unknown'] =
+      (this.#counters.received[MSG_NAMES[type] ?? 'unknown'] ?? 0) + 1;
     if (type === Msg.STATE_REQUEST) return this.#answerStateRequest(m, from);
-    if (type === Msg.STATE_CHUNK || type === Msg.STATE_COMPLETE || type === Msg.STATE_NONE) return this.#onStateMessage(m, from);
+    if (type === Msg.STATE_CHUNK || type === Msg.STATE_COMPLETE || type === Msg.STATE_NONE)
+      return this.#onStateMessage(m, from);
     if (this.#queue !== undefined) {
       this.#queue.push([m, from]);
       return;
@@ -300,7 +308,16 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   #onCreated(m: unknown[], from: Member): void {
-    const [, , id, creationTime, maxInactive, version, names, values] = m as [number, string, string, number, number, number, string[], Uint8Array[]];
+    const [, , id, creationTime, maxInactive, version, names, values] = m as [
+      number,
+      string,
+      string,
+      number,
+      number,
+      number,
+      string[],
+      Uint8Array[],
+    ];
     checkId(id);
     if (this.#tombstones.has(id)) {
       this.#counters.staleDeltas++;
@@ -313,13 +330,24 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       s.announced = true;
       s.isNew = false;
       this.sessions.set(id, s);
-      if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) this.emit('sessionCreated', s, true);
+      if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0)
+        this.emit('sessionCreated', s, true);
     }
     this.#applyAttributes(s, num(version), -1, from.id, names, values, [], now);
   }
 
   #onDelta(m: unknown[], from: Member): void {
-    const [, , id, base, version, names, values, removed, maxInactive] = m as [number, string, string, number, number, string[], Uint8Array[], string[], number];
+    const [, , id, base, version, names, values, removed, maxInactive] = m as [
+      number,
+      string,
+      string,
+      number,
+      number,
+      string[],
+      Uint8Array[],
+      string[],
+      number,
+    ];
     checkId(id);
     if (this.#tombstones.has(id)) {
       this.#counters.staleDeltas++;
@@ -363,7 +391,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         // A local write not yet replicated: it will be stamped newer than this and win everywhere.
         this.#counters.conflicts++;
         if (this.listenerCount('conflict') > 0) {
-          this.emit('conflict', { sessionId: s.id, attribute: name, local: this.localId, remote: writer, winner: this.localId });
+          this.emit('conflict', {
+            sessionId: s.id,
+            attribute: name,
+            local: this.localId,
+            remote: writer,
+            winner: this.localId,
+          });
         }
         continue;
       }
@@ -406,13 +440,29 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * stamp, and the stamp is another writer's) is a conflict: counted and reported; the newer stamp
    * wins on every node, so all converge.
    */
-  #conflictCheck(s: Session, name: string, local: Attribute, base: number, writer: string, incomingWins: boolean): void {
+  #conflictCheck(
+    s: Session,
+    name: string,
+    local: Attribute,
+    base: number,
+    writer: string,
+    incomingWins: boolean,
+  ): void {
     if (base < 0 || local.w === writer || local.w === '' || local.v <= base) return;
     this.#counters.conflicts++;
     if (this.listenerCount('conflict') > 0) {
-      this.emit('conflict', { sessionId: s.id, attribute: name, local: local.w, remote: writer, winner: incomingWins ? writer : local.w });
+      this.emit('conflict', {
+        sessionId: s.id,
+        attribute: name,
+        local: local.w,
+        remote: writer,
+        winner: incomingWins ? writer : local.w,
+      });
     } else if (this.#counters.conflicts % 100 === 1) {
-      this.logger.warn({ session: s.id.slice(0, 8), attribute: name, conflicts: this.#counters.conflicts }, 'concurrent writes to the same session attribute on two nodes (the newer write wins; add a "conflict" listener to handle it)');
+      this.logger.warn(
+        { session: s.id.slice(0, 8), attribute: name, conflicts: this.#counters.conflicts },
+        'concurrent writes to the same session attribute on two nodes (the newer write wins; add a "conflict" listener to handle it)',
+      );
     }
   }
 
@@ -540,7 +590,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         const donor = donors[0];
         if (donor === undefined) {
           this.#transfer = { ...this.#transfer, state: tried.size === 0 ? 'alone' : this.#transfer.state };
-          if (tried.size === 0) this.logger.info({ context: this.contextName }, 'no other member serves this context: nothing to transfer');
+          if (tried.size === 0)
+            this.logger.info({ context: this.contextName }, 'no other member serves this context: nothing to transfer');
           else await this.#transferFailed(started);
           return;
         }
@@ -550,7 +601,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           this.#transfer.state = 'done';
           this.#transfer.durationMs = Date.now() - started;
           this.logger.info(
-            { context: this.contextName, donor: donor.name, sessions: this.#transfer.sessions, bytes: this.#transfer.bytes, ms: this.#transfer.durationMs },
+            {
+              context: this.contextName,
+              donor: donor.name,
+              sessions: this.#transfer.sessions,
+              bytes: this.#transfer.bytes,
+              ms: this.#transfer.durationMs,
+            },
             'state transfer complete',
           );
           return;
@@ -559,7 +616,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           await this.#transferFailed(started);
           return;
         }
-        this.logger.warn({ context: this.contextName, donor: donor.name }, 'state transfer from this member failed; asking the next oldest');
+        this.logger.warn(
+          { context: this.contextName, donor: donor.name },
+          'state transfer from this member failed; asking the next oldest',
+        );
       }
     } finally {
       const queued = this.#queue ?? [];
@@ -595,7 +655,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         resolve(ok);
       };
       this.#transferWaiter = { requestId, donor, done: finish };
-      this.hub.channel.send(donor, [Msg.STATE_REQUEST, this.contextName, requestId], { options: 'use_ack' }).catch(() => finish(false));
+      this.hub.channel
+        .send(donor, [Msg.STATE_REQUEST, this.contextName, requestId], { options: 'use_ack' })
+        .catch(() => finish(false));
     });
   }
 
@@ -675,23 +737,40 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
             if (s !== undefined && s.valid && s.announced) records.push(toRecord(s));
           }
           if (records.length === 0) continue;
-          await this.hub.channel.send(from, [Msg.STATE_CHUNK, this.contextName, requestId, seq++, records], { options: 'use_ack,sync' });
+          await this.hub.channel.send(from, [Msg.STATE_CHUNK, this.contextName, requestId, seq++, records], {
+            options: 'use_ack,sync',
+          });
           sent += records.length;
           await new Promise((r) => setImmediate(r));
         }
-        await this.hub.channel.send(from, [Msg.STATE_COMPLETE, this.contextName, requestId, sent], { options: 'use_ack' });
-        this.logger.info({ context: this.contextName, to: from.name, sessions: sent, ms: Date.now() - started }, 'sent every session to a starting member');
+        await this.hub.channel.send(from, [Msg.STATE_COMPLETE, this.contextName, requestId, sent], {
+          options: 'use_ack',
+        });
+        this.logger.info(
+          { context: this.contextName, to: from.name, sessions: sent, ms: Date.now() - started },
+          'sent every session to a starting member',
+        );
       } catch (err) {
-        this.logger.warn({ context: this.contextName, to: from.name, err: (err as Error).message }, 'state transfer to a starting member failed');
+        this.logger.warn(
+          { context: this.contextName, to: from.name, err: (err as Error).message },
+          'state transfer to a starting member failed',
+        );
       }
     })();
   }
 
   #malformed(from: Member, why: string): void {
-    if (this.#counters.malformed++ % 100 === 0) this.logger.warn({ from: from.name, why }, 'dropped a malformed session message');
+    if (this.#counters.malformed++ % 100 === 0)
+      this.logger.warn({ from: from.name, why }, 'dropped a malformed session message');
   }
 
-  #notifyAttribute(s: Session, name: string, kind: 'added' | 'replaced' | 'removed', value: unknown, replicated: boolean): void {
+  #notifyAttribute(
+    s: Session,
+    name: string,
+    kind: 'added' | 'replaced' | 'removed',
+    value: unknown,
+    replicated: boolean,
+  ): void {
     const event = kind === 'added' ? 'attributeAdded' : kind === 'replaced' ? 'attributeReplaced' : 'attributeRemoved';
     if (this.listenerCount(event) === 0) return;
     if (kind === 'removed') this.emit('attributeRemoved', s, name, replicated);

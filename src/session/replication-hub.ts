@@ -85,7 +85,8 @@ export class ReplicationHub {
   }
 
   #drop(from: Member, why: string): void {
-    if (this.#dropped++ % 100 === 0) this.logger.warn({ from: from.name, why, dropped: this.#dropped }, 'dropped a session message');
+    if (this.#dropped++ % 100 === 0)
+      this.logger.warn({ from: from.name, why, dropped: this.#dropped }, 'dropped a session message');
   }
 }
 

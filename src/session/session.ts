@@ -24,7 +24,13 @@ export class Attribute {
 /** What a session reports to its manager (listeners, dirty tracking). */
 export interface SessionOwner {
   /** Called after a local attribute change, for listeners. */
-  attributeChanged(session: Session, name: string, kind: 'added' | 'replaced' | 'removed', value: unknown, old: unknown): void;
+  attributeChanged(
+    session: Session,
+    name: string,
+    kind: 'added' | 'replaced' | 'removed',
+    value: unknown,
+    old: unknown,
+  ): void;
   /** Local invalidation. */
   invalidate(session: Session): void;
 }

@@ -6,44 +6,50 @@
 import { FrameError } from '../core/errors.js';
 import type { RecordOpener } from '../wire/auth.js';
 import { type FrameHandler, FrameReader, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
+import { RECORD_BYTES } from './frame-writer.js';
 import type { TransportStats } from './stats.js';
 
 /** Thrown for a record that fails authentication (counted separately from malformed frames). */
 export class AuthFailure extends FrameError {}
 
-/** Bytes a sealed record adds around its inner frames. */
-export const RECORD_OVERHEAD = HEADER_BYTES + 16;
+const TAG_BYTES = 16;
 
 export class FrameSink {
   readonly #outer: FrameReader;
   readonly #inner: FrameReader;
   #opener: RecordOpener | undefined;
   readonly #aad = Buffer.allocUnsafe(HEADER_BYTES);
+  #maxFrameBytes: number;
 
   constructor(
     maxFrameBytes: number,
     private readonly handler: FrameHandler,
     private readonly stats: TransportStats,
   ) {
-    // Outer frames may be records holding a whole inner frame plus the record overhead.
-    this.#outer = new FrameReader(maxFrameBytes + RECORD_OVERHEAD + HEADER_BYTES, (t, f, b) => this.#onOuter(t, f, b));
-    this.#inner = new FrameReader(maxFrameBytes + HEADER_BYTES, (t, f, b) => this.#onInner(t, f, b));
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#outer = new FrameReader(maxFrameBytes, (t, f, b) => this.#onOuter(t, f, b));
+    this.#inner = new FrameReader(maxFrameBytes, (t, f, b) => this.#onInner(t, f, b));
   }
 
-  /** Sets the largest inner frame body accepted (the outer limit adds the record overhead). */
+  /** Sets the largest frame body accepted (a connection raises it once its hello completed). */
   setLimit(maxFrameBytes: number): void {
-    this.#outer.setLimit(maxFrameBytes + RECORD_OVERHEAD + HEADER_BYTES);
-    this.#inner.setLimit(maxFrameBytes + HEADER_BYTES);
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#inner.setLimit(maxFrameBytes);
+    this.#outer.setLimit(this.#opener ? RECORD_BYTES + TAG_BYTES : maxFrameBytes);
   }
 
-  /** From now on only SEALED records are accepted. */
+  /**
+   * From now on only SEALED records (of at most RECORD_BYTES) are accepted; their plaintext is a
+   * byte stream of inner frames, which may span records.
+   */
   setOpener(opener: RecordOpener | undefined): void {
     this.#opener = opener;
+    this.#outer.setLimit(opener ? RECORD_BYTES + TAG_BYTES : this.#maxFrameBytes);
   }
 
   /** True while a frame has been partly received (a stream ending now was cut off mid-frame). */
   get midFrame(): boolean {
-    return this.#outer.midFrame;
+    return this.#outer.midFrame || this.#inner.midFrame;
   }
 
   /** Feeds bytes from the socket; throws FrameError / AuthFailure on a violation. */
@@ -65,7 +71,6 @@ export class FrameSink {
     const plain = this.#opener.open(body, this.#aad);
     if (plain === null) throw new AuthFailure('record failed authentication (tampered, replayed or wrong key)');
     this.#inner.push(plain);
-    if (this.#inner.midFrame) throw new FrameError('record does not end on a frame boundary');
   }
 
   #onInner(type: FrameType, flags: number, body: Buffer): void {

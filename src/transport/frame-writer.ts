@@ -1,6 +1,9 @@
 /**
  * Batched, optionally sealed, writes for one socket. Frames pushed during one tick leave in one
- * write (one syscall, Nagle off); with a cluster key each batch becomes SEALED records.
+ * write (one syscall, Nagle off), or sooner once FLUSH_BYTES are queued so a sender that never
+ * yields cannot pile up an unbounded batch. With a cluster key the byte stream is cut into SEALED
+ * records of at most RECORD_BYTES (a frame may span records: the receiver reads the unsealed
+ * bytes as a stream), so sealing costs one cipher per record, not per message.
  */
 import type { Socket } from 'node:net';
 import type { RecordSealer } from '../wire/auth.js';
@@ -11,6 +14,13 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** Flush at once when this much is queued. */
+const FLUSH_BYTES = 256 * 1024;
+/** Plaintext per sealed record: large enough to amortise the cipher set-up, small enough to bound the receiver's buffer. */
+export const RECORD_BYTES = 64 * 1024;
+/** Pieces smaller than this are copied together before sealing; larger ones are sealed in place. */
+const COPY_BELOW = 16 * 1024;
+
 export class FrameWriter {
   #queue: Buffer[] = [];
   #queued = 0;
@@ -18,15 +28,11 @@ export class FrameWriter {
   #waiters: Waiter[] = [];
   #sealer: RecordSealer | undefined;
   #closed = false;
-  /** Largest plaintext per sealed record (a record is one frame on the wire). */
-  readonly #recordLimit: number;
+
   constructor(
     private readonly socket: Socket,
-    recordLimit: number,
     private readonly stats: { bytesOut: number },
-  ) {
-    this.#recordLimit = recordLimit;
-  }
+  ) {}
 
   /** From now on, batches are sealed. */
   setSealer(sealer: RecordSealer | undefined): void {
@@ -38,12 +44,13 @@ export class FrameWriter {
     return this.#queued + this.socket.writableLength;
   }
 
-  /** Queues a whole frame for the next flush (end of this tick). */
-  push(frame: Buffer): void {
+  /** Queues bytes (whole frames, or a frame as header then payload) for the next flush. */
+  push(bytes: Buffer): void {
     if (this.#closed) return;
-    this.#queue.push(frame);
-    this.#queued += frame.length;
-    if (!this.#scheduled) {
+    this.#queue.push(bytes);
+    this.#queued += bytes.length;
+    if (this.#queued >= FLUSH_BYTES) this.flush();
+    else if (!this.#scheduled) {
       this.#scheduled = true;
       process.nextTick(flushTick, this);
     }
@@ -53,14 +60,14 @@ export class FrameWriter {
   whenWritten(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#waiters.push({ resolve, reject });
-      if (!this.#scheduled && this.#queue.length === 0) {
+      if (!this.#scheduled) {
         this.#scheduled = true;
         process.nextTick(flushTick, this);
       }
     });
   }
 
-  /** Writes the queued frames now. */
+  /** Writes the queued bytes now. */
   flush(): void {
     this.#scheduled = false;
     if (this.#closed) return;
@@ -82,42 +89,55 @@ export class FrameWriter {
       return;
     }
     this.stats.bytesOut += total;
+    const socket = this.socket;
     if (this.#sealer) {
-      this.#writeSealed(queue, total, done);
+      socket.cork();
+      this.#writeSealed(queue, done);
+      socket.uncork();
       return;
     }
     if (queue.length === 1) {
-      this.socket.write(queue[0]!, done);
-    } else if (total <= 65536) {
-      this.socket.write(Buffer.concat(queue, total), done);
+      socket.write(queue[0]!, done);
+    } else if (total <= COPY_BELOW * 4 && queue.length > 2) {
+      socket.write(Buffer.concat(queue, total), done);
     } else {
-      this.socket.cork();
+      socket.cork();
       const last = queue.length - 1;
-      for (let i = 0; i < last; i++) this.socket.write(queue[i]!);
-      this.socket.write(queue[last]!, done);
-      this.socket.uncork();
+      for (let i = 0; i < last; i++) socket.write(queue[i]!);
+      socket.write(queue[last]!, done);
+      socket.uncork();
     }
   }
 
-  #writeSealed(queue: Buffer[], total: number, done: ((err?: Error | null) => void) | undefined): void {
+  #writeSealed(queue: Buffer[], done: ((err?: Error | null) => void) | undefined): void {
     const sealer = this.#sealer!;
-    let start = 0;
-    while (start < queue.length) {
-      let end = start;
-      let bytes = 0;
-      // Group whole frames up to the record limit (a single larger frame gets its own record).
-      while (end < queue.length && (end === start || bytes + queue[end]!.length <= this.#recordLimit)) {
-        bytes += queue[end]!.length;
-        end++;
+    const socket = this.socket;
+    let i = 0;
+    let offset = 0; // into queue[i]
+    while (i < queue.length) {
+      // Gather up to RECORD_BYTES of plaintext, as views (no copy yet).
+      const parts: Buffer[] = [];
+      let size = 0;
+      while (i < queue.length && size < RECORD_BYTES) {
+        const b = queue[i]!;
+        const take = Math.min(b.length - offset, RECORD_BYTES - size);
+        parts.push(offset === 0 && take === b.length ? b : b.subarray(offset, offset + take));
+        size += take;
+        offset += take;
+        if (offset === b.length) {
+          i++;
+          offset = 0;
+        }
       }
-      const plain = end - start === 1 ? queue[start]! : Buffer.concat(queue.slice(start, end), bytes);
+      const plain =
+        parts.length === 1 ? parts : size < COPY_BELOW * 4 && parts.length > 1 ? [Buffer.concat(parts, size)] : parts;
       const header = Buffer.allocUnsafe(HEADER_BYTES);
-      const [data, tag] = sealer.seal(plain, headerFor(header, plain.length));
-      const last = end === queue.length;
-      this.socket.write(Buffer.concat([header, data!, tag!]), last ? done : undefined);
-      start = end;
+      writeHeader(header, 0, FrameType.SEALED, 0, size + TAG);
+      const out = sealer.seal(plain, header);
+      socket.write(header);
+      const last = i >= queue.length;
+      for (let k = 0; k < out.length; k++) socket.write(out[k]!, last && k === out.length - 1 ? done : undefined);
     }
-    void total;
   }
 
   /** Stops writing; rejects everyone waiting for a write. */
@@ -134,11 +154,6 @@ export class FrameWriter {
 const EMPTY = Buffer.alloc(0);
 const TAG = 16;
 
-function headerFor(header: Buffer, plainLength: number): Buffer {
-  writeHeader(header, 0, FrameType.SEALED, 0, plainLength + TAG);
-  return header;
-}
-
 function flushTick(writer: FrameWriter): void {
-  writer.flush();
+  if (writer) writer.flush();
 }

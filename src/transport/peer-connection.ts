@@ -17,10 +17,16 @@ import type { TransportSettings } from './settings.js';
 interface Pending {
   resolve: (m: MemberDescriptor) => void;
   reject: (e: ClusterError) => void;
-  timer: NodeJS.Timeout;
-  frame: Buffer;
+  deadline: number;
+  timeoutMs: number;
+  /** The frame: header (with sequence), and for large payloads the payload as a second part. */
+  head: Buffer;
+  body: Buffer | undefined;
   attempts: number;
 }
+
+/** Payloads at least this large are written from the caller's buffer instead of being copied. */
+const NO_COPY_BYTES = 16 * 1024;
 
 type State = 'idle' | 'connecting' | 'open' | 'closed';
 
@@ -38,6 +44,8 @@ export class PeerConnection {
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #handshakeTimer: NodeJS.Timeout | undefined;
+  #ackTimer: NodeJS.Timeout | undefined;
+  #ackTimerAt = 0;
   #clientNonce: Buffer | undefined;
   /** The peer's descriptor from its last hello. */
   remote: MemberDescriptor | undefined;
@@ -66,19 +74,20 @@ export class PeerConnection {
    * the socket. Throws ERR_CLOWDER_QUEUE_FULL synchronously (as a rejection) when the queue is full.
    */
   send(flags: number, payload: Uint8Array, ack: boolean, timeoutMs = this.settings.timeoutMs): Promise<void> {
-    const frame = this.#dataFrame(flags, payload);
-    if (frame instanceof ClusterError) return Promise.reject(frame);
-    if (ack) return this.#expectAck(frame, timeoutMs).then(noop);
-    this.#enqueue(frame);
+    const head = this.#dataFrame(flags, payload);
+    if (head instanceof ClusterError) return Promise.reject(head);
+    const body = payload.length >= NO_COPY_BYTES ? toBuffer(payload) : undefined;
+    if (ack) return this.#expectAck(head, body, timeoutMs).then(noop);
+    this.#enqueue(head, body);
     if (this.#state === 'open') return this.#writer!.whenWritten();
     return new Promise((resolve, reject) => this.#whenOpen.push({ resolve, reject }));
   }
 
   /** Fire and forget: queues a DATA frame; returns an error instead of throwing when it cannot. */
   post(flags: number, payload: Uint8Array): ClusterError | undefined {
-    const frame = this.#dataFrame(flags, payload);
-    if (frame instanceof ClusterError) return frame;
-    this.#enqueue(frame);
+    const head = this.#dataFrame(flags, payload);
+    if (head instanceof ClusterError) return head;
+    this.#enqueue(head, payload.length >= NO_COPY_BYTES ? toBuffer(payload) : undefined);
     return undefined;
   }
 
@@ -100,7 +109,7 @@ export class PeerConnection {
   ping(timeoutMs: number): Promise<MemberDescriptor> {
     const frame = Buffer.allocUnsafe(HEADER_BYTES + 4);
     writeHeader(frame, 0, FrameType.PING, 0, 4);
-    return this.#expectAck(frame, timeoutMs);
+    return this.#expectAck(frame, undefined, timeoutMs);
   }
 
   /**
@@ -112,7 +121,7 @@ export class PeerConnection {
     if (this.#state === 'closed') return Promise.resolve();
     const frame = Buffer.allocUnsafe(HEADER_BYTES + 4);
     writeHeader(frame, 0, FrameType.LEAVE, 0, 4);
-    return this.#expectAck(frame, timeoutMs).then(noop, noop);
+    return this.#expectAck(frame, undefined, timeoutMs).then(noop, noop);
   }
 
   /** Closes for good: rejects everything outstanding with `reason`. */
@@ -141,38 +150,71 @@ export class PeerConnection {
         `queue to ${this.host}:${this.port} is full (${this.settings.maxQueueBytes} bytes, sender.maxQueueBytes): the member is slow or unreachable`,
       );
     }
+    // Small payloads are copied behind the header (one buffer); large ones travel as a second part.
+    if (payload.length >= NO_COPY_BYTES) {
+      const head = Buffer.allocUnsafe(HEADER_BYTES + 4);
+      writeHeader(head, 0, FrameType.DATA, flags, 4 + payload.length);
+      return head;
+    }
     const frame = Buffer.allocUnsafe(HEADER_BYTES + 4 + payload.length);
     writeHeader(frame, 0, FrameType.DATA, flags, 4 + payload.length);
     frame.set(payload, HEADER_BYTES + 4);
     return frame;
   }
 
-  #expectAck(frame: Buffer, timeoutMs: number): Promise<MemberDescriptor> {
+  #expectAck(head: Buffer, body: Buffer | undefined, timeoutMs: number): Promise<MemberDescriptor> {
     if (this.#state === 'closed') return Promise.reject(new ClusterError(ErrorCode.STOPPED, 'connection closed'));
     const seq = (this.#seq = (this.#seq + 1) >>> 0);
-    frame.writeUInt32BE(seq, HEADER_BYTES);
+    head.writeUInt32BE(seq, HEADER_BYTES);
     return new Promise<MemberDescriptor>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(seq);
-        reject(
-          new ClusterError(
-            ErrorCode.SEND_TIMEOUT,
-            `no acknowledgement from ${this.host}:${this.port} within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      this.#pending.set(seq, { resolve, reject, timer, frame, attempts: 0 });
-      this.#enqueue(frame);
+      const deadline = Date.now() + timeoutMs;
+      this.#pending.set(seq, { resolve, reject, deadline, timeoutMs, head, body, attempts: 0 });
+      this.#armAckTimer(deadline);
+      this.#enqueue(head, body);
     });
   }
 
-  #enqueue(frame: Buffer): void {
+  /**
+   * One timer per connection for every outstanding acknowledgement (not one per message): it fires
+   * at the earliest deadline, fails what is overdue and re-arms for the next.
+   */
+  #armAckTimer(deadline: number): void {
+    if (this.#ackTimer !== undefined && this.#ackTimerAt <= deadline) return;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimerAt = deadline;
+    this.#ackTimer = setTimeout(() => this.#sweepAcks(), Math.max(0, deadline - Date.now()));
+  }
+
+  #sweepAcks(): void {
+    this.#ackTimer = undefined;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [seq, p] of this.#pending) {
+      if (p.deadline <= now) {
+        this.#pending.delete(seq);
+        p.reject(
+          new ClusterError(
+            ErrorCode.SEND_TIMEOUT,
+            `no acknowledgement from ${this.host}:${this.port} within ${p.timeoutMs} ms`,
+          ),
+        );
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#armAckTimer(next);
+  }
+
+  #enqueue(head: Buffer, body: Buffer | undefined): void {
     if (this.#state === 'open') {
-      this.#writer!.push(frame);
+      this.#writer!.push(head);
+      if (body !== undefined) this.#writer!.push(body);
       return;
     }
-    this.#backlog.push(frame);
-    this.#backlogBytes += frame.length;
+    this.#backlog.push(head);
+    this.#backlogBytes += head.length;
+    if (body !== undefined) {
+      this.#backlog.push(body);
+      this.#backlogBytes += body.length;
+    }
     if (this.#state === 'idle' && this.#retryTimer === undefined) {
       if (this.#failures === 0) this.#connect();
       else this.#retryTimer = setTimeout(() => this.#connect(), this.#backoff());
@@ -190,7 +232,7 @@ export class PeerConnection {
     const s = this.settings;
     const socket = connect({ host: this.host, port: this.port, noDelay: true });
     this.#socket = socket;
-    const writer = new FrameWriter(socket, s.maxFrameBytes, s.stats);
+    const writer = new FrameWriter(socket, s.stats);
     this.#writer = writer;
     const sink = new FrameSink(
       s.maxFrameBytes,
@@ -275,7 +317,6 @@ export class PeerConnection {
         const p = this.#pending.get(seq);
         if (p === undefined) return; // late: already timed out
         this.#pending.delete(seq);
-        clearTimeout(p.timer);
         if (type === FrameType.ACK) {
           if (body.length > 4) this.remote = decodeMember(body.subarray(4)); // a PING's answer: fresh descriptor
           p.resolve(this.remote!);
@@ -305,11 +346,10 @@ export class PeerConnection {
   }
 
   #failAll(reason: ClusterError): void {
-    for (const p of this.#pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(reason);
-    }
+    for (const p of this.#pending.values()) p.reject(reason);
     this.#pending.clear();
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
     this.#backlog = [];
     this.#backlogBytes = 0;
     const waiting = this.#whenOpen;
@@ -334,9 +374,9 @@ export class PeerConnection {
     for (const [seq, p] of this.#pending) {
       if (p.attempts < this.settings.maxRetryAttempts && this.#failures <= this.settings.maxRetryAttempts) {
         p.attempts++;
-        retry.push(p.frame);
+        retry.push(p.head);
+        if (p.body !== undefined) retry.push(p.body);
       } else {
-        clearTimeout(p.timer);
         this.#pending.delete(seq);
         p.reject(error);
       }
@@ -353,3 +393,7 @@ export class PeerConnection {
 }
 
 function noop(): void {}
+
+function toBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}

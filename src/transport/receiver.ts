@@ -17,6 +17,8 @@ import type { TransportSettings } from './settings.js';
 
 /** An accepted, authenticated connection from a peer. */
 export class InboundConnection {
+  /** Free slot for the channel (it caches the sender's Member here). */
+  tag: unknown = undefined;
   constructor(
     readonly remote: MemberDescriptor,
     private readonly writer: FrameWriter,
@@ -125,7 +127,7 @@ export class Receiver {
     s.stats.connectionsAccepted++;
     this.#sockets.add(socket);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    const writer = new FrameWriter(socket, s.maxFrameBytes, s.stats);
+    const writer = new FrameWriter(socket, s.stats);
     let conn: InboundConnection | undefined;
     const sink: FrameSink = new FrameSink(
       PRE_HELLO_LIMIT,

@@ -74,20 +74,25 @@ export class RecordSealer {
   ) {}
 
   /**
-   * Seals `plain` (one or more whole inner frames) and returns the record body: data then tag.
-   * `aad` is the record's frame header, so its length and type are authenticated too.
+   * Seals the plaintext `parts` (consecutive bytes of the stream) as one record and returns what
+   * follows the record header on the wire: the data, then the tag. `aad` is the record's header,
+   * so its length and type are authenticated too. Authenticate-only mode copies nothing.
    */
-  seal(plain: Buffer, aad: Buffer): Buffer[] {
+  seal(parts: readonly Buffer[], aad: Buffer): Buffer[] {
     const cipher = createCipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
+    cipher.setAAD(aad);
+    const out: Buffer[] = [];
     if (this.encrypt) {
-      cipher.setAAD(aad);
-      const body = cipher.update(plain);
-      cipher.final();
-      return [body, cipher.getAuthTag()];
+      for (const p of parts) out.push(cipher.update(p));
+    } else {
+      for (const p of parts) {
+        cipher.setAAD(p);
+        out.push(p);
+      }
     }
-    cipher.setAAD(Buffer.concat([aad, plain]));
     cipher.final();
-    return [plain, cipher.getAuthTag()];
+    out.push(cipher.getAuthTag());
+    return out;
   }
 }
 
@@ -99,21 +104,20 @@ export class RecordOpener {
     private readonly encrypt: boolean,
   ) {}
 
-  /** Returns the inner frames' bytes, or null when the record fails authentication. */
+  /** Returns the record's plaintext, or null when the record fails authentication. */
   open(body: Buffer, aad: Buffer): Buffer | null {
     if (body.length < TAG_BYTES) return null;
     const data = body.subarray(0, body.length - TAG_BYTES);
-    const tag = body.subarray(body.length - TAG_BYTES);
     const decipher = createDecipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
-    decipher.setAuthTag(tag);
+    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
+    decipher.setAAD(aad);
     try {
       if (this.encrypt) {
-        decipher.setAAD(aad);
         const plain = decipher.update(data);
         decipher.final();
         return plain;
       }
-      decipher.setAAD(Buffer.concat([aad, data]));
+      decipher.setAAD(data);
       decipher.final();
       return data;
     } catch {

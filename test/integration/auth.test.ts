@@ -127,12 +127,11 @@ async function keyedHello(res: Resources, port: number, keys: ClusterKeys, encry
   return { conn, sealer: new RecordSealer(c2s, encrypt), opener: new RecordOpener(s2c, encrypt), server: hello.member };
 }
 
-/** One SEALED record holding `plain` (whole inner frames), as FrameWriter builds it. */
+/** One SEALED record holding `plain`, as FrameWriter builds it. */
 function sealRecord(sealer: RecordSealer, plain: Buffer): Buffer {
   const header = Buffer.allocUnsafe(HEADER_BYTES);
   writeHeader(header, 0, FrameType.SEALED, 0, plain.length + 16);
-  const [data, tag] = sealer.seal(plain, header);
-  return Buffer.concat([header, data!, tag!]);
+  return Buffer.concat([header, ...sealer.seal([plain], header)]);
 }
 
 /** Opens a SEALED record received from the server and returns its inner frames. */

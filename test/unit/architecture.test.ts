@@ -16,6 +16,9 @@ const TIERS: Record<string, number> = {
   transport: 3,
   membership: 4,
   channel: 5,
+  session: 6,
+  http: 8,
+  node: 9,
   cli: 10,
   '.': 11, // src/index.ts, the public barrel
 };
