@@ -40,3 +40,24 @@ export {
 export { parseSendOptions, SendFlag, type SendOptionsInput, sendOptionsName } from './config/send-options.js';
 export * from './core/errors.js';
 export { createLogger, type Logger, silentLogger } from './core/logger.js';
+export {
+  ClusterRequest,
+  ClusterResponse,
+  createRequestListener,
+  type Mount,
+  type RequestListener,
+  sessionMiddleware,
+} from './http/adapters.js';
+export type { SessionCookie, SessionHandle } from './http/session-handle.js';
+export { type AppDefinition, ClusterNode, type ClusterNodeOptions, createClusterNode } from './node/cluster-node.js';
+export { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from './config/node-config.js';
+export { resolveSessionConfig, type SessionConfig, type SessionConfigInput } from './config/session-config.js';
+export {
+  type ConflictInfo,
+  DeltaManager,
+  type DeltaManagerEvents,
+  type DestroyReason,
+  type StateTransferStats,
+} from './session/delta-manager.js';
+export { ReplicationHub } from './session/replication-hub.js';
+export type { Session } from './session/session.js';

@@ -57,7 +57,6 @@ export interface StateTransferStats {
 const COUNTERS = [
   'requests',
   'replications',
-  'bytesSent',
   'accessedSent',
   'replicationErrors',
   'staleDeltas',
@@ -85,10 +84,15 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly #localId: string;
   readonly #sync: boolean;
 
+  /**
+   * @param distributable false for an application that did not declare itself distributable:
+   *   its sessions stay on this node (nothing is sent or received for its context).
+   */
   constructor(
     readonly config: SessionConfig,
     private readonly hub: ReplicationHub,
     private readonly logger: Logger,
+    readonly distributable = true,
   ) {
     super();
     this.contextName = config.name;
@@ -96,7 +100,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#sync = (config.sendOptions & SendFlag.SYNC_ACK) !== 0;
     const c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
     this.#counters = { ...c, sent: {}, received: {} };
-    hub.register(this);
+    if (distributable) hub.register(this);
   }
 
   /** This node's id (the channel member id): the writer id in attribute stamps. */
@@ -135,7 +139,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (this.config.expireSessionsOnShutdown) {
       for (const s of [...this.sessions.values()]) if (s.primary) this.#expire(s, 'expired', true);
     }
-    this.hub.unregister(this);
+    if (this.distributable) this.hub.unregister(this);
+  }
+
+  /** Members that serve this context (none for a non-distributable application). */
+  #members(): Member[] {
+    return this.distributable ? this.hub.membersFor(this.contextName) : [];
   }
 
   // ---- sessions -------------------------------------------------------------------------------
@@ -186,6 +195,23 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.active--;
     s.lastAccessedTime = now;
     if (!s.valid) return undefined;
+    s.isNew = false;
+    s.primary = true;
+    if (!replicate) {
+      s.dirty = undefined;
+      if (s.active <= 0) s.handedOut = undefined;
+      return undefined;
+    }
+    return this.replicate(s, now);
+  }
+
+  /**
+   * Sends what changed in `s` now (req.session.save(); also the end of every request): the whole
+   * session the first time, then changed attributes only; a rate-limited "accessed" when nothing
+   * changed. Resolves, in synchronous mode, once every member applied it.
+   */
+  replicate(s: Session, now = Date.now()): Promise<void> | undefined {
+    if (!s.valid) return undefined;
     const errors = s.detectInPlaceChanges();
     if (errors) {
       for (const [name, err] of errors) {
@@ -196,27 +222,20 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         );
       }
     }
-    const wasNew = s.isNew;
-    s.isNew = false;
-    s.primary = true;
-    if (!replicate) {
-      s.dirty = undefined;
-      return undefined;
-    }
-    const members = this.hub.membersFor(this.contextName);
-    let message: unknown[] | undefined;
+    const members = this.#members();
+    let message: unknown[];
     if (!s.announced) {
       message = this.#createdMessage(s);
       s.announced = true;
     } else if (s.dirty !== undefined || s.maxInactiveDirty) {
       message = this.#deltaMessage(s);
-    } else if (now - s.accessReplicatedAt >= this.config.accessedIntervalMs) {
+    } else {
+      if (now - s.accessReplicatedAt < this.config.accessedIntervalMs) return undefined;
       s.accessReplicatedAt = now;
       if (members.length === 0) return undefined;
       this.#counters.accessedSent++;
       return this.#send(members, [Msg.ACCESSED, this.contextName, s.id, now], false);
-    } else return undefined;
-    void wasNew;
+    }
     s.accessReplicatedAt = now;
     if (members.length === 0) return undefined;
     this.#counters.replications++;
@@ -238,7 +257,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.id = id;
     this.sessions.set(id, s);
     if (s.announced) {
-      const members = this.hub.membersFor(this.contextName);
+      const members = this.#members();
       if (members.length > 0) void this.#send(members, [Msg.ID_CHANGED, this.contextName, old, id], false);
     }
     return id;
@@ -506,7 +525,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (reason === 'expired') this.#counters.sessionsExpired++;
     else this.#counters.sessionsInvalidated++;
     if (broadcast && s.announced) {
-      const members = this.hub.membersFor(this.contextName);
+      const members = this.#members();
       if (members.length > 0) void this.#send(members, [Msg.EXPIRED, this.contextName, s.id, reason], false);
     }
     if ((!broadcast ? this.config.notifyListenersOnReplication : true) && this.listenerCount('sessionDestroyed') > 0) {

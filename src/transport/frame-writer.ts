@@ -17,7 +17,7 @@ interface Waiter {
 /** Flush at once when this much is queued. */
 const FLUSH_BYTES = 256 * 1024;
 /** Plaintext per sealed record: large enough to amortise the cipher set-up, small enough to bound the receiver's buffer. */
-export const RECORD_BYTES = 64 * 1024;
+export const RECORD_BYTES = 16 * 1024;
 /** Pieces smaller than this are copied together before sealing; larger ones are sealed in place. */
 const COPY_BELOW = 16 * 1024;
 

@@ -1,0 +1,62 @@
+/**
+ * Configuration of a clowder node (`clowder start`): its HTTP listener, its applications and
+ * their context paths, the cluster channel and the session defaults. One schema, defaults here.
+ */
+import { z } from 'zod';
+import type { ChannelConfigInput } from './channel-config.js';
+import { ConfigError } from '../core/errors.js';
+import { int, parseConfig } from './schema-helpers.js';
+import type { SessionConfigInput } from './session-config.js';
+
+const contextPath = z
+  .string({ error: 'a context path such as "/app" or "/"' })
+  .regex(/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?$/, { error: 'a context path such as "/app" or "/" (no trailing slash)' });
+
+const appSchema = z.strictObject({
+  /** Context path the application is mounted at (Express-style: the prefix is stripped from req.url). */
+  path: contextPath,
+  /** Module whose default export is a request listener `(req, res)`; an Express app works. */
+  module: z.string({ error: 'a module path or package name' }).min(1, { error: 'a module path or package name' }),
+  /** Session settings for this application, over the node-wide `sessions` defaults. */
+  sessions: z.record(z.string(), z.unknown()).optional(),
+});
+
+const nodeSchema = z.strictObject({
+  /** Node name (jvmRoute); also the channel member name. */
+  name: z.string().optional(),
+  /** HTTP listener. */
+  http: z
+    .strictObject({
+      /** Address to bind the HTTP server; loopback by default. */
+      host: z.string({ error: 'an IP address or host name' }).min(1).default('127.0.0.1'),
+      port: int(0, 65535, 'a port number from 0 to 65535 (0 = any free port)').default(8080),
+      /** How long a graceful stop waits for in-flight requests. */
+      shutdownTimeoutMs: int(0, 600_000, 'milliseconds from 0 to 600000').default(10_000),
+    })
+    .prefault({}),
+  apps: z.array(appSchema, { error: 'a list of { path, module }' }).min(1, { error: 'at least one application ({ path, module })' }),
+  /** Channel settings (see the channel configuration reference). */
+  cluster: z.record(z.string(), z.unknown()).default({}),
+  /** Session defaults for every application. */
+  sessions: z.record(z.string(), z.unknown()).default({}),
+});
+
+export type NodeConfigInput = z.input<typeof nodeSchema>;
+export interface NodeConfig {
+  readonly name: string | undefined;
+  readonly http: { readonly host: string; readonly port: number; readonly shutdownTimeoutMs: number };
+  readonly apps: readonly { readonly path: string; readonly module: string; readonly sessions?: SessionConfigInput }[];
+  readonly cluster: ChannelConfigInput;
+  readonly sessions: SessionConfigInput;
+}
+
+/** Validates a node config; the channel and session parts are validated by their own schemas at start. */
+export function resolveNodeConfig(input: unknown): NodeConfig {
+  const p = parseConfig(nodeSchema, input, '');
+  const paths = new Set<string>();
+  for (const [i, app] of p.apps.entries()) {
+    if (paths.has(app.path)) throw new ConfigError(`apps.${i}.path`, 'a context path no other application uses', app.path);
+    paths.add(app.path);
+  }
+  return p as NodeConfig;
+}

@@ -1,0 +1,208 @@
+/**
+ * Two ways to put clowder sessions in front of an application, over the same session manager:
+ * - `sessionMiddleware(manager)`: Express/Connect middleware, `(req, res, next)`;
+ * - `createRequestListener(mounts)`: a node:http request listener that mounts plain
+ *   `(req, res)` applications (an Express app works too) at their context paths. Use it with
+ *   `http.createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, listener)`
+ *   so that `req.session` and the end-of-request replication cost no per-request closures.
+ * Both answer 503 (Retry-After) while the node is still receiving the other nodes' sessions.
+ */
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { DeltaManager } from '../session/delta-manager.js';
+import { RequestSession } from './request-session.js';
+import type { SessionHandle } from './session-handle.js';
+
+const kSession = Symbol('clowder.requestSession');
+
+type AnyRequest = IncomingMessage & { [kSession]?: RequestSession; session?: SessionHandle; originalUrl?: string };
+
+/** A request listener the node mounts; an Express app is one. */
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+function notReady(res: ServerResponse): void {
+  res.statusCode = 503;
+  res.setHeader('Retry-After', '1');
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.end('starting: receiving sessions from the cluster\n');
+}
+
+/** `close` before `finish`: the client went away; the request still ends for its session. */
+function onClose(this: ServerResponse): void {
+  (this.req as AnyRequest)[kSession]?.finish();
+}
+
+/**
+ * Express/Connect middleware: `app.use(sessionMiddleware(manager))`. Provides `req.session`
+ * (created on first use) and replicates what the request changed when the response ends.
+ */
+export function sessionMiddleware(manager: DeltaManager): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+  const config = manager.config;
+  return (req, res, next) => {
+    if (!manager.ready) {
+      notReady(res);
+      return;
+    }
+    const rs = new RequestSession(manager, config, req, res, pathOf(req.url));
+    (req as AnyRequest)[kSession] = rs;
+    decorate(req, rs);
+    const end = res.end;
+    res.end = function patchedEnd(this: ServerResponse, ...args: unknown[]) {
+      res.end = end;
+      const p = rs.finish();
+      if (p === undefined) return end.apply(this, args as Parameters<typeof end>);
+      p.then(() => end.apply(this, args as Parameters<typeof end>));
+      return this;
+    } as typeof res.end;
+    res.on('close', onClose);
+    next();
+  };
+}
+
+/** IncomingMessage with `req.session`: no per-request property definitions. */
+export class ClusterRequest extends IncomingMessage {
+  [kSession]?: RequestSession;
+  /** The URL before the context path was stripped (Express's `originalUrl`). */
+  originalUrl?: string;
+  /** The context path the request was routed to. */
+  contextPath?: string;
+
+  /** The session, created on first use; undefined outside a mounted context or after destroy(). */
+  get session(): SessionHandle | undefined {
+    return this[kSession]?.handle();
+  }
+
+  /** Tomcat's getSession(create): with `false`, the existing session or undefined (nothing is created). */
+  getSession(create = true): SessionHandle | undefined {
+    return getSession(this[kSession], create);
+  }
+
+  /** This node's name (jvmRoute). */
+  get jvmRoute(): string | undefined {
+    return this[kSession]?.manager.route;
+  }
+
+  set session(v: null | undefined) {
+    if (v !== null && v !== undefined) throw new TypeError('req.session can only be set to null (to destroy the session)');
+    this[kSession]?.destroy();
+  }
+}
+
+/** ServerResponse whose end() first replicates the request's session changes. */
+export class ClusterResponse<R extends IncomingMessage = IncomingMessage> extends ServerResponse<R> {
+  override end(...args: unknown[]): this {
+    const rs = (this.req as AnyRequest)[kSession];
+    if (rs !== undefined) {
+      const p = rs.finish();
+      if (p !== undefined) {
+        p.then(() => super.end(...(args as [])));
+        return this;
+      }
+    }
+    return super.end(...(args as []));
+  }
+}
+
+/** An application mounted at a context path with its session manager. */
+export interface Mount {
+  readonly contextPath: string;
+  readonly manager: DeltaManager;
+  readonly app: RequestListener;
+}
+
+/**
+ * A node:http request listener that routes each request to the mount whose context path
+ * prefixes it (longest first), strips the prefix from `req.url` like Express's mounting
+ * (`req.originalUrl` keeps it), and answers 404 for anything else.
+ */
+export function createRequestListener(mounts: readonly Mount[]): (req: IncomingMessage, res: ServerResponse) => void {
+  const sorted = [...mounts].sort((a, b) => b.contextPath.length - a.contextPath.length);
+  return (req, res) => {
+    const url = req.url ?? '/';
+    let mount: Mount | undefined;
+    for (const m of sorted) {
+      const p = m.contextPath;
+      if (p === '/' || (url.startsWith(p) && (url.length === p.length || url[p.length] === '/' || url[p.length] === '?'))) {
+        mount = m;
+        break;
+      }
+    }
+    if (mount === undefined) {
+      res.statusCode = 404;
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.end('not found\n');
+      return;
+    }
+    if (!mount.manager.ready) {
+      notReady(res);
+      return;
+    }
+    const r = req as AnyRequest & { contextPath?: string };
+    const path = pathOf(url);
+    r.originalUrl = url;
+    r.contextPath = mount.contextPath;
+    if (mount.contextPath !== '/') {
+      const rest = url.slice(mount.contextPath.length);
+      req.url = rest === '' || rest[0] === '?' ? `/${rest}` : rest;
+    }
+    const rs = new RequestSession(mount.manager, mount.manager.config, req, res, path);
+    r[kSession] = rs;
+    if (!(req instanceof ClusterRequest)) decorate(req, rs);
+    if (!(res instanceof ClusterResponse)) {
+      const end = res.end;
+      res.end = function patchedEnd(this: ServerResponse, ...args: unknown[]) {
+        res.end = end;
+        const p = rs.finish();
+        if (p === undefined) return end.apply(this, args as Parameters<typeof end>);
+        p.then(() => end.apply(this, args as Parameters<typeof end>));
+        return this;
+      } as typeof res.end;
+    }
+    res.on('close', onClose);
+    let result: unknown;
+    try {
+      result = mount.app(req, res);
+    } catch (err) {
+      fail(res, err);
+      return;
+    }
+    if (result instanceof Promise) result.catch((err: unknown) => fail(res, err));
+  };
+}
+
+function getSession(rs: RequestSession | undefined, create: boolean): SessionHandle | undefined {
+  if (rs === undefined) return undefined;
+  if (!create && rs.existing === undefined) return undefined;
+  return rs.handle();
+}
+
+/** Adds `session`, `getSession(create)` and `jvmRoute` to a plain IncomingMessage (middleware path). */
+function decorate(req: IncomingMessage, rs: RequestSession): void {
+  Object.defineProperties(req, {
+    session: {
+      configurable: true,
+      enumerable: true,
+      get: () => rs.handle(),
+      set: (v: unknown) => {
+        if (v === null || v === undefined) rs.destroy();
+        else throw new TypeError('req.session can only be set to null (to destroy the session)');
+      },
+    },
+    getSession: { configurable: true, value: (create = true) => getSession(rs, create) },
+    jvmRoute: { configurable: true, get: () => rs.manager.route },
+  });
+}
+
+function fail(res: ServerResponse, err: unknown): void {
+  if (!res.headersSent) {
+    res.statusCode = 500;
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.end('internal server error\n');
+  } else res.destroy(err as Error);
+  process.emitWarning(`clowder: application error: ${(err as Error)?.stack ?? String(err)}`);
+}

@@ -1,0 +1,168 @@
+/**
+ * The session side of one HTTP request (the replication valve and route binder):
+ * - reads the session cookie `<id>.<route>`; an unknown or malformed id is ignored (a fresh id is
+ *   issued when the request uses a session: no fixation);
+ * - creates the session on first use of `req.session`, and sets the cookie;
+ * - a known session whose cookie names another node's route (failover) is served here and its
+ *   cookie re-issued with this node's route; the original route stays readable;
+ * - at the end of the request replicates what changed (held until every member applied it in
+ *   synchronous mode).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { SessionConfig } from '../config/session-config.js';
+import type { DeltaManager } from '../session/delta-manager.js';
+import { parseSessionCookie } from '../session/ids.js';
+import type { Session } from '../session/session.js';
+import { findCookie, serializeCookie } from './cookie.js';
+import { createSessionHandle, type HandleHost, type SessionCookie, type SessionHandle } from './session-handle.js';
+
+export class RequestSession implements HandleHost {
+  session: Session | undefined;
+  originalRoute: string | undefined;
+  #handle: SessionHandle | undefined;
+  #cookie: SessionCookie | undefined;
+  #started = false;
+  #finished = false;
+  #destroyed = false;
+  readonly #replicate: boolean;
+
+  constructor(
+    readonly manager: DeltaManager,
+    readonly config: SessionConfig,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    path: string,
+  ) {
+    this.#replicate = config.replicationFilter === undefined || !config.replicationFilter.test(path);
+    const value = findCookie(req.headers.cookie, config.cookieName);
+    if (value === undefined) return;
+    const parsed = parseSessionCookie(value);
+    if (parsed === undefined) return;
+    const s = manager.findSession(parsed.id);
+    if (s === undefined) return;
+    this.#begin(s);
+    if (parsed.route !== manager.route) {
+      // Failover (or no route yet): this node now serves the session; tell the balancer.
+      this.originalRoute = parsed.route;
+      this.#setCookie(s.id);
+    }
+  }
+
+  /** `req.session`: the handle, creating the session on first use. Undefined after destroy(). */
+  handle(): SessionHandle | undefined {
+    if (this.#handle !== undefined) return this.#handle;
+    if (this.#destroyed || this.#finished) return undefined;
+    if (this.session === undefined) {
+      const s = this.manager.createSession();
+      this.#begin(s);
+      this.#setCookie(s.id);
+    }
+    this.#handle = createSessionHandle(this);
+    return this.#handle;
+  }
+
+  /** The session without creating one (for `req.session` checks that must not create). */
+  get existing(): Session | undefined {
+    return this.session;
+  }
+
+  get cookie(): SessionCookie {
+    this.#cookie ??= {
+      path: this.config.contextPath,
+      httpOnly: true,
+      secure: this.#secure(),
+      sameSite: this.config.cookieSameSite,
+      maxAge: null,
+    };
+    return this.#cookie;
+  }
+
+  regenerate(): void {
+    const s = this.#live();
+    const id = this.manager.changeSessionId(s);
+    this.#setCookie(id);
+  }
+
+  destroy(): void {
+    const s = this.session;
+    if (s === undefined) return;
+    this.#destroyed = true;
+    if (s.valid) s.invalidate();
+    this.#end(s);
+    this.session = undefined;
+    this.#handle = undefined;
+    this.#setCookie('', 0);
+  }
+
+  save(): Promise<void> {
+    const s = this.session;
+    if (s === undefined || !s.valid) return Promise.resolve();
+    return this.manager.replicate(s) ?? Promise.resolve();
+  }
+
+  touch(): void {
+    const s = this.session;
+    if (s !== undefined) s.lastAccessedTime = Date.now();
+  }
+
+  /**
+   * The response is ending: replicate. Returns a promise when the response must wait for the
+   * other nodes (synchronous mode). Safe to call more than once.
+   */
+  finish(): Promise<void> | undefined {
+    if (this.#finished) return undefined;
+    this.#finished = true;
+    const s = this.session;
+    if (s === undefined || !this.#started) return undefined;
+    if (this.#cookie?.maxAge != null && !this.res.headersSent) this.#setCookie(s.id);
+    this.#started = false;
+    return this.manager.requestCompleted(s, this.#replicate);
+  }
+
+  #begin(s: Session): void {
+    this.session = s;
+    this.#started = true;
+    this.manager.requestStarted(s);
+  }
+
+  #end(s: Session): void {
+    if (!this.#started) return;
+    this.#started = false;
+    this.manager.requestCompleted(s, false);
+  }
+
+  #live(): Session {
+    const s = this.session;
+    if (s === undefined || !s.valid) throw new Error('this session was destroyed');
+    return s;
+  }
+
+  #secure(): boolean {
+    const c = this.config.cookieSecure;
+    return c === 'auto' ? (this.req.socket as TLSSocket).encrypted === true : c;
+  }
+
+  #setCookie(id: string, maxAgeSeconds?: number): void {
+    const res = this.res;
+    if (res.headersSent) return;
+    const maxAge =
+      maxAgeSeconds ?? (this.#cookie?.maxAge != null ? Math.max(0, Math.floor(this.#cookie.maxAge / 1000)) : undefined);
+    const value = id === '' ? '' : `${id}.${this.manager.route}`;
+    const header = serializeCookie(this.config.cookieName, value, {
+      path: this.config.contextPath,
+      secure: this.#cookie?.secure ?? this.#secure(),
+      sameSite: this.config.cookieSameSite,
+      maxAge,
+    });
+    // Replace our own earlier Set-Cookie (e.g. regenerate after create), keep the application's.
+    const prev = res.getHeader('set-cookie');
+    const prefix = `${this.config.cookieName}=`;
+    if (prev === undefined) res.setHeader('Set-Cookie', header);
+    else {
+      const list = (Array.isArray(prev) ? prev : [String(prev)]).filter((c) => !c.startsWith(prefix));
+      list.push(header);
+      res.setHeader('Set-Cookie', list);
+    }
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * A clowder node: the composition root. It starts, in order, the channel (and waits for its
+ * membership to settle), one session manager per application (each takes the other nodes'
+ * sessions before it is ready), and only then the HTTP server: a node never serves a request
+ * before it holds the cluster's sessions. `stop()` is the reverse, gracefully.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type Channel, createChannel } from '../channel/channel.js';
+import { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from '../config/node-config.js';
+import { resolveSessionConfig } from '../config/session-config.js';
+import { ClusterError, ConfigError, ErrorCode } from '../core/errors.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { ClusterRequest, ClusterResponse, createRequestListener, type Mount, type RequestListener } from '../http/adapters.js';
+import { DeltaManager } from '../session/delta-manager.js';
+import { ReplicationHub } from '../session/replication-hub.js';
+
+/** An application given directly (library use) instead of a module path. */
+export interface AppDefinition {
+  readonly path: string;
+  readonly app: RequestListener;
+  /** Declares the app's sessions replicable (Tomcat's <distributable/>). Default true when given as an object. */
+  readonly distributable?: boolean;
+  readonly sessions?: Record<string, unknown>;
+}
+
+export interface ClusterNodeOptions extends Omit<NodeConfigInput, 'apps'> {
+  /** Applications: `{ path, module }` (loaded at start) or `{ path, app }`. */
+  apps: ({ path: string; module: string; sessions?: Record<string, unknown> } | AppDefinition)[];
+}
+
+type State = 'new' | 'starting' | 'ready' | 'stopping' | 'stopped';
+
+export class ClusterNode {
+  readonly config: NodeConfig;
+  readonly channel: Channel;
+  readonly managers: DeltaManager[] = [];
+  readonly #logger: Logger;
+  readonly #hub: ReplicationHub;
+  readonly #given: Map<string, AppDefinition>;
+  #server: Server | undefined;
+  #state: State = 'new';
+  #inFlight = 0;
+
+  constructor(options: ClusterNodeOptions, deps: { logger?: Logger } = {}) {
+    const given = new Map<string, AppDefinition>();
+    const apps = options.apps.map((a, i) => {
+      if ('app' in a) {
+        if (typeof a.app !== 'function') throw new ConfigError(`apps.${i}.app`, 'a request listener function (req, res)');
+        given.set(a.path, a);
+        return { path: a.path, module: `<inline ${a.path}>`, sessions: a.sessions };
+      }
+      return a;
+    });
+    this.config = resolveNodeConfig({ ...options, apps });
+    this.#given = given;
+    this.#logger = (deps.logger ?? createLogger()).child({ node: this.config.name ?? (this.config.cluster as { name?: string }).name });
+    const channelConfig = { ...this.config.cluster, ...(this.config.name ? { name: this.config.name } : {}) };
+    this.channel = createChannel(channelConfig, { logger: this.#logger });
+    this.#hub = new ReplicationHub(this.channel, this.#logger);
+    // Validate every application's session config now: a bad key stops the node before anything starts.
+    for (const [i, app] of this.config.apps.entries()) {
+      resolveSessionConfig({ ...this.config.sessions, ...app.sessions, contextPath: app.path }, `apps.${i}.sessions`);
+    }
+  }
+
+  /** The node's name (jvmRoute). */
+  get name(): string {
+    return this.channel.config.name;
+  }
+
+  /** True once the node serves requests. */
+  get ready(): boolean {
+    return this.#state === 'ready';
+  }
+
+  /** The HTTP address once listening. */
+  get address(): { host: string; port: number } {
+    const a = this.#server?.address();
+    if (!a || typeof a === 'string') throw new ClusterError(ErrorCode.NOT_STARTED, 'the node is not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new ClusterError(ErrorCode.STOPPED, `node cannot start from state ${this.#state}`);
+    this.#state = 'starting';
+    try {
+      const mounts: Mount[] = [];
+      for (const [i, app] of this.config.apps.entries()) {
+        const { listener, distributable } = await this.#load(app.path, app.module, i);
+        const config = resolveSessionConfig({ ...this.config.sessions, ...app.sessions, contextPath: app.path }, `apps.${i}.sessions`);
+        if (!distributable) {
+          this.#logger.warn(
+            { app: app.path },
+            'application is not distributable (export const distributable = true): its sessions stay on this node',
+          );
+        }
+        const manager = new DeltaManager(config, this.#hub, this.#logger.child({ context: app.path }), distributable);
+        this.managers.push(manager);
+        mounts.push({ contextPath: app.path, manager, app: listener });
+      }
+      await this.channel.start();
+      await this.channel.settled();
+      await Promise.all(this.managers.map((m) => m.start()));
+      const listener = createRequestListener(mounts);
+      const server = createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, (req, res) => {
+        this.#inFlight++;
+        res.once('close', () => this.#inFlight--);
+        listener(req as IncomingMessage, res as ServerResponse);
+      });
+      server.keepAliveTimeout = 5000;
+      this.#server = server;
+      await new Promise<void>((resolvePromise, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.config.http.host, port: this.config.http.port }, () => {
+          server.off('error', reject);
+          resolvePromise();
+        });
+      });
+      this.#state = 'ready';
+      const { host, port } = this.address;
+      this.#logger.info({ http: `http://${host}:${port}`, apps: this.config.apps.map((a) => a.path) }, 'node ready');
+    } catch (err) {
+      this.#state = 'stopping';
+      await this.#shutdown();
+      this.#state = 'stopped';
+      throw err;
+    }
+  }
+
+  /**
+   * Graceful stop: stop accepting requests, let in-flight ones finish (up to
+   * http.shutdownTimeoutMs), flush replication, leave the cluster. Sessions elsewhere stay
+   * (unless expireSessionsOnShutdown).
+   */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    this.#state = 'stopping';
+    await this.#shutdown();
+    this.#state = 'stopped';
+    this.#logger.info({}, 'node stopped');
+  }
+
+  /** Counters of the channel and every session manager. */
+  stats(): Record<string, unknown> {
+    return {
+      node: this.name,
+      ready: this.ready,
+      inFlight: this.#inFlight,
+      channel: this.channel.stats(),
+      sessions: this.managers.map((m) => m.stats()),
+    };
+  }
+
+  async #shutdown(): Promise<void> {
+    const server = this.#server;
+    if (server) {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + this.config.http.shutdownTimeoutMs;
+      while (this.#inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      server.closeAllConnections();
+      await closed;
+    }
+    for (const m of this.managers) await m.stop();
+    await this.channel.stop();
+  }
+
+  async #load(path: string, module: string, i: number): Promise<{ listener: RequestListener; distributable: boolean }> {
+    const given = this.#given.get(path);
+    if (given) return { listener: given.app, distributable: given.distributable ?? true };
+    const specifier = module.startsWith('.') || isAbsolute(module) ? pathToFileURL(resolve(module)).href : module;
+    let mod: { default?: unknown; distributable?: unknown };
+    try {
+      mod = await import(specifier);
+    } catch (err) {
+      throw new ConfigError(`apps.${i}.module`, `a loadable module (${(err as Error).message})`, module);
+    }
+    const listener = mod.default as RequestListener & { distributable?: unknown };
+    if (typeof listener !== 'function') {
+      throw new ConfigError(`apps.${i}.module`, 'a module whose default export is a request listener (req, res) or an Express app', module);
+    }
+    return { listener, distributable: mod.distributable === true || listener.distributable === true };
+  }
+}
+
+/** Creates a node (validated now: a bad key throws ConfigError before anything starts). */
+export function createClusterNode(options: ClusterNodeOptions, deps?: { logger?: Logger }): ClusterNode {
+  return new ClusterNode(options, deps);
+}
