@@ -37,7 +37,9 @@ export {
   DEFAULT_INTERCEPTORS,
   resolveChannelConfig,
 } from './config/channel-config.js';
+export { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from './config/node-config.js';
 export { parseSendOptions, SendFlag, type SendOptionsInput, sendOptionsName } from './config/send-options.js';
+export { resolveSessionConfig, type SessionConfig, type SessionConfigInput } from './config/session-config.js';
 export * from './core/errors.js';
 export { createLogger, type Logger, silentLogger } from './core/logger.js';
 export {
@@ -50,8 +52,7 @@ export {
 } from './http/adapters.js';
 export type { SessionCookie, SessionHandle } from './http/session-handle.js';
 export { type AppDefinition, ClusterNode, type ClusterNodeOptions, createClusterNode } from './node/cluster-node.js';
-export { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from './config/node-config.js';
-export { resolveSessionConfig, type SessionConfig, type SessionConfigInput } from './config/session-config.js';
+export { createSessions, SessionCluster, type SessionsOptions } from './node/session-cluster.js';
 export {
   type ConflictInfo,
   DeltaManager,

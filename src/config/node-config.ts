@@ -3,14 +3,16 @@
  * their context paths, the cluster channel and the session defaults. One schema, defaults here.
  */
 import { z } from 'zod';
-import type { ChannelConfigInput } from './channel-config.js';
 import { ConfigError } from '../core/errors.js';
+import type { ChannelConfigInput } from './channel-config.js';
 import { int, parseConfig } from './schema-helpers.js';
 import type { SessionConfigInput } from './session-config.js';
 
 const contextPath = z
   .string({ error: 'a context path such as "/app" or "/"' })
-  .regex(/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?$/, { error: 'a context path such as "/app" or "/" (no trailing slash)' });
+  .regex(/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?$/, {
+    error: 'a context path such as "/app" or "/" (no trailing slash)',
+  });
 
 const appSchema = z.strictObject({
   /** Context path the application is mounted at (Express-style: the prefix is stripped from req.url). */
@@ -34,7 +36,9 @@ const nodeSchema = z.strictObject({
       shutdownTimeoutMs: int(0, 600_000, 'milliseconds from 0 to 600000').default(10_000),
     })
     .prefault({}),
-  apps: z.array(appSchema, { error: 'a list of { path, module }' }).min(1, { error: 'at least one application ({ path, module })' }),
+  apps: z
+    .array(appSchema, { error: 'a list of { path, module }' })
+    .min(1, { error: 'at least one application ({ path, module })' }),
   /** Channel settings (see the channel configuration reference). */
   cluster: z.record(z.string(), z.unknown()).default({}),
   /** Session defaults for every application. */
@@ -55,7 +59,8 @@ export function resolveNodeConfig(input: unknown): NodeConfig {
   const p = parseConfig(nodeSchema, input, '');
   const paths = new Set<string>();
   for (const [i, app] of p.apps.entries()) {
-    if (paths.has(app.path)) throw new ConfigError(`apps.${i}.path`, 'a context path no other application uses', app.path);
+    if (paths.has(app.path))
+      throw new ConfigError(`apps.${i}.path`, 'a context path no other application uses', app.path);
     paths.add(app.path);
   }
   return p as NodeConfig;

@@ -41,7 +41,9 @@ function onClose(this: ServerResponse): void {
  * Express/Connect middleware: `app.use(sessionMiddleware(manager))`. Provides `req.session`
  * (created on first use) and replicates what the request changed when the response ends.
  */
-export function sessionMiddleware(manager: DeltaManager): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+export function sessionMiddleware(
+  manager: DeltaManager,
+): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
   const config = manager.config;
   return (req, res, next) => {
     if (!manager.ready) {
@@ -88,7 +90,8 @@ export class ClusterRequest extends IncomingMessage {
   }
 
   set session(v: null | undefined) {
-    if (v !== null && v !== undefined) throw new TypeError('req.session can only be set to null (to destroy the session)');
+    if (v !== null && v !== undefined)
+      throw new TypeError('req.session can only be set to null (to destroy the session)');
     this[kSession]?.destroy();
   }
 }
@@ -127,7 +130,10 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
     let mount: Mount | undefined;
     for (const m of sorted) {
       const p = m.contextPath;
-      if (p === '/' || (url.startsWith(p) && (url.length === p.length || url[p.length] === '/' || url[p.length] === '?'))) {
+      if (
+        p === '/' ||
+        (url.startsWith(p) && (url.length === p.length || url[p.length] === '/' || url[p.length] === '?'))
+      ) {
         mount = m;
         break;
       }

@@ -12,7 +12,13 @@ import { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from '../con
 import { resolveSessionConfig } from '../config/session-config.js';
 import { ClusterError, ConfigError, ErrorCode } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
-import { ClusterRequest, ClusterResponse, createRequestListener, type Mount, type RequestListener } from '../http/adapters.js';
+import {
+  ClusterRequest,
+  ClusterResponse,
+  createRequestListener,
+  type Mount,
+  type RequestListener,
+} from '../http/adapters.js';
 import { DeltaManager } from '../session/delta-manager.js';
 import { ReplicationHub } from '../session/replication-hub.js';
 
@@ -47,7 +53,8 @@ export class ClusterNode {
     const given = new Map<string, AppDefinition>();
     const apps = options.apps.map((a, i) => {
       if ('app' in a) {
-        if (typeof a.app !== 'function') throw new ConfigError(`apps.${i}.app`, 'a request listener function (req, res)');
+        if (typeof a.app !== 'function')
+          throw new ConfigError(`apps.${i}.app`, 'a request listener function (req, res)');
         given.set(a.path, a);
         return { path: a.path, module: `<inline ${a.path}>`, sessions: a.sessions };
       }
@@ -55,7 +62,9 @@ export class ClusterNode {
     });
     this.config = resolveNodeConfig({ ...options, apps });
     this.#given = given;
-    this.#logger = (deps.logger ?? createLogger()).child({ node: this.config.name ?? (this.config.cluster as { name?: string }).name });
+    this.#logger = (deps.logger ?? createLogger()).child({
+      node: this.config.name ?? (this.config.cluster as { name?: string }).name,
+    });
     const channelConfig = { ...this.config.cluster, ...(this.config.name ? { name: this.config.name } : {}) };
     this.channel = createChannel(channelConfig, { logger: this.#logger });
     this.#hub = new ReplicationHub(this.channel, this.#logger);
@@ -89,7 +98,10 @@ export class ClusterNode {
       const mounts: Mount[] = [];
       for (const [i, app] of this.config.apps.entries()) {
         const { listener, distributable } = await this.#load(app.path, app.module, i);
-        const config = resolveSessionConfig({ ...this.config.sessions, ...app.sessions, contextPath: app.path }, `apps.${i}.sessions`);
+        const config = resolveSessionConfig(
+          { ...this.config.sessions, ...app.sessions, contextPath: app.path },
+          `apps.${i}.sessions`,
+        );
         if (!distributable) {
           this.#logger.warn(
             { app: app.path },
@@ -179,7 +191,11 @@ export class ClusterNode {
     }
     const listener = mod.default as RequestListener & { distributable?: unknown };
     if (typeof listener !== 'function') {
-      throw new ConfigError(`apps.${i}.module`, 'a module whose default export is a request listener (req, res) or an Express app', module);
+      throw new ConfigError(
+        `apps.${i}.module`,
+        'a module whose default export is a request listener (req, res) or an Express app',
+        module,
+      );
     }
     return { listener, distributable: mod.distributable === true || listener.distributable === true };
   }

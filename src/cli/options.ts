@@ -1,0 +1,131 @@
+/**
+ * Command-line flags and CLOWDER_* environment variables, mapped onto the node configuration.
+ * Flags win over the environment, which wins over the config file. Mistakes name the flag.
+ */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../core/errors.js';
+
+export type Flags = Record<string, string | boolean | string[] | undefined>;
+
+/** Flags shared by `clowder start` and `clowder channel`. */
+export const CLUSTER_FLAGS = {
+  name: { type: 'string' },
+  host: { type: 'string' },
+  'cluster-host': { type: 'string' },
+  'cluster-port': { type: 'string' },
+  membership: { type: 'string' },
+  members: { type: 'string' },
+  domain: { type: 'string' },
+  'cluster-key-env': { type: 'string' },
+  insecure: { type: 'boolean' },
+} as const;
+
+function pick(flags: Flags, flag: string, env: string): string | undefined {
+  const v = flags[flag];
+  if (typeof v === 'string') return v;
+  return process.env[env];
+}
+
+function port(text: string, flag: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535)
+    throw new ConfigError(flag, 'a port number from 0 to 65535', text);
+  return Number(text);
+}
+
+/** Applies the cluster flags to a channel config object (mutates and returns it). */
+export function applyClusterFlags(cluster: Record<string, unknown>, flags: Flags): Record<string, unknown> {
+  const name = pick(flags, 'name', 'CLOWDER_NAME');
+  if (name !== undefined) cluster.name = name;
+  const domain = pick(flags, 'domain', 'CLOWDER_DOMAIN');
+  if (domain !== undefined) cluster.domain = domain;
+  const receiver = { ...((cluster.receiver as Record<string, unknown>) ?? {}) };
+  const host = pick(flags, 'cluster-host', 'CLOWDER_CLUSTER_HOST') ?? pick(flags, 'host', 'CLOWDER_HOST');
+  if (host !== undefined) receiver.address = host;
+  const cport = pick(flags, 'cluster-port', 'CLOWDER_CLUSTER_PORT');
+  if (cport !== undefined) receiver.port = port(cport, '--cluster-port');
+  cluster.receiver = receiver;
+  const kind = pick(flags, 'membership', 'CLOWDER_MEMBERSHIP');
+  const members = pick(flags, 'members', 'CLOWDER_MEMBERS');
+  if (kind !== undefined || members !== undefined) {
+    const type = kind ?? (members !== undefined ? 'static' : 'multicast');
+    if (type === 'static') {
+      const list = (members ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      if (list.length === 0)
+        throw new ConfigError('--members', 'a comma-separated list of host:port (needed by --membership static)');
+      cluster.membership = { ...((cluster.membership as object) ?? {}), type: 'static', members: list };
+    } else if (type === 'multicast') {
+      if (members !== undefined) throw new ConfigError('--members', 'used only with --membership static');
+      cluster.membership = { type: 'multicast' };
+    } else {
+      throw new ConfigError('--membership', '"multicast" or "static"', type);
+    }
+  }
+  const keyVar = (flags['cluster-key-env'] as string | undefined) ?? 'CLOWDER_CLUSTER_KEY';
+  if (process.env[keyVar] !== undefined) cluster.clusterKey = process.env[keyVar];
+  else if (flags['cluster-key-env'] !== undefined)
+    throw new ConfigError('--cluster-key-env', `the name of a set environment variable (${keyVar} is not set)`);
+  if (flags.insecure === true) cluster.insecure = true;
+  return cluster;
+}
+
+/** Reads a YAML or JSON config file. */
+export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      '--config',
+      `a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      file,
+    );
+  }
+  try {
+    const value = extname(file) === '.json' ? JSON.parse(text) : parseYaml(text);
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw new Error('the top level must be a mapping');
+    return value as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError('--config', `a YAML or JSON mapping (${(err as Error).message})`, file);
+  }
+}
+
+/** `--app /path=MODULE` (repeatable) or CLOWDER_APPS="/a=mod1,/b=mod2". */
+export function parseApps(values: string[] | undefined): { path: string; module: string }[] | undefined {
+  const list = values && values.length > 0 ? values : process.env.CLOWDER_APPS?.split(',').filter(Boolean);
+  if (list === undefined) return undefined;
+  return list.map((v) => {
+    const eq = v.indexOf('=');
+    if (eq <= 0 || eq === v.length - 1)
+      throw new ConfigError('--app', '/context-path=MODULE, e.g. --app /app=./examples/counter/app.mjs', v);
+    return { path: v.slice(0, eq), module: v.slice(eq + 1) };
+  });
+}
+
+/** Builds the node config from file, environment and flags. */
+export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unknown>> {
+  const file = pick(flags, 'config', 'CLOWDER_CONFIG');
+  const config: Record<string, unknown> = file ? await readConfigFile(file) : {};
+  const http = { ...((config.http as Record<string, unknown>) ?? {}) };
+  const host = pick(flags, 'host', 'CLOWDER_HOST');
+  if (host !== undefined) http.host = host;
+  const p = pick(flags, 'port', 'CLOWDER_PORT');
+  if (p !== undefined) http.port = port(p, '--port');
+  config.http = http;
+  const apps = parseApps(flags.app as string[] | undefined);
+  if (apps) config.apps = apps;
+  config.cluster = applyClusterFlags({ ...((config.cluster as Record<string, unknown>) ?? {}) }, flags);
+  const send = pick(flags, 'send', 'CLOWDER_SEND');
+  if (send !== undefined) {
+    if (send !== 'async' && send !== 'sync') throw new ConfigError('--send', '"async" or "sync"', send);
+    config.sessions = { ...((config.sessions as Record<string, unknown>) ?? {}), sendOptions: send };
+  }
+  if (config.apps === undefined)
+    throw new ConfigError('--app', 'at least one application: --app /context-path=MODULE (or apps: in --config)');
+  return config;
+}

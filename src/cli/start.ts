@@ -1,0 +1,33 @@
+/** `clowder start`: one clowder node in the foreground; SIGTERM/SIGINT stop it gracefully. */
+
+import { createLogger } from '../core/logger.js';
+import type { ClusterNodeOptions } from '../node/cluster-node.js';
+import { createClusterNode } from '../node/cluster-node.js';
+import { type Flags, nodeConfigFrom } from './options.js';
+
+export async function runStart(flags: Flags): Promise<void> {
+  const config = await nodeConfigFrom(flags);
+  const node = createClusterNode(config as unknown as ClusterNodeOptions, { logger: createLogger() });
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= node.stop();
+    return stopping;
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  await node.start();
+  const { host, port } = node.address;
+  const ready = {
+    node: node.name,
+    http: `http://${host}:${port}`,
+    cluster: `${node.channel.local.host}:${node.channel.local.port}`,
+  };
+  process.stdout.write(
+    `${flags.json ? JSON.stringify({ event: 'ready', ...ready }) : `clowder node ${ready.node} ready: ${ready.http} (cluster ${ready.cluster})`}\n`,
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await stop();
+}
