@@ -309,15 +309,20 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     try {
       switch (m[0]) {
         case Msg.CREATED:
-          return this.#onCreated(m, from);
+          this.#onCreated(m, from);
+          break;
         case Msg.DELTA:
-          return this.#onDelta(m, from);
+          this.#onDelta(m, from);
+          break;
         case Msg.ACCESSED:
-          return this.#onAccessed(m);
+          this.#onAccessed(m);
+          break;
         case Msg.EXPIRED:
-          return this.#onExpired(m);
+          this.#onExpired(m);
+          break;
         case Msg.ID_CHANGED:
-          return this.#onIdChanged(m);
+          this.#onIdChanged(m);
+          break;
         default:
           this.#malformed(from, `unknown message type ${m[0]}`);
       }
@@ -753,7 +758,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           const records: SessionRecord[] = [];
           for (let j = i; j < Math.min(ids.length, i + size); j++) {
             const s = this.sessions.get(ids[j]!);
-            if (s !== undefined && s.valid && s.announced) records.push(toRecord(s));
+            if (s?.valid && s.announced) records.push(toRecord(s));
           }
           if (records.length === 0) continue;
           await this.hub.channel.send(from, [Msg.STATE_CHUNK, this.contextName, requestId, seq++, records], {
