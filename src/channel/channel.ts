@@ -210,6 +210,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
         {
           data: (conn, flags, seq, payload) => this.#onData(conn, flags, seq, payload),
           leave: (conn) => this.#onLeave(conn.remote.id),
+          hello: (conn) => {
+            if (this.#state === 'started') this.#membership.heard(conn.remote);
+          },
         },
         this.#logger,
       );

@@ -13,8 +13,9 @@ import { applyClusterFlags, CLUSTER_FLAGS } from './options.js';
 import { runStart } from './start.js';
 
 const USAGE = `usage:
-  clowder demo
-      A local 3-node cluster of the counter application on 127.0.0.1, with a failover walk-through.
+  clowder demo [--exit]
+      A local 3-node cluster of the counter application on 127.0.0.1 (HTTP 8081-8083), with a
+      failover walk-through; then it keeps running for you to try (Ctrl-C stops it; --exit: stop at once).
   clowder start [options]
       Runs one node: the cluster channel, a session manager per application, the HTTP server
       (opened only once the node holds the cluster's sessions). SIGTERM/SIGINT stop it gracefully.
@@ -39,7 +40,7 @@ const USAGE = `usage:
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  if (command === 'demo') return runDemo();
+  if (command === 'demo') return runDemo({ exit: rest.includes('--exit') });
   if (command === 'start') {
     const { values } = parseArgs({
       args: rest,

@@ -60,6 +60,8 @@ export interface MembershipService {
   forget(id: string): void;
   /** `id` told us over TCP that it is leaving. */
   left(id: string): void;
+  /** A member completed an authenticated hello on our receiver: it is alive now. */
+  heard(member: MemberDescriptor): void;
   /** The local descriptor changed (e.g. payload): advertise it now. */
   localChanged(): void;
 }

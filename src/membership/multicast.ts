@@ -89,6 +89,10 @@ export class MulticastMembership implements MembershipService {
     this.#table?.remove(id, 'leave', Date.now());
   }
 
+  heard(): void {
+    // Heartbeats are the source of truth here; a hello alone does not make a member.
+  }
+
   localChanged(): void {
     if (this.#socket) this.#send(HeartbeatKind.ALIVE);
   }

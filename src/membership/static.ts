@@ -78,6 +78,20 @@ export class StaticMembership implements MembershipService {
     this.#table?.remove(id, 'leave', Date.now());
   }
 
+  /**
+   * A listed peer connected to us: count it as answering now, so both sides see each other at
+   * the same moment (a session created here right after is sent to it).
+   */
+  heard(member: MemberDescriptor): void {
+    const ctx = this.#ctx;
+    if (ctx === undefined || this.#timer === undefined || member.id === ctx.localId || member.domain !== ctx.domain)
+      return;
+    const t = this.#targets.find((x) => x.port === member.port && x.host === member.host);
+    if (t === undefined) return;
+    this.#table!.seen(member, Date.now());
+    this.#markTried(t);
+  }
+
   localChanged(): void {
     // Peers read the descriptor from each hello; pings re-handshake only on reconnect, so
     // payload changes reach them through the channel (it re-announces over data connections).

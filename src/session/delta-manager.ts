@@ -67,6 +67,7 @@ const COUNTERS = [
   'rejectedSessions',
   'malformed',
   'unencodable',
+  'repairs',
 ] as const;
 type Counter = (typeof COUNTERS)[number];
 
@@ -79,8 +80,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #ready = false;
   #queue: [unknown[], Member][] | undefined;
   #transfer: StateTransferStats = { state: 'idle', sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
-  #transferWaiter: { requestId: string; donor: Member; done: (ok: boolean) => void } | undefined;
+  /** Transfers in progress by request id: the initial one, and merges with members found late. */
+  readonly #transfers = new Map<string, { donor: Member; initial: boolean; done: (ok: boolean) => void }>();
+  #readyAt = 0;
+  #merges = 0;
   #stopped = false;
+  #requestSeq = 0;
+  /** Sessions asked for in full (SESSION_REQUEST) and not yet received. */
+  readonly #repairing = new Set<string>();
   readonly #localId: string;
   readonly #sync: boolean;
 
@@ -126,8 +133,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   async start(): Promise<void> {
     this.#expiryTimer = setInterval(() => this.processExpires(Date.now()), this.config.processExpiresFrequency * 1000);
     this.#expiryTimer.unref();
+    const knownAtStart = new Set(this.#members().map((m) => m.id));
     await this.#stateTransfer();
     this.#ready = true;
+    this.#readyAt = Date.now();
+    // Members that appeared while we were starting may hold sessions we did not get.
+    for (const m of this.#members()) if (!knownAtStart.has(m.id)) this.memberAdded(m);
     this.emit('ready');
   }
 
@@ -281,6 +292,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       if (s.primary ? idle >= max : idle >= 2 * max) this.#expire(s, 'expired', s.primary);
     }
     for (const [id, until] of this.#tombstones) if (until <= now) this.#tombstones.delete(id);
+    this.#repairing.clear(); // an answer lost with its sender is asked again by the next delta
   }
 
   // ---- receiving ------------------------------------------------------------------------------
@@ -301,8 +313,24 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   memberRemoved(m: Member): void {
-    const w = this.#transferWaiter;
-    if (w !== undefined && w.donor.id === m.id) w.done(false);
+    for (const t of this.#transfers.values()) if (t.donor.id === m.id) t.done(false);
+  }
+
+  /**
+   * A member that was already running when this node finished starting, but was not seen then
+   * (nodes starting at the same time, a healed partition): take its sessions too, merging by
+   * stamps, in the background. A member that starts later takes ours itself.
+   */
+  memberAdded(m: Member): void {
+    if (!this.#ready || this.#stopped || !this.distributable || m.startTime >= this.#readyAt) return;
+    if (!this.hub.membersFor(this.contextName).some((x) => x.id === m.id)) return;
+    for (const t of this.#transfers.values()) if (t.donor.id === m.id) return;
+    this.#merges++;
+    this.logger.info(
+      { context: this.contextName, member: m.name },
+      'found a member that was running before this node was ready: merging its sessions',
+    );
+    void this.#transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false);
   }
 
   #apply(m: unknown[], from: Member): void {
@@ -322,6 +350,16 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           break;
         case Msg.ID_CHANGED:
           this.#onIdChanged(m);
+          break;
+        case Msg.SESSION_REQUEST: {
+          const s = this.sessions.get(m[2] as string);
+          if (s !== undefined && s.valid && s.announced)
+            void this.#send([from], [Msg.SESSION_DATA, this.contextName, toRecord(s)], false);
+          break;
+        }
+        case Msg.SESSION_DATA:
+          this.#repairing.delete((m[2] as SessionRecord)[0]);
+          this.#applyRecord(m[2] as SessionRecord, from, Date.now(), false);
           break;
         default:
           this.#malformed(from, `unknown message type ${m[0]}`);
@@ -380,11 +418,17 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     let s = this.sessions.get(id);
     const now = Date.now();
     if (s === undefined) {
-      // A delta for a session we never saw (we missed its creation): keep what it carries.
+      // A delta for a session we never saw whole (we missed its creation, e.g. while membership
+      // was forming): keep what it carries and ask the sender for the rest.
       s = new Session(id, now, now, this.config.maxInactiveInterval, this);
       s.announced = true;
       s.isNew = false;
       this.sessions.set(id, s);
+      if (!this.#repairing.has(id)) {
+        this.#repairing.add(id);
+        this.#counters.repairs++;
+        void this.#send([from], [Msg.SESSION_REQUEST, this.contextName, id], false);
+      }
     }
     if (num(maxInactive) !== -1 && num(version) > s.version) s.maxInactiveInterval = maxInactive;
     this.#applyAttributes(s, num(version), num(base), from.id, names, values, removed, now);
@@ -667,18 +711,20 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     );
   }
 
-  #transferFrom(donor: Member, deadline: number): Promise<boolean> {
-    const requestId = `${this.localId.slice(0, 8)}-${Date.now().toString(36)}`;
-    this.#transfer = { state: 'transferring', donor: donor.name, sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
-    this.logger.info({ context: this.contextName, donor: donor.name }, 'asking for the sessions of this context');
+  #transferFrom(donor: Member, deadline: number, initial = true): Promise<boolean> {
+    const requestId = `${this.localId.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
+    if (initial) {
+      this.#transfer = { state: 'transferring', donor: donor.name, sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
+      this.logger.info({ context: this.contextName, donor: donor.name }, 'asking for the sessions of this context');
+    }
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
       const finish = (ok: boolean) => {
         clearTimeout(timer);
-        if (this.#transferWaiter?.requestId === requestId) this.#transferWaiter = undefined;
+        this.#transfers.delete(requestId);
         resolve(ok);
       };
-      this.#transferWaiter = { requestId, donor, done: finish };
+      this.#transfers.set(requestId, { donor, initial, done: finish });
       this.hub.channel
         .send(donor, [Msg.STATE_REQUEST, this.contextName, requestId], { options: 'use_ack' })
         .catch(() => finish(false));
@@ -686,20 +732,21 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   #onStateMessage(m: unknown[], from: Member): void {
-    const w = this.#transferWaiter;
-    if (w === undefined || m[2] !== w.requestId || from.id !== w.donor.id) return; // late or foreign
+    const t = typeof m[2] === 'string' ? this.#transfers.get(m[2]) : undefined;
+    if (t === undefined || from.id !== t.donor.id) return; // late or foreign
     if (m[0] === Msg.STATE_NONE) {
-      w.done(false);
+      t.done(false);
       return;
     }
     if (m[0] === Msg.STATE_COMPLETE) {
-      w.done(true);
+      t.done(true);
       return;
     }
     const records = m[4] as SessionRecord[];
     if (!Array.isArray(records)) throw new Error('malformed state chunk');
     const now = Date.now();
-    for (const r of records) this.#applyRecord(r, from, now);
+    for (const r of records) this.#applyRecord(r, from, now, t.initial);
+    if (!t.initial) return;
     this.#transfer.chunks++;
     this.#transfer.sessions += records.length;
     if (this.#transfer.chunks % 20 === 0) {
@@ -707,7 +754,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
   }
 
-  #applyRecord(r: SessionRecord, from: Member, now: number): void {
+  #applyRecord(r: SessionRecord, from: Member, now: number, initial: boolean): void {
     const [id, creationTime, lastAccessed, maxInactive, version, names, values, stampV, stampW] = r;
     checkId(id);
     if (this.#tombstones.has(id)) return;
@@ -725,7 +772,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       const w = String(stampW[i] ?? from.id);
       const a = s.attributes.get(name);
       const bytes = toBuffer(values[i]!);
-      this.#transfer.bytes += bytes.length;
+      if (initial) this.#transfer.bytes += bytes.length;
       if (a === undefined) s.attributes.set(name, new Attribute(bytes, v, w));
       else if (newer(v, w, a.v, a.w)) {
         a.bytes = bytes;
@@ -812,6 +859,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       tombstones: this.#tombstones.size,
       ready: this.#ready,
       stateTransfer: { ...this.#transfer },
+      lateMemberMerges: this.#merges,
       ...this.#counters,
       sent: { ...this.#counters.sent },
       received: { ...this.#counters.received },

@@ -24,6 +24,10 @@ export const Msg = {
   STATE_COMPLETE: 8,
   /** [t, ctx, requestId] — the asked node does not serve ctx (Tomcat's NOCONTEXTMANAGER) */
   STATE_NONE: 9,
+  /** [t, ctx, id] — a delta arrived for a session this node never saw whole: send all of it */
+  SESSION_REQUEST: 10,
+  /** [t, ctx, record] — the answer to SESSION_REQUEST */
+  SESSION_DATA: 11,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 
@@ -38,6 +42,8 @@ export const MSG_NAMES: Record<number, string> = {
   7: 'stateChunk',
   8: 'stateComplete',
   9: 'stateNone',
+  10: 'sessionRequest',
+  11: 'sessionData',
 };
 
 /**

@@ -1,0 +1,119 @@
+// One clowder node for the HTTP benchmark (bench/http/run.mjs forks it; it is not meant to be run by hand).
+//
+// Configuration comes as JSON in the environment variable BENCH_NODE:
+//   { name, httpPort, clusterPort, members: ["127.0.0.1:C1", ...], domain, send: "async"|"sync",
+//     expect: <number of peers that must serve /app before the node reports ready>, app: <abs path> }
+// It starts the node (createClusterNode, silent logger), waits until it sees `expect` peers that
+// serve /app, then sends { type: 'ready', pid, startMs, stateTransfer, peers } over IPC.
+//
+// IPC commands ({ id, cmd, ... } -> { id, ok, ... }):
+//   fill  { n, payload }  create n sessions directly on the manager (count=1, a distinct payload
+//                         string of `payload` bytes made like the counter app's), each a request
+//                         (requestStarted/requestCompleted, so it replicates); yields every 1000
+//   stats                 manager stats (activeSessions, stateTransfer, counters) and channel peers
+//   mem   { gc }          process.memoryUsage() after global.gc() (run with --expose-gc)
+//   stop                  graceful node.stop(), then exit
+// The process exits when its IPC channel closes (the parent died), so nothing outlives a run.
+import { performance } from 'node:perf_hooks';
+import { setImmediate as yieldNow, setTimeout as sleep } from 'node:timers/promises';
+import { createClusterNode, silentLogger } from '../../dist/index.js';
+
+const cfg = JSON.parse(process.env.BENCH_NODE ?? '{}');
+process.on('disconnect', () => process.exit(0));
+
+const node = createClusterNode(
+  {
+    name: cfg.name,
+    http: { host: '127.0.0.1', port: cfg.httpPort },
+    apps: [{ path: '/app', module: cfg.app }],
+    cluster: {
+      domain: cfg.domain,
+      receiver: { address: '127.0.0.1', port: cfg.clusterPort, autoBind: 1 },
+      membership: { type: 'static', members: cfg.members, pingIntervalMs: 500, dropTimeMs: 3000 },
+    },
+    sessions: { sendOptions: cfg.send ?? 'async' },
+  },
+  { logger: silentLogger },
+);
+
+const servesApp = (m) => Array.isArray(m.payload?.contexts) && m.payload.contexts.includes('/app');
+const peers = () => node.channel.members().filter(servesApp).length;
+
+function payloadOf(count, n) {
+  const unit = `count=${count};`;
+  return unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
+}
+
+async function fill(n, payload) {
+  const manager = node.managers[0];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = manager.createSession();
+    manager.requestStarted(s);
+    s.setAttribute('count', 1);
+    s.setAttribute('payload', payloadOf(i + 1, payload));
+    manager.requestCompleted(s);
+    if (i % 1000 === 999) await yieldNow();
+  }
+  return { ms: performance.now() - t0, sessions: manager.sessions.size };
+}
+
+async function gcHard() {
+  if (typeof global.gc !== 'function') return false;
+  for (let i = 0; i < 3; i++) {
+    global.gc();
+    await sleep(50);
+  }
+  return true;
+}
+
+const handlers = {
+  fill: (m) => fill(m.n, m.payload ?? 1024),
+  stats: () => {
+    const st = node.managers[0].stats();
+    return { sessions: st.activeSessions, stateTransfer: st.stateTransfer, manager: st, peers: peers() };
+  },
+  mem: async (m) => {
+    const gc = m.gc === false ? false : await gcHard();
+    return { gc, mem: process.memoryUsage() };
+  },
+  stop: async () => {
+    await node.stop();
+    setImmediate(() => process.exit(0));
+    return {};
+  },
+};
+
+process.on('message', async (m) => {
+  const h = handlers[m?.cmd];
+  if (h === undefined) {
+    process.send({ id: m?.id, ok: false, error: `unknown command ${m?.cmd}` });
+    return;
+  }
+  try {
+    process.send({ id: m.id, ok: true, ...(await h(m)) });
+  } catch (err) {
+    process.send({ id: m.id, ok: false, error: err?.stack ?? String(err) });
+  }
+});
+
+try {
+  const t0 = performance.now();
+  await node.start();
+  const startMs = performance.now() - t0;
+  const deadline = Date.now() + 20_000;
+  while (peers() < (cfg.expect ?? 0)) {
+    if (Date.now() > deadline) throw new Error(`${cfg.name} sees ${peers()} of ${cfg.expect} peers after 20 s`);
+    await sleep(25);
+  }
+  process.send({
+    type: 'ready',
+    pid: process.pid,
+    startMs,
+    stateTransfer: node.managers[0].stats().stateTransfer,
+    peers: peers(),
+  });
+} catch (err) {
+  process.send({ type: 'failed', error: err?.stack ?? String(err) });
+  setImmediate(() => process.exit(1));
+}
