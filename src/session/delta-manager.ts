@@ -353,7 +353,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           break;
         case Msg.SESSION_REQUEST: {
           const s = this.sessions.get(m[2] as string);
-          if (s !== undefined && s.valid && s.announced)
+          if (s?.valid && s.announced)
             void this.#send([from], [Msg.SESSION_DATA, this.contextName, toRecord(s)], false);
           break;
         }
