@@ -51,7 +51,13 @@ export {
   sessionMiddleware,
 } from './http/adapters.js';
 export type { SessionCookie, SessionHandle } from './http/session-handle.js';
-export { type AppDefinition, ClusterNode, type ClusterNodeOptions, createClusterNode } from './node/cluster-node.js';
+export {
+  type AppDefinition,
+  type AppSetup,
+  ClusterNode,
+  type ClusterNodeOptions,
+  createClusterNode,
+} from './node/cluster-node.js';
 export { createSessions, SessionCluster, type SessionsOptions } from './node/session-cluster.js';
 export {
   type ConflictInfo,

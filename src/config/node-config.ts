@@ -34,6 +34,11 @@ const nodeSchema = z.strictObject({
       port: int(0, 65535, 'a port number from 0 to 65535 (0 = any free port)').default(8080),
       /** How long a graceful stop waits for in-flight requests. */
       shutdownTimeoutMs: int(0, 600_000, 'milliseconds from 0 to 600000').default(10_000),
+      /** Prefix of the readiness and stats endpoints (`<prefix>/ready`, `<prefix>/stats`, loopback clients only); "" = off. */
+      statusPath: z
+        .string()
+        .regex(/^(\/[A-Za-z0-9._~-]+)*$/, { error: 'a path prefix such as "/_clowder", or "" to turn it off' })
+        .default('/_clowder'),
     })
     .prefault({}),
   apps: z
@@ -48,7 +53,12 @@ const nodeSchema = z.strictObject({
 export type NodeConfigInput = z.input<typeof nodeSchema>;
 export interface NodeConfig {
   readonly name: string | undefined;
-  readonly http: { readonly host: string; readonly port: number; readonly shutdownTimeoutMs: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly shutdownTimeoutMs: number;
+    readonly statusPath: string;
+  };
   readonly apps: readonly { readonly path: string; readonly module: string; readonly sessions?: SessionConfigInput }[];
   readonly cluster: ChannelConfigInput;
   readonly sessions: SessionConfigInput;

@@ -22,10 +22,17 @@ import {
 import { DeltaManager } from '../session/delta-manager.js';
 import { ReplicationHub } from '../session/replication-hub.js';
 
+/**
+ * Optional `setup` export of an application module, called before the node starts: register
+ * session listeners here (`manager.on('sessionCreated', …)`, `'attributeAdded'`, `'conflict'`, …).
+ */
+export type AppSetup = (context: { manager: DeltaManager; node: ClusterNode }) => void | Promise<void>;
+
 /** An application given directly (library use) instead of a module path. */
 export interface AppDefinition {
   readonly path: string;
   readonly app: RequestListener;
+  readonly setup?: AppSetup;
   /** Declares the app's sessions replicable (Tomcat's <distributable/>). Default true when given as an object. */
   readonly distributable?: boolean;
   readonly sessions?: Record<string, unknown>;
@@ -97,7 +104,7 @@ export class ClusterNode {
     try {
       const mounts: Mount[] = [];
       for (const [i, app] of this.config.apps.entries()) {
-        const { listener, distributable } = await this.#load(app.path, app.module, i);
+        const { listener, distributable, setup } = await this.#load(app.path, app.module, i);
         const config = resolveSessionConfig(
           { ...this.config.sessions, ...app.sessions, contextPath: app.path },
           `apps.${i}.sessions`,
@@ -110,15 +117,19 @@ export class ClusterNode {
         }
         const manager = new DeltaManager(config, this.#hub, this.#logger.child({ context: app.path }), distributable);
         this.managers.push(manager);
+        // The app may register session listeners (created, destroyed, attribute events, conflict).
+        await setup?.({ manager, node: this });
         mounts.push({ contextPath: app.path, manager, app: listener });
       }
       await this.channel.start();
       await this.channel.settled();
       await Promise.all(this.managers.map((m) => m.start()));
       const listener = createRequestListener(mounts);
+      const statusPath = this.config.http.statusPath;
       const server = createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, (req, res) => {
         this.#inFlight++;
         res.once('close', () => this.#inFlight--);
+        if (statusPath !== '' && req.url?.startsWith(statusPath) && this.#status(req, res, statusPath)) return;
         listener(req as IncomingMessage, res as ServerResponse);
       });
       server.keepAliveTimeout = 5000;
@@ -165,6 +176,31 @@ export class ClusterNode {
     };
   }
 
+  /**
+   * `<statusPath>/ready` (200 once serving, 503 while stopping) and `<statusPath>/stats` (JSON
+   * counters), answered to loopback clients only. Returns false when the path is not ours.
+   */
+  #status(req: IncomingMessage, res: ServerResponse, base: string): boolean {
+    const path = req.url!.slice(base.length).split('?')[0];
+    if (path !== '/ready' && path !== '/stats') return false;
+    const remote = req.socket.remoteAddress ?? '';
+    if (!(remote.startsWith('127.') || remote === '::1' || remote.startsWith('::ffff:127.'))) {
+      res
+        .writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8' })
+        .end('status is served to loopback clients only\n');
+      return true;
+    }
+    if (path === '/ready') {
+      const ok = this.#state === 'ready';
+      res
+        .writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain; charset=utf-8' })
+        .end(ok ? 'ready\n' : `${this.#state}\n`);
+    } else {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(`${JSON.stringify(this.stats())}\n`);
+    }
+    return true;
+  }
+
   async #shutdown(): Promise<void> {
     const server = this.#server;
     if (server) {
@@ -179,11 +215,15 @@ export class ClusterNode {
     await this.channel.stop();
   }
 
-  async #load(path: string, module: string, i: number): Promise<{ listener: RequestListener; distributable: boolean }> {
+  async #load(
+    path: string,
+    module: string,
+    i: number,
+  ): Promise<{ listener: RequestListener; distributable: boolean; setup?: AppSetup }> {
     const given = this.#given.get(path);
-    if (given) return { listener: given.app, distributable: given.distributable ?? true };
+    if (given) return { listener: given.app, distributable: given.distributable ?? true, setup: given.setup };
     const specifier = module.startsWith('.') || isAbsolute(module) ? pathToFileURL(resolve(module)).href : module;
-    let mod: { default?: unknown; distributable?: unknown };
+    let mod: { default?: unknown; distributable?: unknown; setup?: unknown };
     try {
       mod = await import(specifier);
     } catch (err) {
@@ -197,7 +237,18 @@ export class ClusterNode {
         module,
       );
     }
-    return { listener, distributable: mod.distributable === true || listener.distributable === true };
+    if (mod.setup !== undefined && typeof mod.setup !== 'function') {
+      throw new ConfigError(
+        `apps.${i}.module`,
+        'a module whose "setup" export, if any, is a function ({ manager, node }) => void',
+        module,
+      );
+    }
+    return {
+      listener,
+      distributable: mod.distributable === true || listener.distributable === true,
+      setup: mod.setup as AppSetup | undefined,
+    };
   }
 }
 

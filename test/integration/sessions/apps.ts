@@ -1,0 +1,152 @@
+/**
+ * Inline applications for the session tests: the counter example (loaded from examples/) and a
+ * probe app whose endpoints expose what `req.session` does, answering JSON.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import type { RequestListener, SessionHandle } from '../../../src/index.js';
+import { COUNTER_APP, type SessionRequest } from '../../helpers/http.js';
+
+/** The counter example app as a request listener. */
+export const counter = (await import(pathToFileURL(COUNTER_APP).href)).default as RequestListener;
+
+export function json(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(body);
+}
+
+function split(req: IncomingMessage): { path: string; q: URLSearchParams } {
+  const url = new URL(req.url ?? '/', 'http://x');
+  return { path: url.pathname, q: url.searchParams };
+}
+
+function errorOf(fn: () => void): { code?: string; message: string; name: string } | null {
+  try {
+    fn();
+    return null;
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    return { code: e.code, message: e.message, name: e.name };
+  }
+}
+
+/** Attributes of a session as plain JSON (Sets/Maps are not used by these tests). */
+function attrsOf(s: SessionHandle | undefined): Record<string, unknown> | null {
+  if (s === undefined) return null;
+  const out: Record<string, unknown> = {};
+  for (const name of s.getAttributeNames()) out[name] = s.getAttribute(name);
+  return out;
+}
+
+/** Rendezvous points: each caller waits until `parties` callers reached the same gate. */
+const gates = new Map<string, { arrived: number; release: (() => void)[] }>();
+function rendezvous(name: string, parties: number): Promise<void> {
+  let g = gates.get(name);
+  if (g === undefined) {
+    g = { arrived: 0, release: [] };
+    gates.set(name, g);
+  }
+  g.arrived++;
+  const gate = g;
+  return new Promise<void>((resolve) => {
+    gate.release.push(resolve);
+    if (gate.arrived >= parties) {
+      gates.delete(name);
+      for (const r of gate.release) r();
+    }
+  });
+}
+
+class Point {
+  constructor(
+    readonly x: number,
+    readonly y: number,
+  ) {}
+}
+
+/**
+ * The probe app. Endpoints (relative to its mount):
+ *   /whoami                  { id, route, originalRoute, isNew }
+ *   /attrs                   { id, attrs } of the existing session (attrs null when none)
+ *   /set?name=&value=        sets a string attribute
+ *   /set-number?name=&value= sets a number attribute
+ *   /delete?name=            removes an attribute (delete req.session[name])
+ *   /set-wait?name=&value=&gate=&parties=  sets, then waits for `parties` requests at `gate` before answering
+ *   /cart/add?n=             req.session.cart ??= { items: [] }; req.session.cart.items.push(n)
+ *   /cart/poison             pushes a function into cart.items in place
+ *   /bad                     tries a function and a class instance, then sets ok=1
+ *   /invalidate              req.session.invalidate()
+ *   anything else            the counter app
+ */
+export const probe: RequestListener = async (req, res) => {
+  const r = req as SessionRequest;
+  const { path, q } = split(req);
+  const name = q.get('name') ?? 'k';
+  switch (path) {
+    case '/whoami': {
+      const s = r.session;
+      return json(res, 200, { id: s.id, route: r.jvmRoute, originalRoute: s.originalRoute ?? null, isNew: s.isNew() });
+    }
+    case '/attrs': {
+      const s = r.getSession(false);
+      return json(res, 200, { id: s?.id ?? null, attrs: attrsOf(s) });
+    }
+    case '/set':
+      r.session[name] = q.get('value') ?? '';
+      return json(res, 200, { id: r.session.id });
+    case '/set-number':
+      r.session[name] = Number(q.get('value'));
+      return json(res, 200, { id: r.session.id });
+    case '/delete':
+      delete r.session[name];
+      return json(res, 200, { id: r.session.id });
+    case '/set-wait': {
+      const s = r.session;
+      s[name] = q.get('value') ?? '';
+      await rendezvous(q.get('gate') ?? 'g', Number(q.get('parties') ?? 2));
+      return json(res, 200, { id: s.id });
+    }
+    case '/cart/add': {
+      const s = r.session as SessionHandle & { cart?: { items: unknown[] } };
+      s.cart ??= { items: [] };
+      s.cart.items.push(Number(q.get('n')));
+      return json(res, 200, { id: s.id, items: s.cart.items });
+    }
+    case '/cart/poison': {
+      const s = r.session as SessionHandle & { cart?: { items: unknown[] } };
+      s.cart?.items.push(() => 1);
+      return json(res, 200, { id: s.id });
+    }
+    case '/bad': {
+      const s = r.session;
+      const fn = errorOf(() => {
+        s.fn = () => 1;
+      });
+      const cls = errorOf(() => {
+        s.point = new Point(1, 2);
+      });
+      const nested = errorOf(() => {
+        s.nested = { a: [1, { f: () => 2 }] };
+      });
+      const viaSetAttribute = errorOf(() => s.setAttribute('fn2', () => 3));
+      s.ok = 1;
+      return json(res, 200, {
+        id: s.id,
+        fn,
+        cls,
+        nested,
+        viaSetAttribute,
+        after: { fn: typeof s.fn, point: typeof s.point, nested: typeof s.nested },
+        names: s.getAttributeNames(),
+      });
+    }
+    case '/invalidate': {
+      const s = r.getSession(false);
+      s?.invalidate();
+      return json(res, 200, { id: s?.id ?? null });
+    }
+    default:
+      return counter(req, res);
+  }
+};
