@@ -34,6 +34,8 @@ type Callback = (err?: Error | null) => void;
 
 /** Methods and read-only properties; every other property name is an attribute. */
 class HandleBase {
+  /** The proxy around this object (what the application holds). */
+  proxy: object | undefined;
   constructor(readonly host: HandleHost) {}
 }
 
@@ -129,9 +131,8 @@ function settle(fn: () => void, cb: Callback | undefined): Promise<void> {
   return Promise.resolve();
 }
 
-const proxies = new WeakMap<HandleBase, object>();
 function proxyOf(h: HandleBase): object {
-  return proxies.get(h)!;
+  return h.proxy!;
 }
 
 const handler: ProxyHandler<HandleBase> = {
@@ -203,6 +204,6 @@ export type SessionHandle = Record<string, unknown> & {
 export function createSessionHandle(host: HandleHost): SessionHandle {
   const base = new HandleBase(host);
   const proxy = new Proxy(base, handler);
-  proxies.set(base, proxy);
+  base.proxy = proxy;
   return proxy as unknown as SessionHandle;
 }
