@@ -2,7 +2,8 @@
 //
 // Configuration comes as JSON in the environment variable BENCH_NODE:
 //   { name, httpPort, clusterPort, members: ["127.0.0.1:C1", ...], domain, send: "async"|"sync",
-//     expect: <number of peers that must serve /app before the node reports ready>, app: <abs path> }
+//     expect: <number of peers that must serve /app before the node reports ready>, app: <abs path>,
+//     bufferPoolSize?: <sets Buffer.poolSize>, chunkSize?: <sessions.stateTransferChunkSize> }
 // It starts the node (createClusterNode, silent logger), waits until it sees `expect` peers that
 // serve /app, then sends { type: 'ready', pid, startMs, stateTransfer, peers } over IPC.
 //
@@ -10,16 +11,20 @@
 //   fill  { n, payload }  create n sessions directly on the manager (count=1, a distinct payload
 //                         string of `payload` bytes made like the counter app's), each a request
 //                         (requestStarted/requestCompleted, so it replicates); yields every 1000
+//   churn { fraction, payload }  rewrite count and payload of about `fraction` of the sessions (a
+//                         fixed pseudo-random pick), each as a request, so they replicate as deltas
 //   stats                 manager stats (activeSessions, stateTransfer, counters) and channel peers
 //   mem   { gc }          process.memoryUsage() after global.gc() (run with --expose-gc)
 //   stop                  graceful node.stop(), then exit
 // The process exits when its IPC channel closes (the parent died), so nothing outlives a run.
 import { performance } from 'node:perf_hooks';
-import { setImmediate as yieldNow, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep, setImmediate as yieldNow } from 'node:timers/promises';
 import { createClusterNode, silentLogger } from '../../dist/index.js';
 
 const cfg = JSON.parse(process.env.BENCH_NODE ?? '{}');
 process.on('disconnect', () => process.exit(0));
+// Diagnostic (--buffer-pool-size): Buffer.allocUnsafe below poolSize/2 slices shared 8 KiB slabs.
+if (cfg.bufferPoolSize !== undefined) Buffer.poolSize = cfg.bufferPoolSize;
 
 const node = createClusterNode(
   {
@@ -31,7 +36,10 @@ const node = createClusterNode(
       receiver: { address: '127.0.0.1', port: cfg.clusterPort, autoBind: 1 },
       membership: { type: 'static', members: cfg.members, pingIntervalMs: 500, dropTimeMs: 3000 },
     },
-    sessions: { sendOptions: cfg.send ?? 'async' },
+    sessions: {
+      sendOptions: cfg.send ?? 'async',
+      ...(cfg.chunkSize !== undefined ? { stateTransferChunkSize: cfg.chunkSize } : {}),
+    },
   },
   { logger: silentLogger },
 );
@@ -67,8 +75,26 @@ async function gcHard() {
   return true;
 }
 
+async function churn(fraction, payload) {
+  const manager = node.managers[0];
+  const t0 = performance.now();
+  let seed = 12345;
+  let n = 0;
+  for (const s of [...manager.sessions.values()]) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    if (seed / 0x80000000 >= fraction) continue;
+    manager.requestStarted(s);
+    s.setAttribute('count', 2);
+    s.setAttribute('payload', payloadOf(n + 7, payload));
+    manager.requestCompleted(s);
+    if (++n % 1000 === 0) await yieldNow();
+  }
+  return { ms: performance.now() - t0, changed: n };
+}
+
 const handlers = {
   fill: (m) => fill(m.n, m.payload ?? 1024),
+  churn: (m) => churn(m.fraction ?? 0.5, m.payload ?? 1024),
   stats: () => {
     const st = node.managers[0].stats();
     return { sessions: st.activeSessions, stateTransfer: st.stateTransfer, manager: st, peers: peers() };

@@ -9,6 +9,7 @@
 // Every node is a child process (bench/http/node.mjs) running the counter app
 // (examples/counter/app.mjs at /app) in a clowder node; all traffic stays on 127.0.0.1, wrk always
 // loads node A. Rows (ids for --rows):
+//   map     calibration, not clowder: the same app behind a hand-written Map session (map-node.mjs)
 //   off     replication off: A alone (no members)
 //   async1  asynchronous replication to one peer (A+B)
 //   async2  asynchronous replication to two peers (A+B+C)
@@ -17,7 +18,7 @@
 // (client.mjs mksessions), a wrk warm-up, sumcounts, the measured wrk run, sumcounts (lost
 // increments = requests - counted), the A->B lag probe (async1, sync1), a replica check (every
 // node's sum of counts equals A's), stop. CPU time is utime+stime of every node process from
-// /proc/<pid>/stat around the measured wrk run. Tables show medians; "x off" is the median of the
+// /proc/<pid>/stat around the measured wrk run, read/write syscalls from /proc/<pid>/io. Tables show medians; "x off" is the median of the
 // per-repetition ratios to the off row of the same repetition.
 //
 //   transfer  A holds --transfer-sessions (100,000) sessions of 1 KiB; B starts: time from B's
@@ -28,10 +29,12 @@
 // Options: --quick --reps=N --duration=S --warmup=S --sessions=N --connections=N --threads=N
 //          --rows=a,b --only=rows,transfer,memory --transfer-sessions=N --memory-sessions=N
 //          --workload=DIR (session.lua and client.mjs; default /work/shared/workload)
-//          --no-save --profile (node children run with --cpu-prof into bench/http/.prof/<row>-<rep>-<node>/)
+//          --buffer-pool-size=N (sets Buffer.poolSize in every node: 0 = no shared 8 KiB pool slabs; a diagnostic)
+//          --chunk-size=N (sessions.stateTransferChunkSize of every node; default the library's, 1000)
+//          --no-save --profile (node children run with --cpu-prof into bench/http/.prof/<part>-<rep>-<node>/)
 // Results go to bench/results/http-<ISO date>.json and .md. See bench/README.md.
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -57,6 +60,8 @@ const KNOWN = [
   'transfer-sessions',
   'memory-sessions',
   'workload',
+  'buffer-pool-size',
+  'chunk-size',
   'no-save',
   'profile',
   'help',
@@ -113,6 +118,7 @@ for (const p of ONLY) {
 }
 
 const ALL_ROWS = [
+  { id: 'map', label: 'calibration: Map session, no clowder', nodes: 1, script: 'map-node.mjs' },
   { id: 'off', label: 'replication off (A alone)', nodes: 1, send: 'async' },
   { id: 'async1', label: 'async, 1 peer (A+B)', nodes: 2, send: 'async', lag: true },
   { id: 'async2', label: 'async, 2 peers (A+B+C)', nodes: 3, send: 'async' },
@@ -148,7 +154,7 @@ function preconditions() {
           '    brew install wrk                                         (macOS)\n' +
           '  or build it from https://github.com/wg/wrk; then run this again.',
       );
-    } else wrkVersion = version.split('\n')[0].trim();
+    } else wrkVersion = version.split('\n')[0].split(' Copyright')[0].trim();
   }
   if (!existsSync('/proc/self/stat')) problems.push('/proc is needed for CPU time per process (Linux only)');
   if (problems.length > 0) {
@@ -243,7 +249,12 @@ const kv = (line) =>
       .trim()
       .split(/\s+/)
       .filter((p) => p.includes('='))
-      .map((p) => [p.slice(0, p.indexOf('=')), Number.isNaN(Number(p.slice(p.indexOf('=') + 1))) ? p.slice(p.indexOf('=') + 1) : Number(p.slice(p.indexOf('=') + 1))]),
+      .map((p) => [
+        p.slice(0, p.indexOf('=')),
+        Number.isNaN(Number(p.slice(p.indexOf('=') + 1)))
+          ? p.slice(p.indexOf('=') + 1)
+          : Number(p.slice(p.indexOf('=') + 1)),
+      ]),
   );
 
 async function client(sub, opts, timeoutMs = 60_000) {
@@ -261,12 +272,18 @@ function cpuSeconds(pid) {
   return (Number(f[11]) + Number(f[12])) / CLK_TCK;
 }
 
-/** Machine-wide busy and total jiffies (all CPUs). */
+/** Read and write system calls of a process so far (/proc/<pid>/io: syscr, syscw). */
+function syscalls(pid) {
+  const io = kv(readFileSync(`/proc/${pid}/io`, 'utf8').replace(/: /g, '='));
+  return { r: io.syscr, w: io.syscw };
+}
+
+/** Machine-wide jiffies (all CPUs): busy (every task), stolen by the hypervisor, total. */
 function machineTicks() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
-  const idle = f[3] + (f[4] ?? 0);
-  return { total, busy: total - idle };
+  const steal = f[7] ?? 0;
+  return { total, steal, busy: total - f[3] - (f[4] ?? 0) - steal };
 }
 
 // ---- nodes ----------------------------------------------------------------------------------------
@@ -285,10 +302,18 @@ class NodeProc {
       execArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
     }
     this.forkedAt = performance.now();
-    this.child = fork(join(here, 'node.mjs'), [], {
+    this.child = fork(join(here, spec.script ?? 'node.mjs'), [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv,
-      env: { ...process.env, BENCH_NODE: JSON.stringify({ ...spec, app: APP }) },
+      env: {
+        ...process.env,
+        BENCH_NODE: JSON.stringify({
+          ...spec,
+          app: APP,
+          ...(args['buffer-pool-size'] !== undefined ? { bufferPoolSize: Number(args['buffer-pool-size']) } : {}),
+          ...(args['chunk-size'] !== undefined ? { chunkSize: Number(args['chunk-size']) } : {}),
+        }),
+      },
     });
     live.add(this.child);
     this.pid = this.child.pid;
@@ -366,7 +391,7 @@ const NAMES = ['A', 'B', 'C', 'D'];
 let domainSeq = 0;
 
 /** Ports and specs for an n-node cluster (every node lists every node). */
-async function clusterSpecs(n, send) {
+async function clusterSpecs(n, send, script) {
   const ports = await freePorts(2 * n);
   const domain = `bench-http-${process.pid}-${domainSeq++}`;
   const members = Array.from({ length: n }, (_, i) => `127.0.0.1:${ports[2 * i + 1]}`);
@@ -378,6 +403,7 @@ async function clusterSpecs(n, send) {
     domain,
     send,
     expect: n - 1,
+    script,
   }));
 }
 
@@ -419,7 +445,7 @@ function wrk(port, cookies, seconds) {
 
 async function measureRow(row, rep, tmp) {
   const tag = `${row.id}-${rep}`;
-  const specs = await clusterSpecs(row.nodes, row.send);
+  const specs = await clusterSpecs(row.nodes, row.send, row.script);
   const nodes = await startCluster(specs, tag);
   const [a] = nodes;
   try {
@@ -429,10 +455,12 @@ async function measureRow(row, rep, tmp) {
     if (WARMUP_S > 0) await wrk(a.httpPort, cookies, WARMUP_S);
     const before = await client('sumcounts', { port: a.httpPort, cookies });
     const cpu0 = nodes.map((p) => cpuSeconds(p.pid));
+    const sys0 = nodes.map((p) => syscalls(p.pid));
     const m0 = machineTicks();
     const w = await wrk(a.httpPort, cookies, DURATION_S);
     const m1 = machineTicks();
     const cpu1 = nodes.map((p) => cpuSeconds(p.pid));
+    const sys1 = nodes.map((p) => syscalls(p.pid));
     const resultLine = w.stdout.split('\n').find((l) => l.startsWith('RESULT '));
     if (!resultLine) throw new Error(`wrk printed no RESULT line (code ${w.code}): ${w.stdout}\n${w.stderr}`);
     const r = kv(resultLine.slice(7));
@@ -460,6 +488,10 @@ async function measureRow(row, rep, tmp) {
       cpuUsPerReq: (cpuTotal / r.requests) * 1e6,
       nodeCores: cpuTotal / r.duration_s,
       machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total),
+      machineSteal: (m1.steal - m0.steal) / (m1.total - m0.total),
+      // read and write syscalls per request, per node
+      readsPerReq: sys1.map((s, i) => (s.r - sys0[i].r) / r.requests),
+      writesPerReq: sys1.map((s, i) => (s.w - sys0[i].w) / r.requests),
     };
     if (row.lag) {
       const lag = await client('lag', { 'write-port': a.httpPort, 'read-port': nodes[1].httpPort, cookies });
@@ -497,7 +529,8 @@ async function runRows() {
         log(
           `rep ${rep} ${row.id.padEnd(6)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms  ` +
             `cpu ${r.cpuUsPerReq.toFixed(1)} us/req (${r.cpuPerNodeS.map((c) => c.toFixed(2)).join('+')} s)  ` +
-            `lost ${r.lost} (+${r.inFlightExtra} in flight)  machine ${(100 * r.machineBusy).toFixed(0)} %` +
+            `syscalls/req r ${r.readsPerReq.map((x) => x.toFixed(2)).join('+')} w ${r.writesPerReq.map((x) => x.toFixed(2)).join('+')}  ` +
+            `lost ${r.lost} (+${r.inFlightExtra} in flight)  machine busy ${(100 * r.machineBusy).toFixed(0)} % steal ${(100 * r.machineSteal).toFixed(0)} %` +
             (r.lag ? `  lag p50 ${r.lag.p50} p99 ${r.lag.p99} ms stale ${r.lag.stalePct.toFixed(1)} %` : '') +
             (r.replicaSums ? `  replicas ${r.replicasAgree ? 'agree' : `DIFFER ${r.replicaSums.join('/')}`}` : ''),
         );
@@ -535,6 +568,9 @@ async function runRows() {
       cpuRatio: ratio('cpuUsPerReq'),
       nodeCores: median(rs.map((r) => r.nodeCores)),
       machineBusy: median(rs.map((r) => r.machineBusy)),
+      machineSteal: median(rs.map((r) => r.machineSteal)),
+      readsPerReq: rs[0].readsPerReq.map((_, i) => median(rs.map((r) => r.readsPerReq[i]))),
+      writesPerReq: rs[0].writesPerReq.map((_, i) => median(rs.map((r) => r.writesPerReq[i]))),
       lostMax: Math.max(...rs.map((r) => r.lost)),
       lostTotal: rs.reduce((s, r) => s + r.lost, 0),
       wrkErrors: rs.reduce((s, r) => s + r.wrkErrors + r.readErrors, 0),
@@ -600,50 +636,74 @@ async function runTransfer() {
 
 // ---- memory per session -------------------------------------------------------------------------
 
+/** Per-node memory growth between two process.memoryUsage() snapshots, per session. */
+function memDelta(nodes, before, after, n) {
+  return nodes.map((p, i) => {
+    const m0 = before[i].mem;
+    const m1 = after[i].mem;
+    const d = (k) => m1[k] - m0[k];
+    // process.memoryUsage().external already includes arrayBuffers (Node docs): heap + external is the total.
+    return {
+      node: p.name,
+      gc: after[i].gc,
+      heapUsed: d('heapUsed'),
+      external: d('external'),
+      arrayBuffers: d('arrayBuffers'),
+      rss: d('rss'),
+      bytesPerSession: (d('heapUsed') + d('external')) / n,
+      heapPerSession: d('heapUsed') / n,
+      externalPerSession: d('external') / n,
+      rssPerSession: d('rss') / n,
+      before: m0,
+      after: m1,
+    };
+  });
+}
+
+/** Polls a node's stats until `test(stats)` holds (120 s at most). */
+async function waitFor(node, test, what) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const st = await node.call('stats');
+    if (test(st)) return st;
+    if (Date.now() > deadline) throw new Error(`${node.name}: ${what} not reached after 120 s`);
+    await sleep(200);
+  }
+}
+
 async function runMemory() {
   const specs = await clusterSpecs(2, 'async');
   const nodes = await startCluster(specs, 'memory');
   const [a, b] = nodes;
+  const N = MEMORY_SESSIONS;
   try {
     const before = await Promise.all(nodes.map((p) => p.call('mem')));
-    const filled = await a.call('fill', { n: MEMORY_SESSIONS, payload: PAYLOAD }, 300_000);
-    const deadline = Date.now() + 120_000;
-    let held = 0;
-    for (;;) {
-      held = (await b.call('stats')).sessions;
-      if (held >= MEMORY_SESSIONS || Date.now() > deadline) break;
-      await sleep(200);
-    }
-    if (held < MEMORY_SESSIONS) throw new Error(`B holds ${held} of ${MEMORY_SESSIONS} sessions after 120 s`);
+    const filled = await a.call('fill', { n: N, payload: PAYLOAD }, 300_000);
+    await waitFor(b, (st) => st.sessions >= N, `${N} sessions`);
     await sleep(500); // let the last sends complete and buffers go
     const after = await Promise.all(nodes.map((p) => p.call('mem')));
-    const per = nodes.map((p, i) => {
-      const m0 = before[i].mem;
-      const m1 = after[i].mem;
-      const d = (k) => m1[k] - m0[k];
-      // process.memoryUsage().external already includes arrayBuffers (Node docs): heap + external is the total.
-      return {
-        node: p.name,
-        gc: after[i].gc,
-        heapUsed: d('heapUsed'),
-        external: d('external'),
-        arrayBuffers: d('arrayBuffers'),
-        rss: d('rss'),
-        bytesPerSession: (d('heapUsed') + d('external')) / MEMORY_SESSIONS,
-        heapPerSession: d('heapUsed') / MEMORY_SESSIONS,
-        externalPerSession: d('external') / MEMORY_SESSIONS,
-        rssPerSession: d('rss') / MEMORY_SESSIONS,
-        before: m0,
-        after: m1,
-      };
-    });
+    const per = memDelta(nodes, before, after, N);
     for (const p of per) {
       log(
         `memory ${p.node}: ${fmt(p.bytesPerSession)} B/session (heap ${fmt(p.heapPerSession)} + external ${fmt(p.externalPerSession)}, ` +
-          `of which arrayBuffers ${fmt(p.arrayBuffers / MEMORY_SESSIONS)}; rss ${fmt(p.rssPerSession)} B/session)`,
+          `of which arrayBuffers ${fmt(p.arrayBuffers / N)}; rss ${fmt(p.rssPerSession)} B/session)`,
       );
     }
-    return { sessions: MEMORY_SESSIONS, fillMs: filled.ms, nodes: per };
+    // Churn: rewrite about half of the sessions once (requests on A, replicated as deltas), then
+    // measure again against the same baseline: memory that old values keep pinned shows here.
+    const deltas0 = (await b.call('stats')).manager.received?.delta ?? 0;
+    const churned = await a.call('churn', { fraction: 0.5, payload: PAYLOAD }, 300_000);
+    await waitFor(b, (st) => (st.manager.received?.delta ?? 0) - deltas0 >= churned.changed, 'churn deltas');
+    await sleep(500);
+    const afterChurn = await Promise.all(nodes.map((p) => p.call('mem')));
+    const perChurn = memDelta(nodes, before, afterChurn, N);
+    for (const p of perChurn) {
+      log(
+        `memory after rewriting ${fmt(churned.changed)} sessions once, ${p.node}: ${fmt(p.bytesPerSession)} B/session ` +
+          `(heap ${fmt(p.heapPerSession)} + external ${fmt(p.externalPerSession)}; rss ${fmt(p.rssPerSession)} B/session)`,
+      );
+    }
+    return { sessions: N, fillMs: filled.ms, nodes: per, churn: { changed: churned.changed, nodes: perChurn } };
   } finally {
     await stopAll(nodes);
   }
@@ -651,9 +711,31 @@ async function runMemory() {
 
 // ---- report ---------------------------------------------------------------------------------------
 
+/** The code under test: git commit, whether src/ has uncommitted changes, when dist/ was built (read-only). */
+function codeInfo() {
+  const git = (...argv) => {
+    try {
+      return execFileSync('git', argv, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const dirty = git('status', '--porcelain', '--untracked-files=all', '--', 'src');
+  let distBuilt;
+  try {
+    distBuilt = statSync(join(root, 'dist', 'index.js')).mtime.toISOString();
+  } catch {}
+  return {
+    commit: git('rev-parse', '--short', 'HEAD'),
+    srcDirty: dirty === undefined ? undefined : dirty !== '',
+    distBuilt,
+  };
+}
+
 function machine() {
   const cpus = os.cpus();
   return {
+    code: codeInfo(),
     cpuModel: cpus[0]?.model ?? 'unknown',
     cpus: cpus.length,
     memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
@@ -671,13 +753,28 @@ function targets(rows, transfer, memory) {
   const add = (name, value, pass, detail) => t.push({ name, value, pass, detail });
   if (s('off') && s('async1')) {
     const a = s('async1');
-    add('async to 1 peer >= 0.75 x replication-off req/s', a.rpsRatio, a.rpsRatio >= 0.75, `${a.rpsRatio.toFixed(2)} x`);
-    add('cluster CPU per request, async 1 peer <= 1.6 x off', a.cpuRatio, a.cpuRatio <= 1.6, `${a.cpuRatio.toFixed(2)} x`);
+    add(
+      'async to 1 peer >= 0.75 x replication-off req/s',
+      a.rpsRatio,
+      a.rpsRatio >= 0.75,
+      `${a.rpsRatio.toFixed(2)} x`,
+    );
+    add(
+      'cluster CPU per request, async 1 peer <= 1.6 x off',
+      a.cpuRatio,
+      a.cpuRatio <= 1.6,
+      `${a.cpuRatio.toFixed(2)} x`,
+    );
     add('p99 added by async replication <= 1 ms', a.p99Added, a.p99Added <= 1, `${a.p99Added.toFixed(2)} ms`);
   }
   if (s('off') && s('async2')) {
     const a = s('async2');
-    add('cluster CPU per request, async 2 peers <= 1.6 x off', a.cpuRatio, a.cpuRatio <= 1.6, `${a.cpuRatio.toFixed(2)} x`);
+    add(
+      'cluster CPU per request, async 2 peers <= 1.6 x off',
+      a.cpuRatio,
+      a.cpuRatio <= 1.6,
+      `${a.cpuRatio.toFixed(2)} x`,
+    );
   }
   if (s('off') && s('sync1')) {
     const a = s('sync1');
@@ -719,6 +816,13 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
   L.push(
     `${info.cpuModel} x${info.cpus}, ${info.memGiB} GiB, node ${info.node}, ${info.platform}, ${info.wrk}, load at start ${info.loadavgAtStart.join(' ')}.`,
   );
+  L.push(
+    `Code: commit ${info.code.commit ?? '?'}${info.code.srcDirty ? ' with uncommitted changes in src/' : ''}, dist/ built ${info.code.distBuilt ?? '?'}.`,
+  );
+  if (args['buffer-pool-size'] !== undefined)
+    L.push(`**Diagnostic run: Buffer.poolSize = ${args['buffer-pool-size']} in every node** (not the default 8192).`);
+  if (args['chunk-size'] !== undefined)
+    L.push(`**Diagnostic run: sessions.stateTransferChunkSize = ${args['chunk-size']}** (not the default 1000).`);
   if (rows) {
     L.push(
       `Workload: counter app at /app, ${SESSIONS} sessions, \`wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --timeout 5s -s session.lua -- cookies 1024 0\` ` +
@@ -728,12 +832,12 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
     );
     L.push('### Throughput, latency, CPU', '');
     L.push(
-      '| row | req/s | x off | p50 ms | p99 ms | CPU µs/req (all nodes) | x off | node cores | machine busy | lost (max/run) | replicas agree | runs (req/s) |',
+      '| row | req/s | x off | p50 ms | p99 ms | CPU µs/req (all nodes) | x off | node cores | syscalls/req read / write (A+B+C) | machine busy / steal | lost (max/run) | replicas agree | runs (req/s) |',
     );
-    L.push('|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|:---|');
+    L.push('|:---|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|:---:|:---|');
     for (const s of rows.summary) {
       L.push(
-        `| ${s.row}: ${s.label} | ${fmt(s.rps)} | ${s.rpsRatio.toFixed(2)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.cpuUsPerReq.toFixed(1)} | ${s.cpuRatio.toFixed(2)} | ${s.nodeCores.toFixed(2)} | ${(100 * s.machineBusy).toFixed(0)} % | ${s.lostMax} | ${s.row === 'off' ? '-' : s.replicasAgree ? 'yes' : 'NO'} | ${s.runsRps.map((x) => fmt(x)).join(' / ')} |`,
+        `| ${s.row}: ${s.label} | ${fmt(s.rps)} | ${s.rpsRatio.toFixed(2)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.cpuUsPerReq.toFixed(1)} | ${s.cpuRatio.toFixed(2)} | ${s.nodeCores.toFixed(2)} | ${s.readsPerReq.map((x) => x.toFixed(2)).join('+')} / ${s.writesPerReq.map((x) => x.toFixed(2)).join('+')} | ${(100 * s.machineBusy).toFixed(0)} / ${(100 * s.machineSteal).toFixed(0)} % | ${s.lostMax} | ${s.row === 'off' || s.row === 'map' ? '-' : s.replicasAgree ? 'yes' : 'NO'} | ${s.runsRps.map((x) => fmt(x)).join(' / ')} |`,
       );
     }
     const lagRows = rows.summary.filter((s) => s.lag);
@@ -742,10 +846,14 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
       L.push('| row | read-after-write p50 ms | p99 ms | stale % | errors |');
       L.push('|:---|---:|---:|---:|---:|');
       for (const s of lagRows)
-        L.push(`| ${s.row} | ${s.lag.p50.toFixed(3)} | ${s.lag.p99.toFixed(3)} | ${s.lag.stalePct.toFixed(1)} | ${s.lag.errors} |`);
+        L.push(
+          `| ${s.row} | ${s.lag.p50.toFixed(3)} | ${s.lag.p99.toFixed(3)} | ${s.lag.stalePct.toFixed(1)} | ${s.lag.errors} |`,
+        );
     }
     L.push('', '<details><summary>every run</summary>', '');
-    L.push('| rep | row | req/s | p50 | p99 | max ms | CPU s per node | µs/req | lost | +in flight | wrk err | lag p50/p99 ms, stale % |');
+    L.push(
+      '| rep | row | req/s | p50 | p99 | max ms | CPU s per node | µs/req | lost | +in flight | wrk err | lag p50/p99 ms, stale % |',
+    );
     L.push('|---:|:---|---:|---:|---:|---:|:---|---:|---:|---:|---:|:---|');
     for (const r of rows.runs) {
       L.push(
@@ -756,7 +864,9 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
   }
   if (transfer) {
     L.push('', `### State transfer: B joins A holding ${fmt(transfer.sessions)} sessions of 1 KiB`, '');
-    L.push('| rep | A fill ms | B start() -> ready ms | stateTransfer.durationMs | state | sessions | MiB | chunks | fork -> ready ms |');
+    L.push(
+      '| rep | A fill ms | B start() -> ready ms | stateTransfer.durationMs | state | sessions | MiB | chunks | fork -> ready ms |',
+    );
     L.push('|---:|---:|---:|---:|:---|---:|---:|---:|---:|');
     for (const r of transfer.reps) {
       L.push(
@@ -768,7 +878,11 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
     );
   }
   if (memory) {
-    L.push('', `### Memory per idle session (${fmt(memory.sessions)} sessions of 1 KiB created on A, replicated to B; after GC)`, '');
+    L.push(
+      '',
+      `### Memory per idle session (${fmt(memory.sessions)} sessions of 1 KiB created on A, replicated to B; after GC)`,
+      '',
+    );
     L.push(
       '| node | bytes/session (heapUsed + external) | heapUsed | external | of which arrayBuffers | rss | Δ heapUsed MiB | Δ external MiB | Δ rss MiB |',
     );
@@ -779,7 +893,17 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
         `| ${p.node} | ${fmt(p.bytesPerSession)} | ${fmt(p.heapUsed / n)} | ${fmt(p.external / n)} | ${fmt(p.arrayBuffers / n)} | ${fmt(p.rss / n)} | ${fmt(p.heapUsed / 1048576, 1)} | ${fmt(p.external / 1048576, 1)} | ${fmt(p.rss / 1048576, 1)} |`,
       );
     }
-    L.push('', '`external` already includes `arrayBuffers` (Node documents it so), so the per-session figure is heapUsed + external.');
+    if (memory.churn) {
+      for (const p of memory.churn.nodes) {
+        L.push(
+          `| ${p.node}, after rewriting ${fmt(memory.churn.changed)} sessions once | ${fmt(p.bytesPerSession)} | ${fmt(p.heapUsed / n)} | ${fmt(p.external / n)} | ${fmt(p.arrayBuffers / n)} | ${fmt(p.rss / n)} | ${fmt(p.heapUsed / 1048576, 1)} | ${fmt(p.external / 1048576, 1)} | ${fmt(p.rss / 1048576, 1)} |`,
+        );
+      }
+    }
+    L.push(
+      '',
+      '`external` already includes `arrayBuffers` (Node documents it so), so the per-session figure is heapUsed + external.',
+    );
   }
   if (tgs.length > 0) {
     L.push('', '### Targets', '');
@@ -826,6 +950,8 @@ if (!args['no-save']) {
       only: ONLY,
       transferSessions: TRANSFER_SESSIONS,
       memorySessions: MEMORY_SESSIONS,
+      bufferPoolSize: args['buffer-pool-size'] === undefined ? undefined : Number(args['buffer-pool-size']),
+      stateTransferChunkSize: args['chunk-size'] === undefined ? undefined : Number(args['chunk-size']),
     },
     rows,
     transfer,
@@ -836,5 +962,8 @@ if (!args['no-save']) {
   writeFileSync(`${base}.md`, md);
   console.log(`results: ${relative(process.cwd(), base)}.json, .md`);
 }
-if (args.profile) console.log(`profiles in ${relative(process.cwd(), PROF_DIR)}/ (summarise: node bench/channel/prof-summary.mjs <file>; then delete)`);
+if (args.profile)
+  console.log(
+    `profiles in ${relative(process.cwd(), PROF_DIR)}/ (summarise: node bench/channel/prof-summary.mjs <file>; then delete)`,
+  );
 log('done');

@@ -20,6 +20,7 @@ export const ErrorCode = {
   BIND: 'ERR_CLOWDER_BIND',
   REMOTE_PROCESSING: 'ERR_CLOWDER_REMOTE_PROCESSING',
   MESSAGE_TOO_LARGE: 'ERR_CLOWDER_MESSAGE_TOO_LARGE',
+  TOO_MANY_SESSIONS: 'ERR_CLOWDER_TOO_MANY_SESSIONS',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -8,6 +8,7 @@
  * Both answer 503 (Retry-After) while the node is still receiving the other nodes' sessions.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
+import { ErrorCode } from '../core/errors.js';
 import type { DeltaManager } from '../session/delta-manager.js';
 import { RequestSession } from './request-session.js';
 import type { SessionHandle } from './session-handle.js';
@@ -205,6 +206,13 @@ function decorate(req: IncomingMessage, rs: RequestSession): void {
 }
 
 function fail(res: ServerResponse, err: unknown): void {
+  if (!res.headersSent && (err as { code?: string })?.code === ErrorCode.TOO_MANY_SESSIONS) {
+    res.statusCode = 503;
+    res.setHeader('Retry-After', '1');
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.end('too many active sessions\n');
+    return;
+  }
   if (!res.headersSent) {
     res.statusCode = 500;
     res.setHeader('Content-Type', 'text/plain; charset=utf-8');

@@ -21,10 +21,11 @@ export class RequestSession implements HandleHost {
   session: Session | undefined;
   originalRoute: string | undefined;
   #handle: SessionHandle | undefined;
-  #cookie: SessionCookie | undefined;
+  #cookie: CookieSettings | undefined;
   #started = false;
   #finished = false;
   #destroyed = false;
+  #pending: Promise<void> | undefined;
   readonly #replicate: boolean;
 
   constructor(
@@ -68,14 +69,14 @@ export class RequestSession implements HandleHost {
   }
 
   get cookie(): SessionCookie {
-    this.#cookie ??= {
-      path: this.config.contextPath,
-      httpOnly: true,
-      secure: this.#secure(),
-      sameSite: this.config.cookieSameSite,
-      maxAge: null,
-    };
+    this.#cookie ??= new CookieSettings(this, this.config.contextPath, this.#secure(), this.config.cookieSameSite);
     return this.#cookie;
+  }
+
+  /** cookie.maxAge changed: re-issue the Set-Cookie header now (before the headers go out). */
+  cookieChanged(): void {
+    const s = this.session;
+    if (s?.valid && !this.#destroyed) this.#setCookie(s.id);
   }
 
   regenerate(): void {
@@ -88,7 +89,7 @@ export class RequestSession implements HandleHost {
     const s = this.session;
     if (s === undefined) return;
     this.#destroyed = true;
-    if (s.valid) s.invalidate();
+    if (s.valid) this.#pending = s.invalidate();
     this.#end(s);
     this.session = undefined;
     this.#handle = undefined;
@@ -113,11 +114,12 @@ export class RequestSession implements HandleHost {
   finish(): Promise<void> | undefined {
     if (this.#finished) return undefined;
     this.#finished = true;
+    const pending = this.#pending; // a synchronous invalidation the response waits for
     const s = this.session;
-    if (s === undefined || !this.#started) return undefined;
-    if (this.#cookie?.maxAge != null && !this.res.headersSent) this.#setCookie(s.id);
+    if (s === undefined || !this.#started) return pending;
     this.#started = false;
-    return this.manager.requestCompleted(s, this.#replicate);
+    const sent = this.manager.requestCompleted(s, this.#replicate);
+    return pending === undefined ? sent : sent === undefined ? pending : Promise.all([pending, sent]).then(() => {});
   }
 
   #begin(s: Session): void {
@@ -164,5 +166,29 @@ export class RequestSession implements HandleHost {
       list.push(header);
       res.setHeader('Set-Cookie', list);
     }
+  }
+}
+
+/** `req.session.cookie`: assigning `maxAge` (ms) makes the cookie persistent (Max-Age), at once. */
+class CookieSettings implements SessionCookie {
+  readonly httpOnly = true as const;
+  #maxAge: number | null = null;
+
+  constructor(
+    private readonly owner: RequestSession,
+    readonly path: string,
+    readonly secure: boolean,
+    readonly sameSite: 'Lax' | 'Strict' | 'None',
+  ) {}
+
+  get maxAge(): number | null {
+    return this.#maxAge;
+  }
+
+  set maxAge(ms: number | null) {
+    if (ms !== null && !(Number.isFinite(ms) && ms >= 0))
+      throw new TypeError('cookie.maxAge must be a number of milliseconds ≥ 0, or null');
+    this.#maxAge = ms;
+    this.owner.cookieChanged();
   }
 }

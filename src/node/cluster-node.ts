@@ -75,7 +75,9 @@ export class ClusterNode {
     const channelConfig = { ...this.config.cluster, ...(this.config.name ? { name: this.config.name } : {}) };
     this.channel = createChannel(channelConfig, { logger: this.#logger });
     this.#hub = new ReplicationHub(this.channel, this.#logger);
-    // Validate every application's session config now: a bad key stops the node before anything starts.
+    // Validate every session config now: a bad key stops the node before anything starts, named
+    // where the user wrote it (node-wide defaults first, then each application's own).
+    resolveSessionConfig(this.config.sessions, 'sessions');
     for (const [i, app] of this.config.apps.entries()) {
       resolveSessionConfig({ ...this.config.sessions, ...app.sessions, contextPath: app.path }, `apps.${i}.sessions`);
     }

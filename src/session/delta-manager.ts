@@ -148,7 +148,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#stopped = true;
     clearInterval(this.#expiryTimer);
     if (this.config.expireSessionsOnShutdown) {
-      for (const s of [...this.sessions.values()]) if (s.primary) this.#expire(s, 'expired', true);
+      for (const s of [...this.sessions.values()]) if (s.primary) this.#expire(s, 'expired', true, false);
     }
     if (this.distributable) this.hub.unregister(this);
   }
@@ -165,8 +165,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (this.config.maxActiveSessions >= 0 && this.sessions.size >= this.config.maxActiveSessions) {
       this.#counters.rejectedSessions++;
       throw new ClusterError(
-        ErrorCode.QUEUE_FULL,
-        `too many active sessions (maxActiveSessions ${this.config.maxActiveSessions})`,
+        ErrorCode.TOO_MANY_SESSIONS,
+        `too many active sessions (maxActiveSessions ${this.config.maxActiveSessions}): try again later`,
       );
     }
     let id = newSessionId();
@@ -183,9 +183,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   findSession(id: string, now = Date.now()): Session | undefined {
     const s = this.sessions.get(id);
     if (s === undefined) return undefined;
-    if (s.maxInactiveInterval > 0 && s.idleMs(now) >= s.maxInactiveInterval * 1000) {
-      this.#expire(s, 'expired', true);
-      return undefined;
+    if (s.maxInactiveInterval > 0 && s.active === 0) {
+      const idle = s.idleMs(now);
+      const max = s.maxInactiveInterval * 1000;
+      // A copy learns of use elsewhere at most every accessedIntervalMs: allow for that lag.
+      if (idle >= this.#expiresAfter(s, max)) {
+        this.#expire(s, 'expired', s.primary, false);
+        return undefined;
+      }
     }
     return s;
   }
@@ -209,11 +214,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.isNew = false;
     s.primary = true;
     if (!replicate) {
-      s.dirty = undefined;
-      if (s.active <= 0) s.handedOut = undefined;
+      // A filtered request sends nothing; what it changed travels with the next replicated one.
+      s.detectInPlaceChanges();
+      s.releaseDecoded();
       return undefined;
     }
-    return this.replicate(s, now);
+    const sent = this.replicate(s, now);
+    s.releaseDecoded();
+    return sent;
   }
 
   /**
@@ -241,7 +249,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     } else if (s.dirty !== undefined || s.maxInactiveDirty) {
       message = this.#deltaMessage(s);
     } else {
-      if (now - s.accessReplicatedAt < this.config.accessedIntervalMs) return undefined;
+      if (now - s.accessReplicatedAt < this.#accessedInterval(s)) return undefined;
       s.accessReplicatedAt = now;
       if (members.length === 0) return undefined;
       this.#counters.accessedSent++;
@@ -254,8 +262,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   /** Invalidates `s` here and on every node (SessionOwner). */
-  invalidate(s: Session): void {
-    this.#expire(s, 'invalidated', true);
+  invalidate(s: Session): Promise<void> | undefined {
+    return this.#expire(s, 'invalidated', true, false);
   }
 
   /** Gives `s` a new id (fixation defence); the data stays; every node renames it. Returns the new id. */
@@ -289,7 +297,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       if (s.maxInactiveInterval <= 0 || s.active > 0) continue;
       const idle = s.idleMs(now);
       const max = s.maxInactiveInterval * 1000;
-      if (s.primary ? idle >= max : idle >= 2 * max) this.#expire(s, 'expired', s.primary);
+      if (idle >= this.#expiresAfter(s, max)) this.#expire(s, 'expired', s.primary, false);
     }
     for (const [id, until] of this.#tombstones) if (until <= now) this.#tombstones.delete(id);
     this.#repairing.clear(); // an answer lost with its sender is asked again by the next delta
@@ -430,7 +438,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         void this.#send([from], [Msg.SESSION_REQUEST, this.contextName, id], false);
       }
     }
-    if (num(maxInactive) !== -1 && num(version) > s.version) s.maxInactiveInterval = maxInactive;
+    if (maxInactive !== null && num(maxInactive) !== undefined && version > s.version)
+      s.maxInactiveInterval = maxInactive;
     this.#applyAttributes(s, num(version), num(base), from.id, names, values, removed, now);
   }
 
@@ -548,7 +557,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       if (typeof id === 'string') this.#tombstone(id);
       return;
     }
-    this.#expire(s, m[3] === 'invalidated' ? 'invalidated' : 'expired', false);
+    this.#expire(s, m[3] === 'invalidated' ? 'invalidated' : 'expired', false, true);
   }
 
   #onIdChanged(m: unknown[]): void {
@@ -566,20 +575,47 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   // ---- expiry ---------------------------------------------------------------------------------
 
-  #expire(s: Session, reason: 'expired' | 'invalidated', broadcast: boolean): void {
-    if (!s.valid) return;
+  /**
+   * Idle time after which `s` has expired here: maxInactiveInterval on the node that served it
+   * last (the primary); twice that on a copy (Tomcat's rule: a copy learns of use elsewhere only
+   * through "accessed" messages, and must outlive a primary that crashed only as a safety net).
+   */
+  #expiresAfter(s: Session, max: number): number {
+    return s.primary ? max : Math.max(2 * max, max + this.#accessedInterval(s) + 1000);
+  }
+
+  /** How often a read-only use of `s` is told to the others: a quarter of its own timeout, at most the configured interval. */
+  #accessedInterval(s: Session): number {
+    const own =
+      s.maxInactiveInterval > 0 ? Math.max(100, (s.maxInactiveInterval * 1000) / 4) : this.config.accessedIntervalMs;
+    return Math.min(this.config.accessedIntervalMs, own);
+  }
+
+  /**
+   * Ends `s` here; with `broadcast`, on every node too (in synchronous mode the promise resolves
+   * once they all dropped it). `replicated` says whether another node decided it.
+   */
+  #expire(
+    s: Session,
+    reason: 'expired' | 'invalidated',
+    broadcast: boolean,
+    replicated: boolean,
+  ): Promise<void> | undefined {
+    if (!s.valid) return undefined;
     s.valid = false;
     this.sessions.delete(s.id);
     this.#tombstone(s.id);
     if (reason === 'expired') this.#counters.sessionsExpired++;
     else this.#counters.sessionsInvalidated++;
+    let sent: Promise<void> | undefined;
     if (broadcast && s.announced) {
       const members = this.#members();
-      if (members.length > 0) void this.#send(members, [Msg.EXPIRED, this.contextName, s.id, reason], false);
+      if (members.length > 0) sent = this.#send(members, [Msg.EXPIRED, this.contextName, s.id, reason], this.#sync);
     }
-    if ((!broadcast ? this.config.notifyListenersOnReplication : true) && this.listenerCount('sessionDestroyed') > 0) {
-      this.emit('sessionDestroyed', s, reason, !broadcast);
+    if ((!replicated || this.config.notifyListenersOnReplication) && this.listenerCount('sessionDestroyed') > 0) {
+      this.emit('sessionDestroyed', s, reason, replicated);
     }
+    return sent;
   }
 
   #tombstone(id: string): void {
@@ -626,7 +662,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       }
       s.dirty = undefined;
     }
-    const maxInactive = s.maxInactiveDirty ? s.maxInactiveInterval : -1;
+    const maxInactive = s.maxInactiveDirty ? s.maxInactiveInterval : null;
     s.maxInactiveDirty = false;
     return [Msg.DELTA, this.contextName, s.id, base, v, names, values, removed, maxInactive];
   }
@@ -739,6 +775,16 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       return;
     }
     if (m[0] === Msg.STATE_COMPLETE) {
+      // The donor's tombstones: ids invalidated there, so late messages cannot revive them here.
+      const tombstones = m[4];
+      if (Array.isArray(tombstones)) {
+        for (const id of tombstones) {
+          if (typeof id !== 'string') continue;
+          this.#tombstone(id);
+          const gone = this.sessions.get(id);
+          if (gone !== undefined) this.#expire(gone, 'invalidated', false, true);
+        }
+      }
       t.done(true);
       return;
     }
@@ -768,17 +814,19 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
+      if (typeof name !== 'string') throw new Error('attribute name is not a string');
       const v = num(stampV[i]);
       const w = String(stampW[i] ?? from.id);
       const a = s.attributes.get(name);
-      const bytes = toBuffer(values[i]!);
-      if (initial) this.#transfer.bytes += bytes.length;
-      if (a === undefined) s.attributes.set(name, new Attribute(bytes, v, w));
-      else if (newer(v, w, a.v, a.w)) {
+      // null = removed, with the stamp of the removal (so an older write cannot bring it back)
+      const bytes = values[i] === null ? undefined : toBuffer(values[i]!);
+      if (initial && bytes !== undefined) this.#transfer.bytes += bytes.length;
+      if (a === undefined) s.attributes.set(name, new Attribute(bytes, v, w, bytes === undefined));
+      else if (newer(v, w, a.v, a.w) && !s.dirty?.has(name)) {
         a.bytes = bytes;
         a.v = v;
         a.w = w;
-        a.removed = false;
+        a.removed = bytes === undefined;
         a.decoded = false;
         a.value = undefined;
       }
@@ -814,7 +862,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           sent += records.length;
           await new Promise((r) => setImmediate(r));
         }
-        await this.hub.channel.send(from, [Msg.STATE_COMPLETE, this.contextName, requestId, sent], {
+        const tombstones = Array.from(this.#tombstones.keys());
+        await this.hub.channel.send(from, [Msg.STATE_COMPLETE, this.contextName, requestId, sent, tombstones], {
           options: 'use_ack',
         });
         this.logger.info(
@@ -869,13 +918,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
 function toRecord(s: Session): SessionRecord {
   const names: string[] = [];
-  const values: Uint8Array[] = [];
+  const values: (Uint8Array | null)[] = [];
   const stampV: number[] = [];
   const stampW: string[] = [];
   for (const [name, a] of s.attributes) {
-    if (a.removed || a.bytes === undefined) continue;
+    if (a.w === '') continue; // written here and not replicated yet: it travels as a delta
     names.push(name);
-    values.push(a.bytes);
+    values.push(a.removed || a.bytes === undefined ? null : a.bytes);
     stampV.push(a.v);
     stampW.push(a.w);
   }

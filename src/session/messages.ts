@@ -20,7 +20,7 @@ export const Msg = {
   STATE_REQUEST: 6,
   /** [t, ctx, requestId, seq, records[]] — part of the answer; acknowledged after it was applied */
   STATE_CHUNK: 7,
-  /** [t, ctx, requestId, count] — the answer is complete */
+  /** [t, ctx, requestId, count, tombstoneIds[]] — the answer is complete; ids invalidated on the sender */
   STATE_COMPLETE: 8,
   /** [t, ctx, requestId] — the asked node does not serve ctx (Tomcat's NOCONTEXTMANAGER) */
   STATE_NONE: 9,
@@ -48,6 +48,16 @@ export const MSG_NAMES: Record<number, string> = {
 
 /**
  * A whole session in a state-transfer chunk:
- * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[], stampVersions[], stampWriters[]]
+ * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[] (null = removed), stampVersions[], stampWriters[]]
  */
-export type SessionRecord = [string, number, number, number, number, string[], Uint8Array[], number[], string[]];
+export type SessionRecord = [
+  string,
+  number,
+  number,
+  number,
+  number,
+  string[],
+  (Uint8Array | null)[],
+  number[],
+  string[],
+];

@@ -6,6 +6,10 @@
  */
 import { decode, encode, encodedEquals } from '../codec/value-codec.js';
 import { CodecError, ErrorCode } from '../core/errors.js';
+import { keep } from './arena.js';
+
+/** Values whose encoding is at least this large are not kept decoded between requests. */
+const RELEASE_BYTES = 256;
 
 /** One attribute: value (decoded lazily), its encoding, and the stamp of the write that set it. */
 export class Attribute {
@@ -31,8 +35,8 @@ export interface SessionOwner {
     value: unknown,
     old: unknown,
   ): void;
-  /** Local invalidation. */
-  invalidate(session: Session): void;
+  /** Local invalidation; in synchronous mode the promise resolves once every node dropped it. */
+  invalidate(session: Session): Promise<void> | undefined;
 }
 
 /** True when `a` (version, writer) is newer than `b`. */
@@ -95,7 +99,7 @@ export class Session {
     this.#checkValid();
     let bytes: Buffer;
     try {
-      bytes = encode(value);
+      bytes = keep(encode(value));
     } catch (err) {
       if (err instanceof CodecError) {
         const where = err.path ? `${name}.${err.path}`.replace('.[', '[') : name;
@@ -159,10 +163,10 @@ export class Session {
     this.maxInactiveDirty = true;
   }
 
-  /** Invalidates the session on every node. */
-  invalidate(): void {
+  /** Invalidates the session on every node (the promise: synchronous mode, once all dropped it). */
+  invalidate(): Promise<void> | undefined {
     this.#checkValid();
-    this.owner.invalidate(this);
+    return this.owner.invalidate(this);
   }
 
   /**
@@ -184,12 +188,26 @@ export class Session {
         continue;
       }
       if (a.bytes === undefined || !encodedEquals(a.bytes, bytes)) {
-        a.bytes = bytes;
+        a.bytes = keep(bytes);
         (this.dirty ??= new Set()).add(name);
       }
     }
     if (this.active <= 0) this.handedOut = undefined;
     return errors;
+  }
+
+  /**
+   * Between requests, large values are kept only as their encoding (decoded again on the next
+   * read): an idle session then costs about its encoded size, on every node alike.
+   */
+  releaseDecoded(): void {
+    if (this.active > 0) return;
+    for (const a of this.attributes.values()) {
+      if (a.decoded && a.bytes !== undefined && a.bytes.length >= RELEASE_BYTES) {
+        a.decoded = false;
+        a.value = undefined;
+      }
+    }
   }
 
   /** Idle milliseconds at `now`. */

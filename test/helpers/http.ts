@@ -105,9 +105,12 @@ export class CookieJar {
     this.update(res);
     return res;
   }
+  /** Keeps the session cookie a response sets; a cleared one (empty, Max-Age=0) empties the jar. */
   update(res: HttpResponse): void {
-    const c = sessionCookie(res, this.name);
-    if (c !== undefined) this.cookie = c;
+    const line = res.setCookie.find((l) => l.startsWith(`${this.name}=`));
+    if (line === undefined) return;
+    const c = sessionCookie(res, this.name)!;
+    this.cookie = c === `${this.name}=` || /;\s*Max-Age=0(;|$)/i.test(line) ? undefined : c;
   }
   get id(): string {
     if (this.cookie === undefined) throw new Error('no session cookie yet');
@@ -191,11 +194,9 @@ export class TestCluster {
   /** Waits until each node in `nodes` sees all the others. */
   async formed(timeoutMs = 5000): Promise<void> {
     const n = this.nodes.length;
-    await waitFor(
-      () => this.nodes.every((x) => x.channel.members().length === n - 1),
-      `${n} nodes to see each other`,
-      { timeoutMs },
-    );
+    await waitFor(() => this.nodes.every((x) => x.channel.members().length === n - 1), `${n} nodes to see each other`, {
+      timeoutMs,
+    });
   }
 
   /** Node by name. */

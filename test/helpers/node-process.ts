@@ -154,7 +154,8 @@ export class CliProcess {
     return this.#until(
       () => {
         if (this.readyLine) return this.readyLine;
-        if (this.exit) throw new Error(`${this.label} exited (${JSON.stringify(this.exit)}) before ready\n${this.tail()}`);
+        if (this.exit)
+          throw new Error(`${this.label} exited (${JSON.stringify(this.exit)}) before ready\n${this.tail()}`);
         return undefined;
       },
       'the ready line',

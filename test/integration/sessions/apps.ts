@@ -41,7 +41,7 @@ function attrsOf(s: SessionHandle | undefined): Record<string, unknown> | null {
 
 /** Rendezvous points: each caller waits until `parties` callers reached the same gate. */
 const gates = new Map<string, { arrived: number; release: (() => void)[] }>();
-function rendezvous(name: string, parties: number): Promise<void> {
+export function rendezvous(name: string, parties: number): Promise<void> {
   let g = gates.get(name);
   if (g === undefined) {
     g = { arrived: 0, release: [] };
@@ -77,11 +77,15 @@ class Point {
  *   /cart/poison             pushes a function into cart.items in place
  *   /bad                     tries a function and a class instance, then sets ok=1
  *   /invalidate              req.session.invalidate()
+ *   /max?seconds=            req.session.setMaxInactiveInterval(seconds) (any integer, negative too)
+ *   /static/…                the same endpoints (for replicationFilter tests)
  *   anything else            the counter app
  */
 export const probe: RequestListener = async (req, res) => {
   const r = req as SessionRequest;
-  const { path, q } = split(req);
+  const split0 = split(req);
+  const q = split0.q;
+  const path = split0.path.startsWith('/static/') ? split0.path.slice('/static'.length) : split0.path;
   const name = q.get('name') ?? 'k';
   switch (path) {
     case '/whoami': {
@@ -141,10 +145,16 @@ export const probe: RequestListener = async (req, res) => {
         names: s.getAttributeNames(),
       });
     }
+    case '/max': {
+      const s = r.session;
+      s.setMaxInactiveInterval(Number(q.get('seconds')));
+      return json(res, 200, { id: s.id, maxInactiveInterval: s.getMaxInactiveInterval() });
+    }
     case '/invalidate': {
       const s = r.getSession(false);
+      const id = s?.id ?? null;
       s?.invalidate();
-      return json(res, 200, { id: s?.id ?? null });
+      return json(res, 200, { id });
     }
     default:
       return counter(req, res);

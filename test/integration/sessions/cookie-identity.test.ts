@@ -1,7 +1,18 @@
 /** Session cookie and identity: id shape, cookie attributes, no fixation, no session without use. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { field, get, idOf, managerOf, portOf, sessionCookie, startNodes, type TestCluster } from '../../helpers/http.js';
+import type { RequestListener } from '../../../src/index.js';
+import {
+  field,
+  get,
+  idOf,
+  managerOf,
+  portOf,
+  type SessionRequest,
+  sessionCookie,
+  startNodes,
+  type TestCluster,
+} from '../../helpers/http.js';
 
 describe('session cookie and identity', () => {
   let cluster: TestCluster;
@@ -98,4 +109,85 @@ describe('session cookie and identity', () => {
     }
     assert.equal(manager.sessions.size, before);
   });
+});
+
+describe('cookie settings', () => {
+  let cluster: TestCluster;
+  before(async () => {
+    cluster = await startNodes(1, {
+      sessions: { cookieName: 'SID', cookieSameSite: 'Strict', cookieSecure: true },
+    });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('cookieName, cookieSameSite and cookieSecure shape the cookie, and the named cookie is read', async () => {
+    const a = cluster.node('a');
+    const res = await get(portOf(a), '/app/counter');
+    const line = res.setCookie.find((l) => l.startsWith('SID='));
+    assert.ok(line, JSON.stringify(res.setCookie));
+    assert.match(line, /^SID=[0-9A-F]{32}\.a; Path=\/app; HttpOnly; SameSite=Strict; Secure$/);
+    const cookie = sessionCookie(res, 'SID')!;
+    const next = await get(portOf(a), '/app/counter', `other=1; ${cookie}`);
+    assert.equal(field(next.body, 'count'), '2');
+    // The default name is not read.
+    const wrong = await get(portOf(a), '/app/read', `JSESSIONID=${cookie.slice(4)}`);
+    assert.equal(field(wrong.body, 'count'), '0');
+  });
+});
+
+describe('maxActiveSessions', () => {
+  let cluster: TestCluster;
+  before(async () => {
+    cluster = await startNodes(1, { sessions: { maxActiveSessions: 2 } });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('creating a session beyond the limit answers 503; existing sessions keep working', async () => {
+    const a = cluster.node('a');
+    const first = await get(portOf(a), '/app/counter');
+    const second = await get(portOf(a), '/app/counter');
+    assert.equal(first.status, 200);
+    assert.equal(second.status, 200);
+    const third = await get(portOf(a), '/app/counter');
+    assert.equal(third.status, 503, `documented: "creating more fails with 503" (got ${third.status})`);
+    assert.deepEqual(third.setCookie, []);
+    assert.equal(managerOf(a).sessions.size, 2);
+    assert.equal(managerOf(a).stats().rejectedSessions, 1);
+    const again = await get(portOf(a), '/app/counter', sessionCookie(first));
+    assert.equal(field(again.body, 'count'), '2');
+  });
+});
+
+describe('req.session.cookie.maxAge', () => {
+  let cluster: TestCluster;
+  before(async () => {
+    const app: RequestListener = (req, res) => {
+      const r = req as SessionRequest;
+      r.session.cookie.maxAge = 60_000;
+      r.session.user = 'u';
+      if (req.url === '/write-head') {
+        // The plain node:http style (as in examples/counter): headers first, then end().
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.end('ok');
+      } else res.end('ok');
+    };
+    cluster = await startNodes(1, { apps: [{ path: '/m', app }] });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  for (const path of ['/end-only', '/write-head']) {
+    test(`makes the cookie persistent (Max-Age=60) — response via ${path.slice(1)}`, async () => {
+      const res = await get(portOf(cluster.node('a')), `/m${path}`);
+      assert.equal(res.status, 200);
+      const line = res.setCookie.find((l) => l.startsWith('JSESSIONID='));
+      assert.ok(line);
+      assert.match(line, /; Max-Age=60(;|$)/, `Set-Cookie: ${line}`);
+    });
+  }
 });

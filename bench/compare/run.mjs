@@ -1,0 +1,1309 @@
+// Comparison benchmark: clowder against the usual ways of keeping HTTP sessions in Node.js, on the
+// shared counter workload (/work/shared/workload), every row in one run, one after the other,
+// under the same load.
+//
+//   npm run bench                                   (root: builds, `npm --prefix bench/compare ci`, then this)
+//   node bench/compare/run.mjs --quick              (after a build and the ci: 3 s per row)
+//   node bench/compare/run.mjs --rows=map,clowder   (ids or id prefixes; see ROWS below)
+//   node bench/compare/run.mjs --profile --rows=clowder-async
+//
+// Rows (ids for --rows; a prefix selects several, e.g. `express`, `clowder`):
+//   bare            bare node:http, no sessions (fixed body): the ceiling
+//   map             hand-written in-memory Map sessions on node:http: the ceiling for a session layer
+//   express-mem     express 5 + express-session MemoryStore
+//   express-redis   express + express-session + connect-redis, one process
+//   express-redis2  two express processes + connect-redis sharing one redis-server (wrk over both)
+//   fastify-mem     fastify 5 + @fastify/session (its memory store)
+//   fastify-redis   fastify + @fastify/session + connect-redis
+//   clowder-off     clowder, one node, replication off (no members)
+//   clowder-async   clowder DeltaManager, asynchronous, 3 nodes, wrk spread over all three
+//   clowder-sync    clowder DeltaManager, synchronous (use_ack,sync), 3 nodes, wrk spread
+//   (BackupManager rows are printed as n/a until it exists)
+// and measurements (also selected by --rows; all run by default):
+//   lag             fresh async 3-node cluster: client.mjs lag, write on A, read on B at once
+//   failover        same cluster: SIGKILL node C, time until A's and B's /_clowder/stats show one
+//                   member less (polled every 5 ms)
+//   transfer        A holds --transfer-sessions (100,000) sessions of 1 KiB; B joins: B's
+//                   /_clowder/stats sessions[0].stateTransfer.durationMs, and B's start() -> ready
+//
+// Per row: start the servers (and a fresh redis-server for Redis rows), client.mjs mksessions
+// (1000 sessions on the first server), a wrk warm-up, client.mjs sumcounts, the measured
+// `wrk -c64 -d10s --timeout 5s -s session.lua -- cookies 1024 0` (-t2, or one thread per server when
+// there are more than two: WRK_PORTS gives wrk thread i the server i mod n), sumcounts again, stop.
+// lost increments = acknowledged requests (wrk requests - non-2xx) - (after - before) when that is
+// positive; requests still in flight when wrk stops are served but not counted by wrk, so the raw
+// difference (after - before - requests) may legitimately be 0..connections. CPU = utime+stime of
+// every server process and redis-server from /proc/<pid>/stat around the measured run, per request.
+// RSS = sum of VmRSS of the same processes at the end of the measured run.
+//
+// Options: --quick --rows=a,b --duration=S --warmup=S --sessions=N --connections=N
+//          --transfer-sessions=N --workload=DIR --no-save --profile --help
+// Results: bench/results/compare-<ISO date>.json and .md. See bench/README.md.
+//
+// This script never installs anything: it checks for wrk, redis-server and bench/compare's
+// node_modules, and says how to get them. All traffic stays on 127.0.0.1; every process it starts
+// (servers, redis-server, wrk, client.mjs) is killed by its PID on the way out, also on failure.
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { connect, createServer } from 'node:net';
+import os from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const T0 = performance.now();
+
+// ---- options ------------------------------------------------------------------------------------
+
+const KNOWN = [
+  'quick',
+  'rows',
+  'duration',
+  'warmup',
+  'sessions',
+  'connections',
+  'transfer-sessions',
+  'workload',
+  'no-save',
+  'profile',
+  'help',
+];
+const args = {};
+for (const a of process.argv.slice(2)) {
+  const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
+  if (!m || !KNOWN.includes(m[1])) {
+    console.error(`unknown argument ${a} (known: ${KNOWN.map((k) => `--${k}`).join(' ')})`);
+    process.exit(2);
+  }
+  args[m[1]] = m[2] ?? true;
+}
+if (args.help) {
+  console.log(
+    'usage: node bench/compare/run.mjs [--quick] [--rows=id,prefix,...] [--duration=S] [--warmup=S] [--sessions=N]\n' +
+      '         [--connections=N] [--transfer-sessions=N] [--workload=DIR] [--no-save] [--profile]\n' +
+      'rows: bare map express-mem express-redis express-redis2 fastify-mem fastify-redis clowder-off clowder-async\n' +
+      '      clowder-sync lag failover transfer',
+  );
+  process.exit(0);
+}
+const quick = args.quick === true;
+const num = (k, d) => {
+  if (args[k] === undefined) return d;
+  const v = Number(args[k]);
+  if (!Number.isFinite(v) || v < 0) {
+    console.error(`--${k} must be a number >= 0`);
+    process.exit(2);
+  }
+  return v;
+};
+const DURATION_S = num('duration', quick ? 3 : 10);
+const WARMUP_S = num('warmup', quick ? 1 : 2);
+const SESSIONS = num('sessions', 1000);
+const CONNECTIONS = num('connections', 64);
+const TRANSFER_SESSIONS = num('transfer-sessions', 100_000);
+const PAYLOAD = 1024;
+const WORKLOAD = args.workload ?? '/work/shared/workload';
+const LUA = join(WORKLOAD, 'session.lua');
+const CLIENT = join(WORKLOAD, 'client.mjs');
+const APP = join(root, 'examples', 'counter', 'app.mjs');
+const SERVERS = join(here, 'servers');
+const PROFILE = args.profile === true;
+
+const ROWS = [
+  { id: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs', nodes: 1, counts: false },
+  { id: 'map', label: 'in-memory Map sessions (node:http)', script: 'map.mjs', nodes: 1 },
+  {
+    id: 'express-mem',
+    label: 'express + express-session MemoryStore',
+    script: 'express.mjs',
+    nodes: 1,
+    store: 'memory',
+  },
+  {
+    id: 'express-redis',
+    label: 'express + express-session + connect-redis',
+    script: 'express.mjs',
+    nodes: 1,
+    store: 'redis',
+  },
+  {
+    id: 'express-redis2',
+    label: '2 x express + express-session + connect-redis, one redis',
+    script: 'express.mjs',
+    nodes: 2,
+    store: 'redis',
+  },
+  { id: 'fastify-mem', label: 'fastify + @fastify/session memory', script: 'fastify.mjs', nodes: 1, store: 'memory' },
+  {
+    id: 'fastify-redis',
+    label: 'fastify + @fastify/session + connect-redis',
+    script: 'fastify.mjs',
+    nodes: 1,
+    store: 'redis',
+  },
+  {
+    id: 'clowder-off',
+    label: 'clowder, replication off (1 node)',
+    script: 'clowder.mjs',
+    nodes: 1,
+    clowder: true,
+    send: 'async',
+  },
+  {
+    id: 'clowder-async',
+    label: 'clowder DeltaManager async, 3 nodes',
+    script: 'clowder.mjs',
+    nodes: 3,
+    clowder: true,
+    send: 'async',
+  },
+  {
+    id: 'clowder-sync',
+    label: 'clowder DeltaManager sync, 3 nodes',
+    script: 'clowder.mjs',
+    nodes: 3,
+    clowder: true,
+    send: 'sync',
+  },
+  { id: 'backup-async', label: 'clowder BackupManager async, 3 nodes', na: 'n/a (BackupManager not built yet)' },
+  { id: 'backup-sync', label: 'clowder BackupManager sync, 3 nodes', na: 'n/a (BackupManager not built yet)' },
+];
+const EXTRAS = ['lag', 'failover', 'transfer'];
+const FILTER = typeof args.rows === 'string' ? args.rows.split(',').filter(Boolean) : undefined;
+const selected = (id) => FILTER === undefined || FILTER.some((f) => id === f || id.startsWith(f));
+const RUN_ROWS = ROWS.filter((r) => selected(r.id));
+const RUN_EXTRAS = EXTRAS.filter(selected);
+if (RUN_ROWS.length === 0 && RUN_EXTRAS.length === 0) {
+  console.error(`--rows=${args.rows} matches nothing; ids are ${[...ROWS.map((r) => r.id), ...EXTRAS].join(', ')}`);
+  process.exit(2);
+}
+const measured = RUN_ROWS.filter((r) => !r.na);
+const needsRedis = measured.some((r) => r.store === 'redis');
+const needsClowder = measured.some((r) => r.clowder) || RUN_EXTRAS.length > 0;
+const needsWrk = measured.length > 0;
+
+// ---- preconditions: never install anything, say what is missing -----------------------------------
+
+function versionOf(cmd, argv) {
+  try {
+    return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    if (err.code === 'ENOENT') return undefined;
+    return `${err.stdout ?? ''}${err.stderr ?? ''}`; // wrk -v exits with status 1 after printing its version
+  }
+}
+
+const wrkLine = (v) =>
+  (v ?? '')
+    .split('\n')[0]
+    .replace(/\s*Copyright.*/, '')
+    .trim();
+let wrkVersion = '';
+let redisVersion = '';
+function preconditions() {
+  const problems = [];
+  if (needsClowder && !existsSync(join(root, 'dist', 'index.js')))
+    problems.push('dist/index.js is missing: run `npm run build` first (or `npm run bench`, which builds)');
+  if (!existsSync(APP)) problems.push(`the counter app is missing: ${APP}`);
+  if (!existsSync(LUA) || !existsSync(CLIENT))
+    problems.push(`the shared workload is not at ${WORKLOAD} (session.lua, client.mjs): pass --workload=DIR`);
+  const deps = [
+    'express',
+    'express-session',
+    'connect-redis',
+    'redis',
+    'fastify',
+    '@fastify/session',
+    '@fastify/cookie',
+  ];
+  const missing = deps.filter((d) => !existsSync(join(here, 'node_modules', d, 'package.json')));
+  if (missing.length > 0 && measured.some((r) => r.script === 'express.mjs' || r.script === 'fastify.mjs'))
+    problems.push(
+      `bench/compare's own dependencies are not installed (${missing.join(', ')} missing). From the repository root:\n` +
+        '    npm --prefix bench/compare ci --no-audit --no-fund',
+    );
+  if (needsWrk) {
+    const v = versionOf('wrk', ['-v']);
+    if (v === undefined)
+      problems.push(
+        'wrk (the HTTP load generator) is not installed. Install it, e.g.:\n' +
+          '    sudo apt-get update && sudo apt-get install -y wrk      (Debian/Ubuntu)\n' +
+          '    brew install wrk                                         (macOS)',
+      );
+    else wrkVersion = wrkLine(v);
+  }
+  if (needsRedis) {
+    const v = versionOf('redis-server', ['--version']);
+    if (v === undefined)
+      problems.push(
+        'redis-server is not installed (the Redis rows start their own, on a free loopback port). Install it, e.g.:\n' +
+          '    sudo apt-get update && sudo apt-get install -y redis-server   (Debian/Ubuntu; a system service it may start is not used)\n' +
+          '    brew install redis                                            (macOS)\n' +
+          '  or leave the Redis rows out: --rows=bare,map,express-mem,fastify-mem,clowder',
+      );
+    else redisVersion = v.trim();
+  }
+  if (!existsSync('/proc/self/stat')) problems.push('/proc is needed for CPU time and RSS per process (Linux only)');
+  if (problems.length > 0) {
+    for (const p of problems) console.error(`bench/compare: ${p}`);
+    process.exit(2);
+  }
+}
+preconditions();
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+// ---- helpers --------------------------------------------------------------------------------------
+
+const fmt = (x, d = 0) =>
+  Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '-';
+const fx = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const log = (...a) => console.log(`[${((performance.now() - T0) / 1000).toFixed(1).padStart(6)} s]`, ...a);
+
+/** `n` distinct free loopback ports (all held open at once, then released). */
+async function freePorts(n) {
+  const servers = [];
+  for (let i = 0; i < n; i++) {
+    const s = createServer();
+    await new Promise((r, j) => s.once('error', j).listen(0, '127.0.0.1', r));
+    servers.push(s);
+  }
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/** Every process this run started and has not seen exit: killed by PID on the way out. */
+const live = new Set();
+function reap() {
+  for (const child of live) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {}
+  }
+  live.clear();
+}
+/** Temporary directories of this run (cookies, redis dirs, profiles): removed on the way out. */
+const tempDirs = new Set();
+function tempDir(prefix) {
+  const d = mkdtempSync(join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+function removeTemp(d) {
+  rmSync(d, { recursive: true, force: true });
+  tempDirs.delete(d);
+}
+process.on('exit', () => {
+  reap();
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    console.error(`\nbench/compare: ${sig}: killing every process this run started`);
+    reap();
+    process.exit(130);
+  });
+}
+process.on('uncaughtException', (err) => {
+  console.error(err);
+  reap();
+  process.exit(1);
+});
+
+/** Runs a command to completion (killed by PID after timeoutMs); resolves { code, stdout, stderr }. */
+function run(cmd, argv, timeoutMs, env = process.env) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    live.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      stderr += `\n(killed after ${timeoutMs} ms)`;
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {}
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      live.delete(child);
+      resolve({ code: -1, stdout, stderr: `${stderr}${err.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      live.delete(child);
+      resolve({ code: code ?? signal, stdout, stderr });
+    });
+  });
+}
+
+/** key=value pairs of a line (numbers as numbers). */
+const kv = (line) =>
+  Object.fromEntries(
+    (line ?? '')
+      .trim()
+      .split(/\s+/)
+      .filter((p) => p.includes('='))
+      .map((p) => {
+        const k = p.slice(0, p.indexOf('='));
+        const v = p.slice(p.indexOf('=') + 1);
+        return [k, v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v];
+      }),
+  );
+
+async function client(sub, opts, timeoutMs = 60_000) {
+  const argv = [CLIENT, sub];
+  for (const [k, v] of Object.entries(opts)) argv.push(`--${k}`, String(v));
+  const r = await run(process.execPath, argv, timeoutMs);
+  if (r.code !== 0) throw new Error(`client.mjs ${sub} failed (${r.code}): ${r.stdout} ${r.stderr}`.trim());
+  const line = r.stdout.trim().split('\n').pop();
+  return { ...kv(line), line };
+}
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+/** Resident set size of a process, in bytes. */
+function rssBytes(pid) {
+  const m = /VmRSS:\s+(\d+)\s*kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Machine-wide busy and total jiffies (all CPUs). */
+function machineTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  const idle = f[3] + (f[4] ?? 0);
+  return { total, busy: total - idle };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+/** GET http://127.0.0.1:port/path -> { status, body } (status 0 on a socket error). */
+function httpGet(port, path, timeoutMs = 2000) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ status: 0, body: '', error: e.message }));
+  });
+}
+async function clowderStats(port) {
+  const r = await httpGet(port, '/_clowder/stats');
+  if (r.status !== 200)
+    throw new Error(`GET :${port}/_clowder/stats -> ${r.status} ${r.error ?? r.body.slice(0, 200)}`);
+  return JSON.parse(r.body);
+}
+
+// ---- processes ------------------------------------------------------------------------------------
+
+/** A server child process (node script from servers/), forked with IPC; `ready` resolves on its 'ready' message. */
+class ServerProc {
+  constructor(script, spec, { execArgv = [], tag = script } = {}) {
+    this.spec = spec;
+    this.name = spec.name;
+    this.port = spec.port;
+    this.tag = tag;
+    this.waiting = new Map();
+    this.nextId = 1;
+    this.stderr = '';
+    this.forkedAt = performance.now();
+    this.child = fork(join(SERVERS, script), [], {
+      cwd: here,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execArgv,
+      env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
+    });
+    live.add(this.child);
+    this.pid = this.child.pid;
+    const keep = (d) => {
+      this.stderr = (this.stderr + d).slice(-4000);
+    };
+    this.child.stdout.on('data', keep);
+    this.child.stderr.on('data', keep);
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        live.delete(this.child);
+        for (const w of this.waiting.values()) w.reject(new Error(`${tag} ${this.name} exited (${code ?? signal})`));
+        this.waiting.clear();
+        resolve(code ?? signal);
+      });
+    });
+    this.ready = new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${tag} ${this.name} not ready within 60 s: ${this.stderr}`)),
+        60_000,
+      );
+      this.child.on('message', (m) => {
+        if (m?.type === 'ready') {
+          clearTimeout(timer);
+          this.readyAt = performance.now();
+          resolve(m);
+        } else if (m?.type === 'failed') {
+          clearTimeout(timer);
+          reject(new Error(`${tag} ${this.name} failed to start: ${m.error}`));
+        } else if (m?.id !== undefined) {
+          const w = this.waiting.get(m.id);
+          if (!w) return;
+          this.waiting.delete(m.id);
+          if (m.ok) w.resolve(m);
+          else w.reject(new Error(`${tag} ${this.name}: ${m.error}`));
+        }
+      });
+      this.exited.then((c) => {
+        clearTimeout(timer);
+        reject(new Error(`${tag} ${this.name} exited (${c}) before it was ready: ${this.stderr}`));
+      });
+    });
+    this.ready.catch(() => {});
+  }
+
+  get running() {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  call(cmd, params = {}, timeoutMs = 30_000) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`${this.tag} ${this.name} did not answer ${cmd} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.child.send({ id, cmd, ...params });
+    });
+  }
+
+  kill(signal = 'SIGKILL') {
+    try {
+      process.kill(this.pid, signal);
+    } catch {}
+  }
+
+  /** SIGTERM (the server stops gracefully and exits), SIGKILL after `graceMs`. */
+  async stop(graceMs = 8000) {
+    if (!this.running) return;
+    this.kill('SIGTERM');
+    const exited = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    if (!exited) {
+      this.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+}
+
+/** A redis-server of this run: its own port, its own temp dir, no persistence. */
+class RedisProc {
+  constructor(port, dir) {
+    this.port = port;
+    this.name = 'redis';
+    this.output = '';
+    this.child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--protected-mode',
+        'yes',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--daemonize',
+        'no',
+        '--logfile',
+        '',
+        '--databases',
+        '1',
+      ],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    live.add(this.child);
+    this.pid = this.child.pid;
+    const keep = (d) => {
+      this.output = (this.output + d).slice(-4000);
+    };
+    this.child.stdout.on('data', keep);
+    this.child.stderr.on('data', keep);
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        live.delete(this.child);
+        resolve(code ?? signal);
+      });
+      this.child.on('error', (err) => {
+        live.delete(this.child);
+        this.output += err.message;
+        resolve(-1);
+      });
+    });
+  }
+
+  /** Resolves once the server answers PING. */
+  async ready(timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.child.exitCode !== null) break;
+      const ok = await new Promise((resolve) => {
+        const s = connect(this.port, '127.0.0.1');
+        let got = '';
+        s.setTimeout(500, () => s.destroy());
+        s.on('connect', () => s.write('PING\r\n'));
+        s.on('data', (d) => {
+          got += d;
+          if (got.includes('\r\n')) s.end();
+        });
+        s.on('close', () => resolve(got.startsWith('+PONG')));
+        s.on('error', () => {});
+      });
+      if (ok) return;
+      await sleep(50);
+    }
+    throw new Error(`redis-server on port ${this.port} did not answer PING: ${this.output}`);
+  }
+
+  async stop() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      process.kill(this.pid, 'SIGTERM');
+    } catch {}
+    const exited = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
+    if (!exited) {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch {}
+      await this.exited;
+    }
+  }
+}
+
+async function stopAll(procs) {
+  await Promise.all(procs.map((p) => p.stop().catch(() => {})));
+}
+
+let domainSeq = 0;
+const NAMES = ['n1', 'n2', 'n3', 'n4'];
+
+/** Starts a clowder cluster of n nodes one after the other; resolves when each sees all the others. */
+async function startClowder(n, send, { execArgv = [], tag = 'clowder' } = {}) {
+  const ports = await freePorts(2 * n);
+  const domain = `bench-compare-${process.pid}-${domainSeq++}`;
+  const members = Array.from({ length: n }, (_, i) => `127.0.0.1:${ports[2 * i + 1]}`);
+  const nodes = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const p = new ServerProc(
+        'clowder.mjs',
+        { name: NAMES[i], port: ports[2 * i], clusterPort: ports[2 * i + 1], members, domain, send, app: APP },
+        { execArgv, tag },
+      );
+      nodes.push(p);
+      await p.ready;
+    }
+    await waitMembers(nodes, n - 1, 20_000);
+  } catch (err) {
+    await stopAll(nodes);
+    throw err;
+  }
+  return nodes;
+}
+
+/** Polls /_clowder/stats of every node until each counts `want` members. */
+async function waitMembers(nodes, want, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts = await Promise.all(nodes.map(async (p) => (await clowderStats(p.port)).channel.membership.members));
+    if (counts.every((c) => c === want)) return;
+    if (Date.now() > deadline)
+      throw new Error(`clowder members after ${timeoutMs} ms: ${counts.join('/')} (want ${want} each)`);
+    await sleep(25);
+  }
+}
+
+// ---- rows -----------------------------------------------------------------------------------------
+
+function wrk(ports, cookies, seconds) {
+  const threads = Math.max(ports.length, 2);
+  const argv = [
+    `-t${threads}`,
+    `-c${CONNECTIONS}`,
+    `-d${seconds}s`,
+    '--timeout',
+    '5s',
+    '-s',
+    LUA,
+    `http://127.0.0.1:${ports[0]}`,
+    '--',
+    cookies,
+    String(PAYLOAD),
+    '0',
+  ];
+  const env = { ...process.env };
+  if (ports.length > 1) env.WRK_PORTS = ports.join(',');
+  else delete env.WRK_PORTS;
+  return run('wrk', argv, (seconds + 20) * 1000, env).then((r) => ({ ...r, threads }));
+}
+
+/** Starts the processes of a row; returns { servers, redis }. */
+async function startRow(row, tmp, profDir) {
+  if (row.clowder) {
+    const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+    return { servers: await startClowder(row.nodes, row.send, { execArgv, tag: row.id }), redis: undefined };
+  }
+  const ports = await freePorts(row.nodes + (row.store === 'redis' ? 1 : 0));
+  let redis;
+  const servers = [];
+  try {
+    if (row.store === 'redis') {
+      const dir = join(tmp, `redis-${row.id}`);
+      mkdirSync(dir, { recursive: true });
+      redis = new RedisProc(ports[row.nodes], dir);
+      await redis.ready();
+    }
+    for (let i = 0; i < row.nodes; i++) {
+      const spec = { name: NAMES[i], port: ports[i], store: row.store, redisPort: redis?.port };
+      servers.push(new ServerProc(row.script, spec, { tag: row.id }));
+    }
+    await Promise.all(servers.map((s) => s.ready));
+  } catch (err) {
+    await stopAll(servers);
+    await redis?.stop();
+    throw err;
+  }
+  return { servers, redis };
+}
+
+/** Sum of counts read through every server: retries (async replication settling) until all agree. */
+async function replicaSums(servers, cookies, settleMs) {
+  let sums = [];
+  for (let attempt = 0; attempt < 6; attempt++) {
+    sums = [];
+    for (const s of servers) sums.push((await client('sumcounts', { port: s.port, cookies })).sum);
+    if (sums.every((x) => x === sums[0])) return { sums, agree: true };
+    await sleep(settleMs);
+  }
+  return { sums, agree: false };
+}
+
+async function measureRow(row, tmp) {
+  const profDir = PROFILE && row.clowder ? tempDir(`clowder-compare-prof-${row.id}-`) : undefined;
+  const { servers, redis } = await startRow(row, tmp, profDir);
+  const procs = redis ? [...servers, redis] : servers;
+  const ports = servers.map((s) => s.port);
+  const cookies = join(tmp, `cookies-${row.id}.txt`);
+  let out;
+  try {
+    const mk = await client('mksessions', {
+      port: ports[0],
+      n: SESSIONS,
+      out: cookies,
+      ...(row.counts === false ? { 'nocookie-ok': 1 } : {}),
+    });
+    if (mk.sessions !== SESSIONS) throw new Error(`mksessions made ${mk.sessions} of ${SESSIONS} sessions: ${mk.line}`);
+    if (WARMUP_S > 0) await wrk(ports, cookies, WARMUP_S);
+    if (servers.length > 1) await sleep(300); // let replication of the warm-up settle
+    const before = await client('sumcounts', { port: ports[0], cookies });
+    const pids = procs.map((p) => p.pid);
+    // clowder: the managers' request counters give the exact number of requests served in the run
+    // (wrk does not count those still in flight when it stops); summed over every node.
+    const served = async () =>
+      (await Promise.all(servers.map((s) => clowderStats(s.port)))).reduce(
+        (a, st) => a + (st.sessions?.[0]?.requests ?? NaN),
+        0,
+      );
+    const served0 = row.clowder ? await served() : undefined;
+    const cpu0 = pids.map(cpuSeconds);
+    const m0 = machineTicks();
+    const w = await wrk(ports, cookies, DURATION_S);
+    const m1 = machineTicks();
+    const cpu1 = pids.map(cpuSeconds);
+    const rss = pids.map(rssBytes);
+    const resultLine = w.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+    if (!resultLine) throw new Error(`wrk printed no RESULT line (code ${w.code}): ${w.stdout}\n${w.stderr}`);
+    const r = kv(resultLine.slice(7));
+    const non2xx = Number(/Non-2xx or 3xx responses:\s*(\d+)/.exec(w.stdout)?.[1] ?? 0);
+    if (servers.length > 1) await sleep(500); // async replication: let the last deltas arrive
+    const served1 = row.clowder ? await served() : undefined;
+    const after = await client('sumcounts', { port: ports[0], cookies });
+    const cpuPer = cpu1.map((c, i) => c - cpu0[i]);
+    const cpuTotal = cpuPer.reduce((a, b) => a + b, 0);
+    const socketErrors = r.err_connect + r.err_read + r.err_write + r.err_timeout;
+    out = {
+      row: row.id,
+      label: row.label,
+      processes: procs.map((p) => p.name).join('+'),
+      wrkThreads: w.threads,
+      requests: r.requests,
+      durationS: r.duration_s,
+      rps: r.rps,
+      p50: r.p50_ms,
+      p90: r.p90_ms,
+      p99: r.p99_ms,
+      max: r.max_ms,
+      non2xx: Math.max(r.err_status, non2xx),
+      socketErrors,
+      errors: Math.max(r.err_status, non2xx) + socketErrors,
+      wrkResult: resultLine,
+      cpuPerProcS: Object.fromEntries(procs.map((p, i) => [p.name, +cpuPer[i].toFixed(3)])),
+      cpuUsPerReq: (cpuTotal / r.requests) * 1e6,
+      serverCores: cpuTotal / r.duration_s,
+      rssBytes: rss.reduce((a, b) => a + b, 0),
+      rssPerProc: Object.fromEntries(procs.map((p, i) => [p.name, rss[i]])),
+      machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total),
+      sumBefore: before.sum,
+      sumAfter: after.sum,
+      lostSessions: after.lost_sessions,
+      readErrors: before.errors + after.errors,
+    };
+    if (row.counts !== false) {
+      const counted = after.sum - before.sum;
+      const acknowledged = r.requests - out.non2xx;
+      out.counted = counted;
+      out.rawDiff = counted - r.requests; // legit: 0..connections (served, but still in flight for wrk)
+      out.lost = Math.max(0, acknowledged - counted);
+      if (row.clowder) {
+        // Exact: every request the nodes served (in flight ones too) against the increments counted.
+        out.served = served1 - served0;
+        out.lostExact = out.served - counted;
+        out.lost = Math.max(out.lost, out.lostExact);
+      }
+      if (servers.length > 1) {
+        const rep = await replicaSums(servers, cookies, 500);
+        out.replicaSums = rep.sums;
+        out.replicasAgree = rep.agree;
+      }
+      if (row.clowder) {
+        const st = await Promise.all(servers.map((s) => clowderStats(s.port)));
+        out.clowder = st.map((s) => {
+          const m = s.sessions?.[0] ?? {};
+          const c = m.counters ?? m;
+          return {
+            sessions: m.activeSessions,
+            conflicts: c.conflicts,
+            staleDeltas: c.staleDeltas,
+            replicationErrors: c.replicationErrors,
+            repairs: c.repairs,
+            members: s.channel?.membership?.members,
+          };
+        });
+      }
+    }
+  } finally {
+    await stopAll(procs);
+  }
+  if (profDir) {
+    out.profile = summarizeProfiles(profDir, 15);
+    removeTemp(profDir);
+  }
+  return out;
+}
+
+// ---- profiles -------------------------------------------------------------------------------------
+
+function shortUrl(url) {
+  if (!url) return '';
+  const path = url.startsWith('file://') ? new URL(url).pathname : url;
+  return path.startsWith('/') ? relative(root, path) : path;
+}
+
+const frameKey = ({ functionName, url, lineNumber }) => {
+  const where = shortUrl(url);
+  return `${functionName || '(anonymous)'}${where ? `  ${where}:${lineNumber + 1}` : ''}`;
+};
+
+/**
+ * Top self-time functions over every .cpuprofile in dir (all of a row's nodes together). For the
+ * top native functions (no script, e.g. writev), also the nearest library (dist/) or app frame
+ * that called them, so a syscall's time can be put on the code that asked for it.
+ */
+function summarizeProfiles(dir, top) {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  const fns = new Map();
+  const callers = new Map(); // native fn key -> Map(caller key -> µs)
+  let total = 0;
+  const samplesOf = [];
+  for (const f of files) {
+    const prof = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+    const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+    const parent = new Map();
+    for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const { samples, timeDeltas } = prof;
+    for (let i = 0; i < samples.length; i++) {
+      const dt = timeDeltas[i + 1] ?? 0;
+      const cf = byId.get(samples[i]).callFrame;
+      if (cf.functionName === '(idle)' || cf.functionName === '(program)') continue;
+      const key = frameKey(cf);
+      fns.set(key, (fns.get(key) ?? 0) + dt);
+      total += dt;
+      if (!cf.url) samplesOf.push({ key, id: samples[i], dt, byId, parent });
+    }
+  }
+  const ranked = [...fns].sort((a, b) => b[1] - a[1]).slice(0, top);
+  const natives = new Set(ranked.slice(0, 5).map(([k]) => k));
+  for (const s of samplesOf) {
+    if (!natives.has(s.key)) continue;
+    let id = s.parent.get(s.id);
+    let caller = '(no library frame)';
+    while (id !== undefined) {
+      const cf = s.byId.get(id).callFrame;
+      if (cf.url && (cf.url.includes('/dist/') || cf.url.includes('/examples/'))) {
+        caller = frameKey(cf);
+        break;
+      }
+      id = s.parent.get(id);
+    }
+    if (!callers.has(s.key)) callers.set(s.key, new Map());
+    const m = callers.get(s.key);
+    m.set(caller, (m.get(caller) ?? 0) + s.dt);
+  }
+  return {
+    files: files.length,
+    sampledS: +(total / 1e6).toFixed(3),
+    top: ranked.map(([fn, us]) => ({
+      fn,
+      ms: +(us / 1000).toFixed(1),
+      pct: +((100 * us) / total).toFixed(1),
+      ...(callers.has(fn)
+        ? {
+            calledFrom: [...callers.get(fn)]
+              .sort((a, b) => b[1] - a[1])
+              .slice(0, 4)
+              .map(([c, cus]) => ({ caller: c, pct: +((100 * cus) / total).toFixed(1) })),
+          }
+        : {}),
+    })),
+  };
+}
+
+function printProfile(p, print) {
+  for (const f of p.top) {
+    print(`    ${String(f.pct).padStart(5)} %  ${String(f.ms).padStart(9)} ms  ${f.fn}`);
+    for (const c of f.calledFrom ?? []) print(`                       ${String(c.pct).padStart(5)} % via ${c.caller}`);
+  }
+}
+
+// ---- lag, failure detection, state transfer ---------------------------------------------------------
+
+async function runLagFailover(tmp) {
+  const out = {};
+  const nodes = await startClowder(3, 'async', { tag: 'lag/failover' });
+  const [a, b, c] = nodes;
+  try {
+    if (RUN_EXTRAS.includes('lag')) {
+      const cookies = join(tmp, 'cookies-lag.txt');
+      const mk = await client('mksessions', { port: a.port, n: SESSIONS, out: cookies });
+      if (mk.sessions !== SESSIONS) throw new Error(`mksessions made ${mk.sessions} of ${SESSIONS}`);
+      await sleep(300);
+      const lag = await client('lag', { 'write-port': a.port, 'read-port': b.port, cookies, n: 1000 });
+      out.lag = {
+        probes: lag.probes,
+        fresh: lag.fresh,
+        stale: lag.stale,
+        errors: lag.errors,
+        stalePct: (100 * lag.stale) / lag.probes,
+        p50: lag.read_after_write_p50_ms,
+        p99: lag.p99_ms,
+        line: lag.line,
+      };
+      log(`lag A->B: ${lag.line}`);
+    }
+    if (RUN_EXTRAS.includes('failover')) {
+      const watchers = [a, b];
+      const base = await Promise.all(
+        watchers.map(async (p) => (await clowderStats(p.port)).channel.membership.members),
+      );
+      const t0 = performance.now();
+      c.kill('SIGKILL');
+      const seen = await Promise.all(
+        watchers.map(async (p, i) => {
+          const deadline = t0 + 15_000;
+          let polls = 0;
+          while (performance.now() < deadline) {
+            const tick = performance.now();
+            polls++;
+            const st = await clowderStats(p.port);
+            if (st.channel.membership.members < base[i]) return { node: p.name, ms: performance.now() - t0, polls };
+            const wait = 5 - (performance.now() - tick);
+            if (wait > 0) await sleep(wait);
+          }
+          return { node: p.name, ms: NaN, polls, timedOut: true };
+        }),
+      );
+      out.failover = {
+        killed: c.name,
+        detect: seen,
+        maxMs: Math.max(...seen.map((s) => s.ms)),
+        pollMs: 5,
+      };
+      log(`failure detection after SIGKILL of ${c.name}: ${seen.map((s) => `${s.node} ${fx(s.ms, 1)} ms`).join(', ')}`);
+    }
+  } finally {
+    await stopAll(nodes);
+  }
+  return out;
+}
+
+async function runTransfer() {
+  const ports = await freePorts(4);
+  const domain = `bench-compare-${process.pid}-${domainSeq++}`;
+  const members = [`127.0.0.1:${ports[1]}`, `127.0.0.1:${ports[3]}`];
+  const spec = (i) => ({
+    name: NAMES[i],
+    port: ports[2 * i],
+    clusterPort: ports[2 * i + 1],
+    members,
+    domain,
+    send: 'async',
+    app: APP,
+  });
+  const profDirs = PROFILE ? [0, 1].map((i) => tempDir(`clowder-compare-prof-transfer-${NAMES[i]}-`)) : [];
+  const execArgv = (i) => (PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDirs[i]}`] : []);
+  const a = new ServerProc('clowder.mjs', spec(0), { tag: 'transfer', execArgv: execArgv(0) });
+  const nodes = [a];
+  let out;
+  try {
+    await a.ready;
+    const filled = await a.call('fill', { n: TRANSFER_SESSIONS, payload: PAYLOAD }, 300_000);
+    log(`transfer: A holds ${fmt(filled.sessions)} sessions (filled in ${fmt(filled.ms)} ms); starting B`);
+    const b = new ServerProc('clowder.mjs', spec(1), { tag: 'transfer', execArgv: execArgv(1) });
+    nodes.push(b);
+    const ready = await b.ready;
+    const st = (await clowderStats(b.port)).sessions[0].stateTransfer;
+    out = {
+      sessions: TRANSFER_SESSIONS,
+      fillMs: filled.ms,
+      startMs: ready.startMs,
+      forkToReadyMs: b.readyAt - b.forkedAt,
+      transferMs: st.durationMs,
+      state: st.state,
+      received: st.sessions,
+      bytes: st.bytes,
+      chunks: st.chunks,
+    };
+    out.complete = out.state === 'done' && out.received === TRANSFER_SESSIONS;
+    log(
+      `transfer: B stateTransfer ${fmt(out.transferMs)} ms (${out.state}, ${fmt(out.received)} sessions, ` +
+        `${fmt(out.bytes / 1048576, 1)} MiB, ${out.chunks} chunks); B start() -> ready ${fmt(out.startMs)} ms`,
+    );
+  } finally {
+    await stopAll(nodes);
+    if (PROFILE) {
+      const profiles = {};
+      for (const [i, dir] of profDirs.entries()) {
+        try {
+          profiles[`${NAMES[i]} (${i === 0 ? 'donor: fill, then send' : 'joiner'})`] = summarizeProfiles(dir, 12);
+        } catch {}
+        removeTemp(dir);
+      }
+      if (out) out.profile = profiles;
+    }
+  }
+  if (out?.profile) {
+    for (const [who, p] of Object.entries(out.profile)) {
+      console.log(`  top self time, transfer ${who} (${p.sampledS} s sampled):`);
+      printProfile(p, console.log);
+    }
+  }
+  return out;
+}
+
+// ---- report ---------------------------------------------------------------------------------------
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    wrk: wrkVersion || wrkLine(versionOf('wrk', ['-v'])),
+    redis: redisVersion || (versionOf('redis-server', ['--version']) ?? '').trim(),
+    clkTck: CLK_TCK,
+    loadavgAtStart: os.loadavg().map((x) => +x.toFixed(2)),
+  };
+}
+
+const REDIS_ROWS = ['express-redis', 'express-redis2', 'fastify-redis'];
+
+function addRatios(results) {
+  const map = results.find((r) => r.row === 'map');
+  const redis = results.filter((r) => REDIS_ROWS.includes(r.row));
+  const fastestRedis = redis.length ? redis.reduce((a, b) => (b.rps > a.rps ? b : a)) : undefined;
+  for (const r of results) {
+    r.xMap = map ? r.rps / map.rps : NaN;
+    r.xRedis = fastestRedis ? r.rps / fastestRedis.rps : NaN;
+  }
+  return { map, fastestRedis };
+}
+
+function targets(results, extras, refs) {
+  const t = [];
+  const add = (name, pass, detail) => t.push({ name, pass, detail });
+  const row = (id) => results.find((r) => r.row === id);
+  const { map, fastestRedis } = refs;
+  const as = row('clowder-async');
+  const off = row('clowder-off');
+  const sy = row('clowder-sync');
+  const redisName = fastestRedis ? `${fastestRedis.row} ${fmt(fastestRedis.rps)}` : '';
+  if (as && fastestRedis)
+    add(
+      'clowder async 3 nodes >= 2 x fastest Redis row',
+      as.xRedis >= 2,
+      `${fx(as.xRedis)} x (${fmt(as.rps)} vs ${redisName} req/s)`,
+    );
+  if (as && map) add('clowder async 3 nodes >= 0.6 x Map sessions', as.xMap >= 0.6, `${fx(as.xMap)} x`);
+  if (off && map) add('clowder replication off >= 0.9 x Map sessions', off.xMap >= 0.9, `${fx(off.xMap)} x`);
+  if (sy && fastestRedis)
+    add('clowder sync 3 nodes >= 1.2 x fastest Redis row', sy.xRedis >= 1.2, `${fx(sy.xRedis)} x`);
+  for (const r of results.filter((x) => x.row.startsWith('clowder'))) {
+    const agree = r.replicasAgree !== false;
+    add(
+      `0 lost increments: ${r.row}`,
+      r.lost === 0 && agree,
+      `${r.lost} lost (raw after-before-requests ${r.rawDiff}; exact ${r.lostExact} of ${r.served} served)${agree ? '' : `; replica sums differ: ${r.replicaSums.join('/')}`}`,
+    );
+  }
+  if (extras.lag)
+    add(
+      'replication lag p99 <= 1 ms (read on B right after the write on A: >= 99 % fresh, read p99 <= 1 ms)',
+      extras.lag.stalePct <= 1 && extras.lag.p99 <= 1 && extras.lag.errors === 0,
+      `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms`,
+    );
+  if (extras.failover)
+    add(
+      'failure detection after SIGKILL <= 1 s',
+      extras.failover.maxMs <= 1000,
+      `${extras.failover.detect.map((s) => `${s.node} ${fx(s.ms, 1)} ms`).join(', ')}`,
+    );
+  if (extras.transfer)
+    add(
+      `state transfer of ${fmt(extras.transfer.sessions)} sessions <= 3 s`,
+      extras.transfer.transferMs <= 3000 && extras.transfer.complete,
+      `${fmt(extras.transfer.transferMs)} ms (B start() -> ready ${fmt(extras.transfer.startMs)} ms)${extras.transfer.complete ? '' : ' INCOMPLETE'}`,
+    );
+  return t;
+}
+
+function markdown(info, startedAt, results, extras, tgs, refs) {
+  const L = [];
+  L.push(`## clowder comparison benchmark, ${startedAt}`, '');
+  L.push(
+    `${info.cpuModel}, ${info.cores} cores, ${info.memGiB} GiB, node ${info.node}, ${info.platform}; ${info.wrk || 'wrk -'}; ` +
+      `${info.redis ? info.redis.replace(/ sha=\S+| malloc=\S+| bits=\S+| build=\S+/g, '') : 'redis -'}; load average at start ${info.loadavgAtStart.join(' ')}.`,
+    '',
+  );
+  L.push(
+    `Workload: the counter app (/work/shared/workload), ${SESSIONS} sessions, \`wrk -t2 -c${CONNECTIONS} -d${DURATION_S}s --timeout 5s -s session.lua -- cookies ${PAYLOAD} 0\` ` +
+      `(write-only, 1 KiB payload; -t<n> with WRK_PORTS for rows of more than two servers) after a ${WARMUP_S} s warm-up, one run per row. ` +
+      `CPU = utime+stime of every server process and redis-server during the measured run, per request; RSS = their sum at its end. ` +
+      `x Map / x Redis = req/s over the Map-session row / the fastest Redis-backed row${refs.fastestRedis ? ` (${refs.fastestRedis.row})` : ''}. ` +
+      'lost = acknowledged increments missing from the sessions (raw = after - before - requests; 0..connections is requests still in flight when wrk stopped, ' +
+      "which can hide up to that many lost ones; clowder rows also give the exact figure: requests the nodes' session managers served minus increments counted).",
+    '',
+  );
+  if (results.length > 0) {
+    L.push(
+      '| row | processes | req/s | x Map | x Redis | p50 ms | p99 ms | errors | lost (raw) | CPU µs/req | RSS MiB | machine busy |',
+    );
+    L.push('|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  }
+  for (const r of results) {
+    if (r.na) {
+      L.push(`| ${r.row}: ${r.label} | - | ${r.na} | | | | | | | | | |`);
+      continue;
+    }
+    const lost =
+      r.lost === undefined
+        ? 'n/a'
+        : `${fmt(r.lost)} (${r.rawDiff >= 0 ? '+' : ''}${fmt(r.rawDiff)}${r.lostExact !== undefined ? `; exact ${fmt(r.lostExact)}` : ''})`;
+    L.push(
+      `| ${r.row}: ${r.label} | ${r.processes} | ${fmt(r.rps)} | ${fx(r.xMap)} | ${fx(r.xRedis)} | ${fx(r.p50)} | ${fx(r.p99)} | ${fmt(r.errors)} | ${lost}${r.replicasAgree === false ? ' replicas differ' : ''} | ${fx(r.cpuUsPerReq, 1)} | ${fx(r.rssBytes / 1048576, 0)} | ${fx(100 * r.machineBusy, 0)} % |`,
+    );
+  }
+  const cl = results.filter((r) => r.clowder);
+  if (cl.length > 0) {
+    L.push('', 'clowder per node after the run (DeltaManager counters):', '');
+    for (const r of cl)
+      L.push(
+        `- ${r.row}: ${r.clowder.map((n, i) => `n${i + 1} sessions ${n.sessions}, conflicts ${n.conflicts}, staleDeltas ${n.staleDeltas}, replicationErrors ${n.replicationErrors}, repairs ${n.repairs}`).join('; ')}` +
+          (r.replicaSums ? `; sums of counts per node ${r.replicaSums.join(' / ')}` : ''),
+      );
+  }
+  if (extras.lag || extras.failover || extras.transfer) {
+    L.push('', '| measurement | result |', '|:---|:---|');
+    if (extras.lag)
+      L.push(
+        `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors |`,
+      );
+    if (extras.failover)
+      L.push(
+        `| failure detection: SIGKILL of ${extras.failover.killed}, until /_clowder/stats shows one member less (polled every 5 ms) | ${extras.failover.detect.map((s) => `${s.node} ${fx(s.ms, 1)} ms`).join(', ')} |`,
+      );
+    if (extras.transfer)
+      L.push(
+        `| state transfer: ${fmt(extras.transfer.sessions)} sessions of 1 KiB to a joining node | stateTransfer.durationMs ${fmt(extras.transfer.transferMs)} (${extras.transfer.state}, ${fmt(extras.transfer.received)} sessions, ${fmt(extras.transfer.bytes / 1048576, 1)} MiB, ${extras.transfer.chunks} chunks); B start() -> ready ${fmt(extras.transfer.startMs)} ms |`,
+      );
+  }
+  if (tgs.length > 0) {
+    L.push('', '### Targets', '');
+    for (const t of tgs) L.push(`- **${t.pass ? 'PASS' : 'MISS'}** ${t.name}: ${t.detail}`);
+  }
+  const profiled = results.filter((r) => r.profile);
+  if (extras.transfer?.profile)
+    for (const [who, p] of Object.entries(extras.transfer.profile))
+      profiled.push({ row: `transfer ${who}`, profile: { files: 1, ...p } });
+  if (profiled.length > 0) {
+    L.push('', '### CPU profiles (top self time, all nodes of the row together)', '');
+    for (const r of profiled) {
+      L.push(
+        `${r.row}: ${r.profile.files} profiles, ${r.profile.sampledS} s sampled (idle and (program) left out)`,
+        '',
+      );
+      printProfile(r.profile, (line) => L.push(line));
+      L.push('');
+    }
+  }
+  return `${L.join('\n')}\n`;
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+const startedAt = new Date().toISOString();
+const info = machine();
+log(
+  `clowder comparison: ${info.cpuModel} x${info.cores}, node ${info.node}, ${info.wrk || 'no wrk'}, load ${info.loadavgAtStart.join(' ')}; ` +
+    `rows ${RUN_ROWS.map((r) => r.id).join(' ') || '-'}; ${RUN_EXTRAS.join(' ') || ''}; wrk ${DURATION_S} s (+${WARMUP_S} s warm-up)${PROFILE ? '; profiling clowder rows' : ''}`,
+);
+const tmp = tempDir('clowder-bench-compare-');
+const results = [];
+const extras = {};
+const failures = [];
+try {
+  for (const row of RUN_ROWS) {
+    if (row.na) {
+      results.push({ row: row.id, label: row.label, na: row.na });
+      log(`${row.id.padEnd(15)} ${row.na}`);
+      continue;
+    }
+    try {
+      const r = await measureRow(row, tmp);
+      results.push(r);
+      log(
+        `${row.id.padEnd(15)} ${fmt(r.rps).padStart(7)} req/s  p50 ${fx(r.p50)} p99 ${fx(r.p99)} ms  errors ${r.errors}  ` +
+          `lost ${r.lost ?? 'n/a'}${r.rawDiff !== undefined ? ` (raw ${r.rawDiff}${r.lostExact !== undefined ? `, exact ${r.lostExact} of ${r.served} served` : ''})` : ''}  cpu ${fx(r.cpuUsPerReq, 1)} µs/req  ` +
+          `rss ${fx(r.rssBytes / 1048576, 0)} MiB  machine ${fx(100 * r.machineBusy, 0)} %` +
+          (r.replicaSums ? `  replicas ${r.replicasAgree ? 'agree' : `DIFFER ${r.replicaSums.join('/')}`}` : '') +
+          (r.clowder ? `  conflicts ${r.clowder.map((n) => n.conflicts).join('/')}` : ''),
+      );
+      if (r.profile) {
+        console.log(`  top self time, ${r.row} (${r.profile.files} profiles, ${r.profile.sampledS} s sampled):`);
+        printProfile(r.profile, console.log);
+      }
+    } catch (err) {
+      failures.push({ row: row.id, error: err?.stack ?? String(err) });
+      results.push({
+        row: row.id,
+        label: row.label,
+        na: `FAILED: ${String(err?.message ?? err)
+          .split('\n')[0]
+          .slice(0, 200)}`,
+      });
+      log(`${row.id}: FAILED: ${err?.stack ?? err}`);
+    }
+  }
+  if (RUN_EXTRAS.includes('lag') || RUN_EXTRAS.includes('failover')) {
+    try {
+      Object.assign(extras, await runLagFailover(tmp));
+    } catch (err) {
+      failures.push({ row: 'lag/failover', error: err?.stack ?? String(err) });
+      log(`lag/failover: FAILED: ${err?.stack ?? err}`);
+    }
+  }
+  if (RUN_EXTRAS.includes('transfer')) {
+    try {
+      extras.transfer = await runTransfer();
+    } catch (err) {
+      failures.push({ row: 'transfer', error: err?.stack ?? String(err) });
+      log(`transfer: FAILED: ${err?.stack ?? err}`);
+    }
+  }
+} finally {
+  removeTemp(tmp);
+  agent.destroy();
+}
+
+const refs = addRatios(results.filter((r) => !r.na));
+const tgs = targets(
+  results.filter((r) => !r.na),
+  extras,
+  refs,
+);
+const md = markdown(info, startedAt, results, extras, tgs, refs);
+console.log(`\n${md}`);
+if (!args['no-save']) {
+  const dir = join(root, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const base = join(dir, `compare-${startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}`);
+  const json = {
+    benchmark: 'compare',
+    startedAt,
+    elapsedS: +((performance.now() - T0) / 1000).toFixed(1),
+    machine: info,
+    settings: {
+      quick,
+      durationS: DURATION_S,
+      warmupS: WARMUP_S,
+      sessions: SESSIONS,
+      connections: CONNECTIONS,
+      payload: PAYLOAD,
+      transferSessions: TRANSFER_SESSIONS,
+      rows: RUN_ROWS.map((r) => r.id),
+      extras: RUN_EXTRAS,
+      profile: PROFILE,
+      packages: JSON.parse(readFileSync(join(here, 'package.json'), 'utf8')).dependencies,
+    },
+    rows: results,
+    ...extras,
+    targets: tgs,
+    failures,
+  };
+  writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(`${base}.md`, md);
+  console.log(`results: ${relative(process.cwd(), base)}.json, .md`);
+}
+log('done');
+if (failures.length > 0) {
+  console.error(`bench/compare: ${failures.length} part(s) failed: ${failures.map((f) => f.row).join(', ')}`);
+  process.exitCode = 1;
+}

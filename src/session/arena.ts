@@ -1,0 +1,29 @@
+/**
+ * Long-lived attribute bytes live here, not in Node's shared Buffer pool: a small Buffer from
+ * the pool keeps its whole 8 KiB slab alive, together with the short-lived frames and messages
+ * allocated next to it, which multiplied the memory of an idle session several times over.
+ * Small encodings are packed into private 64 KiB slabs that hold only attribute bytes; larger
+ * ones get their own allocation.
+ */
+const SLAB = 64 * 1024;
+const SMALL = 4096;
+let slab = Buffer.allocUnsafeSlow(SLAB);
+let used = 0;
+
+/** A copy of `bytes` in memory that holds only long-lived data. */
+export function keep(bytes: Buffer): Buffer {
+  const n = bytes.length;
+  if (n >= SMALL) {
+    const own = Buffer.allocUnsafeSlow(n);
+    bytes.copy(own);
+    return own;
+  }
+  if (used + n > SLAB) {
+    slab = Buffer.allocUnsafeSlow(SLAB);
+    used = 0;
+  }
+  const out = slab.subarray(used, used + n);
+  bytes.copy(out);
+  used += (n + 7) & ~7;
+  return out;
+}

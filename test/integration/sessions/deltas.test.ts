@@ -1,0 +1,233 @@
+/**
+ * Ordering of replication messages: tombstones stop late messages from reviving an invalidated
+ * session; stale and duplicate deltas are counted and never applied over newer data; concurrent
+ * writes on two nodes converge (different attributes both survive, the same attribute is reported
+ * as a conflict and one value wins everywhere).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type ConflictInfo, type DeltaManager, encode, type Member } from '../../../src/index.js';
+import { Msg } from '../../../src/session/messages.js';
+import {
+  COUNTER_APP,
+  CookieJar,
+  countOf,
+  field,
+  get,
+  idOf,
+  managerOf,
+  portOf,
+  sessionCookie,
+  startNodes,
+  type TestCluster,
+} from '../../helpers/http.js';
+import { waitFor } from '../../helpers/wait.js';
+import { probe } from './apps.js';
+
+const APP = 0;
+const PROBE = 1;
+
+function stat(m: DeltaManager, key: string): number {
+  return m.stats()[key] as number;
+}
+
+/** [DELTA, ctx, id, base, version, names, values, removed, maxInactive] */
+function delta(
+  ctx: string,
+  id: string,
+  base: number,
+  version: number,
+  set: Record<string, unknown>,
+  removed: string[] = [],
+): unknown[] {
+  const names = Object.keys(set);
+  return [Msg.DELTA, ctx, id, base, version, names, names.map((n) => encode(set[n])), removed, -1];
+}
+
+describe('message ordering', () => {
+  let cluster: TestCluster;
+  let pa: number;
+  let pb: number;
+  /** A as B sees it. */
+  let memberA: Member;
+  before(async () => {
+    cluster = await startNodes(2, {
+      apps: [
+        { path: '/app', module: COUNTER_APP },
+        { path: '/probe', app: probe },
+      ],
+    });
+    pa = portOf(cluster.node('a'));
+    pb = portOf(cluster.node('b'));
+    memberA = cluster
+      .node('b')
+      .channel.members()
+      .find((m) => m.name === 'a')!;
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  /** A session made on A through /probe/set, once B has it. */
+  async function probeSession(name: string, value: string): Promise<CookieJar> {
+    const jar = new CookieJar();
+    await jar.get(pa, `/probe/set?name=${name}&value=${value}`);
+    const mb = managerOf(cluster.node('b'), PROBE);
+    await waitFor(() => mb.sessions.get(jar.id)?.getAttribute(name) === value, 'B to receive the session');
+    return jar;
+  }
+
+  test('invalidated on A: gone on B, and late messages for it do not revive it', async () => {
+    const jar = new CookieJar();
+    await jar.get(pa, '/app/counter');
+    await jar.get(pa, '/app/counter');
+    const id = jar.id;
+    const mb = managerOf(cluster.node('b'), APP);
+    await waitFor(() => mb.sessions.get(id)?.getAttribute('count') === 2, 'B to receive the session');
+    const version = mb.sessions.get(id)!.version;
+
+    const inv = await get(pa, '/app/invalidate', jar.cookie);
+    assert.equal(field(inv.body, 'invalidated'), '1');
+    assert.match(inv.setCookie.find((l) => l.startsWith('JSESSIONID='))!, /^JSESSIONID=; .*Max-Age=0/);
+    await waitFor(() => !mb.sessions.has(id), 'B to drop the invalidated session');
+    assert.equal(countOf((await get(pb, '/app/read', jar.cookie)).body), 0);
+
+    const stale = stat(mb, 'staleDeltas');
+    await mb.receive(delta('/app', id, version, version + 10, { count: 99 }), memberA);
+    assert.equal(mb.sessions.has(id), false, 'a late DELTA does not resurrect it');
+    assert.equal(stat(mb, 'staleDeltas'), stale + 1);
+    await mb.receive([Msg.CREATED, '/app', id, Date.now(), 1800, version + 20, ['count'], [encode(5)]], memberA);
+    assert.equal(mb.sessions.has(id), false, 'a late CREATED does not resurrect it');
+    assert.equal(stat(mb, 'staleDeltas'), stale + 2);
+    await mb.receive([Msg.ACCESSED, '/app', id, Date.now()], memberA);
+    assert.equal(mb.sessions.has(id), false, 'a late ACCESSED does not resurrect it');
+
+    assert.equal(countOf((await get(pb, '/app/read', jar.cookie)).body), 0);
+    const again = await get(pb, '/app/counter', jar.cookie);
+    assert.equal(countOf(again.body), 1, 'a new session starts from zero');
+    assert.notEqual(idOf(sessionCookie(again)!), id, 'the invalidated id is not reused');
+    const ma = managerOf(cluster.node('a'), APP);
+    assert.equal(ma.sessions.has(id), false);
+  });
+
+  test('duplicate and older deltas are counted as stale and never applied over newer data', async () => {
+    const jar = await probeSession('x', 'v0');
+    const id = jar.id;
+    const mb = managerOf(cluster.node('b'), PROBE);
+    const s = mb.sessions.get(id)!;
+    const V = s.version;
+    const stale0 = stat(mb, 'staleDeltas');
+    const conflicts0 = stat(mb, 'conflicts');
+    const d1 = delta('/probe', id, V, V + 1, { x: 'one' });
+    const d2 = delta('/probe', id, V + 1, V + 2, { x: 'two' });
+
+    await mb.receive(d1, memberA);
+    assert.equal(s.getAttribute('x'), 'one');
+    await mb.receive(d2, memberA);
+    assert.equal(s.getAttribute('x'), 'two');
+    assert.equal(stat(mb, 'staleDeltas'), stale0, 'in-order deltas are not stale');
+
+    await mb.receive(d2, memberA); // duplicate
+    assert.equal(s.getAttribute('x'), 'two');
+    assert.equal(stat(mb, 'staleDeltas'), stale0 + 1);
+    await mb.receive(d1, memberA); // older after newer
+    assert.equal(s.getAttribute('x'), 'two');
+    assert.equal(stat(mb, 'staleDeltas'), stale0 + 2);
+    assert.equal(s.version, V + 2);
+
+    // Out of order on an attribute B did not have: the newer one stays.
+    await mb.receive(delta('/probe', id, V + 3, V + 4, { y: 'new' }), memberA);
+    await mb.receive(delta('/probe', id, V + 2, V + 3, { y: 'old' }), memberA);
+    assert.equal(s.getAttribute('y'), 'new');
+    assert.equal(stat(mb, 'staleDeltas'), stale0 + 3);
+
+    // A removal is stamped too: an older write does not bring the attribute back.
+    await mb.receive(delta('/probe', id, V + 4, V + 5, {}, ['y']), memberA);
+    assert.equal(s.getAttribute('y'), undefined);
+    await mb.receive(delta('/probe', id, V + 3, V + 4, { y: 'new' }), memberA);
+    assert.equal(s.getAttribute('y'), undefined, 'an older write after a removal is stale');
+    assert.equal(stat(mb, 'staleDeltas'), stale0 + 4);
+    assert.deepEqual(s.attributeNames().sort(), ['x']);
+    assert.equal(stat(mb, 'conflicts'), conflicts0, 'one writer never conflicts with itself');
+
+    // Over HTTP on B the newest values show.
+    const res = await get(pb, '/probe/attrs', jar.cookie);
+    assert.deepEqual(JSON.parse(res.body).attrs, { x: 'two' });
+  });
+
+  test('concurrent writes to different attributes on A and B: both survive on both nodes, no conflict', async () => {
+    const jar = await probeSession('init', '0');
+    const ma = managerOf(cluster.node('a'), PROBE);
+    const mb = managerOf(cluster.node('b'), PROBE);
+    const conflicts: ConflictInfo[] = [];
+    const onConflict = (c: ConflictInfo) => conflicts.push(c);
+    ma.on('conflict', onConflict);
+    mb.on('conflict', onConflict);
+    try {
+      // Each request sets its attribute, then waits until the other one has set its own: truly concurrent.
+      const [ra, rb] = await Promise.all([
+        get(pa, '/probe/set-wait?name=x&value=fromA&gate=xy&parties=2', jar.cookie),
+        get(pb, '/probe/set-wait?name=y&value=fromB&gate=xy&parties=2', jar.cookie),
+      ]);
+      assert.equal(ra.status, 200);
+      assert.equal(rb.status, 200);
+      const both = (m: DeltaManager) => {
+        const s = m.sessions.get(jar.id);
+        return s?.getAttribute('x') === 'fromA' && s.getAttribute('y') === 'fromB';
+      };
+      await waitFor(() => both(ma) && both(mb), 'x and y on both nodes');
+      assert.deepEqual(conflicts, []);
+    } finally {
+      ma.off('conflict', onConflict);
+      mb.off('conflict', onConflict);
+    }
+  });
+
+  test('concurrent writes to the same attribute on A and B: a conflict is reported and both converge', async () => {
+    const jar = await probeSession('z', 'initial');
+    const a = cluster.node('a');
+    const ma = managerOf(a, PROBE);
+    const mb = managerOf(cluster.node('b'), PROBE);
+    const conflicts: ConflictInfo[] = [];
+    const onConflict = (c: ConflictInfo) => conflicts.push(c);
+    ma.on('conflict', onConflict);
+    mb.on('conflict', onConflict);
+    try {
+      await Promise.all([
+        get(pa, '/probe/set-wait?name=z&value=fromA&gate=zz&parties=2', jar.cookie),
+        get(pb, '/probe/set-wait?name=z&value=fromB&gate=zz&parties=2', jar.cookie),
+      ]);
+      await waitFor(() => conflicts.length > 0, 'a conflict event');
+      const value = (m: DeltaManager) => m.sessions.get(jar.id)?.getAttribute('z');
+      await waitFor(() => value(ma) === value(mb), 'A and B to converge on z');
+      const winners = new Set(conflicts.map((c) => c.winner));
+      assert.equal(winners.size, 1, `every node names the same winner: ${JSON.stringify(conflicts)}`);
+      const winner = conflicts[0]!.winner;
+      assert.equal(value(ma), winner === a.channel.local.id ? 'fromA' : 'fromB', 'the reported winner is what stays');
+      for (const c of conflicts) {
+        assert.equal(c.sessionId, jar.id);
+        assert.equal(c.attribute, 'z');
+        assert.notEqual(c.local, c.remote);
+      }
+      // Converged for good: HTTP on both nodes shows the same value.
+      const onA = JSON.parse((await get(pa, '/probe/attrs', jar.cookie)).body).attrs.z;
+      const onB = JSON.parse((await get(pb, '/probe/attrs', jar.cookie)).body).attrs.z;
+      assert.equal(onA, onB);
+    } finally {
+      ma.off('conflict', onConflict);
+      mb.off('conflict', onConflict);
+    }
+  });
+
+  test('sequential writes to the same attribute on A then B are not a conflict', async () => {
+    const jar = await probeSession('w', '1');
+    const ma = managerOf(cluster.node('a'), PROBE);
+    const mb = managerOf(cluster.node('b'), PROBE);
+    const before = stat(ma, 'conflicts') + stat(mb, 'conflicts');
+    await get(pb, '/probe/set?name=w&value=2', jar.cookie);
+    await waitFor(() => ma.sessions.get(jar.id)?.getAttribute('w') === '2', 'A to see w=2');
+    await get(pa, '/probe/set?name=w&value=3', jar.cookie);
+    await waitFor(() => mb.sessions.get(jar.id)?.getAttribute('w') === '3', 'B to see w=3');
+    assert.equal(stat(ma, 'conflicts') + stat(mb, 'conflicts'), before);
+  });
+});
