@@ -294,6 +294,28 @@ export class Channel extends EventEmitter<ChannelEvents> {
     });
   }
 
+  /**
+   * Fire and forget: like {@link send}, but returns nothing and allocates no promise for the
+   * caller when the message was queued; a failure goes to `onError` (or the 'sendError' event).
+   */
+  post(
+    to: Member | readonly Member[] | undefined,
+    message: unknown,
+    options?: SendOptions,
+    onError?: (err: Error) => void,
+  ): void {
+    const p = this.send(to, message, options);
+    if (p === RESOLVED) return;
+    p.catch(
+      onError ??
+        ((err: Error) => {
+          if (this.listenerCount('sendError') > 0)
+            this.emit('sendError', err, Array.isArray(to) ? to : to ? [to as Member] : []);
+          else this.#logger.warn({ err }, 'send failed');
+        }),
+    );
+  }
+
   /** Changes the payload this member advertises (e.g. the contexts it serves); peers see it at once. */
   setPayload(value: unknown): void {
     this.#payloadBytes = value === undefined ? new Uint8Array(0) : encode(value);

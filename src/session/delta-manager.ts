@@ -71,6 +71,9 @@ const COUNTERS = [
 ] as const;
 type Counter = (typeof COUNTERS)[number];
 
+/** Asynchronous replication: queued, failures counted (Tomcat's channelSendOptions 8). */
+const ASYNC = { options: SendFlag.ASYNCHRONOUS };
+
 export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements HubManager, SessionOwner {
   readonly contextName: string;
   readonly sessions = new Map<string, Session>();
@@ -90,6 +93,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly #repairing = new Set<string>();
   readonly #localId: string;
   readonly #sync: boolean;
+  readonly #syncOptions: { options: number };
 
   /**
    * @param distributable false for an application that did not declare itself distributable:
@@ -105,6 +109,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.contextName = config.name;
     this.#localId = '';
     this.#sync = (config.sendOptions & SendFlag.SYNC_ACK) !== 0;
+    this.#syncOptions = { options: config.sendOptions };
     const c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
     this.#counters = { ...c, sent: {}, received: {} };
     if (distributable) hub.register(this);
@@ -670,13 +675,18 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #send(members: Member[], message: unknown[], sync: boolean): Promise<void> | undefined {
     const type = MSG_NAMES[message[0] as number]!;
     this.#counters.sent[type] = (this.#counters.sent[type] ?? 0) + 1;
-    const p = this.hub.channel.send(members, message, sync ? { options: this.config.sendOptions } : undefined);
-    const handled = p.catch((err: Error) => {
-      this.#counters.replicationErrors++;
-      this.logger.warn({ err: err.message, type }, 'replication failed');
-    });
-    return sync ? handled : undefined;
+    if (!sync) {
+      this.hub.channel.post(members, message, ASYNC, this.#onSendError);
+      return undefined;
+    }
+    return this.hub.channel.send(members, message, this.#syncOptions).catch(this.#onSendError);
   }
+
+  readonly #onSendError = (err: Error): void => {
+    if (this.#counters.replicationErrors++ % 100 === 0) {
+      this.logger.warn({ err: err.message, failures: this.#counters.replicationErrors }, 'replication failed');
+    }
+  };
 
   // ---- state transfer -------------------------------------------------------------------------
 

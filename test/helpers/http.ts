@@ -137,6 +137,8 @@ export interface StartOptions {
   apps?: ClusterNodeOptions['apps'];
   /** Session defaults for every node. */
   sessions?: Record<string, unknown>;
+  /** Channel settings merged into each node's cluster config (domain, receiver, membership are set). */
+  cluster?: Record<string, unknown>;
   /** Per-node overrides (by index), merged over the rest. */
   perNode?: (i: number, name: string) => Partial<ClusterNodeOptions>;
 }
@@ -168,6 +170,7 @@ export class TestCluster {
         domain,
         receiver: { port: 0 },
         membership: { type: 'multicast', port, frequencyMs: 100, dropTimeMs: 1000 },
+        ...d.cluster,
       },
       sessions: { ...d.sessions },
       ...per,

@@ -78,6 +78,7 @@ class Point {
  *   /bad                     tries a function and a class instance, then sets ok=1
  *   /invalidate              req.session.invalidate()
  *   /max?seconds=            req.session.setMaxInactiveInterval(seconds) (any integer, negative too)
+ *   /regenerate              await req.session.regenerate(): { oldId, newId }
  *   /static/…                the same endpoints (for replicationFilter tests)
  *   anything else            the counter app
  */
@@ -144,6 +145,12 @@ export const probe: RequestListener = async (req, res) => {
         after: { fn: typeof s.fn, point: typeof s.point, nested: typeof s.nested },
         names: s.getAttributeNames(),
       });
+    }
+    case '/regenerate': {
+      const s = r.session;
+      const oldId = s.id;
+      await s.regenerate();
+      return json(res, 200, { oldId, newId: s.id });
     }
     case '/max': {
       const s = r.session;

@@ -218,3 +218,35 @@ describe('state transfer carries what late messages are checked against', () => 
     assert.equal(md.sessions.get(jar.id)!.hasAttribute('y'), false, 'D: stale too');
   });
 });
+
+describe('state transfer of large sessions', () => {
+  let cluster: TestCluster;
+  const SESSIONS = 20;
+  const SIZE = 100_000;
+  before(async () => {
+    // Messages of at most 1 MiB: 20 sessions of 100 kB do not fit in one message.
+    cluster = await startNodes(1, {
+      cluster: { maxFrameBytes: 64 * 1024, maxMessageBytes: 1024 * 1024 },
+      sessions: { stateTransferTimeoutMs: 3000 },
+    });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('sessions that together exceed maxMessageBytes all arrive (chunks are bounded by size, not only count)', async () => {
+    const a = managerOf(cluster.node('a'));
+    const ids: string[] = [];
+    for (let i = 0; i < SESSIONS; i++) ids.push(create(a, { blob: `${i}:`.padEnd(SIZE, 'x') }));
+    const b = await cluster.add('b');
+    const mb = managerOf(b);
+    const st = mb.stats().stateTransfer as { state: string; sessions: number };
+    assert.equal(st.state, 'done');
+    assert.equal(mb.sessions.size, SESSIONS);
+    for (const [i, id] of ids.entries()) {
+      const blob = mb.sessions.get(id)?.getAttribute('blob') as string | undefined;
+      assert.equal(blob?.length, SIZE);
+      assert.ok(blob.startsWith(`${i}:`));
+    }
+  });
+});

@@ -5,8 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CookieJar, countOf, get, idOf, managerOf, portOf, startNodes, type TestCluster } from '../../helpers/http.js';
+import {
+  COUNTER_APP,
+  CookieJar,
+  countOf,
+  get,
+  type HttpResponse,
+  idOf,
+  managerOf,
+  portOf,
+  sessionCookie,
+  startNodes,
+  type TestCluster,
+} from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
+import { probe } from './apps.js';
 
 const ROUNDS = 50;
 
@@ -35,10 +48,53 @@ async function staleReads(cluster: TestCluster, rounds: number): Promise<{ misse
   return { misses, worst };
 }
 
+/**
+ * Runs `request` while B holds every synchronous acknowledgement (a second message handler on B
+ * returns a promise that is released only at the end). Waits until B applied the change
+ * (`applied`), then makes a full HTTP round trip to A: a response that was not held would have
+ * arrived by then. Asserts it has not, releases, and returns the response.
+ */
+async function heldUntilAcknowledged(
+  cluster: TestCluster,
+  request: () => Promise<HttpResponse>,
+  applied: () => boolean,
+): Promise<HttpResponse> {
+  const a = cluster.node('a');
+  const b = cluster.node('b');
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const off = b.channel.onMessage(() => gate);
+  try {
+    let answered = false;
+    const pending = request().then((r) => {
+      answered = true;
+      return r;
+    });
+    await waitFor(applied, 'B to apply the change');
+    assert.equal((await get(portOf(a), '/app/health')).status, 200);
+    assert.equal(answered, false, 'the response waits until B acknowledged the change');
+    release();
+    const res = await pending;
+    assert.equal(res.status, 200);
+    return res;
+  } finally {
+    release();
+    off();
+  }
+}
+
 describe('synchronous replication', () => {
   let cluster: TestCluster;
   before(async () => {
-    cluster = await startNodes(2, { sessions: { sendOptions: 'sync' } });
+    cluster = await startNodes(2, {
+      apps: [
+        { path: '/app', module: COUNTER_APP },
+        { path: '/probe', app: probe },
+      ],
+      sessions: { sendOptions: 'sync' },
+    });
   });
   after(async () => {
     await cluster?.stop();
@@ -49,34 +105,16 @@ describe('synchronous replication', () => {
     assert.equal(misses, 0);
   });
 
-  test("A's response is held until B acknowledged processing the change", async () => {
-    const a = cluster.node('a');
-    const b = cluster.node('b');
+  test("A's response to a change is held until B acknowledged it", async () => {
     const jar = new CookieJar();
-    await jar.get(portOf(a), '/app/counter');
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    // A second message handler on B that holds the synchronous acknowledgement until released.
-    const off = b.channel.onMessage(() => gate);
-    try {
-      let answered = false;
-      const pending = jar.get(portOf(a), '/app/counter').then((r) => {
-        answered = true;
-        return r;
-      });
-      await waitFor(() => managerOf(b).sessions.get(jar.id)?.getAttribute('count') === 2, 'B to apply count=2');
-      await new Promise((r) => setImmediate(r));
-      assert.equal(answered, false, 'the response waits for the acknowledgement');
-      assert.equal(a.stats().inFlight, 1);
-      release();
-      const res = await pending;
-      assert.equal(countOf(res.body), 2);
-    } finally {
-      release();
-      off();
-    }
+    await jar.get(portOf(cluster.node('a')), '/app/counter');
+    const mb = managerOf(cluster.node('b'));
+    const res = await heldUntilAcknowledged(
+      cluster,
+      () => get(portOf(cluster.node('a')), '/app/counter', jar.cookie),
+      () => mb.sessions.get(jar.id)?.getAttribute('count') === 2,
+    );
+    assert.equal(countOf(res.body), 2);
   });
 
   test('a new session exists on B when its creating response arrives', async () => {
@@ -87,6 +125,35 @@ describe('synchronous replication', () => {
       await jar.get(pa, '/app/counter');
       assert.ok(b.sessions.has(idOf(jar.cookie!)), `session ${i} is on B`);
     }
+  });
+
+  test('invalidate(): the response is held until B dropped the session', async () => {
+    const jar = new CookieJar();
+    await jar.get(portOf(cluster.node('a')), '/app/counter');
+    const id = jar.id;
+    const mb = managerOf(cluster.node('b'));
+    assert.ok(mb.sessions.has(id));
+    await heldUntilAcknowledged(
+      cluster,
+      () => get(portOf(cluster.node('a')), '/app/invalidate', jar.cookie),
+      () => !mb.sessions.has(id),
+    );
+  });
+
+  test('regenerate(): the response (carrying the new id) is held until B renamed the session', async () => {
+    const jar = new CookieJar();
+    await jar.get(portOf(cluster.node('a')), '/probe/set?name=user&value=u');
+    const oldId = jar.id;
+    const mb = managerOf(cluster.node('b'), 1);
+    assert.ok(mb.sessions.has(oldId));
+    const res = await heldUntilAcknowledged(
+      cluster,
+      () => get(portOf(cluster.node('a')), '/probe/regenerate', jar.cookie),
+      () => !mb.sessions.has(oldId),
+    );
+    const { newId } = JSON.parse(res.body) as { newId: string };
+    assert.equal(idOf(sessionCookie(res)!), newId);
+    assert.equal(mb.sessions.get(newId)?.getAttribute('user'), 'u');
   });
 });
 
