@@ -5,7 +5,7 @@
 //   npm run bench                                   (root: builds, `npm --prefix bench/compare ci`, then this)
 //   node bench/compare/run.mjs --quick              (after a build and the ci: 3 s per row)
 //   node bench/compare/run.mjs --rows=map,clowder   (ids or id prefixes; see ROWS below)
-//   node bench/compare/run.mjs --profile --rows=clowder-async
+//   node bench/compare/run.mjs --profile --rows=map,clowder-async   (top self time of each row's servers)
 //
 // Rows (ids for --rows; a prefix selects several, e.g. `express`, `clowder`):
 //   bare            bare node:http, no sessions (fixed body): the ceiling
@@ -692,7 +692,8 @@ async function startRow(row, tmp, profDir) {
     }
     for (let i = 0; i < row.nodes; i++) {
       const spec = { name: NAMES[i], port: ports[i], store: row.store, redisPort: redis?.port };
-      servers.push(new ServerProc(row.script, spec, { tag: row.id }));
+      const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+      servers.push(new ServerProc(row.script, spec, { tag: row.id, execArgv }));
     }
     await Promise.all(servers.map((s) => s.ready));
   } catch (err) {
@@ -716,7 +717,8 @@ async function replicaSums(servers, cookies, settleMs) {
 }
 
 async function measureRow(row, tmp) {
-  const profDir = PROFILE && row.clowder ? tempDir(`clowder-compare-prof-${row.id}-`) : undefined;
+  // --profile: the clowder rows, and the Map-session row as the baseline to read them against.
+  const profDir = PROFILE && (row.clowder || row.id === 'map') ? tempDir(`clowder-compare-prof-${row.id}-`) : undefined;
   const { servers, redis } = await startRow(row, tmp, profDir);
   const procs = redis ? [...servers, redis] : servers;
   const ports = servers.map((s) => s.port);
@@ -876,7 +878,7 @@ function summarizeProfiles(dir, top) {
     let caller = '(no library frame)';
     while (id !== undefined) {
       const cf = s.byId.get(id).callFrame;
-      if (cf.url && (cf.url.includes('/dist/') || cf.url.includes('/examples/'))) {
+      if (cf.url && (cf.url.includes('/dist/') || cf.url.includes('/examples/') || cf.url.includes('/servers/'))) {
         caller = frameKey(cf);
         break;
       }
@@ -1203,7 +1205,7 @@ const startedAt = new Date().toISOString();
 const info = machine();
 log(
   `clowder comparison: ${info.cpuModel} x${info.cores}, node ${info.node}, ${info.wrk || 'no wrk'}, load ${info.loadavgAtStart.join(' ')}; ` +
-    `rows ${RUN_ROWS.map((r) => r.id).join(' ') || '-'}; ${RUN_EXTRAS.join(' ') || ''}; wrk ${DURATION_S} s (+${WARMUP_S} s warm-up)${PROFILE ? '; profiling clowder rows' : ''}`,
+    `rows ${RUN_ROWS.map((r) => r.id).join(' ') || '-'}; ${RUN_EXTRAS.join(' ') || ''}; wrk ${DURATION_S} s (+${WARMUP_S} s warm-up)${PROFILE ? '; profiling the clowder rows and map' : ''}`,
 );
 const tmp = tempDir('clowder-bench-compare-');
 const results = [];

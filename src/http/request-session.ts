@@ -81,8 +81,10 @@ export class RequestSession implements HandleHost {
 
   regenerate(): void {
     const s = this.#live();
-    const id = this.manager.changeSessionId(s);
+    const { id, sent } = this.manager.changeSessionId(s);
     this.#setCookie(id);
+    if (sent !== undefined)
+      this.#pending = this.#pending === undefined ? sent : Promise.all([this.#pending, sent]).then(() => {});
   }
 
   destroy(): void {

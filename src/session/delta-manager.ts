@@ -71,6 +71,9 @@ const COUNTERS = [
 ] as const;
 type Counter = (typeof COUNTERS)[number];
 
+/** Values per state-transfer chunk, at most (one chunk is one acknowledged message; also ≤ maxMessageBytes / 2). */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
 /** Asynchronous replication: queued, failures counted (Tomcat's channelSendOptions 8). */
 const ASYNC = { options: SendFlag.ASYNCHRONOUS };
 
@@ -272,7 +275,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   /** Gives `s` a new id (fixation defence); the data stays; every node renames it. Returns the new id. */
-  changeSessionId(s: Session): string {
+  changeSessionId(s: Session): { id: string; sent: Promise<void> | undefined } {
     const old = s.id;
     let id = newSessionId();
     while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
@@ -280,11 +283,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#tombstone(old);
     s.id = id;
     this.sessions.set(id, s);
+    let sent: Promise<void> | undefined;
     if (s.announced) {
       const members = this.#members();
-      if (members.length > 0) void this.#send(members, [Msg.ID_CHANGED, this.contextName, old, id], false);
+      if (members.length > 0) sent = this.#send(members, [Msg.ID_CHANGED, this.contextName, old, id], this.#sync);
     }
-    return id;
+    return { id, sent };
   }
 
   /** SessionOwner: listeners for local changes. */
@@ -859,11 +863,19 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     // Not awaited by the caller: the request's acknowledgement goes back at once.
     void (async () => {
       try {
-        for (let i = 0; i < ids.length; i += size) {
+        // A chunk ends at stateTransferChunkSize sessions or CHUNK_BYTES of values, whichever
+        // comes first, so neither side holds much more than a chunk, however large sessions are.
+        const chunkBytes = Math.min(CHUNK_BYTES, Math.floor(this.hub.channel.config.maxMessageBytes / 2));
+        let j = 0;
+        while (j < ids.length) {
           const records: SessionRecord[] = [];
-          for (let j = i; j < Math.min(ids.length, i + size); j++) {
+          let bytes = 0;
+          for (; j < ids.length && records.length < size && bytes < chunkBytes; j++) {
             const s = this.sessions.get(ids[j]!);
-            if (s?.valid && s.announced) records.push(toRecord(s));
+            if (!(s?.valid && s.announced)) continue;
+            const r = toRecord(s);
+            for (const v of r[6]) bytes += v?.length ?? 0;
+            records.push(r);
           }
           if (records.length === 0) continue;
           await this.hub.channel.send(from, [Msg.STATE_CHUNK, this.contextName, requestId, seq++, records], {

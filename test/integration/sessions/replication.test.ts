@@ -240,3 +240,51 @@ describe('replication between two nodes', () => {
     assert.equal(mb.sessions.get(id)!.getAttribute('a'), '2', 'the change made in the filtered request is not lost');
   });
 });
+
+describe('replication only among the nodes that serve a context', () => {
+  let cluster: TestCluster;
+  before(async () => {
+    cluster = await startNodes(3, {
+      perNode: (i) => ({
+        apps:
+          i === 1
+            ? [{ path: '/app', module: COUNTER_APP }]
+            : [
+                { path: '/app', module: COUNTER_APP },
+                { path: '/extra', app: probe },
+              ],
+      }),
+    });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('a context served by A and C only is replicated to C and never sent to B', async () => {
+    const a = cluster.node('a');
+    const b = cluster.node('b');
+    const c = cluster.node('c');
+    let extraOnB = 0;
+    const off = b.channel.onMessage((msg) => {
+      const v = msg.value;
+      if (Array.isArray(v) && v[1] === '/extra') extraOnB++;
+    });
+    try {
+      const res = await get(portOf(a), '/extra/set?name=k&value=v');
+      const cookie = sessionCookie(res)!;
+      await waitFor(() => managerOf(c, 1).sessions.get(idOf(cookie))?.getAttribute('k') === 'v', 'C to receive it');
+      assert.equal((managerOf(a, 1).stats().sent as Record<string, number>).created, 1);
+      // The shared context still reaches everyone; what A sent B before arrived before it (one connection).
+      const shared = await get(portOf(a), '/app/counter');
+      const id = idOf(sessionCookie(shared)!);
+      await waitFor(
+        () => managerOf(b).sessions.has(id) && managerOf(c).sessions.has(id),
+        'B and C to receive the /app session',
+      );
+    } finally {
+      off();
+    }
+    assert.equal(extraOnB, 0, 'B received nothing for /extra');
+    assert.equal(await get(portOf(b), '/extra/set').then((r) => r.status), 404, 'B does not serve /extra');
+  });
+});
