@@ -765,7 +765,15 @@ function targets(rows, transfer, memory) {
       a.cpuRatio <= 1.6,
       `${a.cpuRatio.toFixed(2)} x`,
     );
-    add('p99 added by async replication <= 1 ms', a.p99Added, a.p99Added <= 1, `${a.p99Added.toFixed(2)} ms`);
+    // On a busy 2-core machine p99 under 64 connections is queueing: say so when it swings more than the target.
+    const offP99 = rows.runs.filter((r) => r.row === 'off').map((r) => r.p99);
+    const spread = Math.max(...offP99) - Math.min(...offP99);
+    add(
+      'p99 added by async replication <= 1 ms',
+      a.p99Added,
+      a.p99Added <= 1,
+      `${a.p99Added.toFixed(2)} ms${spread > 5 ? ` (inconclusive: the off row's p99 alone ranged ${Math.min(...offP99).toFixed(1)}-${Math.max(...offP99).toFixed(1)} ms over the repetitions)` : ''}`,
+    );
   }
   if (s('off') && s('async2')) {
     const a = s('async2');
@@ -830,6 +838,14 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
         '"x off" = median of per-repetition ratios to the off row. CPU = utime+stime of every node process during the wrk run, per request.',
       '',
     );
+    const busy = rows.summary.find((r) => r.row === 'off')?.machineBusy;
+    if (busy >= 0.95) {
+      L.push(
+        `**The machine was saturated during the runs (both cores ${(100 * busy).toFixed(0)} % busy in the off row, with wrk, the nodes and other work): ` +
+          'req/s and latency ratios are uncertain; CPU µs/req and syscalls/req are the most robust columns.**',
+        '',
+      );
+    }
     L.push('### Throughput, latency, CPU', '');
     L.push(
       '| row | req/s | x off | p50 ms | p99 ms | CPU µs/req (all nodes) | x off | node cores | syscalls/req read / write (A+B+C) | machine busy / steal | lost (max/run) | replicas agree | runs (req/s) |',

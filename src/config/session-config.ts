@@ -49,6 +49,15 @@ const sessionSchema = z.strictObject({
   accessedIntervalMs: ms(100, 3_600_000).optional(),
   /** How long ids of invalidated sessions are remembered, so late messages cannot revive them. */
   tombstoneTtlMs: ms(1000, 86_400_000).default(300_000),
+  /**
+   * Without sticky balancing, two nodes could serve the same session at once and one write would
+   * overwrite the other. "migrate" (default): a node about to serve a session another node owns
+   * first takes it over (one round trip; the owner hands over once its own requests on it are done
+   * and every change was sent), so writes never race and a read never sees stale data. With sticky
+   * balancing the owner is always local and this costs nothing. "none": Tomcat's behaviour —
+   * concurrent writes to one attribute on two nodes are detected and reported, the newer wins.
+   */
+  ownership: z.enum(['migrate', 'none'], { error: '"migrate" or "none"' }).default('migrate'),
   /** Most sessions this node holds (-1 = unlimited); creating more fails with 503. */
   maxActiveSessions: int(-1, 1e9).default(-1),
   /** Name of this context's sessions in messages (defaults to contextPath). */

@@ -63,7 +63,8 @@ export function sessionMiddleware(
       return this;
     } as typeof res.end;
     res.on('close', onClose);
-    next();
+    if (rs.ready === undefined) next();
+    else rs.ready.then(() => next(), next);
   };
 }
 
@@ -171,15 +172,20 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
       } as typeof res.end;
     }
     res.on('close', onClose);
-    let result: unknown;
-    try {
-      result = mount.app(req, res);
-    } catch (err) {
-      fail(res, err);
-      return;
-    }
-    if (result instanceof Promise) result.catch((err: unknown) => fail(res, err));
+    if (rs.ready === undefined) run(mount.app, req, res);
+    else rs.ready.then(() => run(mount.app, req, res));
   };
+}
+
+function run(app: RequestListener, req: IncomingMessage, res: ServerResponse): void {
+  let result: unknown;
+  try {
+    result = app(req, res);
+  } catch (err) {
+    fail(res, err);
+    return;
+  }
+  if (result instanceof Promise) result.catch((err: unknown) => fail(res, err));
 }
 
 function getSession(rs: RequestSession | undefined, create: boolean): SessionHandle | undefined {

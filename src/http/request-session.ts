@@ -48,6 +48,23 @@ export class RequestSession implements HandleHost {
       this.originalRoute = parsed.route;
       this.#setCookie(s.id);
     }
+    // Another node owns the session: take it over before the application runs.
+    const taking = manager.acquire(s);
+    if (taking !== undefined) this.ready = taking.then(() => this.#afterAcquire(s));
+  }
+
+  /**
+   * Set while the session is being taken over from the node that owns it: the adapter runs the
+   * application only once it resolves.
+   */
+  ready: Promise<void> | undefined;
+
+  #afterAcquire(s: Session): void {
+    this.ready = undefined;
+    if (s.valid) return;
+    // Invalidated meanwhile (on the owner): the request goes on without it.
+    this.#end(s);
+    this.session = undefined;
   }
 
   /** `req.session`: the handle, creating the session on first use. Undefined after destroy(). */

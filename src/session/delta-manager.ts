@@ -68,6 +68,8 @@ const COUNTERS = [
   'malformed',
   'unencodable',
   'repairs',
+  'ownershipMoves',
+  'ownershipTimeouts',
 ] as const;
 type Counter = (typeof COUNTERS)[number];
 
@@ -92,6 +94,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #merges = 0;
   #stopped = false;
   #requestSeq = 0;
+  readonly #migrate: boolean;
+  /** Take-overs in progress, by session id (concurrent requests here share one). */
+  readonly #acquiring = new Map<string, Promise<void>>();
+  /** Answers awaited for ACQUIRE, by request id. */
+  readonly #grants = new Map<string, (ownerId: string) => void>();
   /** Sessions asked for in full (SESSION_REQUEST) and not yet received. */
   readonly #repairing = new Set<string>();
   readonly #localId: string;
@@ -113,6 +120,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#localId = '';
     this.#sync = (config.sendOptions & SendFlag.SYNC_ACK) !== 0;
     this.#syncOptions = { options: config.sendOptions };
+    this.#migrate = config.ownership === 'migrate';
     const c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
     this.#counters = { ...c, sent: {}, received: {} };
     if (distributable) hub.register(this);
@@ -181,6 +189,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
     const s = new Session(id, now, now, this.config.maxInactiveInterval, this);
     s.primary = true;
+    s.ownerId = this.localId;
     this.sessions.set(id, s);
     this.#counters.sessionsCreated++;
     if (this.listenerCount('sessionCreated') > 0) this.emit('sessionCreated', s, false);
@@ -221,6 +230,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (!s.valid) return undefined;
     s.isNew = false;
     s.primary = true;
+    s.ownerId = this.localId;
     if (!replicate) {
       // A filtered request sends nothing; what it changed travels with the next replicated one.
       s.detectInPlaceChanges();
@@ -229,7 +239,105 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
     const sent = this.replicate(s, now);
     s.releaseDecoded();
+    if (s.active <= 0 && s.waiters !== undefined) this.#handOver(s);
     return sent;
+  }
+
+  // ---- ownership ------------------------------------------------------------------------------
+
+  /**
+   * Before a request on this node uses `s`: if another node owns it (ownership "migrate"), take
+   * it over first. Resolves at once (undefined) when this node owns it; otherwise after the owner
+   * sent every change and handed over, after the owner is found gone, or after sender.timeoutMs
+   * (then this node takes it: availability before strictness).
+   */
+  acquire(s: Session): Promise<void> | undefined {
+    const me = this.localId;
+    if (!this.#migrate || s.ownerId === me || s.ownerId === '') {
+      if (s.ownerId === '') s.ownerId = me;
+      return undefined;
+    }
+    let pending = this.#acquiring.get(s.id);
+    if (pending === undefined) {
+      const id = s.id;
+      pending = this.#acquireFrom(s, s.ownerId, 0).finally(() => this.#acquiring.delete(id));
+      this.#acquiring.set(id, pending);
+    }
+    return pending;
+  }
+
+  async #acquireFrom(s: Session, ownerId: string, hops: number): Promise<void> {
+    const me = this.localId;
+    const owner = this.#members().find((m) => m.id === ownerId);
+    if (owner === undefined || hops > 4) {
+      this.#take(s);
+      return;
+    }
+    const requestId = `${me.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
+    const answer = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve(''), this.hub.channel.config.sender.timeoutMs);
+      this.#grants.set(requestId, (o) => {
+        clearTimeout(timer);
+        resolve(o);
+      });
+      this.hub.channel.post(owner, [Msg.ACQUIRE, this.contextName, s.id, requestId], ASYNC, () => resolve(''));
+    });
+    this.#grants.delete(requestId);
+    this.#counters.ownershipMoves++;
+    if (answer === me || answer === '' || answer === ownerId || !s.valid) {
+      if (answer === '') this.#counters.ownershipTimeouts++;
+      this.#take(s);
+      return;
+    }
+    return this.#acquireFrom(s, answer, hops + 1); // it moved on: ask the new owner
+  }
+
+  #take(s: Session): void {
+    s.ownerId = this.localId;
+    s.primary = true;
+  }
+
+  /** Owner side of ACQUIRE: hand over now, after the requests here on it ended, or redirect. */
+  #onAcquire(m: unknown[], from: Member): void {
+    const id = m[2];
+    const requestId = m[3];
+    if (typeof id !== 'string' || typeof requestId !== 'string') throw new Error('malformed acquire');
+    const s = this.sessions.get(id);
+    const me = this.localId;
+    if (s === undefined || !s.valid || s.ownerId === '' || s.ownerId === from.id) {
+      this.#answerAcquire(from, id, requestId, from.id);
+      return;
+    }
+    if (s.ownerId !== me) {
+      this.#answerAcquire(from, id, requestId, s.ownerId);
+      return;
+    }
+    (s.waiters ??= []).push(() => {
+      if (s.valid && s.ownerId === me) {
+        // Every change made here has been sent (requestCompleted replicated it) on the same
+        // ordered connection as the grant: the new owner applies them before it serves.
+        if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
+        s.ownerId = from.id;
+        s.primary = false;
+        this.#answerAcquire(from, id, requestId, from.id);
+      } else this.#answerAcquire(from, id, requestId, s.valid ? s.ownerId : from.id);
+    });
+    if (s.active <= 0) this.#handOver(s);
+  }
+
+  #handOver(s: Session): void {
+    const waiters = s.waiters!;
+    s.waiters = undefined;
+    for (const w of waiters) w();
+  }
+
+  #answerAcquire(to: Member, id: string, requestId: string, ownerId: string): void {
+    this.hub.channel.post(to, [Msg.GRANT, this.contextName, id, requestId, ownerId], ASYNC, this.#onSendError);
+  }
+
+  #onGrant(m: unknown[]): void {
+    const done = typeof m[3] === 'string' ? this.#grants.get(m[3]) : undefined;
+    if (done !== undefined) done(typeof m[4] === 'string' ? m[4] : '');
   }
 
   /**
@@ -360,7 +468,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           this.#onDelta(m, from);
           break;
         case Msg.ACCESSED:
-          this.#onAccessed(m);
+          this.#onAccessed(m, from);
+          break;
+        case Msg.ACQUIRE:
+          this.#onAcquire(m, from);
+          break;
+        case Msg.GRANT:
+          this.#onGrant(m);
           break;
         case Msg.EXPIRED:
           this.#onExpired(m);
@@ -516,9 +630,15 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       applied++;
     }
     if (applied === 0 && version <= s.version && names.length + removed.length > 0) this.#counters.staleDeltas++;
-    if (version > s.version) s.version = version;
+    if (version > s.version) {
+      s.version = version;
+      if (s.active <= 0) {
+        // The writer served the last request: it owns the session now.
+        s.ownerId = writer;
+        s.primary = false;
+      }
+    }
     s.lastAccessedTime = Math.max(s.lastAccessedTime, now);
-    s.primary = false;
   }
 
   /**
@@ -552,11 +672,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
   }
 
-  #onAccessed(m: unknown[]): void {
+  #onAccessed(m: unknown[], from: Member): void {
     const s = this.sessions.get(m[2] as string);
     if (s === undefined) return;
     s.lastAccessedTime = Math.max(s.lastAccessedTime, num(m[3]));
-    s.primary = false;
+    if (s.active <= 0) {
+      s.ownerId = from.id;
+      s.primary = false;
+    }
   }
 
   #onExpired(m: unknown[]): void {
@@ -815,7 +938,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   #applyRecord(r: SessionRecord, from: Member, now: number, initial: boolean): void {
-    const [id, creationTime, lastAccessed, maxInactive, version, names, values, stampV, stampW] = r;
+    const [id, creationTime, lastAccessed, maxInactive, version, names, values, stampV, stampW, ownerId] = r;
     checkId(id);
     if (this.#tombstones.has(id)) return;
     let s = this.sessions.get(id);
@@ -845,8 +968,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         a.value = undefined;
       }
     }
-    if (num(version) > s.version) s.version = num(version);
-    s.primary = false;
+    if (num(version) > s.version) {
+      s.version = num(version);
+      if (s.active <= 0) s.ownerId = typeof ownerId === 'string' ? ownerId : from.id;
+    }
+    if (s.ownerId !== this.localId) s.primary = false;
     if (fresh && this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
       this.emit('sessionCreated', s, true);
     }
@@ -950,7 +1076,18 @@ function toRecord(s: Session): SessionRecord {
     stampV.push(a.v);
     stampW.push(a.w);
   }
-  return [s.id, s.creationTime, s.lastAccessedTime, s.maxInactiveInterval, s.version, names, values, stampV, stampW];
+  return [
+    s.id,
+    s.creationTime,
+    s.lastAccessedTime,
+    s.maxInactiveInterval,
+    s.version,
+    names,
+    values,
+    stampV,
+    stampW,
+    s.ownerId,
+  ];
 }
 
 function toBuffer(b: Uint8Array): Buffer {

@@ -28,6 +28,10 @@ export const Msg = {
   SESSION_REQUEST: 10,
   /** [t, ctx, record] — the answer to SESSION_REQUEST */
   SESSION_DATA: 11,
+  /** [t, ctx, id, requestId] — a node is about to serve a request for the session: may it own it? */
+  ACQUIRE: 12,
+  /** [t, ctx, id, requestId, ownerId] — ownerId = the asker: granted (after every change was sent); another id: ask that node */
+  GRANT: 13,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 
@@ -44,11 +48,13 @@ export const MSG_NAMES: Record<number, string> = {
   9: 'stateNone',
   10: 'sessionRequest',
   11: 'sessionData',
+  12: 'acquire',
+  13: 'grant',
 };
 
 /**
  * A whole session in a state-transfer chunk:
- * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[] (null = removed), stampVersions[], stampWriters[]]
+ * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[] (null = removed), stampVersions[], stampWriters[], ownerId]
  */
 export type SessionRecord = [
   string,
@@ -60,4 +66,5 @@ export type SessionRecord = [
   (Uint8Array | null)[],
   number[],
   string[],
+  string,
 ];

@@ -56,6 +56,10 @@ export class Session {
   version = 0;
   /** Whether this node served the last request (Tomcat's primary flag): the primary expires it cluster-wide. */
   primary = false;
+  /** Id of the node that owns the session (serves its requests); '' = unknown. */
+  ownerId = '';
+  /** Nodes waiting for this node to hand the session over once its requests here are done. */
+  waiters: (() => void)[] | undefined;
   /** Not yet announced to the other nodes. */
   announced = false;
   /** maxInactiveInterval changed locally since the last replication. */

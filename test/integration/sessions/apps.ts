@@ -79,6 +79,7 @@ class Point {
  *   /invalidate              req.session.invalidate()
  *   /max?seconds=            req.session.setMaxInactiveInterval(seconds) (any integer, negative too)
  *   /regenerate              await req.session.regenerate(): { oldId, newId }
+ *   /rich                    sets `rich`: Date, Map, Set, bigint, bytes, nested values
  *   /static/…                the same endpoints (for replicationFilter tests)
  *   anything else            the counter app
  */
@@ -151,6 +152,22 @@ export const probe: RequestListener = async (req, res) => {
       const oldId = s.id;
       await s.regenerate();
       return json(res, 200, { oldId, newId: s.id });
+    }
+    case '/rich': {
+      const s = r.session;
+      s.rich = {
+        date: new Date(1_700_000_000_000),
+        map: new Map<unknown, unknown>([
+          [1, 'one'],
+          ['k', [1, 2]],
+        ]),
+        set: new Set(['a', 'b']),
+        big: 12345678901234567890n,
+        bytes: Buffer.from([0, 1, 254, 255]),
+        nested: { n: null, u: undefined, f: -0.5, nan: Number.NaN, list: [true, false] },
+        proto: Object.assign(Object.create(null), { x: 1 }),
+      };
+      return json(res, 200, { id: s.id });
     }
     case '/max': {
       const s = r.session;

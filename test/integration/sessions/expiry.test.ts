@@ -95,29 +95,34 @@ describe('expiry (processExpiresFrequency 1 s)', () => {
     }
   });
 
-  test('a session in use (read-only) on B, its primary, stays alive on A', async () => {
-    // B serves the session every 250 ms without changing it; its interval is 1 s. A must not
-    // drop its copy (a failover to A would lose the user), nor expire it cluster-wide.
+  /** Reads the session on `port` every 250 ms (a user's pace, not a wait for a condition) for `ms`. */
+  async function keepReading(port: number, cookie: string, ms: number, what: string): Promise<void> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const r = await get(port, '/app/read', cookie);
+      assert.equal(countOf(r.body), 1, what);
+      await delay(250);
+    }
+  }
+
+  /** B serves the session read-only (interval 1 s): A must keep its copy, so failover keeps the user. */
+  async function readOnB(): Promise<void> {
     const jar = await sessionOnBoth();
     const id = jar.id;
     const ma = managerOf(cluster.node('a'), APP);
     await get(pb, '/app/expire-soon?seconds=1', jar.cookie);
     await waitFor(() => ma.sessions.get(id)?.maxInactiveInterval === 1, 'A to learn the new interval');
-    const until = Date.now() + 3500;
-    while (Date.now() < until) {
-      const r = await get(pb, '/app/read', jar.cookie);
-      assert.equal(countOf(r.body), 1, 'B serves the session');
-      await delay(250); // the pace of a user, not a wait for a condition
-    }
+    await keepReading(pb, jar.cookie!, 3500, 'B serves the session');
     assert.ok(ma.sessions.has(id), 'A still holds the session that B keeps serving');
     const failover = await get(pa, '/app/counter', jar.cookie);
     assert.equal(countOf(failover.body), 2, 'failover to A keeps the session');
-  });
+  }
 
-  test('a session B served once, then in use (read-only) on A again, is not expired by B', async () => {
-    // After one request on B, B considers itself the primary. A serves the session again
-    // (read-only, every 250 ms, interval 1 s): B must learn of it before it expires the
-    // session cluster-wide.
+  /**
+   * After one request on B, B considers itself the primary. A serves the session again
+   * (read-only, interval 1 s): B must learn of it before it would expire the session cluster-wide.
+   */
+  async function backOnA(): Promise<void> {
     const jar = await sessionOnBoth();
     const id = jar.id;
     const ma = managerOf(cluster.node('a'), APP);
@@ -130,13 +135,13 @@ describe('expiry (processExpiresFrequency 1 s)', () => {
       () => ((ma.stats().received as Record<string, number>).accessed ?? 0) > accessed,
       'A to hear that B served it',
     );
-    const until = Date.now() + 3500;
-    while (Date.now() < until) {
-      const r = await get(pa, '/app/read', jar.cookie);
-      assert.equal(countOf(r.body), 1, 'A keeps serving the session');
-      await delay(250); // the pace of a user, not a wait for a condition
-    }
+    await keepReading(pa, jar.cookie!, 3500, 'A keeps serving the session');
     assert.ok(mb.sessions.has(id), 'B did not expire the session A keeps serving');
+  }
+
+  test('a session in use (read-only, interval 1 s) on one node stays alive on the other', async () => {
+    // Two sessions at once: one read on B (its primary) only; one served once on B, then on A only.
+    await Promise.all([readOnB(), backOnA()]);
   });
 
   test('setMaxInactiveInterval(-1) (never expire) replicates', async () => {

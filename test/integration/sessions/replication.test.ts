@@ -105,6 +105,45 @@ describe('replication between two nodes', () => {
     assert.equal(routeOf(sessionCookie(res)!), 'b');
   });
 
+  test('rich values (Date, Map, Set, bigint, bytes, null-prototype objects) arrive intact on B', async () => {
+    const res = await get(pa, '/probe/rich');
+    const id = idOf(sessionCookie(res)!);
+    const ma = managerOf(cluster.node('a'), PROBE);
+    const mb = managerOf(cluster.node('b'), PROBE);
+    await waitFor(() => mb.sessions.get(id)?.hasAttribute('rich'), 'B to receive it');
+    const onB = mb.sessions.get(id)!.getAttribute('rich') as Record<string, unknown>;
+    const onA = ma.sessions.get(id)!.getAttribute('rich') as Record<string, unknown>;
+    const { proto: protoB, ...restB } = onB;
+    const { proto: protoA, ...restA } = onA;
+    assert.deepEqual(restB, restA);
+    // A null-prototype object arrives as a plain object with the same keys.
+    assert.deepEqual({ ...(protoB as object) }, { ...(protoA as object) });
+    assert.ok(onB.date instanceof Date);
+    assert.equal((onB.date as Date).getTime(), 1_700_000_000_000);
+    assert.deepEqual(
+      onB.map,
+      new Map<unknown, unknown>([
+        [1, 'one'],
+        ['k', [1, 2]],
+      ]),
+    );
+    assert.deepEqual(onB.set, new Set(['a', 'b']));
+    assert.equal(onB.big, 12345678901234567890n);
+    assert.deepEqual(Buffer.from(onB.bytes as Uint8Array), Buffer.from([0, 1, 254, 255]));
+    assert.ok(Number.isNaN((onB.nested as { nan: number }).nan));
+  });
+
+  test('isNew() is true only in the request that created the session, and false on the other node', async () => {
+    const jar = new CookieJar();
+    const first = JSON.parse((await jar.get(pa, '/probe/whoami')).body) as { isNew: boolean };
+    assert.equal(first.isNew, true);
+    const second = JSON.parse((await jar.get(pa, '/probe/whoami')).body) as { isNew: boolean };
+    assert.equal(second.isNew, false);
+    await waitFor(() => managerOf(cluster.node('b'), PROBE).sessions.has(jar.id), 'B to receive it');
+    const onB = JSON.parse((await get(pb, '/probe/whoami', jar.cookie)).body) as { isNew: boolean };
+    assert.equal(onB.isNew, false);
+  });
+
   test('in-place mutation of a nested object (no reassignment) replicates both ways', async () => {
     const jar = new CookieJar();
     const first = await jar.get(pa, '/probe/cart/add?n=10');
