@@ -15,6 +15,7 @@ import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { keep } from './arena.js';
 import { newSessionId } from './ids.js';
 import { MSG_NAMES, Msg, type SessionRecord } from './messages.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
@@ -70,6 +71,7 @@ const COUNTERS = [
   'repairs',
   'ownershipMoves',
   'ownershipTimeouts',
+  'ownershipForced',
 ] as const;
 type Counter = (typeof COUNTERS)[number];
 
@@ -98,7 +100,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Take-overs in progress, by session id (concurrent requests here share one). */
   readonly #acquiring = new Map<string, Promise<void>>();
   /** Answers awaited for ACQUIRE, by request id. */
-  readonly #grants = new Map<string, (ownerId: string) => void>();
+  readonly #grants = new Map<string, { session: Session; ownerId: string; done: (ownerId: string) => void }>();
   /** Sessions asked for in full (SESSION_REQUEST) and not yet received. */
   readonly #repairing = new Set<string>();
   readonly #localId: string;
@@ -269,23 +271,31 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   async #acquireFrom(s: Session, ownerId: string, hops: number): Promise<void> {
     const me = this.localId;
     const owner = this.#members().find((m) => m.id === ownerId);
-    if (owner === undefined || hops > 4) {
+    if (owner === undefined || hops > 16) {
+      this.#counters.ownershipForced++;
       this.#take(s);
       return;
     }
     const requestId = `${me.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
     const answer = await new Promise<string>((resolve) => {
       const timer = setTimeout(() => resolve(''), this.hub.channel.config.sender.timeoutMs);
-      this.#grants.set(requestId, (o) => {
-        clearTimeout(timer);
-        resolve(o);
+      this.#grants.set(requestId, {
+        session: s,
+        ownerId,
+        done: (o) => {
+          clearTimeout(timer);
+          resolve(o);
+        },
       });
       this.hub.channel.post(owner, [Msg.ACQUIRE, this.contextName, s.id, requestId], ASYNC, () => resolve(''));
     });
     this.#grants.delete(requestId);
     this.#counters.ownershipMoves++;
-    if (answer === me || answer === '' || answer === ownerId || !s.valid) {
+    if (s.ownerId === me || !s.valid) return; // granted (taken when the grant arrived)
+    if (answer === '' || answer === me || answer === ownerId) {
+      // No answer in time, or nobody knows better: serve it here (availability first), counted.
       if (answer === '') this.#counters.ownershipTimeouts++;
+      else this.#counters.ownershipForced++;
       this.#take(s);
       return;
     }
@@ -305,11 +315,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     const s = this.sessions.get(id);
     const me = this.localId;
     if (s === undefined || !s.valid || s.ownerId === '' || s.ownerId === from.id) {
-      this.#answerAcquire(from, id, requestId, from.id);
+      this.#answerAcquire(from, id, requestId, from.id, true);
       return;
     }
     if (s.ownerId !== me) {
-      this.#answerAcquire(from, id, requestId, s.ownerId);
+      // About to own it ourselves: answer once we do (a redirect now could chase a stale guess).
+      const pending = this.#acquiring.get(id);
+      if (pending !== undefined) pending.then(() => this.#onAcquire(m, from));
+      else this.#answerAcquire(from, id, requestId, s.ownerId, false);
       return;
     }
     (s.waiters ??= []).push(() => {
@@ -319,8 +332,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
         s.ownerId = from.id;
         s.primary = false;
-        this.#answerAcquire(from, id, requestId, from.id);
-      } else this.#answerAcquire(from, id, requestId, s.valid ? s.ownerId : from.id);
+        this.#answerAcquire(from, id, requestId, from.id, true);
+      } else if (s.valid) this.#answerAcquire(from, id, requestId, s.ownerId, false);
+      else this.#answerAcquire(from, id, requestId, from.id, true);
     });
     if (s.active <= 0) this.#handOver(s);
   }
@@ -331,13 +345,19 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     for (const w of waiters) w();
   }
 
-  #answerAcquire(to: Member, id: string, requestId: string, ownerId: string): void {
-    this.hub.channel.post(to, [Msg.GRANT, this.contextName, id, requestId, ownerId], ASYNC, this.#onSendError);
+  /** `granted`: the asker owns it now; otherwise `ownerId` is where to ask next. */
+  #answerAcquire(to: Member, id: string, requestId: string, ownerId: string, granted: boolean): void {
+    this.hub.channel.post(to, [Msg.GRANT, this.contextName, id, requestId, ownerId, granted], ASYNC, this.#onSendError);
   }
 
   #onGrant(m: unknown[]): void {
-    const done = typeof m[3] === 'string' ? this.#grants.get(m[3]) : undefined;
-    if (done !== undefined) done(typeof m[4] === 'string' ? m[4] : '');
+    const g = typeof m[3] === 'string' ? this.#grants.get(m[3]) : undefined;
+    if (g === undefined) return;
+    const ownerId = typeof m[4] === 'string' ? m[4] : '';
+    // Take it now, not when the waiting request resumes: an ACQUIRE that follows this grant on the
+    // same connection must already find this node the owner (or two nodes would own it).
+    if (m[5] === true) this.#take(g.session);
+    g.done(m[5] === true ? this.localId : ownerId);
   }
 
   /**
@@ -603,13 +623,16 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       }
       if (a !== undefined) {
         if (!newer(version, writer, a.v, a.w)) {
-          this.#conflictCheck(s, name, a, base, writer, false);
+          // Older than ours: a conflict only if our write had not seen it (else it was merely reordered).
+          if (a.w !== writer && a.w !== '' && a.b < version && base >= 0) this.#conflict(s, name, a.w, writer, false);
           continue;
         }
-        this.#conflictCheck(s, name, a, base, writer, true);
+        // Newer: a conflict only if it had not seen our write.
+        if (a.w !== writer && a.w !== '' && base >= 0 && base < a.v) this.#conflict(s, name, a.w, writer, true);
         const existed = !a.removed;
         a.v = version;
         a.w = writer;
+        a.b = base < 0 ? version : base;
         a.decoded = false;
         a.value = undefined;
         if (isRemove) {
@@ -624,6 +647,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         s.handedOut?.delete(name);
       } else {
         const attr = new Attribute(isRemove ? undefined : toBuffer(values[i]!), version, writer, isRemove);
+        attr.b = base < 0 ? version : base;
         s.attributes.set(name, attr);
         if (notify && !isRemove) this.#notifyAttribute(s, name, 'added', attr, true);
       }
@@ -646,23 +670,16 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * stamp, and the stamp is another writer's) is a conflict: counted and reported; the newer stamp
    * wins on every node, so all converge.
    */
-  #conflictCheck(
-    s: Session,
-    name: string,
-    local: Attribute,
-    base: number,
-    writer: string,
-    incomingWins: boolean,
-  ): void {
-    if (base < 0 || local.w === writer || local.w === '' || local.v <= base) return;
+  /** Two writes to the same attribute on two nodes, neither having seen the other: counted and reported. */
+  #conflict(s: Session, name: string, localWriter: string, remoteWriter: string, incomingWins: boolean): void {
     this.#counters.conflicts++;
     if (this.listenerCount('conflict') > 0) {
       this.emit('conflict', {
         sessionId: s.id,
         attribute: name,
-        local: local.w,
-        remote: writer,
-        winner: incomingWins ? writer : local.w,
+        local: localWriter,
+        remote: remoteWriter,
+        winner: incomingWins ? remoteWriter : localWriter,
       });
     } else if (this.#counters.conflicts % 100 === 1) {
       this.logger.warn(
@@ -764,6 +781,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     for (const [name, a] of s.attributes) {
       a.v = v;
       a.w = me;
+      a.b = v - 1;
       if (a.removed) continue;
       names.push(name);
       values.push(a.bytes!);
@@ -786,6 +804,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         if (a === undefined) continue;
         a.v = v;
         a.w = me;
+        a.b = base;
         if (a.removed) removed.push(name);
         else {
           names.push(name);
@@ -958,11 +977,15 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       // null = removed, with the stamp of the removal (so an older write cannot bring it back)
       const bytes = values[i] === null ? undefined : toBuffer(values[i]!);
       if (initial && bytes !== undefined) this.#transfer.bytes += bytes.length;
-      if (a === undefined) s.attributes.set(name, new Attribute(bytes, v, w, bytes === undefined));
-      else if (newer(v, w, a.v, a.w) && !s.dirty?.has(name)) {
+      if (a === undefined) {
+        const attr = new Attribute(bytes, v, w, bytes === undefined);
+        attr.b = v; // its base is unknown: count it as having seen everything before it
+        s.attributes.set(name, attr);
+      } else if (newer(v, w, a.v, a.w) && !s.dirty?.has(name)) {
         a.bytes = bytes;
         a.v = v;
         a.w = w;
+        a.b = v;
         a.removed = bytes === undefined;
         a.decoded = false;
         a.value = undefined;
@@ -1090,9 +1113,10 @@ function toRecord(s: Session): SessionRecord {
   ];
 }
 
+/** Received attribute bytes, moved out of the shared Buffer pool into memory for long-lived values. */
 function toBuffer(b: Uint8Array): Buffer {
   if (!(b instanceof Uint8Array)) throw new Error('attribute value is not bytes');
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return keep(Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 function num(v: unknown): number {

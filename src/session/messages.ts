@@ -30,7 +30,7 @@ export const Msg = {
   SESSION_DATA: 11,
   /** [t, ctx, id, requestId] — a node is about to serve a request for the session: may it own it? */
   ACQUIRE: 12,
-  /** [t, ctx, id, requestId, ownerId] — ownerId = the asker: granted (after every change was sent); another id: ask that node */
+  /** [t, ctx, id, requestId, ownerId, granted] — granted: the asker owns it now (every change was sent before); else ask ownerId */
   GRANT: 13,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];

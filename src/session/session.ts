@@ -15,6 +15,8 @@ const RELEASE_BYTES = 256;
 export class Attribute {
   value: unknown = undefined;
   decoded = false;
+  /** Session version the write that set it had seen (its base): tells reordering from conflict. */
+  b = 0;
   constructor(
     public bytes: Buffer | undefined,
     /** Session version of the write that set or removed it. */

@@ -1,7 +1,8 @@
 /**
- * Batched, optionally sealed, writes for one socket. Frames pushed during one tick leave in one
- * write (one syscall, Nagle off), or sooner once FLUSH_BYTES are queued so a sender that never
- * yields cannot pile up an unbounded batch. With a cluster key the byte stream is cut into SEALED
+ * Batched, optionally sealed, writes for one socket. Frames pushed during one turn of the event
+ * loop leave in one write (one syscall, Nagle off): many HTTP requests served in one turn share
+ * one write per peer instead of one each. A batch leaves sooner once FLUSH_BYTES are queued, so a
+ * sender that never yields cannot pile up an unbounded batch. With a cluster key the byte stream is cut into SEALED
  * records of at most RECORD_BYTES (a frame may span records: the receiver reads the unsealed
  * bytes as a stream), so sealing costs one cipher per record, not per message.
  */
@@ -52,7 +53,7 @@ export class FrameWriter {
     if (this.#queued >= FLUSH_BYTES) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
-      process.nextTick(flushTick, this);
+      setImmediate(flushTick, this);
     }
   }
 
@@ -62,7 +63,7 @@ export class FrameWriter {
       this.#waiters.push({ resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
-        process.nextTick(flushTick, this);
+        setImmediate(flushTick, this);
       }
     });
   }

@@ -22,7 +22,7 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe } from './apps.js';
+import { probe, rendezvous } from './apps.js';
 
 const APP = 0;
 const PROBE = 1;
@@ -44,18 +44,20 @@ function delta(
   return [Msg.DELTA, ctx, id, base, version, names, names.map((n) => encode(set[n])), removed, -1];
 }
 
-describe('message ordering', () => {
+describe('message ordering (ownership none)', () => {
   let cluster: TestCluster;
   let pa: number;
   let pb: number;
   /** A as B sees it. */
   let memberA: Member;
   before(async () => {
+    // ownership "none": Tomcat's behaviour, two nodes may serve one session at the same time.
     cluster = await startNodes(2, {
       apps: [
         { path: '/app', module: COUNTER_APP },
         { path: '/probe', app: probe },
       ],
+      sessions: { ownership: 'none' },
     });
     pa = portOf(cluster.node('a'));
     pb = portOf(cluster.node('b'));
@@ -229,5 +231,80 @@ describe('message ordering', () => {
     await get(pa, '/probe/set?name=w&value=3', jar.cookie);
     await waitFor(() => mb.sessions.get(jar.id)?.getAttribute('w') === '3', 'B to see w=3');
     assert.equal(stat(ma, 'conflicts') + stat(mb, 'conflicts'), before);
+  });
+});
+
+describe('ownership migrate (the default): one node serves a session at a time', () => {
+  let cluster: TestCluster;
+  let pa: number;
+  let pb: number;
+  before(async () => {
+    cluster = await startNodes(2, {
+      apps: [
+        { path: '/app', module: COUNTER_APP },
+        { path: '/probe', app: probe },
+      ],
+    });
+    pa = portOf(cluster.node('a'));
+    pb = portOf(cluster.node('b'));
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('20 increments on A and 20 on B at the same time: none is lost (count 41 on both)', async () => {
+    const jar = new CookieJar();
+    await jar.get(pa, '/app/counter');
+    const id = jar.id;
+    const ma = managerOf(cluster.node('a'), APP);
+    const mb = managerOf(cluster.node('b'), APP);
+    await waitFor(() => mb.sessions.has(id), 'B to receive the session');
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => get(i % 2 === 0 ? pa : pb, '/app/counter', jar.cookie)),
+    );
+    for (const r of results) assert.equal(r.status, 200);
+    const counts = results.map((r) => countOf(r.body)).sort((x, y) => x - y);
+    assert.deepEqual(
+      counts,
+      Array.from({ length: 40 }, (_, i) => i + 2),
+      'every request saw the previous one',
+    );
+    await waitFor(
+      () => ma.sessions.get(id)?.getAttribute('count') === 41 && mb.sessions.get(id)?.getAttribute('count') === 41,
+      'count 41 on both nodes',
+    );
+    assert.equal(stat(ma, 'conflicts') + stat(mb, 'conflicts'), 0);
+    assert.equal(stat(ma, 'ownershipTimeouts') + stat(mb, 'ownershipTimeouts'), 0);
+  });
+
+  test('a request on B waits until the request in flight on A ended, then sees its write', async () => {
+    const jar = new CookieJar();
+    await jar.get(pa, '/probe/set?name=x&value=0');
+    const id = jar.id;
+    const ma = managerOf(cluster.node('a'), PROBE);
+    const mb = managerOf(cluster.node('b'), PROBE);
+    await waitFor(() => mb.sessions.has(id), 'B to receive the session');
+    // A's request writes x, then waits for the test at gate "m".
+    const onA = get(pa, '/probe/set-wait?name=x&value=fromA&gate=m&parties=2', jar.cookie);
+    await waitFor(() => ma.sessions.get(id)?.active === 1, "A's request to be in flight");
+    const acquires = (ma.stats().received as Record<string, number>).acquire ?? 0;
+    let answered = false;
+    const onB = get(pb, '/probe/attrs', jar.cookie).then((r) => {
+      answered = true;
+      return r;
+    });
+    try {
+      await waitFor(
+        () => ((ma.stats().received as Record<string, number>).acquire ?? 0) > acquires,
+        'B to ask A for the session',
+      );
+      assert.equal((await get(pa, '/app/health')).status, 200);
+      assert.equal(answered, false, 'B does not serve the session while A is using it');
+    } finally {
+      await rendezvous('m', 2);
+    }
+    assert.equal((await onA).status, 200);
+    const res = await onB;
+    assert.deepEqual(JSON.parse(res.body).attrs, { x: 'fromA' }, 'no stale read');
   });
 });
