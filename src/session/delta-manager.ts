@@ -10,6 +10,7 @@
  * An invalidated session leaves a tombstone, so a late delta cannot revive it.
  */
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Member } from '../channel/types.js';
 import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
@@ -72,6 +73,7 @@ const COUNTERS = [
   'ownershipMoves',
   'ownershipTimeouts',
   'ownershipForced',
+  'valueBytesSent',
 ] as const;
 type Counter = (typeof COUNTERS)[number];
 
@@ -96,6 +98,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #merges = 0;
   #stopped = false;
   #requestSeq = 0;
+  /** Milliseconds spent finding and sending changes at the end of requests. */
+  #replicationTime = 0;
   readonly #migrate: boolean;
   /** Take-overs in progress, by session id (concurrent requests here share one). */
   readonly #acquiring = new Map<string, Promise<void>>();
@@ -103,7 +107,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly #grants = new Map<string, { session: Session; ownerId: string; done: (ownerId: string) => void }>();
   /** Sessions asked for in full (SESSION_REQUEST) and not yet received. */
   readonly #repairing = new Set<string>();
-  readonly #localId: string;
   readonly #sync: boolean;
   readonly #syncOptions: { options: number };
 
@@ -119,7 +122,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   ) {
     super();
     this.contextName = config.name;
-    this.#localId = '';
     this.#sync = (config.sendOptions & SendFlag.SYNC_ACK) !== 0;
     this.#syncOptions = { options: config.sendOptions };
     this.#migrate = config.ownership === 'migrate';
@@ -367,6 +369,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    */
   replicate(s: Session, now = Date.now()): Promise<void> | undefined {
     if (!s.valid) return undefined;
+    const t0 = performance.now();
+    const sent = this.#replicate(s, now);
+    this.#replicationTime += performance.now() - t0;
+    return sent;
+  }
+
+  #replicate(s: Session, now: number): Promise<void> | undefined {
     const errors = s.detectInPlaceChanges();
     if (errors) {
       for (const [name, err] of errors) {
@@ -394,6 +403,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.accessReplicatedAt = now;
     if (members.length === 0) return undefined;
     this.#counters.replications++;
+    let bytes = 0;
+    for (const v of message[message[0] === Msg.CREATED ? 7 : 6] as Buffer[]) bytes += v.length;
+    this.#counters.valueBytesSent += bytes * members.length;
     return this.#send(members, message, this.#sync);
   }
 
@@ -1080,6 +1092,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       ready: this.#ready,
       stateTransfer: { ...this.#transfer },
       lateMemberMerges: this.#merges,
+      replicationTimeMs: Math.round(this.#replicationTime * 1000) / 1000,
       ...this.#counters,
       sent: { ...this.#counters.sent },
       received: { ...this.#counters.received },
