@@ -54,14 +54,7 @@ export function sessionMiddleware(
     const rs = new RequestSession(manager, config, req, res, pathOf(req.url));
     (req as AnyRequest)[kSession] = rs;
     decorate(req, rs);
-    const end = res.end;
-    res.end = function patchedEnd(this: ServerResponse, ...args: unknown[]) {
-      res.end = end;
-      const p = rs.finish();
-      if (p === undefined) return end.apply(this, args as Parameters<typeof end>);
-      p.then(() => end.apply(this, args as Parameters<typeof end>));
-      return this;
-    } as typeof res.end;
+    replicateBeforeEnd(res, rs);
     res.on('close', onClose);
     if (rs.ready === undefined) next();
     else rs.ready.then(() => next(), next);
@@ -161,16 +154,7 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
     const rs = new RequestSession(mount.manager, mount.manager.config, req, res, path);
     r[kSession] = rs;
     if (!(req instanceof ClusterRequest)) decorate(req, rs);
-    if (!(res instanceof ClusterResponse)) {
-      const end = res.end;
-      res.end = function patchedEnd(this: ServerResponse, ...args: unknown[]) {
-        res.end = end;
-        const p = rs.finish();
-        if (p === undefined) return end.apply(this, args as Parameters<typeof end>);
-        p.then(() => end.apply(this, args as Parameters<typeof end>));
-        return this;
-      } as typeof res.end;
-    }
+    if (!(res instanceof ClusterResponse)) replicateBeforeEnd(res, rs);
     res.on('close', onClose);
     if (rs.ready === undefined) run(mount.app, req, res);
     else rs.ready.then(() => run(mount.app, req, res));
@@ -186,6 +170,21 @@ function run(app: RequestListener, req: IncomingMessage, res: ServerResponse): v
     return;
   }
   if (result instanceof Promise) result.catch((err: unknown) => fail(res, err));
+}
+
+/**
+ * Wraps this response's end() so that the request's session changes are replicated first (and,
+ * in synchronous mode, acknowledged by the others) — for responses that are not ClusterResponse.
+ */
+function replicateBeforeEnd(res: ServerResponse, rs: RequestSession): void {
+  const end = res.end;
+  res.end = function patchedEnd(this: ServerResponse, ...args: unknown[]) {
+    res.end = end;
+    const p = rs.finish();
+    if (p === undefined) return end.apply(this, args as Parameters<typeof end>);
+    p.then(() => end.apply(this, args as Parameters<typeof end>));
+    return this;
+  } as typeof res.end;
 }
 
 function getSession(rs: RequestSession | undefined, create: boolean): SessionHandle | undefined {

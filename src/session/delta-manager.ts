@@ -543,20 +543,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       string[],
       Uint8Array[],
     ];
-    checkId(id);
-    if (this.#tombstones.has(id)) {
-      this.#counters.staleDeltas++;
-      return;
-    }
-    let s = this.sessions.get(id);
     const now = Date.now();
+    let s = this.#replicaOf(id);
+    if (s === null) return;
     if (s === undefined) {
-      s = new Session(id, num(creationTime), now, num(maxInactive), this);
-      s.announced = true;
-      s.isNew = false;
-      this.sessions.set(id, s);
-      if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0)
+      s = this.#newReplica(id, num(creationTime), now, num(maxInactive));
+      if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
         this.emit('sessionCreated', s, true);
+      }
     }
     this.#applyAttributes(s, num(version), -1, from.id, names, values, [], now);
   }
@@ -573,20 +567,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       string[],
       number,
     ];
-    checkId(id);
-    if (this.#tombstones.has(id)) {
-      this.#counters.staleDeltas++;
-      return;
-    }
-    let s = this.sessions.get(id);
     const now = Date.now();
+    let s = this.#replicaOf(id);
+    if (s === null) return;
     if (s === undefined) {
       // A delta for a session we never saw whole (we missed its creation, e.g. while membership
       // was forming): keep what it carries and ask the sender for the rest.
-      s = new Session(id, now, now, this.config.maxInactiveInterval, this);
-      s.announced = true;
-      s.isNew = false;
-      this.sessions.set(id, s);
+      s = this.#newReplica(id, now, now, this.config.maxInactiveInterval);
       if (!this.#repairing.has(id)) {
         this.#repairing.add(id);
         this.#counters.repairs++;
@@ -596,6 +583,25 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (maxInactive !== null && num(maxInactive) !== undefined && version > s.version)
       s.maxInactiveInterval = maxInactive;
     this.#applyAttributes(s, num(version), num(base), from.id, names, values, removed, now);
+  }
+
+  /** The session a replication message is about: undefined if unknown here, null if it was invalidated (counted). */
+  #replicaOf(id: unknown): Session | undefined | null {
+    checkId(id);
+    if (this.#tombstones.has(id)) {
+      this.#counters.staleDeltas++;
+      return null;
+    }
+    return this.sessions.get(id);
+  }
+
+  /** A copy of a session made on another node. */
+  #newReplica(id: string, creationTime: number, lastAccessed: number, maxInactive: number): Session {
+    const s = new Session(id, creationTime, lastAccessed, maxInactive, this);
+    s.announced = true;
+    s.isNew = false;
+    this.sessions.set(id, s);
+    return s;
   }
 
   /** Applies attribute writes stamped (version, writer); counts stale ones and same-attribute conflicts. */
@@ -975,10 +981,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     let s = this.sessions.get(id);
     const fresh = s === undefined;
     if (s === undefined) {
-      s = new Session(id, num(creationTime), Math.min(now, num(lastAccessed)), num(maxInactive), this);
-      s.announced = true;
-      s.isNew = false;
-      this.sessions.set(id, s);
+      s = this.#newReplica(id, num(creationTime), Math.min(now, num(lastAccessed)), num(maxInactive));
     }
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
