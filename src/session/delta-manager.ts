@@ -21,6 +21,7 @@ import { newSessionId } from './ids.js';
 import { MSG_NAMES, Msg, type SessionRecord } from './messages.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
 import { Attribute, newer, Session, type SessionOwner } from './session.js';
+import { streamSessions, toRecord } from './state-donor.js';
 
 /** Why a session ended. */
 export type DestroyReason = 'invalidated' | 'expired' | 'replaced';
@@ -76,9 +77,6 @@ const COUNTERS = [
   'valueBytesSent',
 ] as const;
 type Counter = (typeof COUNTERS)[number];
-
-/** Values per state-transfer chunk, at most (one chunk is one acknowledged message; also ≤ maxMessageBytes / 2). */
-const CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** Asynchronous replication: queued, failures counted (Tomcat's channelSendOptions 8). */
 const ASYNC = { options: SendFlag.ASYNCHRONOUS };
@@ -1016,53 +1014,20 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
   }
 
-  /** Donor side: streams every session in acknowledged chunks, yielding between chunks. */
-  async #answerStateRequest(m: unknown[], from: Member): Promise<void> {
-    const requestId = m[2];
-    const ids = Array.from(this.sessions.keys());
-    const size = this.config.stateTransferChunkSize;
-    const started = Date.now();
-    let seq = 0;
-    let sent = 0;
-    // Not awaited by the caller: the request's acknowledgement goes back at once.
-    void (async () => {
-      try {
-        // A chunk ends at stateTransferChunkSize sessions or CHUNK_BYTES of values, whichever
-        // comes first, so neither side holds much more than a chunk, however large sessions are.
-        const chunkBytes = Math.min(CHUNK_BYTES, Math.floor(this.hub.channel.config.maxMessageBytes / 2));
-        let j = 0;
-        while (j < ids.length) {
-          const records: SessionRecord[] = [];
-          let bytes = 0;
-          for (; j < ids.length && records.length < size && bytes < chunkBytes; j++) {
-            const s = this.sessions.get(ids[j]!);
-            if (!(s?.valid && s.announced)) continue;
-            const r = toRecord(s);
-            for (const v of r[6]) bytes += v?.length ?? 0;
-            records.push(r);
-          }
-          if (records.length === 0) continue;
-          await this.hub.channel.send(from, [Msg.STATE_CHUNK, this.contextName, requestId, seq++, records], {
-            options: 'use_ack,sync',
-          });
-          sent += records.length;
-          await new Promise((r) => setImmediate(r));
-        }
-        const tombstones = Array.from(this.#tombstones.keys());
-        await this.hub.channel.send(from, [Msg.STATE_COMPLETE, this.contextName, requestId, sent, tombstones], {
-          options: 'use_ack',
-        });
-        this.logger.info(
-          { context: this.contextName, to: from.name, sessions: sent, ms: Date.now() - started },
-          'sent every session to a starting member',
-        );
-      } catch (err) {
-        this.logger.warn(
-          { context: this.contextName, to: from.name, err: (err as Error).message },
-          'state transfer to a starting member failed',
-        );
-      }
-    })();
+  /** Donor side: streams every session (not awaited: the request's acknowledgement goes back at once). */
+  #answerStateRequest(m: unknown[], from: Member): void {
+    void streamSessions(
+      {
+        channel: this.hub.channel,
+        context: this.contextName,
+        sessions: this.sessions,
+        tombstones: this.#tombstones,
+        chunkSize: this.config.stateTransferChunkSize,
+        logger: this.logger,
+      },
+      from,
+      m[2],
+    );
   }
 
   #malformed(from: Member, why: string): void {
@@ -1101,32 +1066,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       received: { ...this.#counters.received },
     };
   }
-}
-
-function toRecord(s: Session): SessionRecord {
-  const names: string[] = [];
-  const values: (Uint8Array | null)[] = [];
-  const stampV: number[] = [];
-  const stampW: string[] = [];
-  for (const [name, a] of s.attributes) {
-    if (a.w === '') continue; // written here and not replicated yet: it travels as a delta
-    names.push(name);
-    values.push(a.removed || a.bytes === undefined ? null : a.bytes);
-    stampV.push(a.v);
-    stampW.push(a.w);
-  }
-  return [
-    s.id,
-    s.creationTime,
-    s.lastAccessedTime,
-    s.maxInactiveInterval,
-    s.version,
-    names,
-    values,
-    stampV,
-    stampW,
-    s.ownerId,
-  ];
 }
 
 /** Received attribute bytes, moved out of the shared Buffer pool into memory for long-lived values. */

@@ -1,0 +1,89 @@
+/**
+ * The donor side of a state transfer: every session of a context, streamed to a starting member
+ * in acknowledged chunks (the next chunk is built only once the last one was applied), yielding
+ * to the event loop between chunks, then the donor's tombstones.
+ */
+import type { Channel } from '../channel/channel.js';
+import type { Member } from '../channel/types.js';
+import type { Logger } from '../core/logger.js';
+import { Msg, type SessionRecord } from './messages.js';
+import type { Session } from './session.js';
+
+/** Values per state-transfer chunk, at most (one chunk is one acknowledged message; also ≤ maxMessageBytes / 2). */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
+export interface DonorContext {
+  readonly channel: Channel;
+  readonly context: string;
+  readonly sessions: ReadonlyMap<string, Session>;
+  readonly tombstones: ReadonlyMap<string, number>;
+  readonly chunkSize: number;
+  readonly logger: Logger;
+}
+
+/** A whole session as it travels in a state transfer or a repair. */
+export function toRecord(s: Session): SessionRecord {
+  const names: string[] = [];
+  const values: (Uint8Array | null)[] = [];
+  const stampV: number[] = [];
+  const stampW: string[] = [];
+  for (const [name, a] of s.attributes) {
+    if (a.w === '') continue; // written here and not replicated yet: it travels as a delta
+    names.push(name);
+    values.push(a.removed || a.bytes === undefined ? null : a.bytes);
+    stampV.push(a.v);
+    stampW.push(a.w);
+  }
+  return [
+    s.id,
+    s.creationTime,
+    s.lastAccessedTime,
+    s.maxInactiveInterval,
+    s.version,
+    names,
+    values,
+    stampV,
+    stampW,
+    s.ownerId,
+  ];
+}
+
+/**
+ * Streams the sessions that exist now to `to`. A chunk ends at `chunkSize` sessions or
+ * CHUNK_BYTES of values, whichever comes first, so neither side holds much more than a chunk,
+ * however large sessions are. Failures are logged (the starting member asks another one).
+ */
+export async function streamSessions(ctx: DonorContext, to: Member, requestId: unknown): Promise<void> {
+  const { channel, context, sessions, logger } = ctx;
+  const ids = Array.from(sessions.keys());
+  const chunkBytes = Math.min(CHUNK_BYTES, Math.floor(channel.config.maxMessageBytes / 2));
+  const started = Date.now();
+  let seq = 0;
+  let sent = 0;
+  try {
+    let j = 0;
+    while (j < ids.length) {
+      const records: SessionRecord[] = [];
+      let bytes = 0;
+      for (; j < ids.length && records.length < ctx.chunkSize && bytes < chunkBytes; j++) {
+        const s = sessions.get(ids[j]!);
+        if (!(s?.valid && s.announced)) continue;
+        const r = toRecord(s);
+        for (const v of r[6]) bytes += v?.length ?? 0;
+        records.push(r);
+      }
+      if (records.length === 0) continue;
+      await channel.send(to, [Msg.STATE_CHUNK, context, requestId, seq++, records], { options: 'use_ack,sync' });
+      sent += records.length;
+      await new Promise((r) => setImmediate(r));
+    }
+    const tombstones = Array.from(ctx.tombstones.keys());
+    await channel.send(to, [Msg.STATE_COMPLETE, context, requestId, sent, tombstones], { options: 'use_ack' });
+    logger.info(
+      { context, to: to.name, sessions: sent, ms: Date.now() - started },
+      'sent every session to a starting member',
+    );
+  } catch (err) {
+    logger.warn({ context, to: to.name, err: (err as Error).message }, 'state transfer to a starting member failed');
+  }
+}
