@@ -19,6 +19,7 @@ import type { Logger } from '../core/logger.js';
 import { keep } from './arena.js';
 import { newSessionId } from './ids.js';
 import { MSG_NAMES, Msg, type SessionRecord } from './messages.js';
+import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
 import { Attribute, newer, Session, type SessionOwner } from './session.js';
 import { streamSessions, toRecord } from './state-donor.js';
@@ -98,11 +99,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #requestSeq = 0;
   /** Milliseconds spent finding and sending changes at the end of requests. */
   #replicationTime = 0;
-  readonly #migrate: boolean;
-  /** Take-overs in progress, by session id (concurrent requests here share one). */
-  readonly #acquiring = new Map<string, Promise<void>>();
-  /** Answers awaited for ACQUIRE, by request id. */
-  readonly #grants = new Map<string, { session: Session; ownerId: string; done: (ownerId: string) => void }>();
+  readonly #ownership: Ownership | undefined;
   /** Sessions asked for in full (SESSION_REQUEST) and not yet received. */
   readonly #repairing = new Set<string>();
   readonly #sync: boolean;
@@ -122,7 +119,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.contextName = config.name;
     this.#sync = (config.sendOptions & SendFlag.SYNC_ACK) !== 0;
     this.#syncOptions = { options: config.sendOptions };
-    this.#migrate = config.ownership === 'migrate';
+    this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
     const c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
     this.#counters = { ...c, sent: {}, received: {} };
     if (distributable) hub.register(this);
@@ -169,6 +166,29 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       for (const s of [...this.sessions.values()]) if (s.primary) this.#expire(s, 'expired', true, false);
     }
     if (this.distributable) this.hub.unregister(this);
+  }
+
+  #ownershipHost(): OwnershipHost {
+    // Getters: the channel's local member exists only once it started.
+    const manager = this;
+    return {
+      get localId() {
+        return manager.localId;
+      },
+      contextName: this.contextName,
+      get timeoutMs() {
+        return manager.hub.channel.config.sender.timeoutMs;
+      },
+      members: () => this.#members(),
+      session: (id) => this.sessions.get(id),
+      flush: (s) => {
+        if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
+      },
+      post: (to, message, options) => this.hub.channel.post(to, message, options, this.#onSendError),
+      count: (counter) => {
+        this.#counters[counter]++;
+      },
+    };
   }
 
   /** Members that serve this context (none for a non-distributable application). */
@@ -241,7 +261,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
     const sent = this.replicate(s, now);
     s.releaseDecoded();
-    if (s.active <= 0 && s.waiters !== undefined) this.#handOver(s);
+    if (s.active <= 0 && s.waiters !== undefined) this.#ownership?.handOver(s);
     return sent;
   }
 
@@ -249,115 +269,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /**
    * Before a request on this node uses `s`: if another node owns it (ownership "migrate"), take
-   * it over first. Resolves at once (undefined) when this node owns it; otherwise after the owner
-   * sent every change and handed over, after the owner is found gone, or after sender.timeoutMs
-   * (then this node takes it: availability before strictness).
+   * it over first (see ownership.ts). Undefined when this node may serve it at once.
    */
   acquire(s: Session): Promise<void> | undefined {
-    const me = this.localId;
-    if (!this.#migrate || s.ownerId === me || s.ownerId === '') {
-      if (s.ownerId === '') s.ownerId = me;
-      return undefined;
-    }
-    let pending = this.#acquiring.get(s.id);
-    if (pending === undefined) {
-      const id = s.id;
-      pending = this.#acquireFrom(s, s.ownerId, 0).finally(() => this.#acquiring.delete(id));
-      this.#acquiring.set(id, pending);
-    }
-    return pending;
-  }
-
-  async #acquireFrom(s: Session, ownerId: string, hops: number): Promise<void> {
-    const me = this.localId;
-    const owner = this.#members().find((m) => m.id === ownerId);
-    if (owner === undefined || hops > 16) {
-      this.#counters.ownershipForced++;
-      this.#take(s);
-      return;
-    }
-    const requestId = `${me.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
-    const answer = await new Promise<string>((resolve) => {
-      const timer = setTimeout(() => resolve(''), this.hub.channel.config.sender.timeoutMs);
-      this.#grants.set(requestId, {
-        session: s,
-        ownerId,
-        done: (o) => {
-          clearTimeout(timer);
-          resolve(o);
-        },
-      });
-      this.hub.channel.post(owner, [Msg.ACQUIRE, this.contextName, s.id, requestId], ASYNC, () => resolve(''));
-    });
-    this.#grants.delete(requestId);
-    this.#counters.ownershipMoves++;
-    if (s.ownerId === me || !s.valid) return; // granted (taken when the grant arrived)
-    if (answer === '' || answer === me || answer === ownerId) {
-      // No answer in time, or nobody knows better: serve it here (availability first), counted.
-      if (answer === '') this.#counters.ownershipTimeouts++;
-      else this.#counters.ownershipForced++;
-      this.#take(s);
-      return;
-    }
-    return this.#acquireFrom(s, answer, hops + 1); // it moved on: ask the new owner
-  }
-
-  #take(s: Session): void {
-    s.ownerId = this.localId;
-    s.primary = true;
-  }
-
-  /** Owner side of ACQUIRE: hand over now, after the requests here on it ended, or redirect. */
-  #onAcquire(m: unknown[], from: Member): void {
-    const id = m[2];
-    const requestId = m[3];
-    if (typeof id !== 'string' || typeof requestId !== 'string') throw new Error('malformed acquire');
-    const s = this.sessions.get(id);
-    const me = this.localId;
-    if (s === undefined || !s.valid || s.ownerId === '' || s.ownerId === from.id) {
-      this.#answerAcquire(from, id, requestId, from.id, true);
-      return;
-    }
-    if (s.ownerId !== me) {
-      // About to own it ourselves: answer once we do (a redirect now could chase a stale guess).
-      const pending = this.#acquiring.get(id);
-      if (pending !== undefined) pending.then(() => this.#onAcquire(m, from));
-      else this.#answerAcquire(from, id, requestId, s.ownerId, false);
-      return;
-    }
-    (s.waiters ??= []).push(() => {
-      if (s.valid && s.ownerId === me) {
-        // Every change made here has been sent (requestCompleted replicated it) on the same
-        // ordered connection as the grant: the new owner applies them before it serves.
-        if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
-        s.ownerId = from.id;
-        s.primary = false;
-        this.#answerAcquire(from, id, requestId, from.id, true);
-      } else if (s.valid) this.#answerAcquire(from, id, requestId, s.ownerId, false);
-      else this.#answerAcquire(from, id, requestId, from.id, true);
-    });
-    if (s.active <= 0) this.#handOver(s);
-  }
-
-  #handOver(s: Session): void {
-    const waiters = s.waiters!;
-    s.waiters = undefined;
-    for (const w of waiters) w();
-  }
-
-  /** `granted`: the asker owns it now; otherwise `ownerId` is where to ask next. */
-  #answerAcquire(to: Member, id: string, requestId: string, ownerId: string, granted: boolean): void {
-    this.hub.channel.post(to, [Msg.GRANT, this.contextName, id, requestId, ownerId, granted], ASYNC, this.#onSendError);
-  }
-
-  #onGrant(m: unknown[]): void {
-    const g = typeof m[3] === 'string' ? this.#grants.get(m[3]) : undefined;
-    if (g === undefined) return;
-    const ownerId = typeof m[4] === 'string' ? m[4] : '';
-    // Take it now, not when the waiting request resumes: an ACQUIRE that follows this grant on the
-    // same connection must already find this node the owner (or two nodes would own it).
-    if (m[5] === true) this.#take(g.session);
-    g.done(m[5] === true ? this.localId : ownerId);
+    return this.#ownership?.acquire(s);
   }
 
   /**
@@ -501,10 +416,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           this.#onAccessed(m, from);
           break;
         case Msg.ACQUIRE:
-          this.#onAcquire(m, from);
+          if (this.#ownership) this.#ownership.onAcquire(m, from);
+          else this.#malformed(from, 'ownership is "none" here: use the same sessions.ownership on every node');
           break;
         case Msg.GRANT:
-          this.#onGrant(m);
+          this.#ownership?.onGrant(m);
           break;
         case Msg.EXPIRED:
           this.#onExpired(m);

@@ -1,0 +1,154 @@
+/**
+ * Session ownership ("migrate"): one node at a time serves a session. A node about to serve a
+ * session that another node owns asks it (ACQUIRE); the owner hands over once its own requests
+ * on the session ended and every change went out on the same ordered connection as the GRANT, so
+ * the new owner has applied them before it serves. A node that is not the owner redirects to the
+ * one it believes is; one that is itself acquiring answers once it owns. With sticky balancing
+ * the owner is always local and none of this runs.
+ */
+import type { Member } from '../channel/types.js';
+import { SendFlag } from '../config/send-options.js';
+import { Msg } from './messages.js';
+import type { Session } from './session.js';
+
+const ASYNC = { options: SendFlag.ASYNCHRONOUS };
+
+/** What the protocol needs from its session manager. */
+export interface OwnershipHost {
+  readonly localId: string;
+  readonly contextName: string;
+  readonly timeoutMs: number;
+  members(): Member[];
+  session(id: string): Session | undefined;
+  /** Sends what `s` has not replicated yet (the owner's last changes before it hands over). */
+  flush(s: Session): void;
+  post(to: Member, message: unknown[], options: { options: number }): void;
+  count(counter: 'ownershipMoves' | 'ownershipTimeouts' | 'ownershipForced'): void;
+}
+
+interface Grant {
+  session: Session;
+  done: (ownerId: string) => void;
+}
+
+export class Ownership {
+  /** Take-overs in progress, by session id (concurrent requests here share one). */
+  readonly #acquiring = new Map<string, Promise<void>>();
+  /** Answers awaited for ACQUIRE, by request id. */
+  readonly #grants = new Map<string, Grant>();
+  #seq = 0;
+
+  constructor(private readonly host: OwnershipHost) {}
+
+  /**
+   * Before a request on this node uses `s`: undefined when this node owns it; otherwise a promise
+   * that resolves once it does — granted by the owner, or taken when the owner is gone or did not
+   * answer within timeoutMs (availability before strictness; counted).
+   */
+  acquire(s: Session): Promise<void> | undefined {
+    const me = this.host.localId;
+    if (s.ownerId === me || s.ownerId === '') {
+      if (s.ownerId === '') s.ownerId = me;
+      return undefined;
+    }
+    let pending = this.#acquiring.get(s.id);
+    if (pending === undefined) {
+      const id = s.id;
+      pending = this.#acquireFrom(s, s.ownerId, 0).finally(() => this.#acquiring.delete(id));
+      this.#acquiring.set(id, pending);
+    }
+    return pending;
+  }
+
+  async #acquireFrom(s: Session, ownerId: string, hops: number): Promise<void> {
+    const host = this.host;
+    const me = host.localId;
+    const owner = host.members().find((m) => m.id === ownerId);
+    if (owner === undefined || hops > 16) {
+      host.count('ownershipForced');
+      this.#take(s);
+      return;
+    }
+    const requestId = `${me.slice(0, 8)}-${(++this.#seq).toString(36)}`;
+    const answer = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve(''), host.timeoutMs);
+      this.#grants.set(requestId, {
+        session: s,
+        done: (o) => {
+          clearTimeout(timer);
+          resolve(o);
+        },
+      });
+      host.post(owner, [Msg.ACQUIRE, host.contextName, s.id, requestId], ASYNC);
+    });
+    this.#grants.delete(requestId);
+    host.count('ownershipMoves');
+    if (s.ownerId === me || !s.valid) return; // granted (taken when the grant arrived)
+    if (answer === '' || answer === me || answer === ownerId) {
+      // No answer in time, or nobody knows better: serve it here (availability first), counted.
+      host.count(answer === '' ? 'ownershipTimeouts' : 'ownershipForced');
+      this.#take(s);
+      return;
+    }
+    return this.#acquireFrom(s, answer, hops + 1); // it moved on: ask the new owner
+  }
+
+  #take(s: Session): void {
+    s.ownerId = this.host.localId;
+    s.primary = true;
+  }
+
+  /** Owner side of ACQUIRE: hand over now, after the requests here on it ended, or redirect. */
+  onAcquire(m: unknown[], from: Member): void {
+    const id = m[2];
+    const requestId = m[3];
+    if (typeof id !== 'string' || typeof requestId !== 'string') throw new Error('malformed acquire');
+    const s = this.host.session(id);
+    const me = this.host.localId;
+    if (s === undefined || !s.valid || s.ownerId === '' || s.ownerId === from.id) {
+      this.#answer(from, id, requestId, from.id, true);
+      return;
+    }
+    if (s.ownerId !== me) {
+      // About to own it ourselves: answer once we do (a redirect now could chase a stale guess).
+      const pending = this.#acquiring.get(id);
+      if (pending !== undefined) pending.then(() => this.onAcquire(m, from));
+      else this.#answer(from, id, requestId, s.ownerId, false);
+      return;
+    }
+    (s.waiters ??= []).push(() => {
+      if (s.valid && s.ownerId === me) {
+        this.host.flush(s);
+        s.ownerId = from.id;
+        s.primary = false;
+        this.#answer(from, id, requestId, from.id, true);
+      } else if (s.valid) this.#answer(from, id, requestId, s.ownerId, false);
+      else this.#answer(from, id, requestId, from.id, true);
+    });
+    if (s.active <= 0) this.handOver(s);
+  }
+
+  /** Runs the hand-overs waiting for `s` (its requests on this node have ended). */
+  handOver(s: Session): void {
+    const waiters = s.waiters;
+    if (waiters === undefined) return;
+    s.waiters = undefined;
+    for (const w of waiters) w();
+  }
+
+  /** Requester side of GRANT: granted → this node owns it now; otherwise where to ask next. */
+  onGrant(m: unknown[]): void {
+    const g = typeof m[3] === 'string' ? this.#grants.get(m[3]) : undefined;
+    if (g === undefined) return;
+    const ownerId = typeof m[4] === 'string' ? m[4] : '';
+    // Take it now, not when the waiting request resumes: an ACQUIRE that follows this grant on the
+    // same connection must already find this node the owner (or two nodes would own it).
+    if (m[5] === true) this.#take(g.session);
+    g.done(m[5] === true ? this.host.localId : ownerId);
+  }
+
+  /** `granted`: the asker owns it now; otherwise `ownerId` is where to ask next. */
+  #answer(to: Member, id: string, requestId: string, ownerId: string, granted: boolean): void {
+    this.host.post(to, [Msg.GRANT, this.host.contextName, id, requestId, ownerId, granted], ASYNC);
+  }
+}
