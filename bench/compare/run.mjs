@@ -46,12 +46,24 @@
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import {
+  CLK_TCK,
+  cpuSeconds,
+  freePorts,
+  kv,
+  live,
+  machineTicks,
+  reap,
+  rssBytes,
+  run,
+  workloadClient,
+} from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -109,6 +121,7 @@ const PAYLOAD = 1024;
 const WORKLOAD = args.workload ?? '/work/shared/workload';
 const LUA = join(WORKLOAD, 'session.lua');
 const CLIENT = join(WORKLOAD, 'client.mjs');
+const client = workloadClient(CLIENT);
 const APP = join(root, 'examples', 'counter', 'app.mjs');
 const SERVERS = join(here, 'servers');
 const PROFILE = args.profile === true;
@@ -254,7 +267,6 @@ function preconditions() {
   }
 }
 preconditions();
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 // ---- helpers --------------------------------------------------------------------------------------
 
@@ -263,29 +275,6 @@ const fmt = (x, d = 0) =>
 const fx = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const log = (...a) => console.log(`[${((performance.now() - T0) / 1000).toFixed(1).padStart(6)} s]`, ...a);
 
-/** `n` distinct free loopback ports (all held open at once, then released). */
-async function freePorts(n) {
-  const servers = [];
-  for (let i = 0; i < n; i++) {
-    const s = createServer();
-    await new Promise((r, j) => s.once('error', j).listen(0, '127.0.0.1', r));
-    servers.push(s);
-  }
-  const ports = servers.map((s) => s.address().port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
-/** Every process this run started and has not seen exit: killed by PID on the way out. */
-const live = new Set();
-function reap() {
-  for (const child of live) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {}
-  }
-  live.clear();
-}
 /** Temporary directories of this run (cookies, redis dirs, profiles): removed on the way out. */
 const tempDirs = new Set();
 function tempDir(prefix) {
@@ -313,82 +302,6 @@ process.on('uncaughtException', (err) => {
   reap();
   process.exit(1);
 });
-
-/** Runs a command to completion (killed by PID after timeoutMs); resolves { code, stdout, stderr }. */
-function run(cmd, argv, timeoutMs, env = process.env) {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
-    live.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      stderr += `\n(killed after ${timeoutMs} ms)`;
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {}
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      live.delete(child);
-      resolve({ code: -1, stdout, stderr: `${stderr}${err.message}` });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      live.delete(child);
-      resolve({ code: code ?? signal, stdout, stderr });
-    });
-  });
-}
-
-/** key=value pairs of a line (numbers as numbers). */
-const kv = (line) =>
-  Object.fromEntries(
-    (line ?? '')
-      .trim()
-      .split(/\s+/)
-      .filter((p) => p.includes('='))
-      .map((p) => {
-        const k = p.slice(0, p.indexOf('='));
-        const v = p.slice(p.indexOf('=') + 1);
-        return [k, v !== '' && !Number.isNaN(Number(v)) ? Number(v) : v];
-      }),
-  );
-
-async function client(sub, opts, timeoutMs = 60_000) {
-  const argv = [CLIENT, sub];
-  for (const [k, v] of Object.entries(opts)) argv.push(`--${k}`, String(v));
-  const r = await run(process.execPath, argv, timeoutMs);
-  if (r.code !== 0) throw new Error(`client.mjs ${sub} failed (${r.code}): ${r.stdout} ${r.stderr}`.trim());
-  const line = r.stdout.trim().split('\n').pop();
-  return { ...kv(line), line };
-}
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
-/** Resident set size of a process, in bytes. */
-function rssBytes(pid) {
-  const m = /VmRSS:\s+(\d+)\s*kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
-/** Machine-wide busy and total jiffies (all CPUs). */
-function machineTicks() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  const idle = f[3] + (f[4] ?? 0);
-  return { total, busy: total - idle };
-}
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 /** GET http://127.0.0.1:port/path -> { status, body } (status 0 on a socket error). */

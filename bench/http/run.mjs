@@ -33,14 +33,14 @@
 //          --chunk-size=N (sessions.stateTransferChunkSize of every node; default the library's, 1000)
 //          --no-save --profile (node children run with --cpu-prof into bench/http/.prof/<part>-<rep>-<node>/)
 // Results go to bench/results/http-<ISO date>.json and .md. See bench/README.md.
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { CLK_TCK, cpuSeconds, freePorts, kv, live, machineTicks, reap, run, workloadClient } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -105,6 +105,7 @@ const PAYLOAD = 1024;
 const WORKLOAD = args.workload ?? '/work/shared/workload';
 const LUA = join(WORKLOAD, 'session.lua');
 const CLIENT = join(WORKLOAD, 'client.mjs');
+const client = workloadClient(CLIENT);
 const APP = join(root, 'examples', 'counter', 'app.mjs');
 const PROF_DIR = join(here, '.prof');
 
@@ -164,7 +165,6 @@ function preconditions() {
 }
 let wrkVersion = '';
 preconditions();
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 // ---- helpers --------------------------------------------------------------------------------------
 
@@ -179,29 +179,6 @@ const fmt = (x, d = 0) =>
 const log = (...a) => console.log(`[${((performance.now() - T0) / 1000).toFixed(1).padStart(6)} s]`, ...a);
 const T0 = performance.now();
 
-/** `n` distinct free loopback ports (all held open at once, then released). */
-async function freePorts(n) {
-  const servers = [];
-  for (let i = 0; i < n; i++) {
-    const s = createServer();
-    await new Promise((r, j) => s.once('error', j).listen(0, '127.0.0.1', r));
-    servers.push(s);
-  }
-  const ports = servers.map((s) => s.address().port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
-/** Every process this run started and has not seen exit: killed by PID on the way out. */
-const live = new Set();
-function reap() {
-  for (const child of live) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {}
-  }
-  live.clear();
-}
 process.on('exit', reap);
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
@@ -210,80 +187,10 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** Runs a command to completion (killed by PID after timeoutMs); resolves { code, stdout, stderr }. */
-function run(cmd, argv, timeoutMs) {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      stderr += `\n(killed after ${timeoutMs} ms)`;
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {}
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      live.delete(child);
-      resolve({ code: -1, stdout, stderr: `${stderr}${err.message}` });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      live.delete(child);
-      resolve({ code: code ?? signal, stdout, stderr });
-    });
-  });
-}
-
-/** key=value pairs of a line. */
-const kv = (line) =>
-  Object.fromEntries(
-    (line ?? '')
-      .trim()
-      .split(/\s+/)
-      .filter((p) => p.includes('='))
-      .map((p) => [
-        p.slice(0, p.indexOf('=')),
-        Number.isNaN(Number(p.slice(p.indexOf('=') + 1)))
-          ? p.slice(p.indexOf('=') + 1)
-          : Number(p.slice(p.indexOf('=') + 1)),
-      ]),
-  );
-
-async function client(sub, opts, timeoutMs = 60_000) {
-  const argv = [CLIENT, sub];
-  for (const [k, v] of Object.entries(opts)) argv.push(`--${k}`, String(v));
-  const r = await run(process.execPath, argv, timeoutMs);
-  if (r.code !== 0) throw new Error(`client.mjs ${sub} failed (${r.code}): ${r.stdout} ${r.stderr}`.trim());
-  return kv(r.stdout.trim().split('\n').pop());
-}
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
 /** Read and write system calls of a process so far (/proc/<pid>/io: syscr, syscw). */
 function syscalls(pid) {
   const io = kv(readFileSync(`/proc/${pid}/io`, 'utf8').replace(/: /g, '='));
   return { r: io.syscr, w: io.syscw };
-}
-
-/** Machine-wide jiffies (all CPUs): busy (every task), stolen by the hypervisor, total. */
-function machineTicks() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  const steal = f[7] ?? 0;
-  return { total, steal, busy: total - f[3] - (f[4] ?? 0) - steal };
 }
 
 // ---- nodes ----------------------------------------------------------------------------------------
