@@ -31,7 +31,10 @@ const sessionSchema = z.strictObject({
   processExpiresFrequency: int(1, 3600, 'seconds from 1 to 3600').default(10),
   /** Fire attribute and session listeners for changes that arrive from other nodes. */
   notifyListenersOnReplication: z.boolean({ error: 'true or false' }).default(true),
-  /** Stopping this node expires its sessions cluster-wide (default: never; the others keep them). */
+  /**
+   * Stopping this node expires, cluster-wide, the sessions it served last (owns). Default false:
+   * the others keep them. (Tomcat's DeltaManager expires every local session, i.e. all of them.)
+   */
   expireSessionsOnShutdown: z.boolean({ error: 'true or false' }).default(false),
   /** Send options for replication: "async" (Tomcat's 8) or "sync" (the response waits until every member applied it). */
   sendOptions: z
