@@ -18,6 +18,7 @@ import { type InboundConnection, Receiver } from '../transport/receiver.js';
 import type { TransportSettings } from '../transport/settings.js';
 import { createTransportStats, type TransportStats } from '../transport/stats.js';
 import { ClusterKeys } from '../wire/auth.js';
+import { FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { encodeMember, type MemberDescriptor, PROTOCOL_VERSION } from '../wire/member.js';
 import { createInterceptors } from './interceptors/index.js';
 import { buildPipeline, type Pipeline, RESOLVED } from './pipeline.js';
@@ -271,19 +272,23 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
     let flags = options?.options === undefined ? this.config.sendOptions : parseSendOptions(options.options, 'options');
     let payload: Uint8Array;
+    let framed: Buffer | undefined;
     if (message instanceof Uint8Array) {
       payload = message;
       flags |= SendFlag.BYTE_MESSAGE;
     } else {
       try {
-        payload = encode(message);
+        // Encoded once, straight behind room for the DATA header: a queued asynchronous message
+        // then travels as this very buffer to every destination (see #transmit).
+        framed = encode(message, undefined, DATA_HEAD);
       } catch (err) {
         return Promise.reject(err);
       }
+      payload = framed.subarray(DATA_HEAD);
     }
     const destinations =
       to === undefined ? this.members() : Array.isArray(to) ? (to as readonly Member[]) : [to as Member];
-    if (destinations.length === 0) return Promise.resolve();
+    if (destinations.length === 0) return RESOLVED;
     this.#sent++;
     return this.#pipeline!.send({
       destinations,
@@ -291,6 +296,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       payload,
       timeoutMs: options?.timeoutMs ?? this.config.sender.timeoutMs,
       wait: true,
+      framed,
     });
   }
 
@@ -421,8 +427,21 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const dests = msg.destinations;
     if (!msg.wait && !wantAck) {
       let faulty: FaultyMember[] | undefined;
+      // The payload still sits where send() encoded it: write the header into the room before it
+      // once, and queue that same frame for every destination (no copy per destination).
+      const framed = msg.framed;
+      const whole =
+        framed !== undefined &&
+        msg.payload.buffer === framed.buffer &&
+        msg.payload.byteOffset === framed.byteOffset + DATA_HEAD &&
+        msg.payload.length === framed.length - DATA_HEAD;
+      if (whole) {
+        writeHeader(framed, 0, FrameType.DATA, flags, 4 + msg.payload.length);
+        framed.writeUInt32BE(0, HEADER_BYTES);
+      }
       for (const m of dests) {
-        const err = this.#connectionFor(m).post(flags, msg.payload);
+        const conn = this.#connectionFor(m);
+        const err = whole ? conn.postFrame(framed) : conn.post(flags, msg.payload);
         if (err) (faulty ??= []).push({ id: m.id, name: m.name, error: err });
       }
       if (faulty === undefined) return RESOLVED;
@@ -647,6 +666,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 }
 
 const EMPTY = new Uint8Array(0);
+/** DATA frame header plus its sequence number: the room send() leaves before an encoded message. */
+const DATA_HEAD = HEADER_BYTES + 4;
 const payloadBytesOf = new WeakMap<Member, Uint8Array>();
 function payloadOf(m: Member): Uint8Array {
   return payloadBytesOf.get(m) ?? EMPTY;

@@ -37,6 +37,11 @@ export interface OutgoingMessage {
   readonly timeoutMs: number;
   /** False when nobody awaits delivery (asynchronous dispatch): the bottom queues without waiting. */
   wait: boolean;
+  /**
+   * The buffer `payload` was encoded into, with room for the frame header before it (set by
+   * send()); an interceptor that replaces `payload` leaves it, and the bottom then copies as usual.
+   */
+  readonly framed?: Buffer;
 }
 
 /** A message on its way up the stack. `payload` is valid while the message is processed; copy to keep. */

@@ -203,13 +203,13 @@ function grow(needed: number): void {
 }
 
 /** Copies `src[start, end)` into a new Buffer (a JS loop beats the native call for short ranges). */
-function copyOut(src: Buffer, start: number, end: number): Buffer {
+function copyOut(src: Buffer, start: number, end: number, headroom = 0): Buffer {
   const n = end - start;
-  const out = Buffer.allocUnsafe(n);
+  const out = Buffer.allocUnsafe(n + headroom);
   if (n <= SHORT_COPY) {
-    for (let i = 0; i < n; i++) out[i] = src[start + i]!;
+    for (let i = 0; i < n; i++) out[headroom + i] = src[start + i]!;
   } else {
-    src.copy(out, 0, start, end);
+    src.copy(out, headroom, start, end);
   }
   return out;
 }
@@ -680,6 +680,8 @@ function diagnose(value: unknown): void {
  *
  * @param value - any {@link Encodable} value.
  * @param limits - optional {@link CodecLimits}; defaults: depth 64, strings 16 MiB, bytes 64 MiB.
+ * @param headroom - bytes left free before the encoding (the channel writes its frame header there,
+ *   so a message is encoded once and never copied into a frame); the encoding starts at this offset.
  * @returns a new Buffer (small results may share Node's Buffer pool slab, like `Buffer.from`).
  * @throws {@link CodecError} with code `ERR_CLOWDER_CODEC_ENCODE` when the value, or something inside it, cannot be
  *   encoded; `error.path` names it (`cart.items[2].onClick`, `''` for the root) and the message says why.
@@ -687,7 +689,7 @@ function diagnose(value: unknown): void {
  * @remarks Getters are read once on success; after a failure the value is walked a second time to build the
  *   error, so getters run again.
  */
-export function encode(value: unknown, limits?: CodecLimits): Buffer {
+export function encode(value: unknown, limits?: CodecLimits, headroom = 0): Buffer {
   const outer = encodeActive > 0;
   const savedPos = pos;
   const savedDepth = maxDepth;
@@ -701,7 +703,7 @@ export function encode(value: unknown, limits?: CodecLimits): Buffer {
     if (pos + 1 > buf.length) grow(1);
     buf[pos++] = FORMAT_VERSION;
     writeValue(value, 0);
-    return copyOut(buf, start, pos);
+    return copyOut(buf, start, pos, headroom);
   } catch (err) {
     if (err !== ENCODE_FAILED && err !== ENCODE_TOO_LARGE) throw err;
     diagnose(value);

@@ -91,6 +91,18 @@ export class PeerConnection {
     return undefined;
   }
 
+  /**
+   * Fire and forget a DATA frame the caller already built (header with sequence 0 included): the
+   * channel encodes an asynchronous message once, straight behind the header, and hands the same
+   * frame to every destination. The frame must not be modified afterwards.
+   */
+  postFrame(frame: Buffer): ClusterError | undefined {
+    const err = this.#check(frame.length - HEADER_BYTES - 4);
+    if (err) return err;
+    this.#enqueue(frame, undefined);
+    return undefined;
+  }
+
   /** Connects now (if idle) so the first message does not wait for the hello. */
   warm(): void {
     if (this.#state === 'idle' && this.#retryTimer === undefined) this.#connect();
@@ -135,21 +147,28 @@ export class PeerConnection {
 
   #whenOpen: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
-  #dataFrame(flags: number, payload: Uint8Array): Buffer | ClusterError {
-    if (this.#state === 'closed')
+  #check(payloadLength: number): ClusterError | undefined {
+    if (this.#state === 'closed') {
       return new ClusterError(ErrorCode.STOPPED, `connection to ${this.host}:${this.port} is closed`);
-    if (payload.length + 4 > this.settings.maxFrameBytes) {
+    }
+    if (payloadLength + 4 > this.settings.maxFrameBytes) {
       return new ClusterError(
         ErrorCode.MESSAGE_TOO_LARGE,
-        `message of ${payload.length} bytes exceeds maxFrameBytes ${this.settings.maxFrameBytes}; enable the fragmentation interceptor or raise maxFrameBytes`,
+        `message of ${payloadLength} bytes exceeds maxFrameBytes ${this.settings.maxFrameBytes}; enable the fragmentation interceptor or raise maxFrameBytes`,
       );
     }
-    if (this.pendingBytes + payload.length > this.settings.maxQueueBytes) {
+    if (this.pendingBytes + payloadLength > this.settings.maxQueueBytes) {
       return new ClusterError(
         ErrorCode.QUEUE_FULL,
         `queue to ${this.host}:${this.port} is full (${this.settings.maxQueueBytes} bytes, sender.maxQueueBytes): the member is slow or unreachable`,
       );
     }
+    return undefined;
+  }
+
+  #dataFrame(flags: number, payload: Uint8Array): Buffer | ClusterError {
+    const err = this.#check(payload.length);
+    if (err) return err;
     // Small payloads are copied behind the header (one buffer); large ones travel as a second part.
     if (payload.length >= NO_COPY_BYTES) {
       const head = Buffer.allocUnsafe(HEADER_BYTES + 4);
