@@ -96,7 +96,13 @@ describe('three channels in one process (multicast)', () => {
     const off = b.onMessage(() => processing);
     try {
       const bMember = a.members().find((m) => m.name === 'b')!;
-      await a.send(bMember, 'hi', { options: 'use_ack' });
+      let acknowledged = false;
+      const sending = a.send(bMember, 'hi', { options: 'use_ack' }).then(() => {
+        acknowledged = true;
+      });
+      // Resolves while b's handler is still pending (it is released only afterwards).
+      await waitFor(() => acknowledged, 'the acknowledgement on receipt', { timeoutMs: 2000 });
+      await sending;
       release();
     } finally {
       off();
