@@ -130,8 +130,9 @@ export class FrameWriter {
           offset = 0;
         }
       }
-      const plain =
-        parts.length === 1 ? parts : size < COPY_BELOW * 4 && parts.length > 1 ? [Buffer.concat(parts, size)] : parts;
+      // Encrypting: one cipher update over one copy beats an update (and an output buffer) per
+      // part. Authenticating only: the parts are hashed and written as they are, no copy at all.
+      const plain = parts.length > 1 && sealer.encrypting ? [Buffer.concat(parts, size)] : parts;
       const header = Buffer.allocUnsafe(HEADER_BYTES);
       writeHeader(header, 0, FrameType.SEALED, 0, size + TAG);
       const out = sealer.seal(plain, header);

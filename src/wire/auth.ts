@@ -73,6 +73,11 @@ export class RecordSealer {
     private readonly encrypt: boolean,
   ) {}
 
+  /** Whether records are encrypted (else authenticated only). */
+  get encrypting(): boolean {
+    return this.encrypt;
+  }
+
   /**
    * Seals the plaintext `parts` (consecutive bytes of the stream) as one record and returns what
    * follows the record header on the wire: the data, then the tag. `aad` is the record's header,
