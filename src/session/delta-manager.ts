@@ -300,6 +300,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       }
     }
     const members = this.#members();
+    if (members.length === 0) {
+      // Alone: nobody to tell, but the stamps must move on as if we had (a member that joins
+      // later receives them by state transfer).
+      this.#stampAlone(s);
+      return undefined;
+    }
     let message: unknown[];
     if (!s.announced) {
       message = this.#createdMessage(s);
@@ -704,6 +710,32 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   // ---- sending --------------------------------------------------------------------------------
+
+  /** What #createdMessage / #deltaMessage do to the session, without building a message. */
+  #stampAlone(s: Session): void {
+    if (s.announced && s.dirty === undefined && !s.maxInactiveDirty) return;
+    const base = s.version;
+    const v = ++s.version;
+    const me = this.localId;
+    if (!s.announced) {
+      for (const a of s.attributes.values()) {
+        a.v = v;
+        a.w = me;
+        a.b = base;
+      }
+      s.announced = true;
+    } else if (s.dirty !== undefined) {
+      for (const name of s.dirty) {
+        const a = s.attributes.get(name);
+        if (a === undefined) continue;
+        a.v = v;
+        a.w = me;
+        a.b = base;
+      }
+    }
+    s.dirty = undefined;
+    s.maxInactiveDirty = false;
+  }
 
   #createdMessage(s: Session): unknown[] {
     const names: string[] = [];
