@@ -52,6 +52,7 @@ import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseOptions } from '../lib/args.mjs';
 import {
   CLK_TCK,
   cpuSeconds,
@@ -84,34 +85,15 @@ const KNOWN = [
   'profile',
   'help',
 ];
-const args = {};
-for (const a of process.argv.slice(2)) {
-  const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
-  if (!m || !KNOWN.includes(m[1])) {
-    console.error(`unknown argument ${a} (known: ${KNOWN.map((k) => `--${k}`).join(' ')})`);
-    process.exit(2);
-  }
-  args[m[1]] = m[2] ?? true;
-}
-if (args.help) {
-  console.log(
-    'usage: node bench/compare/run.mjs [--quick] [--rows=id,prefix,...] [--duration=S] [--warmup=S] [--sessions=N]\n' +
-      '         [--connections=N] [--transfer-sessions=N] [--workload=DIR] [--no-save] [--profile]\n' +
-      'rows: bare map express-mem express-redis express-redis2 fastify-mem fastify-redis clowder-off clowder-async\n' +
-      '      clowder-sync lag failover transfer',
-  );
-  process.exit(0);
-}
+const { args, num: option } = parseOptions(
+  KNOWN,
+  'usage: node bench/compare/run.mjs [--quick] [--rows=id,prefix,...] [--duration=S] [--warmup=S] [--sessions=N]\n' +
+    '         [--connections=N] [--transfer-sessions=N] [--workload=DIR] [--no-save] [--profile]\n' +
+    'rows: bare map express-mem express-redis express-redis2 fastify-mem fastify-redis clowder-off clowder-async\n' +
+    '      clowder-sync lag failover transfer',
+);
 const quick = args.quick === true;
-const num = (k, d) => {
-  if (args[k] === undefined) return d;
-  const v = Number(args[k]);
-  if (!Number.isFinite(v) || v < 0) {
-    console.error(`--${k} must be a number >= 0`);
-    process.exit(2);
-  }
-  return v;
-};
+const num = option;
 const DURATION_S = num('duration', quick ? 3 : 10);
 const WARMUP_S = num('warmup', quick ? 1 : 2);
 const SESSIONS = num('sessions', 1000);

@@ -20,6 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep, setImmediate as yieldNow } from 'node:timers/promises';
 import { createClusterNode, silentLogger } from '../../dist/index.js';
+import { fillSessions, payloadOf } from '../lib/workload.mjs';
 
 const cfg = JSON.parse(process.env.BENCH_NODE ?? '{}');
 process.on('disconnect', () => process.exit(0));
@@ -47,24 +48,7 @@ const node = createClusterNode(
 const servesApp = (m) => Array.isArray(m.payload?.contexts) && m.payload.contexts.includes('/app');
 const peers = () => node.channel.members().filter(servesApp).length;
 
-function payloadOf(count, n) {
-  const unit = `count=${count};`;
-  return unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
-}
-
-async function fill(n, payload) {
-  const manager = node.managers[0];
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const s = manager.createSession();
-    manager.requestStarted(s);
-    s.setAttribute('count', 1);
-    s.setAttribute('payload', payloadOf(i + 1, payload));
-    manager.requestCompleted(s);
-    if (i % 1000 === 999) await yieldNow();
-  }
-  return { ms: performance.now() - t0, sessions: manager.sessions.size };
-}
+const fill = (n, payload) => fillSessions(node.managers[0], n, payload);
 
 async function gcHard() {
   if (typeof global.gc !== 'function') return false;

@@ -40,6 +40,7 @@ import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseOptions } from '../lib/args.mjs';
 import { CLK_TCK, cpuSeconds, freePorts, kv, live, machineTicks, reap, run, workloadClient } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -66,33 +67,14 @@ const KNOWN = [
   'profile',
   'help',
 ];
-const args = {};
-for (const a of process.argv.slice(2)) {
-  const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
-  if (!m || !KNOWN.includes(m[1])) {
-    console.error(`unknown argument ${a} (known: ${KNOWN.map((k) => `--${k}`).join(' ')})`);
-    process.exit(2);
-  }
-  args[m[1]] = m[2] ?? true;
-}
-if (args.help) {
-  console.log(
-    'usage: node bench/http/run.mjs [--quick] [--only=rows,transfer,memory] [--rows=off,async1,async2,sync1] [--reps=N]\n' +
-      '         [--duration=S] [--warmup=S] [--sessions=N] [--connections=N] [--threads=N] [--transfer-sessions=N]\n' +
-      '         [--memory-sessions=N] [--workload=DIR] [--no-save] [--profile]',
-  );
-  process.exit(0);
-}
+const { args, num: option } = parseOptions(
+  KNOWN,
+  'usage: node bench/http/run.mjs [--quick] [--only=rows,transfer,memory] [--rows=off,async1,async2,sync1] [--reps=N]\n' +
+    '         [--duration=S] [--warmup=S] [--sessions=N] [--connections=N] [--threads=N] [--transfer-sessions=N]\n' +
+    '         [--memory-sessions=N] [--workload=DIR] [--no-save] [--profile]',
+);
 const quick = args.quick === true;
-const num = (k, d) => {
-  if (args[k] === undefined) return d;
-  const v = Number(args[k]);
-  if (!Number.isFinite(v) || v <= 0) {
-    console.error(`--${k} must be a positive number`);
-    process.exit(2);
-  }
-  return v;
-};
+const num = (k, d) => option(k, d, { positive: true });
 const REPS = num('reps', quick ? 1 : 3);
 const DURATION_S = num('duration', quick ? 5 : 10);
 const WARMUP_S = num('warmup', quick ? 1 : 2);

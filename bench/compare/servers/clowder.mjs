@@ -1,15 +1,6 @@
-// Rows "clowder-off", "clowder-async", "clowder-sync" and the lag / failure-detection /
-// state-transfer measurements: one clowder node running the counter app (examples/counter/app.mjs
-// at /app) from the library's build (dist/).
-// Extra BENCH_SERVER keys: clusterPort, members (["127.0.0.1:C1", ...], every node of the cluster,
-// this one included), send ("async" | "sync"), domain, app (absolute path of the counter app).
-// IPC commands ({ id, cmd, ... } -> { id, ok, ... }), when forked:
-//   fill { n, payload }  create n sessions directly on the manager (count=1, a payload of `payload`
-//                        bytes like the counter app's), each as one request (so it replicates)
-//   stats                node.stats()
-import { setImmediate as yieldNow } from 'node:timers/promises';
 import { createClusterNode, silentLogger } from '../../../dist/index.js';
-import { cfg, failed, NAME, onShutdown, PORT, payloadOf, ready } from './common.mjs';
+import { fillSessions } from '../../lib/workload.mjs';
+import { cfg, failed, NAME, onShutdown, PORT, ready } from './common.mjs';
 
 const node = createClusterNode(
   {
@@ -26,19 +17,7 @@ const node = createClusterNode(
   { logger: silentLogger },
 );
 
-async function fill(n, payload) {
-  const manager = node.managers[0];
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const s = manager.createSession();
-    manager.requestStarted(s);
-    s.setAttribute('count', 1);
-    s.setAttribute('payload', payloadOf(i + 1, payload));
-    manager.requestCompleted(s);
-    if (i % 1000 === 999) await yieldNow();
-  }
-  return { ms: performance.now() - t0, sessions: manager.sessions.size };
-}
+const fill = (n, payload) => fillSessions(node.managers[0], n, payload);
 
 const handlers = {
   fill: (m) => fill(m.n, m.payload ?? 1024),

@@ -21,11 +21,7 @@ export const SECRET = 'clowder-bench-compare-secret-of-at-least-32-chars';
 export const TEXT = { 'Content-Type': 'text/plain; charset=utf-8' };
 export const MAX_PAYLOAD = 1 << 20;
 
-/** `count=<n>;` repeated and cut to n bytes (the counter app's payload). */
-export function payloadOf(count, n) {
-  const unit = `count=${count};`;
-  return unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
-}
+export { payloadOf } from '../../lib/workload.mjs';
 
 /** Integer query parameter `key` of a URL (path?query), or `fallback`. */
 export function queryInt(url, key, fallback) {

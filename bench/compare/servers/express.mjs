@@ -3,32 +3,13 @@
 // Extra BENCH_SERVER keys: store: "memory" | "redis", redisPort.
 // express-session settings as most applications use them: resave false, saveUninitialized false
 // (a /app/read without a session creates none), a signed cookie named JSESSIONID.
-import { RedisStore } from 'connect-redis';
 import express from 'express';
 import session from 'express-session';
-import { createClient } from 'redis';
-import {
-  COOKIE,
-  cfg,
-  failed,
-  NAME,
-  onShutdown,
-  PORT,
-  payloadBytes,
-  payloadOf,
-  queryInt,
-  ready,
-  SECRET,
-} from './common.mjs';
+import { COOKIE, failed, NAME, onShutdown, PORT, payloadBytes, payloadOf, queryInt, ready, SECRET } from './common.mjs';
+import { redisStore } from './redis-store.mjs';
 
-let redis;
-let store;
-if (cfg.store === 'redis') {
-  redis = createClient({ url: `redis://127.0.0.1:${cfg.redisPort}` });
-  redis.on('error', (err) => console.error(`${NAME}: redis: ${err.message}`));
-  await redis.connect();
-  store = new RedisStore({ client: redis, prefix: 'sess:' });
-} else store = new session.MemoryStore();
+const redis = await redisStore();
+const store = redis?.store ?? new session.MemoryStore();
 
 const app = express();
 app.disable('x-powered-by');
@@ -78,5 +59,5 @@ server.keepAliveTimeout = 65_000;
 server.on('error', failed);
 onShutdown(async () => {
   await new Promise((r) => server.close(r));
-  if (redis) await redis.quit().catch(() => {});
+  await redis?.close();
 });

@@ -5,31 +5,12 @@
 // false (Set-Cookie only when the session is new), a signed cookie named JSESSIONID.
 import fastifyCookie from '@fastify/cookie';
 import fastifySession from '@fastify/session';
-import { RedisStore } from 'connect-redis';
 import Fastify from 'fastify';
-import { createClient } from 'redis';
-import {
-  COOKIE,
-  cfg,
-  failed,
-  NAME,
-  onShutdown,
-  PORT,
-  payloadBytes,
-  payloadOf,
-  queryInt,
-  ready,
-  SECRET,
-} from './common.mjs';
+import { COOKIE, failed, NAME, onShutdown, PORT, payloadBytes, payloadOf, queryInt, ready, SECRET } from './common.mjs';
+import { redisStore } from './redis-store.mjs';
 
-let redis;
-let store;
-if (cfg.store === 'redis') {
-  redis = createClient({ url: `redis://127.0.0.1:${cfg.redisPort}` });
-  redis.on('error', (err) => console.error(`${NAME}: redis: ${err.message}`));
-  await redis.connect();
-  store = new RedisStore({ client: redis, prefix: 'sess:' });
-}
+const redis = await redisStore();
+const store = redis?.store;
 
 const app = Fastify({ logger: false, keepAliveTimeout: 65_000 });
 
@@ -85,5 +66,5 @@ try {
 }
 onShutdown(async () => {
   await app.close();
-  if (redis) await redis.quit().catch(() => {});
+  await redis?.close();
 });

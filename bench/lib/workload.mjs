@@ -1,0 +1,24 @@
+// The shared workload's counter data, for the harnesses' server processes.
+
+/** `count=<n>;` repeated and cut to n bytes (the counter app's payload). */
+export function payloadOf(count, n) {
+  const unit = `count=${count};`;
+  return unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
+}
+
+/**
+ * Creates `n` sessions on a clowder DeltaManager as the counter app would (count 1, a payload of
+ * `payload` bytes), each as a request so that it replicates; yields every 1000.
+ */
+export async function fillSessions(manager, n, payload) {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = manager.createSession();
+    manager.requestStarted(s);
+    s.setAttribute('count', 1);
+    s.setAttribute('payload', payloadOf(i + 1, payload));
+    manager.requestCompleted(s);
+    if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
+  }
+  return { ms: performance.now() - t0, sessions: manager.sessions.size };
+}
