@@ -4,12 +4,9 @@
  * close the connection, and the config refuses an exposed node without a key.
  */
 import * as assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   type Channel,
-  type ChannelConfigInput,
   ConfigError,
   createChannel,
   type Member,
@@ -18,101 +15,29 @@ import {
   silentLogger,
 } from '../../src/index.js';
 import { ClusterKeys, RecordOpener, RecordSealer } from '../../src/wire/auth.js';
-import { encodeFrame, FrameReader, FrameType, HEADER_BYTES, writeHeader } from '../../src/wire/frame.js';
+import { FrameReader, FrameType, HEADER_BYTES, writeHeader } from '../../src/wire/frame.js';
 import { decodeHello, encodeHello } from '../../src/wire/hello.js';
-import { decodeMember, encodeMember, PROTOCOL_VERSION } from '../../src/wire/member.js';
-import { isolatedMulticast, waitFor } from '../helpers/wait.js';
+import { decodeMember } from '../../src/wire/member.js';
+import {
+  dataFrame,
+  type Frame,
+  joined,
+  memberOf,
+  type RawConn,
+  Resources,
+  rawConnect,
+  rawDescriptor,
+} from '../helpers/raw-peer.js';
+import { waitFor } from '../helpers/wait.js';
 
 const KEY = 'correct-horse-battery-staple-cluster-key-0001';
 const WRONG_KEY = 'wrong-horse-battery-staple-cluster-key-00002';
 const WAIT = { timeoutMs: 5000 };
 
-/** Channels and sockets opened by one describe block, closed in its `after`. */
-class Resources {
-  readonly channels: Channel[] = [];
-  readonly sockets = new Set<Socket>();
-  constructor(readonly group = isolatedMulticast()) {}
-
-  async node(name: string, extra: ChannelConfigInput = {}): Promise<Channel> {
-    const ch = createChannel(
-      {
-        name,
-        domain: this.group.domain,
-        receiver: { port: 0 },
-        membership: { type: 'multicast', port: this.group.port, frequencyMs: 100, dropTimeMs: 600 },
-        ...extra,
-      },
-      { logger: silentLogger },
-    );
-    this.channels.push(ch);
-    await ch.start();
-    return ch;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    await Promise.all(this.channels.map((c) => c.stop()));
-  }
-}
-
-interface Frame {
-  type: number;
-  flags: number;
-  body: Buffer;
-}
-
-/** A raw TCP client to a receiver that records the frames it gets and whether the server closed. */
-interface RawConn {
-  readonly socket: Socket;
-  readonly frames: Frame[];
-  closed(): boolean;
-}
-
-async function rawConnect(res: Resources, port: number): Promise<RawConn> {
-  const socket = connect({ host: '127.0.0.1', port });
-  res.sockets.add(socket);
-  const frames: Frame[] = [];
-  let closed = false;
-  const reader = new FrameReader(64 * 1024 * 1024, (type, flags, body) => {
-    frames.push({ type, flags, body: Buffer.from(body) });
-  });
-  socket.on('data', (chunk: Buffer) => {
-    try {
-      reader.push(chunk);
-    } catch {
-      socket.destroy();
-    }
-  });
-  socket.on('error', () => {});
-  socket.on('close', () => {
-    closed = true;
-    res.sockets.delete(socket);
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  return { socket, frames, closed: () => closed };
-}
-
 /** Waits for the `index`th frame from the server. */
 async function frameAt(conn: RawConn, index: number, what: string): Promise<Frame> {
   await waitFor(() => conn.frames.length > index, what, WAIT);
   return conn.frames[index]!;
-}
-
-function rawDescriptor(domain: string): Buffer {
-  return encodeMember({
-    id: randomBytes(16).toString('hex'),
-    protocolVersion: PROTOCOL_VERSION,
-    host: '127.0.0.1',
-    port: 9,
-    name: 'raw-client',
-    domain,
-    startTime: Date.now(),
-    payload: new Uint8Array(0),
-  });
 }
 
 /** Performs a valid client hello with `keys`; returns the record sealer (c2s) and opener (s2c). */
@@ -151,28 +76,6 @@ function pingFrame(seq: number): Buffer {
   writeHeader(f, 0, FrameType.PING, 0, 4);
   f.writeUInt32BE(seq, HEADER_BYTES);
   return f;
-}
-
-function dataFrame(seq: number, flags: number, payload: Buffer): Buffer {
-  const body = Buffer.allocUnsafe(4 + payload.length);
-  body.writeUInt32BE(seq, 0);
-  payload.copy(body, 4);
-  return encodeFrame(FrameType.DATA, flags, body);
-}
-
-/** Waits until `a` and `b` see each other as members. */
-async function joined(a: Channel, b: Channel): Promise<void> {
-  await waitFor(
-    () => a.members().some((m) => m.id === b.local.id) && b.members().some((m) => m.id === a.local.id),
-    `${a.config.name} and ${b.config.name} to see each other`,
-    WAIT,
-  );
-}
-
-function memberOf(ch: Channel, id: string): Member {
-  const m = ch.members().find((x) => x.id === id);
-  assert.ok(m, `member ${id} visible`);
-  return m;
 }
 
 for (const encrypt of [true, false]) {

@@ -6,23 +6,29 @@
  */
 import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   type Channel,
   type ChannelConfigInput,
-  createChannel,
   ErrorCode,
   encode,
   type Logger,
   type Member,
   SendError,
-  silentLogger,
 } from '../../src/index.js';
-import { encodeFrame, FrameReader, FrameType, HEADER_BYTES } from '../../src/wire/frame.js';
+import { encodeFrame, FrameType, HEADER_BYTES } from '../../src/wire/frame.js';
 import { encodeHello } from '../../src/wire/hello.js';
 import { encodeMember, PROTOCOL_VERSION } from '../../src/wire/member.js';
-import { isolatedMulticast, nextEvent, waitFor } from '../helpers/wait.js';
+import {
+  dataFrame,
+  joined,
+  memberOf,
+  type RawConn,
+  Resources,
+  rawConnect,
+  rawDescriptor,
+} from '../helpers/raw-peer.js';
+import { nextEvent, waitFor } from '../helpers/wait.js';
 
 const WAIT = { timeoutMs: 5000 };
 const HANDSHAKE_MS = 300;
@@ -46,79 +52,6 @@ function capturingLogger(): { logger: Logger; entries: LogEntry[] } {
     child: () => logger,
   };
   return { logger, entries };
-}
-
-/** Channels and sockets opened by one describe block, closed in its `after`. */
-class Resources {
-  readonly channels: Channel[] = [];
-  readonly sockets = new Set<Socket>();
-  readonly group = isolatedMulticast();
-
-  async node(name: string, extra: ChannelConfigInput = {}, logger: Logger = silentLogger): Promise<Channel> {
-    const ch = createChannel(
-      {
-        name,
-        domain: this.group.domain,
-        receiver: { port: 0 },
-        membership: { type: 'multicast', port: this.group.port, frequencyMs: 100, dropTimeMs: 600 },
-        ...extra,
-      },
-      { logger },
-    );
-    this.channels.push(ch);
-    await ch.start();
-    return ch;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    await Promise.all(this.channels.map((c) => c.stop()));
-  }
-}
-
-interface Frame {
-  type: number;
-  flags: number;
-  body: Buffer;
-}
-
-interface RawConn {
-  readonly socket: Socket;
-  readonly frames: Frame[];
-  closed(): boolean;
-  /** Resolves when the server has closed the connection. */
-  readonly whenClosed: Promise<void>;
-}
-
-async function rawConnect(res: Resources, port: number): Promise<RawConn> {
-  const socket = connect({ host: '127.0.0.1', port });
-  res.sockets.add(socket);
-  const frames: Frame[] = [];
-  let closed = false;
-  const reader = new FrameReader(16 * MiB, (type, flags, body) => {
-    frames.push({ type, flags, body: Buffer.from(body) });
-  });
-  socket.on('data', (chunk: Buffer) => {
-    try {
-      reader.push(chunk);
-    } catch {
-      socket.destroy();
-    }
-  });
-  socket.on('error', () => {});
-  const whenClosed = new Promise<void>((resolve) => {
-    socket.on('close', () => {
-      closed = true;
-      res.sockets.delete(socket);
-      resolve();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  return { socket, frames, closed: () => closed, whenClosed };
 }
 
 /** Waits (bounded) for the server to close `conn`. */
@@ -145,24 +78,7 @@ function rawHeader(fields: {
 }
 
 function rawHello(domain: string): Buffer {
-  const desc = encodeMember({
-    id: randomBytes(16).toString('hex'),
-    protocolVersion: PROTOCOL_VERSION,
-    host: '127.0.0.1',
-    port: 9,
-    name: 'raw-client',
-    domain,
-    startTime: Date.now(),
-    payload: new Uint8Array(0),
-  });
-  return encodeHello(FrameType.HELLO, desc, undefined, false).frame;
-}
-
-function dataFrame(seq: number, flags: number, payload: Uint8Array): Buffer {
-  const body = Buffer.allocUnsafe(4 + payload.length);
-  body.writeUInt32BE(seq, 0);
-  body.set(payload, 4);
-  return encodeFrame(FrameType.DATA, flags, body);
+  return encodeHello(FrameType.HELLO, rawDescriptor(domain), undefined, false).frame;
 }
 
 /** Deterministic PRNG (mulberry32). */
@@ -175,20 +91,6 @@ function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-async function joined(a: Channel, b: Channel): Promise<void> {
-  await waitFor(
-    () => a.members().some((m) => m.id === b.local.id) && b.members().some((m) => m.id === a.local.id),
-    `${a.config.name} and ${b.config.name} to see each other`,
-    WAIT,
-  );
-}
-
-function memberOf(ch: Channel, id: string): Member {
-  const m = ch.members().find((x) => x.id === id);
-  assert.ok(m, `member ${id} visible`);
-  return m;
 }
 
 describe('hostile bytes on the receiver', () => {
