@@ -485,7 +485,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       string[],
       Uint8Array[],
       string[],
-      number,
+      number | null,
     ];
     const now = Date.now();
     let s = this.#replicaOf(id);
@@ -500,8 +500,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         void this.#send([from], [Msg.SESSION_REQUEST, this.contextName, id], false);
       }
     }
-    if (maxInactive !== null && num(maxInactive) !== undefined && version > s.version)
-      s.maxInactiveInterval = maxInactive;
+    // null: unchanged (-1 is a real value: never expire).
+    if (maxInactive !== null && version > s.version) s.maxInactiveInterval = num(maxInactive);
     this.#applyAttributes(s, num(version), num(base), from.id, names, values, removed, now);
   }
 

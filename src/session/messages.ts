@@ -8,7 +8,7 @@
 export const Msg = {
   /** [t, ctx, id, creationTime, maxInactive, version, names[], values(bytes)[]] — first replication of a new session */
   CREATED: 1,
-  /** [t, ctx, id, base, version, names[], values[], removed[], maxInactive | -1] — changed attributes only */
+  /** [t, ctx, id, base, version, names[], values[], removed[], maxInactive | null] — changed attributes only (null: timeout unchanged) */
   DELTA: 2,
   /** [t, ctx, id, accessedAt] — a request read the session without changing it (rate-limited) */
   ACCESSED: 3,

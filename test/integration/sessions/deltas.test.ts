@@ -41,7 +41,7 @@ function delta(
   removed: string[] = [],
 ): unknown[] {
   const names = Object.keys(set);
-  return [Msg.DELTA, ctx, id, base, version, names, names.map((n) => encode(set[n])), removed, -1];
+  return [Msg.DELTA, ctx, id, base, version, names, names.map((n) => encode(set[n])), removed, null];
 }
 
 describe('message ordering (ownership none)', () => {

@@ -186,7 +186,7 @@ describe('state transfer carries what late messages are checked against', () => 
     const mc = managerOf(c);
     assert.equal(mc.sessions.has(id), false);
     // A delta written before the invalidation, delivered late (e.g. queued during C's transfer).
-    const late = [Msg.DELTA, '/probe', id, version, version + 1, ['k'], [encode('late')], [], -1];
+    const late = [Msg.DELTA, '/probe', id, version, version + 1, ['k'], [encode('late')], [], null];
     const staleB = mb.stats().staleDeltas as number;
     await mb.receive(late, memberA('b'));
     assert.equal(mb.sessions.has(id), false, 'B: not revived');
@@ -211,7 +211,7 @@ describe('state transfer carries what late messages are checked against', () => 
     assert.equal(md.sessions.get(jar.id)?.getAttribute('keep'), '1');
     assert.equal(md.sessions.get(jar.id)!.hasAttribute('y'), false);
     // The write of y, delivered again late: stale everywhere, also on the node that joined after the removal.
-    const late = [Msg.DELTA, '/probe', jar.id, setVersion - 1, setVersion, ['y'], [encode('old')], [], -1];
+    const late = [Msg.DELTA, '/probe', jar.id, setVersion - 1, setVersion, ['y'], [encode('old')], [], null];
     await mb.receive(late, memberA('b'));
     assert.equal(mb.sessions.get(jar.id)!.hasAttribute('y'), false, 'B: stale');
     await md.receive(late, memberA('d'));
