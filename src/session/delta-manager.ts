@@ -184,7 +184,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       flush: (s) => {
         if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
       },
-      post: (to, message, options) => this.hub.channel.post(to, message, options, this.#onSendError),
+      post: (to, message, onError) => this.hub.channel.post(to, message, ASYNC, onError ?? this.#onSendError),
       count: (counter) => {
         this.#counters[counter]++;
       },

@@ -7,11 +7,8 @@
  * the owner is always local and none of this runs.
  */
 import type { Member } from '../channel/types.js';
-import { SendFlag } from '../config/send-options.js';
 import { Msg } from './messages.js';
 import type { Session } from './session.js';
-
-const ASYNC = { options: SendFlag.ASYNCHRONOUS };
 
 /** What the protocol needs from its session manager. */
 export interface OwnershipHost {
@@ -22,7 +19,8 @@ export interface OwnershipHost {
   session(id: string): Session | undefined;
   /** Sends what `s` has not replicated yet (the owner's last changes before it hands over). */
   flush(s: Session): void;
-  post(to: Member, message: unknown[], options: { options: number }): void;
+  /** Sends asynchronously; a failure goes to `onError` (or is counted by the manager). */
+  post(to: Member, message: unknown[], onError?: (err: Error) => void): void;
   count(counter: 'ownershipMoves' | 'ownershipTimeouts' | 'ownershipForced'): void;
 }
 
@@ -79,7 +77,7 @@ export class Ownership {
           resolve(o);
         },
       });
-      host.post(owner, [Msg.ACQUIRE, host.contextName, s.id, requestId], ASYNC);
+      host.post(owner, [Msg.ACQUIRE, host.contextName, s.id, requestId], () => resolve(''));
     });
     this.#grants.delete(requestId);
     host.count('ownershipMoves');
@@ -149,6 +147,6 @@ export class Ownership {
 
   /** `granted`: the asker owns it now; otherwise `ownerId` is where to ask next. */
   #answer(to: Member, id: string, requestId: string, ownerId: string, granted: boolean): void {
-    this.host.post(to, [Msg.GRANT, this.host.contextName, id, requestId, ownerId, granted], ASYNC);
+    this.host.post(to, [Msg.GRANT, this.host.contextName, id, requestId, ownerId, granted]);
   }
 }
