@@ -711,21 +711,17 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   // ---- sending --------------------------------------------------------------------------------
 
-  /** What #createdMessage / #deltaMessage do to the session, without building a message. */
-  #stampAlone(s: Session): void {
-    if (s.announced && s.dirty === undefined && !s.maxInactiveDirty) return;
+  /**
+   * A local write: the session's version moves on and every attribute it writes (all of them the
+   * first time, else those changed since the last write) gets its stamp. Returns the new version.
+   */
+  #stamp(s: Session): number {
     const base = s.version;
     const v = ++s.version;
     const me = this.localId;
-    if (!s.announced) {
-      for (const a of s.attributes.values()) {
-        a.v = v;
-        a.w = me;
-        a.b = base;
-      }
-      s.announced = true;
-    } else if (s.dirty !== undefined) {
-      for (const name of s.dirty) {
+    const written = s.announced ? s.dirty : s.attributes.keys();
+    if (written !== undefined) {
+      for (const name of written) {
         const a = s.attributes.get(name);
         if (a === undefined) continue;
         a.v = v;
@@ -735,50 +731,47 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
     s.dirty = undefined;
     s.maxInactiveDirty = false;
+    return v;
+  }
+
+  /** Alone: the stamps move on as if the write had been sent (a later member gets them by transfer). */
+  #stampAlone(s: Session): void {
+    if (s.announced && s.dirty === undefined && !s.maxInactiveDirty) return;
+    this.#stamp(s);
+    s.announced = true;
   }
 
   #createdMessage(s: Session): unknown[] {
+    const v = this.#stamp(s);
     const names: string[] = [];
     const values: Buffer[] = [];
-    const v = ++s.version;
-    const me = this.localId;
     for (const [name, a] of s.attributes) {
-      a.v = v;
-      a.w = me;
-      a.b = v - 1;
       if (a.removed) continue;
       names.push(name);
       values.push(a.bytes!);
     }
-    s.dirty = undefined;
-    s.maxInactiveDirty = false;
     return [Msg.CREATED, this.contextName, s.id, s.creationTime, s.maxInactiveInterval, v, names, values];
   }
 
   #deltaMessage(s: Session): unknown[] {
     const base = s.version;
-    const v = ++s.version;
-    const me = this.localId;
+    const dirty = s.dirty;
+    const maxInactive = s.maxInactiveDirty ? s.maxInactiveInterval : null;
+    const v = this.#stamp(s);
     const names: string[] = [];
     const values: Buffer[] = [];
     const removed: string[] = [];
-    if (s.dirty) {
-      for (const name of s.dirty) {
+    if (dirty !== undefined) {
+      for (const name of dirty) {
         const a = s.attributes.get(name);
         if (a === undefined) continue;
-        a.v = v;
-        a.w = me;
-        a.b = base;
         if (a.removed) removed.push(name);
         else {
           names.push(name);
           values.push(a.bytes!);
         }
       }
-      s.dirty = undefined;
     }
-    const maxInactive = s.maxInactiveDirty ? s.maxInactiveInterval : null;
-    s.maxInactiveDirty = false;
     return [Msg.DELTA, this.contextName, s.id, base, v, names, values, removed, maxInactive];
   }
 
