@@ -1,3 +1,3 @@
 /** Application-payload codec: strict, safe binary encoding of session attribute values. See docs/codec.md. */
-export type { CodecLimits, Encodable } from './value-codec.js';
-export { checkEncodable, decode, encode, encodedEquals } from './value-codec.js';
+export type { Allocator, CodecLimits, Encodable } from './value-codec.js';
+export { checkEncodable, DEFAULT_MAX_STRING_BYTES, decode, encode, encodedEquals } from './value-codec.js';

@@ -37,6 +37,9 @@ export interface CodecLimits {
   maxBytesLength?: number;
 }
 
+/** Allocates `size` bytes for an encoding (see {@link encode}'s `alloc`). */
+export type Allocator = (size: number) => Buffer;
+
 /**
  * The values {@link encode} accepts (documentation type: {@link encode} takes `unknown` and checks at run time).
  * Plain objects are those whose prototype is `Object.prototype` or `null`; Buffer is a Uint8Array.
@@ -90,7 +93,8 @@ const T_MAP = 0x0d;
 const T_SET = 0x0e;
 
 const DEFAULT_MAX_DEPTH = 64;
-const DEFAULT_MAX_STRING_BYTES = 16 * 1024 * 1024;
+/** Default limits.maxStringBytes: the UTF-8 size of the longest string encode() accepts. */
+export const DEFAULT_MAX_STRING_BYTES = 16 * 1024 * 1024;
 const DEFAULT_MAX_BYTES_LENGTH = 64 * 1024 * 1024;
 /** Hard cap on maxDepth: keeps the recursive encoder/decoder far away from the JS stack limit. */
 const MAX_DEPTH_CAP = 1000;
@@ -203,9 +207,9 @@ function grow(needed: number): void {
 }
 
 /** Copies `src[start, end)` into a new Buffer (a JS loop beats the native call for short ranges). */
-function copyOut(src: Buffer, start: number, end: number, headroom = 0): Buffer {
+function copyOut(src: Buffer, start: number, end: number, headroom: number, alloc: Allocator | undefined): Buffer {
   const n = end - start;
-  const out = Buffer.allocUnsafe(n + headroom);
+  const out = alloc === undefined ? Buffer.allocUnsafe(n + headroom) : alloc(n + headroom);
   if (n <= SHORT_COPY) {
     for (let i = 0; i < n; i++) out[headroom + i] = src[start + i]!;
   } else {
@@ -682,6 +686,8 @@ function diagnose(value: unknown): void {
  * @param limits - optional {@link CodecLimits}; defaults: depth 64, strings 16 MiB, bytes 64 MiB.
  * @param headroom - bytes left free before the encoding (the channel writes its frame header there,
  *   so a message is encoded once and never copied into a frame); the encoding starts at this offset.
+ * @param alloc - where the result is allocated (default `Buffer.allocUnsafe`): the session layer
+ *   passes its long-lived arena, so an attribute is copied once, not allocated twice.
  * @returns a new Buffer (small results may share Node's Buffer pool slab, like `Buffer.from`).
  * @throws {@link CodecError} with code `ERR_CLOWDER_CODEC_ENCODE` when the value, or something inside it, cannot be
  *   encoded; `error.path` names it (`cart.items[2].onClick`, `''` for the root) and the message says why.
@@ -689,7 +695,7 @@ function diagnose(value: unknown): void {
  * @remarks Getters are read once on success; after a failure the value is walked a second time to build the
  *   error, so getters run again.
  */
-export function encode(value: unknown, limits?: CodecLimits, headroom = 0): Buffer {
+export function encode(value: unknown, limits?: CodecLimits, headroom = 0, alloc?: Allocator): Buffer {
   const outer = encodeActive > 0;
   const savedPos = pos;
   const savedDepth = maxDepth;
@@ -703,7 +709,7 @@ export function encode(value: unknown, limits?: CodecLimits, headroom = 0): Buff
     if (pos + 1 > buf.length) grow(1);
     buf[pos++] = FORMAT_VERSION;
     writeValue(value, 0);
-    return copyOut(buf, start, pos, headroom);
+    return copyOut(buf, start, pos, headroom, alloc);
   } catch (err) {
     if (err !== ENCODE_FAILED && err !== ENCODE_TOO_LARGE) throw err;
     diagnose(value);
@@ -770,14 +776,16 @@ class Reader {
   readonly maxDepth: number;
   readonly maxStringBytes: number;
   readonly maxBytesLength: number;
+  readonly alloc: Allocator | undefined;
 
-  constructor(b: Buffer, depth: number, strings: number, bytes: number) {
+  constructor(b: Buffer, depth: number, strings: number, bytes: number, alloc: Allocator | undefined) {
     this.b = b;
     this.pos = 0;
     this.end = b.length;
     this.maxDepth = depth;
     this.maxStringBytes = strings;
     this.maxBytesLength = bytes;
+    this.alloc = alloc;
   }
 }
 
@@ -926,7 +934,7 @@ function readValue(r: Reader, depth: number): unknown {
       if (n > r.maxBytesLength) fail(lat, `byte array length ${n} exceeds limits.maxBytesLength (${r.maxBytesLength})`);
       const start = r.pos;
       r.pos = start + n;
-      return copyOut(r.b, start, start + n);
+      return copyOut(r.b, start, start + n, 0, r.alloc);
     }
     case T_ARRAY:
     case T_OBJECT:
@@ -990,24 +998,26 @@ function readContainer(r: Reader, tag: number, at: number, depth: number): unkno
  *
  * @param bytes - the encoding; not retained, not modified.
  * @param limits - optional {@link CodecLimits}; use the encoder's limits.
+ * @param alloc - where byte arrays are copied to (default `Buffer.allocUnsafe`), e.g. memory for long-lived data.
  * @returns the value; plain objects come back with prototype Object.prototype, Uint8Arrays as Buffers.
  * @throws {@link CodecError} with code `ERR_CLOWDER_CODEC_DECODE` on any malformed input, the message naming the
  *   byte offset; {@link ConfigError} for malformed limits.
  */
-export function decode(bytes: Uint8Array, limits?: CodecLimits): unknown {
+export function decode(bytes: Uint8Array, limits?: CodecLimits, alloc?: Allocator): unknown {
   if (!isUint8Array(bytes)) {
     throw new CodecError(ErrorCode.CODEC_DECODE, 'invalid encoding: input is not a Uint8Array');
   }
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let r: Reader;
   if (limits === undefined) {
-    r = new Reader(b, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_BYTES, DEFAULT_MAX_BYTES_LENGTH);
+    r = new Reader(b, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_BYTES, DEFAULT_MAX_BYTES_LENGTH, alloc);
   } else {
     r = new Reader(
       b,
       limitValue(limits, 'maxDepth', DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP),
       limitValue(limits, 'maxStringBytes', DEFAULT_MAX_STRING_BYTES, MAX_STRING_CAP),
       limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP),
+      alloc,
     );
   }
   if (b.length === 0) fail(0, 'empty input');

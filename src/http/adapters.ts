@@ -91,8 +91,22 @@ export class ClusterRequest extends IncomingMessage {
   }
 }
 
-/** ServerResponse whose end() first replicates the request's session changes. */
+/**
+ * ServerResponse whose end() first replicates the request's session changes, and whose close
+ * (finished or aborted) ends the request for its session without a per-request listener.
+ */
 export class ClusterResponse<R extends IncomingMessage = IncomingMessage> extends ServerResponse<R> {
+  /** Called once when this response closes (the node counts requests in flight with it). */
+  onClosed: ((res: ClusterResponse<R>) => void) | undefined = undefined;
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'close') {
+      (this.req as AnyRequest)[kSession]?.finish();
+      this.onClosed?.(this);
+    }
+    return super.emit(event, ...args);
+  }
+
   override end(...args: unknown[]): this {
     const rs = (this.req as AnyRequest)[kSession];
     if (rs !== undefined) {
@@ -154,8 +168,10 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
     const rs = new RequestSession(mount.manager, mount.manager.config, req, res, path);
     r[kSession] = rs;
     if (!(req instanceof ClusterRequest)) decorate(req, rs);
-    if (!(res instanceof ClusterResponse)) replicateBeforeEnd(res, rs);
-    res.on('close', onClose);
+    if (!(res instanceof ClusterResponse)) {
+      replicateBeforeEnd(res, rs);
+      res.on('close', onClose);
+    }
     if (rs.ready === undefined) run(mount.app, req, res);
     else rs.ready.then(() => run(mount.app, req, res));
   };

@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { SessionConfig } from '../config/session-config.js';
 import type { DeltaManager } from '../session/delta-manager.js';
-import { parseSessionCookie } from '../session/ids.js';
+import { cookieNamesRoute, cookieRoute, sessionIdOf } from '../session/ids.js';
 import type { Session } from '../session/session.js';
 import { findCookie, serializeCookie } from './cookie.js';
 import { createSessionHandle, type HandleHost, type SessionCookie, type SessionHandle } from './session-handle.js';
@@ -38,14 +38,15 @@ export class RequestSession implements HandleHost {
     this.#replicate = config.replicationFilter === undefined || !config.replicationFilter.test(path);
     const value = findCookie(req.headers.cookie, config.cookieName);
     if (value === undefined) return;
-    const parsed = parseSessionCookie(value);
-    if (parsed === undefined) return;
-    const s = manager.findSession(parsed.id);
+    const id = sessionIdOf(value);
+    if (id === undefined) return;
+    const now = Date.now();
+    const s = manager.findSession(id, now);
     if (s === undefined) return;
-    this.#begin(s);
-    if (parsed.route !== manager.route) {
+    this.#begin(s, now);
+    if (!cookieNamesRoute(value, manager.route)) {
       // Failover (or no route yet): this node now serves the session; tell the balancer.
-      this.originalRoute = parsed.route;
+      this.originalRoute = cookieRoute(value);
       this.#setCookie(s.id);
     }
     // Another node owns the session: take it over before the application runs.
@@ -141,10 +142,10 @@ export class RequestSession implements HandleHost {
     return pending === undefined ? sent : sent === undefined ? pending : Promise.all([pending, sent]).then(() => {});
   }
 
-  #begin(s: Session): void {
+  #begin(s: Session, now = Date.now()): void {
     this.session = s;
     this.#started = true;
-    this.manager.requestStarted(s);
+    this.manager.requestStarted(s, now);
   }
 
   #end(s: Session): void {

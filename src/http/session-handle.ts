@@ -109,7 +109,14 @@ const getters: Record<string, (h: HandleBase) => unknown> = {
   maxInactiveInterval: (h) => live(h).maxInactiveInterval,
 };
 
-const RESERVED = new Set([...Object.keys(methods), ...Object.keys(getters)]);
+/**
+ * Every reserved name and how to read it, in a Map: a plain-object lookup would also find
+ * Object.prototype's members (`constructor`, `__proto__`), which are attribute names here.
+ */
+const RESERVED = new Map<string, (h: HandleBase) => unknown>([
+  ...Object.entries(methods).map(([name, m]) => [name, (h: HandleBase) => m.bind(h)] as const),
+  ...Object.entries(getters),
+]);
 
 function live(h: HandleBase): Session {
   const s = h.host.session;
@@ -138,10 +145,8 @@ function proxyOf(h: HandleBase): object {
 const handler: ProxyHandler<HandleBase> = {
   get(target, prop) {
     if (typeof prop === 'symbol') return undefined;
-    const m = methods[prop];
-    if (m !== undefined) return m.bind(target);
-    const g = getters[prop];
-    if (g !== undefined) return g(target);
+    const reserved = RESERVED.get(prop);
+    if (reserved !== undefined) return reserved(target);
     return live(target).getAttribute(prop);
   },
   set(target, prop, value) {

@@ -55,6 +55,9 @@ export class ClusterNode {
   #server: Server | undefined;
   #state: State = 'new';
   #inFlight = 0;
+  readonly #requestClosed = (): void => {
+    this.#inFlight--;
+  };
 
   constructor(options: ClusterNodeOptions, deps: { logger?: Logger } = {}) {
     const given = new Map<string, AppDefinition>();
@@ -130,7 +133,7 @@ export class ClusterNode {
       const statusPath = this.config.http.statusPath;
       const server = createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, (req, res) => {
         this.#inFlight++;
-        res.once('close', () => this.#inFlight--);
+        res.onClosed = this.#requestClosed;
         if (statusPath !== '' && req.url?.startsWith(statusPath) && this.#status(req, res, statusPath)) return;
         listener(req as IncomingMessage, res as ServerResponse);
       });

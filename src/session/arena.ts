@@ -11,20 +11,21 @@ const SMALL = 512;
 let slab = Buffer.allocUnsafeSlow(SLAB);
 let used = 0;
 
-/** A copy of `bytes` in memory that holds only long-lived data. */
-export function keep(bytes: Buffer): Buffer {
-  const n = bytes.length;
-  if (n >= SMALL) {
-    const own = Buffer.allocUnsafeSlow(n);
-    bytes.copy(own);
-    return own;
-  }
+/** `n` bytes of memory that holds only long-lived data (an encoder's `alloc`). */
+export function allocKept(n: number): Buffer {
+  if (n >= SMALL) return Buffer.allocUnsafeSlow(n);
   if (used + n > SLAB) {
     slab = Buffer.allocUnsafeSlow(SLAB);
     used = 0;
   }
   const out = slab.subarray(used, used + n);
-  bytes.copy(out);
   used += (n + 7) & ~7;
+  return out;
+}
+
+/** A copy of `bytes` in memory that holds only long-lived data. */
+export function keep(bytes: Buffer): Buffer {
+  const out = allocKept(bytes.length);
+  bytes.copy(out);
   return out;
 }

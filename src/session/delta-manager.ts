@@ -16,12 +16,11 @@ import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { keep } from './arena.js';
-import { newSessionId } from './ids.js';
+import { newSessionId, sessionIdOf } from './ids.js';
 import { MSG_NAMES, Msg, type SessionRecord } from './messages.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
-import { Attribute, newer, Session, type SessionOwner } from './session.js';
+import { Attribute, attributeBytes, newer, Session, type SessionOwner } from './session.js';
 import { streamSessions, toRecord } from './state-donor.js';
 
 /** Why a session ended. */
@@ -748,7 +747,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     for (const [name, a] of s.attributes) {
       if (a.removed) continue;
       names.push(name);
-      values.push(a.bytes!);
+      values.push(attributeBytes(a));
     }
     return [Msg.CREATED, this.contextName, s.id, s.creationTime, s.maxInactiveInterval, v, names, values];
   }
@@ -768,7 +767,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         if (a.removed) removed.push(name);
         else {
           names.push(name);
-          values.push(a.bytes!);
+          values.push(attributeBytes(a));
         }
       }
     }
@@ -1009,10 +1008,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 }
 
-/** Received attribute bytes, moved out of the shared Buffer pool into memory for long-lived values. */
-function toBuffer(b: Uint8Array): Buffer {
-  if (!(b instanceof Uint8Array)) throw new Error('attribute value is not bytes');
-  return keep(Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+/** Received attribute bytes: already in long-lived memory (the hub decodes into the arena). */
+function toBuffer(b: unknown): Buffer {
+  if (!Buffer.isBuffer(b)) throw new Error('attribute value is not bytes');
+  return b;
 }
 
 function num(v: unknown): number {
@@ -1020,7 +1019,7 @@ function num(v: unknown): number {
   return v;
 }
 
-const ID = /^[0-9A-F]{32}$/;
 function checkId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || !ID.test(id)) throw new Error('malformed session id');
+  if (typeof id !== 'string' || id.length !== 32 || sessionIdOf(id) === undefined)
+    throw new Error('malformed session id');
 }

@@ -21,12 +21,30 @@ export function newSessionId(): string {
   return id;
 }
 
-const ID = /^[0-9A-F]{32}$/;
+/** Length of a session id: 32 upper-case hex characters. */
+const ID_LENGTH = 32;
+const DOT = 46;
 
-/** Splits a cookie value into id and route; undefined when the id part is malformed. */
-export function parseSessionCookie(value: string): { id: string; route: string } | undefined {
-  const dot = value.indexOf('.');
-  const id = dot < 0 ? value : value.slice(0, dot);
-  if (id.length !== 32 || !ID.test(id)) return undefined;
-  return { id, route: dot < 0 ? '' : value.slice(dot + 1) };
+/**
+ * The session id of a cookie value `<id>[.<route>]`, or undefined when the id part is not
+ * exactly 32 upper-case hex characters. (A loop, not a RegExp: this runs on every request.)
+ */
+export function sessionIdOf(value: string): string | undefined {
+  const n = value.length;
+  if (n < ID_LENGTH || (n > ID_LENGTH && value.charCodeAt(ID_LENGTH) !== DOT)) return undefined;
+  for (let i = 0; i < ID_LENGTH; i++) {
+    const c = value.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 70))) return undefined;
+  }
+  return n === ID_LENGTH ? value : value.slice(0, ID_LENGTH);
+}
+
+/** Whether a well-formed cookie value (see {@link sessionIdOf}) ends in `.<route>`. */
+export function cookieNamesRoute(value: string, route: string): boolean {
+  return value.length === ID_LENGTH + 1 + route.length && value.endsWith(route);
+}
+
+/** The route of a well-formed cookie value; '' when it names none. */
+export function cookieRoute(value: string): string {
+  return value.length > ID_LENGTH + 1 ? value.slice(ID_LENGTH + 1) : '';
 }

@@ -1,17 +1,58 @@
 /**
  * A session as every node holds it. Attribute values are kept as the codec bytes they travel in
- * and decoded on first read; each attribute carries a stamp (version, writer) so that changes from
- * several nodes converge (last writer wins per attribute, ties broken by writer id) and a late or
- * duplicate change never overwrites newer data.
+ * and decoded on first read (scalars set on this node: as the value, encoded when they travel);
+ * each attribute carries a stamp (version, writer) so that changes from several nodes converge
+ * (last writer wins per attribute, ties broken by writer id) and a late or duplicate change never
+ * overwrites newer data.
  */
-import { decode, encode, encodedEquals } from '../codec/value-codec.js';
+import { DEFAULT_MAX_STRING_BYTES, decode, encode, encodedEquals } from '../codec/value-codec.js';
 import { CodecError, ErrorCode } from '../core/errors.js';
-import { keep } from './arena.js';
+import { allocKept, keep } from './arena.js';
 
 /** Values whose encoding is at least this large are not kept decoded between requests. */
 const RELEASE_BYTES = 256;
+/** Strings up to this length always encode within the codec's string limit (≤ 3 UTF-8 bytes per unit). */
+const SAFE_STRING_UNITS = Math.floor(DEFAULT_MAX_STRING_BYTES / 3);
 
-/** One attribute: value (decoded lazily), its encoding, and the stamp of the write that set it. */
+/**
+ * Scalars that are always encodable. Set on this node, they are kept as the value only and
+ * encoded when they travel: a node without peers never encodes them, and a flat string costs
+ * no more memory than its encoding would.
+ */
+function isScalar(v: unknown): boolean {
+  switch (typeof v) {
+    case 'number':
+    case 'boolean':
+      return true;
+    case 'string':
+      return v.length <= SAFE_STRING_UNITS;
+    default:
+      return v === null;
+  }
+}
+
+/** The encoding of `value` in long-lived memory; a CodecError names the attribute and the path. */
+function encodeKept(name: string, value: unknown): Buffer {
+  try {
+    return encode(value, undefined, 0, allocKept);
+  } catch (err) {
+    if (err instanceof CodecError) {
+      const where = err.path ? `${name}.${err.path}`.replace('.[', '[') : name;
+      throw new CodecError(
+        ErrorCode.CODEC_ENCODE,
+        `session attribute "${name}" cannot be replicated: ${err.message.replace(/^cannot encode [^:]*: /, '')} (at ${where})`,
+        where,
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * One attribute: its value (decoded lazily), its encoding, and the stamp of the write that set it.
+ * A set attribute has its value, its bytes or both: `bytes` stays undefined for a scalar set on
+ * this node (see {@link attributeBytes}).
+ */
 export class Attribute {
   value: unknown = undefined;
   decoded = false;
@@ -25,6 +66,11 @@ export class Attribute {
     public w: string,
     public removed = false,
   ) {}
+}
+
+/** The encoding of a set attribute, as it travels (a scalar kept as its value is encoded now). */
+export function attributeBytes(a: Attribute): Buffer {
+  return a.bytes ?? encode(a.value);
 }
 
 /** What a session reports to its manager (listeners, dirty tracking). */
@@ -94,8 +140,8 @@ export class Session {
   }
 
   /**
-   * Sets `name`. The value is encoded now, so a value that cannot be replicated (a function, a
-   * class instance, a cycle) fails here, naming the attribute. `undefined` removes it.
+   * Sets `name`. A value that is not a scalar is encoded now, so one that cannot be replicated
+   * (a function, a class instance, a cycle) fails here, naming the attribute. `undefined` removes it.
    */
   setAttribute(name: string, value: unknown): void {
     if (value === undefined) {
@@ -103,20 +149,7 @@ export class Session {
       return;
     }
     this.#checkValid();
-    let bytes: Buffer;
-    try {
-      bytes = keep(encode(value));
-    } catch (err) {
-      if (err instanceof CodecError) {
-        const where = err.path ? `${name}.${err.path}`.replace('.[', '[') : name;
-        throw new CodecError(
-          ErrorCode.CODEC_ENCODE,
-          `session attribute "${name}" cannot be replicated: ${err.message.replace(/^cannot encode [^:]*: /, '')} (at ${where})`,
-          where,
-        );
-      }
-      throw err;
-    }
+    const bytes = isScalar(value) ? undefined : encodeKept(name, value);
     const a = this.attributes.get(name);
     const old = a === undefined || a.removed ? undefined : a.decoded ? a.value : undefined;
     const existed = a !== undefined && !a.removed;

@@ -7,7 +7,7 @@ import type { Channel } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import type { Logger } from '../core/logger.js';
 import { Msg, type SessionRecord } from './messages.js';
-import type { Session } from './session.js';
+import { attributeBytes, type Session } from './session.js';
 
 /** Values per state-transfer chunk, at most (one chunk is one acknowledged message; also ≤ maxMessageBytes / 2). */
 const CHUNK_BYTES = 4 * 1024 * 1024;
@@ -30,7 +30,7 @@ export function toRecord(s: Session): SessionRecord {
   for (const [name, a] of s.attributes) {
     if (a.w === '') continue; // written here and not replicated yet: it travels as a delta
     names.push(name);
-    values.push(a.removed || a.bytes === undefined ? null : a.bytes);
+    values.push(a.removed ? null : attributeBytes(a));
     stampV.push(a.v);
     stampW.push(a.w);
   }
@@ -49,6 +49,13 @@ export function toRecord(s: Session): SessionRecord {
 }
 
 /**
+ * Chunks on their way at once: the donor builds the next chunk while the receiver applies the
+ * previous one (one at a time left both sides idle half the time), and memory stays bounded.
+ */
+const WINDOW = 2;
+const SYNC_ACK = { options: 'use_ack,sync' } as const;
+
+/**
  * Streams the sessions that exist now to `to`. A chunk ends at `chunkSize` sessions or
  * CHUNK_BYTES of values, whichever comes first, so neither side holds much more than a chunk,
  * however large sessions are. Failures are logged (the starting member asks another one).
@@ -60,6 +67,8 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
   const started = Date.now();
   let seq = 0;
   let sent = 0;
+  /** Chunks sent and not yet applied by the receiver, oldest first. */
+  const inFlight: Promise<void>[] = [];
   try {
     let j = 0;
     while (j < ids.length) {
@@ -73,10 +82,14 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
         records.push(r);
       }
       if (records.length === 0) continue;
-      await channel.send(to, [Msg.STATE_CHUNK, context, requestId, seq++, records], { options: 'use_ack,sync' });
+      const applied = channel.send(to, [Msg.STATE_CHUNK, context, requestId, seq++, records], SYNC_ACK);
+      applied.catch(() => {}); // awaited below, maybe after a later chunk failed first
+      inFlight.push(applied);
       sent += records.length;
+      if (inFlight.length >= WINDOW) await inFlight.shift();
       await new Promise((r) => setImmediate(r));
     }
+    for (const applied of inFlight) await applied;
     const tombstones = Array.from(ctx.tombstones.keys());
     await channel.send(to, [Msg.STATE_COMPLETE, context, requestId, sent, tombstones], { options: 'use_ack' });
     logger.info(

@@ -34,7 +34,8 @@ function errorOf(fn: () => void): { code?: string; message: string; name: string
 /** Attributes of a session as plain JSON (Sets/Maps are not used by these tests). */
 function attrsOf(s: SessionHandle | undefined): Record<string, unknown> | null {
   if (s === undefined) return null;
-  const out: Record<string, unknown> = {};
+  // Null prototype: an attribute named __proto__ becomes an own property, as JSON.parse makes it.
+  const out: Record<string, unknown> = Object.create(null);
   for (const name of s.getAttributeNames()) out[name] = s.getAttribute(name);
   return out;
 }
@@ -69,6 +70,7 @@ class Point {
  * The probe app. Endpoints (relative to its mount):
  *   /whoami                  { id, route, originalRoute, isNew }
  *   /attrs                   { id, attrs } of the existing session (attrs null when none)
+ *   /get?name=               { value } of req.session[name] (a property read)
  *   /set?name=&value=        sets a string attribute
  *   /set-number?name=&value= sets a number attribute
  *   /delete?name=            removes an attribute (delete req.session[name])
@@ -98,6 +100,8 @@ export const probe: RequestListener = async (req, res) => {
       const s = r.getSession(false);
       return json(res, 200, { id: s?.id ?? null, attrs: attrsOf(s) });
     }
+    case '/get':
+      return json(res, 200, { value: r.session[name] ?? null });
     case '/set':
       r.session[name] = q.get('value') ?? '';
       return json(res, 200, { id: r.session.id });

@@ -133,6 +133,23 @@ describe('replication between two nodes', () => {
     assert.ok(Number.isNaN((onB.nested as { nan: number }).nan));
   });
 
+  test('attributes named like Object.prototype members (constructor, __proto__, toString) are plain attributes', async () => {
+    const jar = new CookieJar();
+    const names = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
+    for (const name of names) {
+      const res = await jar.get(pa, `/probe/set?name=${name}&value=v-${name}`);
+      assert.equal(res.status, 200, `${name}: ${res.body}`);
+      const read = await jar.get(pa, `/probe/get?name=${name}`);
+      assert.deepEqual(JSON.parse(read.body), { value: `v-${name}` }, `read ${name} on A`);
+    }
+    const id = idOf(jar.cookie!);
+    const mb = managerOf(cluster.node('b'), PROBE);
+    await waitFor(() => mb.sessions.get(id)?.hasAttribute('valueOf'), 'B to receive them');
+    const onB = await jar.get(pb, '/probe/attrs');
+    const { attrs } = JSON.parse(onB.body) as { attrs: Record<string, unknown> };
+    for (const name of names) assert.equal(Object.getOwnPropertyDescriptor(attrs, name)?.value, `v-${name}`, name);
+  });
+
   test('isNew() is true only in the request that created the session, and false on the other node', async () => {
     const jar = new CookieJar();
     const first = JSON.parse((await jar.get(pa, '/probe/whoami')).body) as { isNew: boolean };
