@@ -36,8 +36,11 @@
 // every server process and redis-server from /proc/<pid>/stat around the measured run, per request.
 // RSS = sum of VmRSS of the same processes at the end of the measured run.
 //
-// Options: --quick --rows=a,b --duration=S --warmup=S --sessions=N --connections=N
+// Options: --quick --rows=a,b --duration=S --warmup=S --sessions=N --connections=N --reps=N
 //          --transfer-sessions=N --workload=DIR --no-save --profile --help
+// --reps (default 3, --quick 1): rounds; each round runs every selected row and measurement once.
+// Tables give medians: req/s, and x Map / x Redis as the median of each round's own ratio; the
+// other columns come from the row's median round; lost increments and errors are the worst round.
 // Results: bench/results/compare-<ISO date>.json and .md. See bench/README.md.
 //
 // This script never installs anything: it checks for wrk, redis-server and bench/compare's
@@ -83,18 +86,21 @@ const KNOWN = [
   'workload',
   'no-save',
   'profile',
+  'reps',
   'help',
 ];
 const { args, num: option } = parseOptions(
   KNOWN,
   'usage: node bench/compare/run.mjs [--quick] [--rows=id,prefix,...] [--duration=S] [--warmup=S] [--sessions=N]\n' +
-    '         [--connections=N] [--transfer-sessions=N] [--workload=DIR] [--no-save] [--profile]\n' +
+    '         [--connections=N] [--transfer-sessions=N] [--reps=N] [--workload=DIR] [--no-save] [--profile]\n' +
     'rows: bare map express-mem express-redis express-redis2 fastify-mem fastify-redis clowder-off clowder-async\n' +
     '      clowder-sync lag failover transfer',
 );
 const quick = args.quick === true;
 const num = option;
 const DURATION_S = num('duration', quick ? 3 : 10);
+/** Rounds: every row once per round, rounds one after another, so drift hits all rows alike. */
+const REPS = num('reps', quick ? 1 : 3);
 const WARMUP_S = num('warmup', quick ? 1 : 2);
 const SESSIONS = num('sessions', 1000);
 const CONNECTIONS = num('connections', 64);
@@ -611,9 +617,9 @@ async function replicaSums(servers, cookies, settleMs) {
   return { sums, agree: false };
 }
 
-async function measureRow(row, tmp) {
+async function measureRow(row, tmp, profile) {
   // --profile: the clowder rows, and the Map-session row as the baseline to read them against.
-  const profDir = PROFILE && (row.clowder || row.id === 'map') ? tempDir(`clowder-compare-prof-${row.id}-`) : undefined;
+  const profDir = profile && (row.clowder || row.id === 'map') ? tempDir(`clowder-compare-prof-${row.id}-`) : undefined;
   const { servers, redis } = await startRow(row, tmp, profDir);
   const procs = redis ? [...servers, redis] : servers;
   const ports = servers.map((s) => s.port);
@@ -835,6 +841,12 @@ async function runLagFailover(tmp) {
         line: lag.line,
       };
       log(`lag A->B: ${lag.line}`);
+      // The floor: the same probe reading on A itself (no replication involved): what a read
+      // right after a write costs on this machine at all.
+      const floor = await client('lag', { 'write-port': a.port, 'read-port': a.port, cookies, n: 1000 });
+      out.lag.floorP50 = floor.read_after_write_p50_ms;
+      out.lag.floorP99 = floor.p99_ms;
+      log(`lag A->A (floor): ${floor.line}`);
     }
     if (RUN_EXTRAS.includes('failover')) {
       const watchers = [a, b];
@@ -872,7 +884,7 @@ async function runLagFailover(tmp) {
   return out;
 }
 
-async function runTransfer() {
+async function runTransfer(profile) {
   const ports = await freePorts(4);
   const domain = `bench-compare-${process.pid}-${domainSeq++}`;
   const members = [`127.0.0.1:${ports[1]}`, `127.0.0.1:${ports[3]}`];
@@ -885,8 +897,8 @@ async function runTransfer() {
     send: 'async',
     app: APP,
   });
-  const profDirs = PROFILE ? [0, 1].map((i) => tempDir(`clowder-compare-prof-transfer-${NAMES[i]}-`)) : [];
-  const execArgv = (i) => (PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDirs[i]}`] : []);
+  const profDirs = profile ? [0, 1].map((i) => tempDir(`clowder-compare-prof-transfer-${NAMES[i]}-`)) : [];
+  const execArgv = (i) => (profile ? ['--cpu-prof', `--cpu-prof-dir=${profDirs[i]}`] : []);
   const a = new ServerProc('clowder.mjs', spec(0), { tag: 'transfer', execArgv: execArgv(0) });
   const nodes = [a];
   let out;
@@ -916,7 +928,7 @@ async function runTransfer() {
     );
   } finally {
     await stopAll(nodes);
-    if (PROFILE) {
+    if (profile) {
       const profiles = {};
       for (const [i, dir] of profDirs.entries()) {
         try {
@@ -955,6 +967,7 @@ function machine() {
 
 const REDIS_ROWS = ['express-redis', 'express-redis2', 'fastify-redis'];
 
+/** Sets each result's x Map / x Redis against the Map row and the fastest Redis row of the same list. */
 function addRatios(results) {
   const map = results.find((r) => r.row === 'map');
   const redis = results.filter((r) => REDIS_ROWS.includes(r.row));
@@ -964,6 +977,51 @@ function addRatios(results) {
     r.xRedis = fastestRedis ? r.rps / fastestRedis.rps : NaN;
   }
   return { map, fastestRedis };
+}
+
+/** The Map row and the fastest Redis row of aggregated results (for naming the references). */
+function fastestRefs(results) {
+  const map = results.find((r) => r.row === 'map');
+  const redis = results.filter((r) => REDIS_ROWS.includes(r.row));
+  return { map, fastestRedis: redis.length ? redis.reduce((a, b) => (b.rps > a.rps ? b : a)) : undefined };
+}
+
+const median = (xs) => {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+
+/**
+ * One result per row from its rounds (ratios already set per round): the median round's figures,
+ * with req/s and the ratios replaced by medians, and the worst round's lost increments and errors.
+ */
+function aggregate(runs) {
+  const ok = runs.filter((r) => !r.na);
+  if (ok.length === 0) return runs[runs.length - 1];
+  const byRps = [...ok].sort((a, b) => a.rps - b.rps);
+  const out = { ...byRps[(byRps.length - 1) >> 1] };
+  out.rounds = ok.length;
+  out.runs = ok.map((r) => r.rps);
+  out.rps = median(out.runs);
+  out.xMap = median(ok.map((r) => r.xMap));
+  out.xRedis = median(ok.map((r) => r.xRedis));
+  out.errors = Math.max(...ok.map((r) => r.errors));
+  if (ok.every((r) => r.lost !== undefined)) {
+    const worst = ok.reduce((a, b) => (b.lost > a.lost ? b : a));
+    out.lost = worst.lost;
+    out.rawDiff = worst.rawDiff;
+    out.lostExact = worst.lostExact;
+    out.served = worst.served;
+  }
+  if (ok.some((r) => r.replicasAgree === false)) {
+    const bad = ok.find((r) => r.replicasAgree === false);
+    out.replicasAgree = false;
+    out.replicaSums = bad.replicaSums;
+  }
+  if (ok.length < runs.length) out.failedRounds = runs.length - ok.length;
+  return out;
 }
 
 function targets(results, extras, refs) {
@@ -997,7 +1055,7 @@ function targets(results, extras, refs) {
     add(
       'replication lag p99 <= 1 ms (read on B right after the write on A: >= 99 % fresh, read p99 <= 1 ms)',
       extras.lag.stalePct <= 1 && extras.lag.p99 <= 1 && extras.lag.errors === 0,
-      `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms`,
+      `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (floor, read on n1 itself: p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms)`,
     );
   if (extras.failover)
     add(
@@ -1024,7 +1082,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
   );
   L.push(
     `Workload: the counter app (/work/shared/workload), ${SESSIONS} sessions, \`wrk -t2 -c${CONNECTIONS} -d${DURATION_S}s --timeout 5s -s session.lua -- cookies ${PAYLOAD} 0\` ` +
-      `(write-only, 1 KiB payload; -t<n> with WRK_PORTS for rows of more than two servers) after a ${WARMUP_S} s warm-up, one run per row. ` +
+      `(write-only, 1 KiB payload; -t<n> with WRK_PORTS for rows of more than two servers) after a ${WARMUP_S} s warm-up; ${REPS} round(s), every row once per round (req/s, x Map and x Redis: medians, the ratios taken within each round; the other columns: the row's median round; lost and errors: its worst round). ` +
       `CPU = utime+stime of every server process and redis-server during the measured run, per request; RSS = their sum at its end. ` +
       `x Map / x Redis = req/s over the Map-session row / the fastest Redis-backed row${refs.fastestRedis ? ` (${refs.fastestRedis.row})` : ''}. ` +
       'lost = acknowledged increments missing from the sessions (raw = after - before - requests; 0..connections is requests still in flight when wrk stopped, ' +
@@ -1033,13 +1091,13 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
   );
   if (results.length > 0) {
     L.push(
-      '| row | processes | req/s | x Map | x Redis | p50 ms | p99 ms | errors | lost (raw) | CPU µs/req | RSS MiB | machine busy |',
+      '| row | processes | req/s | x Map | x Redis | p50 ms | p99 ms | errors | lost (raw) | CPU µs/req | RSS MiB | machine busy | rounds (req/s) |',
     );
-    L.push('|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|');
   }
   for (const r of results) {
     if (r.na) {
-      L.push(`| ${r.row}: ${r.label} | - | ${r.na} | | | | | | | | | |`);
+      L.push(`| ${r.row}: ${r.label} | - | ${r.na} | | | | | | | | | | |`);
       continue;
     }
     const lost =
@@ -1047,12 +1105,12 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
         ? 'n/a'
         : `${fmt(r.lost)} (${r.rawDiff >= 0 ? '+' : ''}${fmt(r.rawDiff)}${r.lostExact !== undefined ? `; began-counted ${fmt(r.lostExact)}` : ''})`;
     L.push(
-      `| ${r.row}: ${r.label} | ${r.processes} | ${fmt(r.rps)} | ${fx(r.xMap)} | ${fx(r.xRedis)} | ${fx(r.p50)} | ${fx(r.p99)} | ${fmt(r.errors)} | ${lost}${r.replicasAgree === false ? ' replicas differ' : ''} | ${fx(r.cpuUsPerReq, 1)} | ${fx(r.rssBytes / 1048576, 0)} | ${fx(100 * r.machineBusy, 0)} % |`,
+      `| ${r.row}: ${r.label} | ${r.processes} | ${fmt(r.rps)} | ${fx(r.xMap)} | ${fx(r.xRedis)} | ${fx(r.p50)} | ${fx(r.p99)} | ${fmt(r.errors)} | ${lost}${r.replicasAgree === false ? ' replicas differ' : ''} | ${fx(r.cpuUsPerReq, 1)} | ${fx(r.rssBytes / 1048576, 0)} | ${fx(100 * r.machineBusy, 0)} % | ${(r.runs ?? [r.rps]).map((x) => fmt(x)).join(' / ')}${r.failedRounds ? ` (${r.failedRounds} failed)` : ''} |`,
     );
   }
   const cl = results.filter((r) => r.clowder);
   if (cl.length > 0) {
-    L.push('', 'clowder per node after the run (DeltaManager counters):', '');
+    L.push('', "clowder per node after the row's median round (DeltaManager counters):", '');
     for (const r of cl)
       L.push(
         `- ${r.row}: ${r.clowder.map((n, i) => `n${i + 1} sessions ${n.sessions}, conflicts ${n.conflicts}, staleDeltas ${n.staleDeltas}, replicationErrors ${n.replicationErrors}, repairs ${n.repairs}`).join('; ')}` +
@@ -1063,7 +1121,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     L.push('', '| measurement | result |', '|:---|:---|');
     if (extras.lag)
       L.push(
-        `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors |`,
+        `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
       );
     if (extras.failover)
       L.push(
@@ -1071,7 +1129,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
       );
     if (extras.transfer)
       L.push(
-        `| state transfer: ${fmt(extras.transfer.sessions)} sessions of 1 KiB to a joining node | stateTransfer.durationMs ${fmt(extras.transfer.transferMs)} (${extras.transfer.state}, ${fmt(extras.transfer.received)} sessions, ${fmt(extras.transfer.bytes / 1048576, 1)} MiB, ${extras.transfer.chunks} chunks); B start() -> ready ${fmt(extras.transfer.startMs)} ms |`,
+        `| state transfer: ${fmt(extras.transfer.sessions)} sessions of 1 KiB to a joining node | stateTransfer.durationMs ${fmt(extras.transfer.transferMs)} (${extras.transfer.state}, ${fmt(extras.transfer.received)} sessions, ${fmt(extras.transfer.bytes / 1048576, 1)} MiB, ${extras.transfer.chunks} chunks); B start() -> ready ${fmt(extras.transfer.startMs)} ms${extras.transfer.rounds?.length > 1 ? `; rounds ${extras.transfer.rounds.map((x) => fmt(x)).join(' / ')} ms` : ''} |`,
       );
   }
   if (tgs.length > 0) {
@@ -1105,56 +1163,65 @@ log(
     `rows ${RUN_ROWS.map((r) => r.id).join(' ') || '-'}; ${RUN_EXTRAS.join(' ') || ''}; wrk ${DURATION_S} s (+${WARMUP_S} s warm-up)${PROFILE ? '; profiling the clowder rows and map' : ''}`,
 );
 const tmp = tempDir('clowder-bench-compare-');
-const results = [];
-const extras = {};
+/** rounds[k]: every row's result in round k. */
+const rounds = [];
+const extraRounds = { lag: [], failover: [], transfer: [] };
 const failures = [];
 try {
-  for (const row of RUN_ROWS) {
-    if (row.na) {
-      results.push({ row: row.id, label: row.label, na: row.na });
-      log(`${row.id.padEnd(15)} ${row.na}`);
-      continue;
-    }
-    try {
-      const r = await measureRow(row, tmp);
-      results.push(r);
-      log(
-        `${row.id.padEnd(15)} ${fmt(r.rps).padStart(7)} req/s  p50 ${fx(r.p50)} p99 ${fx(r.p99)} ms  errors ${r.errors}  ` +
-          `lost ${r.lost ?? 'n/a'}${r.rawDiff !== undefined ? ` (raw ${r.rawDiff}${r.lostExact !== undefined ? `, began-counted ${r.lostExact} of ${r.served} begun` : ''})` : ''}  cpu ${fx(r.cpuUsPerReq, 1)} µs/req  ` +
-          `rss ${fx(r.rssBytes / 1048576, 0)} MiB  machine ${fx(100 * r.machineBusy, 0)} %` +
-          (r.replicaSums ? `  replicas ${r.replicasAgree ? 'agree' : `DIFFER ${r.replicaSums.join('/')}`}` : '') +
-          (r.clowder ? `  conflicts ${r.clowder.map((n) => n.conflicts).join('/')}` : ''),
-      );
-      if (r.profile) {
-        console.log(`  top self time, ${r.row} (${r.profile.files} profiles, ${r.profile.sampledS} s sampled):`);
-        printProfile(r.profile, console.log);
+  for (let round = 1; round <= REPS; round++) {
+    if (REPS > 1) log(`round ${round} of ${REPS}`);
+    const results = [];
+    rounds.push(results);
+    for (const row of RUN_ROWS) {
+      if (row.na) {
+        results.push({ row: row.id, label: row.label, na: row.na });
+        if (round === 1) log(`${row.id.padEnd(15)} ${row.na}`);
+        continue;
       }
-    } catch (err) {
-      failures.push({ row: row.id, error: err?.stack ?? String(err) });
-      results.push({
-        row: row.id,
-        label: row.label,
-        na: `FAILED: ${String(err?.message ?? err)
-          .split('\n')[0]
-          .slice(0, 200)}`,
-      });
-      log(`${row.id}: FAILED: ${err?.stack ?? err}`);
+      try {
+        // Profiles (--profile) come from the first round only.
+        const r = await measureRow(row, tmp, PROFILE && round === 1);
+        results.push(r);
+        log(
+          `${row.id.padEnd(15)} ${fmt(r.rps).padStart(7)} req/s  p50 ${fx(r.p50)} p99 ${fx(r.p99)} ms  errors ${r.errors}  ` +
+            `lost ${r.lost ?? 'n/a'}${r.rawDiff !== undefined ? ` (raw ${r.rawDiff}${r.lostExact !== undefined ? `, began-counted ${r.lostExact} of ${r.served} begun` : ''})` : ''}  cpu ${fx(r.cpuUsPerReq, 1)} µs/req  ` +
+            `rss ${fx(r.rssBytes / 1048576, 0)} MiB  machine ${fx(100 * r.machineBusy, 0)} %` +
+            (r.replicaSums ? `  replicas ${r.replicasAgree ? 'agree' : `DIFFER ${r.replicaSums.join('/')}`}` : '') +
+            (r.clowder ? `  conflicts ${r.clowder.map((n) => n.conflicts).join('/')}` : ''),
+        );
+        if (r.profile) {
+          console.log(`  top self time, ${r.row} (${r.profile.files} profiles, ${r.profile.sampledS} s sampled):`);
+          printProfile(r.profile, console.log);
+        }
+      } catch (err) {
+        failures.push({ row: row.id, round, error: err?.stack ?? String(err) });
+        results.push({
+          row: row.id,
+          label: row.label,
+          na: `FAILED: ${String(err?.message ?? err)
+            .split('\n')[0]
+            .slice(0, 200)}`,
+        });
+        log(`${row.id}: FAILED: ${err?.stack ?? err}`);
+      }
     }
-  }
-  if (RUN_EXTRAS.includes('lag') || RUN_EXTRAS.includes('failover')) {
-    try {
-      Object.assign(extras, await runLagFailover(tmp));
-    } catch (err) {
-      failures.push({ row: 'lag/failover', error: err?.stack ?? String(err) });
-      log(`lag/failover: FAILED: ${err?.stack ?? err}`);
+    if (RUN_EXTRAS.includes('lag') || RUN_EXTRAS.includes('failover')) {
+      try {
+        const lf = await runLagFailover(tmp);
+        if (lf.lag) extraRounds.lag.push(lf.lag);
+        if (lf.failover) extraRounds.failover.push(lf.failover);
+      } catch (err) {
+        failures.push({ row: 'lag/failover', round, error: err?.stack ?? String(err) });
+        log(`lag/failover: FAILED: ${err?.stack ?? err}`);
+      }
     }
-  }
-  if (RUN_EXTRAS.includes('transfer')) {
-    try {
-      extras.transfer = await runTransfer();
-    } catch (err) {
-      failures.push({ row: 'transfer', error: err?.stack ?? String(err) });
-      log(`transfer: FAILED: ${err?.stack ?? err}`);
+    if (RUN_EXTRAS.includes('transfer')) {
+      try {
+        extraRounds.transfer.push(await runTransfer(PROFILE && round === 1));
+      } catch (err) {
+        failures.push({ row: 'transfer', round, error: err?.stack ?? String(err) });
+        log(`transfer: FAILED: ${err?.stack ?? err}`);
+      }
     }
   }
 } finally {
@@ -1162,7 +1229,28 @@ try {
   agent.destroy();
 }
 
-const refs = addRatios(results.filter((r) => !r.na));
+// Ratios within each round, then one result per row (medians; worst round for losses).
+for (const rs of rounds) addRatios(rs.filter((r) => !r.na));
+const results = RUN_ROWS.map((row) => aggregate(rounds.map((rs) => rs.find((r) => r.row === row.id))));
+const refs = fastestRefs(results.filter((r) => !r.na));
+const pickMedian = (list, key) =>
+  list.length === 0 ? undefined : [...list].sort((a, b) => key(a) - key(b))[(list.length - 1) >> 1];
+const extras = {};
+if (extraRounds.lag.length) {
+  extras.lag = { ...pickMedian(extraRounds.lag, (l) => l.p99), rounds: extraRounds.lag.map((l) => [l.p50, l.p99]) };
+  // Staleness and errors: the worst round.
+  const stalest = [...extraRounds.lag].sort((a, b) => b.stalePct - a.stalePct)[0];
+  extras.lag.stale = stalest.stale;
+  extras.lag.stalePct = stalest.stalePct;
+  extras.lag.errors = Math.max(...extraRounds.lag.map((l) => l.errors));
+}
+if (extraRounds.failover.length) extras.failover = [...extraRounds.failover].sort((a, b) => b.maxMs - a.maxMs)[0]; // the slowest detection
+if (extraRounds.transfer.length)
+  extras.transfer = {
+    ...pickMedian(extraRounds.transfer, (t) => t.transferMs),
+    rounds: extraRounds.transfer.map((t) => t.transferMs),
+    complete: extraRounds.transfer.every((t) => t.complete),
+  };
 const tgs = targets(
   results.filter((r) => !r.na),
   extras,
@@ -1181,6 +1269,7 @@ if (!args['no-save']) {
     machine: info,
     settings: {
       quick,
+      reps: REPS,
       durationS: DURATION_S,
       warmupS: WARMUP_S,
       sessions: SESSIONS,
@@ -1193,6 +1282,7 @@ if (!args['no-save']) {
       packages: JSON.parse(readFileSync(join(here, 'package.json'), 'utf8')).dependencies,
     },
     rows: results,
+    rounds,
     ...extras,
     targets: tgs,
     failures,
