@@ -3,7 +3,7 @@
  * Flags win over the environment, which wins over the config file. Mistakes name the flag.
  */
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/errors.js';
 
@@ -111,6 +111,16 @@ export function parseApps(values: string[] | undefined): { path: string; module:
 export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unknown>> {
   const file = pick(flags, 'config', 'CLOWDER_CONFIG');
   const config: Record<string, unknown> = file ? await readConfigFile(file) : {};
+  // A relative module path in the file means relative to the file (flags: to the working directory).
+  if (file !== undefined && Array.isArray(config.apps)) {
+    config.apps = config.apps.map((a: unknown) => {
+      if (a === null || typeof a !== 'object') return a;
+      const m = (a as { module?: unknown }).module;
+      return typeof m === 'string' && (m.startsWith('./') || m.startsWith('../'))
+        ? { ...a, module: resolve(dirname(file), m) }
+        : a;
+    });
+  }
   const http = { ...((config.http as Record<string, unknown>) ?? {}) };
   const host = pick(flags, 'host', 'CLOWDER_HOST');
   if (host !== undefined) http.host = host;

@@ -4,6 +4,7 @@
  * sessions before it is ready), and only then the HTTP server: a node never serves a request
  * before it holds the cluster's sessions. `stop()` is the reverse, gracefully.
  */
+import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -227,7 +228,10 @@ export class ClusterNode {
   ): Promise<{ listener: RequestListener; distributable: boolean; setup?: AppSetup }> {
     const given = this.#given.get(path);
     if (given) return { listener: given.app, distributable: given.distributable ?? true, setup: given.setup };
-    const specifier = module.startsWith('.') || isAbsolute(module) ? pathToFileURL(resolve(module)).href : module;
+    // A path (relative to the working directory), or a package name; a bare name that is a file
+    // here (`--app /app=examples/app.mjs`) is that file, as `node examples/app.mjs` would take it.
+    const isPath = module.startsWith('.') || isAbsolute(module) || (await isFile(resolve(module)));
+    const specifier = isPath ? pathToFileURL(resolve(module)).href : module;
     let mod: { default?: unknown; distributable?: unknown; setup?: unknown };
     try {
       mod = await import(specifier);
@@ -254,6 +258,14 @@ export class ClusterNode {
       distributable: mod.distributable === true || listener.distributable === true,
       setup: mod.setup as AppSetup | undefined,
     };
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
   }
 }
 

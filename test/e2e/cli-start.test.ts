@@ -5,10 +5,10 @@
  * a JSON config file both start a node.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   type CliProcess,
@@ -18,6 +18,7 @@ import {
   fields,
   get,
   portIsFree,
+  REPO,
   runCli,
   startNode,
 } from '../helpers/node-process.js';
@@ -112,7 +113,7 @@ describe('clowder start: environment, graceful stop, config files', () => {
     await writeFile(slowApp, SLOW_APP);
   });
 
-  test('CLOWDER_* environment variables instead of flags', async () => {
+  test('CLOWDER_* environment variables instead of flags (a module path relative to the working directory)', async () => {
     const [http, cp] = await freePorts(2);
     const n = track(
       startNode(
@@ -122,7 +123,8 @@ describe('clowder start: environment, graceful stop, config files', () => {
           CLOWDER_NAME: 'envnode',
           CLOWDER_PORT: String(http),
           CLOWDER_CLUSTER_PORT: String(cp),
-          CLOWDER_APPS: `/app=${COUNTER_APP}`,
+          // No leading ./: a file under the working directory is that file, as with `node path`.
+          CLOWDER_APPS: `/app=${relative(REPO, COUNTER_APP)}`,
           CLOWDER_MEMBERSHIP: 'static',
           CLOWDER_MEMBERS: `127.0.0.1:${cp}`,
           CLOWDER_LOG_LEVEL: 'info',
@@ -225,7 +227,7 @@ describe('clowder start: environment, graceful stop, config files', () => {
     assert.deepEqual(await b.stop(), { code: 0, signal: null });
   });
 
-  test('a YAML config file and the same in JSON both start a node', async () => {
+  test('a YAML config file and the same in JSON both start a node (a relative module path means relative to the file)', async () => {
     const [httpY, httpJ, cpY, cpJ] = await freePorts(4);
     const members = [`127.0.0.1:${cpY}`, `127.0.0.1:${cpJ}`];
     const config = (name: string, http: number, cp: number) => ({
@@ -236,6 +238,7 @@ describe('clowder start: environment, graceful stop, config files', () => {
       sessions: { maxInactiveInterval: 600, sendOptions: 'sync' },
     });
     const yamlFile = join(dir, 'node-y.yaml');
+    await copyFile(COUNTER_APP, join(dir, 'counter-copy.mjs'));
     const jsonFile = join(dir, 'node-j.json');
     await writeFile(
       yamlFile,
@@ -246,7 +249,7 @@ describe('clowder start: environment, graceful stop, config files', () => {
         `  port: ${httpY}`,
         'apps:',
         '  - path: /app',
-        `    module: ${JSON.stringify(COUNTER_APP)}`,
+        '    module: ./counter-copy.mjs',
         'cluster:',
         '  receiver:',
         `    port: ${cpY}`,
