@@ -35,6 +35,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep, setImmediate as yieldNow } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createChannel, silentLogger } from '../../dist/index.js';
+import { median } from '../lib/stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -235,13 +236,6 @@ function freePort() {
 function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
-function median(xs) {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Calls `yieldNow` every ~2 ms of a busy loop so timers, IPC and socket callbacks get their turn. */

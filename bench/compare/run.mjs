@@ -68,6 +68,7 @@ import {
   run,
   workloadClient,
 } from '../lib/proc.mjs';
+import { median } from '../lib/stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -1004,13 +1005,6 @@ function fastestRefs(results) {
   const redis = results.filter((r) => REDIS_ROWS.includes(r.row));
   return { map, fastestRedis: redis.length ? redis.reduce((a, b) => (b.rps > a.rps ? b : a)) : undefined };
 }
-
-const median = (xs) => {
-  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
 
 /**
  * One result per row from its rounds (ratios already set per round): the median round's figures,

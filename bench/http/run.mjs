@@ -45,6 +45,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseOptions } from '../lib/args.mjs';
 import { CLK_TCK, cpuSeconds, freePorts, kv, live, machineTicks, reap, run, workloadClient } from '../lib/proc.mjs';
+import { median } from '../lib/stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -155,12 +156,6 @@ preconditions();
 
 // ---- helpers --------------------------------------------------------------------------------------
 
-const median = (xs) => {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
 const fmt = (x, d = 0) =>
   Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '-';
 const log = (...a) => console.log(`[${((performance.now() - T0) / 1000).toFixed(1).padStart(6)} s]`, ...a);
