@@ -757,6 +757,16 @@ export function checkEncodable(value: unknown, limits?: CodecLimits): void {
 }
 
 /**
+ * Whether an encoding's root value is a scalar — a string, number, boolean or null (not
+ * undefined, a bigint or a container). Looks at the first two bytes only; the rest is not checked.
+ */
+export function isScalarEncoding(bytes: Uint8Array): boolean {
+  if (bytes.length < 2 || bytes[0] !== FORMAT_VERSION) return false;
+  const tag = bytes[1]!;
+  return tag === T_STRING || tag === T_INT || tag === T_FLOAT || (tag >= T_NULL && tag <= T_TRUE);
+}
+
+/**
  * Byte equality of two encodings (or any two byte arrays).
  *
  * @returns true when both have the same length and the same bytes.

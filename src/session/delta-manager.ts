@@ -20,7 +20,16 @@ import { newSessionId, sessionIdOf } from './ids.js';
 import { MSG_NAMES, Msg, type SessionRecord } from './messages.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
-import { Attribute, attributeBytes, newer, Session, type SessionOwner } from './session.js';
+import {
+  Attribute,
+  attributeBytes,
+  newer,
+  type ReceivedValue,
+  receiveValue,
+  Session,
+  type SessionOwner,
+  storeReceived,
+} from './session.js';
 import { streamSessions, toRecord } from './state-donor.js';
 
 /** Why a session ended. */
@@ -537,12 +546,18 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (!Array.isArray(names) || !Array.isArray(values) || names.length !== values.length || !Array.isArray(removed)) {
       throw new Error('malformed attribute lists');
     }
+    // Everything is checked (and scalars decoded) before anything changes: all or nothing.
+    const incoming: ReceivedValue[] = new Array(names.length);
+    for (let i = 0; i < names.length; i++) {
+      if (typeof names[i] !== 'string') throw new Error('attribute name is not a string');
+      incoming[i] = receiveValue(values[i]);
+    }
+    for (const name of removed) if (typeof name !== 'string') throw new Error('attribute name is not a string');
     let applied = 0;
     const notify = this.config.notifyListenersOnReplication;
     for (let i = 0; i < names.length + removed.length; i++) {
       const isRemove = i >= names.length;
       const name = isRemove ? removed[i - names.length]! : names[i]!;
-      if (typeof name !== 'string') throw new Error('attribute name is not a string');
       const a = s.attributes.get(name);
       if (a !== undefined && s.dirty?.has(name)) {
         // A local write not yet replicated: it will be stamped newer than this and win everywhere.
@@ -578,12 +593,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           if (notify && existed) this.#notifyAttribute(s, name, 'removed', undefined, true);
         } else {
           a.removed = false;
-          a.bytes = toBuffer(values[i]!);
+          storeReceived(a, incoming[i]!);
           if (notify) this.#notifyAttribute(s, name, existed ? 'replaced' : 'added', a, true);
         }
         s.handedOut?.delete(name);
       } else {
-        const attr = new Attribute(isRemove ? undefined : toBuffer(values[i]!), version, writer, isRemove);
+        const attr = new Attribute(undefined, version, writer, isRemove);
+        if (!isRemove) storeReceived(attr, incoming[i]!);
         attr.b = base < 0 ? version : base;
         s.attributes.set(name, attr);
         if (notify && !isRemove) this.#notifyAttribute(s, name, 'added', attr, true);
@@ -916,6 +932,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     const [id, creationTime, lastAccessed, maxInactive, version, names, values, stampV, stampW, ownerId] = r;
     checkId(id);
     if (this.#tombstones.has(id)) return;
+    if (!Array.isArray(names) || !Array.isArray(values) || names.length !== values.length)
+      throw new Error('malformed session record');
+    // Checked (and scalars decoded) before anything changes.
+    const incoming = values.map((b) => (b === null ? null : receiveValue(b)));
     let s = this.sessions.get(id);
     const fresh = s === undefined;
     if (s === undefined) {
@@ -928,20 +948,24 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       const w = String(stampW[i] ?? from.id);
       const a = s.attributes.get(name);
       // null = removed, with the stamp of the removal (so an older write cannot bring it back)
-      const bytes = values[i] === null ? undefined : toBuffer(values[i]!);
-      if (initial && bytes !== undefined) this.#transfer.bytes += bytes.length;
+      const r = incoming[i]!;
+      if (initial && r !== null) this.#transfer.bytes += r.bytes.length;
       if (a === undefined) {
-        const attr = new Attribute(bytes, v, w, bytes === undefined);
+        const attr = new Attribute(undefined, v, w, r === null);
+        if (r !== null) storeReceived(attr, r);
         attr.b = v; // its base is unknown: count it as having seen everything before it
         s.attributes.set(name, attr);
       } else if (newer(v, w, a.v, a.w) && !s.dirty?.has(name)) {
-        a.bytes = bytes;
         a.v = v;
         a.w = w;
         a.b = v;
-        a.removed = bytes === undefined;
-        a.decoded = false;
-        a.value = undefined;
+        a.removed = r === null;
+        if (r !== null) storeReceived(a, r);
+        else {
+          a.bytes = undefined;
+          a.decoded = false;
+          a.value = undefined;
+        }
       }
     }
     if (num(version) > s.version) {
@@ -1006,12 +1030,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       received: { ...this.#counters.received },
     };
   }
-}
-
-/** Received attribute bytes: already in long-lived memory (the hub decodes into the arena). */
-function toBuffer(b: unknown): Buffer {
-  if (!Buffer.isBuffer(b)) throw new Error('attribute value is not bytes');
-  return b;
 }
 
 function num(v: unknown): number {

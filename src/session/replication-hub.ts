@@ -5,9 +5,7 @@
  */
 import type { Channel, ReceivedMessage } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
-import { decode } from '../codec/value-codec.js';
 import type { Logger } from '../core/logger.js';
-import { allocKept } from './arena.js';
 import { Msg } from './messages.js';
 
 /** What the hub needs from a manager. */
@@ -71,9 +69,7 @@ export class ReplicationHub {
   }
 
   #onMessage(msg: ReceivedMessage): void | Promise<void> {
-    // Decoded here, not through msg.value: attribute bytes are copied straight into the
-    // long-lived arena, once (a session keeps them as they arrive).
-    const value = decode(msg.bytes, undefined, allocKept);
+    const value = msg.value;
     if (!Array.isArray(value) || typeof value[0] !== 'number' || typeof value[1] !== 'string') {
       this.#drop(msg.from, 'not a session message');
       return;

@@ -5,7 +5,7 @@
  * (last writer wins per attribute, ties broken by writer id) and a late or duplicate change never
  * overwrites newer data.
  */
-import { DEFAULT_MAX_STRING_BYTES, decode, encode, encodedEquals } from '../codec/value-codec.js';
+import { DEFAULT_MAX_STRING_BYTES, decode, encode, encodedEquals, isScalarEncoding } from '../codec/value-codec.js';
 import { CodecError, ErrorCode } from '../core/errors.js';
 import { allocKept, keep } from './arena.js';
 
@@ -71,6 +71,44 @@ export class Attribute {
 /** The encoding of a set attribute, as it travels (a scalar kept as its value is encoded now). */
 export function attributeBytes(a: Attribute): Buffer {
   return a.bytes ?? encode(a.value);
+}
+
+/** Received scalars up to this size are decoded on arrival (see {@link receiveValue}). */
+const EAGER_SCALAR_BYTES = 64 * 1024;
+
+/** A value as it arrived from another node, checked and ready to store. */
+export interface ReceivedValue {
+  readonly bytes: Buffer;
+  /** Decoded now (a scalar); otherwise `NOT_DECODED` and the bytes are kept. */
+  readonly value: unknown;
+}
+const NOT_DECODED = Symbol('not decoded');
+
+/**
+ * Checks a value that arrived from another node, before anything is applied (all or nothing). A
+ * scalar (string, number, boolean, null) is decoded now and will be kept as the value, like one
+ * set here: cheaper than giving each one a long-lived buffer of its own (a short string decodes
+ * faster than that allocation costs, and a flat string takes no more memory). Anything else stays
+ * as its encoding, decoded on first read.
+ * @throws when it is not bytes, or a scalar's bytes do not decode.
+ */
+export function receiveValue(b: unknown): ReceivedValue {
+  if (!Buffer.isBuffer(b)) throw new Error('attribute value is not bytes');
+  const scalar = b.length <= EAGER_SCALAR_BYTES && isScalarEncoding(b);
+  return { bytes: b, value: scalar ? decode(b) : NOT_DECODED };
+}
+
+/** Stores a {@link receiveValue} result as the attribute's value. */
+export function storeReceived(a: Attribute, r: ReceivedValue): void {
+  if (r.value !== NOT_DECODED) {
+    a.value = r.value;
+    a.decoded = true;
+    a.bytes = undefined;
+  } else {
+    a.bytes = keep(r.bytes);
+    a.decoded = false;
+    a.value = undefined;
+  }
 }
 
 /** What a session reports to its manager (listeners, dirty tracking). */

@@ -79,6 +79,30 @@ describe('message ordering (ownership none)', () => {
     return jar;
   }
 
+  test('a DELTA with one undecodable value changes nothing (all or nothing) and is counted as malformed', async () => {
+    const jar = await probeSession('k1', 'v1');
+    const mb = managerOf(cluster.node('b'), PROBE);
+    const s = mb.sessions.get(jar.id)!;
+    const version = s.version;
+    const malformed = stat(mb, 'malformed');
+    // A string that claims 127 bytes and carries 1.
+    const bad = Buffer.from([0x01, 0x06, 0x7f, 0x41]);
+    await mb.receive(
+      [Msg.DELTA, '/probe', jar.id, version, version + 1, ['k1', 'k2'], [encode('new'), bad], [], null],
+      memberA,
+    );
+    assert.equal(stat(mb, 'malformed'), malformed + 1);
+    assert.equal(s.getAttribute('k1'), 'v1', 'the good value of the same message was not applied');
+    assert.equal(s.hasAttribute('k2'), false);
+    assert.equal(s.version, version);
+    // The next well-formed delta applies as usual; received scalars read back as values.
+    await mb.receive(delta('/probe', jar.id, version, version + 1, { k1: 'new', n: 7, t: true, z: null }), memberA);
+    assert.deepEqual(
+      ['k1', 'n', 't', 'z'].map((k) => s.getAttribute(k)),
+      ['new', 7, true, null],
+    );
+  });
+
   test('invalidated on A: gone on B, and late messages for it do not revive it', async () => {
     const jar = new CookieJar();
     await jar.get(pa, '/app/counter');
