@@ -41,6 +41,18 @@ export interface CodecLimits {
 export type Allocator = (size: number) => Buffer;
 
 /**
+ * A value that travels as the bytes of its own encoding: `encode([new Nested(v)])` produces the same
+ * bytes as `encode([encode(v)])`, without the intermediate Buffer (the value is written in place).
+ * It decodes as those bytes (a Buffer), to be decoded again by whoever needs the value.
+ */
+export class Nested {
+  constructor(readonly value: unknown) {}
+}
+const NestedPrototype = Nested.prototype;
+/** Room reserved for the length of a Nested encoding (a varint below 2^35). */
+const NESTED_LENGTH_ROOM = 5;
+
+/**
  * The values {@link encode} accepts (documentation type: {@link encode} takes `unknown` and checks at run time).
  * Plain objects are those whose prototype is `Object.prototype` or `null`; Buffer is a Uint8Array.
  */
@@ -406,6 +418,26 @@ function writeObject(o: object, depth: number): void {
     pos += n;
     return;
   }
+  if (proto === NestedPrototype) {
+    // T_BYTES, the length, then the value's own encoding, written in place: the length is known
+    // only afterwards, so room for the longest varint is kept and the body moved up if shorter.
+    if (pos + 2 + NESTED_LENGTH_ROOM > buf.length) grow(2 + NESTED_LENGTH_ROOM);
+    buf[pos++] = T_BYTES;
+    const lengthAt = pos;
+    const start = lengthAt + NESTED_LENGTH_ROOM;
+    pos = start;
+    buf[pos++] = FORMAT_VERSION;
+    writeValue((o as Nested).value, 0);
+    const n = pos - start;
+    if (n > maxBytesLength) throw ENCODE_FAILED;
+    const shift = NESTED_LENGTH_ROOM - varintSize(n);
+    if (shift > 0) buf.copyWithin(start - shift, start, pos);
+    const end = pos - shift;
+    pos = lengthAt;
+    writeVarint(n);
+    pos = end;
+    return;
+  }
   if (proto === DatePrototype && isDate(o)) {
     if (pos + 9 > buf.length) grow(9);
     buf[pos++] = T_DATE;
@@ -604,6 +636,10 @@ function leave(w: Walk, o: object): void {
 
 function walkObject(w: Walk, o: object, depth: number): void {
   const proto = getPrototypeOf(o);
+  if (proto === NestedPrototype) {
+    walkValue(w, (o as Nested).value, 0); // its own root, as in encode()
+    return;
+  }
   if (proto === ObjectPrototype || proto === null) {
     enter(w, o, depth);
     const rec = o as Record<string, unknown>;

@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Member } from '../channel/types.js';
+import type { Nested } from '../codec/value-codec.js';
 import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
@@ -22,13 +23,14 @@ import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
 import {
   Attribute,
-  attributeBytes,
+  attributeWire,
   newer,
   type ReceivedValue,
   receiveValue,
   Session,
   type SessionOwner,
   storeReceived,
+  wireSize,
 } from './session.js';
 import { streamSessions, toRecord } from './state-donor.js';
 
@@ -331,7 +333,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (members.length === 0) return undefined;
     this.#counters.replications++;
     let bytes = 0;
-    for (const v of message[message[0] === Msg.CREATED ? 7 : 6] as Buffer[]) bytes += v.length;
+    for (const v of message[message[0] === Msg.CREATED ? 7 : 6] as (Buffer | Nested)[]) bytes += wireSize(v);
     this.#counters.valueBytesSent += bytes * members.length;
     return this.#send(members, message, this.#sync);
   }
@@ -759,11 +761,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #createdMessage(s: Session): unknown[] {
     const v = this.#stamp(s);
     const names: string[] = [];
-    const values: Buffer[] = [];
+    const values: (Buffer | Nested)[] = [];
     for (const [name, a] of s.attributes) {
       if (a.removed) continue;
       names.push(name);
-      values.push(attributeBytes(a));
+      values.push(attributeWire(a));
     }
     return [Msg.CREATED, this.contextName, s.id, s.creationTime, s.maxInactiveInterval, v, names, values];
   }
@@ -774,7 +776,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     const maxInactive = s.maxInactiveDirty ? s.maxInactiveInterval : null;
     const v = this.#stamp(s);
     const names: string[] = [];
-    const values: Buffer[] = [];
+    const values: (Buffer | Nested)[] = [];
     const removed: string[] = [];
     if (dirty !== undefined) {
       for (const name of dirty) {
@@ -783,7 +785,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         if (a.removed) removed.push(name);
         else {
           names.push(name);
-          values.push(attributeBytes(a));
+          values.push(attributeWire(a));
         }
       }
     }

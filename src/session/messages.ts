@@ -5,6 +5,8 @@
  *
  * Append only: a type, once shipped, keeps its number and layout.
  */
+import type { Nested } from '../codec/value-codec.js';
+
 export const Msg = {
   /** [t, ctx, id, creationTime, maxInactive, version, names[], values(bytes)[]] — first replication of a new session */
   CREATED: 1,
@@ -63,7 +65,8 @@ export type SessionRecord = [
   number,
   number,
   string[],
-  (Uint8Array | null)[],
+  /** Encodings; on the sending side a scalar may still be its value ({@link Nested}), written in place. */
+  (Uint8Array | Nested | null)[],
   number[],
   string[],
   string,

@@ -5,7 +5,14 @@
  * (last writer wins per attribute, ties broken by writer id) and a late or duplicate change never
  * overwrites newer data.
  */
-import { DEFAULT_MAX_STRING_BYTES, decode, encode, encodedEquals, isScalarEncoding } from '../codec/value-codec.js';
+import {
+  DEFAULT_MAX_STRING_BYTES,
+  decode,
+  encode,
+  encodedEquals,
+  isScalarEncoding,
+  Nested,
+} from '../codec/value-codec.js';
 import { CodecError, ErrorCode } from '../core/errors.js';
 import { allocKept, keep } from './arena.js';
 
@@ -50,8 +57,8 @@ function encodeKept(name: string, value: unknown): Buffer {
 
 /**
  * One attribute: its value (decoded lazily), its encoding, and the stamp of the write that set it.
- * A set attribute has its value, its bytes or both: `bytes` stays undefined for a scalar set on
- * this node (see {@link attributeBytes}).
+ * A set attribute has its value, its bytes or both: `bytes` stays undefined for a scalar (set here
+ * or received), kept as its value and encoded when it travels (see {@link attributeWire}).
  */
 export class Attribute {
   value: unknown = undefined;
@@ -68,9 +75,19 @@ export class Attribute {
   ) {}
 }
 
-/** The encoding of a set attribute, as it travels (a scalar kept as its value is encoded now). */
-export function attributeBytes(a: Attribute): Buffer {
-  return a.bytes ?? encode(a.value);
+/**
+ * A set attribute as it travels in a message: its encoding, or — for a scalar kept as its value —
+ * the value, which the message encoder writes in place as the same bytes (no intermediate Buffer).
+ */
+export function attributeWire(a: Attribute): Buffer | Nested {
+  return a.bytes ?? new Nested(a.value);
+}
+
+/** Size of a value in a message, for statistics (a string counts its UTF-16 units). */
+export function wireSize(v: Uint8Array | Nested): number {
+  if (!(v instanceof Nested)) return v.length;
+  const x = v.value;
+  return typeof x === 'string' ? x.length + 3 : 10;
 }
 
 /** Received scalars up to this size are decoded on arrival (see {@link receiveValue}). */

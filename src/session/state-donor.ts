@@ -5,9 +5,10 @@
  */
 import type { Channel } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
+import type { Nested } from '../codec/value-codec.js';
 import type { Logger } from '../core/logger.js';
 import { Msg, type SessionRecord } from './messages.js';
-import { attributeBytes, type Session } from './session.js';
+import { attributeWire, type Session, wireSize } from './session.js';
 
 /** Values per state-transfer chunk, at most (one chunk is one acknowledged message; also ≤ maxMessageBytes / 2). */
 const CHUNK_BYTES = 4 * 1024 * 1024;
@@ -24,13 +25,13 @@ export interface DonorContext {
 /** A whole session as it travels in a state transfer or a repair. */
 export function toRecord(s: Session): SessionRecord {
   const names: string[] = [];
-  const values: (Uint8Array | null)[] = [];
+  const values: (Buffer | Nested | null)[] = [];
   const stampV: number[] = [];
   const stampW: string[] = [];
   for (const [name, a] of s.attributes) {
     if (a.w === '') continue; // written here and not replicated yet: it travels as a delta
     names.push(name);
-    values.push(a.removed ? null : attributeBytes(a));
+    values.push(a.removed ? null : attributeWire(a));
     stampV.push(a.v);
     stampW.push(a.w);
   }
@@ -78,7 +79,7 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
         const s = sessions.get(ids[j]!);
         if (!(s?.valid && s.announced)) continue;
         const r = toRecord(s);
-        for (const v of r[6]) bytes += v?.length ?? 0;
+        for (const v of r[6]) bytes += v === null ? 0 : wireSize(v);
         records.push(r);
       }
       if (records.length === 0) continue;

@@ -1,6 +1,13 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkEncodable, decode, encode, encodedEquals } from '../../../src/codec/value-codec.js';
+import {
+  checkEncodable,
+  decode,
+  encode,
+  encodedEquals,
+  isScalarEncoding,
+  Nested,
+} from '../../../src/codec/value-codec.js';
 import { CodecError, ConfigError, ErrorCode } from '../../../src/core/errors.js';
 
 const HINT = 'store plain data (objects, arrays, Map, Set, Date, bigint, Uint8Array)';
@@ -702,5 +709,51 @@ describe('value codec: hostile decode', () => {
         assert.ok(err instanceof CodecError, `input ${bytes.toString('hex')} threw ${String(err)}`);
       }
     }
+  });
+});
+
+describe('value codec: Nested (a value written in place as its own encoding)', () => {
+  const cases: [string, unknown][] = [
+    ['a short string', 'abc'],
+    ['a 127-byte string (1-byte length)', 'x'.repeat(124)],
+    ['a 128-byte string (2-byte length)', 'x'.repeat(125)],
+    ['a 1 KiB string', 'count=7;'.repeat(128)],
+    ['a multi-byte string', 'é漢😀'.repeat(50)],
+    ['a 20000-byte string (3-byte length)', 'y'.repeat(20_000)],
+    ['an integer', 42],
+    ['a float', -0.5],
+    ['true', true],
+    ['null', null],
+    ['an object', { a: [1, 2, { b: 'c' }], d: new Date(0) }],
+  ];
+  for (const [what, v] of cases) {
+    it(`encode([Nested(v)]) equals encode([encode(v)]) for ${what}`, () => {
+      const direct = encode(['x', new Nested(v), 7]);
+      assert.ok(encodedEquals(direct, encode(['x', encode(v), 7])));
+      const back = decode(direct) as [string, Buffer, number];
+      assert.deepEqual(decode(back[1]), v);
+      assert.equal(back[2], 7);
+    });
+  }
+
+  it('nested inside a nested container, and with headroom', () => {
+    const inner = [new Nested('a'), [new Nested({ k: new Nested(1) })]];
+    assert.ok(encodedEquals(encode(inner), encode([encode('a'), [encode({ k: encode(1) })]])));
+    const h = encode(new Nested('zz'), undefined, 14);
+    assert.ok(encodedEquals(h.subarray(14), encode(encode('zz'))));
+  });
+
+  it('an unencodable value inside fails with its whole path', () => {
+    assert.throws(
+      () => encode(['x', new Nested({ cart: [1, () => 2] })]),
+      (err: unknown) => err instanceof CodecError && err.path === '[1].cart[1]' && /functions/.test(err.message),
+    );
+  });
+
+  it('isScalarEncoding: strings, numbers, booleans, null — not undefined, bigint, dates, containers', () => {
+    for (const v of ['', 'abc', 1, -1.5, true, false, null]) assert.equal(isScalarEncoding(encode(v)), true, String(v));
+    for (const v of [undefined, 1n, new Date(0), [], {}, new Map(), Buffer.from([1])])
+      assert.equal(isScalarEncoding(encode(v)), false, String(v));
+    assert.equal(isScalarEncoding(Buffer.from([0x02, 0x06])), false, 'another format version');
   });
 });
