@@ -83,11 +83,15 @@ export function attributeWire(a: Attribute): Buffer | Nested {
   return a.bytes ?? new Nested(a.value);
 }
 
-/** Size of a value in a message, for statistics (a string counts its UTF-16 units). */
-export function wireSize(v: Uint8Array | Nested): number {
+/**
+ * Size of a value in a message: exact with `exact` (what bounds a state-transfer chunk), else an
+ * estimate for statistics on the request path (a string counts its UTF-16 units, not its UTF-8 bytes).
+ */
+export function wireSize(v: Uint8Array | Nested, exact = false): number {
   if (!(v instanceof Nested)) return v.length;
   const x = v.value;
-  return typeof x === 'string' ? x.length + 3 : 10;
+  if (typeof x !== 'string') return 10;
+  return (exact ? Buffer.byteLength(x, 'utf8') : x.length) + 7; // version, tags, lengths
 }
 
 /** Received scalars up to this size are decoded on arrival (see {@link receiveValue}). */

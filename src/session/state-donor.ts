@@ -79,7 +79,7 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
         const s = sessions.get(ids[j]!);
         if (!(s?.valid && s.announced)) continue;
         const r = toRecord(s);
-        for (const v of r[6]) bytes += v === null ? 0 : wireSize(v);
+        for (const v of r[6]) bytes += v === null ? 0 : wireSize(v, true);
         records.push(r);
       }
       if (records.length === 0) continue;

@@ -237,7 +237,8 @@ describe('state transfer of large sessions', () => {
   test('sessions that together exceed maxMessageBytes all arrive (chunks are bounded by size, not only count)', async () => {
     const a = managerOf(cluster.node('a'));
     const ids: string[] = [];
-    for (let i = 0; i < SESSIONS; i++) ids.push(create(a, { blob: `${i}:`.padEnd(SIZE, 'x') }));
+    // Every other blob is 3 UTF-8 bytes a character: a chunk is bounded by bytes, not string length.
+    for (let i = 0; i < SESSIONS; i++) ids.push(create(a, { blob: `${i}:`.padEnd(SIZE, i % 2 ? '漢' : 'x') }));
     const b = await cluster.add('b');
     const mb = managerOf(b);
     const st = mb.stats().stateTransfer as { state: string; sessions: number };
