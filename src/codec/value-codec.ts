@@ -822,16 +822,14 @@ class Reader {
   readonly maxDepth: number;
   readonly maxStringBytes: number;
   readonly maxBytesLength: number;
-  readonly alloc: Allocator | undefined;
 
-  constructor(b: Buffer, depth: number, strings: number, bytes: number, alloc: Allocator | undefined) {
+  constructor(b: Buffer, depth: number, strings: number, bytes: number) {
     this.b = b;
     this.pos = 0;
     this.end = b.length;
     this.maxDepth = depth;
     this.maxStringBytes = strings;
     this.maxBytesLength = bytes;
-    this.alloc = alloc;
   }
 }
 
@@ -980,7 +978,7 @@ function readValue(r: Reader, depth: number): unknown {
       if (n > r.maxBytesLength) fail(lat, `byte array length ${n} exceeds limits.maxBytesLength (${r.maxBytesLength})`);
       const start = r.pos;
       r.pos = start + n;
-      return copyOut(r.b, start, start + n, 0, r.alloc);
+      return copyOut(r.b, start, start + n, 0, undefined);
     }
     case T_ARRAY:
     case T_OBJECT:
@@ -1044,26 +1042,24 @@ function readContainer(r: Reader, tag: number, at: number, depth: number): unkno
  *
  * @param bytes - the encoding; not retained, not modified.
  * @param limits - optional {@link CodecLimits}; use the encoder's limits.
- * @param alloc - where byte arrays are copied to (default `Buffer.allocUnsafe`), e.g. memory for long-lived data.
  * @returns the value; plain objects come back with prototype Object.prototype, Uint8Arrays as Buffers.
  * @throws {@link CodecError} with code `ERR_CLOWDER_CODEC_DECODE` on any malformed input, the message naming the
  *   byte offset; {@link ConfigError} for malformed limits.
  */
-export function decode(bytes: Uint8Array, limits?: CodecLimits, alloc?: Allocator): unknown {
+export function decode(bytes: Uint8Array, limits?: CodecLimits): unknown {
   if (!isUint8Array(bytes)) {
     throw new CodecError(ErrorCode.CODEC_DECODE, 'invalid encoding: input is not a Uint8Array');
   }
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let r: Reader;
   if (limits === undefined) {
-    r = new Reader(b, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_BYTES, DEFAULT_MAX_BYTES_LENGTH, alloc);
+    r = new Reader(b, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_BYTES, DEFAULT_MAX_BYTES_LENGTH);
   } else {
     r = new Reader(
       b,
       limitValue(limits, 'maxDepth', DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP),
       limitValue(limits, 'maxStringBytes', DEFAULT_MAX_STRING_BYTES, MAX_STRING_CAP),
       limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP),
-      alloc,
     );
   }
   if (b.length === 0) fail(0, 'empty input');
