@@ -101,7 +101,7 @@ const quick = args.quick === true;
 const num = option;
 const DURATION_S = num('duration', quick ? 3 : 10);
 /** Rounds: every row once per round, rounds one after another, so drift hits all rows alike. */
-const REPS = num('reps', quick ? 1 : 3);
+const REPS = num('reps', quick ? 1 : 3, { positive: true });
 const WARMUP_S = num('warmup', quick ? 1 : 2);
 const SESSIONS = num('sessions', 1000);
 const CONNECTIONS = num('connections', 64);
@@ -989,9 +989,7 @@ const REDIS_ROWS = ['express-redis', 'express-redis2', 'fastify-redis'];
 
 /** Sets each result's x Map / x Redis against the Map row and the fastest Redis row of the same list. */
 function addRatios(results) {
-  const map = results.find((r) => r.row === 'map');
-  const redis = results.filter((r) => REDIS_ROWS.includes(r.row));
-  const fastestRedis = redis.length ? redis.reduce((a, b) => (b.rps > a.rps ? b : a)) : undefined;
+  const { map, fastestRedis } = fastestRefs(results);
   for (const r of results) {
     r.xMap = map ? r.rps / map.rps : NaN;
     r.xRedis = fastestRedis ? r.rps / fastestRedis.rps : NaN;

@@ -1,7 +1,7 @@
 // Row "bare": plain node:http, no sessions at all — the ceiling for any HTTP server on this machine.
 // /app/counter answers a fixed body (no session, no payload, no cookie), /app/read says count=0.
 import { createServer } from 'node:http';
-import { failed, NAME, onShutdown, PORT, ready, TEXT } from './common.mjs';
+import { NAME, serveHttp, TEXT } from './common.mjs';
 
 const COUNTER = `count=1 node=${NAME} id=-\n`;
 const READ = `count=0 node=${NAME}\n`;
@@ -34,7 +34,4 @@ const server = createServer((req, res) => {
   }
   res.writeHead(200, TEXT).end(body);
 });
-server.keepAliveTimeout = 65_000;
-server.on('error', failed);
-server.listen(PORT, '127.0.0.1', () => ready());
-onShutdown(() => new Promise((r) => server.close(r)));
+serveHttp(server);

@@ -51,6 +51,14 @@ export function onShutdown(stop) {
   if (process.send) process.on('disconnect', go);
 }
 
+/** Listens on 127.0.0.1:PORT with long keep-alive, reports ready (or failed), closes on shutdown. */
+export function serveHttp(server) {
+  server.keepAliveTimeout = 65_000;
+  server.on('error', failed);
+  server.listen(PORT, '127.0.0.1', () => ready());
+  onShutdown(() => new Promise((r) => server.close(r)));
+}
+
 /** Tells the parent (if any) that the server listens. */
 export function ready(extra = {}) {
   const msg = { type: 'ready', pid: process.pid, name: NAME, port: PORT, ...extra };

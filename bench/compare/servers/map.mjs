@@ -3,7 +3,7 @@
 // payload string. Sessions expire after their max inactive interval (checked on access only).
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { COOKIE, failed, NAME, onShutdown, PORT, payloadBytes, payloadOf, queryInt, ready, TEXT } from './common.mjs';
+import { COOKIE, NAME, payloadBytes, payloadOf, queryInt, serveHttp, TEXT } from './common.mjs';
 
 const sessions = new Map(); // id -> { id, count, payload, maxInactiveMs, lastAccess }
 const DEFAULT_MAX_INACTIVE_MS = 1_800_000;
@@ -85,7 +85,4 @@ const server = createServer((req, res) => {
   }
   res.writeHead(200, TEXT).end(body);
 });
-server.keepAliveTimeout = 65_000;
-server.on('error', failed);
-server.listen(PORT, '127.0.0.1', () => ready());
-onShutdown(() => new Promise((r) => server.close(r)));
+serveHttp(server);
