@@ -17,7 +17,7 @@ import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { newSessionId, sessionIdOf } from './ids.js';
+import { isSessionId, newSessionId } from './ids.js';
 import { MSG_NAMES, Msg, type SessionRecord } from './messages.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
@@ -545,16 +545,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     removed: string[],
     now: number,
   ): void {
-    if (!Array.isArray(names) || !Array.isArray(values) || names.length !== values.length || !Array.isArray(removed)) {
-      throw new Error('malformed attribute lists');
-    }
-    // Everything is checked (and scalars decoded) before anything changes: all or nothing.
-    const incoming: ReceivedValue[] = new Array(names.length);
-    for (let i = 0; i < names.length; i++) {
-      if (typeof names[i] !== 'string') throw new Error('attribute name is not a string');
-      incoming[i] = receiveValue(values[i]);
-    }
-    for (const name of removed) if (typeof name !== 'string') throw new Error('attribute name is not a string');
+    const incoming = receivedValues(names, values, false);
+    if (!Array.isArray(removed) || removed.some((n) => typeof n !== 'string')) throw new Error('malformed removals');
     let applied = 0;
     const notify = this.config.notifyListenersOnReplication;
     for (let i = 0; i < names.length + removed.length; i++) {
@@ -934,10 +926,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     const [id, creationTime, lastAccessed, maxInactive, version, names, values, stampV, stampW, ownerId] = r;
     checkId(id);
     if (this.#tombstones.has(id)) return;
-    if (!Array.isArray(names) || !Array.isArray(values) || names.length !== values.length)
-      throw new Error('malformed session record');
-    // Checked (and scalars decoded) before anything changes.
-    const incoming = values.map((b) => (b === null ? null : receiveValue(b)));
+    const incoming = receivedValues(names, values, true);
     let s = this.sessions.get(id);
     const fresh = s === undefined;
     if (s === undefined) {
@@ -945,7 +934,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
-      if (typeof name !== 'string') throw new Error('attribute name is not a string');
       const v = num(stampV[i]);
       const w = String(stampW[i] ?? from.id);
       const a = s.attributes.get(name);
@@ -1034,12 +1022,25 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 }
 
+/**
+ * The names and values of a message, checked (and scalars decoded) before anything of it is
+ * applied: all or nothing. `null` is a removal where `removals` allows it.
+ */
+function receivedValues(names: unknown, values: unknown, removals: boolean): (ReceivedValue | null)[] {
+  if (!Array.isArray(names) || !Array.isArray(values) || names.length !== values.length)
+    throw new Error('malformed attribute lists');
+  return names.map((name, i) => {
+    if (typeof name !== 'string') throw new Error('attribute name is not a string');
+    const b: unknown = values[i];
+    return removals && b === null ? null : receiveValue(b);
+  });
+}
+
 function num(v: unknown): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error('expected a number');
   return v;
 }
 
 function checkId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || id.length !== 32 || sessionIdOf(id) === undefined)
-    throw new Error('malformed session id');
+  if (typeof id !== 'string' || !isSessionId(id)) throw new Error('malformed session id');
 }

@@ -39,6 +39,11 @@ export function sessionIdOf(value: string): string | undefined {
   return n === ID_LENGTH ? value : value.slice(0, ID_LENGTH);
 }
 
+/** Whether `id` is exactly a session id (32 upper-case hex characters). */
+export function isSessionId(id: string): boolean {
+  return id.length === ID_LENGTH && sessionIdOf(id) !== undefined;
+}
+
 /** Whether a well-formed cookie value (see {@link sessionIdOf}) ends in `.<route>`. */
 export function cookieNamesRoute(value: string, route: string): boolean {
   return value.length === ID_LENGTH + 1 + route.length && value.endsWith(route);
