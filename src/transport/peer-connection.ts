@@ -10,8 +10,9 @@ import { RecordOpener, RecordSealer } from '../wire/auth.js';
 import { FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { decodeHello, encodeHello } from '../wire/hello.js';
 import { decodeMember, type MemberDescriptor } from '../wire/member.js';
-import { AuthFailure, FrameSink } from './frame-sink.js';
+import { FrameSink } from './frame-sink.js';
 import { FrameWriter } from './frame-writer.js';
+import { AuthFailure } from './record-reader.js';
 import type { TransportSettings } from './settings.js';
 
 interface Pending {

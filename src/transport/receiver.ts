@@ -11,8 +11,9 @@ import { RecordOpener, RecordSealer } from '../wire/auth.js';
 import { encodeNack, encodeSeqFrame, FrameFlag, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { decodeHello, encodeHello } from '../wire/hello.js';
 import type { MemberDescriptor } from '../wire/member.js';
-import { AuthFailure, FrameSink } from './frame-sink.js';
+import { FrameSink } from './frame-sink.js';
 import { FrameWriter } from './frame-writer.js';
+import { AuthFailure } from './record-reader.js';
 import type { TransportSettings } from './settings.js';
 
 /** An accepted, authenticated connection from a peer. */

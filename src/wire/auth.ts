@@ -10,7 +10,7 @@
  *   the record is authenticated only (the data is GCM's additional authenticated data).
  * A record or hello that fails verification is dropped before any byte of it is parsed.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, type DecipherGCM, hkdfSync, timingSafeEqual } from 'node:crypto';
 
 export const MAC_BYTES = 32;
 export const HEARTBEAT_MAC_BYTES = 16;
@@ -101,32 +101,58 @@ export class RecordSealer {
   }
 }
 
-/** Opens incoming records of one direction of one connection, in order. */
+/**
+ * Opens incoming records of one direction of one connection, in order. A record can be opened
+ * whole ({@link open}) or streamed as its bytes arrive ({@link begin}, {@link update}, {@link end}),
+ * which spares the receiver from first gathering the record into one buffer; either way nothing
+ * of it may be used before the tag verified.
+ */
 export class RecordOpener {
   #counter = 0;
+  #decipher: DecipherGCM | undefined;
   constructor(
     private readonly key: Buffer,
     private readonly encrypt: boolean,
   ) {}
 
-  /** Returns the record's plaintext, or null when the record fails authentication. */
+  /** Starts the next record; `aad` is its header. */
+  begin(aad: Uint8Array): void {
+    const decipher = createDecipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
+    decipher.setAAD(aad);
+    this.#decipher = decipher;
+  }
+
+  /**
+   * The next bytes of the record's data (without the tag). Returns their plaintext (the same view
+   * when authenticating only) — untrusted until {@link end} returned true.
+   */
+  update(data: Buffer): Buffer {
+    const decipher = this.#decipher;
+    if (decipher === undefined) throw new Error('RecordOpener.update() outside a record');
+    if (this.encrypt) return decipher.update(data);
+    decipher.setAAD(data);
+    return data;
+  }
+
+  /** The record's tag: true when everything since {@link begin} is authentic. */
+  end(tag: Uint8Array): boolean {
+    const decipher = this.#decipher;
+    if (decipher === undefined) return false;
+    this.#decipher = undefined;
+    try {
+      decipher.setAuthTag(tag);
+      decipher.final();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Returns the whole record's plaintext, or null when the record fails authentication. */
   open(body: Buffer, aad: Buffer): Buffer | null {
     if (body.length < TAG_BYTES) return null;
-    const data = body.subarray(0, body.length - TAG_BYTES);
-    const decipher = createDecipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
-    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-    decipher.setAAD(aad);
-    try {
-      if (this.encrypt) {
-        const plain = decipher.update(data);
-        decipher.final();
-        return plain;
-      }
-      decipher.setAAD(data);
-      decipher.final();
-      return data;
-    } catch {
-      return null;
-    }
+    this.begin(aad);
+    const plain = this.update(body.subarray(0, body.length - TAG_BYTES));
+    return this.end(body.subarray(body.length - TAG_BYTES)) ? plain : null;
   }
 }

@@ -83,6 +83,22 @@ export function encodeNack(seq: number, reason: string): Buffer {
   return buf;
 }
 
+/**
+ * Checks the frame header at `buf[off]` (magic, version, type, body length against `maxBody`)
+ * and returns the body length; throws {@link FrameError} naming what is wrong.
+ */
+export function checkHeader(buf: Uint8Array, off: number, maxBody: number): number {
+  if (buf[off] !== MAGIC0 || buf[off + 1] !== MAGIC1)
+    throw new FrameError('bad magic: not a clowder cluster connection');
+  if (buf[off + 2] !== WIRE_VERSION)
+    throw new FrameError(`unsupported wire version ${buf[off + 2]} (this node speaks ${WIRE_VERSION})`);
+  const type = buf[off + 3]!;
+  if (type < 1 || type > MAX_TYPE) throw new FrameError(`unknown frame type ${type}`);
+  const body = ((buf[off + 6]! << 24) | (buf[off + 7]! << 16) | (buf[off + 8]! << 8) | buf[off + 9]!) >>> 0;
+  if (body > maxBody) throw new FrameError(`frame of ${body} bytes exceeds maxFrameBytes ${maxBody}`);
+  return body;
+}
+
 /** Receives one frame: its type, flags and body (a view; valid until the handler returns unless copied). */
 export type FrameHandler = (type: FrameType, flags: number, body: Buffer) => void;
 
@@ -96,6 +112,7 @@ export class FrameReader {
   #filled = 0;
   #head: Buffer | null = null; // fewer than HEADER_BYTES bytes carried over
   #maxBody: number;
+  #stopped = false;
   readonly #onFrame: FrameHandler;
 
   constructor(maxFrameBytes: number, onFrame: FrameHandler) {
@@ -108,58 +125,75 @@ export class FrameReader {
     this.#maxBody = maxBody;
   }
 
+  /**
+   * Parses no further: called from the handler, it makes the current {@link push} return the
+   * bytes after the frame being delivered (a connection switching to sealed records).
+   */
+  stop(): void {
+    this.#stopped = true;
+  }
+
   /** True while a frame is partially received. */
   get midFrame(): boolean {
     return this.#pending !== null || this.#head !== null;
   }
 
-  push(chunk: Buffer): void {
+  /** Parses `chunk`; returns what follows once {@link stop} was called (undefined otherwise). */
+  push(chunk: Buffer): Buffer | undefined {
+    if (this.#stopped) return chunk;
     let off = 0;
+    const len = chunk.length;
     if (this.#head !== null) {
-      chunk = Buffer.concat([this.#head, chunk]);
+      // Complete the header with as few bytes as it needs (not a copy of the whole chunk).
+      const head = this.#head;
+      const need = HEADER_BYTES - head.length;
+      if (len < need) {
+        this.#head = Buffer.concat([head, chunk]);
+        return undefined;
+      }
       this.#head = null;
+      const header = Buffer.concat([head, chunk.subarray(0, need)], HEADER_BYTES);
+      off = need;
+      const body = this.#checkHeader(header, 0);
+      this.#pending = Buffer.allocUnsafe(HEADER_BYTES + body);
+      header.copy(this.#pending, 0);
+      this.#filled = HEADER_BYTES;
     }
     if (this.#pending !== null) {
       const p = this.#pending;
-      const n = Math.min(p.length - this.#filled, chunk.length);
-      chunk.copy(p, this.#filled, 0, n);
+      const n = Math.min(p.length - this.#filled, len - off);
+      chunk.copy(p, this.#filled, off, off + n);
       this.#filled += n;
-      off = n;
-      if (this.#filled < p.length) return;
+      off += n;
+      if (this.#filled < p.length) return undefined;
       this.#pending = null;
       this.#deliver(p, 0);
+      if (this.#stopped) return chunk.subarray(off);
     }
-    const len = chunk.length;
     while (off < len) {
       if (len - off < HEADER_BYTES) {
         this.#head = chunk.subarray(off);
-        return;
+        return undefined;
       }
       const body = this.#checkHeader(chunk, off);
       const end = off + HEADER_BYTES + body;
       if (end <= len) {
         this.#deliver(chunk, off);
         off = end;
+        if (this.#stopped) return chunk.subarray(off);
       } else {
         const p = Buffer.allocUnsafe(HEADER_BYTES + body);
         chunk.copy(p, 0, off, len);
         this.#pending = p;
         this.#filled = len - off;
-        return;
+        return undefined;
       }
     }
+    return undefined;
   }
 
   #checkHeader(buf: Buffer, off: number): number {
-    if (buf[off] !== MAGIC0 || buf[off + 1] !== MAGIC1)
-      throw new FrameError('bad magic: not a clowder cluster connection');
-    if (buf[off + 2] !== WIRE_VERSION)
-      throw new FrameError(`unsupported wire version ${buf[off + 2]} (this node speaks ${WIRE_VERSION})`);
-    const type = buf[off + 3]!;
-    if (type < 1 || type > MAX_TYPE) throw new FrameError(`unknown frame type ${type}`);
-    const body = buf.readUInt32BE(off + 6);
-    if (body > this.#maxBody) throw new FrameError(`frame of ${body} bytes exceeds maxFrameBytes ${this.#maxBody}`);
-    return body;
+    return checkHeader(buf, off, this.#maxBody);
   }
 
   #deliver(buf: Buffer, off: number): void {
