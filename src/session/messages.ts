@@ -30,7 +30,7 @@ export const Msg = {
   SESSION_REQUEST: 10,
   /** [t, ctx, record] — the answer to SESSION_REQUEST */
   SESSION_DATA: 11,
-  /** [t, ctx, id, requestId] — a node is about to serve a request for the session: may it own it? */
+  /** [t, ctx, id, requestId (integer)] — a node is about to serve a request for the session: may it own it? */
   ACQUIRE: 12,
   /** [t, ctx, id, requestId, ownerId, granted] — granted: the asker owns it now (every change was sent before); else ask ownerId */
   GRANT: 13,

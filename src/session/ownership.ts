@@ -26,15 +26,21 @@ export interface OwnershipHost {
 
 interface Grant {
   session: Session;
+  /** performance.now() after which the asker stops waiting. */
+  deadline: number;
   done: (ownerId: string) => void;
 }
 
 export class Ownership {
   /** Take-overs in progress, by session id (concurrent requests here share one). */
   readonly #acquiring = new Map<string, Promise<void>>();
-  /** Answers awaited for ACQUIRE, by request id. */
-  readonly #grants = new Map<string, Grant>();
+  /**
+   * Answers awaited for ACQUIRE, by request id. Every wait is equally long, so insertion order is
+   * deadline order: one timer, armed for the oldest, expires them all (none per acquire).
+   */
+  readonly #grants = new Map<number, Grant>();
   #seq = 0;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly host: OwnershipHost) {}
 
@@ -67,19 +73,12 @@ export class Ownership {
       this.#take(s);
       return;
     }
-    const requestId = `${me.slice(0, 8)}-${(++this.#seq).toString(36)}`;
+    const requestId = ++this.#seq;
     const answer = await new Promise<string>((resolve) => {
-      const timer = setTimeout(() => resolve(''), host.timeoutMs);
-      this.#grants.set(requestId, {
-        session: s,
-        done: (o) => {
-          clearTimeout(timer);
-          resolve(o);
-        },
-      });
-      host.post(owner, [Msg.ACQUIRE, host.contextName, s.id, requestId], () => resolve(''));
+      this.#grants.set(requestId, { session: s, deadline: performance.now() + host.timeoutMs, done: resolve });
+      this.#arm();
+      host.post(owner, [Msg.ACQUIRE, host.contextName, s.id, requestId], () => this.#settle(requestId, ''));
     });
-    this.#grants.delete(requestId);
     host.count('ownershipMoves');
     if (s.ownerId === me || !s.valid) return; // granted (taken when the grant arrived)
     if (answer === '' || answer === me || answer === ownerId) {
@@ -91,6 +90,33 @@ export class Ownership {
     return this.#acquireFrom(s, answer, hops + 1); // it moved on: ask the new owner
   }
 
+  /** Ends the wait for `requestId` with `answer` (once). */
+  #settle(requestId: number, answer: string): Grant | undefined {
+    const g = this.#grants.get(requestId);
+    if (g === undefined) return undefined;
+    this.#grants.delete(requestId);
+    g.done(answer);
+    return g;
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined) return;
+    const oldest = this.#grants.values().next();
+    if (oldest.done) return;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, oldest.value.deadline - performance.now()));
+  }
+
+  #expire(): void {
+    this.#timer = undefined;
+    const now = performance.now();
+    for (const [requestId, g] of this.#grants) {
+      if (g.deadline > now) break;
+      this.#grants.delete(requestId);
+      g.done('');
+    }
+    this.#arm();
+  }
+
   #take(s: Session): void {
     s.ownerId = this.host.localId;
     s.primary = true;
@@ -100,7 +126,8 @@ export class Ownership {
   onAcquire(m: unknown[], from: Member): void {
     const id = m[2];
     const requestId = m[3];
-    if (typeof id !== 'string' || typeof requestId !== 'string') throw new Error('malformed acquire');
+    if (typeof id !== 'string' || typeof requestId !== 'number' || !Number.isSafeInteger(requestId))
+      throw new Error('malformed acquire');
     const s = this.host.session(id);
     const me = this.host.localId;
     if (s === undefined || !s.valid || s.ownerId === '' || s.ownerId === from.id) {
@@ -136,17 +163,18 @@ export class Ownership {
 
   /** Requester side of GRANT: granted → this node owns it now; otherwise where to ask next. */
   onGrant(m: unknown[]): void {
-    const g = typeof m[3] === 'string' ? this.#grants.get(m[3]) : undefined;
+    const requestId = m[3];
+    const g = typeof requestId === 'number' ? this.#grants.get(requestId) : undefined;
     if (g === undefined) return;
     const ownerId = typeof m[4] === 'string' ? m[4] : '';
     // Take it now, not when the waiting request resumes: an ACQUIRE that follows this grant on the
     // same connection must already find this node the owner (or two nodes would own it).
     if (m[5] === true) this.#take(g.session);
-    g.done(m[5] === true ? this.host.localId : ownerId);
+    this.#settle(requestId as number, m[5] === true ? this.host.localId : ownerId);
   }
 
   /** `granted`: the asker owns it now; otherwise `ownerId` is where to ask next. */
-  #answer(to: Member, id: string, requestId: string, ownerId: string, granted: boolean): void {
+  #answer(to: Member, id: string, requestId: number, ownerId: string, granted: boolean): void {
     this.host.post(to, [Msg.GRANT, this.host.contextName, id, requestId, ownerId, granted]);
   }
 }

@@ -331,4 +331,36 @@ describe('ownership migrate (the default): one node serves a session at a time',
     const res = await onB;
     assert.deepEqual(JSON.parse(res.body).attrs, { x: 'fromA' }, 'no stale read');
   });
+  describe('an owner that does not hand over within sender.timeoutMs', () => {
+    let slow: TestCluster;
+    before(async () => {
+      slow = await startNodes(2, { apps: [{ path: '/probe', app: probe }], cluster: { sender: { timeoutMs: 400 } } });
+    });
+    after(async () => {
+      await slow?.stop();
+    });
+
+    test('the asking node serves the session after the timeout (availability first), counted', async () => {
+      const [a, b] = [slow.node('a'), slow.node('b')];
+      const jar = new CookieJar();
+      await jar.get(portOf(a), '/probe/set?name=y&value=0');
+      const ma = managerOf(a);
+      const mb = managerOf(b);
+      await waitFor(() => mb.sessions.has(jar.id), 'B to receive the session');
+      const onA = get(portOf(a), '/probe/set-wait?name=y&value=fromA&gate=slow&parties=2', jar.cookie);
+      try {
+        await waitFor(() => ma.sessions.get(jar.id)?.active === 1, "A's request to be in flight");
+        const t0 = performance.now();
+        const res = await get(portOf(b), '/probe/attrs', jar.cookie);
+        const waited = performance.now() - t0;
+        assert.equal(res.status, 200);
+        assert.ok(waited >= 350 && waited < 3000, `B waited ${waited.toFixed(0)} ms (timeout 400 ms)`);
+        assert.equal(stat(mb, 'ownershipTimeouts'), 1);
+        assert.equal(mb.sessions.get(jar.id)?.ownerId, mb.localId, 'B owns it now');
+      } finally {
+        await rendezvous('slow', 2);
+      }
+      assert.equal((await onA).status, 200);
+    });
+  });
 });
