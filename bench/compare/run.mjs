@@ -47,7 +47,7 @@
 // node_modules, and says how to get them. All traffic stays on 127.0.0.1; every process it starts
 // (servers, redis-server, wrk, client.mjs) is killed by its PID on the way out, also on failure.
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { connect } from 'node:net';
 import os from 'node:os';
@@ -748,6 +748,7 @@ async function measureRow(row, tmp, profile) {
   }
   if (profDir) {
     out.profile = summarizeProfiles(profDir, 15);
+    if (process.env.KEEP_PROF) cpSync(profDir, process.env.KEEP_PROF, { recursive: true });
     removeTemp(profDir);
   }
   return out;
@@ -867,6 +868,18 @@ async function runLagFailover(tmp) {
       out.lag.floorP50 = floor.read_after_write_p50_ms;
       out.lag.floorP99 = floor.p99_ms;
       log(`lag A->A (floor): ${floor.line}`);
+      // The machine's floor: the same probe against bare node:http (no sessions at all).
+      const [barePort] = await freePorts(1);
+      const bare = new ServerProc('bare.mjs', { name: 'bare', port: barePort }, { tag: 'lag-floor' });
+      try {
+        await bare.ready;
+        const b0 = await client('lag', { 'write-port': barePort, 'read-port': barePort, cookies, n: 1000 });
+        out.lag.bareP50 = b0.read_after_write_p50_ms;
+        out.lag.bareP99 = b0.p99_ms;
+        log(`lag bare node:http (machine floor): ${b0.line}`);
+      } finally {
+        await bare.stop();
+      }
     }
     if (RUN_EXTRAS.includes('failover')) {
       const watchers = [a, b];
@@ -1066,7 +1079,7 @@ function targets(results, extras, refs) {
     add(
       'replication lag p99 <= 1 ms (read on B right after the write on A: >= 99 % fresh, read p99 <= 1 ms)',
       extras.lag.stalePct <= 1 && extras.lag.p99 <= 1 && extras.lag.errors === 0,
-      `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (floor, read on n1 itself: p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms)`,
+      `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (floors, the same probe read on n1 itself: p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; against bare node:http: p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms)`,
     );
   if (extras.failover)
     add(
@@ -1132,7 +1145,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     L.push('', '| measurement | result |', '|:---|:---|');
     if (extras.lag)
       L.push(
-        `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
+        `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
       );
     if (extras.failover)
       L.push(
