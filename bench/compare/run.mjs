@@ -38,6 +38,7 @@
 //
 // Options: --quick --rows=a,b --duration=S --warmup=S --sessions=N --connections=N --reps=N
 //          --transfer-sessions=N --workload=DIR --no-save --profile --help
+// With --profile, KEEP_PROF=DIR in the environment also copies the raw .cpuprofile files to DIR.
 // --reps (default 3, --quick 1): rounds; each round runs every selected row and measurement once.
 // Tables give medians: req/s, and x Map / x Redis as the median of each round's own ratio; the
 // other columns come from the row's median round; lost increments and errors are the worst round.
