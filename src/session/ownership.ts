@@ -91,12 +91,11 @@ export class Ownership {
   }
 
   /** Ends the wait for `requestId` with `answer` (once). */
-  #settle(requestId: number, answer: string): Grant | undefined {
+  #settle(requestId: number, answer: string): void {
     const g = this.#grants.get(requestId);
-    if (g === undefined) return undefined;
+    if (g === undefined) return;
     this.#grants.delete(requestId);
     g.done(answer);
-    return g;
   }
 
   #arm(): void {
