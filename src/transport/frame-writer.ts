@@ -24,7 +24,7 @@ const FLUSH_BYTES = 256 * 1024;
  * only what one flush has queued, so small messages still travel in small records.
  */
 export const RECORD_BYTES = 64 * 1024;
-/** Authenticating only: parts this large on average are hashed in place; smaller ones are copied into one. */
+/** Authenticating only: parts this large on average are written as they are; smaller ones are copied into one. */
 const MAC_PARTS_ABOVE = 512;
 /** Pieces smaller than this are copied together before sealing; larger ones are sealed in place. */
 const COPY_BELOW = 16 * 1024;
@@ -138,8 +138,9 @@ export class FrameWriter {
         }
       }
       // Encrypting: one cipher update over one copy beats an update (and an output buffer) per
-      // part. Authenticating only: parts of a useful size are hashed and written as they are, no
-      // copy at all; many small ones are copied together first (one native call, not hundreds).
+      // part. Authenticating only: parts of a useful size are written as they are (the sealer
+      // hashes them from its own scratch copy); many small ones are copied into one buffer first,
+      // which is then one write instead of hundreds.
       const plain =
         parts.length > 1 && (sealer.encrypting || size < parts.length * MAC_PARTS_ABOVE)
           ? [Buffer.concat(parts, size)]
