@@ -17,6 +17,10 @@
 //   off-c1, async1-c1   off and async1 with one connection (one request at a time: nothing
 //           queues): the latency replication adds, without the queueing that 64 connections on a
 //           saturated node add to every row (even 4 connections keep A busy); ratios to off-c1
+//   off-paced, async1-paced   off and async1 with 64 connections held to about --paced-load (0.5)
+//           of the off row's req/s of the same repetition (wrk's delay(): each connection waits
+//           64 / rate between requests): the p99 replication adds at a load A can carry, which is
+//           how a production node runs; ratios to off-paced
 // Each repetition runs every row once, in that order, on fresh nodes: create --sessions sessions
 // (client.mjs mksessions), a wrk warm-up, sumcounts, the measured wrk run, sumcounts (lost
 // increments = requests - counted), the A->B lag probe (async1, sync1), a replica check (every
@@ -30,6 +34,7 @@
 //             holds them all, GC on both and compare process.memoryUsage(): bytes per session
 //
 // Options: --quick --reps=N --duration=S --warmup=S --sessions=N --connections=N --threads=N
+//          --paced-load=F (paced rows: share of the off row's req/s, default 0.5)
 //          --rows=a,b --only=rows,transfer,memory --transfer-sessions=N --memory-sessions=N
 //          --workload=DIR (session.lua and client.mjs; default /work/shared/workload)
 //          --buffer-pool-size=N (sets Buffer.poolSize in every node: 0 = no shared 8 KiB pool slabs; a diagnostic)
@@ -60,6 +65,7 @@ const KNOWN = [
   'sessions',
   'connections',
   'threads',
+  'paced-load',
   'rows',
   'only',
   'transfer-sessions',
@@ -74,8 +80,8 @@ const KNOWN = [
 const { args, num: option } = parseOptions(
   KNOWN,
   'usage: node bench/http/run.mjs [--quick] [--only=rows,transfer,memory] [--rows=off,async1,async2,sync1] [--reps=N]\n' +
-    '         [--duration=S] [--warmup=S] [--sessions=N] [--connections=N] [--threads=N] [--transfer-sessions=N]\n' +
-    '         [--memory-sessions=N] [--workload=DIR] [--no-save] [--profile]',
+    '         [--duration=S] [--warmup=S] [--sessions=N] [--connections=N] [--threads=N] [--paced-load=F]\n' +
+    '         [--transfer-sessions=N] [--memory-sessions=N] [--workload=DIR] [--no-save] [--profile]',
 );
 const quick = args.quick === true;
 const num = (k, d) => option(k, d, { positive: true });
@@ -85,6 +91,12 @@ const WARMUP_S = num('warmup', quick ? 1 : 2);
 const SESSIONS = num('sessions', 1000);
 const CONNECTIONS = num('connections', 64);
 const THREADS = num('threads', 2);
+/** Paced rows: the share of the off row's req/s (same repetition) they are held to. */
+const PACED_LOAD = num('paced-load', 0.5);
+if (PACED_LOAD >= 1) {
+  console.error("--paced-load is a share of the off row's req/s: above 0 and below 1 (default 0.5)");
+  process.exit(2);
+}
 const TRANSFER_SESSIONS = num('transfer-sessions', 100_000);
 const MEMORY_SESSIONS = num('memory-sessions', 100_000);
 const PAYLOAD = 1024;
@@ -112,6 +124,8 @@ const ALL_ROWS = [
   { id: 'sync1', label: 'sync, 1 peer (A+B)', nodes: 2, send: 'sync', lag: true },
   { id: 'off-c1', label: 'replication off, 1 connection', nodes: 1, send: 'async', connections: 1, base: 'off-c1' },
   { id: 'async1-c1', label: 'async, 1 peer, 1 connection', nodes: 2, send: 'async', connections: 1, base: 'off-c1' },
+  { id: 'off-paced', label: 'replication off, paced', nodes: 1, send: 'async', paced: true, base: 'off-paced' },
+  { id: 'async1-paced', label: 'async, 1 peer, paced', nodes: 2, send: 'async', paced: true, base: 'off-paced' },
 ];
 const ROW_FILTER = typeof args.rows === 'string' ? args.rows.split(',').filter(Boolean) : undefined;
 const ROWS = ALL_ROWS.filter((r) => ROW_FILTER === undefined || ROW_FILTER.includes(r.id));
@@ -314,7 +328,17 @@ async function stopAll(nodes) {
 
 // ---- rows -----------------------------------------------------------------------------------------
 
-function wrk(port, cookies, seconds, connections = CONNECTIONS) {
+/**
+ * A wrk script that runs the shared session.lua with a delay of `ms` before each request of a
+ * connection (wrk's delay() hook), written to `dir`.
+ */
+function pacedScript(dir, ms) {
+  const file = join(dir, `paced-${ms}.lua`);
+  writeFileSync(file, `dofile(${JSON.stringify(LUA)})\nfunction delay() return ${ms} end\n`);
+  return file;
+}
+
+function wrk(port, cookies, seconds, connections = CONNECTIONS, script = LUA) {
   const argv = [
     `-t${Math.min(THREADS, connections)}`,
     `-c${connections}`,
@@ -322,7 +346,7 @@ function wrk(port, cookies, seconds, connections = CONNECTIONS) {
     '--timeout',
     '5s',
     '-s',
-    LUA,
+    script,
     `http://127.0.0.1:${port}`,
     '--',
     cookies,
@@ -332,8 +356,16 @@ function wrk(port, cookies, seconds, connections = CONNECTIONS) {
   return run('wrk', argv, (seconds + 20) * 1000);
 }
 
-async function measureRow(row, rep, tmp) {
+async function measureRow(row, rep, tmp, offRps) {
   const tag = `${row.id}-${rep}`;
+  let script = LUA;
+  let paceMs;
+  if (row.paced) {
+    // Each connection sends one request every (delay + latency): connections / rate seconds.
+    if (!(offRps > 0)) throw new Error(`row ${row.id} needs the off row of the same repetition (--rows=off,${row.id})`);
+    paceMs = Math.max(1, Math.round((1000 * CONNECTIONS) / (PACED_LOAD * offRps)));
+    script = pacedScript(tmp, paceMs);
+  }
   const specs = await clusterSpecs(row.nodes, row.send, row.script);
   const nodes = await startCluster(specs, tag);
   const [a] = nodes;
@@ -341,12 +373,12 @@ async function measureRow(row, rep, tmp) {
     const cookies = join(tmp, `cookies-${tag}.txt`);
     const mk = await client('mksessions', { port: a.httpPort, n: SESSIONS, out: cookies });
     if (mk.sessions !== SESSIONS) throw new Error(`mksessions made ${mk.sessions} of ${SESSIONS} sessions`);
-    if (WARMUP_S > 0) await wrk(a.httpPort, cookies, WARMUP_S, row.connections);
+    if (WARMUP_S > 0) await wrk(a.httpPort, cookies, WARMUP_S, row.connections, script);
     const before = await client('sumcounts', { port: a.httpPort, cookies });
     const cpu0 = nodes.map((p) => cpuSeconds(p.pid));
     const sys0 = nodes.map((p) => syscalls(p.pid));
     const m0 = machineTicks();
-    const w = await wrk(a.httpPort, cookies, DURATION_S, row.connections);
+    const w = await wrk(a.httpPort, cookies, DURATION_S, row.connections, script);
     const m1 = machineTicks();
     const cpu1 = nodes.map((p) => cpuSeconds(p.pid));
     const sys1 = nodes.map((p) => syscalls(p.pid));
@@ -361,6 +393,7 @@ async function measureRow(row, rep, tmp) {
     const out = {
       row: row.id,
       rep,
+      ...(paceMs !== undefined ? { paceMs } : {}),
       requests: r.requests,
       rps: r.rps,
       p50: r.p50_ms,
@@ -413,7 +446,8 @@ async function runRows() {
   try {
     for (let rep = 1; rep <= REPS; rep++) {
       for (const row of ROWS) {
-        const r = await measureRow(row, rep, tmp);
+        const off = runs.find((x) => x.row === 'off' && x.rep === rep);
+        const r = await measureRow(row, rep, tmp, off?.rps);
         runs.push(r);
         log(
           `rep ${rep} ${row.id.padEnd(6)} ${fmt(r.rps).padStart(7)} req/s  p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} ms  ` +
@@ -672,6 +706,16 @@ function targets(rows, transfer, memory) {
       a.p99Added,
       a.p99Added <= 1,
       `${a.p99Added.toFixed(2)} ms (p99 ${s('off-c1').p99.toFixed(2)} -> ${a.p99.toFixed(2)} ms; ${a.rpsRatio.toFixed(2)} x req/s)`,
+    );
+  }
+  if (s('off-paced') && s('async1-paced')) {
+    const a = s('async1-paced');
+    const o = s('off-paced');
+    add(
+      `p99 added by async replication <= 1 ms (paced: ${CONNECTIONS} connections at ${PACED_LOAD} x the off row's req/s)`,
+      a.p99Added,
+      a.p99Added <= 1,
+      `${a.p99Added.toFixed(2)} ms (p99 ${o.p99.toFixed(2)} -> ${a.p99.toFixed(2)} ms at ${fmt(o.rps)} / ${fmt(a.rps)} req/s)`,
     );
   }
   if (s('off') && s('async2')) {
