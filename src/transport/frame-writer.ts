@@ -2,13 +2,16 @@
  * Batched, optionally sealed, writes for one socket. Frames pushed during one turn of the event
  * loop leave in one write (one syscall, Nagle off): many HTTP requests served in one turn share
  * one write per peer instead of one each. A batch leaves sooner once FLUSH_BYTES are queued, so a
- * sender that never yields cannot pile up an unbounded batch. With a cluster key the byte stream is cut into SEALED
- * records of at most RECORD_BYTES (a frame may span records: the receiver reads the unsealed
- * bytes as a stream), so sealing costs one cipher per record, not per message.
+ * sender that never yields cannot pile up an unbounded batch. Small frames are copied into
+ * reused slabs (write-slabs.ts) rather than written one by one; large ones go as they are. With a
+ * cluster key the byte stream is cut into SEALED records of at most RECORD_BYTES (a frame may
+ * span records: the receiver reads the unsealed bytes as a stream), so sealing costs one cipher
+ * per record, not per message.
  */
 import type { Socket } from 'node:net';
-import type { RecordSealer } from '../wire/auth.js';
+import { type RecordSealer, TAG_BYTES } from '../wire/auth.js';
 import { FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
+import { releaseSlab, SLAB_BYTES, takeSlab } from './write-slabs.js';
 
 interface Waiter {
   resolve: () => void;
@@ -24,9 +27,7 @@ const FLUSH_BYTES = 256 * 1024;
  * only what one flush has queued, so small messages still travel in small records.
  */
 export const RECORD_BYTES = 64 * 1024;
-/** Authenticating only: parts this large on average are written as they are; smaller ones are copied into one. */
-const MAC_PARTS_ABOVE = 512;
-/** Pieces smaller than this are copied together before sealing; larger ones are sealed in place. */
+/** Pieces smaller than this are copied into a slab; larger ones are written (and sealed) where they are. */
 const COPY_BELOW = 16 * 1024;
 
 export class FrameWriter {
@@ -86,7 +87,7 @@ export class FrameWriter {
     this.#waiters = [];
     const total = this.#queued;
     this.#queued = 0;
-    const done =
+    const done: WriteDone | undefined =
       waiters.length === 0
         ? undefined
         : (err?: Error | null) => {
@@ -98,27 +99,46 @@ export class FrameWriter {
     }
     this.stats.bytesOut += total;
     const socket = this.socket;
-    if (this.#sealer) {
-      socket.cork();
-      this.#writeSealed(queue, done);
-      socket.uncork();
+    if (queue.length === 1 && this.#sealer === undefined) {
+      socket.write(queue[0]!, done);
       return;
     }
-    if (queue.length === 1) {
-      socket.write(queue[0]!, done);
-    } else if (total <= COPY_BELOW * 4 && queue.length > 2) {
-      socket.write(Buffer.concat(queue, total), done);
-    } else {
-      socket.cork();
-      const last = queue.length - 1;
-      for (let i = 0; i < last; i++) socket.write(queue[i]!);
-      socket.write(queue[last]!, done);
-      socket.uncork();
+    socket.cork();
+    if (this.#sealer) this.#writeSealed(this.#sealer, queue, done);
+    else this.#writePlain(queue, done);
+    socket.uncork();
+  }
+
+  /**
+   * Runs of small frames are copied into slabs, one write each; a large frame, or a small one
+   * alone between large ones (a header before its payload), is written as it is.
+   */
+  #writePlain(queue: Buffer[], done: WriteDone | undefined): void {
+    const socket = this.socket;
+    const n = queue.length;
+    let i = 0;
+    while (i < n) {
+      const b = queue[i]!;
+      if (b.length >= COPY_BELOW || i + 1 === n || queue[i + 1]!.length >= COPY_BELOW) {
+        socket.write(b, i === n - 1 ? done : undefined);
+        i++;
+        continue;
+      }
+      // Two or more small frames: copy as many as fit into one slab.
+      const slab = takeSlab();
+      let used = 0;
+      while (i < n) {
+        const c = queue[i]!;
+        if (c.length >= COPY_BELOW || used + c.length > SLAB_BYTES) break;
+        slab.set(c, used);
+        used += c.length;
+        i++;
+      }
+      writeSlab(socket, slab, used, i === n ? done : undefined);
     }
   }
 
-  #writeSealed(queue: Buffer[], done: ((err?: Error | null) => void) | undefined): void {
-    const sealer = this.#sealer!;
+  #writeSealed(sealer: RecordSealer, queue: Buffer[], done: WriteDone | undefined): void {
     const socket = this.socket;
     let i = 0;
     let offset = 0; // into queue[i]
@@ -137,20 +157,34 @@ export class FrameWriter {
           offset = 0;
         }
       }
-      // Encrypting: one cipher update over one copy beats an update (and an output buffer) per
-      // part. Authenticating only: parts of a useful size are written as they are (the sealer
-      // hashes them from its own scratch copy); many small ones are copied into one buffer first,
-      // which is then one write instead of hundreds.
-      const plain =
-        parts.length > 1 && (sealer.encrypting || size < parts.length * MAC_PARTS_ABOVE)
-          ? [Buffer.concat(parts, size)]
-          : parts;
-      const header = Buffer.allocUnsafe(HEADER_BYTES);
-      writeHeader(header, 0, FrameType.SEALED, 0, size + TAG);
-      const out = sealer.seal(plain, header);
-      socket.write(header);
-      const last = i >= queue.length;
-      for (let k = 0; k < out.length; k++) socket.write(out[k]!, last && k === out.length - 1 ? done : undefined);
+      const cb = i >= queue.length ? done : undefined;
+      if (parts.length === 1 || size >= parts.length * COPY_BELOW) {
+        // Large pieces: sealed where they are (authenticating only, not even copied).
+        const header = Buffer.allocUnsafe(HEADER_BYTES);
+        writeHeader(header, 0, FrameType.SEALED, 0, size + TAG_BYTES);
+        const out = sealer.seal(parts, header);
+        socket.write(header);
+        for (let k = 0; k < out.length; k++) socket.write(out[k]!, k === out.length - 1 ? cb : undefined);
+        continue;
+      }
+      // Small pieces: header and data in one slab; one cipher call over it.
+      const slab = takeSlab();
+      writeHeader(slab, 0, FrameType.SEALED, 0, size + TAG_BYTES);
+      let end = HEADER_BYTES;
+      for (const p of parts) {
+        slab.set(p, end);
+        end += p.length;
+      }
+      if (sealer.encrypting) {
+        // The ciphertext comes in buffers of Node's own; the slab still carries the header.
+        const out = sealer.seal([slab.subarray(HEADER_BYTES, end)], slab.subarray(0, HEADER_BYTES));
+        socket.write(slab.subarray(0, HEADER_BYTES));
+        for (let k = 0; k < out.length - 1; k++) socket.write(out[k]!);
+        socket.write(out[out.length - 1]!, slabDone(slab, cb));
+      } else {
+        sealer.macInPlace(slab, end);
+        writeSlab(socket, slab, end + TAG_BYTES, cb);
+      }
     }
   }
 
@@ -165,8 +199,22 @@ export class FrameWriter {
   }
 }
 
+type WriteDone = (err?: Error | null) => void;
+
 const EMPTY = Buffer.alloc(0);
-const TAG = 16;
+
+/** Writes the first `length` bytes of `slab`; the slab is reused once the write completed. */
+function writeSlab(socket: Socket, slab: Buffer, length: number, done: WriteDone | undefined): void {
+  socket.write(slab.subarray(0, length), slabDone(slab, done));
+}
+
+/** A write callback that gives `slab` back (then calls `done`): its bytes have left for the kernel. */
+function slabDone(slab: Buffer, done: WriteDone | undefined): WriteDone {
+  return (err) => {
+    releaseSlab(slab);
+    done?.(err);
+  };
+}
 
 function flushTick(writer: FrameWriter): void {
   if (writer) writer.flush();

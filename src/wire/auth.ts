@@ -59,9 +59,6 @@ export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Records are at most 64 KiB of data (transport's RECORD_BYTES); larger ones are hashed part by part. */
-const SCRATCH_BYTES = 64 * 1024;
-
 function counterIv(counter: number): Buffer {
   const iv = Buffer.alloc(12);
   iv.writeUIntBE(counter, 6, 6); // 48-bit counter: more records than any connection will ever carry
@@ -71,8 +68,6 @@ function counterIv(counter: number): Buffer {
 /** Seals outgoing records of one direction of one connection. */
 export class RecordSealer {
   #counter = 0;
-  /** Authenticating only: where several parts are gathered to be hashed in one call. */
-  #scratch: Buffer | undefined;
   constructor(
     private readonly key: Buffer,
     private readonly encrypt: boolean,
@@ -87,8 +82,7 @@ export class RecordSealer {
    * Seals the plaintext `parts` (consecutive bytes of the stream) as one record and returns what
    * follows the record header on the wire: the data, then the tag. `aad` is the record's header,
    * so its length and type are authenticated too. Authenticate-only mode returns the parts
-   * themselves; it hashes them from one reused buffer (a copy into it costs less than a native
-   * call per part).
+   * themselves (for large parts, which are not worth copying; see {@link macInPlace}).
    */
   seal(parts: readonly Buffer[], aad: Buffer): Buffer[] {
     const cipher = createCipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
@@ -97,25 +91,27 @@ export class RecordSealer {
     if (this.encrypt) {
       for (const p of parts) out.push(cipher.update(p));
     } else {
-      let size = 0;
       for (const p of parts) {
-        size += p.length;
+        cipher.setAAD(p);
         out.push(p);
-      }
-      if (parts.length === 1 || size > SCRATCH_BYTES) for (const p of parts) cipher.setAAD(p);
-      else {
-        const scratch = (this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES));
-        let off = 0;
-        for (const p of parts) {
-          scratch.set(p, off);
-          off += p.length;
-        }
-        cipher.setAAD(scratch.subarray(0, size));
       }
     }
     cipher.final();
     out.push(cipher.getAuthTag());
     return out;
+  }
+
+  /**
+   * Authenticate-only: seals the record laid out in `buf` — its header, then its data, ending at
+   * `end` — by writing the tag at `end` (buf must have TAG_BYTES more). One native call hashes
+   * header and data together: the same tag as {@link seal} (GCM's additional data is one stream).
+   */
+  macInPlace(buf: Buffer, end: number): void {
+    if (this.encrypt) throw new Error('macInPlace() is for authenticate-only records');
+    const cipher = createCipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
+    cipher.setAAD(buf.subarray(0, end));
+    cipher.final();
+    buf.set(cipher.getAuthTag(), end);
   }
 }
 
