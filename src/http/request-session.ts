@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { SessionConfig } from '../config/session-config.js';
 import type { DeltaManager } from '../session/delta-manager.js';
-import { cookieNamesRoute, cookieRoute, sessionIdOf } from '../session/ids.js';
+import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
 import type { Session } from '../session/session.js';
 import { findCookie, serializeCookie } from './cookie.js';
 import { createSessionHandle, type HandleHost, type SessionCookie, type SessionHandle } from './session-handle.js';
@@ -38,7 +38,7 @@ export class RequestSession implements HandleHost {
     this.#replicate = config.replicationFilter === undefined || !config.replicationFilter.test(path);
     const value = findCookie(req.headers.cookie, config.cookieName);
     if (value === undefined) return;
-    const id = sessionIdOf(value);
+    const id = cookieIdPart(value);
     if (id === undefined) return;
     const now = Date.now();
     const s = manager.findSession(id, now);

@@ -26,25 +26,29 @@ const ID_LENGTH = 32;
 const DOT = 46;
 
 /**
- * The session id of a cookie value `<id>[.<route>]`, or undefined when the id part is not
- * exactly 32 upper-case hex characters. (A loop, not a RegExp: this runs on every request.)
+ * The id part of a cookie value `<id>[.<route>]` when it has the shape of one (32 characters,
+ * then the end or a dot), without checking the characters: for a lookup among the sessions this
+ * node holds, which all have well-formed ids, so an unknown or malformed value is simply not found
+ * and never becomes a session id. (Checking 32 random hex characters one by one costs more than
+ * the rest of the cookie handling together; ids from the network are checked with isSessionId.)
  */
-export function sessionIdOf(value: string): string | undefined {
+export function cookieIdPart(value: string): string | undefined {
   const n = value.length;
-  if (n < ID_LENGTH || (n > ID_LENGTH && value.charCodeAt(ID_LENGTH) !== DOT)) return undefined;
-  for (let i = 0; i < ID_LENGTH; i++) {
-    const c = value.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 70))) return undefined;
-  }
-  return n === ID_LENGTH ? value : value.slice(0, ID_LENGTH);
+  if (n === ID_LENGTH) return value;
+  return n > ID_LENGTH && value.charCodeAt(ID_LENGTH) === DOT ? value.slice(0, ID_LENGTH) : undefined;
 }
 
-/** Whether `id` is exactly a session id (32 upper-case hex characters). */
+/** Whether `id` is exactly a session id (32 upper-case hex characters). A loop, not a RegExp. */
 export function isSessionId(id: string): boolean {
-  return id.length === ID_LENGTH && sessionIdOf(id) !== undefined;
+  if (id.length !== ID_LENGTH) return false;
+  for (let i = 0; i < ID_LENGTH; i++) {
+    const c = id.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 70))) return false;
+  }
+  return true;
 }
 
-/** Whether a well-formed cookie value (see {@link sessionIdOf}) ends in `.<route>`. */
+/** Whether a cookie value whose id part has the right shape (see {@link cookieIdPart}) ends in `.<route>`. */
 export function cookieNamesRoute(value: string, route: string): boolean {
   return value.length === ID_LENGTH + 1 + route.length && value.endsWith(route);
 }

@@ -74,6 +74,17 @@ describe('session cookie and identity', () => {
     });
   }
 
+  test("a live session's id in another shape (lower case, no dot before the route) does not reach that session", async () => {
+    const a = cluster.node('a');
+    const id = idOf(sessionCookie(await get(portOf(a), '/app/counter'))!);
+    for (const value of [`${id.toLowerCase()}.a`, `${id}a`, `${id}-a`, `x${id}.a`]) {
+      const res = await get(portOf(a), '/app/counter', `JSESSIONID=${value}`);
+      assert.equal(field(res.body, 'count'), '1', value);
+      assert.notEqual(field(res.body, 'id'), id, value);
+    }
+    assert.equal(field((await get(portOf(a), '/app/counter', `JSESSIONID=${id}.a`)).body, 'count'), '2');
+  });
+
   test('/app/health and /app/read without a cookie create no session and set no cookie', async () => {
     const a = cluster.node('a');
     const manager = managerOf(a);
