@@ -1,5 +1,26 @@
 // The shared workload's counter data, for the harnesses' server processes.
 
+const COOKIE_PREFIX = 'JSESSIONID=';
+
+/**
+ * The session id in a Cookie header (the JSESSIONID value without its .route suffix), or
+ * undefined: the hand-written Map session server's cookie parsing (servers/map.mjs, and beside it
+ * in bench/micro/request-path.bench.mjs).
+ */
+export function cookieSessionId(header) {
+  if (header === undefined) return undefined;
+  let i = header.indexOf(COOKIE_PREFIX);
+  while (i > 0 && header.charCodeAt(i - 1) !== 32 && header.charCodeAt(i - 1) !== 59)
+    i = header.indexOf(COOKIE_PREFIX, i + 1);
+  if (i < 0) return undefined;
+  const start = i + COOKIE_PREFIX.length;
+  let end = header.indexOf(';', start);
+  if (end < 0) end = header.length;
+  const value = header.slice(start, end).trim();
+  const dot = value.lastIndexOf('.');
+  return dot < 0 ? value : value.slice(0, dot);
+}
+
 /** `count=<n>;` repeated and cut to n bytes (the counter app's payload). */
 export function payloadOf(count, n) {
   const unit = `count=${count};`;

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { RequestSession } from '../../dist/http/request-session.js';
 import { createSessions, silentLogger } from '../../dist/index.js';
 import { median } from '../lib/stats.mjs';
-import { payloadOf } from '../lib/workload.mjs';
+import { cookieSessionId, payloadOf } from '../lib/workload.mjs';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 200);
 const ROUNDS = 7;
@@ -22,29 +22,16 @@ const URL = '/counter?payload=1024';
 
 // ---- the Map session server's request work (servers/map.mjs, kept in step with it) -------------
 const mapSessions = new Map();
-const PREFIX = 'JSESSIONID=';
-function cookieId(header) {
-  if (header === undefined) return undefined;
-  let i = header.indexOf(PREFIX);
-  while (i > 0 && header.charCodeAt(i - 1) !== 32 && header.charCodeAt(i - 1) !== 59) i = header.indexOf(PREFIX, i + 1);
-  if (i < 0) return undefined;
-  const start = i + PREFIX.length;
-  let end = header.indexOf(';', start);
-  if (end < 0) end = header.length;
-  const value = header.slice(start, end).trim();
-  const dot = value.lastIndexOf('.');
-  return dot < 0 ? value : value.slice(0, dot);
-}
 const mapCookies = [];
 for (let i = 0; i < SESSIONS; i++) {
   const id = randomBytes(16).toString('hex');
   mapSessions.set(id, { id, count: 0, payload: '', maxInactiveMs: 1_800_000, lastAccess: Date.now() });
-  mapCookies.push(`${PREFIX}${id}.n1`);
+  mapCookies.push(`JSESSIONID=${id}.n1`);
 }
 let mapNext = 0;
 function mapRequest() {
   const now = Date.now();
-  const s = mapSessions.get(cookieId(mapCookies[mapNext++ % SESSIONS]));
+  const s = mapSessions.get(cookieSessionId(mapCookies[mapNext++ % SESSIONS]));
   if (now - s.lastAccess > s.maxInactiveMs) throw new Error('expired');
   s.lastAccess = now;
   const count = s.count + 1;

@@ -3,29 +3,15 @@
 // payload string. Sessions expire after their max inactive interval (checked on access only).
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { cookieSessionId } from '../../lib/workload.mjs';
 import { COOKIE, NAME, payloadBytes, payloadOf, queryInt, serveHttp, TEXT } from './common.mjs';
 
 const sessions = new Map(); // id -> { id, count, payload, maxInactiveMs, lastAccess }
 const DEFAULT_MAX_INACTIVE_MS = 1_800_000;
-const PREFIX = `${COOKIE}=`;
 const SUFFIX = `.${NAME}`;
 
-/** The session id in the Cookie header (without the .route suffix), or undefined. */
-function cookieId(header) {
-  if (header === undefined) return undefined;
-  let i = header.indexOf(PREFIX);
-  while (i > 0 && header.charCodeAt(i - 1) !== 32 && header.charCodeAt(i - 1) !== 59) i = header.indexOf(PREFIX, i + 1);
-  if (i < 0) return undefined;
-  const start = i + PREFIX.length;
-  let end = header.indexOf(';', start);
-  if (end < 0) end = header.length;
-  const value = header.slice(start, end).trim();
-  const dot = value.lastIndexOf('.');
-  return dot < 0 ? value : value.slice(0, dot);
-}
-
 function find(req, now) {
-  const id = cookieId(req.headers.cookie);
+  const id = cookieSessionId(req.headers.cookie);
   if (id === undefined) return undefined;
   const s = sessions.get(id);
   if (s === undefined) return undefined;
