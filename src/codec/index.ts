@@ -1,5 +1,5 @@
 /** Application-payload codec: strict, safe binary encoding of session attribute values. See docs/codec.md. */
-export type { Allocator, CodecLimits, Encodable } from './value-codec.js';
+export type { Allocator, CodecLimits, DecodeOptions, Encodable } from './value-codec.js';
 export {
   checkEncodable,
   DEFAULT_MAX_STRING_BYTES,

@@ -37,6 +37,17 @@ export interface CodecLimits {
   maxBytesLength?: number;
 }
 
+/** How {@link decode} hands values out. */
+export interface DecodeOptions {
+  /**
+   * Byte arrays come back as views into the input (`Buffer.subarray`) instead of copies: for a
+   * caller that decodes or copies every byte array it keeps (a message whose embedded encodings
+   * are decoded or stored in memory of their own), saving a copy per value. A view keeps the
+   * whole input alive and changes with it. Default false.
+   */
+  byteViews?: boolean;
+}
+
 /** Allocates `size` bytes for an encoding (see {@link encode}'s `alloc`). */
 export type Allocator = (size: number) => Buffer;
 
@@ -822,6 +833,8 @@ class Reader {
   readonly maxDepth: number;
   readonly maxStringBytes: number;
   readonly maxBytesLength: number;
+  /** Byte arrays as views into `b` instead of copies ({@link DecodeOptions.byteViews}). */
+  views = false;
 
   constructor(b: Buffer, depth: number, strings: number, bytes: number) {
     this.b = b;
@@ -869,19 +882,20 @@ function readInt(r: Reader): number {
   const b = r.b;
   const at = r.pos;
   let result = 0;
-  let shift = 0;
+  // A multiplier, not 2 ** shift: V8 compiles ** with a variable exponent to a pow() call.
+  let scale = 1;
   let p = at;
   for (let i = 0; i < 5; i++) {
     if (p >= r.end) fail(at, 'truncated varint');
     const byte = b[p++]!;
-    result += (byte & 0x7f) * 2 ** shift;
+    result += (byte & 0x7f) * scale;
     if (byte < 0x80) {
       if (byte === 0 && i > 0) fail(at, 'non-canonical varint');
       if (result > 0xffffffff) fail(at, 'integer varint out of int32 range');
       r.pos = p;
       return (result >>> 1) ^ -(result & 1);
     }
-    shift += 7;
+    scale *= 0x80;
   }
   return fail(at, 'integer varint longer than 5 bytes');
 }
@@ -978,7 +992,7 @@ function readValue(r: Reader, depth: number): unknown {
       if (n > r.maxBytesLength) fail(lat, `byte array length ${n} exceeds limits.maxBytesLength (${r.maxBytesLength})`);
       const start = r.pos;
       r.pos = start + n;
-      return copyOut(r.b, start, start + n, 0, undefined);
+      return r.views ? r.b.subarray(start, start + n) : copyOut(r.b, start, start + n, 0, undefined);
     }
     case T_ARRAY:
     case T_OBJECT:
@@ -1038,15 +1052,16 @@ function readContainer(r: Reader, tag: number, at: number, depth: number): unkno
  *
  * Safe for hostile input: no prototype pollution (`__proto__` becomes an own data property, as with JSON.parse),
  * recursion bounded by `limits.maxDepth`, every count/length checked against the bytes left before allocating,
- * byte arrays returned as copies (never views into `bytes`).
+ * byte arrays returned as copies (never views into `bytes`) unless `options.byteViews` asks for views.
  *
  * @param bytes - the encoding; not retained, not modified.
  * @param limits - optional {@link CodecLimits}; use the encoder's limits.
+ * @param options - optional {@link DecodeOptions}.
  * @returns the value; plain objects come back with prototype Object.prototype, Uint8Arrays as Buffers.
  * @throws {@link CodecError} with code `ERR_CLOWDER_CODEC_DECODE` on any malformed input, the message naming the
  *   byte offset; {@link ConfigError} for malformed limits.
  */
-export function decode(bytes: Uint8Array, limits?: CodecLimits): unknown {
+export function decode(bytes: Uint8Array, limits?: CodecLimits, options?: DecodeOptions): unknown {
   if (!isUint8Array(bytes)) {
     throw new CodecError(ErrorCode.CODEC_DECODE, 'invalid encoding: input is not a Uint8Array');
   }
@@ -1062,6 +1077,7 @@ export function decode(bytes: Uint8Array, limits?: CodecLimits): unknown {
       limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP),
     );
   }
+  if (options?.byteViews === true) r.views = true;
   if (b.length === 0) fail(0, 'empty input');
   const version = b[0]!;
   if (version !== FORMAT_VERSION) {

@@ -5,6 +5,8 @@
  */
 import type { Channel, ReceivedMessage } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
+import { type DecodeOptions, decode } from '../codec/value-codec.js';
+import { SendFlag } from '../config/send-options.js';
 import type { Logger } from '../core/logger.js';
 import { Msg } from './messages.js';
 
@@ -16,6 +18,13 @@ export interface HubManager {
   memberAdded?(member: Member): void;
   memberRemoved?(member: Member): void;
 }
+
+/**
+ * Session messages carry attribute values as embedded encodings; the managers decode every one
+ * of them or copy it into memory of its own (session.ts receiveValue/storeReceived), so they can
+ * be views into the message instead of copies.
+ */
+const BYTE_VIEWS: DecodeOptions = { byteViews: true };
 
 /** The member payload clowder nodes advertise. */
 export interface NodePayload {
@@ -69,7 +78,17 @@ export class ReplicationHub {
   }
 
   #onMessage(msg: ReceivedMessage): void | Promise<void> {
-    const value = msg.value;
+    if (msg.options & SendFlag.BYTE_MESSAGE) {
+      this.#drop(msg.from, 'not a session message');
+      return;
+    }
+    let value: unknown;
+    try {
+      value = decode(msg.bytes, undefined, BYTE_VIEWS);
+    } catch (err) {
+      this.#drop(msg.from, (err as Error).message);
+      return;
+    }
     if (!Array.isArray(value) || typeof value[0] !== 'number' || typeof value[1] !== 'string') {
       this.#drop(msg.from, 'not a session message');
       return;

@@ -311,6 +311,22 @@ describe('value codec: round trips', () => {
     assert.deepStrictEqual(decode(big.subarray(5, 5 + enc.length)), { a: [1, 2, 3] });
   });
 
+  it('byte arrays are copies by default and views into the input with byteViews', () => {
+    const enc = encode([new Uint8Array([1, 2, 3]), 'x', Buffer.from([4, 5])]);
+    const copied = decode(enc) as [Buffer, string, Buffer];
+    const viewed = decode(enc, undefined, { byteViews: true }) as [Buffer, string, Buffer];
+    assert.deepStrictEqual(viewed, copied);
+    assert.ok(Buffer.isBuffer(viewed[0]) && Buffer.isBuffer(viewed[2]));
+    enc.fill(0xee);
+    assert.deepEqual([...copied[0]], [1, 2, 3], 'a copy does not change with its input');
+    assert.deepEqual([...copied[2]], [4, 5]);
+    assert.deepEqual([...viewed[0]], [0xee, 0xee, 0xee], 'a view shares the input memory');
+    assert.deepEqual([...viewed[2]], [0xee, 0xee]);
+    // Limits and malformed input are checked alike in both modes.
+    assert.throws(() => decode(encode(new Uint8Array(10)), { maxBytesLength: 9 }, { byteViews: true }), CodecError);
+    assert.throws(() => decode(encode(new Uint8Array(10)).subarray(0, 8), undefined, { byteViews: true }), CodecError);
+  });
+
   it('encode is reentrant (a getter may call encode)', () => {
     const inner = { x: 'inner'.repeat(10) };
     const value = {
