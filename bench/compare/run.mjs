@@ -18,9 +18,15 @@
 //   clowder-off     clowder, one node, replication off (no members)
 //   clowder-async   clowder DeltaManager, asynchronous, 3 nodes, wrk spread over all three
 //   clowder-sync    clowder DeltaManager, synchronous (use_ack,sync), 3 nodes, wrk spread
+//   clowder-express clowder's express-session compatibility path: express 5 + clowder's session
+//                   middleware (library mode), async, 3 nodes, wrk spread (the drop-in for the
+//                   express-session + connect-redis rows)
 //   (BackupManager rows are printed as n/a until it exists)
 // and measurements (also selected by --rows; all run by default):
-//   lag             fresh async 3-node cluster: client.mjs lag, write on A, read on B at once
+//   lag             fresh async 3-node cluster: client.mjs lag, write on A, read on B at once; the
+//                   same probe reading on A, and on bare node:http (the floors); and on a cluster
+//                   with ownership: none (B reads its replica without a hand-over: stale reads show
+//                   how far replication itself trails the client's next request)
 //   failover        same cluster: SIGKILL node C, time until A's and B's /_clowder/stats show one
 //                   member less (polled every 5 ms)
 //   transfer        A holds --transfer-sessions (100,000) sessions of 1 KiB; B joins: B's
@@ -96,7 +102,7 @@ const { args, num: option } = parseOptions(
   'usage: node bench/compare/run.mjs [--quick] [--rows=id,prefix,...] [--duration=S] [--warmup=S] [--sessions=N]\n' +
     '         [--connections=N] [--transfer-sessions=N] [--reps=N] [--workload=DIR] [--no-save] [--profile]\n' +
     'rows: bare map express-mem express-redis express-redis2 fastify-mem fastify-redis clowder-off clowder-async\n' +
-    '      clowder-sync lag failover transfer',
+    '      clowder-sync clowder-express lag failover transfer',
 );
 const quick = args.quick === true;
 const num = option;
@@ -172,6 +178,14 @@ const ROWS = [
     clowder: true,
     send: 'sync',
   },
+  {
+    id: 'clowder-express',
+    label: 'express + clowder session middleware, async, 3 nodes',
+    script: 'express-clowder.mjs',
+    nodes: 3,
+    clowder: true,
+    send: 'async',
+  },
   { id: 'backup-async', label: 'clowder BackupManager async, 3 nodes', na: 'n/a (BackupManager not built yet)' },
   { id: 'backup-sync', label: 'clowder BackupManager sync, 3 nodes', na: 'n/a (BackupManager not built yet)' },
 ];
@@ -193,6 +207,7 @@ const RUN_ORDER = [
   'fastify-redis',
   'clowder-sync',
   'express-redis2',
+  'clowder-express',
   'express-redis',
   'fastify-mem',
   'express-mem',
@@ -537,7 +552,7 @@ let domainSeq = 0;
 const NAMES = ['n1', 'n2', 'n3', 'n4'];
 
 /** Starts a clowder cluster of n nodes one after the other; resolves when each sees all the others. */
-async function startClowder(n, send, { execArgv = [], tag = 'clowder' } = {}) {
+async function startClowder(n, send, { execArgv = [], tag = 'clowder', script = 'clowder.mjs', ownership } = {}) {
   const ports = await freePorts(2 * n);
   const domain = `bench-compare-${process.pid}-${domainSeq++}`;
   const members = Array.from({ length: n }, (_, i) => `127.0.0.1:${ports[2 * i + 1]}`);
@@ -545,8 +560,8 @@ async function startClowder(n, send, { execArgv = [], tag = 'clowder' } = {}) {
   try {
     for (let i = 0; i < n; i++) {
       const p = new ServerProc(
-        'clowder.mjs',
-        { name: NAMES[i], port: ports[2 * i], clusterPort: ports[2 * i + 1], members, domain, send, app: APP },
+        script,
+        { name: NAMES[i], port: ports[2 * i], clusterPort: ports[2 * i + 1], members, domain, send, app: APP, ownership },
         { execArgv, tag },
       );
       nodes.push(p);
@@ -600,7 +615,8 @@ function wrk(ports, cookies, seconds) {
 async function startRow(row, tmp, profDir) {
   if (row.clowder) {
     const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-    return { servers: await startClowder(row.nodes, row.send, { execArgv, tag: row.id }), redis: undefined };
+    const servers = await startClowder(row.nodes, row.send, { execArgv, tag: row.id, script: row.script });
+    return { servers, redis: undefined };
   }
   const ports = await freePorts(row.nodes + (row.store === 'redis' ? 1 : 0));
   let redis;
@@ -841,6 +857,34 @@ function printProfile(p, print) {
 
 // ---- lag, failure detection, state transfer ---------------------------------------------------------
 
+/**
+ * The same probe on a cluster with `ownership: none` (Tomcat's behaviour): B serves the read from
+ * its replica at once, without taking the session over, so a stale read shows how far
+ * replication itself lags behind a client's next request.
+ */
+async function lagWithoutOwnership(tmp) {
+  const nodes = await startClowder(3, 'async', { tag: 'lag/ownership-none', ownership: 'none' });
+  try {
+    const [a, b] = nodes;
+    const cookies = join(tmp, 'cookies-lag-none.txt');
+    const mk = await client('mksessions', { port: a.port, n: SESSIONS, out: cookies });
+    if (mk.sessions !== SESSIONS) throw new Error(`mksessions made ${mk.sessions} of ${SESSIONS}`);
+    await sleep(300);
+    const lag = await client('lag', { 'write-port': a.port, 'read-port': b.port, cookies, n: 1000 });
+    log(`lag A->B, ownership none: ${lag.line}`);
+    return {
+      probes: lag.probes,
+      stale: lag.stale,
+      stalePct: (100 * lag.stale) / lag.probes,
+      errors: lag.errors,
+      p50: lag.read_after_write_p50_ms,
+      p99: lag.p99_ms,
+    };
+  } finally {
+    await stopAll(nodes);
+  }
+}
+
 async function runLagFailover(tmp) {
   const out = {};
   const nodes = await startClowder(3, 'async', { tag: 'lag/failover' });
@@ -881,6 +925,7 @@ async function runLagFailover(tmp) {
       } finally {
         await bare.stop();
       }
+      out.lag.none = await lagWithoutOwnership(tmp);
     }
     if (RUN_EXTRAS.includes('failover')) {
       const watchers = [a, b];
@@ -1148,6 +1193,10 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
       L.push(
         `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
       );
+    if (extras.lag?.none)
+      L.push(
+        `| replication lag, ownership none (Tomcat's behaviour: n2 reads its replica at once, no hand-over; same probe) | ${extras.lag.none.stale} stale (${fx(extras.lag.none.stalePct, 1)} %, worst round ${fx(extras.lag.noneStaleMaxPct, 1)} %), read-after-write p50 ${extras.lag.none.p50} ms, p99 ${extras.lag.none.p99} ms, ${extras.lag.none.errors} errors |`,
+      );
     if (extras.failover)
       L.push(
         `| failure detection: SIGKILL of ${extras.failover.killed}, until /_clowder/stats shows one member less (polled every 5 ms) | ${extras.failover.detect.map((s) => `${s.node} ${fx(s.ms, 1)} ms`).join(', ')} |`,
@@ -1268,6 +1317,8 @@ if (extraRounds.lag.length) {
   extras.lag.stale = stalest.stale;
   extras.lag.stalePct = stalest.stalePct;
   extras.lag.errors = Math.max(...extraRounds.lag.map((l) => l.errors));
+  const none = extraRounds.lag.map((l) => l.none).filter(Boolean);
+  if (none.length) extras.lag.noneStaleMaxPct = Math.max(...none.map((n) => n.stalePct));
 }
 if (extraRounds.failover.length) extras.failover = [...extraRounds.failover].sort((a, b) => b.maxMs - a.maxMs)[0]; // the slowest detection
 if (extraRounds.transfer.length)
