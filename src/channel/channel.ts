@@ -331,6 +331,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
   }
 
+  /**
+   * Hands every queued message to its socket now, instead of at the end of this event-loop turn
+   * (where the batch is written otherwise). For a caller whose next output must follow them.
+   */
+  flushNow(): void {
+    for (const c of this.#connections.values()) c.flushNow();
+  }
+
   /** Resolves when every queued message has been written to its socket. */
   async flush(): Promise<void> {
     await Promise.all(Array.from(this.#connections.values(), (c) => c.drained()));

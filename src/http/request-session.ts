@@ -5,8 +5,9 @@
  * - creates the session on first use of `req.session`, and sets the cookie;
  * - a known session whose cookie names another node's route (failover) is served here and its
  *   cookie re-issued with this node's route; the original route stays readable;
- * - at the end of the request replicates what changed (held until every member applied it in
- *   synchronous mode).
+ * - at the end of the request replicates what changed; the response is held until every member
+ *   applied it (synchronous mode), or, with batchResponses, until the end of the event-loop turn,
+ *   after the turn's replication batch was written (asynchronous mode).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -128,8 +129,9 @@ export class RequestSession implements HandleHost {
   }
 
   /**
-   * The response is ending: replicate. Returns a promise when the response must wait for the
-   * other nodes (synchronous mode). Safe to call more than once.
+   * The response is ending: replicate. Returns a promise when the response must wait: for the
+   * other nodes (synchronous mode), or for the end of the turn (batchResponses). Safe to call
+   * more than once.
    */
   finish(): Promise<void> | undefined {
     if (this.#finished) return undefined;
@@ -138,7 +140,9 @@ export class RequestSession implements HandleHost {
     const s = this.session;
     if (s === undefined || !this.#started) return pending;
     this.#started = false;
-    const sent = this.manager.requestCompleted(s, this.#replicate);
+    let sent = this.manager.requestCompleted(s, this.#replicate);
+    // Ended with the turn's other responses, after the turn's replication batch (see batchResponses).
+    if (sent === undefined && this.config.batchResponses) sent = this.manager.turnWritten();
     return pending === undefined ? sent : sent === undefined ? pending : Promise.all([pending, sent]).then(() => {});
   }
 

@@ -244,6 +244,25 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return s;
   }
 
+  #written: Promise<void> | undefined;
+
+  /**
+   * Resolves at the end of this event-loop turn, once every asynchronous message queued so far
+   * was handed to its socket: when a response ends with `batchResponses` (see SessionConfig). Its
+   * bytes then follow the change it acknowledges on the wire (a client that takes the response to
+   * another node at once finds the change there), and the turn's responses go out together. One
+   * promise, and one write per peer, for all requests of a turn.
+   */
+  turnWritten(): Promise<void> {
+    return (this.#written ??= new Promise<void>((resolve) => setImmediate(this.#writeNow, resolve)));
+  }
+
+  readonly #writeNow = (resolve: () => void): void => {
+    this.#written = undefined;
+    this.hub.channel.flushNow();
+    resolve();
+  };
+
   /** A request starts using `s`. */
   requestStarted(s: Session, now = Date.now()): void {
     s.active++;

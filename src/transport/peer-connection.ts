@@ -104,6 +104,11 @@ export class PeerConnection {
     return undefined;
   }
 
+  /** Writes the batch to the socket now (see FrameWriter.flush); a connection not yet open keeps its backlog. */
+  flushNow(): void {
+    if (this.#state === 'open') this.#writer!.flush();
+  }
+
   /** Connects now (if idle) so the first message does not wait for the hello. */
   warm(): void {
     if (this.#state === 'idle' && this.#retryTimer === undefined) this.#connect();
