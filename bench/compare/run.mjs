@@ -10,6 +10,8 @@
 // Rows (ids for --rows; a prefix selects several, e.g. `express`, `clowder`):
 //   bare            bare node:http, no sessions (fixed body): the ceiling
 //   map             hand-written in-memory Map sessions on node:http: the ceiling for a session layer
+//   map-batched     the same, each response ended at the end of the event-loop turn with the turn's
+//                   others, as clowder's batchResponses (default) does: the ceiling like for like
 //   express-mem     express 5 + express-session MemoryStore
 //   express-redis   express + express-session + connect-redis, one process
 //   express-redis2  two express processes + connect-redis sharing one redis-server (wrk over both)
@@ -101,7 +103,7 @@ const { args, num: option } = parseOptions(
   KNOWN,
   'usage: node bench/compare/run.mjs [--quick] [--rows=id,prefix,...] [--duration=S] [--warmup=S] [--sessions=N]\n' +
     '         [--connections=N] [--transfer-sessions=N] [--reps=N] [--workload=DIR] [--no-save] [--profile]\n' +
-    'rows: bare map express-mem express-redis express-redis2 fastify-mem fastify-redis clowder-off clowder-async\n' +
+    'rows: bare map map-batched express-mem express-redis express-redis2 fastify-mem fastify-redis clowder-off clowder-async\n' +
     '      clowder-sync clowder-express lag failover transfer',
 );
 const quick = args.quick === true;
@@ -125,6 +127,13 @@ const PROFILE = args.profile === true;
 const ROWS = [
   { id: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs', nodes: 1, counts: false },
   { id: 'map', label: 'in-memory Map sessions (node:http)', script: 'map.mjs', nodes: 1 },
+  {
+    id: 'map-batched',
+    label: 'in-memory Map sessions, responses ended at the end of the turn (as batchResponses)',
+    script: 'map.mjs',
+    nodes: 1,
+    batch: true,
+  },
   {
     id: 'express-mem',
     label: 'express + express-session MemoryStore',
@@ -202,6 +211,7 @@ const RUN_EXTRAS = EXTRAS.filter(selected);
 const RUN_ORDER = [
   'bare',
   'map',
+  'map-batched',
   'clowder-off',
   'clowder-async',
   'fastify-redis',
@@ -561,7 +571,16 @@ async function startClowder(n, send, { execArgv = [], tag = 'clowder', script = 
     for (let i = 0; i < n; i++) {
       const p = new ServerProc(
         script,
-        { name: NAMES[i], port: ports[2 * i], clusterPort: ports[2 * i + 1], members, domain, send, app: APP, ownership },
+        {
+          name: NAMES[i],
+          port: ports[2 * i],
+          clusterPort: ports[2 * i + 1],
+          members,
+          domain,
+          send,
+          app: APP,
+          ownership,
+        },
         { execArgv, tag },
       );
       nodes.push(p);
@@ -629,7 +648,7 @@ async function startRow(row, tmp, profDir) {
       await redis.ready();
     }
     for (let i = 0; i < row.nodes; i++) {
-      const spec = { name: NAMES[i], port: ports[i], store: row.store, redisPort: redis?.port };
+      const spec = { name: NAMES[i], port: ports[i], store: row.store, redisPort: redis?.port, batch: row.batch };
       const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
       servers.push(new ServerProc(row.script, spec, { tag: row.id, execArgv }));
     }
@@ -1049,7 +1068,9 @@ const REDIS_ROWS = ['express-redis', 'express-redis2', 'fastify-redis'];
 /** Sets each result's x Map / x Redis against the Map row and the fastest Redis row of the same list. */
 function addRatios(results) {
   const { map, fastestRedis } = fastestRefs(results);
+  const mapBatched = results.find((r) => r.row === 'map-batched');
   for (const r of results) {
+    r.xMapBatched = mapBatched ? r.rps / mapBatched.rps : NaN;
     r.xMap = map ? r.rps / map.rps : NaN;
     r.xRedis = fastestRedis ? r.rps / fastestRedis.rps : NaN;
   }
@@ -1076,6 +1097,7 @@ function aggregate(runs) {
   out.runs = ok.map((r) => r.rps);
   out.rps = median(out.runs);
   out.xMap = median(ok.map((r) => r.xMap));
+  out.xMapBatched = median(ok.map((r) => r.xMapBatched));
   out.xRedis = median(ok.map((r) => r.xRedis));
   out.errors = Math.max(...ok.map((r) => r.errors));
   if (ok.every((r) => r.lost !== undefined)) {
@@ -1111,6 +1133,15 @@ function targets(results, extras, refs) {
     );
   if (as && map) add('clowder async 3 nodes >= 0.6 x Map sessions', as.xMap >= 0.6, `${fx(as.xMap)} x`);
   if (off && map) add('clowder replication off >= 0.9 x Map sessions', off.xMap >= 0.9, `${fx(off.xMap)} x`);
+  const mb = row('map-batched');
+  if (mb && (as || off))
+    add(
+      'like for like: against map-batched (the Map server ending responses at the end of the turn, as clowder does)',
+      null,
+      [off && `replication off ${fx(off.xMapBatched)} x`, as && `async 3 nodes ${fx(as.xMapBatched)} x`]
+        .filter(Boolean)
+        .join(', '),
+    );
   if (sy && fastestRedis)
     add('clowder sync 3 nodes >= 1.2 x fastest Redis row', sy.xRedis >= 1.2, `${fx(sy.xRedis)} x`);
   for (const r of results.filter((x) => x.row.startsWith('clowder'))) {
@@ -1208,7 +1239,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
   }
   if (tgs.length > 0) {
     L.push('', '### Targets', '');
-    for (const t of tgs) L.push(`- **${t.pass ? 'PASS' : 'MISS'}** ${t.name}: ${t.detail}`);
+    for (const t of tgs) L.push(`- **${t.pass === null ? 'info' : t.pass ? 'PASS' : 'MISS'}** ${t.name}: ${t.detail}`);
   }
   const profiled = results.filter((r) => r.profile);
   if (extras.transfer?.profile)

@@ -1,14 +1,26 @@
 // Row "map": a hand-written in-memory session layer on node:http — the ceiling for any session
 // layer: parse the JSESSIONID cookie, one Map lookup, count += 1 on a shared object, build the
 // payload string. Sessions expire after their max inactive interval (checked on access only).
+// Row "map-batched" (BENCH_SERVER key batch: true): the same, but every response ends at the end
+// of the event-loop turn, together with the turn's others — what clowder's batchResponses does —
+// to show how much of a difference that alone makes.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { cookieSessionId } from '../../lib/workload.mjs';
-import { COOKIE, NAME, payloadBytes, payloadOf, queryInt, serveHttp, TEXT } from './common.mjs';
+import { COOKIE, cfg, NAME, payloadBytes, payloadOf, queryInt, serveHttp, TEXT } from './common.mjs';
 
 const sessions = new Map(); // id -> { id, count, payload, maxInactiveMs, lastAccess }
 const DEFAULT_MAX_INACTIVE_MS = 1_800_000;
 const SUFFIX = `.${NAME}`;
+const BATCH = cfg.batch === true;
+/** batch: responses (and their bodies) waiting for the end of the turn. */
+let held = [];
+
+function endHeld() {
+  const h = held;
+  held = [];
+  for (let i = 0; i < h.length; i += 2) h[i].end(h[i + 1]);
+}
 
 function find(req, now) {
   const id = cookieSessionId(req.headers.cookie);
@@ -69,6 +81,8 @@ const server = createServer((req, res) => {
       res.writeHead(404, TEXT).end('not found\n');
       return;
   }
-  res.writeHead(200, TEXT).end(body);
+  res.writeHead(200, TEXT);
+  if (!BATCH) res.end(body);
+  else if (held.push(res, body) === 2) setImmediate(endHeld);
 });
 serveHttp(server);
