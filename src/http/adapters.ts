@@ -107,11 +107,17 @@ export class ClusterResponse<R extends IncomingMessage = IncomingMessage> extend
     return super.emit(event, ...args);
   }
 
+  /** end() was called and waits for the replication (see RequestSession.finish). */
+  #ending = false;
+
   override end(...args: unknown[]): this {
+    // Like a response that already ended: a second end() while the first waits changes nothing.
+    if (this.#ending) return this;
     const rs = (this.req as AnyRequest)[kSession];
     if (rs !== undefined) {
       const p = rs.finish();
       if (p !== undefined) {
+        this.#ending = true;
         p.then(() => super.end(...(args as [])));
         return this;
       }
@@ -195,12 +201,23 @@ function run(app: RequestListener, req: IncomingMessage, res: ServerResponse): v
 function replicateBeforeEnd(res: ServerResponse, rs: RequestSession): void {
   const end = res.end;
   res.end = function patchedEnd(this: ServerResponse, ...args: unknown[]) {
-    res.end = end;
     const p = rs.finish();
-    if (p === undefined) return end.apply(this, args as Parameters<typeof end>);
-    p.then(() => end.apply(this, args as Parameters<typeof end>));
+    if (p === undefined) {
+      res.end = end;
+      return end.apply(this, args as Parameters<typeof end>);
+    }
+    // Like a response that already ended: a second end() while the first waits changes nothing.
+    res.end = endedAlready;
+    p.then(() => {
+      res.end = end;
+      end.apply(this, args as Parameters<typeof end>);
+    });
     return this;
   } as typeof res.end;
+}
+
+function endedAlready(this: ServerResponse): ServerResponse {
+  return this;
 }
 
 function getSession(rs: RequestSession | undefined, create: boolean): SessionHandle | undefined {

@@ -82,6 +82,7 @@ class Point {
  *   /max?seconds=            req.session.setMaxInactiveInterval(seconds) (any integer, negative too)
  *   /regenerate              await req.session.regenerate(): { oldId, newId }
  *   /rich                    sets `rich`: Date, Map, Set, bigint, bytes, nested values
+ *   /end-twice               sets `twice`, then res.end('first') and res.end('second')
  *   /static/…                the same endpoints (for replicationFilter tests)
  *   anything else            the counter app
  */
@@ -151,6 +152,12 @@ export const probe: RequestListener = async (req, res) => {
         names: s.getAttributeNames(),
       });
     }
+    case '/end-twice':
+      r.session.twice = 1;
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('first');
+      res.end('second');
+      return;
     case '/regenerate': {
       const s = r.session;
       const oldId = s.id;

@@ -67,6 +67,12 @@ function app(other: () => DeltaManager) {
         return json(res, 200, { id: req.session.id });
       case '/attrs':
         return json(res, 200, { id: req.getSession(false)?.id ?? null, attrs: attrsOf(req) });
+      case '/end-twice':
+        req.session.twice = 1;
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.end('first');
+        res.end('second');
+        return;
       case '/regenerate': {
         const oldId = req.session.id;
         req.session.regenerate((err) => {
@@ -236,6 +242,19 @@ describe('library mode: createSessions() with handler() and middleware()', () =>
       await waitFor(() => !other.sessions.has(id), 'the other instance to drop the session');
       const otherPort = port() === px ? py : px;
       assert.deepEqual(body(await get(otherPort, '/attrs', cookie)), { id: null, attrs: null });
+    });
+
+    test(`end() twice (${where}): the response the client gets is the first one, as without clowder`, async () => {
+      const res = await get(port(), '/end-twice');
+      assert.equal(res.status, 200);
+      assert.equal(res.body, 'first');
+      await waitFor(
+        () =>
+          otherManager()
+            .sessions.get(idOf(sessionCookie(res)!))
+            ?.getAttribute('twice') === 1,
+        'the change to replicate',
+      );
     });
 
     test(`save() (${where}) resolves and sends the change before the response ends`, async () => {

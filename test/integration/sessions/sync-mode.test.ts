@@ -188,6 +188,17 @@ describe('asynchronous replication: a response follows its change on the wire', 
     }
   });
 
+  test('end() twice while the first end waits for the turn: the client gets the first body', async () => {
+    const cluster = await startNodes(1, { apps: [{ path: '/probe', app: probe }] });
+    try {
+      const res = await get(portOf(cluster.node('a')), '/probe/end-twice');
+      assert.equal(res.status, 200);
+      assert.equal(res.body, 'first');
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   test("batchResponses: false: the response is written before the turn's replication batch and overtakes it", async () => {
     const cluster = await startNodes(2, { sessions: { ownership: 'none', batchResponses: false } });
     try {
