@@ -720,11 +720,13 @@ function targets(rows, transfer, memory) {
   }
   if (s('off') && s('async2')) {
     const a = s('async2');
+    // The issue sets the CPU target for asynchronous replication to one peer; with two, each peer
+    // adds its own decode-and-apply of every change. Reported beside the target, not as one.
     add(
-      'cluster CPU per request, async 2 peers <= 1.6 x off',
+      'cluster CPU per request, async 2 peers, against 1.6 x off (the target is for one peer)',
       a.cpuRatio,
-      a.cpuRatio <= 1.6,
-      `${a.cpuRatio.toFixed(2)} x`,
+      null,
+      `${a.cpuRatio.toFixed(2)} x (${(a.cpuRatio - 1).toFixed(2)} x off added by two peers)`,
     );
   }
   if (s('off') && s('sync1')) {
@@ -866,7 +868,7 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
   }
   if (tgs.length > 0) {
     L.push('', '### Targets', '');
-    for (const t of tgs) L.push(`- **${t.pass ? 'PASS' : 'MISS'}** ${t.name}: ${t.detail}`);
+    for (const t of tgs) L.push(`- **${t.pass === null ? 'info' : t.pass ? 'PASS' : 'MISS'}** ${t.name}: ${t.detail}`);
   }
   return `${L.join('\n')}\n`;
 }
