@@ -3,7 +3,8 @@
 // Configuration comes as JSON in the environment variable BENCH_NODE:
 //   { name, httpPort, clusterPort, members: ["127.0.0.1:C1", ...], domain, send: "async"|"sync",
 //     expect: <number of peers that must serve /app before the node reports ready>, app: <abs path>,
-//     bufferPoolSize?: <sets Buffer.poolSize>, chunkSize?: <sessions.stateTransferChunkSize> }
+//     bufferPoolSize?: <sets Buffer.poolSize>, chunkSize?: <sessions.stateTransferChunkSize>,
+//     key?: "mac" | "aes" (a cluster key: frames authenticated, or also encrypted with AES-256-GCM) }
 // It starts the node (createClusterNode, silent logger), waits until it sees `expect` peers that
 // serve /app, then sends { type: 'ready', pid, startMs, stateTransfer, peers } over IPC.
 //
@@ -23,6 +24,8 @@ import { createClusterNode, silentLogger } from '../../dist/index.js';
 import { fillSessions, payloadOf } from '../lib/workload.mjs';
 
 const cfg = JSON.parse(process.env.BENCH_NODE ?? '{}');
+/** The cluster key of the key rows (the same on every node of a run; loopback only). */
+const BENCH_KEY = 'clowder-bench-http-cluster-key-of-at-least-32-chars';
 process.on('disconnect', () => process.exit(0));
 // Diagnostic (--buffer-pool-size): Buffer.allocUnsafe below poolSize/2 slices shared 8 KiB slabs.
 if (cfg.bufferPoolSize !== undefined) Buffer.poolSize = cfg.bufferPoolSize;
@@ -36,6 +39,7 @@ const node = createClusterNode(
       domain: cfg.domain,
       receiver: { address: '127.0.0.1', port: cfg.clusterPort, autoBind: 1 },
       membership: { type: 'static', members: cfg.members, pingIntervalMs: 500, dropTimeMs: 3000 },
+      ...(cfg.key ? { clusterKey: BENCH_KEY, encrypt: cfg.key === 'aes' } : {}),
     },
     sessions: {
       sendOptions: cfg.send ?? 'async',

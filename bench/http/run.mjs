@@ -14,6 +14,9 @@
 //   async1  asynchronous replication to one peer (A+B)
 //   async2  asynchronous replication to two peers (A+B+C)
 //   sync1   synchronous replication to one peer (A+B, sendOptions "sync")
+//   async1-mac, async1-aes   async1 with a cluster key: every frame authenticated (MAC only), or
+//           also encrypted (AES-256-GCM, the default with a key); ratios to async1: what the key
+//           costs on this workload (bench/channel gives the cost at the channel's own saturation)
 //   off-c1, async1-c1   off and async1 with one connection (one request at a time: nothing
 //           queues): the latency replication adds, without the queueing that 64 connections on a
 //           saturated node add to every row (even 4 connections keep A busy); ratios to off-c1
@@ -126,6 +129,8 @@ const ALL_ROWS = [
   { id: 'async1-c1', label: 'async, 1 peer, 1 connection', nodes: 2, send: 'async', connections: 1, base: 'off-c1' },
   { id: 'off-paced', label: 'replication off, paced', nodes: 1, send: 'async', paced: true, base: 'off-paced' },
   { id: 'async1-paced', label: 'async, 1 peer, paced', nodes: 2, send: 'async', paced: true, base: 'off-paced' },
+  { id: 'async1-mac', label: 'async, 1 peer, cluster key, MAC only', nodes: 2, send: 'async', key: 'mac', base: 'async1' },
+  { id: 'async1-aes', label: 'async, 1 peer, cluster key, AES-256-GCM', nodes: 2, send: 'async', key: 'aes', base: 'async1' },
 ];
 const ROW_FILTER = typeof args.rows === 'string' ? args.rows.split(',').filter(Boolean) : undefined;
 const ROWS = ALL_ROWS.filter((r) => ROW_FILTER === undefined || ROW_FILTER.includes(r.id));
@@ -294,7 +299,7 @@ const NAMES = ['A', 'B', 'C', 'D'];
 let domainSeq = 0;
 
 /** Ports and specs for an n-node cluster (every node lists every node). */
-async function clusterSpecs(n, send, script) {
+async function clusterSpecs(n, send, script, key) {
   const ports = await freePorts(2 * n);
   const domain = `bench-http-${process.pid}-${domainSeq++}`;
   const members = Array.from({ length: n }, (_, i) => `127.0.0.1:${ports[2 * i + 1]}`);
@@ -307,6 +312,7 @@ async function clusterSpecs(n, send, script) {
     send,
     expect: n - 1,
     script,
+    key,
   }));
 }
 
@@ -366,7 +372,7 @@ async function measureRow(row, rep, tmp, offRps) {
     paceMs = Math.max(1, Math.round((1000 * CONNECTIONS) / (PACED_LOAD * offRps)));
     script = pacedScript(tmp, paceMs);
   }
-  const specs = await clusterSpecs(row.nodes, row.send, row.script);
+  const specs = await clusterSpecs(row.nodes, row.send, row.script, row.key);
   const nodes = await startCluster(specs, tag);
   const [a] = nodes;
   try {
@@ -728,6 +734,16 @@ function targets(rows, transfer, memory) {
       null,
       `${a.cpuRatio.toFixed(2)} x (${(a.cpuRatio - 1).toFixed(2)} x off added by two peers)`,
     );
+  }
+  for (const id of ['async1-mac', 'async1-aes']) {
+    const a = s(id);
+    if (a && s('async1'))
+      add(
+        `cost of the cluster key (${id === 'async1-mac' ? 'MAC only' : 'AES-256-GCM'}) on this workload, against async1 (the channel's target: <= 20 %)`,
+        a.rpsRatio,
+        null,
+        `${a.rpsRatio.toFixed(2)} x async1's req/s, ${a.cpuRatio.toFixed(2)} x its CPU per request`,
+      );
   }
   if (s('off') && s('sync1')) {
     const a = s('sync1');
