@@ -129,8 +129,22 @@ const ALL_ROWS = [
   { id: 'async1-c1', label: 'async, 1 peer, 1 connection', nodes: 2, send: 'async', connections: 1, base: 'off-c1' },
   { id: 'off-paced', label: 'replication off, paced', nodes: 1, send: 'async', paced: true, base: 'off-paced' },
   { id: 'async1-paced', label: 'async, 1 peer, paced', nodes: 2, send: 'async', paced: true, base: 'off-paced' },
-  { id: 'async1-mac', label: 'async, 1 peer, cluster key, MAC only', nodes: 2, send: 'async', key: 'mac', base: 'async1' },
-  { id: 'async1-aes', label: 'async, 1 peer, cluster key, AES-256-GCM', nodes: 2, send: 'async', key: 'aes', base: 'async1' },
+  {
+    id: 'async1-mac',
+    label: 'async, 1 peer, cluster key, MAC only',
+    nodes: 2,
+    send: 'async',
+    key: 'mac',
+    base: 'async1',
+  },
+  {
+    id: 'async1-aes',
+    label: 'async, 1 peer, cluster key, AES-256-GCM',
+    nodes: 2,
+    send: 'async',
+    key: 'aes',
+    base: 'async1',
+  },
 ];
 const ROW_FILTER = typeof args.rows === 'string' ? args.rows.split(',').filter(Boolean) : undefined;
 const ROWS = ALL_ROWS.filter((r) => ROW_FILTER === undefined || ROW_FILTER.includes(r.id));
