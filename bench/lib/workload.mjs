@@ -43,3 +43,25 @@ export async function fillSessions(manager, n, payload) {
   }
   return { ms: performance.now() - t0, sessions: manager.sessions.size };
 }
+
+/**
+ * A started session manager with no peers, for the in-process micro benchmarks (bench/micro/):
+ * node `name`, context /app, a static member list naming nobody who answers; silent. Stop the
+ * returned cluster when done.
+ */
+export async function standaloneSessions(name) {
+  const { createSessions, silentLogger } = await import('../../dist/index.js');
+  const cluster = createSessions(
+    {
+      channel: {
+        name,
+        receiver: { address: '127.0.0.1', port: 0 },
+        membership: { type: 'static', members: ['127.0.0.1:1'] },
+      },
+      sessions: { contextPath: '/app' },
+    },
+    { logger: silentLogger },
+  );
+  await cluster.start();
+  return cluster;
+}

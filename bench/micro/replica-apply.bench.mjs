@@ -9,9 +9,9 @@
 // 1000 sessions, deltas round-robin over them, each newer than the last. Every round's messages
 // are encoded before the round (not measured); 7 rounds of ROUND_MESSAGES, median ns per delta.
 import { randomBytes } from 'node:crypto';
-import { createSessions, decode, encode, silentLogger } from '../../dist/index.js';
+import { decode, encode } from '../../dist/index.js';
 import { median } from '../lib/stats.mjs';
-import { payloadOf } from '../lib/workload.mjs';
+import { payloadOf, standaloneSessions } from '../lib/workload.mjs';
 
 const SESSIONS = 1000;
 /** As the replication hub decodes a session message: byte arrays as views (the manager decodes or copies each). */
@@ -21,18 +21,7 @@ const ROUNDS = 7;
 const CREATED = 1;
 const DELTA = 2;
 
-const cluster = createSessions(
-  {
-    channel: {
-      name: 'n2',
-      receiver: { address: '127.0.0.1', port: 0 },
-      membership: { type: 'static', members: ['127.0.0.1:1'] },
-    },
-    sessions: { contextPath: '/app' },
-  },
-  { logger: silentLogger },
-);
-await cluster.start();
+const cluster = await standaloneSessions('n2');
 const manager = cluster.manager;
 const from = { id: randomBytes(16).toString('hex'), name: 'n1' };
 const ids = Array.from({ length: SESSIONS }, () => randomBytes(16).toString('hex').toUpperCase());

@@ -11,9 +11,8 @@
 // BENCH_ROUND_MS (default 200 ms); the table gives the median ns per request and the ratio.
 import { randomBytes } from 'node:crypto';
 import { RequestSession } from '../../dist/http/request-session.js';
-import { createSessions, silentLogger } from '../../dist/index.js';
 import { median } from '../lib/stats.mjs';
-import { cookieSessionId, payloadOf } from '../lib/workload.mjs';
+import { cookieSessionId, payloadOf, standaloneSessions } from '../lib/workload.mjs';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 200);
 const ROUNDS = 7;
@@ -41,18 +40,7 @@ function mapRequest() {
 }
 
 // ---- clowder: the same request through RequestSession and req.session --------------------------
-const cluster = createSessions(
-  {
-    channel: {
-      name: 'n1',
-      receiver: { address: '127.0.0.1', port: 0 },
-      membership: { type: 'static', members: ['127.0.0.1:1'] },
-    },
-    sessions: { contextPath: '/app' },
-  },
-  { logger: silentLogger },
-);
-await cluster.start();
+const cluster = await standaloneSessions('n1');
 const manager = cluster.manager;
 const clowderCookies = [];
 for (let i = 0; i < SESSIONS; i++) {
