@@ -65,7 +65,7 @@ const sessionSchema = z.strictObject({
    * true (default): a request that used a session ends its response at the end of the event-loop
    * turn, after the turn's replication batch was handed to the cluster connections, together with
    * the turn's other responses. Fewer wakeups of clients and of this process (on a 2-core machine
-   * +50-70 % req/s at saturation, see the README's performance section), and a client never holds
+   * +50-100 % req/s at saturation, see the README's performance section), and a client never holds
    * a response before the change it acknowledges is on its way to the other nodes. It costs a
    * response the rest of the turn (microseconds; at most one turn's work at saturation). false:
    * each response ends at once (asynchronous replication may then reach a peer after the client
