@@ -244,24 +244,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return s;
   }
 
-  #written: Promise<void> | undefined;
-
   /**
-   * Resolves at the end of this event-loop turn, once every asynchronous message queued so far
-   * was handed to its socket: when a response ends with `batchResponses` (see SessionConfig). Its
-   * bytes then follow the change it acknowledges on the wire (a client that takes the response to
-   * another node at once finds the change there), and the turn's responses go out together. One
-   * promise, and one write per peer, for all requests of a turn.
+   * Resolves at the end of this event-loop turn, once the turn's replication messages were
+   * handed to their sockets (see {@link ReplicationHub.turnWritten}): where a response waits with
+   * `batchResponses`.
    */
   turnWritten(): Promise<void> {
-    return (this.#written ??= new Promise<void>((resolve) => setImmediate(this.#writeNow, resolve)));
+    return this.hub.turnWritten();
   }
-
-  readonly #writeNow = (resolve: () => void): void => {
-    this.#written = undefined;
-    this.hub.channel.flushNow();
-    resolve();
-  };
 
   /** A request starts using `s`. */
   requestStarted(s: Session, now = Date.now()): void {

@@ -72,6 +72,25 @@ export class ReplicationHub {
     return list;
   }
 
+  #written: Promise<void> | undefined;
+
+  /**
+   * Resolves at the end of this event-loop turn, once every message queued so far was handed to
+   * its socket. A response that ends with `batchResponses` waits for it: its bytes then follow
+   * the change it acknowledges on the wire (a client that takes the response to another node at
+   * once finds the change there), and the turn's responses go out together. One promise, one
+   * immediate and one write per peer for all requests of a turn, whatever the contexts.
+   */
+  turnWritten(): Promise<void> {
+    return (this.#written ??= new Promise<void>((resolve) => setImmediate(this.#writeNow, resolve)));
+  }
+
+  readonly #writeNow = (resolve: () => void): void => {
+    this.#written = undefined;
+    this.channel.flushNow();
+    resolve();
+  };
+
   /** Messages dropped because they were malformed or for no context here. */
   get dropped(): number {
     return this.#dropped;
