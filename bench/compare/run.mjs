@@ -876,6 +876,30 @@ function printProfile(p, print) {
 
 // ---- lag, failure detection, state transfer ---------------------------------------------------------
 
+/** Creates the probe's sessions on `port` (cookies into `file`) and lets their replication settle. */
+async function lagSessions(port, file) {
+  const mk = await client('mksessions', { port, n: SESSIONS, out: file });
+  if (mk.sessions !== SESSIONS) throw new Error(`mksessions made ${mk.sessions} of ${SESSIONS}`);
+  await sleep(300);
+  return file;
+}
+
+/** client.mjs lag: write on `writePort`, read on `readPort` at once, 1000 probes; logged as `what`. */
+async function lagProbe(writePort, readPort, cookies, what) {
+  const lag = await client('lag', { 'write-port': writePort, 'read-port': readPort, cookies, n: 1000 });
+  log(`lag ${what}: ${lag.line}`);
+  return {
+    probes: lag.probes,
+    fresh: lag.fresh,
+    stale: lag.stale,
+    errors: lag.errors,
+    stalePct: (100 * lag.stale) / lag.probes,
+    p50: lag.read_after_write_p50_ms,
+    p99: lag.p99_ms,
+    line: lag.line,
+  };
+}
+
 /**
  * The same probe on a cluster with `ownership: none` (Tomcat's behaviour): B serves the read from
  * its replica at once, without taking the session over, so a stale read shows how far
@@ -885,20 +909,8 @@ async function lagWithoutOwnership(tmp) {
   const nodes = await startClowder(3, 'async', { tag: 'lag/ownership-none', ownership: 'none' });
   try {
     const [a, b] = nodes;
-    const cookies = join(tmp, 'cookies-lag-none.txt');
-    const mk = await client('mksessions', { port: a.port, n: SESSIONS, out: cookies });
-    if (mk.sessions !== SESSIONS) throw new Error(`mksessions made ${mk.sessions} of ${SESSIONS}`);
-    await sleep(300);
-    const lag = await client('lag', { 'write-port': a.port, 'read-port': b.port, cookies, n: 1000 });
-    log(`lag A->B, ownership none: ${lag.line}`);
-    return {
-      probes: lag.probes,
-      stale: lag.stale,
-      stalePct: (100 * lag.stale) / lag.probes,
-      errors: lag.errors,
-      p50: lag.read_after_write_p50_ms,
-      p99: lag.p99_ms,
-    };
+    const cookies = await lagSessions(a.port, join(tmp, 'cookies-lag-none.txt'));
+    return await lagProbe(a.port, b.port, cookies, 'A->B, ownership none');
   } finally {
     await stopAll(nodes);
   }
@@ -910,37 +922,21 @@ async function runLagFailover(tmp) {
   const [a, b, c] = nodes;
   try {
     if (RUN_EXTRAS.includes('lag')) {
-      const cookies = join(tmp, 'cookies-lag.txt');
-      const mk = await client('mksessions', { port: a.port, n: SESSIONS, out: cookies });
-      if (mk.sessions !== SESSIONS) throw new Error(`mksessions made ${mk.sessions} of ${SESSIONS}`);
-      await sleep(300);
-      const lag = await client('lag', { 'write-port': a.port, 'read-port': b.port, cookies, n: 1000 });
-      out.lag = {
-        probes: lag.probes,
-        fresh: lag.fresh,
-        stale: lag.stale,
-        errors: lag.errors,
-        stalePct: (100 * lag.stale) / lag.probes,
-        p50: lag.read_after_write_p50_ms,
-        p99: lag.p99_ms,
-        line: lag.line,
-      };
-      log(`lag A->B: ${lag.line}`);
+      const cookies = await lagSessions(a.port, join(tmp, 'cookies-lag.txt'));
+      out.lag = await lagProbe(a.port, b.port, cookies, 'A->B');
       // The floor: the same probe reading on A itself (no replication involved): what a read
       // right after a write costs on this machine at all.
-      const floor = await client('lag', { 'write-port': a.port, 'read-port': a.port, cookies, n: 1000 });
-      out.lag.floorP50 = floor.read_after_write_p50_ms;
-      out.lag.floorP99 = floor.p99_ms;
-      log(`lag A->A (floor): ${floor.line}`);
+      const floor = await lagProbe(a.port, a.port, cookies, 'A->A (floor)');
+      out.lag.floorP50 = floor.p50;
+      out.lag.floorP99 = floor.p99;
       // The machine's floor: the same probe against bare node:http (no sessions at all).
       const [barePort] = await freePorts(1);
       const bare = new ServerProc('bare.mjs', { name: 'bare', port: barePort }, { tag: 'lag-floor' });
       try {
         await bare.ready;
-        const b0 = await client('lag', { 'write-port': barePort, 'read-port': barePort, cookies, n: 1000 });
-        out.lag.bareP50 = b0.read_after_write_p50_ms;
-        out.lag.bareP99 = b0.p99_ms;
-        log(`lag bare node:http (machine floor): ${b0.line}`);
+        const b0 = await lagProbe(barePort, barePort, cookies, 'bare node:http (machine floor)');
+        out.lag.bareP50 = b0.p50;
+        out.lag.bareP99 = b0.p99;
       } finally {
         await bare.stop();
       }
