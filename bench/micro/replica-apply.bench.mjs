@@ -10,6 +10,8 @@
 // are encoded before the round (not measured); 7 rounds of ROUND_MESSAGES, median ns per delta.
 import { randomBytes } from 'node:crypto';
 import { decode, encode } from '../../dist/index.js';
+import { newSessionId } from '../../dist/session/ids.js';
+import { Msg } from '../../dist/session/messages.js';
 import { median } from '../lib/stats.mjs';
 import { payloadOf, standaloneSessions } from '../lib/workload.mjs';
 
@@ -18,17 +20,15 @@ const SESSIONS = 1000;
 const VIEWS = { byteViews: true };
 const ROUND_MESSAGES = Number(process.env.BENCH_ROUND_MESSAGES ?? 50_000);
 const ROUNDS = 7;
-const CREATED = 1;
-const DELTA = 2;
 
 const cluster = await standaloneSessions('n2');
 const manager = cluster.manager;
 const from = { id: randomBytes(16).toString('hex'), name: 'n1' };
-const ids = Array.from({ length: SESSIONS }, () => randomBytes(16).toString('hex').toUpperCase());
+const ids = Array.from({ length: SESSIONS }, newSessionId);
 const versions = new Array(SESSIONS).fill(1);
 const counts = new Array(SESSIONS).fill(0);
 for (const id of ids) {
-  const m = [CREATED, '/app', id, Date.now(), 1800, 1, ['count', 'payload'], [encode(0), encode('')]];
+  const m = [Msg.CREATED, '/app', id, Date.now(), 1800, 1, ['count', 'payload'], [encode(0), encode('')]];
   manager.receive(decode(encode(m), undefined, VIEWS), from);
 }
 
@@ -42,7 +42,7 @@ function encodeRound(n) {
     versions[k] = version;
     const count = ++counts[k];
     out[i] = encode([
-      DELTA,
+      Msg.DELTA,
       '/app',
       ids[k],
       base,
