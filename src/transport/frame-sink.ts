@@ -46,7 +46,10 @@ export class FrameSink {
     return this.#records !== undefined ? this.#records.midRecord || this.#inner.midFrame : this.#outer.midFrame;
   }
 
-  /** Feeds bytes from the socket; throws FrameError / AuthFailure on a violation. */
+  /**
+   * Feeds bytes from the socket; throws FrameError / AuthFailure on a violation. The sink owns
+   * `chunk` from now on: encrypted records are decrypted in place (native AES-GCM).
+   */
   push(chunk: Buffer): void {
     this.stats.bytesIn += chunk.length;
     if (this.#records !== undefined) {

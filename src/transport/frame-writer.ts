@@ -167,7 +167,7 @@ export class FrameWriter {
         for (let k = 0; k < out.length; k++) socket.write(out[k]!, k === out.length - 1 ? cb : undefined);
         continue;
       }
-      // Small pieces: header and data in one slab; one cipher call over it.
+      // Small pieces: header and data in one slab, sealed there (encrypted in place, tag after it).
       const slab = takeSlab();
       writeHeader(slab, 0, FrameType.SEALED, 0, size + TAG_BYTES);
       let end = HEADER_BYTES;
@@ -175,16 +175,8 @@ export class FrameWriter {
         slab.set(p, end);
         end += p.length;
       }
-      if (sealer.encrypting) {
-        // The ciphertext comes in buffers of Node's own; the slab still carries the header.
-        const out = sealer.seal([slab.subarray(HEADER_BYTES, end)], slab.subarray(0, HEADER_BYTES));
-        socket.write(slab.subarray(0, HEADER_BYTES));
-        for (let k = 0; k < out.length - 1; k++) socket.write(out[k]!);
-        socket.write(out[out.length - 1]!, slabDone(slab, cb));
-      } else {
-        sealer.macInPlace(slab, end);
-        writeSlab(socket, slab, end + TAG_BYTES, cb);
-      }
+      sealer.sealInPlace(slab, HEADER_BYTES, end);
+      writeSlab(socket, slab, end + TAG_BYTES, cb);
     }
   }
 

@@ -11,6 +11,7 @@
  * A record or hello that fails verification is dropped before any byte of it is parsed.
  */
 import { createCipheriv, createDecipheriv, createHmac, type DecipherGCM, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { type GcmContext, type GcmEngine, gcmEngine, nativeGcm } from './native-gcm.js';
 
 export const MAC_BYTES = 32;
 export const HEARTBEAT_MAC_BYTES = 16;
@@ -59,19 +60,36 @@ export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function counterIv(counter: number): Buffer {
-  const iv = Buffer.alloc(12);
-  iv.writeUIntBE(counter, 6, 6); // 48-bit counter: more records than any connection will ever carry
-  return iv;
+/** Writes record number `counter` as a GCM nonce: a 48-bit counter, more records than any connection carries. */
+function setNonce(nonce: Buffer, counter: number): Buffer {
+  nonce.writeUIntBE(counter, 6, 6);
+  return nonce;
 }
 
-/** Seals outgoing records of one direction of one connection. */
+function nativeContext(engine: GcmEngine, key: Buffer, decrypt: boolean): GcmContext | undefined {
+  if (engine === 'node:crypto') return undefined;
+  if (nativeGcm === undefined) throw new Error('the native AES-GCM module is not built (npm run build:native)');
+  return nativeGcm.create(key, decrypt);
+}
+
+/**
+ * Seals outgoing records of one direction of one connection. With the native module (see
+ * native-gcm.ts) one cipher context serves every record of the connection; with node:crypto each
+ * record sets up its own. The records are the same either way.
+ */
 export class RecordSealer {
   #counter = 0;
+  readonly #nonce = Buffer.alloc(12);
+  readonly #ctx: GcmContext | undefined;
+
+  /** @param engine - who seals: the native module (the default when it is built) or node:crypto */
   constructor(
     private readonly key: Buffer,
     private readonly encrypt: boolean,
-  ) {}
+    readonly engine: GcmEngine = gcmEngine,
+  ) {
+    this.#ctx = nativeContext(engine, key, false);
+  }
 
   /** Whether records are encrypted (else authenticated only). */
   get encrypting(): boolean {
@@ -82,10 +100,32 @@ export class RecordSealer {
    * Seals the plaintext `parts` (consecutive bytes of the stream) as one record and returns what
    * follows the record header on the wire: the data, then the tag. `aad` is the record's header,
    * so its length and type are authenticated too. Authenticate-only mode returns the parts
-   * themselves (for large parts, which are not worth copying; see {@link macInPlace}).
+   * themselves (for large parts, which are not worth copying; see {@link sealInPlace}).
    */
   seal(parts: readonly Buffer[], aad: Buffer): Buffer[] {
-    const cipher = createCipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
+    const nonce = setNonce(this.#nonce, this.#counter++);
+    const ctx = this.#ctx;
+    if (ctx !== undefined) {
+      const gcm = nativeGcm!;
+      gcm.begin(ctx, nonce, aad, 0, aad.length);
+      if (this.encrypt) {
+        let size = 0;
+        for (const p of parts) size += p.length;
+        const out = Buffer.allocUnsafe(size + TAG_BYTES);
+        let at = 0;
+        for (const p of parts) {
+          gcm.update(ctx, p, 0, p.length, out, at);
+          at += p.length;
+        }
+        gcm.finish(ctx, out, size);
+        return [out];
+      }
+      for (const p of parts) gcm.update(ctx, p, 0, p.length, null, 0);
+      const tag = Buffer.allocUnsafe(TAG_BYTES);
+      gcm.finish(ctx, tag, 0);
+      return [...parts, tag];
+    }
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce);
     cipher.setAAD(aad);
     const out: Buffer[] = [];
     if (this.encrypt) {
@@ -102,14 +142,25 @@ export class RecordSealer {
   }
 
   /**
-   * Authenticate-only: seals the record laid out in `buf` — its header, then its data, ending at
-   * `end` — by writing the tag at `end` (buf must have TAG_BYTES more). One native call hashes
-   * header and data together: the same tag as {@link seal} (GCM's additional data is one stream).
+   * Seals the record laid out in `buf` — its header in [0, dataStart), its data up to `end` — where
+   * it lies, and writes the tag at `end` (buf must have TAG_BYTES more). Encrypting replaces the
+   * data by its ciphertext; authenticating only hashes header and data as one stream of additional
+   * data. Either way the record is the one {@link seal} makes of the same bytes.
    */
-  macInPlace(buf: Buffer, end: number): void {
-    if (this.encrypt) throw new Error('macInPlace() is for authenticate-only records');
-    const cipher = createCipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
-    cipher.setAAD(buf.subarray(0, end));
+  sealInPlace(buf: Buffer, dataStart: number, end: number): void {
+    const nonce = setNonce(this.#nonce, this.#counter++);
+    const aadEnd = this.encrypt ? dataStart : end;
+    const ctx = this.#ctx;
+    if (ctx !== undefined) {
+      const gcm = nativeGcm!;
+      gcm.begin(ctx, nonce, buf, 0, aadEnd);
+      if (this.encrypt) gcm.update(ctx, buf, dataStart, end - dataStart, buf, dataStart);
+      gcm.finish(ctx, buf, end);
+      return;
+    }
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce);
+    cipher.setAAD(buf.subarray(0, aadEnd));
+    if (this.encrypt) cipher.update(buf.subarray(dataStart, end)).copy(buf, dataStart);
     cipher.final();
     buf.set(cipher.getAuthTag(), end);
   }
@@ -123,26 +174,46 @@ export class RecordSealer {
  */
 export class RecordOpener {
   #counter = 0;
+  readonly #nonce = Buffer.alloc(12);
+  readonly #ctx: GcmContext | undefined;
   #decipher: DecipherGCM | undefined;
+  #open = false;
+
+  /** @param engine - who opens: the native module (the default when it is built) or node:crypto */
   constructor(
     private readonly key: Buffer,
     private readonly encrypt: boolean,
-  ) {}
+    readonly engine: GcmEngine = gcmEngine,
+  ) {
+    this.#ctx = nativeContext(engine, key, true);
+  }
 
   /** Starts the next record; `aad` is its header. */
   begin(aad: Uint8Array): void {
-    const decipher = createDecipheriv('aes-256-gcm', this.key, counterIv(this.#counter++));
+    const nonce = setNonce(this.#nonce, this.#counter++);
+    this.#open = true;
+    if (this.#ctx !== undefined) {
+      nativeGcm!.begin(this.#ctx, nonce, aad, 0, aad.length);
+      return;
+    }
+    const decipher = createDecipheriv('aes-256-gcm', this.key, nonce);
     decipher.setAAD(aad);
     this.#decipher = decipher;
   }
 
   /**
-   * The next bytes of the record's data (without the tag). Returns their plaintext (the same view
-   * when authenticating only) — untrusted until {@link end} returned true.
+   * The next bytes of the record's data (without the tag). Returns their plaintext — untrusted
+   * until {@link end} returned true. Authenticating only, that is `data` itself; decrypting with
+   * the native module, `data` is decrypted in place (its bytes are overwritten) and returned.
    */
   update(data: Buffer): Buffer {
-    const decipher = this.#decipher;
-    if (decipher === undefined) throw new Error('RecordOpener.update() outside a record');
+    if (!this.#open) throw new Error('RecordOpener.update() outside a record');
+    const ctx = this.#ctx;
+    if (ctx !== undefined) {
+      nativeGcm!.update(ctx, data, 0, data.length, this.encrypt ? data : null, 0);
+      return data;
+    }
+    const decipher = this.#decipher!;
     if (this.encrypt) return decipher.update(data);
     decipher.setAAD(data);
     return data;
@@ -150,8 +221,10 @@ export class RecordOpener {
 
   /** The record's tag: true when everything since {@link begin} is authentic. */
   end(tag: Uint8Array): boolean {
-    const decipher = this.#decipher;
-    if (decipher === undefined) return false;
+    if (!this.#open) return false;
+    this.#open = false;
+    if (this.#ctx !== undefined) return nativeGcm!.finish(this.#ctx, tag, 0);
+    const decipher = this.#decipher!;
     this.#decipher = undefined;
     try {
       decipher.setAuthTag(tag);
@@ -162,7 +235,10 @@ export class RecordOpener {
     }
   }
 
-  /** Returns the whole record's plaintext, or null when the record fails authentication. */
+  /**
+   * Returns the whole record's plaintext, or null when the record fails authentication (with the
+   * native module the plaintext is `body`'s own bytes, decrypted in place).
+   */
   open(body: Buffer, aad: Buffer): Buffer | null {
     if (body.length < TAG_BYTES) return null;
     this.begin(aad);
