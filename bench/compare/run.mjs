@@ -26,7 +26,8 @@
 //   (BackupManager rows are printed as n/a until it exists)
 // and measurements (also selected by --rows; all run by default):
 //   lag             fresh async 3-node cluster: client.mjs lag, write on A, read on B at once; the
-//                   same probe reading on A, and on bare node:http (the floors); and on a cluster
+//                   same probe reading on A, and on bare node:http: one server, and written on one
+//                   and read on another (the floors); and on a cluster
 //                   with ownership: none (B reads its replica without a hand-over: stale reads show
 //                   how far replication itself trails the client's next request)
 //   failover        same cluster: SIGKILL node C, time until A's and B's /_clowder/stats show one
@@ -929,16 +930,22 @@ async function runLagFailover(tmp) {
       const floor = await lagProbe(a.port, a.port, cookies, 'A->A (floor)');
       out.lag.floorP50 = floor.p50;
       out.lag.floorP99 = floor.p99;
-      // The machine's floor: the same probe against bare node:http (no sessions at all).
-      const [barePort] = await freePorts(1);
-      const bare = new ServerProc('bare.mjs', { name: 'bare', port: barePort }, { tag: 'lag-floor' });
+      // The machine's floors: the same probe against bare node:http (no sessions at all), reading
+      // on the server written to, and on a second, idle one (as B is: its process must wake up).
+      const barePorts = await freePorts(2);
+      const bares = barePorts.map(
+        (port, i) => new ServerProc('bare.mjs', { name: `bare${i + 1}`, port }, { tag: 'lag-floor' }),
+      );
       try {
-        await bare.ready;
-        const b0 = await lagProbe(barePort, barePort, cookies, 'bare node:http (machine floor)');
+        await Promise.all(bares.map((b) => b.ready));
+        const b0 = await lagProbe(barePorts[0], barePorts[0], cookies, 'bare node:http, one server (machine floor)');
         out.lag.bareP50 = b0.p50;
         out.lag.bareP99 = b0.p99;
+        const b2 = await lagProbe(barePorts[0], barePorts[1], cookies, 'bare node:http, write on one, read on another');
+        out.lag.bare2P50 = b2.p50;
+        out.lag.bare2P99 = b2.p99;
       } finally {
-        await bare.stop();
+        await Promise.all(bares.map((b) => b.stop()));
       }
       out.lag.none = await lagWithoutOwnership(tmp);
     }
@@ -1152,7 +1159,7 @@ function targets(results, extras, refs) {
     add(
       'replication lag p99 <= 1 ms (read on B right after the write on A: >= 99 % fresh, read p99 <= 1 ms)',
       extras.lag.stalePct <= 1 && extras.lag.p99 <= 1 && extras.lag.errors === 0,
-      `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (floors, the same probe read on n1 itself: p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; against bare node:http: p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms)`,
+      `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (floors, the same probe read on n1 itself: p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; against bare node:http: p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms, write on one bare server and read on another: p50 ${extras.lag.bare2P50} / p99 ${extras.lag.bare2P99} ms)`,
     );
   if (extras.failover)
     add(
@@ -1218,7 +1225,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     L.push('', '| measurement | result |', '|:---|:---|');
     if (extras.lag)
       L.push(
-        `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
+        `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
       );
     if (extras.lag?.none)
       L.push(
