@@ -50,18 +50,36 @@ static int bytes_of(napi_env env, napi_value v, uint8_t **p, size_t *n, const ch
   return 1;
 }
 
-static int u32_of(napi_env env, napi_value v, uint32_t *out, const char *what) {
+static int u32_of(napi_env env, napi_value v, uint32_t *out) {
   if (napi_get_value_uint32(env, v, out) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "offsets and lengths must be numbers");
     return 0;
   }
   return 1;
 }
 
-/* [off, off + len) inside a buffer of n bytes, or 0 with a RangeError pending. */
-static int in_range(napi_env env, size_t n, uint32_t off, uint32_t len, const char *what) {
+/*
+ * The `len` bytes at offset `voff` of the Uint8Array `vbuf`: 0 with a TypeError or RangeError
+ * pending unless they lie wholly inside it (what a caller then reads or writes is only there).
+ */
+static int span_of(napi_env env, napi_value vbuf, napi_value voff, uint32_t len, uint8_t **out, const char *what) {
+  uint8_t *p;
+  size_t n;
+  uint32_t off;
+  if (!bytes_of(env, vbuf, &p, &n, what) || !u32_of(env, voff, &off)) return 0;
   if ((uint64_t)off + len > n || len > INT32_MAX) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
+    return 0;
+  }
+  *out = p + off;
+  return 1;
+}
+
+/* The call's arguments, at least `n` of them (else an Error naming the usage). */
+static int args_of(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    napi_throw_error(env, "ERR_CLOWDER_GCM", usage);
     return 0;
   }
   return 1;
@@ -83,13 +101,13 @@ static napi_value fail(napi_env env, const char *what) {
 
 /* create(key: Uint8Array(32), decrypt: boolean): External — one direction of one connection. */
 static napi_value create(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   uint8_t *key;
   size_t klen;
   bool dec = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return fail(env, "create(key, decrypt)");
-  if (!bytes_of(env, argv[0], &key, &klen, "key must be a Uint8Array")) return NULL;
+  if (!args_of(env, info, 2, argv, "create(key, decrypt)") ||
+      !bytes_of(env, argv[0], &key, &klen, "key must be a Uint8Array"))
+    return NULL;
   if (klen != 32) return fail(env, "key must be 32 bytes");
   if (napi_get_value_bool(env, argv[1], &dec) != napi_ok) return fail(env, "decrypt must be a boolean");
   Gcm *g = calloc(1, sizeof(Gcm));
@@ -114,21 +132,19 @@ static napi_value create(napi_env env, napi_callback_info info) {
 
 /* begin(ctx, nonce: Uint8Array(12), aad, aadOffset, aadLength): starts a record. */
 static napi_value begin(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
   uint8_t *iv, *aad;
-  size_t ivn, aadn;
-  uint32_t off, len;
+  size_t ivn;
+  uint32_t len;
   int outl;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return fail(env, "begin(ctx, nonce, aad, offset, length)");
+  if (!args_of(env, info, 5, argv, "begin(ctx, nonce, aad, offset, length)")) return NULL;
   Gcm *g = gcm_of(env, argv[0]);
-  if (g == NULL || !bytes_of(env, argv[1], &iv, &ivn, "nonce must be a Uint8Array") ||
-      !bytes_of(env, argv[2], &aad, &aadn, "aad must be a Uint8Array") || !u32_of(env, argv[3], &off, "bad offset") ||
-      !u32_of(env, argv[4], &len, "bad length") || !in_range(env, aadn, off, len, "aad range outside its buffer"))
+  if (g == NULL || !bytes_of(env, argv[1], &iv, &ivn, "nonce must be a Uint8Array") || !u32_of(env, argv[4], &len) ||
+      !span_of(env, argv[2], argv[3], len, &aad, "aad: a Uint8Array, and the range inside it"))
     return NULL;
   if (ivn != 12) return fail(env, "nonce must be 12 bytes");
   if (!EVP_CipherInit_ex(g->ctx, NULL, NULL, NULL, iv, g->decrypt ? 0 : 1)) return fail(env, "AES-256-GCM: cannot set the nonce");
-  if (len > 0 && !EVP_CipherUpdate(g->ctx, NULL, &outl, aad + off, (int)len)) return fail(env, "AES-256-GCM: aad failed");
+  if (len > 0 && !EVP_CipherUpdate(g->ctx, NULL, &outl, aad, (int)len)) return fail(env, "AES-256-GCM: aad failed");
   return NULL;
 }
 
@@ -138,28 +154,21 @@ static napi_value begin(napi_env env, napi_callback_info info) {
  * authenticated data (authenticate-only records).
  */
 static napi_value update(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
   uint8_t *src, *dst = NULL;
-  size_t sn, dn = 0;
-  uint32_t soff, len, doff = 0;
+  uint32_t len;
   napi_valuetype dt;
   int outl;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) return fail(env, "update(ctx, src, offset, length, dst, dstOffset)");
+  if (!args_of(env, info, 6, argv, "update(ctx, src, offset, length, dst, dstOffset)")) return NULL;
   Gcm *g = gcm_of(env, argv[0]);
-  if (g == NULL || !bytes_of(env, argv[1], &src, &sn, "src must be a Uint8Array") ||
-      !u32_of(env, argv[2], &soff, "bad offset") || !u32_of(env, argv[3], &len, "bad length") ||
-      !in_range(env, sn, soff, len, "src range outside its buffer"))
+  if (g == NULL || !u32_of(env, argv[3], &len) ||
+      !span_of(env, argv[1], argv[2], len, &src, "src: a Uint8Array, and the range inside it"))
     return NULL;
   if (napi_typeof(env, argv[4], &dt) != napi_ok) return fail(env, "bad dst");
-  if (dt != napi_null) {
-    if (!bytes_of(env, argv[4], &dst, &dn, "dst must be a Uint8Array or null") || !u32_of(env, argv[5], &doff, "bad dstOffset") ||
-        !in_range(env, dn, doff, len, "dst range outside its buffer"))
-      return NULL;
-  }
+  if (dt != napi_null && !span_of(env, argv[4], argv[5], len, &dst, "dst: a Uint8Array or null, and the range inside it"))
+    return NULL;
   if (len == 0) return NULL;
-  if (!EVP_CipherUpdate(g->ctx, dst == NULL ? NULL : dst + doff, &outl, src + soff, (int)len))
-    return fail(env, "AES-256-GCM: update failed");
+  if (!EVP_CipherUpdate(g->ctx, dst, &outl, src, (int)len)) return fail(env, "AES-256-GCM: update failed");
   return NULL;
 }
 
@@ -168,24 +177,18 @@ static napi_value update(napi_env env, napi_callback_info info) {
  * true; opening checks the tag found there and returns whether the record is authentic.
  */
 static napi_value finish(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
   uint8_t *tag;
-  size_t tn;
-  uint32_t off;
   uint8_t none[16];
-  int outl;
+  int outl, ok;
   napi_value result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return fail(env, "finish(ctx, tag, offset)");
+  if (!args_of(env, info, 3, argv, "finish(ctx, tag, offset)")) return NULL;
   Gcm *g = gcm_of(env, argv[0]);
-  if (g == NULL || !bytes_of(env, argv[1], &tag, &tn, "tag must be a Uint8Array") || !u32_of(env, argv[2], &off, "bad offset") ||
-      !in_range(env, tn, off, 16, "tag range outside its buffer"))
-    return NULL;
-  int ok;
+  if (g == NULL || !span_of(env, argv[1], argv[2], 16, &tag, "tag: a Uint8Array with 16 bytes at the offset")) return NULL;
   if (g->decrypt) {
-    ok = EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, 16, tag + off) && EVP_DecryptFinal_ex(g->ctx, none, &outl) > 0;
+    ok = EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) && EVP_DecryptFinal_ex(g->ctx, none, &outl) > 0;
   } else {
-    if (!EVP_EncryptFinal_ex(g->ctx, none, &outl) || !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, 16, tag + off))
+    if (!EVP_EncryptFinal_ex(g->ctx, none, &outl) || !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, 16, tag))
       return fail(env, "AES-256-GCM: final failed");
     ok = 1;
   }
