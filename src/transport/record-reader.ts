@@ -39,7 +39,10 @@ export class RecordReader {
     return this.#state !== HEADER || this.#headerFill > 0;
   }
 
-  /** Feeds bytes from the socket (decrypted in place when the opener is native); throws FrameError / AuthFailure on a violation. */
+  /**
+   * Feeds bytes from the socket (decrypted in place when the opener is native); throws FrameError /
+   * AuthFailure on a violation.
+   */
   push(chunk: Buffer): void {
     const len = chunk.length;
     let off = 0;

@@ -91,11 +91,6 @@ export class RecordSealer {
     this.#ctx = nativeContext(engine, key, false);
   }
 
-  /** Whether records are encrypted (else authenticated only). */
-  get encrypting(): boolean {
-    return this.encrypt;
-  }
-
   /**
    * Seals the plaintext `parts` (consecutive bytes of the stream) as one record and returns what
    * follows the record header on the wire: the data, then the tag. `aad` is the record's header,
