@@ -17,12 +17,15 @@ export class NodeProcess {
   port = 0;
   exited = false;
 
+  /** @param env - extra environment variables for the child (on top of this process's) */
   constructor(
     readonly name: string,
     config: Record<string, unknown>,
+    env: Record<string, string> = {},
   ) {
     this.child = fork(FIXTURE, [JSON.stringify({ name, ...config })], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, ...env },
     });
     this.child.on('message', (m: NodeEvent) => {
       this.events.push(m);
