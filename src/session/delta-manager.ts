@@ -33,6 +33,9 @@ import {
   wireSize,
 } from './session.js';
 import { streamSessions, toRecord } from './state-donor.js';
+import { StateReceiver } from './state-receiver.js';
+
+export type { StateTransferStats } from './state-receiver.js';
 
 /** Why a session ended. */
 export type DestroyReason = 'invalidated' | 'expired' | 'replaced';
@@ -56,16 +59,6 @@ export interface DeltaManagerEvents {
   conflict: [info: ConflictInfo];
   /** The node can serve: state transfer finished (or there was nobody to ask). */
   ready: [];
-}
-
-/** State-transfer progress and result. */
-export interface StateTransferStats {
-  state: 'idle' | 'transferring' | 'done' | 'timed-out' | 'alone';
-  donor?: string;
-  sessions: number;
-  bytes: number;
-  durationMs: number;
-  chunks: number;
 }
 
 const COUNTERS = [
@@ -99,14 +92,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly #counters: Record<Counter, number> & { sent: Record<string, number>; received: Record<string, number> };
   #expiryTimer: NodeJS.Timeout | undefined;
   #ready = false;
-  #queue: [unknown[], Member][] | undefined;
-  #transfer: StateTransferStats = { state: 'idle', sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
-  /** Transfers in progress by request id: the initial one, and merges with members found late. */
-  readonly #transfers = new Map<string, { donor: Member; initial: boolean; done: (ok: boolean) => void }>();
+  readonly #receiver: StateReceiver;
   #readyAt = 0;
   #merges = 0;
   #stopped = false;
-  #requestSeq = 0;
   /** Milliseconds spent finding and sending changes at the end of requests. */
   #replicationTime = 0;
   readonly #ownership: Ownership | undefined;
@@ -132,6 +121,20 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
     const c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
     this.#counters = { ...c, sent: {}, received: {} };
+    this.#receiver = new StateReceiver(
+      {
+        contextName: this.contextName,
+        get localId() {
+          return hub.channel.local.id;
+        },
+        applyRecord: (r, from, now) => this.#applyRecord(r, from, now),
+        applyTombstones: (ids) => this.#applyTombstones(ids),
+        apply: (m, from) => this.#apply(m, from),
+      },
+      hub,
+      config,
+      logger,
+    );
     if (distributable) hub.register(this);
   }
 
@@ -159,7 +162,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#expiryTimer = setInterval(() => this.processExpires(Date.now()), this.config.processExpiresFrequency * 1000);
     this.#expiryTimer.unref();
     const knownAtStart = new Set(this.#members().map((m) => m.id));
-    await this.#stateTransfer();
+    await this.#receiver.run();
     this.#ready = true;
     this.#readyAt = Date.now();
     // Members that appeared while we were starting may hold sessions we did not get.
@@ -399,16 +402,17 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       (this.#counters.received[MSG_NAMES[type] ?? 'unknown'] ?? 0) + 1;
     if (type === Msg.STATE_REQUEST) return this.#answerStateRequest(m, from);
     if (type === Msg.STATE_CHUNK || type === Msg.STATE_COMPLETE || type === Msg.STATE_NONE)
-      return this.#onStateMessage(m, from);
-    if (this.#queue !== undefined) {
-      this.#queue.push([m, from]);
+      return this.#receiver.onMessage(m, from);
+    const queue = this.#receiver.queue;
+    if (queue !== undefined) {
+      queue.push([m, from]);
       return;
     }
     this.#apply(m, from);
   }
 
   memberRemoved(m: Member): void {
-    for (const t of this.#transfers.values()) if (t.donor.id === m.id) t.done(false);
+    this.#receiver.memberRemoved(m);
   }
 
   /**
@@ -419,13 +423,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   memberAdded(m: Member): void {
     if (!this.#ready || this.#stopped || !this.distributable || m.startTime >= this.#readyAt) return;
     if (!this.hub.membersFor(this.contextName).some((x) => x.id === m.id)) return;
-    for (const t of this.#transfers.values()) if (t.donor.id === m.id) return;
+    if (this.#receiver.transferringFrom(m.id)) return;
     this.#merges++;
     this.logger.info(
       { context: this.contextName, member: m.name },
       'found a member that was running before this node was ready: merging its sessions',
     );
-    void this.#transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false);
+    void this.#receiver.transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false);
   }
 
   #apply(m: unknown[], from: Member): void {
@@ -461,7 +465,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         }
         case Msg.SESSION_DATA:
           this.#repairing.delete((m[2] as SessionRecord)[0]);
-          this.#applyRecord(m[2] as SessionRecord, from, Date.now(), false);
+          this.#applyRecord(m[2] as SessionRecord, from, Date.now());
           break;
         default:
           this.#malformed(from, `unknown message type ${m[0]}`);
@@ -811,131 +815,23 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   // ---- state transfer -------------------------------------------------------------------------
 
-  async #stateTransfer(): Promise<void> {
-    const started = Date.now();
-    const deadline = started + this.config.stateTransferTimeoutMs;
-    const tried = new Set<string>();
-    this.#queue = [];
-    try {
-      for (;;) {
-        const donors = this.hub
-          .membersFor(this.contextName)
-          .filter((m) => !tried.has(m.id))
-          .sort((a, b) => a.startTime - b.startTime || (a.id < b.id ? -1 : 1));
-        const donor = donors[0];
-        if (donor === undefined) {
-          this.#transfer = { ...this.#transfer, state: tried.size === 0 ? 'alone' : this.#transfer.state };
-          if (tried.size === 0)
-            this.logger.info({ context: this.contextName }, 'no other member serves this context: nothing to transfer');
-          else await this.#transferFailed(started);
-          return;
-        }
-        tried.add(donor.id);
-        const ok = await this.#transferFrom(donor, deadline);
-        if (ok) {
-          this.#transfer.state = 'done';
-          this.#transfer.durationMs = Date.now() - started;
-          this.logger.info(
-            {
-              context: this.contextName,
-              donor: donor.name,
-              sessions: this.#transfer.sessions,
-              bytes: this.#transfer.bytes,
-              ms: this.#transfer.durationMs,
-            },
-            'state transfer complete',
-          );
-          return;
-        }
-        if (Date.now() >= deadline) {
-          await this.#transferFailed(started);
-          return;
-        }
-        this.logger.warn(
-          { context: this.contextName, donor: donor.name },
-          'state transfer from this member failed; asking the next oldest',
-        );
-      }
-    } finally {
-      const queued = this.#queue ?? [];
-      this.#queue = undefined;
-      for (const [m, from] of queued) this.#apply(m, from);
+  /** The donor's tombstones (end of a state transfer): those sessions must not live on here. */
+  #applyTombstones(ids: readonly unknown[]): void {
+    for (const id of ids) {
+      if (typeof id !== 'string') continue;
+      this.#tombstone(id);
+      const gone = this.sessions.get(id);
+      if (gone !== undefined) this.#expire(gone, 'invalidated', false, true);
     }
   }
 
-  async #transferFailed(started: number): Promise<void> {
-    this.#transfer.state = 'timed-out';
-    this.#transfer.durationMs = Date.now() - started;
-    if (this.config.onStateTransferTimeout === 'fail') {
-      throw new ClusterError(
-        ErrorCode.SEND_TIMEOUT,
-        `state transfer for ${this.contextName} did not complete within ${this.config.stateTransferTimeoutMs} ms (sessions.onStateTransferTimeout is "fail")`,
-      );
-    }
-    this.logger.error(
-      { context: this.contextName, received: this.#transfer.sessions, timeoutMs: this.config.stateTransferTimeoutMs },
-      'STATE TRANSFER INCOMPLETE: starting with only the sessions received so far; users of the others will be logged out (set sessions.onStateTransferTimeout to "fail" to refuse to start instead)',
-    );
-  }
-
-  #transferFrom(donor: Member, deadline: number, initial = true): Promise<boolean> {
-    const requestId = `${this.localId.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
-    if (initial) {
-      this.#transfer = { state: 'transferring', donor: donor.name, sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
-      this.logger.info({ context: this.contextName, donor: donor.name }, 'asking for the sessions of this context');
-    }
-    return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
-      const finish = (ok: boolean) => {
-        clearTimeout(timer);
-        this.#transfers.delete(requestId);
-        resolve(ok);
-      };
-      this.#transfers.set(requestId, { donor, initial, done: finish });
-      this.hub.channel
-        .send(donor, [Msg.STATE_REQUEST, this.contextName, requestId], { options: 'use_ack' })
-        .catch(() => finish(false));
-    });
-  }
-
-  #onStateMessage(m: unknown[], from: Member): void {
-    const t = typeof m[2] === 'string' ? this.#transfers.get(m[2]) : undefined;
-    if (t === undefined || from.id !== t.donor.id) return; // late or foreign
-    if (m[0] === Msg.STATE_NONE) {
-      t.done(false);
-      return;
-    }
-    if (m[0] === Msg.STATE_COMPLETE) {
-      // The donor's tombstones: ids invalidated there, so late messages cannot revive them here.
-      const tombstones = m[4];
-      if (Array.isArray(tombstones)) {
-        for (const id of tombstones) {
-          if (typeof id !== 'string') continue;
-          this.#tombstone(id);
-          const gone = this.sessions.get(id);
-          if (gone !== undefined) this.#expire(gone, 'invalidated', false, true);
-        }
-      }
-      t.done(true);
-      return;
-    }
-    const records = m[4] as SessionRecord[];
-    if (!Array.isArray(records)) throw new Error('malformed state chunk');
-    const now = Date.now();
-    for (const r of records) this.#applyRecord(r, from, now, t.initial);
-    if (!t.initial) return;
-    this.#transfer.chunks++;
-    this.#transfer.sessions += records.length;
-    if (this.#transfer.chunks % 20 === 0) {
-      this.logger.info({ context: this.contextName, sessions: this.#transfer.sessions }, 'state transfer in progress');
-    }
-  }
-
-  #applyRecord(r: SessionRecord, from: Member, now: number, initial: boolean): void {
+  /** Applies one whole session (state transfer or repair), merging by stamps; returns its value bytes. */
+  #applyRecord(r: SessionRecord, from: Member, now: number): number {
     const [id, creationTime, lastAccessed, maxInactive, version, names, values, stampV, stampW, ownerId] = r;
     checkId(id);
-    if (this.#tombstones.has(id)) return;
+    if (this.#tombstones.has(id)) return 0;
     const incoming = receivedValues(names, values, true);
+    let bytes = 0;
     let s = this.sessions.get(id);
     const fresh = s === undefined;
     if (s === undefined) {
@@ -948,7 +844,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       const a = s.attributes.get(name);
       // null = removed, with the stamp of the removal (so an older write cannot bring it back)
       const r = incoming[i]!;
-      if (initial && r !== null) this.#transfer.bytes += r.bytes.length;
+      if (r !== null) bytes += r.bytes.length;
       if (a === undefined) {
         const attr = new Attribute(undefined, v, w, r === null);
         if (r !== null) storeReceived(attr, r);
@@ -975,6 +871,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (fresh && this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
       this.emit('sessionCreated', s, true);
     }
+    return bytes;
   }
 
   /** Donor side: streams every session (not awaited: the request's acknowledgement goes back at once). */
@@ -1021,7 +918,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       activeSessions: this.sessions.size,
       tombstones: this.#tombstones.size,
       ready: this.#ready,
-      stateTransfer: { ...this.#transfer },
+      stateTransfer: { ...this.#receiver.stats },
       lateMemberMerges: this.#merges,
       replicationTimeMs: Math.round(this.#replicationTime * 1000) / 1000,
       ...this.#counters,

@@ -1,0 +1,185 @@
+/**
+ * The joining side of a state transfer (the donor side is state-donor.ts): asks the oldest member
+ * serving the context for every session, hands each chunk's records to the manager as they
+ * arrive, falls back to the next oldest member when one fails, and on stateTransferTimeout starts
+ * cold with a loud error or refuses to start (sessions.onStateTransferTimeout). Changes that
+ * arrive meanwhile wait in {@link StateReceiver.queue} and are applied in order afterwards.
+ * Also merges the sessions of a member found running only after this node was ready.
+ */
+import type { Member } from '../channel/types.js';
+import type { SessionConfig } from '../config/session-config.js';
+import { ClusterError, ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { Msg, type SessionRecord } from './messages.js';
+import type { ReplicationHub } from './replication-hub.js';
+
+/** State-transfer progress and result. */
+export interface StateTransferStats {
+  state: 'idle' | 'transferring' | 'done' | 'timed-out' | 'alone';
+  donor?: string;
+  sessions: number;
+  bytes: number;
+  durationMs: number;
+  chunks: number;
+}
+
+/** What the receiver needs of its session manager. */
+export interface StateReceiverHost {
+  readonly contextName: string;
+  readonly localId: string;
+  /** Applies one session record (merging by stamps); returns the bytes of the values it carried. */
+  applyRecord(r: SessionRecord, from: Member, now: number): number;
+  /** The donor's tombstones: ids invalidated there, which must not come back here. */
+  applyTombstones(ids: readonly unknown[]): void;
+  /** Applies a live message that waited in the queue during the transfer. */
+  apply(m: unknown[], from: Member): void;
+}
+
+interface Transfer {
+  donor: Member;
+  /** The transfer a starting node waits for (else a merge with a member found late). */
+  initial: boolean;
+  done: (ok: boolean) => void;
+}
+
+export class StateReceiver {
+  stats: StateTransferStats = { state: 'idle', sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
+  /** Live messages held back during the initial transfer (undefined when none is running). */
+  queue: [unknown[], Member][] | undefined;
+  /** Transfers in progress by request id: the initial one, and merges with members found late. */
+  readonly #transfers = new Map<string, Transfer>();
+  #requestSeq = 0;
+
+  constructor(
+    private readonly host: StateReceiverHost,
+    private readonly hub: ReplicationHub,
+    private readonly config: SessionConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Whether a transfer from member `id` is in progress. */
+  transferringFrom(id: string): boolean {
+    for (const t of this.#transfers.values()) if (t.donor.id === id) return true;
+    return false;
+  }
+
+  /** A member left: a transfer from it has failed (the next oldest is asked). */
+  memberRemoved(m: Member): void {
+    for (const t of this.#transfers.values()) if (t.donor.id === m.id) t.done(false);
+  }
+
+  /**
+   * The initial transfer: resolves when this node holds every session (or there was nobody to
+   * ask, or the timeout passed and the config says to start cold); rejects when it must not start.
+   */
+  async run(): Promise<void> {
+    const started = Date.now();
+    const deadline = started + this.config.stateTransferTimeoutMs;
+    const tried = new Set<string>();
+    const context = this.host.contextName;
+    this.queue = [];
+    try {
+      for (;;) {
+        const donors = this.hub
+          .membersFor(context)
+          .filter((m) => !tried.has(m.id))
+          .sort((a, b) => a.startTime - b.startTime || (a.id < b.id ? -1 : 1));
+        const donor = donors[0];
+        if (donor === undefined) {
+          this.stats = { ...this.stats, state: tried.size === 0 ? 'alone' : this.stats.state };
+          if (tried.size === 0)
+            this.logger.info({ context }, 'no other member serves this context: nothing to transfer');
+          else this.#failed(started);
+          return;
+        }
+        tried.add(donor.id);
+        const ok = await this.transferFrom(donor, deadline);
+        if (ok) {
+          this.stats.state = 'done';
+          this.stats.durationMs = Date.now() - started;
+          const { sessions, bytes, durationMs: ms } = this.stats;
+          this.logger.info({ context, donor: donor.name, sessions, bytes, ms }, 'state transfer complete');
+          return;
+        }
+        if (Date.now() >= deadline) {
+          this.#failed(started);
+          return;
+        }
+        this.logger.warn(
+          { context, donor: donor.name },
+          'state transfer from this member failed; asking the next oldest',
+        );
+      }
+    } finally {
+      const queued = this.queue ?? [];
+      this.queue = undefined;
+      for (const [m, from] of queued) this.host.apply(m, from);
+    }
+  }
+
+  #failed(started: number): void {
+    this.stats.state = 'timed-out';
+    this.stats.durationMs = Date.now() - started;
+    const context = this.host.contextName;
+    if (this.config.onStateTransferTimeout === 'fail') {
+      throw new ClusterError(
+        ErrorCode.SEND_TIMEOUT,
+        `state transfer for ${context} did not complete within ${this.config.stateTransferTimeoutMs} ms (sessions.onStateTransferTimeout is "fail")`,
+      );
+    }
+    this.logger.error(
+      { context, received: this.stats.sessions, timeoutMs: this.config.stateTransferTimeoutMs },
+      'STATE TRANSFER INCOMPLETE: starting with only the sessions received so far; users of the others will be logged out (set sessions.onStateTransferTimeout to "fail" to refuse to start instead)',
+    );
+  }
+
+  /** Asks `donor` for every session; true once its STATE_COMPLETE arrived before `deadline`. */
+  transferFrom(donor: Member, deadline: number, initial = true): Promise<boolean> {
+    const requestId = `${this.host.localId.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
+    const context = this.host.contextName;
+    if (initial) {
+      this.stats = { state: 'transferring', donor: donor.name, sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
+      this.logger.info({ context, donor: donor.name }, 'asking for the sessions of this context');
+    }
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#transfers.delete(requestId);
+        resolve(ok);
+      };
+      this.#transfers.set(requestId, { donor, initial, done: finish });
+      this.hub.channel
+        .send(donor, [Msg.STATE_REQUEST, context, requestId], { options: 'use_ack' })
+        .catch(() => finish(false));
+    });
+  }
+
+  /** STATE_CHUNK, STATE_COMPLETE or STATE_NONE from a donor (late or foreign ones are ignored). */
+  onMessage(m: unknown[], from: Member): void {
+    const t = typeof m[2] === 'string' ? this.#transfers.get(m[2]) : undefined;
+    if (t === undefined || from.id !== t.donor.id) return;
+    if (m[0] === Msg.STATE_NONE) {
+      t.done(false);
+      return;
+    }
+    if (m[0] === Msg.STATE_COMPLETE) {
+      if (Array.isArray(m[4])) this.host.applyTombstones(m[4]);
+      t.done(true);
+      return;
+    }
+    const records = m[4] as SessionRecord[];
+    if (!Array.isArray(records)) throw new Error('malformed state chunk');
+    const now = Date.now();
+    for (const r of records) {
+      const bytes = this.host.applyRecord(r, from, now);
+      if (t.initial) this.stats.bytes += bytes;
+    }
+    if (!t.initial) return;
+    this.stats.chunks++;
+    this.stats.sessions += records.length;
+    if (this.stats.chunks % 20 === 0) {
+      this.logger.info({ context: this.host.contextName, sessions: this.stats.sessions }, 'state transfer in progress');
+    }
+  }
+}
