@@ -51,7 +51,11 @@ const run = spawnSync(process.execPath, [nodeGyp, ...args], {
 });
 if (run.error) giveUp(run.error.message);
 if (run.status !== 0) {
-  const tail = `${run.stdout}\n${run.stderr}`.trim().split('\n').slice(-6).join('\n    ');
-  giveUp(`node-gyp exited with ${run.status ?? run.signal}:\n    ${tail}`);
+  // The compiler's or make's own complaint says more than node-gyp's closing lines.
+  const lines = `${run.stdout}\n${run.stderr}`.trim().split('\n');
+  const generic = /^gyp (info|ERR! (System|command|cwd|node -v|node-gyp -v|not ok|stack))/;
+  const cause = lines.filter((l) => !generic.test(l) && /error|not found|no such|cannot|could not/i.test(l));
+  const shown = (cause.length > 0 ? cause : lines).slice(-6).join('\n    ');
+  giveUp(`node-gyp exited with ${run.status ?? run.signal}:\n    ${shown}`);
 }
 console.log('clowder: native AES-GCM module built (build/Release/clowder_gcm.node)');
