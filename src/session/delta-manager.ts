@@ -123,10 +123,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#counters = { ...c, sent: {}, received: {} };
     this.#receiver = new StateReceiver(
       {
-        contextName: this.contextName,
-        get localId() {
-          return hub.channel.local.id;
-        },
         applyRecord: (r, from, now) => this.#applyRecord(r, from, now),
         applyTombstones: (ids) => this.#applyTombstones(ids),
         apply: (m, from) => this.#apply(m, from),

@@ -23,10 +23,8 @@ export interface StateTransferStats {
   chunks: number;
 }
 
-/** What the receiver needs of its session manager. */
+/** What the receiver needs of its session manager (the context is `config.name`). */
 export interface StateReceiverHost {
-  readonly contextName: string;
-  readonly localId: string;
   /** Applies one session record (merging by stamps); returns the bytes of the values it carried. */
   applyRecord(r: SessionRecord, from: Member, now: number): number;
   /** The donor's tombstones: ids invalidated there, which must not come back here. */
@@ -76,7 +74,7 @@ export class StateReceiver {
     const started = Date.now();
     const deadline = started + this.config.stateTransferTimeoutMs;
     const tried = new Set<string>();
-    const context = this.host.contextName;
+    const context = this.config.name;
     this.queue = [];
     try {
       for (;;) {
@@ -86,10 +84,11 @@ export class StateReceiver {
           .sort((a, b) => a.startTime - b.startTime || (a.id < b.id ? -1 : 1));
         const donor = donors[0];
         if (donor === undefined) {
-          this.stats = { ...this.stats, state: tried.size === 0 ? 'alone' : this.stats.state };
-          if (tried.size === 0)
+          if (tried.size > 0) this.#failed(started);
+          else {
+            this.stats.state = 'alone';
             this.logger.info({ context }, 'no other member serves this context: nothing to transfer');
-          else this.#failed(started);
+          }
           return;
         }
         tried.add(donor.id);
@@ -120,7 +119,7 @@ export class StateReceiver {
   #failed(started: number): void {
     this.stats.state = 'timed-out';
     this.stats.durationMs = Date.now() - started;
-    const context = this.host.contextName;
+    const context = this.config.name;
     if (this.config.onStateTransferTimeout === 'fail') {
       throw new ClusterError(
         ErrorCode.SEND_TIMEOUT,
@@ -135,8 +134,8 @@ export class StateReceiver {
 
   /** Asks `donor` for every session; true once its STATE_COMPLETE arrived before `deadline`. */
   transferFrom(donor: Member, deadline: number, initial = true): Promise<boolean> {
-    const requestId = `${this.host.localId.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
-    const context = this.host.contextName;
+    const requestId = `${this.hub.channel.local.id.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
+    const context = this.config.name;
     if (initial) {
       this.stats = { state: 'transferring', donor: donor.name, sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
       this.logger.info({ context, donor: donor.name }, 'asking for the sessions of this context');
@@ -179,7 +178,7 @@ export class StateReceiver {
     this.stats.chunks++;
     this.stats.sessions += records.length;
     if (this.stats.chunks % 20 === 0) {
-      this.logger.info({ context: this.host.contextName, sessions: this.stats.sessions }, 'state transfer in progress');
+      this.logger.info({ context: this.config.name, sessions: this.stats.sessions }, 'state transfer in progress');
     }
   }
 }
