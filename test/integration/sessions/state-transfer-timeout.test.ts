@@ -13,16 +13,8 @@ import { waitFor } from '../../helpers/wait.js';
 
 /** A member that says it serves /app but never answers a state request. */
 async function hungDonor(cluster: TestCluster, name: string): Promise<Channel> {
-  const { port, domain } = cluster.multicast;
-  const channel = createChannel(
-    {
-      name,
-      domain,
-      receiver: { port: 0 },
-      membership: { type: 'multicast', port, frequencyMs: 100, dropTimeMs: 1000 },
-    },
-    { logger: silentLogger },
-  );
+  // The channel settings a node of this cluster gets (its group, domain and heartbeat timing).
+  const channel = createChannel({ name, ...cluster.options(name).cluster }, { logger: silentLogger });
   channel.setPayload({ contexts: ['/app'] });
   await channel.start();
   return channel;
