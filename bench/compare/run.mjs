@@ -25,11 +25,12 @@
 //                   express-session + connect-redis rows)
 //   (BackupManager rows are printed as n/a until it exists)
 // and measurements (also selected by --rows; all run by default):
-//   lag             fresh async 3-node cluster: client.mjs lag, write on A, read on B at once; the
-//                   same probe reading on A, and on bare node:http: one server, and written on one
-//                   and read on another (the floors); and on a cluster
-//                   with ownership: none (B reads its replica without a hand-over: stale reads show
-//                   how far replication itself trails the client's next request)
+//   lag             fresh async 3-node cluster with /app/read declared read-only (readOnlyFilter):
+//                   client.mjs lag, write on A, read on B at once (stale reads show how far
+//                   replication trails the client's next request); the same probe reading on A,
+//                   and on bare node:http: one server, and written on one and read on another (the
+//                   floors); on a cluster where /app/read is not read-only (B takes the session
+//                   over before it reads); and on one with ownership: none (Tomcat's behaviour)
 //   failover        same cluster: SIGKILL node C, time until A's and B's /_clowder/stats show one
 //                   member less (polled every 5 ms)
 //   transfer        A holds --transfer-sessions (100,000) sessions of 1 KiB; B joins: B's
@@ -200,6 +201,8 @@ const ROWS = [
   { id: 'backup-sync', label: 'clowder BackupManager sync, 3 nodes', na: 'n/a (BackupManager not built yet)' },
 ];
 const EXTRAS = ['lag', 'failover', 'transfer'];
+/** sessions.readOnlyFilter of the lag cluster: the counter app's read endpoint. */
+const READ_ONLY = '^/app/read$';
 const FILTER = typeof args.rows === 'string' ? args.rows.split(',').filter(Boolean) : undefined;
 const selected = (id) => FILTER === undefined || FILTER.some((f) => id === f || id.startsWith(f));
 const RUN_ROWS = ROWS.filter((r) => selected(r.id));
@@ -563,7 +566,11 @@ let domainSeq = 0;
 const NAMES = ['n1', 'n2', 'n3', 'n4'];
 
 /** Starts a clowder cluster of n nodes one after the other; resolves when each sees all the others. */
-async function startClowder(n, send, { execArgv = [], tag = 'clowder', script = 'clowder.mjs', ownership } = {}) {
+async function startClowder(
+  n,
+  send,
+  { execArgv = [], tag = 'clowder', script = 'clowder.mjs', ownership, readOnlyFilter } = {},
+) {
   const ports = await freePorts(2 * n);
   const domain = `bench-compare-${process.pid}-${domainSeq++}`;
   const members = Array.from({ length: n }, (_, i) => `127.0.0.1:${ports[2 * i + 1]}`);
@@ -581,6 +588,7 @@ async function startClowder(n, send, { execArgv = [], tag = 'clowder', script = 
           send,
           app: APP,
           ownership,
+          readOnlyFilter,
         },
         { execArgv, tag },
       );
@@ -901,17 +909,13 @@ async function lagProbe(writePort, readPort, cookies, what) {
   };
 }
 
-/**
- * The same probe on a cluster with `ownership: none` (Tomcat's behaviour): B serves the read from
- * its replica at once, without taking the session over, so a stale read shows how far
- * replication itself lags behind a client's next request.
- */
-async function lagWithoutOwnership(tmp) {
-  const nodes = await startClowder(3, 'async', { tag: 'lag/ownership-none', ownership: 'none' });
+/** The lag probe (write on A, read on B) on a fresh 3-node async cluster started with `options`. */
+async function lagOnCluster(tmp, tag, options) {
+  const nodes = await startClowder(3, 'async', { tag: `lag/${tag}`, ...options });
   try {
     const [a, b] = nodes;
-    const cookies = await lagSessions(a.port, join(tmp, 'cookies-lag-none.txt'));
-    return await lagProbe(a.port, b.port, cookies, 'A->B, ownership none');
+    const cookies = await lagSessions(a.port, join(tmp, `cookies-lag-${tag}.txt`));
+    return await lagProbe(a.port, b.port, cookies, `A->B, ${tag}`);
   } finally {
     await stopAll(nodes);
   }
@@ -919,7 +923,10 @@ async function lagWithoutOwnership(tmp) {
 
 async function runLagFailover(tmp) {
   const out = {};
-  const nodes = await startClowder(3, 'async', { tag: 'lag/failover' });
+  // /app/read declared read-only (sessions.readOnlyFilter), as an application with read endpoints
+  // configures it: B serves the read from its replica without taking the session over, so the
+  // probe measures how far replication trails the client's next request.
+  const nodes = await startClowder(3, 'async', { tag: 'lag/failover', readOnlyFilter: READ_ONLY });
   const [a, b, c] = nodes;
   try {
     if (RUN_EXTRAS.includes('lag')) {
@@ -947,7 +954,11 @@ async function runLagFailover(tmp) {
       } finally {
         await Promise.all(bares.map((b) => b.stop()));
       }
-      out.lag.none = await lagWithoutOwnership(tmp);
+      // The same probe where /app/read is an ordinary request: B takes the session over from A
+      // (ACQUIRE/GRANT) before it reads, and A takes it back for the next write.
+      out.lag.handover = await lagOnCluster(tmp, 'hand-over', {});
+      // ownership none (Tomcat's behaviour): every request is served from the local replica.
+      out.lag.none = await lagOnCluster(tmp, 'ownership-none', { ownership: 'none' });
     }
     if (RUN_EXTRAS.includes('failover')) {
       const watchers = [a, b];
@@ -1157,7 +1168,7 @@ function targets(results, extras, refs) {
   }
   if (extras.lag)
     add(
-      'replication lag p99 <= 1 ms (read on B right after the write on A: >= 99 % fresh, read p99 <= 1 ms)',
+      'replication lag p99 <= 1 ms (read on B, /app/read read-only, right after the write on A: >= 99 % fresh, read p99 <= 1 ms)',
       extras.lag.stalePct <= 1 && extras.lag.p99 <= 1 && extras.lag.errors === 0,
       `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (floors, the same probe read on n1 itself: p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; against bare node:http: p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms, write on one bare server and read on another: p50 ${extras.lag.bare2P50} / p99 ${extras.lag.bare2P99} ms)`,
     );
@@ -1225,7 +1236,11 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     L.push('', '| measurement | result |', '|:---|:---|');
     if (extras.lag)
       L.push(
-        `| replication lag, async 3 nodes (client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
+        `| replication lag, async 3 nodes, /app/read declared read-only (sessions.readOnlyFilter ${READ_ONLY}; client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
+      );
+    if (extras.lag?.handover)
+      L.push(
+        `| replication lag, /app/read not declared read-only (n2 takes the session over from n1 before it reads, n1 takes it back for the next write; same probe) | ${extras.lag.handover.stale} stale (${fx(extras.lag.handover.stalePct, 1)} %), read-after-write p50 ${extras.lag.handover.p50} ms, p99 ${extras.lag.handover.p99} ms, ${extras.lag.handover.errors} errors${extras.lag.handoverRounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.handoverRounds.join(', ')}` : ''} |`,
       );
     if (extras.lag?.none)
       L.push(
@@ -1353,6 +1368,11 @@ if (extraRounds.lag.length) {
   extras.lag.errors = Math.max(...extraRounds.lag.map((l) => l.errors));
   const none = extraRounds.lag.map((l) => l.none).filter(Boolean);
   if (none.length) extras.lag.noneStaleMaxPct = Math.max(...none.map((n) => n.stalePct));
+  const handover = extraRounds.lag.map((l) => l.handover).filter(Boolean);
+  if (handover.length) {
+    extras.lag.handover = pickMedian(handover, (l) => l.p99);
+    extras.lag.handoverRounds = handover.map((l) => `${l.p50}/${l.p99}`);
+  }
 }
 if (extraRounds.failover.length) extras.failover = [...extraRounds.failover].sort((a, b) => b.maxMs - a.maxMs)[0]; // the slowest detection
 if (extraRounds.transfer.length)

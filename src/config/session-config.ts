@@ -42,6 +42,14 @@ const sessionSchema = z.strictObject({
     .default('async'),
   /** Requests whose path matches never replicate (e.g. static files). Tomcat's ReplicationValve filter. */
   replicationFilter: z.string({ error: 'a regular expression' }).optional(),
+  /**
+   * Requests whose path matches only read the session: they never wait to take it over from the
+   * node that owns it (ownership "migrate"), they never create one, and changing it throws
+   * ERR_CLOWDER_SESSION_READ_ONLY. Such a read may see the session as it was one replication ago
+   * (asynchronous replication sends a change before the writer's client is answered, so on a
+   * quiet network it has arrived). Like PHP's read_and_close or ASP.NET's read-only session state.
+   */
+  readOnlyFilter: z.string({ error: 'a regular expression' }).optional(),
   /** How long a starting node waits for the other nodes' sessions before it serves. */
   stateTransferTimeoutMs: ms(100, 3_600_000).default(60_000),
   /** When the transfer times out: "start-cold" (serve with what arrived, loud warning) or "fail" (refuse to start). */
@@ -56,7 +64,8 @@ const sessionSchema = z.strictObject({
    * Without sticky balancing, two nodes could serve the same session at once and one write would
    * overwrite the other. "migrate" (default): a node about to serve a session another node owns
    * first takes it over (one round trip; the owner hands over once its own requests on it are done
-   * and every change was sent), so writes never race and a read never sees stale data. With sticky
+   * and every change was sent), so writes never race and a read never sees stale data (except on
+   * readOnlyFilter paths, which do not take the session over). With sticky
    * balancing the owner is always local and this costs nothing. "none": Tomcat's behaviour —
    * concurrent writes to one attribute on two nodes are detected and reported, the newer wins.
    */
@@ -82,10 +91,11 @@ export type SessionConfigInput = z.input<typeof sessionSchema>;
 type Parsed = z.output<typeof sessionSchema>;
 
 export interface SessionConfig
-  extends Omit<Parsed, 'sendOptions' | 'replicationFilter' | 'accessedIntervalMs' | 'name'> {
+  extends Omit<Parsed, 'sendOptions' | 'replicationFilter' | 'readOnlyFilter' | 'accessedIntervalMs' | 'name'> {
   readonly name: string;
   readonly sendOptions: number;
   readonly replicationFilter: RegExp | undefined;
+  readonly readOnlyFilter: RegExp | undefined;
   readonly accessedIntervalMs: number;
 }
 
@@ -96,25 +106,26 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
   const so = p.sendOptions;
   if (so === 'sync') sendOptions = parseSendOptions('use_ack,sync', `${prefix}.sendOptions`);
   else sendOptions = parseSendOptions(so, `${prefix}.sendOptions`);
-  let replicationFilter: RegExp | undefined;
-  if (p.replicationFilter !== undefined && p.replicationFilter !== '') {
-    try {
-      replicationFilter = new RegExp(p.replicationFilter);
-    } catch (err) {
-      throw new ConfigError(
-        `${prefix}.replicationFilter`,
-        `a valid regular expression (${(err as Error).message})`,
-        p.replicationFilter,
-      );
-    }
-  }
+  const replicationFilter = regexOf(p.replicationFilter, `${prefix}.replicationFilter`);
+  const readOnlyFilter = regexOf(p.readOnlyFilter, `${prefix}.readOnlyFilter`);
   const maxMs = p.maxInactiveInterval > 0 ? p.maxInactiveInterval * 1000 : 3_600_000;
   const config: SessionConfig = {
     ...p,
     name: p.name ?? p.contextPath,
     sendOptions,
     replicationFilter,
+    readOnlyFilter,
     accessedIntervalMs: p.accessedIntervalMs ?? Math.max(100, Math.floor(maxMs / 4)),
   };
-  return deepFreeze(config, new Set(['replicationFilter']));
+  return deepFreeze(config, new Set(['replicationFilter', 'readOnlyFilter']));
+}
+
+/** A path filter: undefined when unset or empty. @throws ConfigError naming `key`. */
+function regexOf(source: string | undefined, key: string): RegExp | undefined {
+  if (source === undefined || source === '') return undefined;
+  try {
+    return new RegExp(source);
+  } catch (err) {
+    throw new ConfigError(key, `a valid regular expression (${(err as Error).message})`, source);
+  }
 }

@@ -7,11 +7,15 @@
  *   cookie re-issued with this node's route; the original route stays readable;
  * - at the end of the request replicates what changed; the response is held until every member
  *   applied it (synchronous mode), or, with batchResponses, until the end of the event-loop turn,
- *   after the turn's replication batch was written (asynchronous mode).
+ *   after the turn's replication batch was written (asynchronous mode);
+ * - a request whose path matches readOnlyFilter only reads: it is served from this node's copy
+ *   without taking the session over, creates none, may not change it, and re-homes the cookie
+ *   only when the node it names is gone.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { SessionConfig } from '../config/session-config.js';
+import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { DeltaManager } from '../session/delta-manager.js';
 import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
 import type { Session } from '../session/session.js';
@@ -28,6 +32,8 @@ export class RequestSession implements HandleHost {
   #destroyed = false;
   #pending: Promise<void> | undefined;
   readonly #replicate: boolean;
+  /** The path matches readOnlyFilter: the session may be read, not changed, created or taken over. */
+  readonly readOnly: boolean;
 
   constructor(
     readonly manager: DeltaManager,
@@ -37,6 +43,7 @@ export class RequestSession implements HandleHost {
     path: string,
   ) {
     this.#replicate = config.replicationFilter === undefined || !config.replicationFilter.test(path);
+    this.readOnly = config.readOnlyFilter?.test(path) === true;
     const value = findCookie(req.headers.cookie, config.cookieName);
     if (value === undefined) return;
     const id = cookieIdPart(value);
@@ -46,10 +53,12 @@ export class RequestSession implements HandleHost {
     if (s === undefined) return;
     this.#begin(s, now);
     if (!cookieNamesRoute(value, manager.route)) {
-      // Failover (or no route yet): this node now serves the session; tell the balancer.
+      // Failover (or no route yet): this node now serves the session; tell the balancer. A read
+      // leaves the session where it is, so it re-homes the cookie only when that node is gone.
       this.originalRoute = cookieRoute(value);
-      this.#setCookie(s.id);
+      if (!this.readOnly || !manager.servesRoute(this.originalRoute)) this.#setCookie(s.id);
     }
+    if (this.readOnly) return;
     // Another node owns the session: take it over before the application runs.
     const taking = manager.acquire(s);
     if (taking !== undefined) this.ready = taking.then(() => this.#afterAcquire(s));
@@ -74,6 +83,7 @@ export class RequestSession implements HandleHost {
     if (this.#handle !== undefined) return this.#handle;
     if (this.#destroyed || this.#finished) return undefined;
     if (this.session === undefined) {
+      if (this.readOnly) return undefined; // a read creates nothing
       const s = this.manager.createSession();
       this.#begin(s);
       this.#setCookie(s.id);
@@ -98,7 +108,18 @@ export class RequestSession implements HandleHost {
     if (s?.valid && !this.#destroyed) this.#setCookie(s.id);
   }
 
+  /** @throws ClusterError SESSION_READ_ONLY in a read-only request. */
+  writable(what: string): void {
+    if (this.readOnly)
+      throw new ClusterError(
+        ErrorCode.SESSION_READ_ONLY,
+        `${what}: this request only reads the session (its path ${JSON.stringify((this.req as { originalUrl?: string }).originalUrl ?? this.req.url)} matches ` +
+          `sessions.readOnlyFilter ${String(this.config.readOnlyFilter)}); change the session on another path`,
+      );
+  }
+
   regenerate(): void {
+    this.writable('req.session.regenerate()');
     const s = this.#live();
     const { id, sent } = this.manager.changeSessionId(s);
     this.#setCookie(id);
@@ -109,6 +130,7 @@ export class RequestSession implements HandleHost {
   destroy(): void {
     const s = this.session;
     if (s === undefined) return;
+    this.writable('req.session.destroy()');
     this.#destroyed = true;
     if (s.valid) this.#pending = s.invalidate();
     this.#end(s);
@@ -119,7 +141,7 @@ export class RequestSession implements HandleHost {
 
   save(): Promise<void> {
     const s = this.session;
-    if (s === undefined || !s.valid) return Promise.resolve();
+    if (s === undefined || !s.valid || this.readOnly) return Promise.resolve();
     return this.manager.replicate(s) ?? Promise.resolve();
   }
 
@@ -140,7 +162,9 @@ export class RequestSession implements HandleHost {
     const s = this.session;
     if (s === undefined || !this.#started) return pending;
     this.#started = false;
-    let sent = this.manager.requestCompleted(s, this.#replicate);
+    let sent: Promise<void> | undefined;
+    if (this.readOnly) this.manager.readCompleted(s);
+    else sent = this.manager.requestCompleted(s, this.#replicate);
     // Ended with the turn's other responses, after the turn's replication batch (see batchResponses).
     if (sent === undefined && this.config.batchResponses) sent = this.manager.turnWritten();
     return pending === undefined ? sent : sent === undefined ? pending : Promise.all([pending, sent]).then(() => {});
@@ -155,7 +179,8 @@ export class RequestSession implements HandleHost {
   #end(s: Session): void {
     if (!this.#started) return;
     this.#started = false;
-    this.manager.requestCompleted(s, false);
+    if (this.readOnly) this.manager.readCompleted(s);
+    else this.manager.requestCompleted(s, false);
   }
 
   #live(): Session {

@@ -18,6 +18,8 @@ export interface HandleHost {
   /** The route (jvmRoute) the client's cookie named, when it differs from this node's. */
   readonly originalRoute: string | undefined;
   readonly cookie: SessionCookie;
+  /** Throws when the request may only read the session (sessions.readOnlyFilter); `what` is named. */
+  writable(what: string): void;
 }
 
 /** The cookie settings of this session (express-session's `req.session.cookie`). */
@@ -63,10 +65,10 @@ const methods: Record<string, (this: HandleBase, ...args: never[]) => unknown> =
     return live(this).getAttribute(name);
   },
   setAttribute(this: HandleBase, name: string, value: unknown) {
-    live(this).setAttribute(name, value);
+    writable(this, name).setAttribute(name, value);
   },
   removeAttribute(this: HandleBase, name: string) {
-    live(this).removeAttribute(name);
+    writable(this, name).removeAttribute(name);
   },
   getAttributeNames(this: HandleBase) {
     return live(this).attributeNames();
@@ -87,7 +89,7 @@ const methods: Record<string, (this: HandleBase, ...args: never[]) => unknown> =
     return live(this).maxInactiveInterval;
   },
   setMaxInactiveInterval(this: HandleBase, seconds: number) {
-    live(this).setMaxInactiveInterval(seconds);
+    writable(this, 'maxInactiveInterval').setMaxInactiveInterval(seconds);
   },
   isNew(this: HandleBase) {
     return live(this).isNew;
@@ -124,6 +126,13 @@ function live(h: HandleBase): Session {
   return s;
 }
 
+/** The session, for a change of `name`; throws in a request that may only read it. */
+function writable(h: HandleBase, name: string): Session {
+  const s = live(h);
+  h.host.writable(`cannot change session attribute ${JSON.stringify(name)}`);
+  return s;
+}
+
 function settle(fn: () => void, cb: Callback | undefined): Promise<void> {
   try {
     fn();
@@ -152,16 +161,16 @@ const handler: ProxyHandler<HandleBase> = {
   set(target, prop, value) {
     if (typeof prop === 'symbol' || RESERVED.has(prop)) {
       if (prop === 'maxInactiveInterval' && typeof value === 'number') {
-        live(target).setMaxInactiveInterval(value);
+        writable(target, prop).setMaxInactiveInterval(value);
         return true;
       }
       throw new TypeError(`req.session.${String(prop)} is reserved and cannot be assigned`);
     }
-    live(target).setAttribute(prop, value);
+    writable(target, prop).setAttribute(prop, value);
     return true;
   },
   deleteProperty(target, prop) {
-    if (typeof prop === 'string' && !RESERVED.has(prop)) live(target).removeAttribute(prop);
+    if (typeof prop === 'string' && !RESERVED.has(prop)) writable(target, prop).removeAttribute(prop);
     return true;
   },
   has(target, prop) {

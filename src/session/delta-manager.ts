@@ -78,6 +78,8 @@ const COUNTERS = [
   'ownershipMoves',
   'ownershipTimeouts',
   'ownershipForced',
+  'readOnlyRequests',
+  'readOnlyChangesDiscarded',
   'valueBytesSent',
 ] as const;
 type Counter = (typeof COUNTERS)[number];
@@ -281,6 +283,48 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.releaseDecoded();
     if (s.active <= 0 && s.waiters !== undefined) this.#ownership?.handOver(s);
     return sent;
+  }
+
+  /**
+   * A request that may only read `s` (sessions.readOnlyFilter) ends. It did not take the session
+   * over and changed nothing, so nothing replicates and the owner stays the owner; the others
+   * learn of the access (rate-limited) so that they do not expire the session. An object it
+   * changed in place anyway is dropped here, counted and logged: this node's copy must stay what
+   * the owner replicated.
+   */
+  readCompleted(s: Session, now = Date.now()): void {
+    s.active--;
+    s.lastAccessedTime = now;
+    this.#counters.readOnlyRequests++;
+    if (!s.valid) return;
+    if (s.active <= 0) {
+      // With other requests still on it, the last one to end checks (a writer replicates, as owner).
+      const dropped = s.discardInPlaceChanges();
+      if (dropped !== undefined) {
+        if (this.#counters.readOnlyChangesDiscarded % 100 === 0) {
+          this.logger.warn(
+            { session: s.id.slice(0, 8), attributes: dropped, discarded: this.#counters.readOnlyChangesDiscarded + 1 },
+            'a read-only request (sessions.readOnlyFilter) changed session objects in place; the changes were discarded',
+          );
+        }
+        this.#counters.readOnlyChangesDiscarded += dropped.length;
+      }
+      s.releaseDecoded();
+      if (s.waiters !== undefined) this.#ownership?.handOver(s);
+    }
+    if (!s.announced || now - s.accessReplicatedAt < this.#accessedInterval(s)) return;
+    const members = this.#members();
+    if (members.length === 0) return;
+    s.accessReplicatedAt = now;
+    this.#counters.accessedSent++;
+    this.#send(members, [Msg.ACCESSED, this.contextName, s.id, now, true], false);
+  }
+
+  /** Whether `route` is this node's or a current member's (a cookie naming it needs no re-homing). */
+  servesRoute(route: string): boolean {
+    if (route === this.route) return true;
+    for (const m of this.#members()) if (m.name === route) return true;
+    return false;
   }
 
   // ---- ownership ------------------------------------------------------------------------------
@@ -649,7 +693,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     const s = this.sessions.get(m[2] as string);
     if (s === undefined) return;
     s.lastAccessedTime = Math.max(s.lastAccessedTime, num(m[3]));
-    if (s.active <= 0) {
+    // A read-only request (m[4]) left the session with its owner; any other access took it.
+    if (s.active <= 0 && m[4] !== true) {
       s.ownerId = from.id;
       s.primary = false;
     }

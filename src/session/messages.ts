@@ -12,7 +12,11 @@ export const Msg = {
   CREATED: 1,
   /** [t, ctx, id, base, version, names[], values[], removed[], maxInactive | null] — changed attributes only (null: timeout unchanged) */
   DELTA: 2,
-  /** [t, ctx, id, accessedAt] — a request read the session without changing it (rate-limited) */
+  /**
+   * [t, ctx, id, accessedAt, readOnly?] — a request read the session without changing it
+   * (rate-limited); the sender served it, so owns it now, unless readOnly is true (a readOnlyFilter
+   * path, which leaves the session with its owner)
+   */
   ACCESSED: 3,
   /** [t, ctx, id, reason] — invalidated or expired on the sender */
   EXPIRED: 4,

@@ -295,6 +295,34 @@ export class Session {
   }
 
   /**
+   * For requests that may only read (sessions.readOnlyFilter): finds object values changed in
+   * place, as {@link detectInPlaceChanges} does, and drops them instead of replicating them, so the
+   * next read decodes the last replicated encoding again and this node's copy never drifts from
+   * the owner's. Call once no request uses the session. Returns the names dropped.
+   */
+  discardInPlaceChanges(): string[] | undefined {
+    const handed = this.handedOut;
+    if (handed === undefined) return undefined;
+    this.handedOut = undefined;
+    let dropped: string[] | undefined;
+    for (const name of handed) {
+      const a = this.attributes.get(name);
+      if (a === undefined || a.removed || !a.decoded || a.bytes === undefined) continue;
+      let same: boolean;
+      try {
+        same = encodedEquals(a.bytes, encode(a.value));
+      } catch {
+        same = false; // changed into something unencodable: certainly changed
+      }
+      if (same) continue;
+      a.decoded = false;
+      a.value = undefined;
+      (dropped ??= []).push(name);
+    }
+    return dropped;
+  }
+
+  /**
    * Between requests, large values are kept only as their encoding (decoded again on the next
    * read): an idle session then costs about its encoded size, on every node alike.
    */

@@ -12,7 +12,11 @@ const node = createClusterNode(
       receiver: { address: '127.0.0.1', port: cfg.clusterPort, autoBind: 1 },
       membership: { type: 'static', members: cfg.members ?? [] },
     },
-    sessions: { sendOptions: cfg.send ?? 'async', ...(cfg.ownership ? { ownership: cfg.ownership } : {}) },
+    sessions: {
+      sendOptions: cfg.send ?? 'async',
+      ...(cfg.ownership ? { ownership: cfg.ownership } : {}),
+      ...(cfg.readOnlyFilter ? { readOnlyFilter: cfg.readOnlyFilter } : {}),
+    },
   },
   { logger: silentLogger },
 );

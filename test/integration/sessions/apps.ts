@@ -83,14 +83,16 @@ class Point {
  *   /regenerate              await req.session.regenerate(): { oldId, newId }
  *   /rich                    sets `rich`: Date, Map, Set, bigint, bytes, nested values
  *   /end-twice               sets `twice`, then res.end('first') and res.end('second')
- *   /static/…                the same endpoints (for replicationFilter tests)
+ *   /try-writes              tries every way of changing the session: { errors by way, attrs }
+ *   /static/…, /ro/…         the same endpoints (for replicationFilter and readOnlyFilter tests)
  *   anything else            the counter app
  */
 export const probe: RequestListener = async (req, res) => {
   const r = req as SessionRequest;
   const split0 = split(req);
   const q = split0.q;
-  const path = split0.path.startsWith('/static/') ? split0.path.slice('/static'.length) : split0.path;
+  const p0 = split0.path;
+  const path = p0.startsWith('/static/') ? p0.slice('/static'.length) : p0.startsWith('/ro/') ? p0.slice(3) : p0;
   const name = q.get('name') ?? 'k';
   switch (path) {
     case '/whoami': {
@@ -184,6 +186,33 @@ export const probe: RequestListener = async (req, res) => {
       const s = r.session;
       s.setMaxInactiveInterval(Number(q.get('seconds')));
       return json(res, 200, { id: s.id, maxInactiveInterval: s.getMaxInactiveInterval() });
+    }
+    case '/try-writes': {
+      const s = r.getSession(false);
+      if (s === undefined) return json(res, 200, { id: null, errors: null, attrs: null });
+      const errors = {
+        assign: errorOf(() => {
+          s.w = 1;
+        }),
+        delete: errorOf(() => {
+          delete s.k;
+        }),
+        setAttribute: errorOf(() => s.setAttribute('w', 2)),
+        removeAttribute: errorOf(() => s.removeAttribute('k')),
+        setMaxInactiveInterval: errorOf(() => s.setMaxInactiveInterval(5)),
+        assignMaxInactiveInterval: errorOf(() => {
+          s.maxInactiveInterval = 5;
+        }),
+        invalidate: errorOf(() => s.invalidate()),
+        destroyBySettingNull: errorOf(() => {
+          (r as { session: unknown }).session = null;
+        }),
+        regenerate: await s.regenerate().then(
+          () => null,
+          (e: Error & { code?: string }) => ({ code: e.code, message: e.message, name: e.name }),
+        ),
+      };
+      return json(res, 200, { id: s.id, errors, attrs: attrsOf(s), max: s.getMaxInactiveInterval() });
     }
     case '/invalidate': {
       const s = r.getSession(false);
