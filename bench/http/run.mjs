@@ -43,6 +43,7 @@
 //          --buffer-pool-size=N (sets Buffer.poolSize in every node: 0 = no shared 8 KiB pool slabs; a diagnostic)
 //          --chunk-size=N (sessions.stateTransferChunkSize of every node; default the library's, 1000)
 //          --no-save --profile (node children run with --cpu-prof into bench/http/.prof/<part>-<rep>-<node>/)
+// Environment: BENCH_TRACE_GC=1 runs the node children with --trace-gc (pauses on their stdout; a diagnostic).
 // Results go to bench/results/http-<ISO date>.json and .md. See bench/README.md.
 import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -217,7 +218,7 @@ class NodeProc {
     this.clusterPort = spec.clusterPort;
     this.waiting = new Map();
     this.nextId = 1;
-    const execArgv = ['--expose-gc'];
+    const execArgv = ['--expose-gc', ...(process.env.BENCH_TRACE_GC ? ['--trace-gc'] : [])];
     if (args.profile) {
       const dir = join(PROF_DIR, `${tag}-${spec.name}`);
       mkdirSync(dir, { recursive: true });
