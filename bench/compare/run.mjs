@@ -30,7 +30,8 @@
 //                   replication trails the client's next request); the same probe reading on A,
 //                   and on bare node:http: one server, and written on one and read on another (the
 //                   floors); on a cluster where /app/read is not read-only (B takes the session
-//                   over before it reads); and on one with ownership: none (Tomcat's behaviour)
+//                   over before it reads); on one with ownership: none (Tomcat's behaviour); and
+//                   on 2 nodes with /app/read read-only (no third node waking on each write)
 //   failover        same cluster: SIGKILL node C, time until A's and B's /_clowder/stats show one
 //                   member less (polled every 5 ms)
 //   transfer        A holds --transfer-sessions (100,000) sessions of 1 KiB; B joins: B's
@@ -909,9 +910,9 @@ async function lagProbe(writePort, readPort, cookies, what) {
   };
 }
 
-/** The lag probe (write on A, read on B) on a fresh 3-node async cluster started with `options`. */
-async function lagOnCluster(tmp, tag, options) {
-  const nodes = await startClowder(3, 'async', { tag: `lag/${tag}`, ...options });
+/** The lag probe (write on A, read on B) on a fresh async cluster of `n` nodes started with `options`. */
+async function lagOnCluster(tmp, tag, options, n = 3) {
+  const nodes = await startClowder(n, 'async', { tag: `lag/${tag}`, ...options });
   try {
     const [a, b] = nodes;
     const cookies = await lagSessions(a.port, join(tmp, `cookies-lag-${tag}.txt`));
@@ -959,6 +960,9 @@ async function runLagFailover(tmp) {
       out.lag.handover = await lagOnCluster(tmp, 'hand-over', {});
       // ownership none (Tomcat's behaviour): every request is served from the local replica.
       out.lag.none = await lagOnCluster(tmp, 'ownership-none', { ownership: 'none' });
+      // Two nodes, /app/read read-only: on this 2-core machine a third node waking up to apply
+      // each write competes with the client and B for the cores; this shows how much that costs.
+      out.lag.two = await lagOnCluster(tmp, 'read-only-2-nodes', { readOnlyFilter: READ_ONLY }, 2);
     }
     if (RUN_EXTRAS.includes('failover')) {
       const watchers = [a, b];
@@ -1242,6 +1246,10 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
       L.push(
         `| replication lag, /app/read not declared read-only (n2 takes the session over from n1 before it reads, n1 takes it back for the next write; same probe) | ${extras.lag.handover.stale} stale (${fx(extras.lag.handover.stalePct, 1)} %), read-after-write p50 ${extras.lag.handover.p50} ms, p99 ${extras.lag.handover.p99} ms, ${extras.lag.handover.errors} errors${extras.lag.handoverRounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.handoverRounds.join(', ')}` : ''} |`,
       );
+    if (extras.lag?.two)
+      L.push(
+        `| replication lag, 2 nodes, /app/read read-only (the same probe without a third node to wake on each write) | ${extras.lag.two.stale} stale (${fx(extras.lag.two.stalePct, 1)} %), read-after-write p50 ${extras.lag.two.p50} ms, p99 ${extras.lag.two.p99} ms, ${extras.lag.two.errors} errors${extras.lag.twoRounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.twoRounds.join(', ')}` : ''} |`,
+      );
     if (extras.lag?.none)
       L.push(
         `| replication lag, ownership none (Tomcat's behaviour: n2 reads its replica at once, no hand-over; same probe) | ${extras.lag.none.stale} stale (${fx(extras.lag.none.stalePct, 1)} %, worst round ${fx(extras.lag.noneStaleMaxPct, 1)} %), read-after-write p50 ${extras.lag.none.p50} ms, p99 ${extras.lag.none.p99} ms, ${extras.lag.none.errors} errors |`,
@@ -1368,6 +1376,11 @@ if (extraRounds.lag.length) {
   extras.lag.errors = Math.max(...extraRounds.lag.map((l) => l.errors));
   const none = extraRounds.lag.map((l) => l.none).filter(Boolean);
   if (none.length) extras.lag.noneStaleMaxPct = Math.max(...none.map((n) => n.stalePct));
+  const two = extraRounds.lag.map((l) => l.two).filter(Boolean);
+  if (two.length) {
+    extras.lag.two = pickMedian(two, (l) => l.p99);
+    extras.lag.twoRounds = two.map((l) => `${l.p50}/${l.p99}`);
+  }
   const handover = extraRounds.lag.map((l) => l.handover).filter(Boolean);
   if (handover.length) {
     extras.lag.handover = pickMedian(handover, (l) => l.p99);

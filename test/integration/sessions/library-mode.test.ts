@@ -1,7 +1,7 @@
 /**
  * Library mode: `createSessions()` in front of the user's own server — `.handler(app)` on a plain
  * http.createServer, and `.middleware()` in a hand-written connect-style chain — replicating
- * between two such instances; regenerate, destroy, save; 503 until start() completed.
+ * between two such instances; regenerate, destroy, save; read-only paths; 503 until start() completed.
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -66,7 +66,14 @@ function app(other: () => DeltaManager) {
         req.session[q.get('name') ?? 'k'] = q.get('value');
         return json(res, 200, { id: req.session.id });
       case '/attrs':
+      case '/ro/attrs':
         return json(res, 200, { id: req.getSession(false)?.id ?? null, attrs: attrsOf(req) });
+      case '/ro/set':
+        // Throws on a read-only path: the adapter's error handling answers 500.
+        req.session[q.get('name') ?? 'k'] = q.get('value');
+        return json(res, 200, { id: req.session.id });
+      case '/ro/session':
+        return json(res, 200, { session: req.session === undefined ? 'undefined' : 'present' });
       case '/end-twice':
         req.session.twice = 1;
         res.writeHead(200, { 'Content-Type': 'text/plain' });
@@ -147,8 +154,9 @@ describe('library mode: createSessions() with handler() and middleware()', () =>
   let notReady: HttpResponse[] = [];
 
   before(async () => {
-    x = createSessions({ channel: channel('x') }, { logger: silentLogger });
-    y = createSessions({ channel: channel('y') }, { logger: silentLogger });
+    const sessions = { readOnlyFilter: '^/ro/' };
+    x = createSessions({ channel: channel('x'), sessions }, { logger: silentLogger });
+    y = createSessions({ channel: channel('y'), sessions }, { logger: silentLogger });
     // X: node:http listener; Y: middleware in a connect-style chain. Both listen before start().
     serverX = createServer(x.handler(app(() => y.manager)));
     serverY = createServer(
@@ -255,6 +263,25 @@ describe('library mode: createSessions() with handler() and middleware()', () =>
             ?.getAttribute('twice') === 1,
         'the change to replicate',
       );
+    });
+
+    test(`a read-only path (${where}): served from the local copy, never creates a session, refuses changes`, async () => {
+      const none = await get(port(), '/ro/session');
+      assert.deepEqual(body(none), { session: 'undefined' });
+      assert.deepEqual(none.setCookie, [], 'no session, no cookie');
+      const created = await get(port(), '/set?name=r&value=1');
+      const cookie = sessionCookie(created)!;
+      const id = idOf(cookie);
+      await waitFor(() => otherManager().sessions.has(id), 'the other instance to receive the session');
+      const otherPort = port() === px ? py : px;
+      // On the other instance: read at once, the cookie still names the owner (alive).
+      const read = await get(otherPort, '/ro/attrs', cookie);
+      assert.deepEqual(body(read), { id, attrs: { r: '1' } });
+      assert.equal(sessionCookie(read), undefined);
+      const refused = await get(otherPort, '/ro/set?name=r&value=2', cookie);
+      assert.equal(refused.status, 500);
+      if (otherPort === py) assert.match(refused.body, /cannot change session attribute "r".*readOnlyFilter/);
+      for (const m of [x.manager, y.manager]) assert.equal(m.sessions.get(id)?.getAttribute('r'), '1');
     });
 
     test(`save() (${where}) resolves and sends the change before the response ends`, async () => {
