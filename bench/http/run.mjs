@@ -834,7 +834,11 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
     }
     const lagRows = rows.summary.filter((s) => s.lag);
     if (lagRows.length > 0) {
-      L.push('', '### Replication lag A -> B (client.mjs lag: write on A, read on B at once; 200 probes; /app/read is not declared read-only, so B takes the session over before it reads: see the compare benchmark for readOnlyFilter)', '');
+      L.push(
+        '',
+        '### Replication lag A -> B (client.mjs lag: write on A, read on B at once; 200 probes; /app/read is not declared read-only, so B takes the session over before it reads: see the compare benchmark for readOnlyFilter)',
+        '',
+      );
       L.push('| row | read-after-write p50 ms | p99 ms | stale % | errors |');
       L.push('|:---|---:|---:|---:|---:|');
       for (const s of lagRows)
