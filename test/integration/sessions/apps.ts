@@ -4,8 +4,18 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import type { RequestListener, SessionHandle } from '../../../src/index.js';
+import type { DeltaManager, RequestListener, SessionHandle } from '../../../src/index.js';
 import { COUNTER_APP, type SessionRequest } from '../../helpers/http.js';
+
+/** A DeltaManager counter by name. */
+export function stat(m: DeltaManager, key: string): number {
+  return m.stats()[key] as number;
+}
+
+/** How many messages of `type` (e.g. "acquire") a manager received. */
+export function received(m: DeltaManager, type: string): number {
+  return (m.stats().received as Record<string, number>)[type] ?? 0;
+}
 
 /** The counter example app as a request listener. */
 export const counter = (await import(pathToFileURL(COUNTER_APP).href)).default as RequestListener;

@@ -22,14 +22,10 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe, rendezvous } from './apps.js';
+import { probe, received, rendezvous, stat } from './apps.js';
 
 const APP = 0;
 const PROBE = 1;
-
-function stat(m: DeltaManager, key: string): number {
-  return m.stats()[key] as number;
-}
 
 /** [DELTA, ctx, id, base, version, names, values, removed, maxInactive] */
 function delta(
@@ -311,17 +307,14 @@ describe('ownership migrate (the default): one node serves a session at a time',
     // A's request writes x, then waits for the test at gate "m".
     const onA = get(pa, '/probe/set-wait?name=x&value=fromA&gate=m&parties=2', jar.cookie);
     await waitFor(() => ma.sessions.get(id)?.active === 1, "A's request to be in flight");
-    const acquires = (ma.stats().received as Record<string, number>).acquire ?? 0;
+    const acquires = received(ma, 'acquire');
     let answered = false;
     const onB = get(pb, '/probe/attrs', jar.cookie).then((r) => {
       answered = true;
       return r;
     });
     try {
-      await waitFor(
-        () => ((ma.stats().received as Record<string, number>).acquire ?? 0) > acquires,
-        'B to ask A for the session',
-      );
+      await waitFor(() => received(ma, 'acquire') > acquires, 'B to ask A for the session');
       assert.equal((await get(pa, '/app/health')).status, 200);
       assert.equal(answered, false, 'B does not serve the session while A is using it');
     } finally {

@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { DeltaManager } from '../../../src/index.js';
 import {
   COUNTER_APP,
   CookieJar,
@@ -21,18 +20,10 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe, rendezvous } from './apps.js';
+import { probe, received, rendezvous, stat } from './apps.js';
 
 const APP = 0;
 const PROBE = 1;
-
-function stat(m: DeltaManager, key: string): number {
-  return m.stats()[key] as number;
-}
-
-function received(m: DeltaManager, type: string): number {
-  return (m.stats().received as Record<string, number>)[type] ?? 0;
-}
 
 describe('read-only paths (sessions.readOnlyFilter)', () => {
   let cluster: TestCluster;
