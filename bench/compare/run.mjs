@@ -49,6 +49,9 @@
 //
 // Options: --quick --rows=a,b --duration=S --warmup=S --sessions=N --connections=N --reps=N
 //          --transfer-sessions=N --workload=DIR --no-save --profile --help
+//          --read-pct=N: N % of requests are GET /app/read (90: the workload's read-mostly mix), with
+//          bench/compare/session-mix.lua, which also counts the acknowledged increments for the
+//          count check; clowder nodes declare /app/read read-only (sessions.readOnlyFilter)
 // With --profile, KEEP_PROF=DIR in the environment also copies the raw .cpuprofile files to DIR.
 // --reps (default 3, --quick 1): rounds; each round runs every selected row and measurement once.
 // Tables give medians: req/s, and x Map / x Redis as the median of each round's own ratio; the
@@ -100,12 +103,13 @@ const KNOWN = [
   'no-save',
   'profile',
   'reps',
+  'read-pct',
   'help',
 ];
 const { args, num: option } = parseOptions(
   KNOWN,
   'usage: node bench/compare/run.mjs [--quick] [--rows=id,prefix,...] [--duration=S] [--warmup=S] [--sessions=N]\n' +
-    '         [--connections=N] [--transfer-sessions=N] [--reps=N] [--workload=DIR] [--no-save] [--profile]\n' +
+    '         [--connections=N] [--transfer-sessions=N] [--reps=N] [--read-pct=N] [--workload=DIR] [--no-save] [--profile]\n' +
     'rows: bare map map-batched express-mem express-redis express-redis2 fastify-mem fastify-redis clowder-off clowder-async\n' +
     '      clowder-sync clowder-express lag failover transfer',
 );
@@ -119,8 +123,16 @@ const SESSIONS = num('sessions', 1000);
 const CONNECTIONS = num('connections', 64);
 const TRANSFER_SESSIONS = num('transfer-sessions', 100_000);
 const PAYLOAD = 1024;
+/** Percent of requests that are GET /app/read (the workload's read-mostly mix is 90); 0 = write-only. */
+const READ_PCT = num('read-pct', 0);
+if (!Number.isInteger(READ_PCT) || READ_PCT > 100) {
+  console.error("--read-pct is a whole percentage from 0 to 100 (90 is the workload's read-mostly mix)");
+  process.exit(2);
+}
 const WORKLOAD = args.workload ?? '/work/shared/workload';
-const LUA = join(WORKLOAD, 'session.lua');
+// A mixed load needs the number of acknowledged writes for the count check: session-mix.lua is
+// the shared script plus that count. Write-only runs use the shared script itself.
+const LUA = READ_PCT > 0 ? join(here, 'session-mix.lua') : join(WORKLOAD, 'session.lua');
 const CLIENT = join(WORKLOAD, 'client.mjs');
 const client = workloadClient(CLIENT);
 const APP = join(root, 'examples', 'counter', 'app.mjs');
@@ -632,7 +644,7 @@ function wrk(ports, cookies, seconds) {
     '--',
     cookies,
     String(PAYLOAD),
-    '0',
+    String(READ_PCT),
   ];
   const env = { ...process.env };
   if (ports.length > 1) env.WRK_PORTS = ports.join(',');
@@ -644,7 +656,14 @@ function wrk(ports, cookies, seconds) {
 async function startRow(row, tmp, profDir) {
   if (row.clowder) {
     const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-    const servers = await startClowder(row.nodes, row.send, { execArgv, tag: row.id, script: row.script });
+    // /app/read declared read-only, as an application configures its read endpoints (only the
+    // read-mostly mix and the count check send it).
+    const servers = await startClowder(row.nodes, row.send, {
+      execArgv,
+      tag: row.id,
+      script: row.script,
+      readOnlyFilter: READ_ONLY,
+    });
     return { servers, redis: undefined };
   }
   const ports = await freePorts(row.nodes + (row.store === 'redis' ? 1 : 0));
@@ -707,7 +726,8 @@ async function measureRow(row, tmp, profile) {
     // (wrk does not count those still in flight when it stops); summed over every node.
     const served = async () =>
       (await Promise.all(servers.map((s) => clowderStats(s.port)))).reduce(
-        (a, st) => a + (st.sessions?.[0]?.requests ?? NaN),
+        // Reads on /app/read (read-only) are counted apart: what began here are increments.
+        (a, st) => a + (st.sessions?.[0]?.requests ?? NaN) - (st.sessions?.[0]?.readOnlyRequests ?? 0),
         0,
       );
     const served0 = row.clowder ? await served() : undefined;
@@ -756,9 +776,14 @@ async function measureRow(row, tmp, profile) {
     };
     if (row.counts !== false) {
       const counted = after.sum - before.sum;
-      const acknowledged = r.requests - out.non2xx;
+      // Write-only: every acknowledged request is an increment. Mixed: session-mix.lua counted the
+      // acknowledged counter responses.
+      const writes = READ_PCT > 0 ? r.writes : r.requests;
+      if (!Number.isFinite(writes)) throw new Error(`wrk printed no writes= count: ${resultLine}`);
+      const acknowledged = READ_PCT > 0 ? writes : r.requests - out.non2xx;
+      out.writes = writes;
       out.counted = counted;
-      out.rawDiff = counted - r.requests; // legit: 0..connections (served, but still in flight for wrk)
+      out.rawDiff = counted - writes; // legit: 0..connections (served, but still in flight for wrk)
       out.lost = Math.max(0, acknowledged - counted);
       if (row.clowder) {
         // Informational upper bound: every request the nodes began (also those wrk cut off while
@@ -1167,7 +1192,7 @@ function targets(results, extras, refs) {
     add(
       `0 lost increments: ${r.row}`,
       r.lost === 0 && agree,
-      `${r.lost} lost (raw after-before-requests ${r.rawDiff}; began-counted ${r.lostExact} of ${r.served} begun)${agree ? '' : `; replica sums differ: ${r.replicaSums.join('/')}`}`,
+      `${r.lost} lost (raw after-before-increments ${r.rawDiff}; began-counted ${r.lostExact} of ${r.served} begun)${agree ? '' : `; replica sums differ: ${r.replicaSums.join('/')}`}`,
     );
   }
   if (extras.lag)
@@ -1200,8 +1225,8 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     '',
   );
   L.push(
-    `Workload: the counter app (/work/shared/workload), ${SESSIONS} sessions, \`wrk -t2 -c${CONNECTIONS} -d${DURATION_S}s --timeout 5s -s session.lua -- cookies ${PAYLOAD} 0\` ` +
-      `(write-only, 1 KiB payload; -t<n> with WRK_PORTS for rows of more than two servers) after a ${WARMUP_S} s warm-up; ${REPS} round(s), every row once per round (req/s, x Map and x Redis: medians, the ratios taken within each round; the other columns: the row's median round; lost and errors: its worst round). ` +
+    `Workload: the counter app (/work/shared/workload), ${SESSIONS} sessions, \`wrk -t2 -c${CONNECTIONS} -d${DURATION_S}s --timeout 5s -s ${READ_PCT > 0 ? 'bench/compare/session-mix.lua' : 'session.lua'} -- cookies ${PAYLOAD} ${READ_PCT}\` ` +
+      `(${READ_PCT > 0 ? `${READ_PCT} % GET /app/read, the rest increments (lost = acknowledged increments, counted by the script, minus the sessions' growth); clowder nodes declare /app/read read-only (readOnlyFilter ${READ_ONLY})` : 'write-only'}, 1 KiB payload; -t<n> with WRK_PORTS for rows of more than two servers) after a ${WARMUP_S} s warm-up; ${REPS} round(s), every row once per round (req/s, x Map and x Redis: medians, the ratios taken within each round; the other columns: the row's median round; lost and errors: its worst round). ` +
       `CPU = utime+stime of every server process and redis-server during the measured run, per request; RSS = their sum at its end. ` +
       `x Map / x Redis = req/s over the Map-session row / the fastest Redis-backed row${refs.fastestRedis ? ` (${refs.fastestRedis.row})` : ''}. ` +
       'lost = acknowledged increments missing from the sessions (raw = after - before - requests; 0..connections is requests still in flight when wrk stopped, ' +

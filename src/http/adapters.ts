@@ -51,7 +51,8 @@ export function sessionMiddleware(
       notReady(res);
       return;
     }
-    const rs = new RequestSession(manager, config, req, res, pathOf(req.url));
+    // The filters see the whole path, as on a node: Express strips its mount path from req.url.
+    const rs = new RequestSession(manager, config, req, res, pathOf((req as AnyRequest).originalUrl ?? req.url));
     (req as AnyRequest)[kSession] = rs;
     decorate(req, rs);
     replicateBeforeEnd(res, rs);

@@ -1,7 +1,8 @@
 // Row "clowder-express": clowder's express-session compatibility path — an Express 5 app with
 // clowder's session middleware (library mode: createSessions(...).middleware()) in place of
 // express-session + a store, the same routes as express.mjs. A node of a clowder cluster.
-// Extra BENCH_SERVER keys: clusterPort, members (host:port list), domain, send ("async" | "sync").
+// Extra BENCH_SERVER keys: clusterPort, members (host:port list), domain, send ("async" | "sync"),
+// readOnlyFilter (sessions.readOnlyFilter).
 // Also answers GET /_clowder/stats (the channel's and the manager's counters, the shape the
 // clowder node serves) for the harness's membership wait and request counts.
 import express from 'express';
@@ -16,7 +17,11 @@ const sessions = createSessions(
       receiver: { address: '127.0.0.1', port: cfg.clusterPort, autoBind: 1 },
       membership: { type: 'static', members: cfg.members ?? [] },
     },
-    sessions: { contextPath: '/app', sendOptions: cfg.send ?? 'async' },
+    sessions: {
+      contextPath: '/app',
+      sendOptions: cfg.send ?? 'async',
+      ...(cfg.readOnlyFilter ? { readOnlyFilter: cfg.readOnlyFilter } : {}),
+    },
   },
   { logger: silentLogger },
 );

@@ -49,6 +49,18 @@ function connect(...handlers: Handler[]): (req: IncomingMessage, res: ServerResp
   };
 }
 
+/** Express-style mounting: req.url loses the prefix, req.originalUrl keeps the whole URL. */
+function stripMount(prefix: string): Handler {
+  return (req, _res, next) => {
+    const url = req.url ?? '/';
+    if (url.startsWith(`${prefix}/`)) {
+      (req as IncomingMessage & { originalUrl?: string }).originalUrl = url;
+      req.url = url.slice(prefix.length);
+    }
+    next();
+  };
+}
+
 function attrsOf(req: SessionRequest): Record<string, unknown> | null {
   const s = req.getSession(false);
   if (s === undefined) return null;
@@ -69,6 +81,7 @@ function app(other: () => DeltaManager) {
       case '/ro/attrs':
         return json(res, 200, { id: req.getSession(false)?.id ?? null, attrs: attrsOf(req) });
       case '/ro/set':
+      case '/w/set':
         // Throws on a read-only path: the adapter's error handling answers 500.
         req.session[q.get('name') ?? 'k'] = q.get('value');
         return json(res, 200, { id: req.session.id });
@@ -154,13 +167,16 @@ describe('library mode: createSessions() with handler() and middleware()', () =>
   let notReady: HttpResponse[] = [];
 
   before(async () => {
-    const sessions = { readOnlyFilter: '^/ro/' };
+    // /mnt/w/… is read-only only as a whole path: behind a mount that strips /mnt (as Express's
+    // app.use('/mnt', …) does) the middleware must test req.originalUrl.
+    const sessions = { readOnlyFilter: '^/ro/|^/mnt/w/' };
     x = createSessions({ channel: channel('x'), sessions }, { logger: silentLogger });
     y = createSessions({ channel: channel('y'), sessions }, { logger: silentLogger });
     // X: node:http listener; Y: middleware in a connect-style chain. Both listen before start().
     serverX = createServer(x.handler(app(() => y.manager)));
     serverY = createServer(
       connect(
+        stripMount('/mnt'),
         y.middleware(),
         app(() => x.manager),
       ),
@@ -283,6 +299,16 @@ describe('library mode: createSessions() with handler() and middleware()', () =>
       if (otherPort === py) assert.match(refused.body, /cannot change session attribute "r".*readOnlyFilter/);
       for (const m of [x.manager, y.manager]) assert.equal(m.sessions.get(id)?.getAttribute('r'), '1');
     });
+
+    if (where === 'middleware')
+      test('the middleware matches readOnlyFilter against the whole path, before a mount stripped it', async () => {
+        const created = await get(py, '/set?name=m&value=1');
+        const cookie = sessionCookie(created)!;
+        const refused = await get(py, '/mnt/w/set?name=m&value=2', cookie);
+        assert.equal(refused.status, 500);
+        assert.match(refused.body, /readOnlyFilter/);
+        assert.equal(y.manager.sessions.get(idOf(cookie))?.getAttribute('m'), '1');
+      });
 
     test(`save() (${where}) resolves and sends the change before the response ends`, async () => {
       const first = await get(port(), '/set?name=k&value=v');
