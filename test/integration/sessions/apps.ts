@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import type { DeltaManager, RequestListener, SessionHandle } from '../../../src/index.js';
-import { COUNTER_APP, type SessionRequest } from '../../helpers/http.js';
+import { COUNTER_APP, type SessionRequest, type StartOptions } from '../../helpers/http.js';
 
 /** A DeltaManager counter by name. */
 export function stat(m: DeltaManager, key: string): number {
@@ -234,3 +234,12 @@ export const probe: RequestListener = async (req, res) => {
       return counter(req, res);
   }
 };
+
+/** The usual pair of applications: the counter example at /app and the probe at /probe. */
+export const COUNTER_AND_PROBE: NonNullable<StartOptions['apps']> = [
+  { path: '/app', module: COUNTER_APP },
+  { path: '/probe', app: probe },
+];
+/** Their indexes in a node's managers (managerOf(node, APP | PROBE)). */
+export const APP = 0;
+export const PROBE = 1;

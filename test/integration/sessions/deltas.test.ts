@@ -9,7 +9,6 @@ import { after, before, describe, test } from 'node:test';
 import { type ConflictInfo, type DeltaManager, encode, type Member } from '../../../src/index.js';
 import { Msg } from '../../../src/session/messages.js';
 import {
-  COUNTER_APP,
   CookieJar,
   countOf,
   field,
@@ -22,10 +21,7 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe, received, rendezvous, stat } from './apps.js';
-
-const APP = 0;
-const PROBE = 1;
+import { APP, COUNTER_AND_PROBE, PROBE, probe, received, rendezvous, stat } from './apps.js';
 
 /** [DELTA, ctx, id, base, version, names, values, removed, maxInactive] */
 function delta(
@@ -49,10 +45,7 @@ describe('message ordering (ownership none)', () => {
   before(async () => {
     // ownership "none": Tomcat's behaviour, two nodes may serve one session at the same time.
     cluster = await startNodes(2, {
-      apps: [
-        { path: '/app', module: COUNTER_APP },
-        { path: '/probe', app: probe },
-      ],
+      apps: COUNTER_AND_PROBE,
       sessions: { ownership: 'none' },
     });
     pa = portOf(cluster.node('a'));
@@ -260,10 +253,7 @@ describe('ownership migrate (the default): one node serves a session at a time',
   let pb: number;
   before(async () => {
     cluster = await startNodes(2, {
-      apps: [
-        { path: '/app', module: COUNTER_APP },
-        { path: '/probe', app: probe },
-      ],
+      apps: COUNTER_AND_PROBE,
     });
     pa = portOf(cluster.node('a'));
     pb = portOf(cluster.node('b'));

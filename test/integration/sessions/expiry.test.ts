@@ -7,7 +7,6 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DestroyReason, Session } from '../../../src/index.js';
 import {
-  COUNTER_APP,
   CookieJar,
   countOf,
   field,
@@ -20,10 +19,7 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe } from './apps.js';
-
-const APP = 0;
-const PROBE = 1;
+import { APP, COUNTER_AND_PROBE, PROBE } from './apps.js';
 
 describe('expiry (processExpiresFrequency 1 s)', () => {
   let cluster: TestCluster;
@@ -31,10 +27,7 @@ describe('expiry (processExpiresFrequency 1 s)', () => {
   let pb: number;
   before(async () => {
     cluster = await startNodes(2, {
-      apps: [
-        { path: '/app', module: COUNTER_APP },
-        { path: '/probe', app: probe },
-      ],
+      apps: COUNTER_AND_PROBE,
       sessions: { processExpiresFrequency: 1 },
     });
     pa = portOf(cluster.node('a'));

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  COUNTER_APP,
   CookieJar,
   countOf,
   get,
@@ -20,10 +19,7 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe, received, rendezvous, stat } from './apps.js';
-
-const APP = 0;
-const PROBE = 1;
+import { APP, COUNTER_AND_PROBE, PROBE, received, rendezvous, stat } from './apps.js';
 
 describe('read-only paths (sessions.readOnlyFilter)', () => {
   let cluster: TestCluster;
@@ -31,10 +27,7 @@ describe('read-only paths (sessions.readOnlyFilter)', () => {
   let pb: number;
   before(async () => {
     cluster = await startNodes(2, {
-      apps: [
-        { path: '/app', module: COUNTER_APP },
-        { path: '/probe', app: probe },
-      ],
+      apps: COUNTER_AND_PROBE,
       sessions: { readOnlyFilter: '^/(app/read|probe/ro/)', accessedIntervalMs: 100 },
     });
     pa = portOf(cluster.node('a'));

@@ -21,10 +21,8 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe } from './apps.js';
+import { APP, COUNTER_AND_PROBE, PROBE, probe } from './apps.js';
 
-const APP = 0;
-const PROBE = 1;
 const LOCAL = 2;
 const FILTERED = 3;
 
@@ -41,8 +39,7 @@ describe('replication between two nodes', () => {
   before(async () => {
     cluster = await startNodes(2, {
       apps: [
-        { path: '/app', module: COUNTER_APP },
-        { path: '/probe', app: probe },
+        ...COUNTER_AND_PROBE,
         { path: '/local', app: probe, distributable: false },
         { path: '/filtered', app: probe, sessions: { replicationFilter: '^/filtered/static/' } },
       ],

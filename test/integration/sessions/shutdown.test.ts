@@ -4,18 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import {
-  COUNTER_APP,
-  CookieJar,
-  countOf,
-  get,
-  managerOf,
-  portOf,
-  startNodes,
-  type TestCluster,
-} from '../../helpers/http.js';
+import { CookieJar, countOf, get, managerOf, portOf, startNodes, type TestCluster } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe, rendezvous } from './apps.js';
+import { COUNTER_AND_PROBE, rendezvous } from './apps.js';
 
 /** `n` sessions made on A through HTTP (counter once each), and waited for on B without touching them there. */
 async function sessionsOnA(cluster: TestCluster, n: number): Promise<CookieJar[]> {
@@ -83,10 +74,7 @@ describe('graceful stop', () => {
 
   test('a request in flight when stop() is called finishes, and its change reaches B', async () => {
     cluster = await startNodes(2, {
-      apps: [
-        { path: '/app', module: COUNTER_APP },
-        { path: '/probe', app: probe },
-      ],
+      apps: COUNTER_AND_PROBE,
     });
     const a = cluster.node('a');
     const b = cluster.node('b');

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  COUNTER_APP,
   CookieJar,
   countOf,
   get,
@@ -19,7 +18,7 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { probe } from './apps.js';
+import { COUNTER_AND_PROBE, probe } from './apps.js';
 
 const ROUNDS = 50;
 
@@ -89,10 +88,7 @@ describe('synchronous replication', () => {
   let cluster: TestCluster;
   before(async () => {
     cluster = await startNodes(2, {
-      apps: [
-        { path: '/app', module: COUNTER_APP },
-        { path: '/probe', app: probe },
-      ],
+      apps: COUNTER_AND_PROBE,
       sessions: { sendOptions: 'sync' },
     });
   });
