@@ -216,6 +216,15 @@ const ROWS = [
 const EXTRAS = ['lag', 'failover', 'transfer'];
 /** sessions.readOnlyFilter of the lag cluster: the counter app's read endpoint. */
 const READ_ONLY = '^/app/read$';
+/** The lag probe's side clusters (keys of its result) and how the report names them. */
+const LAG_SIDES = [
+  [
+    'handover',
+    '/app/read not declared read-only (n2 takes the session over from n1 before it reads, n1 takes it back for the next write; same probe)',
+  ],
+  ['two', '2 nodes, /app/read read-only (the same probe without a third node to wake on each write)'],
+  ['none', "ownership none (Tomcat's behaviour: n2 reads its replica at once, no hand-over; same probe)"],
+];
 const FILTER = typeof args.rows === 'string' ? args.rows.split(',').filter(Boolean) : undefined;
 const selected = (id) => FILTER === undefined || FILTER.some((f) => id === f || id.startsWith(f));
 const RUN_ROWS = ROWS.filter((r) => selected(r.id));
@@ -1267,18 +1276,13 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
       L.push(
         `| replication lag, async 3 nodes, /app/read declared read-only (sessions.readOnlyFilter ${READ_ONLY}; client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
       );
-    if (extras.lag?.handover)
+    for (const [key, what] of LAG_SIDES) {
+      const x = extras.lag?.[key];
+      if (x === undefined) continue;
       L.push(
-        `| replication lag, /app/read not declared read-only (n2 takes the session over from n1 before it reads, n1 takes it back for the next write; same probe) | ${extras.lag.handover.stale} stale (${fx(extras.lag.handover.stalePct, 1)} %), read-after-write p50 ${extras.lag.handover.p50} ms, p99 ${extras.lag.handover.p99} ms, ${extras.lag.handover.errors} errors${extras.lag.handoverRounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.handoverRounds.join(', ')}` : ''} |`,
+        `| replication lag, ${what} | ${x.stale} stale (${fx(x.stalePct, 1)} %, worst round ${fx(x.worstStalePct, 1)} %), read-after-write p50 ${x.p50} ms, p99 ${x.p99} ms, ${x.errors} errors${x.rounds.length > 1 ? `; rounds p50/p99 ${x.rounds.join(', ')}` : ''} |`,
       );
-    if (extras.lag?.two)
-      L.push(
-        `| replication lag, 2 nodes, /app/read read-only (the same probe without a third node to wake on each write) | ${extras.lag.two.stale} stale (${fx(extras.lag.two.stalePct, 1)} %), read-after-write p50 ${extras.lag.two.p50} ms, p99 ${extras.lag.two.p99} ms, ${extras.lag.two.errors} errors${extras.lag.twoRounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.twoRounds.join(', ')}` : ''} |`,
-      );
-    if (extras.lag?.none)
-      L.push(
-        `| replication lag, ownership none (Tomcat's behaviour: n2 reads its replica at once, no hand-over; same probe) | ${extras.lag.none.stale} stale (${fx(extras.lag.none.stalePct, 1)} %, worst round ${fx(extras.lag.noneStaleMaxPct, 1)} %), read-after-write p50 ${extras.lag.none.p50} ms, p99 ${extras.lag.none.p99} ms, ${extras.lag.none.errors} errors |`,
-      );
+    }
     if (extras.failover)
       L.push(
         `| failure detection: SIGKILL of ${extras.failover.killed}, until /_clowder/stats shows one member less (polled every 5 ms) | ${extras.failover.detect.map((s) => `${s.node} ${fx(s.ms, 1)} ms`).join(', ')} |`,
@@ -1399,17 +1403,15 @@ if (extraRounds.lag.length) {
   extras.lag.stale = stalest.stale;
   extras.lag.stalePct = stalest.stalePct;
   extras.lag.errors = Math.max(...extraRounds.lag.map((l) => l.errors));
-  const none = extraRounds.lag.map((l) => l.none).filter(Boolean);
-  if (none.length) extras.lag.noneStaleMaxPct = Math.max(...none.map((n) => n.stalePct));
-  const two = extraRounds.lag.map((l) => l.two).filter(Boolean);
-  if (two.length) {
-    extras.lag.two = pickMedian(two, (l) => l.p99);
-    extras.lag.twoRounds = two.map((l) => `${l.p50}/${l.p99}`);
-  }
-  const handover = extraRounds.lag.map((l) => l.handover).filter(Boolean);
-  if (handover.length) {
-    extras.lag.handover = pickMedian(handover, (l) => l.p99);
-    extras.lag.handoverRounds = handover.map((l) => `${l.p50}/${l.p99}`);
+  // The side clusters: each its own median round (by p99), its rounds and its worst staleness.
+  for (const [key] of LAG_SIDES) {
+    const list = extraRounds.lag.map((l) => l[key]).filter(Boolean);
+    if (list.length === 0) continue;
+    extras.lag[key] = {
+      ...pickMedian(list, (l) => l.p99),
+      rounds: list.map((l) => `${l.p50}/${l.p99}`),
+      worstStalePct: Math.max(...list.map((l) => l.stalePct)),
+    };
   }
 }
 if (extraRounds.failover.length) extras.failover = [...extraRounds.failover].sort((a, b) => b.maxMs - a.maxMs)[0]; // the slowest detection

@@ -162,9 +162,7 @@ export class RequestSession implements HandleHost {
     const s = this.session;
     if (s === undefined || !this.#started) return pending;
     this.#started = false;
-    let sent: Promise<void> | undefined;
-    if (this.readOnly) this.manager.readCompleted(s);
-    else sent = this.manager.requestCompleted(s, this.#replicate);
+    let sent = this.#completed(s, this.#replicate);
     // Ended with the turn's other responses, after the turn's replication batch (see batchResponses).
     if (sent === undefined && this.config.batchResponses) sent = this.manager.turnWritten();
     return pending === undefined ? sent : sent === undefined ? pending : Promise.all([pending, sent]).then(() => {});
@@ -179,8 +177,14 @@ export class RequestSession implements HandleHost {
   #end(s: Session): void {
     if (!this.#started) return;
     this.#started = false;
-    if (this.readOnly) this.manager.readCompleted(s);
-    else this.manager.requestCompleted(s, false);
+    this.#completed(s, false);
+  }
+
+  /** Tells the manager this request is done with `s`; a read-only one changed nothing. */
+  #completed(s: Session, replicate: boolean): Promise<void> | undefined {
+    if (!this.readOnly) return this.manager.requestCompleted(s, replicate);
+    this.manager.readCompleted(s);
+    return undefined;
   }
 
   #live(): Session {

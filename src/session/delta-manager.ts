@@ -312,12 +312,22 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       s.releaseDecoded();
       if (s.waiters !== undefined) this.#ownership?.handOver(s);
     }
-    if (!s.announced || now - s.accessReplicatedAt < this.#accessedInterval(s)) return;
+    if (!s.announced) return;
     const members = this.#members();
-    if (members.length === 0) return;
+    if (members.length > 0) this.#sendAccessed(s, now, members, true);
+  }
+
+  /**
+   * Tells the members that `s` was used without a change, at most every accessedInterval, so that
+   * they do not expire it. `readOnly`: the sender did not take it over (the owner stays the owner).
+   */
+  #sendAccessed(s: Session, now: number, members: Member[], readOnly: boolean): void {
+    if (now - s.accessReplicatedAt < this.#accessedInterval(s)) return;
     s.accessReplicatedAt = now;
     this.#counters.accessedSent++;
-    this.#send(members, [Msg.ACCESSED, this.contextName, s.id, now, true], false);
+    const message: unknown[] = [Msg.ACCESSED, this.contextName, s.id, now];
+    if (readOnly) message.push(true);
+    this.#send(members, message, false);
   }
 
   /** Whether `route` is this node's or a current member's (a cookie naming it needs no re-homing). */
@@ -375,14 +385,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     } else if (s.dirty !== undefined || s.maxInactiveDirty) {
       message = this.#deltaMessage(s);
     } else {
-      if (now - s.accessReplicatedAt < this.#accessedInterval(s)) return undefined;
-      s.accessReplicatedAt = now;
-      if (members.length === 0) return undefined;
-      this.#counters.accessedSent++;
-      return this.#send(members, [Msg.ACCESSED, this.contextName, s.id, now], false);
+      this.#sendAccessed(s, now, members, false);
+      return undefined;
     }
     s.accessReplicatedAt = now;
-    if (members.length === 0) return undefined;
     this.#counters.replications++;
     let bytes = 0;
     for (const v of message[message[0] === Msg.CREATED ? 7 : 6] as (Buffer | Nested)[]) bytes += wireSize(v);
