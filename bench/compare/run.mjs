@@ -12,6 +12,9 @@
 //   map             hand-written in-memory Map sessions on node:http: the ceiling for a session layer
 //   map-batched     the same, each response ended at the end of the event-loop turn with the turn's
 //                   others, as clowder's batchResponses (default) does: the ceiling like for like
+//   map-replicated  3 Map servers, each pushing every change to the others (JSON frames, one write
+//                   per peer per turn; map-peers.mjs), wrk spread: the replication ceiling (no
+//                   ownership, so concurrent writes on two nodes lose increments: not a target row)
 //   express-mem     express 5 + express-session MemoryStore
 //   express-redis   express + express-session + connect-redis, one process
 //   express-redis2  two express processes + connect-redis sharing one redis-server (wrk over both)
@@ -26,12 +29,16 @@
 //   (BackupManager rows are printed as n/a until it exists)
 // and measurements (also selected by --rows; all run by default):
 //   lag             fresh async 3-node cluster with /app/read declared read-only (readOnlyFilter):
-//                   client.mjs lag, write on A, read on B at once (stale reads show how far
-//                   replication trails the client's next request); the same probe reading on A,
-//                   and on bare node:http: one server, and written on one and read on another (the
-//                   floors); on a cluster where /app/read is not read-only (B takes the session
-//                   over before it reads); on one with ownership: none (Tomcat's behaviour); and
-//                   on 2 nodes with /app/read read-only (no third node waking on each write)
+//                   the shared probe (client.mjs lag, mirrored by lag-client.mjs), write on A, read
+//                   on B at once (stale reads show how far replication trails the client's next
+//                   request), and the replication lag itself: when B applied each write (its
+//                   attribute listener) after the client had A's answer, on the host's monotonic
+//                   clock; the same probe reading on A, and on bare node:http: one server, and
+//                   written on one and read on another (the read's floors); on 3 map-replicated
+//                   servers (the replication floor); on a cluster where /app/read is not read-only
+//                   (B takes the session over before it reads); on one with ownership: none
+//                   (Tomcat's behaviour); and on 2 nodes with /app/read read-only (no third node
+//                   waking on each write)
 //   failover        same cluster: SIGKILL node C, time until A's and B's /_clowder/stats show one
 //                   member less (polled every 5 ms)
 //   transfer        A holds --transfer-sessions (100,000) sessions of 1 KiB; B joins: B's
@@ -83,7 +90,7 @@ import {
   run,
   workloadClient,
 } from '../lib/proc.mjs';
-import { median } from '../lib/stats.mjs';
+import { median, percentile } from '../lib/stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -148,6 +155,13 @@ const ROWS = [
     script: 'map.mjs',
     nodes: 1,
     batch: true,
+  },
+  {
+    id: 'map-replicated',
+    label: 'in-memory Map sessions pushing every change to 2 peers (the replication ceiling), 3 nodes',
+    script: 'map.mjs',
+    nodes: 3,
+    replicated: true,
   },
   {
     id: 'express-mem',
@@ -224,6 +238,10 @@ const LAG_SIDES = [
   ],
   ['two', '2 nodes, /app/read read-only (the same probe without a third node to wake on each write)'],
   ['none', "ownership none (Tomcat's behaviour: n2 reads its replica at once, no hand-over; same probe)"],
+  [
+    'map',
+    'the replication floor: 3 Map session servers, each pushing every change to the others and nothing more (map-peers.mjs; same probe)',
+  ],
 ];
 const FILTER = typeof args.rows === 'string' ? args.rows.split(',').filter(Boolean) : undefined;
 const selected = (id) => FILTER === undefined || FILTER.some((f) => id === f || id.startsWith(f));
@@ -238,6 +256,7 @@ const RUN_ORDER = [
   'bare',
   'map',
   'map-batched',
+  'map-replicated',
   'clowder-off',
   'clowder-async',
   'fastify-redis',
@@ -591,7 +610,7 @@ const NAMES = ['n1', 'n2', 'n3', 'n4'];
 async function startClowder(
   n,
   send,
-  { execArgv = [], tag = 'clowder', script = 'clowder.mjs', ownership, readOnlyFilter } = {},
+  { execArgv = [], tag = 'clowder', script = 'clowder.mjs', ownership, readOnlyFilter, visibleLog } = {},
 ) {
   const ports = await freePorts(2 * n);
   const domain = `bench-compare-${process.pid}-${domainSeq++}`;
@@ -611,6 +630,7 @@ async function startClowder(
           app: APP,
           ownership,
           readOnlyFilter,
+          visibleLog,
         },
         { execArgv, tag },
       );
@@ -675,6 +695,8 @@ async function startRow(row, tmp, profDir) {
     });
     return { servers, redis: undefined };
   }
+  if (row.replicated)
+    return { servers: await startMapReplicated(row.nodes, { tag: row.id, profDir }), redis: undefined };
   const ports = await freePorts(row.nodes + (row.store === 'redis' ? 1 : 0));
   let redis;
   const servers = [];
@@ -697,6 +719,43 @@ async function startRow(row, tmp, profDir) {
     throw err;
   }
   return { servers, redis };
+}
+
+/**
+ * `n` Map session servers, each pushing its changes to the others (map-peers.mjs), once every one
+ * is connected to every other. visibleLog: peers log when they applied each count (the lag probe).
+ */
+async function startMapReplicated(n, { tag, profDir, visibleLog = false }) {
+  const ports = await freePorts(2 * n);
+  const repl = (i) => `127.0.0.1:${ports[2 * i + 1]}`;
+  const servers = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const spec = {
+        name: NAMES[i],
+        port: ports[2 * i],
+        replPort: ports[2 * i + 1],
+        peers: Array.from({ length: n }, (_, j) => j)
+          .filter((j) => j !== i)
+          .map(repl),
+        visibleLog,
+      };
+      const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+      servers.push(new ServerProc('map.mjs', spec, { tag, execArgv }));
+    }
+    await Promise.all(servers.map((s) => s.ready));
+    const deadline = Date.now() + 10_000;
+    for (const s of servers) {
+      while ((await httpGet(s.port, '/app/health')).body?.includes(`peers=${n - 1}`) !== true) {
+        if (Date.now() > deadline) throw new Error(`${tag}: ${s.name} did not connect to its ${n - 1} peers`);
+        await sleep(20);
+      }
+    }
+  } catch (err) {
+    await stopAll(servers);
+    throw err;
+  }
+  return servers;
 }
 
 /** Sum of counts read through every server: retries (async replication settling) until all agree. */
@@ -928,10 +987,25 @@ async function lagSessions(port, file) {
   return file;
 }
 
-/** client.mjs lag: write on `writePort`, read on `readPort` at once, 1000 probes; logged as `what`. */
-async function lagProbe(writePort, readPort, cookies, what) {
-  const lag = await client('lag', { 'write-port': writePort, 'read-port': readPort, cookies, n: 1000 });
-  log(`lag ${what}: ${lag.line}`);
+const LAG_CLIENT = join(here, 'lag-client.mjs');
+let lagSeq = 0;
+
+/**
+ * The shared workload's lag probe (mirrored by lag-client.mjs): write on `writePort`, read on
+ * `readPort` at once, 1000 probes; logged as `what`. With `reader` (the clowder node behind
+ * `readPort`, started with visibleLog), also the replication lag itself: see {@link visibility}.
+ */
+async function lagProbe(writePort, readPort, cookies, what, reader) {
+  const out = `${cookies}.${lagSeq++}.writes.json`;
+  const argv = [LAG_CLIENT, '--write-port', writePort, '--read-port', readPort, '--cookies', cookies];
+  const r = await run(process.execPath, [...argv, '--n', 1000, '--out', out], 120_000);
+  if (r.code !== 0) throw new Error(`lag-client.mjs failed (${r.code}): ${r.stdout} ${r.stderr}`.trim());
+  const line = r.stdout.trim().split('\n').pop();
+  const lag = kv(line);
+  const visible = reader
+    ? visibility(JSON.parse(readFileSync(out, 'utf8')), (await reader.call('visible')).log)
+    : undefined;
+  log(`lag ${what}: ${line}${visible ? ` | ${visibleLine(visible)}` : ''}`);
   return {
     probes: lag.probes,
     fresh: lag.fresh,
@@ -940,17 +1014,57 @@ async function lagProbe(writePort, readPort, cookies, what) {
     stalePct: (100 * lag.stale) / lag.probes,
     p50: lag.read_after_write_p50_ms,
     p99: lag.p99_ms,
-    line: lag.line,
+    line,
+    ...(visible ? { visible } : {}),
   };
 }
 
+/**
+ * Replication lag as the time until visible: for each acknowledged write, when the reader applied
+ * that count (its listener's clock) minus when the client had the writer's answer (the client's
+ * clock; both CLOCK_MONOTONIC of this host). At or below 0 the value was on the reader before the
+ * client could ask for it; such probes count as 0. No HTTP read on the reader is involved, so the
+ * machine's wake-up noise for a second request does not enter it (it does for the read probe).
+ */
+function visibility(writes, applied) {
+  // Session ids without their route suffix (the Map server's bodies carry `<id>.<route>`).
+  const key = (id, count) => `${String(id).split('.')[0]} ${count}`;
+  const at = new Map(applied.map(([id, count, ns]) => [key(id, count), ns]));
+  const lags = [];
+  let ahead = 0;
+  let missing = 0;
+  for (const [id, count, ns] of writes) {
+    const t = at.get(key(id, count));
+    if (t === undefined) {
+      missing++;
+      continue;
+    }
+    const ms = (t - ns) / 1e6;
+    if (ms <= 0) ahead++;
+    lags.push(Math.max(0, ms));
+  }
+  const f = (x) => +x.toFixed(3);
+  return {
+    writes: writes.length,
+    matched: lags.length,
+    missing,
+    aheadPct: +((100 * ahead) / Math.max(1, lags.length)).toFixed(1),
+    p50: f(percentile(lags, 50)),
+    p99: f(percentile(lags, 99)),
+    max: f(percentile(lags, 100)),
+  };
+}
+
+const visibleLine = (v) =>
+  `visible on B after the write's answer: p50 ${v.p50} / p99 ${v.p99} / max ${v.max} ms, ${v.aheadPct} % before the answer reached the client, ${v.missing} of ${v.writes} never seen`;
+
 /** The lag probe (write on A, read on B) on a fresh async cluster of `n` nodes started with `options`. */
 async function lagOnCluster(tmp, tag, options, n = 3) {
-  const nodes = await startClowder(n, 'async', { tag: `lag/${tag}`, ...options });
+  const nodes = await startClowder(n, 'async', { tag: `lag/${tag}`, visibleLog: true, ...options });
   try {
     const [a, b] = nodes;
     const cookies = await lagSessions(a.port, join(tmp, `cookies-lag-${tag}.txt`));
-    return await lagProbe(a.port, b.port, cookies, `A->B, ${tag}`);
+    return await lagProbe(a.port, b.port, cookies, `A->B, ${tag}`, b);
   } finally {
     await stopAll(nodes);
   }
@@ -961,12 +1075,16 @@ async function runLagFailover(tmp) {
   // /app/read declared read-only (sessions.readOnlyFilter), as an application with read endpoints
   // configures it: B serves the read from its replica without taking the session over, so the
   // probe measures how far replication trails the client's next request.
-  const nodes = await startClowder(3, 'async', { tag: 'lag/failover', readOnlyFilter: READ_ONLY });
+  const nodes = await startClowder(3, 'async', {
+    tag: 'lag/failover',
+    readOnlyFilter: READ_ONLY,
+    visibleLog: true,
+  });
   const [a, b, c] = nodes;
   try {
     if (RUN_EXTRAS.includes('lag')) {
       const cookies = await lagSessions(a.port, join(tmp, 'cookies-lag.txt'));
-      out.lag = await lagProbe(a.port, b.port, cookies, 'A->B');
+      out.lag = await lagProbe(a.port, b.port, cookies, 'A->B', b);
       // The floor: the same probe reading on A itself (no replication involved): what a read
       // right after a write costs on this machine at all.
       const floor = await lagProbe(a.port, a.port, cookies, 'A->A (floor)');
@@ -988,6 +1106,15 @@ async function runLagFailover(tmp) {
         out.lag.bare2P99 = b2.p99;
       } finally {
         await Promise.all(bares.map((b) => b.stop()));
+      }
+      // The replication floor: Map session servers that push each change to their peers and do
+      // nothing else (map-peers.mjs), the same probe and the same visibility log.
+      const maps = await startMapReplicated(3, { tag: 'lag-floor-map', visibleLog: true });
+      try {
+        const mc = await lagSessions(maps[0].port, join(tmp, 'cookies-lag-map.txt'));
+        out.lag.map = await lagProbe(maps[0].port, maps[1].port, mc, 'Map sessions pushing to 2 peers', maps[1]);
+      } finally {
+        await stopAll(maps);
       }
       // The same probe where /app/read is an ordinary request: B takes the session over from A
       // (ACQUIRE/GRANT) before it reads, and A takes it back for the next write.
@@ -1121,8 +1248,10 @@ const REDIS_ROWS = ['express-redis', 'express-redis2', 'fastify-redis'];
 function addRatios(results) {
   const { map, fastestRedis } = fastestRefs(results);
   const mapBatched = results.find((r) => r.row === 'map-batched');
+  const mapReplicated = results.find((r) => r.row === 'map-replicated');
   for (const r of results) {
     r.xMapBatched = mapBatched ? r.rps / mapBatched.rps : NaN;
+    r.xMapReplicated = mapReplicated ? r.rps / mapReplicated.rps : NaN;
     r.xMap = map ? r.rps / map.rps : NaN;
     r.xRedis = fastestRedis ? r.rps / fastestRedis.rps : NaN;
   }
@@ -1150,6 +1279,7 @@ function aggregate(runs) {
   out.rps = median(out.runs);
   out.xMap = median(ok.map((r) => r.xMap));
   out.xMapBatched = median(ok.map((r) => r.xMapBatched));
+  out.xMapReplicated = median(ok.map((r) => r.xMapReplicated));
   out.xRedis = median(ok.map((r) => r.xRedis));
   out.errors = Math.max(...ok.map((r) => r.errors));
   if (ok.every((r) => r.lost !== undefined)) {
@@ -1194,6 +1324,13 @@ function targets(results, extras, refs) {
         .filter(Boolean)
         .join(', '),
     );
+  const mr = row('map-replicated');
+  if (mr && as)
+    add(
+      'like for like: async 3 nodes against map-replicated (Map servers pushing each change to their peers, no ownership, no checks)',
+      null,
+      `${fx(as.xMapReplicated)} x (${fmt(as.rps)} vs ${fmt(mr.rps)} req/s; map-replicated lost ${mr.lost} increments${mr.replicasAgree === false ? ' and its replicas differ' : ''}, clowder ${as.lost})`,
+    );
   if (sy && fastestRedis)
     add('clowder sync 3 nodes >= 1.2 x fastest Redis row', sy.xRedis >= 1.2, `${fx(sy.xRedis)} x`);
   for (const r of results.filter((x) => x.row.startsWith('clowder'))) {
@@ -1204,12 +1341,15 @@ function targets(results, extras, refs) {
       `${r.lost} lost (raw after-before-increments ${r.rawDiff}; began-counted ${r.lostExact} of ${r.served} begun)${agree ? '' : `; replica sums differ: ${r.replicaSums.join('/')}`}`,
     );
   }
-  if (extras.lag)
+  if (extras.lag) {
+    const v = extras.lag.visible;
+    const floor = extras.lag.map?.visible;
     add(
-      'replication lag p99 <= 1 ms (read on B, /app/read read-only, right after the write on A: >= 99 % fresh, read p99 <= 1 ms)',
-      extras.lag.stalePct <= 1 && extras.lag.p99 <= 1 && extras.lag.errors === 0,
-      `${fx(extras.lag.stalePct, 1)} % stale, read-after-write p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (floors, the same probe read on n1 itself: p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; against bare node:http: p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms, write on one bare server and read on another: p50 ${extras.lag.bare2P50} / p99 ${extras.lag.bare2P99} ms)`,
+      'replication lag p99 <= 1 ms (async 3 nodes, /app/read read-only: the write on n1 visible on n2 within 1 ms of the client having its answer, p99; >= 99 % of immediate reads on n2 fresh)',
+      v !== undefined && v.p99 <= 1 && v.missing === 0 && extras.lag.stalePct <= 1 && extras.lag.errors === 0,
+      `visible on n2 p50 ${v?.p50} / p99 ${v?.p99} ms, ${v?.missing} never seen${floor ? ` (the replication floor, Map servers pushing to their peers: p50 ${floor.p50} / p99 ${floor.p99} ms)` : ''}; the client's read on n2 right after: ${fx(extras.lag.stalePct, 1)} % stale, p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (that read's own floors: on n1 itself p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; bare node:http p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} / p99 ${extras.lag.bare2P99} ms)`,
     );
+  }
   if (extras.failover)
     add(
       'failure detection after SIGKILL <= 1 s',
@@ -1274,13 +1414,13 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     L.push('', '| measurement | result |', '|:---|:---|');
     if (extras.lag)
       L.push(
-        `| replication lag, async 3 nodes, /app/read declared read-only (sessions.readOnlyFilter ${READ_ONLY}; client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''} |`,
+        `| replication lag, async 3 nodes, /app/read declared read-only (sessions.readOnlyFilter ${READ_ONLY}; client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''}${visibleText(extras.lag.visible)} |`,
       );
     for (const [key, what] of LAG_SIDES) {
       const x = extras.lag?.[key];
       if (x === undefined) continue;
       L.push(
-        `| replication lag, ${what} | ${x.stale} stale (${fx(x.stalePct, 1)} %, worst round ${fx(x.worstStalePct, 1)} %), read-after-write p50 ${x.p50} ms, p99 ${x.p99} ms, ${x.errors} errors${x.rounds.length > 1 ? `; rounds p50/p99 ${x.rounds.join(', ')}` : ''} |`,
+        `| replication lag, ${what} | ${x.stale} stale (${fx(x.stalePct, 1)} %, worst round ${fx(x.worstStalePct, 1)} %), read-after-write p50 ${x.p50} ms, p99 ${x.p99} ms, ${x.errors} errors${x.rounds.length > 1 ? `; rounds p50/p99 ${x.rounds.join(', ')}` : ''}${visibleText(x.visible)} |`,
       );
     }
     if (extras.failover)
@@ -1395,6 +1535,24 @@ const results = RUN_ROWS.map((row) => aggregate(rounds.map((rs) => rs.find((r) =
 const refs = fastestRefs(results.filter((r) => !r.na));
 const pickMedian = (list, key) =>
   list.length === 0 ? undefined : [...list].sort((a, b) => key(a) - key(b))[(list.length - 1) >> 1];
+/** Time until visible over the rounds: medians of each round's p50/p99, the worst max, every never-seen. */
+function visibleOf(list) {
+  const v = list.map((l) => l.visible).filter(Boolean);
+  if (v.length === 0) return undefined;
+  return {
+    p50: median(v.map((x) => x.p50)),
+    p99: median(v.map((x) => x.p99)),
+    max: Math.max(...v.map((x) => x.max)),
+    aheadPct: median(v.map((x) => x.aheadPct)),
+    missing: v.reduce((a, x) => a + x.missing, 0),
+    writes: v.reduce((a, x) => a + x.writes, 0),
+    rounds: v.map((x) => `${x.p50}/${x.p99}`),
+  };
+}
+const visibleText = (v) =>
+  v === undefined
+    ? ''
+    : `; **visible on n2 after the client had n1's answer: p50 ${v.p50} ms, p99 ${v.p99} ms** (max ${v.max} ms; ${v.aheadPct} % applied before the answer reached the client; ${v.missing} of ${v.writes} writes never seen${v.rounds.length > 1 ? `; rounds p50/p99 ${v.rounds.join(', ')}` : ''})`;
 const extras = {};
 if (extraRounds.lag.length) {
   extras.lag = { ...pickMedian(extraRounds.lag, (l) => l.p99), rounds: extraRounds.lag.map((l) => [l.p50, l.p99]) };
@@ -1403,6 +1561,7 @@ if (extraRounds.lag.length) {
   extras.lag.stale = stalest.stale;
   extras.lag.stalePct = stalest.stalePct;
   extras.lag.errors = Math.max(...extraRounds.lag.map((l) => l.errors));
+  extras.lag.visible = visibleOf(extraRounds.lag);
   // The side clusters: each its own median round (by p99), its rounds and its worst staleness.
   for (const [key] of LAG_SIDES) {
     const list = extraRounds.lag.map((l) => l[key]).filter(Boolean);
@@ -1411,6 +1570,7 @@ if (extraRounds.lag.length) {
       ...pickMedian(list, (l) => l.p99),
       rounds: list.map((l) => `${l.p50}/${l.p99}`),
       worstStalePct: Math.max(...list.map((l) => l.stalePct)),
+      visible: visibleOf(list),
     };
   }
 }

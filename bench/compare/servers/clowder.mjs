@@ -23,9 +23,24 @@ const node = createClusterNode(
 
 const fill = (n, payload) => fillSessions(node.managers[0], n, payload);
 
+// The lag probe's visibility log (cfg.visibleLog, lag clusters only): when this node applied each
+// replicated `count`, on the host's monotonic clock, for run.mjs to match against the moment the
+// client had the writer's answer (lag-client.mjs). The listener runs where the delta is applied, so
+// the value is visible to this node's next request from then on.
+// Registered once started (the node creates its managers in start()), before any session exists.
+const visible = [];
+function logVisibility() {
+  const record = (s, name, value, replicated) => {
+    if (replicated && name === 'count') visible.push([s.id, value, Number(process.hrtime.bigint())]);
+  };
+  node.managers[0].on('attributeAdded', record);
+  node.managers[0].on('attributeReplaced', record);
+}
+
 const handlers = {
   fill: (m) => fill(m.n, m.payload ?? 1024),
   stats: () => ({ stats: node.stats() }),
+  visible: () => ({ log: visible.splice(0) }),
 };
 process.on('message', async (m) => {
   if (m?.id === undefined) return;
@@ -42,6 +57,7 @@ onShutdown(() => node.stop());
 try {
   const t0 = performance.now();
   await node.start();
+  if (cfg.visibleLog) logVisibility();
   ready({ startMs: performance.now() - t0 });
 } catch (err) {
   failed(err);
