@@ -4,11 +4,17 @@
 // (71.0k req/s on a quiet machine), so the clowder rows of one run can be read against the machine
 // of that moment.
 //
+// With peers (BENCH_NODE members beyond its own clusterPort), the replication floor: every request
+// that used a session pushes the session's count and payload to the peers (bench/lib/map-peers.mjs),
+// the turn's changes in one write per peer before the turn's responses end (as clowder's
+// batchResponses orders them); peers apply them to their Map.
+//
 // Same contract as node.mjs: configuration in BENCH_NODE ({ name, httpPort, app }), sends
 // { type: 'ready', pid } over IPC, answers { id, cmd: 'stop' | 'stats' | 'mem' }, exits when the IPC
 // channel closes.
 import { randomBytes } from 'node:crypto';
 import { createServer, IncomingMessage } from 'node:http';
+import { MapPeers } from '../lib/map-peers.mjs';
 
 const cfg = JSON.parse(process.env.BENCH_NODE ?? '{}');
 process.on('disconnect', () => process.exit(0));
@@ -60,10 +66,54 @@ const server = createServer({ IncomingMessage: Req }, (req, res) => {
   }
   req.url = url.length === 4 ? '/' : url.slice(4);
   req._res = res;
+  if (peers !== undefined) holdEnd(req, res);
   app(req, res);
 });
+
+// ---- replication (the floor rows) ----
+const peerList = (cfg.members ?? []).filter((m) => m !== `127.0.0.1:${cfg.clusterPort}`);
+const peers =
+  peerList.length > 0
+    ? new MapPeers({
+        port: cfg.clusterPort,
+        peers: peerList,
+        apply: ([id, count, payload]) => {
+          if (count === null) {
+            sessions.delete(id);
+            return;
+          }
+          let s = sessions.get(id);
+          if (s === undefined) sessions.set(id, (s = new MapSession(id)));
+          s.count = count;
+          s.payload = payload;
+        },
+      })
+    : undefined;
+/** Responses of this turn: [res, end arguments] pairs, ended after the turn's changes were written. */
+let held = [];
+
+function holdEnd(req, res) {
+  const end = res.end;
+  res.end = (...args) => {
+    const s = req._session;
+    if (s !== undefined) peers.push(sessions.has(s.id) ? [s.id, s.count, s.payload] : [s.id, null]);
+    if (held.push(end, res, args) === 3) setImmediate(endHeld);
+    return res;
+  };
+}
+
+function endHeld() {
+  peers.flush();
+  const h = held;
+  held = [];
+  for (let i = 0; i < h.length; i += 3) h[i].apply(h[i + 1], h[i + 2]);
+}
 server.keepAliveTimeout = 5000;
 await new Promise((resolve) => server.listen(cfg.httpPort, '127.0.0.1', resolve));
+if (peers !== undefined) {
+  await peers.start();
+  await peers.allConnected();
+}
 
 process.on('message', (m) => {
   if (m?.cmd === 'stop') {
@@ -75,4 +125,4 @@ process.on('message', (m) => {
   else if (m?.cmd === 'mem') process.send({ id: m.id, ok: true, gc: false, mem: process.memoryUsage() });
   else process.send({ id: m?.id, ok: false, error: `unknown command ${m?.cmd}` });
 });
-process.send({ type: 'ready', pid: process.pid, startMs: 0, peers: 0 });
+process.send({ type: 'ready', pid: process.pid, startMs: 0, peers: peers?.connected ?? 0 });

@@ -24,6 +24,9 @@
 //           of the off row's req/s of the same repetition (wrk's delay(): each connection waits
 //           64 / rate between requests): the p99 replication adds at a load A can carry, which is
 //           how a production node runs; ratios to off-paced
+//   map-paced, map1-paced   calibration at the same paced load: the Map session alone, and pushing
+//           each change to one peer (bench/lib/map-peers.mjs): the p99 the least possible
+//           replication adds on this machine; ratios to map-paced
 // Each repetition runs every row once, in that order, on fresh nodes: create --sessions sessions
 // (client.mjs mksessions), a wrk warm-up, sumcounts, the measured wrk run, sumcounts (lost
 // increments = requests - counted), the A->B lag probe (async1, sync1), a replica check (every
@@ -130,6 +133,22 @@ const ALL_ROWS = [
   { id: 'async1-c1', label: 'async, 1 peer, 1 connection', nodes: 2, send: 'async', connections: 1, base: 'off-c1' },
   { id: 'off-paced', label: 'replication off, paced', nodes: 1, send: 'async', paced: true, base: 'off-paced' },
   { id: 'async1-paced', label: 'async, 1 peer, paced', nodes: 2, send: 'async', paced: true, base: 'off-paced' },
+  {
+    id: 'map-paced',
+    label: 'calibration: Map session, paced',
+    nodes: 1,
+    script: 'map-node.mjs',
+    paced: true,
+    base: 'map-paced',
+  },
+  {
+    id: 'map1-paced',
+    label: 'calibration: Map session pushing each change to 1 peer, paced',
+    nodes: 2,
+    script: 'map-node.mjs',
+    paced: true,
+    base: 'map-paced',
+  },
   {
     id: 'async1-mac',
     label: 'async, 1 peer, cluster key, MAC only',
@@ -729,6 +748,13 @@ function targets(rows, transfer, memory) {
       `${a.p99Added.toFixed(2)} ms (p99 ${s('off-c1').p99.toFixed(2)} -> ${a.p99.toFixed(2)} ms; ${a.rpsRatio.toFixed(2)} x req/s)`,
     );
   }
+  // The same load on the hand-written Map session, alone and pushing each change to one peer
+  // (bench/lib/map-peers.mjs): what the least possible replication adds on this machine.
+  const floorText = () => {
+    const m = s('map1-paced');
+    if (!m || !s('map-paced')) return '';
+    return `; the replication floor at the same load, Map session pushing each change to 1 peer: +${m.p99Added.toFixed(2)} ms (p99 ${s('map-paced').p99.toFixed(2)} -> ${m.p99.toFixed(2)} ms)`;
+  };
   if (s('off-paced') && s('async1-paced')) {
     const a = s('async1-paced');
     const o = s('off-paced');
@@ -736,7 +762,7 @@ function targets(rows, transfer, memory) {
       `p99 added by async replication <= 1 ms (paced: ${CONNECTIONS} connections at ${PACED_LOAD} x the off row's req/s)`,
       a.p99Added,
       a.p99Added <= 1,
-      `${a.p99Added.toFixed(2)} ms (p99 ${o.p99.toFixed(2)} -> ${a.p99.toFixed(2)} ms at ${fmt(o.rps)} / ${fmt(a.rps)} req/s)`,
+      `${a.p99Added.toFixed(2)} ms (p99 ${o.p99.toFixed(2)} -> ${a.p99.toFixed(2)} ms at ${fmt(o.rps)} / ${fmt(a.rps)} req/s)${floorText()}`,
     );
   }
   if (s('off') && s('async2')) {
@@ -829,7 +855,7 @@ function markdown(info, startedAt, rows, transfer, memory, tgs) {
     L.push('|:---|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|:---:|:---|');
     for (const s of rows.summary) {
       L.push(
-        `| ${s.row}: ${s.label} | ${fmt(s.rps)} | ${s.rpsRatio.toFixed(2)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.cpuUsPerReq.toFixed(1)} | ${s.cpuRatio.toFixed(2)} | ${s.nodeCores.toFixed(2)} | ${s.readsPerReq.map((x) => x.toFixed(2)).join('+')} / ${s.writesPerReq.map((x) => x.toFixed(2)).join('+')} | ${(100 * s.machineBusy).toFixed(0)} / ${(100 * s.machineSteal).toFixed(0)} % | ${s.lostMax} | ${s.row === 'off' || s.row === 'map' ? '-' : s.replicasAgree ? 'yes' : 'NO'} | ${s.runsRps.map((x) => fmt(x)).join(' / ')} |`,
+        `| ${s.row}: ${s.label} | ${fmt(s.rps)} | ${s.rpsRatio.toFixed(2)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.cpuUsPerReq.toFixed(1)} | ${s.cpuRatio.toFixed(2)} | ${s.nodeCores.toFixed(2)} | ${s.readsPerReq.map((x) => x.toFixed(2)).join('+')} / ${s.writesPerReq.map((x) => x.toFixed(2)).join('+')} | ${(100 * s.machineBusy).toFixed(0)} / ${(100 * s.machineSteal).toFixed(0)} % | ${s.lostMax} | ${s.row === 'off' || s.row === 'map' || s.row === 'map-paced' ? '-' : s.replicasAgree ? 'yes' : 'NO'} | ${s.runsRps.map((x) => fmt(x)).join(' / ')} |`,
       );
     }
     const lagRows = rows.summary.filter((s) => s.lag);

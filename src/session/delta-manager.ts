@@ -18,7 +18,7 @@ import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isSessionId, newSessionId } from './ids.js';
-import { MSG_NAMES, Msg, type SessionRecord } from './messages.js';
+import { MSG_NAMES, MSG_TYPES, Msg, type SessionRecord } from './messages.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
 import {
@@ -91,7 +91,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly contextName: string;
   readonly sessions = new Map<string, Session>();
   readonly #tombstones = new Map<string, number>();
-  readonly #counters: Record<Counter, number> & { sent: Record<string, number>; received: Record<string, number> };
+  readonly #counters: Record<Counter, number>;
+  /** Messages sent and received, by type (index = Msg value, 0 = an unknown type); named in stats(). */
+  readonly #sentByType: number[] = new Array<number>(MSG_TYPES).fill(0);
+  readonly #receivedByType: number[] = new Array<number>(MSG_TYPES).fill(0);
   #expiryTimer: NodeJS.Timeout | undefined;
   #ready = false;
   readonly #receiver: StateReceiver;
@@ -122,7 +125,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#syncOptions = { options: config.sendOptions };
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
     const c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
-    this.#counters = { ...c, sent: {}, received: {} };
+    this.#counters = { ...c };
     this.#receiver = new StateReceiver(
       {
         applyRecord: (r, from, now) => this.#applyRecord(r, from, now),
@@ -444,8 +447,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Handles a message of this context from `from`. */
   receive(m: unknown[], from: Member): void | Promise<void> {
     const type = m[0] as number;
-    this.#counters.received[MSG_NAMES[type] ?? 'unknown'] =
-      (this.#counters.received[MSG_NAMES[type] ?? 'unknown'] ?? 0) + 1;
+    this.#receivedByType[type > 0 && type < MSG_TYPES && (type | 0) === type ? type : 0]!++;
     if (type === Msg.STATE_REQUEST) return this.#answerStateRequest(m, from);
     if (type === Msg.STATE_CHUNK || type === Msg.STATE_COMPLETE || type === Msg.STATE_NONE)
       return this.#receiver.onMessage(m, from);
@@ -522,16 +524,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   #onCreated(m: unknown[], from: Member): void {
-    const [, , id, creationTime, maxInactive, version, names, values] = m as [
-      number,
-      string,
-      string,
-      number,
-      number,
-      number,
-      string[],
-      Uint8Array[],
-    ];
+    // Indexed loads, not array destructuring: destructuring runs the iterator protocol per message.
+    const id = m[2] as string;
+    const creationTime = m[3];
+    const maxInactive = m[4];
+    const version = m[5];
+    // Shapes are checked where they are used (checkId, num, receivedValues).
+    const names = m[6] as string[];
+    const values = m[7] as Uint8Array[];
     const now = Date.now();
     let s = this.#replicaOf(id);
     if (s === null) return;
@@ -545,17 +545,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   #onDelta(m: unknown[], from: Member): void {
-    const [, , id, base, version, names, values, removed, maxInactive] = m as [
-      number,
-      string,
-      string,
-      number,
-      number,
-      string[],
-      Uint8Array[],
-      string[],
-      number | null,
-    ];
+    const id = m[2] as string;
+    const base = m[3];
+    const version = m[4] as number;
+    const names = m[5] as string[];
+    const values = m[6] as Uint8Array[];
+    const removed = m[7] as string[];
+    const maxInactive = m[8];
     const now = Date.now();
     let s = this.#replicaOf(id);
     if (s === null) return;
@@ -577,7 +573,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** The session a replication message is about: undefined if unknown here, null if it was invalidated (counted). */
   #replicaOf(id: unknown): Session | undefined | null {
     checkId(id);
-    if (this.#tombstones.has(id)) {
+    // (size first: most of the time there is no tombstone, and a lookup hashes the fresh id string)
+    if (this.#tombstones.size > 0 && this.#tombstones.has(id)) {
       this.#counters.staleDeltas++;
       return null;
     }
@@ -814,11 +811,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     const v = this.#stamp(s);
     const names: string[] = [];
     const values: (Buffer | Nested)[] = [];
-    for (const [name, a] of s.attributes) {
-      if (a.removed) continue;
+    s.attributes.forEach((a, name) => {
+      if (a.removed) return;
       names.push(name);
       values.push(attributeWire(a));
-    }
+    });
     return [Msg.CREATED, this.contextName, s.id, s.creationTime, s.maxInactiveInterval, v, names, values];
   }
 
@@ -845,8 +842,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   #send(members: Member[], message: unknown[], sync: boolean): Promise<void> | undefined {
-    const type = MSG_NAMES[message[0] as number]!;
-    this.#counters.sent[type] = (this.#counters.sent[type] ?? 0) + 1;
+    this.#sentByType[message[0] as number]!++;
     if (!sync) {
       this.hub.channel.post(members, message, ASYNC, this.#onSendError);
       return undefined;
@@ -874,7 +870,16 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** Applies one whole session (state transfer or repair), merging by stamps; returns its value bytes. */
   #applyRecord(r: SessionRecord, from: Member, now: number): number {
-    const [id, creationTime, lastAccessed, maxInactive, version, names, values, stampV, stampW, ownerId] = r;
+    const id = r[0];
+    const creationTime = r[1];
+    const lastAccessed = r[2];
+    const maxInactive = r[3];
+    const version = r[4];
+    const names = r[5];
+    const values = r[6];
+    const stampV = r[7];
+    const stampW = r[8];
+    const ownerId = r[9];
     checkId(id);
     if (this.#tombstones.has(id)) return 0;
     const incoming = receivedValues(names, values, true);
@@ -969,8 +974,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       lateMemberMerges: this.#merges,
       replicationTimeMs: Math.round(this.#replicationTime * 1000) / 1000,
       ...this.#counters,
-      sent: { ...this.#counters.sent },
-      received: { ...this.#counters.received },
+      sent: byName(this.#sentByType),
+      received: byName(this.#receivedByType),
     };
   }
 }
@@ -987,6 +992,13 @@ function receivedValues(names: unknown, values: unknown, removals: boolean): (Re
     const b: unknown = values[i];
     return removals && b === null ? null : receiveValue(b);
   });
+}
+
+/** Message counts by type as { name: count } (types never seen left out; index 0 is 'unknown'). */
+function byName(counts: number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let t = 0; t < counts.length; t++) if (counts[t]! > 0) out[MSG_NAMES[t] ?? 'unknown'] = counts[t]!;
+  return out;
 }
 
 function num(v: unknown): number {

@@ -40,6 +40,8 @@ export const Msg = {
   GRANT: 13,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
+/** One more than the highest message type: the length of per-type tables. */
+export const MSG_TYPES: number = Math.max(...Object.values(Msg)) + 1;
 
 /** Message names for counters and logs. */
 export const MSG_NAMES: Record<number, string> = {

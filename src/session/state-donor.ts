@@ -28,13 +28,14 @@ export function toRecord(s: Session): SessionRecord {
   const values: (Buffer | Nested | null)[] = [];
   const stampV: number[] = [];
   const stampW: string[] = [];
-  for (const [name, a] of s.attributes) {
-    if (a.w === '') continue; // written here and not replicated yet: it travels as a delta
+  // forEach, not for-of with destructuring: no entry array and no iterator per attribute.
+  s.attributes.forEach((a, name) => {
+    if (a.w === '') return; // written here and not replicated yet: it travels as a delta
     names.push(name);
     values.push(a.removed ? null : attributeWire(a));
     stampV.push(a.v);
     stampW.push(a.w);
-  }
+  });
   return [
     s.id,
     s.creationTime,

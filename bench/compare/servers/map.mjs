@@ -4,25 +4,25 @@
 // Row "map-batched" (BENCH_SERVER key batch: true): the same, but every response ends at the end
 // of the event-loop turn, together with the turn's others — what clowder's batchResponses does —
 // to show how much of a difference that alone makes.
-// Row "map-replicated" (keys replPort and peers, see map-peers.mjs): every change is also pushed to
+// Row "map-replicated" (keys replPort and peers; bench/lib/map-peers.mjs): every change is also pushed to
 // the peers, the turn's frames before the turn's responses (so batched as above), and applied there:
 // the replication ceiling, and the floor for clowder's lag probe.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { MapPeers } from '../../lib/map-peers.mjs';
 import { cookieSessionId } from '../../lib/workload.mjs';
 import { COOKIE, cfg, NAME, payloadBytes, payloadOf, queryInt, serveHttp, TEXT } from './common.mjs';
-import { connectedPeers, flush, push, replicating, startPeers } from './map-peers.mjs';
 
 const sessions = new Map(); // id -> { id, count, payload, maxInactiveMs, lastAccess }
 const DEFAULT_MAX_INACTIVE_MS = 1_800_000;
 const SUFFIX = `.${NAME}`;
-const REPLICATING = replicating();
+const REPLICATING = (cfg.peers ?? []).length > 0;
 const BATCH = cfg.batch === true || REPLICATING;
 /** batch: responses (and their bodies) waiting for the end of the turn. */
 let held = [];
 
 function endHeld() {
-  if (REPLICATING) flush();
+  if (REPLICATING) peers.flush();
   const h = held;
   held = [];
   for (let i = 0; i < h.length; i += 2) h[i].end(h[i + 1]);
@@ -61,7 +61,7 @@ const server = createServer((req, res) => {
       const count = s.count + 1;
       s.count = count;
       s.payload = payloadOf(count, payloadBytes(url));
-      if (REPLICATING) push([s.id, count, s.payload, s.maxInactiveMs]);
+      if (REPLICATING) peers.push([s.id, count, s.payload, s.maxInactiveMs]);
       body = `count=${count} node=${NAME} id=${s.id}${SUFFIX}\n`;
       break;
     }
@@ -71,7 +71,7 @@ const server = createServer((req, res) => {
     case '/app/invalidate': {
       const s = find(req, now);
       if (s) sessions.delete(s.id);
-      if (s && REPLICATING) push([s.id, null]);
+      if (s && REPLICATING) peers.push([s.id, null]);
       body = `invalidated=${s ? 1 : 0} node=${NAME} id=${s ? `${s.id}${SUFFIX}` : '-'}\n`;
       break;
     }
@@ -79,12 +79,12 @@ const server = createServer((req, res) => {
       const seconds = queryInt(url, 'seconds', 5);
       const s = find(req, now) ?? create(res, now);
       s.maxInactiveMs = seconds * 1000;
-      if (REPLICATING) push([s.id, s.count, s.payload, s.maxInactiveMs]);
+      if (REPLICATING) peers.push([s.id, s.count, s.payload, s.maxInactiveMs]);
       body = `expires-in=${seconds} node=${NAME}\n`;
       break;
     }
     case '/app/health':
-      body = REPLICATING ? `ok node=${NAME} peers=${connectedPeers()}\n` : `ok node=${NAME}\n`;
+      body = REPLICATING ? `ok node=${NAME} peers=${peers.connected}\n` : `ok node=${NAME}\n`;
       break;
     default:
       res.writeHead(404, TEXT).end('not found\n');
@@ -94,8 +94,15 @@ const server = createServer((req, res) => {
   if (!BATCH) res.end(body);
   else if (held.push(res, body) === 2) setImmediate(endHeld);
 });
+/** visibleLog: [id, count, CLOCK_MONOTONIC ns] of each applied change (run.mjs's lag probe). */
+const visible = [];
+process.on('message', (m) => {
+  if (m?.id !== undefined && m.cmd === 'visible') process.send({ id: m.id, ok: true, log: visible.splice(0) });
+});
+
 /** A peer's change: the session as the writer has it, or gone (count null). */
 function apply([id, count, payload, maxInactiveMs]) {
+  if (cfg.visibleLog && count !== null) visible.push([id, count, Number(process.hrtime.bigint())]);
   if (count === null) {
     sessions.delete(id);
     return;
@@ -110,5 +117,6 @@ function apply([id, count, payload, maxInactiveMs]) {
   }
 }
 
-if (REPLICATING) await startPeers(apply);
+const peers = REPLICATING ? new MapPeers({ port: cfg.replPort, peers: cfg.peers, apply }) : undefined;
+if (REPLICATING) await peers.start();
 serveHttp(server);
