@@ -34,8 +34,9 @@
 //                   request), and the replication lag itself: when B applied each write (its
 //                   attribute listener) after the client had A's answer, on the host's monotonic
 //                   clock; the same probe reading on A, and on bare node:http: one server, and
-//                   written on one and read on another (the read's floors); on 3 map-replicated
-//                   servers (the replication floor); on a cluster where /app/read is not read-only
+//                   written on one and read on another (the read's floors); one loopback message
+//                   between two idle processes (wake-floor.mjs); on 3 map-replicated servers (the
+//                   replication floor); on a cluster where /app/read is not read-only
 //                   (B takes the session over before it reads); on one with ownership: none
 //                   (Tomcat's behaviour); and on 2 nodes with /app/read read-only (no third node
 //                   waking on each write)
@@ -1107,6 +1108,12 @@ async function runLagFailover(tmp) {
       } finally {
         await Promise.all(bares.map((b) => b.stop()));
       }
+      // The floor of any replication between processes: a loopback message between two idle ones.
+      const wake = await run(process.execPath, [join(here, 'wake-floor.mjs'), '--n', 2000], 60_000);
+      if (wake.code !== 0) throw new Error(`wake-floor.mjs failed (${wake.code}): ${wake.stderr}`.trim());
+      const wakeLine = wake.stdout.trim().split('\n').pop();
+      log(`lag floor, one loopback message between two idle processes: ${wakeLine}`);
+      out.lag.wake = kv(wakeLine);
       // The replication floor: Map session servers that push each change to their peers and do
       // nothing else (map-peers.mjs), the same probe and the same visibility log.
       const maps = await startMapReplicated(3, { tag: 'lag-floor-map', visibleLog: true });
@@ -1347,7 +1354,7 @@ function targets(results, extras, refs) {
     add(
       'replication lag p99 <= 1 ms (async 3 nodes, /app/read read-only: the write on n1 visible on n2 within 1 ms of the client having its answer, p99; >= 99 % of immediate reads on n2 fresh)',
       v !== undefined && v.p99 <= 1 && v.missing === 0 && extras.lag.stalePct <= 1 && extras.lag.errors === 0,
-      `visible on n2 p50 ${v?.p50} / p99 ${v?.p99} ms, ${v?.missing} never seen${floor ? ` (the replication floor, Map servers pushing to their peers: p50 ${floor.p50} / p99 ${floor.p99} ms)` : ''}; the client's read on n2 right after: ${fx(extras.lag.stalePct, 1)} % stale, p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (that read's own floors: on n1 itself p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; bare node:http p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} / p99 ${extras.lag.bare2P99} ms)`,
+      `visible on n2 p50 ${v?.p50} / p99 ${v?.p99} ms, ${v?.missing} never seen${floor ? ` (the replication floor, Map servers pushing to their peers: p50 ${floor.p50} / p99 ${floor.p99} ms)` : ''}${extras.lag.wake ? `; a loopback message between two idle processes: p50 ${extras.lag.wake.p50} / p99 ${extras.lag.wake.p99} ms` : ''}; the client's read on n2 right after: ${fx(extras.lag.stalePct, 1)} % stale, p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (that read's own floors: on n1 itself p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; bare node:http p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} / p99 ${extras.lag.bare2P99} ms)`,
     );
   }
   if (extras.failover)
@@ -1562,6 +1569,9 @@ if (extraRounds.lag.length) {
   extras.lag.stalePct = stalest.stalePct;
   extras.lag.errors = Math.max(...extraRounds.lag.map((l) => l.errors));
   extras.lag.visible = visibleOf(extraRounds.lag);
+  const wakes = extraRounds.lag.map((l) => l.wake).filter(Boolean);
+  if (wakes.length)
+    extras.lag.wake = { p50: median(wakes.map((w) => w.p50_ms)), p99: median(wakes.map((w) => w.p99_ms)) };
   // The side clusters: each its own median round (by p99), its rounds and its worst staleness.
   for (const [key] of LAG_SIDES) {
     const list = extraRounds.lag.map((l) => l[key]).filter(Boolean);
