@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type ConflictInfo, type DeltaManager, encode, type Member } from '../../../src/index.js';
-import { Msg } from '../../../src/session/messages.js';
+import { MSG_NAMES, Msg } from '../../../src/session/messages.js';
 import {
   CookieJar,
   countOf,
@@ -90,6 +90,24 @@ describe('message ordering (ownership none)', () => {
       ['k1', 'n', 't', 'z'].map((k) => s.getAttribute(k)),
       ['new', 7, true, null],
     );
+  });
+
+  test('messages are counted by type; an unknown or non-integer type is counted as unknown and changes nothing', async () => {
+    const jar = await probeSession('k9', 'v9');
+    const mb = managerOf(cluster.node('b'), PROBE);
+    const s = mb.sessions.get(jar.id)!;
+    const version = s.version;
+    const [unknown, deltas, malformed] = [received(mb, 'unknown'), received(mb, 'delta'), stat(mb, 'malformed')];
+    for (const type of [99, 1.5, -3, 0, 'delta']) await mb.receive([type, '/probe', jar.id, version], memberA);
+    await mb.receive(delta('/probe', jar.id, version, version + 1, { k9: 'w9' }), memberA);
+    assert.equal(received(mb, 'unknown'), unknown + 5);
+    assert.equal(received(mb, 'delta'), deltas + 1);
+    assert.equal(stat(mb, 'malformed'), malformed + 5);
+    const names = new Set(Object.values(MSG_NAMES));
+    for (const k of Object.keys(mb.stats().received as object))
+      assert.ok(k === 'unknown' || names.has(k), `no counter named ${k}`);
+    assert.equal(s.getAttribute('k9'), 'w9', 'only the well-formed delta applied');
+    assert.equal(s.version, version + 1);
   });
 
   test('invalidated on A: gone on B, and late messages for it do not revive it', async () => {
