@@ -40,7 +40,8 @@ export class RequestSession implements HandleHost {
     readonly config: SessionConfig,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
-    path: string,
+    /** The request's path as the filters saw it. */
+    readonly path: string,
   ) {
     this.#replicate = config.replicationFilter === undefined || !config.replicationFilter.test(path);
     this.readOnly = config.readOnlyFilter?.test(path) === true;
@@ -113,7 +114,7 @@ export class RequestSession implements HandleHost {
     if (this.readOnly)
       throw new ClusterError(
         ErrorCode.SESSION_READ_ONLY,
-        `${what}: this request only reads the session (its path ${JSON.stringify((this.req as { originalUrl?: string }).originalUrl ?? this.req.url)} matches ` +
+        `${what}: this request only reads the session (its path ${JSON.stringify(this.path)} matches ` +
           `sessions.readOnlyFilter ${String(this.config.readOnlyFilter)}); change the session on another path`,
       );
   }

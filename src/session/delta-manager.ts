@@ -124,8 +124,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#sync = (config.sendOptions & SendFlag.SYNC_ACK) !== 0;
     this.#syncOptions = { options: config.sendOptions };
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
-    const c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
-    this.#counters = { ...c };
+    this.#counters = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
     this.#receiver = new StateReceiver(
       {
         applyRecord: (r, from, now) => this.#applyRecord(r, from, now),

@@ -119,6 +119,15 @@ export function receiveValue(b: unknown): ReceivedValue {
   return { bytes: b, value: scalar ? decode(b) : NOT_DECODED };
 }
 
+/**
+ * The encoding of a decoded attribute's value if it differs from the one it was decoded from or
+ * last stored (an object changed in place), else undefined. @throws what {@link encode} throws.
+ */
+function changedEncoding(a: Attribute): Buffer | undefined {
+  const bytes = encode(a.value);
+  return a.bytes !== undefined && encodedEquals(a.bytes, bytes) ? undefined : bytes;
+}
+
 /** Stores a {@link receiveValue} result as the attribute's value. */
 export function storeReceived(a: Attribute, r: ReceivedValue): void {
   if (r.value !== NOT_DECODED) {
@@ -278,15 +287,15 @@ export class Session {
     for (const name of handed) {
       const a = this.attributes.get(name);
       if (a === undefined || a.removed || !a.decoded) continue;
-      let bytes: Buffer;
+      let changed: Buffer | undefined;
       try {
-        bytes = encode(a.value);
+        changed = changedEncoding(a);
       } catch (err) {
         (errors ??= []).push([name, err as Error]);
         continue;
       }
-      if (a.bytes === undefined || !encodedEquals(a.bytes, bytes)) {
-        a.bytes = keep(bytes);
+      if (changed !== undefined) {
+        a.bytes = keep(changed);
         (this.dirty ??= new Set()).add(name);
       }
     }
@@ -308,13 +317,13 @@ export class Session {
     for (const name of handed) {
       const a = this.attributes.get(name);
       if (a === undefined || a.removed || !a.decoded || a.bytes === undefined) continue;
-      let same: boolean;
+      let changed: boolean;
       try {
-        same = encodedEquals(a.bytes, encode(a.value));
+        changed = changedEncoding(a) !== undefined;
       } catch {
-        same = false; // changed into something unencodable: certainly changed
+        changed = true; // changed into something unencodable: certainly changed
       }
-      if (same) continue;
+      if (!changed) continue;
       a.decoded = false;
       a.value = undefined;
       (dropped ??= []).push(name);
