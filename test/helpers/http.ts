@@ -248,6 +248,12 @@ export async function startNodes(n: number, options: StartOptions = {}): Promise
   return cluster;
 }
 
+/** Two started nodes and their HTTP ports, for tests that write on one node and read on the other. */
+export async function startPair(options: StartOptions = {}): Promise<{ cluster: TestCluster; pa: number; pb: number }> {
+  const cluster = await startNodes(2, options);
+  return { cluster, pa: portOf(cluster.node('a')), pb: portOf(cluster.node('b')) };
+}
+
 /** Stops clusters (for after hooks); tolerates undefined. */
 export async function stopAll(...clusters: (TestCluster | undefined)[]): Promise<void> {
   await Promise.allSettled(clusters.map((c) => c?.stop()));

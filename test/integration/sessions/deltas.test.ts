@@ -18,6 +18,7 @@ import {
   portOf,
   sessionCookie,
   startNodes,
+  startPair,
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -44,12 +45,10 @@ describe('message ordering (ownership none)', () => {
   let memberA: Member;
   before(async () => {
     // ownership "none": Tomcat's behaviour, two nodes may serve one session at the same time.
-    cluster = await startNodes(2, {
+    ({ cluster, pa, pb } = await startPair({
       apps: COUNTER_AND_PROBE,
       sessions: { ownership: 'none' },
-    });
-    pa = portOf(cluster.node('a'));
-    pb = portOf(cluster.node('b'));
+    }));
     memberA = cluster
       .node('b')
       .channel.members()
@@ -270,11 +269,9 @@ describe('ownership migrate (the default): one node serves a session at a time',
   let pa: number;
   let pb: number;
   before(async () => {
-    cluster = await startNodes(2, {
+    ({ cluster, pa, pb } = await startPair({
       apps: COUNTER_AND_PROBE,
-    });
-    pa = portOf(cluster.node('a'));
-    pb = portOf(cluster.node('b'));
+    }));
   });
   after(async () => {
     await cluster?.stop();

@@ -13,9 +13,8 @@ import {
   get,
   idOf,
   managerOf,
-  portOf,
   sessionCookie,
-  startNodes,
+  startPair,
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -26,12 +25,10 @@ describe('expiry (processExpiresFrequency 1 s)', () => {
   let pa: number;
   let pb: number;
   before(async () => {
-    cluster = await startNodes(2, {
+    ({ cluster, pa, pb } = await startPair({
       apps: COUNTER_AND_PROBE,
       sessions: { processExpiresFrequency: 1 },
-    });
-    pa = portOf(cluster.node('a'));
-    pb = portOf(cluster.node('b'));
+    }));
   });
   after(async () => {
     await cluster?.stop();

@@ -12,10 +12,9 @@ import {
   countOf,
   get,
   managerOf,
-  portOf,
   routeOf,
   sessionCookie,
-  startNodes,
+  startPair,
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -26,12 +25,10 @@ describe('read-only paths (sessions.readOnlyFilter)', () => {
   let pa: number;
   let pb: number;
   before(async () => {
-    cluster = await startNodes(2, {
+    ({ cluster, pa, pb } = await startPair({
       apps: COUNTER_AND_PROBE,
       sessions: { readOnlyFilter: '^/(app/read|probe/ro/)', accessedIntervalMs: 100 },
-    });
-    pa = portOf(cluster.node('a'));
-    pb = portOf(cluster.node('b'));
+    }));
   });
   after(async () => {
     await cluster?.stop();

@@ -18,6 +18,7 @@ import {
   sessionCookie,
   sessionCookieLine,
   startNodes,
+  startPair,
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -37,15 +38,13 @@ describe('replication between two nodes', () => {
   let pa: number;
   let pb: number;
   before(async () => {
-    cluster = await startNodes(2, {
+    ({ cluster, pa, pb } = await startPair({
       apps: [
         ...COUNTER_AND_PROBE,
         { path: '/local', app: probe, distributable: false },
         { path: '/filtered', app: probe, sessions: { replicationFilter: '^/filtered/static/' } },
       ],
-    });
-    pa = portOf(cluster.node('a'));
-    pb = portOf(cluster.node('b'));
+    }));
   });
   after(async () => {
     await cluster?.stop();
