@@ -8,6 +8,7 @@
 // usage: node lag-client.mjs --write-port A --read-port B --cookies FILE [--n 1000] --out FILE.json
 import fs from 'node:fs';
 import http from 'node:http';
+import { percentile as pct } from '../lib/stats.mjs';
 
 const HOST = '127.0.0.1';
 const opt = {};
@@ -43,10 +44,6 @@ const kv = (body) =>
       .filter((p) => p.includes('='))
       .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
   );
-const pct = (arr, p) => {
-  const v = [...arr].sort((a, b) => a - b);
-  return v.length ? v[Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1))] : NaN;
-};
 
 const cookies = fs.readFileSync(opt.cookies, 'utf8').split('\n').filter(Boolean);
 const n = Number(opt.n ?? 1000);

@@ -1006,7 +1006,7 @@ async function lagProbe(writePort, readPort, cookies, what, reader) {
   const visible = reader
     ? visibility(JSON.parse(readFileSync(out, 'utf8')), (await reader.call('visible')).log)
     : undefined;
-  log(`lag ${what}: ${line}${visible ? ` | ${visibleLine(visible)}` : ''}`);
+  log(`lag ${what}: ${line}${visibleText(visible)}`);
   return {
     probes: lag.probes,
     fresh: lag.fresh,
@@ -1047,7 +1047,6 @@ function visibility(writes, applied) {
   const f = (x) => +x.toFixed(3);
   return {
     writes: writes.length,
-    matched: lags.length,
     missing,
     aheadPct: +((100 * ahead) / Math.max(1, lags.length)).toFixed(1),
     p50: f(percentile(lags, 50)),
@@ -1056,9 +1055,25 @@ function visibility(writes, applied) {
   };
 }
 
-const visibleLine = (v) =>
-  `visible on B after the write's answer: p50 ${v.p50} / p99 ${v.p99} / max ${v.max} ms, ${v.aheadPct} % before the answer reached the client, ${v.missing} of ${v.writes} never seen`;
-
+/** Time until visible over the rounds: medians of each round's p50/p99, the worst max, every never-seen. */
+function visibleOf(list) {
+  const v = list.map((l) => l.visible).filter(Boolean);
+  if (v.length === 0) return undefined;
+  return {
+    p50: median(v.map((x) => x.p50)),
+    p99: median(v.map((x) => x.p99)),
+    max: Math.max(...v.map((x) => x.max)),
+    aheadPct: median(v.map((x) => x.aheadPct)),
+    missing: v.reduce((a, x) => a + x.missing, 0),
+    writes: v.reduce((a, x) => a + x.writes, 0),
+    rounds: v.map((x) => `${x.p50}/${x.p99}`),
+  };
+}
+/** A {@link visibility} result (or {@link visibleOf} rounds) as a clause of the log and the report. */
+const visibleText = (v) =>
+  v === undefined
+    ? ''
+    : `; visible on n2 after the client had n1's answer: p50 ${v.p50} ms, p99 ${v.p99} ms (max ${v.max} ms; ${v.aheadPct} % applied before the answer reached the client; ${v.missing} of ${v.writes} writes never seen${v.rounds?.length > 1 ? `; rounds p50/p99 ${v.rounds.join(', ')}` : ''})`;
 /** The lag probe (write on A, read on B) on a fresh async cluster of `n` nodes started with `options`. */
 async function lagOnCluster(tmp, tag, options, n = 3) {
   const nodes = await startClowder(n, 'async', { tag: `lag/${tag}`, visibleLog: true, ...options });
@@ -1421,7 +1436,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     L.push('', '| measurement | result |', '|:---|:---|');
     if (extras.lag)
       L.push(
-        `| replication lag, async 3 nodes, /app/read declared read-only (sessions.readOnlyFilter ${READ_ONLY}; client.mjs lag, ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''}${visibleText(extras.lag.visible)} |`,
+        `| replication lag, async 3 nodes, /app/read declared read-only (sessions.readOnlyFilter ${READ_ONLY}; the shared lag probe, mirrored by lag-client.mjs: ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''}${visibleText(extras.lag.visible)} |`,
       );
     for (const [key, what] of LAG_SIDES) {
       const x = extras.lag?.[key];
@@ -1542,24 +1557,6 @@ const results = RUN_ROWS.map((row) => aggregate(rounds.map((rs) => rs.find((r) =
 const refs = fastestRefs(results.filter((r) => !r.na));
 const pickMedian = (list, key) =>
   list.length === 0 ? undefined : [...list].sort((a, b) => key(a) - key(b))[(list.length - 1) >> 1];
-/** Time until visible over the rounds: medians of each round's p50/p99, the worst max, every never-seen. */
-function visibleOf(list) {
-  const v = list.map((l) => l.visible).filter(Boolean);
-  if (v.length === 0) return undefined;
-  return {
-    p50: median(v.map((x) => x.p50)),
-    p99: median(v.map((x) => x.p99)),
-    max: Math.max(...v.map((x) => x.max)),
-    aheadPct: median(v.map((x) => x.aheadPct)),
-    missing: v.reduce((a, x) => a + x.missing, 0),
-    writes: v.reduce((a, x) => a + x.writes, 0),
-    rounds: v.map((x) => `${x.p50}/${x.p99}`),
-  };
-}
-const visibleText = (v) =>
-  v === undefined
-    ? ''
-    : `; **visible on n2 after the client had n1's answer: p50 ${v.p50} ms, p99 ${v.p99} ms** (max ${v.max} ms; ${v.aheadPct} % applied before the answer reached the client; ${v.missing} of ${v.writes} writes never seen${v.rounds.length > 1 ? `; rounds p50/p99 ${v.rounds.join(', ')}` : ''})`;
 const extras = {};
 if (extraRounds.lag.length) {
   extras.lag = { ...pickMedian(extraRounds.lag, (l) => l.p99), rounds: extraRounds.lag.map((l) => [l.p50, l.p99]) };

@@ -6,6 +6,7 @@
 import { fork } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { percentile } from '../lib/stats.mjs';
 
 if (process.argv[2] === '--receiver') {
   const lags = [];
@@ -41,8 +42,7 @@ if (process.argv[2] === '--receiver') {
     s.destroy();
     child.send('report');
     const { lags } = await new Promise((resolve) => child.once('message', resolve));
-    lags.sort((x, y) => x - y);
-    const p = (q) => lags[Math.min(lags.length - 1, Math.ceil((q / 100) * lags.length) - 1)].toFixed(3);
+    const p = (q) => percentile(lags, q).toFixed(3);
     console.log(`messages=${lags.length} p50_ms=${p(50)} p99_ms=${p(99)} max_ms=${p(100)}`);
   } finally {
     child.kill();

@@ -1,6 +1,6 @@
 import { createClusterNode, silentLogger } from '../../../dist/index.js';
 import { fillSessions } from '../../lib/workload.mjs';
-import { cfg, failed, NAME, onShutdown, PORT, ready } from './common.mjs';
+import { cfg, failed, NAME, onCommands, onShutdown, PORT, ready, recordVisible } from './common.mjs';
 
 const node = createClusterNode(
   {
@@ -23,34 +23,19 @@ const node = createClusterNode(
 
 const fill = (n, payload) => fillSessions(node.managers[0], n, payload);
 
-// The lag probe's visibility log (cfg.visibleLog, lag clusters only): when this node applied each
-// replicated `count`, on the host's monotonic clock, for run.mjs to match against the moment the
-// client had the writer's answer (lag-client.mjs). The listener runs where the delta is applied, so
-// the value is visible to this node's next request from then on.
-// Registered once started (the node creates its managers in start()), before any session exists.
-const visible = [];
+// Lag clusters: the value is visible to this node's next request from the moment the listener
+// runs. Registered once started (the node creates its managers in start()), before any session exists.
 function logVisibility() {
   const record = (s, name, value, replicated) => {
-    if (replicated && name === 'count') visible.push([s.id, value, Number(process.hrtime.bigint())]);
+    if (replicated && name === 'count') recordVisible(s.id, value);
   };
   node.managers[0].on('attributeAdded', record);
   node.managers[0].on('attributeReplaced', record);
 }
 
-const handlers = {
+onCommands({
   fill: (m) => fill(m.n, m.payload ?? 1024),
   stats: () => ({ stats: node.stats() }),
-  visible: () => ({ log: visible.splice(0) }),
-};
-process.on('message', async (m) => {
-  if (m?.id === undefined) return;
-  const h = handlers[m.cmd];
-  try {
-    if (h === undefined) throw new Error(`unknown command ${m.cmd}`);
-    process.send({ id: m.id, ok: true, ...(await h(m)) });
-  } catch (err) {
-    process.send({ id: m.id, ok: false, error: err?.stack ?? String(err) });
-  }
 });
 
 onShutdown(() => node.stop());

@@ -72,3 +72,34 @@ export function failed(err) {
   else console.error(msg.error);
   setImmediate(() => process.exit(1));
 }
+
+/**
+ * Answers the harness's commands ({ id, cmd, ... } over IPC) with `handlers[cmd](message)`, whose
+ * result (or promise of one) is merged into { id, ok: true }; an unknown command or a throw gives
+ * { id, ok: false, error }. Every server also answers `visible` (see {@link recordVisible}).
+ */
+export function onCommands(handlers = {}) {
+  const all = { visible: () => ({ log: visible.splice(0) }), ...handlers };
+  process.on('message', async (m) => {
+    if (m?.id === undefined) return;
+    const h = all[m.cmd];
+    try {
+      if (h === undefined) throw new Error(`unknown command ${m.cmd}`);
+      process.send({ id: m.id, ok: true, ...(await h(m)) });
+    } catch (err) {
+      process.send({ id: m.id, ok: false, error: err?.stack ?? String(err) });
+    }
+  });
+}
+
+/** The lag probe's visibility log: [session id, count, CLOCK_MONOTONIC ns] per change applied. */
+const visible = [];
+
+/**
+ * With BENCH_SERVER key visibleLog (lag clusters only): notes that this server just applied a
+ * replicated `count` for session `id`, on the host's monotonic clock, for run.mjs to match against
+ * the moment the client had the writer's answer (lag-client.mjs).
+ */
+export function recordVisible(id, count) {
+  if (cfg.visibleLog) visible.push([id, count, Number(process.hrtime.bigint())]);
+}

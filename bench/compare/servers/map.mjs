@@ -11,7 +11,18 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { MapPeers } from '../../lib/map-peers.mjs';
 import { cookieSessionId } from '../../lib/workload.mjs';
-import { COOKIE, cfg, NAME, payloadBytes, payloadOf, queryInt, serveHttp, TEXT } from './common.mjs';
+import {
+  COOKIE,
+  cfg,
+  NAME,
+  onCommands,
+  payloadBytes,
+  payloadOf,
+  queryInt,
+  recordVisible,
+  serveHttp,
+  TEXT,
+} from './common.mjs';
 
 const sessions = new Map(); // id -> { id, count, payload, maxInactiveMs, lastAccess }
 const DEFAULT_MAX_INACTIVE_MS = 1_800_000;
@@ -94,19 +105,15 @@ const server = createServer((req, res) => {
   if (!BATCH) res.end(body);
   else if (held.push(res, body) === 2) setImmediate(endHeld);
 });
-/** visibleLog: [id, count, CLOCK_MONOTONIC ns] of each applied change (run.mjs's lag probe). */
-const visible = [];
-process.on('message', (m) => {
-  if (m?.id !== undefined && m.cmd === 'visible') process.send({ id: m.id, ok: true, log: visible.splice(0) });
-});
+onCommands();
 
 /** A peer's change: the session as the writer has it, or gone (count null). */
 function apply([id, count, payload, maxInactiveMs]) {
-  if (cfg.visibleLog && count !== null) visible.push([id, count, Number(process.hrtime.bigint())]);
   if (count === null) {
     sessions.delete(id);
     return;
   }
+  recordVisible(id, count);
   const s = sessions.get(id);
   if (s === undefined) sessions.set(id, { id, count, payload, maxInactiveMs, lastAccess: Date.now() });
   else {
