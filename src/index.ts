@@ -10,6 +10,7 @@ export {
   type ChannelStats,
   createChannel,
   type MessageHandler,
+  type MessageHandlerOptions,
   type ReceivedMessage,
   type SendOptions,
 } from './channel/channel.js';

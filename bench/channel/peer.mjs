@@ -4,9 +4,10 @@
 //   rawSink {}                 bare node:net server that counts received bytes      -> {port}
 //   rawEcho {size}             bare node:net server echoing `size` bytes per `size`   -> {port}
 //   rawStop {}                 closes the raw server and its sockets
-//   channelStart {key, port, peerPort, clusterKey?, encrypt?}
+//   channelStart {key, port, peerPort, clusterKey?, encrypt?, keep?}
 //                              clowder channel on 127.0.0.1:port (static membership of both ports)
 //                              whose message handler counts messages and bytes       -> {port}
+//                              (registered with { borrow: true } unless keep)
 //   channelStop {key}          graceful stop of that channel
 //   reset {}                   zeroes the counters
 //   mark {}                    -> {msgs, bytes, t, cpuUs}: counters, this process's clock (ms) and CPU time
@@ -85,7 +86,7 @@ const commands = {
     return {};
   },
 
-  async channelStart({ key, port, peerPort, clusterKey, encrypt }) {
+  async channelStart({ key, port, peerPort, clusterKey, encrypt, keep }) {
     if (channels.has(key)) await commands.channelStop({ key });
     const config = {
       name: 'bench-receiver',
@@ -97,10 +98,13 @@ const commands = {
       config.encrypt = encrypt;
     }
     const ch = createChannel(config, { logger: silentLogger });
-    ch.onMessage((msg) => {
-      counts.msgs++;
-      counts.bytes += msg.bytes.length;
-    });
+    ch.onMessage(
+      (msg) => {
+        counts.msgs++;
+        counts.bytes += msg.bytes.length;
+      },
+      { borrow: !keep },
+    );
     await ch.start();
     channels.set(key, ch);
     return { port: ch.local.port };

@@ -14,7 +14,10 @@
 //   <v>/async/<size>              clowder send, options 8 (asynchronous), window of --window bytes
 //   <v>/ack64/<size>              options 2 (use_ack), 64 acknowledged sends outstanding
 //   <v>/rtt-ack  <v>/rtt-sync     one at a time 1 KiB send, options 2 / options 6: round trip
-// with <v> = channel (no cluster key), mac (clusterKey, encrypt:false), enc (clusterKey, encrypt:true).
+// with <v> = channel (no cluster key), mac (clusterKey, encrypt:false), enc (clusterKey, encrypt:true);
+// their receiving handler borrows ({ borrow: true }: it reads each message's length and keeps
+// nothing, as the raw sink does). keep/async/<size>: the same without borrow, so every message
+// that spans socket reads is assembled in a buffer of its own.
 //
 // One channel pair per variant stays up for the whole run. Each repetition runs every row, rows that
 // are compared back to back (raw/1KiB, channel/async/1KiB, mac/async/1KiB, enc/async/1KiB, ...), so
@@ -108,6 +111,9 @@ const VARIANTS = [
   { name: 'channel', label: 'clowder', auth: undefined },
   { name: 'mac', label: 'clowder + clusterKey (MAC)', auth: { encrypt: false } },
   { name: 'enc', label: 'clowder + clusterKey (AES-GCM)', auth: { encrypt: true } },
+  // The receiver's handler registered without { borrow: true }: every message must stay valid
+  // after the call, so one that spans socket reads gets a buffer of its own (async rows only).
+  { name: 'keep', label: 'clowder, handler keeps messages', auth: undefined, keep: true },
 ];
 const CHANNELS = VARIANTS.filter((v) => v.name !== 'raw');
 
@@ -121,6 +127,7 @@ function allRows() {
     rows.push({ id: `raw/${size.name}`, variant: VARIANTS[0], kind: 'tput', mode: 'raw', size });
     for (const mode of ['async', 'ack']) {
       for (const v of CHANNELS) {
+        if (v.keep && mode !== 'async') continue;
         rows.push({
           id: `${v.name}/${mode === 'ack' ? `ack${ACK_WINDOW}` : 'async'}/${size.name}`,
           variant: v,
@@ -133,7 +140,9 @@ function allRows() {
   }
   rows.push({ id: 'raw/pingpong', variant: VARIANTS[0], kind: 'lat', mode: 'raw', size: SIZES[1] });
   for (const mode of ['ack', 'sync']) {
-    for (const v of CHANNELS) rows.push({ id: `${v.name}/rtt-${mode}`, variant: v, kind: 'lat', mode, size: SIZES[1] });
+    for (const v of CHANNELS) {
+      if (!v.keep) rows.push({ id: `${v.name}/rtt-${mode}`, variant: v, kind: 'lat', mode, size: SIZES[1] });
+    }
   }
   return rows;
 }
@@ -401,7 +410,7 @@ async function rawPingPong(row) {
 async function startChannels(variant) {
   const [pa, pb] = [await freePort(), await freePort()];
   const auth = variant.auth ? { clusterKey: CLUSTER_KEY, encrypt: variant.auth.encrypt } : {};
-  await call('channelStart', { key: variant.name, port: pb, peerPort: pa, ...auth });
+  await call('channelStart', { key: variant.name, port: pb, peerPort: pa, keep: variant.keep === true, ...auth });
   const ch = createChannel(
     {
       name: 'bench-sender',

@@ -18,7 +18,7 @@ import { type InboundConnection, Receiver } from '../transport/receiver.js';
 import type { TransportSettings } from '../transport/settings.js';
 import { createTransportStats, type TransportStats } from '../transport/stats.js';
 import { ClusterKeys } from '../wire/auth.js';
-import { FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
+import { type AssemblyPolicy, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { encodeMember, type MemberDescriptor, PROTOCOL_VERSION } from '../wire/member.js';
 import { gcmEngine } from '../wire/native-gcm.js';
 import { createInterceptors } from './interceptors/index.js';
@@ -47,6 +47,19 @@ export interface ReceivedMessage {
 /** A message handler. Return a promise to make synchronous acknowledgements wait for it. */
 export type MessageHandler = (msg: ReceivedMessage) => void | Promise<void>;
 
+/** How a handler uses the messages it is given. */
+export interface MessageHandlerOptions {
+  /**
+   * The handler reads `msg.bytes` and `msg.value` only before it returns (before its first
+   * `await`), and keeps neither the message nor `msg.bytes` (decoded values are its own). While
+   * every registered handler borrows, the channel assembles messages that span socket reads (any
+   * message over 64 KiB, and some smaller ones) in one reused buffer per connection instead of
+   * allocating one per message, and `bytes` / `value` throw ERR_CLOWDER_MESSAGE_EXPIRED once the
+   * handlers returned. Default false: messages stay valid for as long as they are referenced.
+   */
+  borrow?: boolean;
+}
+
 /** Counters of one channel. */
 export interface ChannelStats {
   readonly transport: TransportStats;
@@ -71,6 +84,7 @@ export interface ChannelEvents {
 /** One object per received message: it travels up the stack (IncomingMessage) and is what handlers get. */
 class Received implements ReceivedMessage, IncomingMessage {
   #value: unknown = NOT_DECODED;
+  #expired = false;
   constructor(
     readonly from: Member,
     public flags: number,
@@ -80,16 +94,31 @@ class Received implements ReceivedMessage, IncomingMessage {
     return this.flags;
   }
   get bytes(): Buffer {
+    if (this.#expired) throw expired();
     return this.payload;
   }
   get value(): unknown {
     if (this.#value === NOT_DECODED) {
+      if (this.#expired) throw expired();
       this.#value = this.flags & SendFlag.BYTE_MESSAGE ? this.payload : decode(this.payload);
     }
     return this.#value;
   }
+  /** The borrowing handlers returned: the payload's memory may be reused from now on. */
+  expire(): void {
+    this.#expired = true;
+    this.payload = NO_BYTES;
+  }
 }
 const NOT_DECODED = Symbol('not decoded');
+const NO_BYTES = Buffer.alloc(0);
+
+function expired(): ClusterError {
+  return new ClusterError(
+    ErrorCode.MESSAGE_EXPIRED,
+    'message read after its handler returned: a handler registered with { borrow: true } must read msg.bytes / msg.value before it returns or awaits (copy what it keeps)',
+  );
+}
 
 type State = 'new' | 'starting' | 'started' | 'stopping' | 'stopped';
 
@@ -120,7 +149,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly #known = new Map<string, Member>();
   readonly #connections = new Map<string, PeerConnection>();
   readonly #probes = new Map<string, PeerConnection>();
-  readonly #handlers: MessageHandler[] = [];
+  #handlers: readonly MessageHandler[] = [];
+  /** Handlers that may keep messages (registered without `borrow`). */
+  #keepers = 0;
+  /** Shared with the receiver: reuse assembly buffers while no handler keeps messages. */
+  readonly #assembly: AssemblyPolicy = { reuse: true };
   #sent = 0;
   #received = 0;
   #handlerErrors = 0;
@@ -182,12 +215,25 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return this.#membership.settled();
   }
 
-  /** Registers a message handler; returns a function that removes it. */
-  onMessage(handler: MessageHandler): () => void {
-    this.#handlers.push(handler);
+  /**
+   * Registers a message handler; returns a function that removes it. See
+   * {@link MessageHandlerOptions.borrow} for handlers that do not keep messages.
+   */
+  onMessage(handler: MessageHandler, options: MessageHandlerOptions = {}): () => void {
+    const keeps = options.borrow !== true;
+    // A new array, not a push: a handler registered while messages are dispatched is not called
+    // for the message in flight (the dispatch loop holds the old array).
+    this.#handlers = [...this.#handlers, handler];
+    if (keeps) this.#keepers++;
+    this.#assembly.reuse = this.#keepers === 0;
+    let removed = false;
     return () => {
+      if (removed) return;
+      removed = true;
       const i = this.#handlers.indexOf(handler);
-      if (i >= 0) this.#handlers.splice(i, 1);
+      if (i >= 0) this.#handlers = this.#handlers.filter((_, k) => k !== i);
+      if (keeps) this.#keepers--;
+      this.#assembly.reuse = this.#keepers === 0;
     };
   }
 
@@ -207,10 +253,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
           port: c.receiver.port,
           autoBind: c.receiver.autoBind,
           maxConnections: c.receiver.maxConnections,
+          assembly: this.#assembly,
         },
         this.#settings,
         {
-          data: (conn, flags, seq, payload) => this.#onData(conn, flags, seq, payload),
+          data: (conn, flags, seq, payload, borrowed) => this.#onData(conn, flags, seq, payload, borrowed),
           leave: (conn) => this.#onLeave(conn.remote.id),
           hello: (conn) => {
             if (this.#state === 'started') this.#membership.heard(conn.remote);
@@ -495,8 +542,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#state === 'started' && this.#view.has(m.id)) this.#pipeline!.up.memberSuspected(m, err);
   }
 
-  #onData(conn: InboundConnection, flags: number, seq: number, payload: Buffer): void {
+  #onData(conn: InboundConnection, flags: number, seq: number, payload: Buffer, borrowed: boolean): void {
     if (this.#state !== 'started') return;
+    // Assembled in a reused buffer, but a handler that keeps messages came since: give it its own.
+    if (borrowed && this.#keepers > 0) payload = Buffer.from(payload);
     // The sender's Member is computed once per connection, not per message.
     let from = conn.tag as Member | undefined;
     if (from === undefined) conn.tag = from = this.#toMember(conn.remote);
@@ -531,6 +580,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
     } else conn.ack(seq);
   }
 
+  #dispatch(handlers: readonly MessageHandler[], received: Received): void | Promise<void> {
+    if (handlers.length === 1) return handlers[0]!(received);
+    let pending: Promise<void>[] | undefined;
+    for (const h of handlers) {
+      const r = h(received);
+      if (r instanceof Promise) (pending ??= []).push(r);
+    }
+    if (pending) return Promise.all(pending).then(() => {});
+  }
+
   #onLeave(id: string): void {
     if (this.#state !== 'started') return;
     for (const ic of this.#interceptors) ic.memberLeft?.(id);
@@ -545,13 +604,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
         const handlers = this.#handlers;
         if (handlers.length === 0) return;
         const received = msg instanceof Received ? msg : new Received(msg.from, msg.flags, msg.payload);
-        if (handlers.length === 1) return handlers[0]!(received);
-        let pending: Promise<void>[] | undefined;
-        for (const h of handlers) {
-          const r = h(received);
-          if (r instanceof Promise) (pending ??= []).push(r);
+        if (this.#keepers === 0) {
+          // Every handler borrows: once they returned, the payload's memory may be reused.
+          try {
+            return this.#dispatch(handlers, received);
+          } finally {
+            received.expire();
+          }
         }
-        if (pending) return Promise.all(pending).then(() => {});
+        return this.#dispatch(handlers, received);
       },
       memberAdded: (m) => {
         if (this.#view.has(m.id) || this.#state === 'stopping' || this.#state === 'stopped') return;

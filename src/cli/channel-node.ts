@@ -30,11 +30,15 @@ export async function runChannelNode(options: ChannelNodeOptions): Promise<void>
     print('member-added', { member: m.name, address: `${m.host}:${m.port}`, id: m.id.slice(0, 8) }),
   );
   channel.on('memberRemoved', (m, reason) => print('member-removed', { member: m.name, reason }));
-  channel.onMessage((msg) => {
-    const v = msg.value as { ping?: number } | undefined;
-    if (v && typeof v.ping === 'number') return; // pings are answered by the acknowledgement itself
-    print('message', { from: msg.from.name, value: JSON.stringify(msg.value) });
-  });
+  // The handler reads each message before it returns and keeps nothing: it can borrow.
+  channel.onMessage(
+    (msg) => {
+      const v = msg.value as { ping?: number } | undefined;
+      if (v && typeof v.ping === 'number') return; // pings are answered by the acknowledgement itself
+      print('message', { from: msg.from.name, value: JSON.stringify(msg.value) });
+    },
+    { borrow: true },
+  );
   await channel.start();
   print('started', { address: `${channel.local.host}:${channel.local.port}`, id: channel.local.id.slice(0, 8) });
 

@@ -22,6 +22,7 @@ export const ErrorCode = {
   MESSAGE_TOO_LARGE: 'ERR_CLOWDER_MESSAGE_TOO_LARGE',
   TOO_MANY_SESSIONS: 'ERR_CLOWDER_TOO_MANY_SESSIONS',
   SESSION_READ_ONLY: 'ERR_CLOWDER_SESSION_READ_ONLY',
+  MESSAGE_EXPIRED: 'ERR_CLOWDER_MESSAGE_EXPIRED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -5,7 +5,7 @@
  */
 import { FrameError } from '../core/errors.js';
 import type { RecordOpener } from '../wire/auth.js';
-import { type FrameHandler, FrameReader, FrameType } from '../wire/frame.js';
+import { type AssemblyPolicy, type FrameHandler, FrameReader, FrameType } from '../wire/frame.js';
 import { RECORD_BYTES } from './frame-writer.js';
 import { RecordReader } from './record-reader.js';
 import type { TransportStats } from './stats.js';
@@ -15,13 +15,15 @@ export class FrameSink {
   readonly #inner: FrameReader;
   #records: RecordReader | undefined;
 
+  /** @param policy lets the frame readers reuse one buffer for frames that span socket reads */
   constructor(
     maxFrameBytes: number,
     private readonly handler: FrameHandler,
     private readonly stats: TransportStats,
+    policy?: AssemblyPolicy,
   ) {
-    this.#outer = new FrameReader(maxFrameBytes, (t, f, b) => this.#onOuter(t, f, b));
-    this.#inner = new FrameReader(maxFrameBytes, (t, f, b) => this.#onInner(t, f, b));
+    this.#outer = new FrameReader(maxFrameBytes, (t, f, b, r) => this.#onOuter(t, f, b, r), policy);
+    this.#inner = new FrameReader(maxFrameBytes, (t, f, b, r) => this.#onInner(t, f, b, r), policy);
   }
 
   /** Sets the largest frame body accepted (a connection raises it once its hello completed). */
@@ -61,17 +63,17 @@ export class FrameSink {
     if (rest !== undefined && rest.length > 0) (this.#records as RecordReader | undefined)?.push(rest);
   }
 
-  #onOuter(type: FrameType, flags: number, body: Buffer): void {
+  #onOuter(type: FrameType, flags: number, body: Buffer, borrowed: boolean): void {
     if (type === FrameType.SEALED) throw new FrameError('sealed record before the hello completed');
     this.stats.framesIn++;
-    this.handler(type, flags, body);
+    this.handler(type, flags, body, borrowed);
   }
 
-  #onInner(type: FrameType, flags: number, body: Buffer): void {
+  #onInner(type: FrameType, flags: number, body: Buffer, borrowed: boolean): void {
     if (type === FrameType.SEALED || type === FrameType.HELLO || type === FrameType.HELLO_ACK) {
       throw new FrameError(`frame type ${type} not allowed inside a record`);
     }
     this.stats.framesIn++;
-    this.handler(type, flags, body);
+    this.handler(type, flags, body, borrowed);
   }
 }

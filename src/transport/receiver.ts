@@ -8,7 +8,15 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { RecordOpener, RecordSealer } from '../wire/auth.js';
-import { encodeNack, encodeSeqFrame, FrameFlag, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
+import {
+  type AssemblyPolicy,
+  encodeNack,
+  encodeSeqFrame,
+  FrameFlag,
+  FrameType,
+  HEADER_BYTES,
+  writeHeader,
+} from '../wire/frame.js';
 import { decodeHello, encodeHello } from '../wire/hello.js';
 import type { MemberDescriptor } from '../wire/member.js';
 import { FrameSink } from './frame-sink.js';
@@ -44,8 +52,11 @@ export class InboundConnection {
 
 /** What the receiver delivers to the channel. */
 export interface ReceiverHandlers {
-  /** A DATA frame. `payload` is a view valid only during the call (copy to keep it). */
-  data(conn: InboundConnection, flags: number, seq: number, payload: Buffer): void;
+  /**
+   * A DATA frame. `payload` is a view; when `borrowed` it lies in a reused buffer and is valid only
+   * during the call (copy to keep it), otherwise it stays valid as long as it is referenced.
+   */
+  data(conn: InboundConnection, flags: number, seq: number, payload: Buffer, borrowed: boolean): void;
   /** The peer announced a graceful stop. */
   leave(conn: InboundConnection): void;
   /** A peer completed its hello. */
@@ -57,6 +68,11 @@ export interface ReceiverOptions {
   readonly port: number;
   readonly autoBind: number;
   readonly maxConnections: number;
+  /**
+   * Shared by every inbound connection: while `reuse` is on, DATA frames that span socket reads
+   * are assembled in one reused buffer per connection and delivered `borrowed`.
+   */
+  readonly assembly?: AssemblyPolicy;
 }
 
 /** Hello frames are small; before the hello completes, nothing larger is buffered. */
@@ -132,7 +148,7 @@ export class Receiver {
     let conn: InboundConnection | undefined;
     const sink: FrameSink = new FrameSink(
       PRE_HELLO_LIMIT,
-      (type, flags, body) => {
+      (type, flags, body, borrowed) => {
         if (conn === undefined) {
           if (type !== FrameType.HELLO) throw new FrameError(`expected HELLO, got frame type ${type}`);
           conn = this.#hello(flags, body, writer, sink, socket);
@@ -140,9 +156,10 @@ export class Receiver {
           this.handlers.hello?.(conn);
           return;
         }
-        this.#frame(conn, type, flags, body);
+        this.#frame(conn, type, flags, body, borrowed);
       },
       s.stats,
+      this.options.assembly,
     );
     const timer = setTimeout(() => {
       s.stats.protocolErrors++;
@@ -192,12 +209,12 @@ export class Receiver {
     return new InboundConnection(hello.member, writer, socket.remoteAddress ?? '?');
   }
 
-  #frame(conn: InboundConnection, type: FrameType, flags: number, body: Buffer): void {
+  #frame(conn: InboundConnection, type: FrameType, flags: number, body: Buffer, borrowed: boolean): void {
     switch (type) {
       case FrameType.DATA: {
         if (body.length < 4) throw new FrameError('DATA frame without sequence number');
         const seq = body.readUInt32BE(0);
-        this.handlers.data(conn, flags, seq, body.subarray(4));
+        this.handlers.data(conn, flags, seq, body.subarray(4), borrowed);
         return;
       }
       case FrameType.PING: {

@@ -99,13 +99,34 @@ export function checkHeader(buf: Uint8Array, off: number, maxBody: number): numb
   return body;
 }
 
-/** Receives one frame: its type, flags and body (a view; valid until the handler returns unless copied). */
-export type FrameHandler = (type: FrameType, flags: number, body: Buffer) => void;
+/**
+ * Receives one frame: its type, flags and body (a view; valid until the handler returns unless
+ * copied). `borrowed` is true when the body sits in the reader's reused assembly buffer: its bytes
+ * are overwritten by a later frame, so whoever keeps it past the call must copy it. Otherwise the
+ * body is a view of the pushed chunk and stays valid as long as the chunk does.
+ */
+export type FrameHandler = (type: FrameType, flags: number, body: Buffer, borrowed: boolean) => void;
+
+/**
+ * Whether a reader may assemble frames that span chunks in one reused buffer instead of a fresh
+ * one each. The owner flips `reuse` while the reader runs (a channel whose handlers all borrow).
+ */
+export interface AssemblyPolicy {
+  reuse: boolean;
+}
+
+/** A reused assembly buffer is kept only up to this size; larger frames get their own buffer. */
+const REUSE_MAX_BYTES = 1024 * 1024;
 
 /**
  * Incremental frame parser for one connection. `push` bytes as they arrive; whole frames go to the
  * handler in order. Throws {@link FrameError} on the first malformed header; the caller closes the
  * connection. Never buffers more than one frame's worth of bytes beyond `maxFrameBytes`.
+ *
+ * A frame inside one pushed chunk is delivered as a view of it. A frame that spans chunks (every
+ * 64 KiB message: Node reads at most 64 KiB at a time) must be copied into one buffer; when the
+ * policy allows, that buffer is reused rather than allocated per frame. Allocating it was most of
+ * what a large message cost the receiver: hundreds of MB/s of fresh memory for the GC.
  */
 export class FrameReader {
   #pending: Buffer | null = null; // partial frame (header known) being filled
@@ -113,11 +134,16 @@ export class FrameReader {
   #head: Buffer | null = null; // fewer than HEADER_BYTES bytes carried over
   #maxBody: number;
   #stopped = false;
+  #scratch: Buffer | null = null; // the reused assembly buffer
+  #pendingBorrowed = false; // #pending is #scratch
   readonly #onFrame: FrameHandler;
+  readonly #policy: AssemblyPolicy | undefined;
 
-  constructor(maxFrameBytes: number, onFrame: FrameHandler) {
+  /** @param policy when given and `policy.reuse` is on, frames that span chunks share one buffer */
+  constructor(maxFrameBytes: number, onFrame: FrameHandler, policy?: AssemblyPolicy) {
     this.#maxBody = maxFrameBytes;
     this.#onFrame = onFrame;
+    this.#policy = policy;
   }
 
   /** Changes the body-size limit (a connection raises it once its hello completed). */
@@ -155,7 +181,7 @@ export class FrameReader {
       const header = Buffer.concat([head, chunk.subarray(0, need)], HEADER_BYTES);
       off = need;
       const body = this.#checkHeader(header, 0);
-      this.#pending = Buffer.allocUnsafe(HEADER_BYTES + body);
+      this.#pending = this.#assembly(HEADER_BYTES + body);
       header.copy(this.#pending, 0);
       this.#filled = HEADER_BYTES;
     }
@@ -167,7 +193,7 @@ export class FrameReader {
       off += n;
       if (this.#filled < p.length) return undefined;
       this.#pending = null;
-      this.#deliver(p, 0);
+      this.#deliver(p, 0, this.#pendingBorrowed);
       if (this.#stopped) return chunk.subarray(off);
     }
     while (off < len) {
@@ -178,11 +204,11 @@ export class FrameReader {
       const body = this.#checkHeader(chunk, off);
       const end = off + HEADER_BYTES + body;
       if (end <= len) {
-        this.#deliver(chunk, off);
+        this.#deliver(chunk, off, false);
         off = end;
         if (this.#stopped) return chunk.subarray(off);
       } else {
-        const p = Buffer.allocUnsafe(HEADER_BYTES + body);
+        const p = this.#assembly(HEADER_BYTES + body);
         chunk.copy(p, 0, off, len);
         this.#pending = p;
         this.#filled = len - off;
@@ -196,10 +222,24 @@ export class FrameReader {
     return checkHeader(buf, off, this.#maxBody);
   }
 
-  #deliver(buf: Buffer, off: number): void {
+  /** A buffer of exactly `size` bytes for a frame that spans chunks: the reused one when allowed. */
+  #assembly(size: number): Buffer {
+    this.#pendingBorrowed = false;
+    if (this.#policy === undefined || !this.#policy.reuse || size > REUSE_MAX_BYTES) return Buffer.allocUnsafe(size);
+    let s = this.#scratch;
+    if (s === null || s.length < size) {
+      // Grow in steps, so a stream of slightly growing frames does not reallocate each time.
+      s = Buffer.allocUnsafeSlow(Math.min(REUSE_MAX_BYTES, Math.max(size, (s?.length ?? 0) * 2)));
+      this.#scratch = s;
+    }
+    this.#pendingBorrowed = true;
+    return s.length === size ? s : s.subarray(0, size);
+  }
+
+  #deliver(buf: Buffer, off: number, borrowed: boolean): void {
     const type = buf[off + 3] as FrameType;
     const flags = buf.readUInt16BE(off + 4);
     const body = buf.readUInt32BE(off + 6);
-    this.#onFrame(type, flags, buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + body));
+    this.#onFrame(type, flags, buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + body), borrowed);
   }
 }

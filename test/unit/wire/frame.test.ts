@@ -164,6 +164,51 @@ describe('FrameReader', () => {
     }
   });
 
+  it('assembles frames that span chunks in one reused buffer while the policy allows, and says so', () => {
+    const bodies = [randomBytes(3000), randomBytes(2500), randomBytes(40), randomBytes(3000)];
+    const stream = Buffer.concat(bodies.map((b) => encodeFrame(FrameType.DATA, 0, b)));
+    const run = (policy: { reuse: boolean } | undefined) => {
+      const got: { body: Buffer; borrowed: boolean; memory: ArrayBufferLike; at: number }[] = [];
+      const reader = new FrameReader(
+        1 << 20,
+        (_t, _f, body, borrowed) =>
+          got.push({ body: Buffer.from(body), borrowed, memory: body.buffer, at: body.byteOffset }),
+        policy,
+      );
+      for (let off = 0; off < stream.length; off += 1024) reader.push(Buffer.from(stream.subarray(off, off + 1024)));
+      assert.deepEqual(
+        got.map((g) => g.body),
+        bodies,
+      );
+      return got;
+    };
+    const reused = run({ reuse: true });
+    // The 40-byte frame may fit in one chunk; the large ones cannot.
+    const spanning = reused.filter((g) => g.body.length > 1024);
+    assert.ok(spanning.every((g) => g.borrowed));
+    assert.equal(new Set(spanning.map((g) => g.memory)).size, 1, 'one buffer for every spanning frame');
+    for (const g of reused.filter((g) => !g.borrowed)) assert.notEqual(g.memory, spanning[0]!.memory);
+    for (const policy of [undefined, { reuse: false }]) {
+      const own = run(policy);
+      assert.ok(own.every((g) => !g.borrowed));
+      // Small buffers may share Node's pool, so compare where each body lies, not just its memory.
+      const places = own.map((g) => [...new Set(own.map((x) => x.memory))].indexOf(g.memory) * 1e9 + g.at);
+      assert.equal(new Set(places).size, own.length, 'memory of its own each');
+    }
+  });
+
+  it('gives a frame over the reuse limit (1 MiB) a buffer of its own even when reuse is on', () => {
+    const big = randomBytes(1024 * 1024 + 1);
+    const got: boolean[] = [];
+    const reader = new FrameReader(4 << 20, (_t, _f, body, borrowed) => got.push(borrowed && body.equals(big)), {
+      reuse: true,
+    });
+    const frame = encodeFrame(FrameType.DATA, 0, big);
+    reader.push(frame.subarray(0, 100));
+    reader.push(frame.subarray(100));
+    assert.deepEqual(got, [false]);
+  });
+
   it('accepts a body of exactly the limit', () => {
     const { reader, got } = recorder(100);
     reader.push(encodeFrame(FrameType.DATA, 0, Buffer.alloc(100, 7)));
