@@ -44,7 +44,10 @@ export interface OutgoingMessage {
   readonly framed?: Buffer;
 }
 
-/** A message on its way up the stack. `payload` is valid while the message is processed; copy to keep. */
+/**
+ * A message on its way up the stack. `payload` is valid until `receive` returns (not across an
+ * `await`: with borrowing handlers its memory is then reused); copy what you keep.
+ */
 export interface IncomingMessage {
   readonly from: Member;
   flags: number;

@@ -249,112 +249,117 @@ describe('static membership in one process', () => {
   });
 });
 
-describe('borrowing handlers ({ borrow: true })', () => {
-  const SIZE = 100 * 1024; // over one socket read: every message spans reads
-  const COUNT = 40;
-  /** Message i: its index, then bytes (i + k) & 0xff, so a reused buffer left stale shows. */
-  const messageOf = (i: number): Buffer => {
-    const b = Buffer.allocUnsafe(SIZE);
-    b.writeUInt32BE(i, 0);
-    for (let k = 4; k < SIZE; k++) b[k] = (i + k) & 0xff;
-    return b;
-  };
-  const intact = (b: Buffer): boolean => {
-    const i = b.readUInt32BE(0);
-    if (b.length !== SIZE) return false;
-    for (let k = 4; k < SIZE; k += 997) if (b[k] !== ((i + k) & 0xff)) return false;
-    return b[SIZE - 1] === ((i + SIZE - 1) & 0xff);
-  };
+for (const [label, security] of [
+  ['no cluster key', {}],
+  ['cluster key, AES-256-GCM', { clusterKey: 'a-cluster-key-for-the-borrow-tests-0123456789', encrypt: true }],
+] as const) {
+  describe(`borrowing handlers ({ borrow: true }), ${label}`, () => {
+    const SIZE = 100 * 1024; // over one socket read: every message spans reads
+    const COUNT = 40;
+    /** Message i: its index, then bytes (i + k) & 0xff, so a reused buffer left stale shows. */
+    const messageOf = (i: number): Buffer => {
+      const b = Buffer.allocUnsafe(SIZE);
+      b.writeUInt32BE(i, 0);
+      for (let k = 4; k < SIZE; k++) b[k] = (i + k) & 0xff;
+      return b;
+    };
+    const intact = (b: Buffer): boolean => {
+      const i = b.readUInt32BE(0);
+      if (b.length !== SIZE) return false;
+      for (let k = 4; k < SIZE; k += 997) if (b[k] !== ((i + k) & 0xff)) return false;
+      return b[SIZE - 1] === ((i + SIZE - 1) & 0xff);
+    };
 
-  let a: Channel;
-  let b: Channel;
-  let toB: Member;
-  before(async () => {
-    const ports = await freePorts(2);
-    const members = ports.map((p) => `127.0.0.1:${p}`);
-    [a, b] = ['a', 'b'].map((name, i) =>
-      createChannel(
-        { name, receiver: { port: ports[i]!, autoBind: 1 }, membership: { type: 'static', members } },
-        { logger: silentLogger },
-      ),
-    ) as [Channel, Channel];
-    await Promise.all([a.start(), b.start()]);
-    await waitFor(() => a.members().length === 1 && b.members().length === 1, 'membership', { timeoutMs: 5000 });
-    toB = a.members()[0]!;
-  });
-  after(async () => {
-    await Promise.all([a.stop(), b.stop()]);
-  });
+    let a: Channel;
+    let b: Channel;
+    let toB: Member;
+    before(async () => {
+      const ports = await freePorts(2);
+      const members = ports.map((p) => `127.0.0.1:${p}`);
+      [a, b] = ['a', 'b'].map((name, i) =>
+        createChannel(
+          { name, receiver: { port: ports[i]!, autoBind: 1 }, membership: { type: 'static', members }, ...security },
+          { logger: silentLogger },
+        ),
+      ) as [Channel, Channel];
+      await Promise.all([a.start(), b.start()]);
+      await waitFor(() => a.members().length === 1 && b.members().length === 1, 'membership', { timeoutMs: 5000 });
+      toB = a.members()[0]!;
+    });
+    after(async () => {
+      await Promise.all([a.stop(), b.stop()]);
+    });
 
-  /** Sends COUNT byte messages to b in one burst and waits until b's handlers saw them all. */
-  async function burst(seen: () => number): Promise<void> {
-    for (let i = 0; i < COUNT; i++) void a.send(toB, messageOf(i));
-    await a.flush();
-    await waitFor(() => seen() === COUNT, `${COUNT} messages on b`, { timeoutMs: 10_000 });
-  }
-
-  test('large messages arrive intact through one reused buffer; reading one after the handler returned throws', async () => {
-    const ids: number[] = [];
-    const buffers = new Set<ArrayBufferLike>();
-    const kept: ReceivedMessage[] = [];
-    let corrupt = 0;
-    const off = b.onMessage(
-      (msg) => {
-        if (!intact(msg.bytes)) corrupt++;
-        ids.push(msg.bytes.readUInt32BE(0));
-        buffers.add(msg.bytes.buffer);
-        kept.push(msg);
-      },
-      { borrow: true },
-    );
-    try {
-      await burst(() => ids.length);
-      assert.equal(corrupt, 0);
-      assert.deepEqual(ids, [...Array(COUNT).keys()]);
-      // Without reuse every message would have a buffer of its own.
-      assert.ok(buffers.size < COUNT / 2, `${buffers.size} buffers for ${COUNT} messages`);
-      for (const msg of kept) {
-        assert.throws(() => msg.bytes, { code: 'ERR_CLOWDER_MESSAGE_EXPIRED', message: /borrow: true/ });
-        assert.throws(() => msg.value, { code: 'ERR_CLOWDER_MESSAGE_EXPIRED' });
-      }
-    } finally {
-      off();
+    /** Sends COUNT byte messages to b in one burst and waits until b's handlers saw them all. */
+    async function burst(seen: () => number): Promise<void> {
+      for (let i = 0; i < COUNT; i++) void a.send(toB, messageOf(i));
+      await a.flush();
+      await waitFor(() => seen() === COUNT, `${COUNT} messages on b`, { timeoutMs: 10_000 });
     }
-  });
 
-  test('one handler that keeps messages is enough for every message to stay valid', async () => {
-    const borrowed: number[] = [];
-    const kept: Buffer[] = [];
-    const offBorrow = b.onMessage((msg) => void borrowed.push(msg.bytes.readUInt32BE(0)), { borrow: true });
-    const offKeep = b.onMessage((msg) => void kept.push(msg.bytes));
-    try {
-      await burst(() => kept.length);
-      assert.equal(borrowed.length, COUNT);
-      // Checked after all arrived: none was overwritten by a later message.
-      assert.deepEqual(
-        kept.map((k) => k.readUInt32BE(0)),
-        [...Array(COUNT).keys()],
+    test('large messages arrive intact through one reused buffer; reading one after the handler returned throws', async () => {
+      const ids: number[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      const kept: ReceivedMessage[] = [];
+      let corrupt = 0;
+      const off = b.onMessage(
+        (msg) => {
+          if (!intact(msg.bytes)) corrupt++;
+          ids.push(msg.bytes.readUInt32BE(0));
+          buffers.add(msg.bytes.buffer);
+          kept.push(msg);
+        },
+        { borrow: true },
       );
-      assert.ok(kept.every(intact), 'every kept message intact');
-      assert.equal(new Set(kept.map((k) => k.buffer)).size, COUNT, 'each kept message has its own memory');
-    } finally {
-      offBorrow();
-      offKeep();
-    }
-    // With the keeper gone, borrowing resumes: messages expire after the call again.
-    let last: ReceivedMessage | undefined;
-    const off = b.onMessage(
-      (msg) => {
-        last = msg;
-      },
-      { borrow: true },
-    );
-    try {
-      void a.send(toB, messageOf(0));
-      await waitFor(() => last !== undefined, 'one more message');
-      assert.throws(() => last!.bytes, { code: 'ERR_CLOWDER_MESSAGE_EXPIRED' });
-    } finally {
-      off();
-    }
+      try {
+        await burst(() => ids.length);
+        assert.equal(corrupt, 0);
+        assert.deepEqual(ids, [...Array(COUNT).keys()]);
+        // Without reuse every message would have a buffer of its own.
+        assert.ok(buffers.size < COUNT / 2, `${buffers.size} buffers for ${COUNT} messages`);
+        for (const msg of kept) {
+          assert.throws(() => msg.bytes, { code: 'ERR_CLOWDER_MESSAGE_EXPIRED', message: /borrow: true/ });
+          assert.throws(() => msg.value, { code: 'ERR_CLOWDER_MESSAGE_EXPIRED' });
+        }
+      } finally {
+        off();
+      }
+    });
+
+    test('one handler that keeps messages is enough for every message to stay valid', async () => {
+      const borrowed: number[] = [];
+      const kept: Buffer[] = [];
+      const offBorrow = b.onMessage((msg) => void borrowed.push(msg.bytes.readUInt32BE(0)), { borrow: true });
+      const offKeep = b.onMessage((msg) => void kept.push(msg.bytes));
+      try {
+        await burst(() => kept.length);
+        assert.equal(borrowed.length, COUNT);
+        // Checked after all arrived: none was overwritten by a later message.
+        assert.deepEqual(
+          kept.map((k) => k.readUInt32BE(0)),
+          [...Array(COUNT).keys()],
+        );
+        assert.ok(kept.every(intact), 'every kept message intact');
+        assert.equal(new Set(kept.map((k) => k.buffer)).size, COUNT, 'each kept message has its own memory');
+      } finally {
+        offBorrow();
+        offKeep();
+      }
+      // With the keeper gone, borrowing resumes: messages expire after the call again.
+      let last: ReceivedMessage | undefined;
+      const off = b.onMessage(
+        (msg) => {
+          last = msg;
+        },
+        { borrow: true },
+      );
+      try {
+        void a.send(toB, messageOf(0));
+        await waitFor(() => last !== undefined, 'one more message');
+        assert.throws(() => last!.bytes, { code: 'ERR_CLOWDER_MESSAGE_EXPIRED' });
+      } finally {
+        off();
+      }
+    });
   });
-});
+}
