@@ -136,6 +136,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly #id = randomBytes(16).toString('hex');
   readonly #startTime = Date.now();
   #state: State = 'new';
+  #starting: Promise<void> | undefined;
   #receiver: Receiver | undefined;
   #local: Member | undefined;
   #localDescriptor: MemberDescriptor | undefined;
@@ -241,10 +242,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * Starts the receiver, the interceptors and membership, in that order (Tribes' order: the
    * receiver's bound port is what membership advertises).
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
     if (this.#state !== 'new')
-      throw new ClusterError(ErrorCode.STOPPED, `channel cannot start from state ${this.#state}`);
+      return Promise.reject(new ClusterError(ErrorCode.STOPPED, `channel cannot start from state ${this.#state}`));
     this.#state = 'starting';
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const c = this.config;
     try {
       const receiver = new Receiver(
@@ -298,6 +304,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Graceful stop: flushes queued messages, tells the others this member leaves, closes everything. */
   async stop(): Promise<void> {
+    // A start in progress ends first (it takes milliseconds: bind, interceptors, membership), so
+    // that nothing it opens afterwards outlives the stop.
+    if (this.#state === 'starting') await this.#starting?.catch(() => {});
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
     if (this.#state === 'new') {
       this.#state = 'stopped';

@@ -15,7 +15,15 @@ export async function runStart(flags: Flags): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-  await node.start();
+  try {
+    await node.start();
+  } catch (err) {
+    if (stopping === undefined) throw err;
+    // Stopped by a signal before it was ready (e.g. during the state transfer): a clean exit.
+    await stopping;
+    process.stderr.write(`clowder node ${node.name} stopped before it was ready\n`);
+    return;
+  }
   const { host, port } = node.address;
   const ready = {
     node: node.name,

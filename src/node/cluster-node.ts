@@ -55,6 +55,8 @@ export class ClusterNode {
   readonly #given: Map<string, AppDefinition>;
   #server: Server | undefined;
   #state: State = 'new';
+  /** The shutdown under way once stop() was called (stop() callers and a failing start() await it). */
+  #stopping: Promise<void> | undefined;
   #inFlight = 0;
   readonly #requestClosed = (): void => {
     this.#inFlight--;
@@ -129,7 +131,9 @@ export class ClusterNode {
       }
       await this.channel.start();
       await this.channel.settled();
+      this.#stillStarting();
       await Promise.all(this.managers.map((m) => m.start()));
+      this.#stillStarting();
       const listener = createRequestListener(mounts);
       const statusPath = this.config.http.statusPath;
       const server = createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, (req, res) => {
@@ -147,15 +151,31 @@ export class ClusterNode {
           resolvePromise();
         });
       });
+      this.#stillStarting();
       this.#state = 'ready';
       const { host, port } = this.address;
       this.#logger.info({ http: `http://${host}:${port}`, apps: this.config.apps.map((a) => a.path) }, 'node ready');
     } catch (err) {
-      this.#state = 'stopping';
+      if (this.#state === 'starting') {
+        this.#state = 'stopping';
+        this.#stopping = this.#shutdown();
+        await this.#stopping;
+        this.#state = 'stopped';
+        throw err;
+      }
+      // stop() was called meanwhile (SIGTERM during the state transfer): let its shutdown end,
+      // then close what this start opened after it ran (the HTTP server).
+      await this.#stopping;
       await this.#shutdown();
-      this.#state = 'stopped';
-      throw err;
+      if (err instanceof ClusterError && err.code === ErrorCode.STOPPED) throw err;
+      throw new ClusterError(ErrorCode.STOPPED, 'the node was stopped before it was ready', { cause: err });
     }
+  }
+
+  /** Throws ERR_CLOWDER_STOPPED when stop() was called while start() awaited. */
+  #stillStarting(): void {
+    if (this.#state !== 'starting')
+      throw new ClusterError(ErrorCode.STOPPED, 'the node was stopped before it was ready');
   }
 
   /**
@@ -164,11 +184,20 @@ export class ClusterNode {
    * (unless expireSessionsOnShutdown).
    */
   async stop(): Promise<void> {
-    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    if (this.#state === 'stopped') return;
+    if (this.#state === 'stopping') return this.#stopping;
+    if (this.#state === 'new') {
+      this.#state = 'stopped';
+      return;
+    }
+    // While starting, the shutdown also ends a state transfer in progress (start() then rejects
+    // with ERR_CLOWDER_STOPPED at once, instead of waiting for its donor or the timeout).
     this.#state = 'stopping';
-    await this.#shutdown();
-    this.#state = 'stopped';
-    this.#logger.info({}, 'node stopped');
+    this.#stopping = this.#shutdown().then(() => {
+      this.#state = 'stopped';
+      this.#logger.info({}, 'node stopped');
+    });
+    return this.#stopping;
   }
 
   /** Counters of the channel and every session manager. */

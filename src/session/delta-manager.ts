@@ -175,6 +175,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#expiryTimer);
+    this.#receiver.cancel();
     if (this.config.expireSessionsOnShutdown) {
       for (const s of [...this.sessions.values()]) if (s.primary) this.#expire(s, 'expired', true, false);
     }

@@ -15,7 +15,8 @@ import type { ReplicationHub } from './replication-hub.js';
 
 /** State-transfer progress and result. */
 export interface StateTransferStats {
-  state: 'idle' | 'transferring' | 'done' | 'timed-out' | 'alone';
+  /** `stopped`: the node was stopped while the transfer ran. */
+  state: 'idle' | 'transferring' | 'done' | 'timed-out' | 'alone' | 'stopped';
   donor?: string;
   sessions: number;
   bytes: number;
@@ -47,6 +48,7 @@ export class StateReceiver {
   /** Transfers in progress by request id: the initial one, and merges with members found late. */
   readonly #transfers = new Map<string, Transfer>();
   #requestSeq = 0;
+  #cancelled = false;
 
   constructor(
     private readonly host: StateReceiverHost,
@@ -59,6 +61,15 @@ export class StateReceiver {
   transferringFrom(id: string): boolean {
     for (const t of this.#transfers.values()) if (t.donor.id === id) return true;
     return false;
+  }
+
+  /**
+   * The node stops: every transfer in progress ends now (an initial one makes {@link run} reject
+   * with ERR_CLOWDER_STOPPED instead of waiting for its donor or the timeout), and none starts.
+   */
+  cancel(): void {
+    this.#cancelled = true;
+    for (const t of [...this.#transfers.values()]) t.done(false);
   }
 
   /** A member left: a transfer from it has failed (the next oldest is asked). */
@@ -78,6 +89,7 @@ export class StateReceiver {
     this.queue = [];
     try {
       for (;;) {
+        this.#checkCancelled(started);
         const donors = this.hub
           .membersFor(context)
           .filter((m) => !tried.has(m.id))
@@ -93,6 +105,7 @@ export class StateReceiver {
         }
         tried.add(donor.id);
         const ok = await this.transferFrom(donor, deadline);
+        this.#checkCancelled(started);
         if (ok) {
           this.stats.state = 'done';
           this.stats.durationMs = Date.now() - started;
@@ -116,6 +129,13 @@ export class StateReceiver {
     }
   }
 
+  #checkCancelled(started: number): void {
+    if (!this.#cancelled) return;
+    this.stats.state = 'stopped';
+    this.stats.durationMs = Date.now() - started;
+    throw new ClusterError(ErrorCode.STOPPED, `stopped during the state transfer of ${this.config.name}`);
+  }
+
   #failed(started: number): void {
     this.stats.state = 'timed-out';
     this.stats.durationMs = Date.now() - started;
@@ -134,6 +154,7 @@ export class StateReceiver {
 
   /** Asks `donor` for every session; true once its STATE_COMPLETE arrived before `deadline`. */
   transferFrom(donor: Member, deadline: number, initial = true): Promise<boolean> {
+    if (this.#cancelled) return Promise.resolve(false);
     const requestId = `${this.hub.channel.local.id.slice(0, 8)}-${(++this.#requestSeq).toString(36)}`;
     const context = this.config.name;
     if (initial) {

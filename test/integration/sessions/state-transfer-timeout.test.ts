@@ -2,14 +2,16 @@
  * State transfer when the donor does not deliver: a member that advertises the context but never
  * answers (a hung donor) makes a starting node wait stateTransferTimeoutMs, then start cold with
  * its stats saying so, or refuse to start (onStateTransferTimeout: "fail"); a donor that leaves
- * mid-transfer makes it ask the next oldest member, from which everything arrives.
+ * mid-transfer makes it ask the next oldest member, from which everything arrives. A node stopped
+ * (SIGTERM) while it waits ends the transfer at once and never starts serving.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { type Channel, ClusterError, type ClusterNode, createChannel, silentLogger } from '../../../src/index.js';
 import type { StateTransferStats } from '../../../src/session/delta-manager.js';
 import { managerOf, TestCluster } from '../../helpers/http.js';
-import { waitFor } from '../../helpers/wait.js';
+import { CliProcess, COUNTER_APP } from '../../helpers/node-process.js';
+import { freePorts, waitFor } from '../../helpers/wait.js';
 
 /** A member that says it serves /app but never answers a state request. */
 async function hungDonor(cluster: TestCluster, name: string): Promise<Channel> {
@@ -92,5 +94,69 @@ describe('state transfer from a donor that does not deliver', () => {
     assert.ok(Date.now() - t0 < 5000, 'the fallback did not wait for the timeout');
     const mb = managerOf(b);
     for (const [i, id] of ids.entries()) assert.equal(mb.sessions.get(id)?.getAttribute('n'), i);
+  });
+
+  test('a stop during the state transfer ends it at once: start() rejects, nothing listens, nothing is left running', async () => {
+    const cluster = new TestCluster({ sessions: { stateTransferTimeoutMs: 30_000 } });
+    clusters.push(cluster);
+    channels.push(await hungDonor(cluster, 'hung'));
+    const b = cluster.create('b');
+    const starting = b.start();
+    const outcome = starting.then(
+      () => 'started',
+      (err: unknown) => err,
+    );
+    await waitFor(() => transferOf(b)?.state === 'transferring', 'b asking the hung donor', { timeoutMs: 5000 });
+    const t0 = Date.now();
+    await b.stop();
+    const err = await outcome;
+    assert.ok(Date.now() - t0 < 2000, 'start() ended without waiting for the donor or the timeout');
+    assert.ok(err instanceof ClusterError && err.code === 'ERR_CLOWDER_STOPPED', `start() ended with ${String(err)}`);
+    assert.equal(transferOf(b)?.state, 'stopped');
+    assert.equal(b.ready, false);
+    assert.throws(() => b.address, /not listening/);
+    assert.equal(b.channel.members().length, 0);
+    await b.stop(); // again: nothing to do
+  });
+
+  test('`clowder start` stopped by SIGTERM during the state transfer exits at once, cleanly', async () => {
+    const [donorPort, nodePort] = await freePorts(2);
+    const members = [`127.0.0.1:${donorPort}`, `127.0.0.1:${nodePort}`];
+    const hung = createChannel(
+      { name: 'hung', receiver: { port: donorPort!, autoBind: 1 }, membership: { type: 'static', members } },
+      { logger: silentLogger },
+    );
+    hung.setPayload({ contexts: ['/app'] });
+    await hung.start();
+    channels.push(hung);
+    // A node that would wait 60 s (the default stateTransferTimeoutMs) for a donor that never answers.
+    const node = new CliProcess('b', [
+      'start',
+      '--name',
+      'b',
+      '--port',
+      '0',
+      '--cluster-port',
+      String(nodePort),
+      '--membership',
+      'static',
+      '--members',
+      members.join(','),
+      '--app',
+      `/app=${COUNTER_APP}`,
+      '--json',
+    ]);
+    try {
+      await node.waitLog((l) => l.msg === 'asking for the sessions of this context', 'b asking the hung donor', 10_000);
+      const t0 = Date.now();
+      node.kill('SIGTERM');
+      const exit = await node.exited(5000);
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(Date.now() - t0 < 5000);
+      assert.equal(node.readyLine, undefined, 'it never said it was ready');
+      assert.ok(node.logsWith('node stopped').length === 1);
+    } finally {
+      await node.destroy();
+    }
   });
 });
