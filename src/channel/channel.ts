@@ -137,6 +137,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly #startTime = Date.now();
   #state: State = 'new';
   #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
   #receiver: Receiver | undefined;
   #local: Member | undefined;
   #localDescriptor: MemberDescriptor | undefined;
@@ -307,15 +308,20 @@ export class Channel extends EventEmitter<ChannelEvents> {
     // A start in progress ends first (it takes milliseconds: bind, interceptors, membership), so
     // that nothing it opens afterwards outlives the stop.
     if (this.#state === 'starting') await this.#starting?.catch(() => {});
-    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    if (this.#state === 'stopped') return;
+    // A second caller waits for the same shutdown: when stop() resolves, the member has left.
+    if (this.#state === 'stopping') return this.#stopping;
     if (this.#state === 'new') {
       this.#state = 'stopped';
       return;
     }
     this.#state = 'stopping';
-    await this.#shutdown(true);
-    this.#state = 'stopped';
-    this.#logger.info({}, 'channel stopped');
+    this.#stopping = this.#shutdown(true)
+      .finally(() => {
+        this.#state = 'stopped';
+      })
+      .then(() => this.#logger.info({}, 'channel stopped'));
+    return this.#stopping;
   }
 
   /**

@@ -219,6 +219,30 @@ describe('acknowledged send with a recipient down', () => {
   });
 });
 
+describe('stopping', () => {
+  test('a second stop() resolves only once the first one has finished: the others saw the member leave', async () => {
+    const ports = await freePorts(2);
+    const members = ports.map((p) => `127.0.0.1:${p}`);
+    const [a, b] = ['a', 'b'].map((name, i) =>
+      createChannel(
+        { name, receiver: { port: ports[i]!, autoBind: 1 }, membership: { type: 'static', members } },
+        { logger: silentLogger },
+      ),
+    ) as [Channel, Channel];
+    try {
+      await Promise.all([a.start(), b.start()]);
+      await waitFor(() => a.members().length === 1 && b.members().length === 1, 'membership', { timeoutMs: 5000 });
+      const first = a.stop(); // tells b it leaves, and waits for b's acknowledgement, before it closes
+      await a.stop();
+      // Checked at once, no waiting: the LEAVE was acknowledged after b processed it.
+      assert.equal(b.members().length, 0, 'b still lists a when the second stop() resolved');
+      await first;
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
 describe('static membership in one process', () => {
   test('forms from one shared list that includes each node itself; a graceful stop is seen at once', async () => {
     const ports = await freePorts(3);
