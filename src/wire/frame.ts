@@ -225,7 +225,10 @@ export class FrameReader {
   /** A buffer of exactly `size` bytes for a frame that spans chunks: the reused one when allowed. */
   #assembly(size: number): Buffer {
     this.#pendingBorrowed = false;
-    if (this.#policy === undefined || !this.#policy.reuse || size > REUSE_MAX_BYTES) return Buffer.allocUnsafe(size);
+    if (this.#policy === undefined || !this.#policy.reuse || size > REUSE_MAX_BYTES) {
+      if (this.#policy?.reuse === false) this.#scratch = null; // a handler keeps messages now: free it
+      return Buffer.allocUnsafe(size);
+    }
     let s = this.#scratch;
     if (s === null || s.length < size) {
       // Grow in steps, so a stream of slightly growing frames does not reallocate each time.
