@@ -226,17 +226,21 @@ export class Channel extends EventEmitter<ChannelEvents> {
     // A new array, not a push: a handler registered while messages are dispatched is not called
     // for the message in flight (the dispatch loop holds the old array).
     this.#handlers = [...this.#handlers, handler];
-    if (keeps) this.#keepers++;
-    this.#assembly.reuse = this.#keepers === 0;
+    if (keeps) this.#addKeepers(1);
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
       const i = this.#handlers.indexOf(handler);
       if (i >= 0) this.#handlers = this.#handlers.filter((_, k) => k !== i);
-      if (keeps) this.#keepers--;
-      this.#assembly.reuse = this.#keepers === 0;
+      if (keeps) this.#addKeepers(-1);
     };
+  }
+
+  /** The receiver reuses assembly buffers exactly while no handler keeps messages. */
+  #addKeepers(n: number): void {
+    this.#keepers += n;
+    this.#assembly.reuse = this.#keepers === 0;
   }
 
   /**

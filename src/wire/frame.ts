@@ -224,18 +224,16 @@ export class FrameReader {
 
   /** A buffer of exactly `size` bytes for a frame that spans chunks: the reused one when allowed. */
   #assembly(size: number): Buffer {
-    this.#pendingBorrowed = false;
-    if (this.#policy === undefined || !this.#policy.reuse || size > REUSE_MAX_BYTES) {
-      if (this.#policy?.reuse === false) this.#scratch = null; // a handler keeps messages now: free it
-      return Buffer.allocUnsafe(size);
-    }
+    const reuse = this.#policy?.reuse === true;
+    if (!reuse) this.#scratch = null; // reuse was switched off (a handler keeps messages): free it
+    this.#pendingBorrowed = reuse && size <= REUSE_MAX_BYTES;
+    if (!this.#pendingBorrowed) return Buffer.allocUnsafe(size);
     let s = this.#scratch;
     if (s === null || s.length < size) {
       // Grow in steps, so a stream of slightly growing frames does not reallocate each time.
       s = Buffer.allocUnsafeSlow(Math.min(REUSE_MAX_BYTES, Math.max(size, (s?.length ?? 0) * 2)));
       this.#scratch = s;
     }
-    this.#pendingBorrowed = true;
     return s.length === size ? s : s.subarray(0, size);
   }
 
