@@ -6,13 +6,53 @@
 //
 //   npm run build && node bench/micro/request-path.bench.mjs
 //
-// Rows: map (the ceiling), clowder-off (one node, no members: nothing travels). 1000 sessions,
-// requests round-robin over them. Each row is warmed up and measured in 7 rounds of
-// BENCH_ROUND_MS (default 200 ms); the table gives the median ns per request and the ratio.
+// Rows: map (the ceiling), clowder-off (one node, no members: nothing travels), clowder-async
+// (the same node with one peer serving /app: every request's delta is encoded, framed and written
+// to a real loopback socket; the peer is a bare channel in a child process that reads and drops
+// each message, so this row is the sending node's whole cost of asynchronous replication: JS and
+// its write syscalls). 1000 sessions, requests round-robin over them, 32 per event-loop turn (the
+// turn ends with a setImmediate, where the channel writes its batch; about what one turn of a
+// node under wrk -c64 serves). Each row is warmed up and measured in 7 rounds of BENCH_ROUND_MS
+// (default 200 ms), the rows side by side in each round; the table gives the median ns per
+// request and the ratio.
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { RequestSession } from '../../dist/http/request-session.js';
 import { median } from '../lib/stats.mjs';
 import { cookieSessionId, payloadOf, standaloneSessions } from '../lib/workload.mjs';
+
+if (process.argv[2] === 'sink') {
+  // The peer: a bare channel member serving /app that reads and drops every message. It never
+  // answers the node's state-transfer request: the node starts cold after its shortest timeout.
+  const { createChannel, silentLogger } = await import('../../dist/index.js');
+  const { Msg } = await import('../../dist/session/messages.js');
+  const ch = createChannel(
+    {
+      name: 'sink',
+      receiver: { address: '127.0.0.1', port: 0 },
+      membership: { type: 'static', members: ['127.0.0.1:1'] },
+    },
+    { logger: silentLogger },
+  );
+  ch.setPayload({ contexts: ['/app'] });
+  let messages = 0;
+  // Counts session messages, those inside a batch one by one (decoding them: the receiving side's share).
+  ch.onMessage(
+    (msg) => {
+      const m = msg.value;
+      messages += m[0] === Msg.BATCH ? m[2].length : 1;
+    },
+    { borrow: true },
+  );
+  await ch.start();
+  process.on('message', (m) => {
+    if (m === 'count') process.send({ messages });
+  });
+  process.on('disconnect', () => void ch.stop().finally(() => process.exit(0)));
+  process.send({ port: ch.local.port });
+  await new Promise(() => {});
+}
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 200);
 const ROUNDS = 7;
@@ -67,27 +107,78 @@ function clowderRequest() {
   return body;
 }
 
-function runFor(fn, ms) {
+// ---- clowder-async: a second node, the same requests, replicated to the sink peer ---------------
+const sink = fork(fileURLToPath(import.meta.url), ['sink'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const fromSink = () => new Promise((resolve) => sink.once('message', resolve));
+process.on('exit', () => sink.kill()); // also when a step below throws
+const { port: sinkPort } = await fromSink();
+const { createSessions, silentLogger } = await import('../../dist/index.js');
+const replicating = createSessions(
+  {
+    channel: {
+      name: 'n1',
+      receiver: { address: '127.0.0.1', port: 0 },
+      membership: { type: 'static', members: [`127.0.0.1:${sinkPort}`] },
+    },
+    sessions: { contextPath: '/app', stateTransferTimeoutMs: 100 },
+  },
+  { logger: silentLogger },
+);
+await replicating.start();
+const deadline = Date.now() + 10_000;
+while (replicating.manager.hub.membersFor('/app').length !== 1) {
+  if (Date.now() > deadline) throw new Error('the sink peer did not become a member serving /app within 10 s');
+  await new Promise((r) => setTimeout(r, 10));
+}
+const asyncManager = replicating.manager;
+const asyncCookies = [];
+for (let i = 0; i < SESSIONS; i++) {
+  const s = asyncManager.createSession();
+  asyncManager.requestStarted(s);
+  s.setAttribute('count', 0);
+  s.setAttribute('payload', '');
+  asyncManager.requestCompleted(s);
+  asyncCookies.push(`JSESSIONID=${s.id}.n1`);
+}
+let asyncNext = 0;
+function asyncRequest() {
+  req.headers.cookie = asyncCookies[asyncNext++ % SESSIONS];
+  const rs = new RequestSession(asyncManager, asyncManager.config, req, res, '/app/counter');
+  const session = rs.handle();
+  const count = (session.count ?? 0) + 1;
+  session.count = count;
+  session.payload = payloadOf(count, 1024);
+  const body = `count=${count} node=n1 id=${session.id}\n`;
+  rs.finish();
+  return body;
+}
+
+const PER_TURN = Number(process.env.BENCH_PER_TURN ?? 32);
+const nextTurn = () => new Promise((r) => setImmediate(r));
+async function runFor(fn, ms) {
   const deadline = process.hrtime.bigint() + BigInt(Math.round(ms * 1e6));
   let ops = 0;
   const start = process.hrtime.bigint();
   for (;;) {
-    for (let i = 0; i < 256; i++) fn();
-    ops += 256;
+    for (let i = 0; i < PER_TURN; i++) fn();
+    ops += PER_TURN;
+    await nextTurn();
     const now = process.hrtime.bigint();
     if (now >= deadline) return Number(now - start) / ops;
   }
 }
 
+const only = process.env.BENCH_ROWS?.split(','); // e.g. BENCH_ROWS=clowder-async to profile one row
 const rows = [
   ['map', mapRequest],
   ['clowder-off', clowderRequest],
-];
+  ['clowder-async', asyncRequest],
+].filter(([name]) => only === undefined || only.includes(name));
 const ns = new Map(rows.map(([name]) => [name, []]));
-for (const [, fn] of rows) runFor(fn, 500); // warm-up
-for (let r = 0; r < ROUNDS; r++) for (const [name, fn] of rows) ns.get(name).push(runFor(fn, ROUND_MS));
-const base = median(ns.get('map'));
-console.log('row            ns/request  x map  rounds');
+for (const [, fn] of rows) await runFor(fn, 500); // warm-up
+for (let r = 0; r < ROUNDS; r++) for (const [name, fn] of rows) ns.get(name).push(await runFor(fn, ROUND_MS));
+const base = median(ns.get(rows[0][0]));
+console.log(`row            ns/request  x ${rows[0][0]}  rounds`);
 for (const [name] of rows) {
   const m = median(ns.get(name));
   console.log(
@@ -97,4 +188,15 @@ for (const [name] of rows) {
       .join(' / ')}`,
   );
 }
-await cluster.stop();
+// Every request replicated (plus the sessions' creation and the node's state-transfer request):
+// the peer must have had them all.
+const sent = SESSIONS + asyncNext + 1;
+let messages = 0;
+for (const until = Date.now() + 10_000; messages < sent && Date.now() < until; ) {
+  sink.send('count');
+  ({ messages } = await fromSink());
+  if (messages < sent) await new Promise((r) => setTimeout(r, 20));
+}
+if (messages !== sent) console.log(`WARNING: the peer received ${messages} messages, ${sent} were sent`);
+await Promise.all([cluster.stop(), replicating.stop()]);
+sink.disconnect();

@@ -86,6 +86,10 @@ type Counter = (typeof COUNTERS)[number];
 
 /** Asynchronous replication: queued, failures counted (Tomcat's channelSendOptions 8). */
 const ASYNC = { options: SendFlag.ASYNCHRONOUS };
+/** A turn's batch is sent once its values reach this many bytes (or BATCH_MESSAGES), and another begun. */
+const BATCH_BYTES = 256 * 1024;
+/** Messages per batch: the most a node sends, and accepts (a longer one is dropped whole). */
+const BATCH_MESSAGES = 1024;
 
 export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements HubManager, SessionOwner {
   readonly contextName: string;
@@ -108,6 +112,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly #repairing = new Set<string>();
   readonly #sync: boolean;
   readonly #syncOptions: { options: number };
+  /** Sessions whose requests ended this turn, in that order; sent by endTurn (asynchronous mode). */
+  #turn: Session[] = [];
+  #spareTurn: Session[] = [];
+  /** endTurn is running: what it sends must not start another one. */
+  #draining = false;
+  /** Largest batch: a bound for the receiver, and for one encode on this node. */
+  readonly #batchBytes: number;
 
   /**
    * @param distributable false for an application that did not declare itself distributable:
@@ -123,6 +134,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.contextName = config.name;
     this.#sync = (config.sendOptions & SendFlag.SYNC_ACK) !== 0;
     this.#syncOptions = { options: config.sendOptions };
+    this.#batchBytes = Math.min(BATCH_BYTES, Math.floor(hub.channel.config.maxMessageBytes / 2));
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
     this.#counters = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
     this.#receiver = new StateReceiver(
@@ -173,6 +185,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Stops: sends what is pending; with expireSessionsOnShutdown, expires this node's sessions everywhere. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
+    this.#sendTurnNow();
     this.#stopped = true;
     clearInterval(this.#expiryTimer);
     this.#receiver.cancel();
@@ -198,7 +211,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       flush: (s) => {
         if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
       },
-      post: (to, message, onError) => this.hub.channel.post(to, message, ASYNC, onError ?? this.#onSendError),
+      post: (to, message, onError) => {
+        this.#sendTurnNow(); // a hand-over follows the changes it hands over
+        this.hub.channel.post(to, message, ASYNC, onError ?? this.#onSendError);
+      },
       count: (counter) => {
         this.#counters[counter]++;
       },
@@ -282,10 +298,91 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       s.releaseDecoded();
       return undefined;
     }
+    if (!this.#sync && this.#members().length > 0) {
+      // Asynchronous: sent with the turn's other changes at its end (endTurn). Their messages are
+      // built in one tight loop there, and travel as one: interleaved with the HTTP work of each
+      // request, the same code ran about twice as slow (cold caches), and each message paid the
+      // channel's per-message costs on both sides. The response waits for the end of the turn
+      // anyway (batchResponses), or its bytes leave then.
+      if (!s.queued) {
+        s.queued = true;
+        if (this.#turn.push(s) === 1) this.hub.queueTurn(this);
+      }
+      return undefined;
+    }
     const sent = this.replicate(s, now);
     s.releaseDecoded();
     if (s.active <= 0 && s.waiters !== undefined) this.#ownership?.handOver(s);
     return sent;
+  }
+
+  /**
+   * The end of the event-loop turn (ReplicationHub): sends the changes of every session whose
+   * request ended during the turn, in that order — one message when there is one, else BATCH
+   * messages of up to BATCH_BYTES of values. Never throws: failures are counted and logged.
+   */
+  endTurn(): void {
+    const list = this.#turn;
+    if (list.length === 0 || this.#draining) return;
+    this.#turn = this.#spareTurn;
+    this.#draining = true;
+    const t0 = performance.now();
+    let handOver: Session[] | undefined;
+    let i = 0;
+    try {
+      const members = this.#members();
+      const now = Date.now();
+      let batch: unknown[][] = [];
+      let bytes = 0;
+      for (; i < list.length; i++) {
+        const s = list[i]!;
+        if (!s.queued) continue; // sent meanwhile (replicate())
+        s.queued = false;
+        if (!s.valid) continue;
+        if (members.length === 0) {
+          this.#replicate(s, now, members); // the last member left this turn: stamps only
+        } else {
+          const message = this.#changeMessage(s, now, members);
+          if (message !== undefined) {
+            batch.push(message);
+            bytes += this.#lastValueBytes;
+            if (bytes >= this.#batchBytes || batch.length >= BATCH_MESSAGES) {
+              this.#postBatch(members, batch);
+              batch = [];
+              bytes = 0;
+            }
+          }
+        }
+        s.releaseDecoded();
+        if (s.active <= 0 && s.waiters !== undefined) (handOver ??= []).push(s);
+      }
+      if (batch.length > 0) this.#postBatch(members, batch);
+    } catch (err) {
+      this.#onSendError(err as Error);
+    } finally {
+      // After a failure, the sessions not reached keep their changes (dirty) for their next request.
+      for (; i < list.length; i++) list[i]!.queued = false;
+      list.length = 0;
+      this.#spareTurn = list;
+      this.#draining = false;
+      this.#replicationTime += performance.now() - t0;
+    }
+    // After the changes they hand over (ownership.ts sends the grant at once).
+    if (handOver !== undefined) for (const s of handOver) this.#ownership?.handOver(s);
+  }
+
+  /** Sends the changes queued for the end of this turn now: whatever is sent next must follow them. */
+  #sendTurnNow(): void {
+    if (this.#turn.length !== 0 && !this.#draining) this.endTurn();
+  }
+
+  #postBatch(members: Member[], batch: unknown[][]): void {
+    if (batch.length === 1) {
+      this.#send(members, batch[0]!, false);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) this.#sentByType[batch[i]![0] as number]!++;
+    this.#send(members, [Msg.BATCH, this.contextName, batch], false);
   }
 
   /**
@@ -325,12 +422,18 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * they do not expire it. `readOnly`: the sender did not take it over (the owner stays the owner).
    */
   #sendAccessed(s: Session, now: number, members: Member[], readOnly: boolean): void {
-    if (now - s.accessReplicatedAt < this.#accessedInterval(s)) return;
+    const message = this.#accessedMessage(s, now, readOnly);
+    if (message !== undefined) this.#send(members, message, false);
+  }
+
+  /** The ACCESSED message for `s`, or undefined when one was sent less than accessedInterval ago. */
+  #accessedMessage(s: Session, now: number, readOnly: boolean): unknown[] | undefined {
+    if (now - s.accessReplicatedAt < this.#accessedInterval(s)) return undefined;
     s.accessReplicatedAt = now;
     this.#counters.accessedSent++;
     const message: unknown[] = [Msg.ACCESSED, this.contextName, s.id, now];
     if (readOnly) message.push(true);
-    this.#send(members, message, false);
+    return message;
   }
 
   /** Whether `route` is this node's or a current member's (a cookie naming it needs no re-homing). */
@@ -357,13 +460,56 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    */
   replicate(s: Session, now = Date.now()): Promise<void> | undefined {
     if (!s.valid) return undefined;
+    this.#sendTurnNow(); // earlier requests' changes first, this session's among them
     const t0 = performance.now();
-    const sent = this.#replicate(s, now);
+    const sent = this.#replicate(s, now, this.#members());
     this.#replicationTime += performance.now() - t0;
     return sent;
   }
 
-  #replicate(s: Session, now: number): Promise<void> | undefined {
+  #replicate(s: Session, now: number, members: Member[]): Promise<void> | undefined {
+    if (members.length === 0) {
+      this.#reportInPlaceErrors(s);
+      // Alone: nobody to tell, but the stamps must move on as if we had (a member that joins
+      // later receives them by state transfer).
+      this.#stampAlone(s);
+      return undefined;
+    }
+    const message = this.#changeMessage(s, now, members);
+    return message === undefined ? undefined : this.#send(members, message, this.#sync && message[0] !== Msg.ACCESSED);
+  }
+
+  /** Value bytes of the last message #changeMessage built (for the batch bound). */
+  #lastValueBytes = 0;
+
+  /**
+   * What to tell `members` about `s` after a request: the whole session the first time, then the
+   * changed attributes only; a rate-limited ACCESSED when nothing changed (else undefined).
+   * Stamps the session and counts the replication.
+   */
+  #changeMessage(s: Session, now: number, members: Member[]): unknown[] | undefined {
+    this.#reportInPlaceErrors(s);
+    let message: unknown[];
+    if (!s.announced) {
+      message = this.#createdMessage(s);
+      s.announced = true;
+    } else if (s.dirty !== undefined || s.maxInactiveDirty) {
+      message = this.#deltaMessage(s);
+    } else {
+      this.#lastValueBytes = 0;
+      return this.#accessedMessage(s, now, false);
+    }
+    s.accessReplicatedAt = now;
+    this.#counters.replications++;
+    let bytes = 0;
+    for (const v of message[message[0] === Msg.CREATED ? 7 : 6] as (Buffer | Nested)[]) bytes += wireSize(v);
+    this.#lastValueBytes = bytes;
+    this.#counters.valueBytesSent += bytes * members.length;
+    return message;
+  }
+
+  /** Finds objects changed in place; one that can no longer be encoded is logged, its last value stays. */
+  #reportInPlaceErrors(s: Session): void {
     const errors = s.detectInPlaceChanges();
     if (errors) {
       for (const [name, err] of errors) {
@@ -374,29 +520,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         );
       }
     }
-    const members = this.#members();
-    if (members.length === 0) {
-      // Alone: nobody to tell, but the stamps must move on as if we had (a member that joins
-      // later receives them by state transfer).
-      this.#stampAlone(s);
-      return undefined;
-    }
-    let message: unknown[];
-    if (!s.announced) {
-      message = this.#createdMessage(s);
-      s.announced = true;
-    } else if (s.dirty !== undefined || s.maxInactiveDirty) {
-      message = this.#deltaMessage(s);
-    } else {
-      this.#sendAccessed(s, now, members, false);
-      return undefined;
-    }
-    s.accessReplicatedAt = now;
-    this.#counters.replications++;
-    let bytes = 0;
-    for (const v of message[message[0] === Msg.CREATED ? 7 : 6] as (Buffer | Nested)[]) bytes += wireSize(v);
-    this.#counters.valueBytesSent += bytes * members.length;
-    return this.#send(members, message, this.#sync);
   }
 
   /** Invalidates `s` here and on every node (SessionOwner). */
@@ -406,6 +529,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** Gives `s` a new id (fixation defence); the data stays; every node renames it. Returns the new id. */
   changeSessionId(s: Session): { id: string; sent: Promise<void> | undefined } {
+    this.#sendTurnNow(); // queued changes travel under the id the others know
     const old = s.id;
     let id = newSessionId();
     while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
@@ -451,12 +575,44 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (type === Msg.STATE_REQUEST) return this.#answerStateRequest(m, from);
     if (type === Msg.STATE_CHUNK || type === Msg.STATE_COMPLETE || type === Msg.STATE_NONE)
       return this.#receiver.onMessage(m, from);
-    const queue = this.#receiver.queue;
-    if (queue !== undefined) {
-      queue.push([m, from]);
+    if (type === Msg.BATCH) {
+      this.#receiveBatch(m[2], from);
       return;
     }
-    this.#apply(m, from);
+    this.#applyOrQueue(m, from);
+  }
+
+  /** Live changes wait while a state transfer is running, then apply in order. */
+  #applyOrQueue(m: unknown[], from: Member): void {
+    const queue = this.#receiver.queue;
+    if (queue !== undefined) queue.push([m, from]);
+    else this.#apply(m, from);
+  }
+
+  /** A BATCH: each message in order; one that is not a change of this context is dropped and counted. */
+  #receiveBatch(list: unknown, from: Member): void {
+    if (!Array.isArray(list)) {
+      this.#malformed(from, 'a batch without its list of messages');
+      return;
+    }
+    if (list.length > BATCH_MESSAGES) {
+      // No node sends more: one message must not hold the event loop for that long.
+      this.#malformed(from, `a batch of ${list.length} messages (at most ${BATCH_MESSAGES})`);
+      return;
+    }
+    for (let i = 0; i < list.length; i++) {
+      const m: unknown = list[i];
+      const type = Array.isArray(m) ? m[0] : undefined;
+      if (
+        (type !== Msg.CREATED && type !== Msg.DELTA && type !== Msg.ACCESSED) ||
+        (m as unknown[])[1] !== this.contextName
+      ) {
+        this.#malformed(from, 'a batch may hold only created, delta and accessed messages of its own context');
+        continue;
+      }
+      this.#receivedByType[type]!++;
+      this.#applyOrQueue(m as unknown[], from);
+    }
   }
 
   memberRemoved(m: Member): void {
@@ -507,8 +663,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           break;
         case Msg.SESSION_REQUEST: {
           const s = this.sessions.get(m[2] as string);
-          if (s?.valid && s.announced)
+          if (s?.valid && s.announced) {
+            this.#sendTurnNow(); // the record's stamps must cover its values
             void this.#send([from], [Msg.SESSION_DATA, this.contextName, toRecord(s)], false);
+          }
           break;
         }
         case Msg.SESSION_DATA:
@@ -755,6 +913,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     replicated: boolean,
   ): Promise<void> | undefined {
     if (!s.valid) return undefined;
+    if (broadcast) this.#sendTurnNow(); // what requests changed goes before the end (listeners see both)
     s.valid = false;
     this.sessions.delete(s.id);
     this.#tombstone(s.id);
@@ -842,6 +1001,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   #send(members: Member[], message: unknown[], sync: boolean): Promise<void> | undefined {
+    this.#sendTurnNow();
     this.#sentByType[message[0] as number]!++;
     if (!sync) {
       this.hub.channel.post(members, message, ASYNC, this.#onSendError);
@@ -936,6 +1096,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         tombstones: this.#tombstones,
         chunkSize: this.config.stateTransferChunkSize,
         logger: this.logger,
+        beforeChunk: () => this.#sendTurnNow(), // a record must not carry changes its stamps do not
       },
       from,
       m[2],

@@ -38,6 +38,11 @@ export const Msg = {
   ACQUIRE: 12,
   /** [t, ctx, id, requestId, ownerId, granted] — granted: the asker owns it now (every change was sent before); else ask ownerId */
   GRANT: 13,
+  /**
+   * [t, ctx, messages[]] — the CREATED, DELTA and ACCESSED messages of ctx that one event-loop turn
+   * produced (asynchronous mode), in order: one frame instead of one per request
+   */
+  BATCH: 14,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 /** One more than the highest message type: the length of per-type tables. */
@@ -58,6 +63,7 @@ export const MSG_NAMES: Record<number, string> = {
   11: 'sessionData',
   12: 'acquire',
   13: 'grant',
+  14: 'batch',
 };
 
 /**

@@ -17,6 +17,8 @@ export interface HubManager {
   receive(message: unknown[], from: Member): void | Promise<void>;
   memberAdded?(member: Member): void;
   memberRemoved?(member: Member): void;
+  /** The end of an event-loop turn it asked for with {@link ReplicationHub.queueTurn}: send what it queued. */
+  endTurn?(): void;
 }
 
 /**
@@ -72,7 +74,20 @@ export class ReplicationHub {
     return list;
   }
 
+  /** Managers whose endTurn() runs at the end of this turn. */
+  readonly #turnManagers: HubManager[] = [];
+  #turnScheduled = false;
   #written: Promise<void> | undefined;
+  #resolveWritten: (() => void) | undefined;
+
+  /**
+   * Calls `manager.endTurn()` at the end of this event-loop turn, before the turn's messages are
+   * written: a manager sends the changes of every request that ended during the turn together.
+   */
+  queueTurn(manager: HubManager): void {
+    if (!this.#turnManagers.includes(manager)) this.#turnManagers.push(manager);
+    this.#scheduleTurn();
+  }
 
   /**
    * Resolves at the end of this event-loop turn, once every message queued so far was handed to
@@ -82,13 +97,35 @@ export class ReplicationHub {
    * immediate and one write per peer for all requests of a turn, whatever the contexts.
    */
   turnWritten(): Promise<void> {
-    return (this.#written ??= new Promise<void>((resolve) => setImmediate(this.#writeNow, resolve)));
+    this.#scheduleTurn();
+    return (this.#written ??= new Promise<void>((resolve) => {
+      this.#resolveWritten = resolve;
+    }));
   }
 
-  readonly #writeNow = (resolve: () => void): void => {
-    this.#written = undefined;
+  #scheduleTurn(): void {
+    if (this.#turnScheduled) return;
+    this.#turnScheduled = true;
+    setImmediate(this.#endTurn);
+  }
+
+  readonly #endTurn = (): void => {
+    this.#turnScheduled = false;
+    const managers = this.#turnManagers;
+    for (let i = 0; i < managers.length; i++) {
+      try {
+        managers[i]!.endTurn?.();
+      } catch (err) {
+        // endTurn counts its own failures; this is a bug, and must not keep the turn's responses back.
+        this.logger.error({ err, context: managers[i]!.contextName }, "sending the turn's changes failed");
+      }
+    }
+    managers.length = 0;
     this.channel.flushNow();
-    resolve();
+    const resolve = this.#resolveWritten;
+    this.#written = undefined;
+    this.#resolveWritten = undefined;
+    resolve?.();
   };
 
   /** Messages dropped because they were malformed or for no context here. */

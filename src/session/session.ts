@@ -184,6 +184,8 @@ export class Session {
   isNew = true;
   /** When this node last told the others about an access without change. */
   accessReplicatedAt = 0;
+  /** Its changes wait for the end of this event-loop turn (asynchronous mode: DeltaManager.endTurn). */
+  queued = false;
 
   constructor(
     public id: string,

@@ -20,6 +20,8 @@ export interface DonorContext {
   readonly tombstones: ReadonlyMap<string, number>;
   readonly chunkSize: number;
   readonly logger: Logger;
+  /** Called before each chunk is taken: the manager sends changes it holds back for the turn's end. */
+  readonly beforeChunk?: () => void;
 }
 
 /** A whole session as it travels in a state transfer or a repair. */
@@ -74,6 +76,7 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
   try {
     let j = 0;
     while (j < ids.length) {
+      ctx.beforeChunk?.();
       const records: SessionRecord[] = [];
       let bytes = 0;
       for (; j < ids.length && records.length < ctx.chunkSize && bytes < chunkBytes; j++) {
