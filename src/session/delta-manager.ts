@@ -117,6 +117,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #spareTurn: Session[] = [];
   /** endTurn is running: what it sends must not start another one. */
   #draining = false;
+  /** Synchronous mode: what the turn's requests wait for — every member applied the turn's changes. */
+  #turnApplied: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Largest batch: a bound for the receiver, and for one encode on this node. */
   readonly #batchBytes: number;
 
@@ -282,7 +284,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /**
    * A request that used `s` ends: replicates what it changed (or, rate-limited, that it was
-   * accessed). In synchronous mode the returned promise resolves once every member applied it.
+   * accessed) at the end of the event-loop turn, with the other requests' changes (endTurn). In
+   * synchronous mode the returned promise resolves once every member applied them.
    * Never throws: replication failures are counted and logged, the request is not failed.
    */
   requestCompleted(s: Session, replicate = true, now = Date.now()): Promise<void> | undefined {
@@ -298,17 +301,26 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       s.releaseDecoded();
       return undefined;
     }
-    if (!this.#sync && this.#members().length > 0) {
-      // Asynchronous: sent with the turn's other changes at its end (endTurn). Their messages are
-      // built in one tight loop there, and travel as one: interleaved with the HTTP work of each
-      // request, the same code ran about twice as slow (cold caches), and each message paid the
-      // channel's per-message costs on both sides. The response waits for the end of the turn
-      // anyway (batchResponses), or its bytes leave then.
+    if (this.#members().length > 0) {
+      // Sent with the turn's other changes at its end (endTurn). Their messages are built in one
+      // tight loop there, and travel as one: interleaved with the HTTP work of each request, the
+      // same code ran about twice as slow (cold caches), and each message paid the channel's
+      // per-message costs on both sides (in synchronous mode an acknowledgement each, too). The
+      // response waits for the end of the turn anyway (batchResponses), or its bytes leave then;
+      // in synchronous mode it waits until every member applied the turn's changes.
       if (!s.queued) {
         s.queued = true;
         if (this.#turn.push(s) === 1) this.hub.queueTurn(this);
       }
-      return undefined;
+      if (!this.#sync) return undefined;
+      if (this.#turnApplied === undefined) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((r) => {
+          resolve = r;
+        });
+        this.#turnApplied = { promise, resolve };
+      }
+      return this.#turnApplied.promise;
     }
     const sent = this.replicate(s, now);
     s.releaseDecoded();
@@ -319,7 +331,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /**
    * The end of the event-loop turn (ReplicationHub): sends the changes of every session whose
    * request ended during the turn, in that order — one message when there is one, else BATCH
-   * messages of up to BATCH_BYTES of values. Never throws: failures are counted and logged.
+   * messages of up to BATCH_BYTES of values (in synchronous mode each acknowledged once applied,
+   * which releases the turn's responses). Never throws: failures are counted and logged.
    */
   endTurn(): void {
     const list = this.#turn;
@@ -327,6 +340,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#turn = this.#spareTurn;
     this.#draining = true;
     const t0 = performance.now();
+    const applied = this.#turnApplied;
+    this.#turnApplied = undefined;
+    /** Synchronous mode: the sends of this turn (each settles, failures counted). */
+    const sends: Promise<void>[] = [];
     let handOver: Session[] | undefined;
     let i = 0;
     try {
@@ -347,7 +364,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
             batch.push(message);
             bytes += this.#lastValueBytes;
             if (bytes >= this.#batchBytes || batch.length >= BATCH_MESSAGES) {
-              this.#postBatch(members, batch);
+              this.#postBatch(members, batch, sends);
               batch = [];
               bytes = 0;
             }
@@ -356,7 +373,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         s.releaseDecoded();
         if (s.active <= 0 && s.waiters !== undefined) (handOver ??= []).push(s);
       }
-      if (batch.length > 0) this.#postBatch(members, batch);
+      if (batch.length > 0) this.#postBatch(members, batch, sends);
     } catch (err) {
       this.#onSendError(err as Error);
     } finally {
@@ -366,6 +383,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       this.#spareTurn = list;
       this.#draining = false;
       this.#replicationTime += performance.now() - t0;
+      if (applied !== undefined) {
+        if (sends.length === 0) applied.resolve();
+        else Promise.all(sends).then(applied.resolve);
+      }
     }
     // After the changes they hand over (ownership.ts sends the grant at once).
     if (handOver !== undefined) for (const s of handOver) this.#ownership?.handOver(s);
@@ -376,13 +397,16 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (this.#turn.length !== 0 && !this.#draining) this.endTurn();
   }
 
-  #postBatch(members: Member[], batch: unknown[][]): void {
-    if (batch.length === 1) {
-      this.#send(members, batch[0]!, false);
-      return;
+  /** Sends a turn's batch (a lone message as it is); in synchronous mode adds the send to `sends`. */
+  #postBatch(members: Member[], batch: unknown[][], sends: Promise<void>[]): void {
+    let message: unknown[];
+    if (batch.length === 1) message = batch[0]!;
+    else {
+      for (let i = 0; i < batch.length; i++) this.#sentByType[batch[i]![0] as number]!++;
+      message = [Msg.BATCH, this.contextName, batch];
     }
-    for (let i = 0; i < batch.length; i++) this.#sentByType[batch[i]![0] as number]!++;
-    this.#send(members, [Msg.BATCH, this.contextName, batch], false);
+    const sent = this.#send(members, message, this.#sync && message[0] !== Msg.ACCESSED);
+    if (sent !== undefined) sends.push(sent);
   }
 
   /**
@@ -769,6 +793,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       const a = s.attributes.get(name);
       if (a !== undefined && s.dirty?.has(name)) {
         // A local write not yet replicated: it will be stamped newer than this and win everywhere.
+        // A conflict only if the local write had not seen this one (newer than the value it
+        // replaced); an older one merely arrived late, e.g. from a former owner two hand-overs ago.
+        if (!newer(version, writer, a.v, a.w)) continue;
         this.#counters.conflicts++;
         if (this.listenerCount('conflict') > 0) {
           this.emit('conflict', {

@@ -187,6 +187,28 @@ describe('message ordering (ownership none)', () => {
     assert.deepEqual(JSON.parse(res.body).attrs, { x: 'two' });
   });
 
+  test('while a request here changes an attribute, a late older write to it is stale, not a conflict; a newer one is', async () => {
+    const jar = await probeSession('late', 'v0');
+    const mb = managerOf(cluster.node('b'), PROBE);
+    const s = mb.sessions.get(jar.id)!;
+    const V = s.version;
+    const [stale0, conflicts0] = [stat(mb, 'staleDeltas'), stat(mb, 'conflicts')];
+    mb.requestStarted(s);
+    try {
+      s.setAttribute('late', 'local');
+      // The write B already has, arriving again (as from a former owner, two hand-overs late).
+      await mb.receive(delta('/probe', jar.id, V - 1, V, { late: 'v0' }), memberA);
+      assert.equal(stat(mb, 'conflicts'), conflicts0, 'a write this one had seen is no conflict');
+      assert.equal(stat(mb, 'staleDeltas'), stale0 + 1);
+      // A write B had not seen: concurrent with the local one.
+      await mb.receive(delta('/probe', jar.id, V, V + 1, { late: 'remote' }), memberA);
+      assert.equal(stat(mb, 'conflicts'), conflicts0 + 1);
+      assert.equal(s.getAttribute('late'), 'local', 'the local write wins (it is stamped newer)');
+    } finally {
+      mb.requestCompleted(s);
+    }
+  });
+
   test('concurrent writes to different attributes on A and B: both survive on both nodes, no conflict', async () => {
     const jar = await probeSession('init', '0');
     const ma = managerOf(cluster.node('a'), PROBE);

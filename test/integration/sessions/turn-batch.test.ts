@@ -17,11 +17,11 @@ function sent(m: DeltaManager, type: string): number {
   return (m.stats().sent as Record<string, number>)[type] ?? 0;
 }
 
-/** One request on `s` that sets the given attributes, as the HTTP layer runs it. */
-function request(m: DeltaManager, s: Session, set: Record<string, unknown>): void {
+/** One request on `s` that sets the given attributes, as the HTTP layer runs it; what its response waits for. */
+function request(m: DeltaManager, s: Session, set: Record<string, unknown>): Promise<void> | undefined {
   m.requestStarted(s);
   for (const [k, v] of Object.entries(set)) s.setAttribute(k, v);
-  m.requestCompleted(s);
+  return m.requestCompleted(s);
 }
 
 describe('asynchronous replication, one batch per event-loop turn', () => {
@@ -176,6 +176,39 @@ describe('asynchronous replication, one batch per event-loop turn', () => {
     assert.equal(copy.valid, true, 'the expiry inside the batch was not applied');
     assert.equal(copy.getAttribute('n'), 11, 'the well-formed delta of the batch applied');
     assert.equal(copy.version, version + 1);
+  });
+});
+
+describe('synchronous replication, one acknowledged batch per turn', () => {
+  let cluster: TestCluster;
+  before(async () => {
+    ({ cluster } = await startPair({ sessions: { sendOptions: 'sync' } }));
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test("the turn's requests wait for one batch, and when they are released B has applied every change", async () => {
+    const ma = managerOf(cluster.node('a'));
+    const mb = managerOf(cluster.node('b'));
+    const sessions = [ma.createSession(), ma.createSession(), ma.createSession()];
+    await Promise.all(sessions.map((s) => request(ma, s, { n: 0 })));
+    assert.ok(
+      sessions.every((s) => mb.sessions.get(s.id)?.getAttribute('n') === 0),
+      'B held the new sessions when their requests were released',
+    );
+    const [batches, deltas] = [sent(ma, 'batch'), sent(ma, 'delta')];
+    const waits = sessions.map((s, i) => request(ma, s, { n: i + 1 }));
+    assert.ok(
+      waits.every((w) => w instanceof Promise),
+      'every request waits',
+    );
+    await Promise.all(waits);
+    sessions.forEach((s, i) => {
+      assert.equal(mb.sessions.get(s.id)?.getAttribute('n'), i + 1, `B applied session ${i}'s change`);
+    });
+    assert.equal(sent(ma, 'batch'), batches + 1, 'one batch for the three changes');
+    assert.equal(sent(ma, 'delta'), deltas + 3);
   });
 });
 
