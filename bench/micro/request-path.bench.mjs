@@ -80,32 +80,43 @@ function mapRequest() {
 }
 
 // ---- clowder: the same request through RequestSession and req.session --------------------------
-const cluster = await standaloneSessions('n1');
-const manager = cluster.manager;
-const clowderCookies = [];
-for (let i = 0; i < SESSIONS; i++) {
-  const s = manager.createSession();
-  manager.requestStarted(s);
-  s.setAttribute('count', 0);
-  s.setAttribute('payload', '');
-  manager.requestCompleted(s);
-  clowderCookies.push(`JSESSIONID=${s.id}.n1`);
-}
 /** The parts of IncomingMessage / ServerResponse the session layer touches. */
 const res = { headersSent: false, getHeader: () => undefined, setHeader: () => {} };
 const req = { headers: { cookie: '' }, url: URL, socket: {} };
-let clowderNext = 0;
-function clowderRequest() {
-  req.headers.cookie = clowderCookies[clowderNext++ % SESSIONS];
-  const rs = new RequestSession(manager, manager.config, req, res, '/app/counter');
-  const session = rs.handle();
-  const count = (session.count ?? 0) + 1;
-  session.count = count;
-  session.payload = payloadOf(count, 1024);
-  const body = `count=${count} node=n1 id=${session.id}\n`;
-  rs.finish();
-  return body;
+
+/** SESSIONS counter sessions on `manager` (count 0, empty payload), and their cookies. */
+function counterSessions(manager) {
+  const cookies = [];
+  for (let i = 0; i < SESSIONS; i++) {
+    const s = manager.createSession();
+    manager.requestStarted(s);
+    s.setAttribute('count', 0);
+    s.setAttribute('payload', '');
+    manager.requestCompleted(s);
+    cookies.push(`JSESSIONID=${s.id}.n1`);
+  }
+  return cookies;
 }
+
+/** One `/app/counter` request on `manager`, round-robin over `cookies`; `served()` counts them. */
+function counterRequests(manager, cookies) {
+  let next = 0;
+  const request = () => {
+    req.headers.cookie = cookies[next++ % SESSIONS];
+    const rs = new RequestSession(manager, manager.config, req, res, '/app/counter');
+    const session = rs.handle();
+    const count = (session.count ?? 0) + 1;
+    session.count = count;
+    session.payload = payloadOf(count, 1024);
+    const body = `count=${count} node=n1 id=${session.id}\n`;
+    rs.finish();
+    return body;
+  };
+  return { request, served: () => next };
+}
+
+const cluster = await standaloneSessions('n1');
+const clowder = counterRequests(cluster.manager, counterSessions(cluster.manager));
 
 // ---- clowder-async: a second node, the same requests, replicated to the sink peer ---------------
 const sink = fork(fileURLToPath(import.meta.url), ['sink'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -130,31 +141,11 @@ while (replicating.manager.hub.membersFor('/app').length !== 1) {
   if (Date.now() > deadline) throw new Error('the sink peer did not become a member serving /app within 10 s');
   await new Promise((r) => setTimeout(r, 10));
 }
-const asyncManager = replicating.manager;
-const asyncCookies = [];
-for (let i = 0; i < SESSIONS; i++) {
-  const s = asyncManager.createSession();
-  asyncManager.requestStarted(s);
-  s.setAttribute('count', 0);
-  s.setAttribute('payload', '');
-  asyncManager.requestCompleted(s);
-  asyncCookies.push(`JSESSIONID=${s.id}.n1`);
-}
+const asyncCookies = counterSessions(replicating.manager);
 // The creations go out at the end of this turn: a request on one of these sessions in the same
 // turn would travel inside its CREATED message (one message for both), and the count below be off.
 await new Promise((r) => setImmediate(r));
-let asyncNext = 0;
-function asyncRequest() {
-  req.headers.cookie = asyncCookies[asyncNext++ % SESSIONS];
-  const rs = new RequestSession(asyncManager, asyncManager.config, req, res, '/app/counter');
-  const session = rs.handle();
-  const count = (session.count ?? 0) + 1;
-  session.count = count;
-  session.payload = payloadOf(count, 1024);
-  const body = `count=${count} node=n1 id=${session.id}\n`;
-  rs.finish();
-  return body;
-}
+const replicated = counterRequests(replicating.manager, asyncCookies);
 
 const PER_TURN = Number(process.env.BENCH_PER_TURN ?? 32);
 const nextTurn = () => new Promise((r) => setImmediate(r));
@@ -174,8 +165,8 @@ async function runFor(fn, ms) {
 const only = process.env.BENCH_ROWS?.split(','); // e.g. BENCH_ROWS=clowder-async to profile one row
 const rows = [
   ['map', mapRequest],
-  ['clowder-off', clowderRequest],
-  ['clowder-async', asyncRequest],
+  ['clowder-off', clowder.request],
+  ['clowder-async', replicated.request],
 ].filter(([name]) => only === undefined || only.includes(name));
 const ns = new Map(rows.map(([name]) => [name, []]));
 for (const [, fn] of rows) await runFor(fn, 500); // warm-up
@@ -193,7 +184,7 @@ for (const [name] of rows) {
 }
 // Every request replicated (plus the sessions' creation and the node's state-transfer request):
 // the peer must have had them all.
-const sent = SESSIONS + asyncNext + 1;
+const sent = SESSIONS + replicated.served() + 1;
 let messages = 0;
 for (const until = Date.now() + 10_000; messages < sent && Date.now() < until; ) {
   sink.send('count');

@@ -184,7 +184,7 @@ export class Session {
   isNew = true;
   /** When this node last told the others about an access without change. */
   accessReplicatedAt = 0;
-  /** Its changes wait for the end of this event-loop turn (asynchronous mode: DeltaManager.endTurn). */
+  /** Its changes wait for the end of this event-loop turn (DeltaManager.endTurn). */
   queued = false;
 
   constructor(

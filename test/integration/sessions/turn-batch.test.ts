@@ -37,6 +37,16 @@ describe('asynchronous replication, one batch per event-loop turn', () => {
     await cluster?.stop();
   });
 
+  /** Node `name` as node `seenBy`'s channel lists it (the `from` of what it receives). */
+  function memberAsSeenBy(seenBy: string, name: string): Member {
+    const m = cluster
+      .node(seenBy)
+      .channel.members()
+      .find((x) => x.name === name);
+    if (m === undefined) throw new Error(`${seenBy} does not list ${name}`);
+    return m;
+  }
+
   /** A session made on A that B holds, with attribute n = 0. */
   async function replicated(): Promise<Session> {
     const s = ma.createSession();
@@ -129,10 +139,7 @@ describe('asynchronous replication, one batch per event-loop turn', () => {
 
   test('a state transfer that starts in the turn takes the queued changes out first: no record carries changes its stamps do not', async () => {
     const s = await replicated();
-    const b: Member = cluster
-      .node('a')
-      .channel.members()
-      .find((m) => m.name === 'b')!;
+    const b = memberAsSeenBy('a', 'b');
     const deltas = sent(ma, 'delta');
     request(ma, s, { n: 3 });
     // A state request arriving in the same turn (B ignores the answer: it asked for nothing).
@@ -143,10 +150,7 @@ describe('asynchronous replication, one batch per event-loop turn', () => {
 
   test('a batch is checked message by message: what is not a change of its context is dropped and counted', async () => {
     const s = await replicated();
-    const a: Member = cluster
-      .node('b')
-      .channel.members()
-      .find((m) => m.name === 'a')!;
+    const a = memberAsSeenBy('b', 'a');
     const copy = mb.sessions.get(s.id)!;
     const version = copy.version;
     const malformed = stat(mb, 'malformed');
