@@ -112,7 +112,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly #repairing = new Set<string>();
   readonly #sync: boolean;
   readonly #syncOptions: { options: number };
-  /** Sessions whose requests ended this turn, in that order; sent by endTurn (asynchronous mode). */
+  /** Sessions whose requests ended this turn, in that order; sent by endTurn. */
   #turn: Session[] = [];
   #spareTurn: Session[] = [];
   /** endTurn is running: what it sends must not start another one. */
@@ -352,17 +352,18 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       let batch: unknown[][] = [];
       let bytes = 0;
       for (; i < list.length; i++) {
+        // Each session is here once: only this loop unqueues, and whatever sends before the turn
+        // ends runs this loop first (#sendTurnNow).
         const s = list[i]!;
-        if (!s.queued) continue; // sent meanwhile (replicate())
         s.queued = false;
         if (!s.valid) continue;
         if (members.length === 0) {
           this.#replicate(s, now, members); // the last member left this turn: stamps only
         } else {
-          const message = this.#changeMessage(s, now, members);
+          const message = this.#changeMessage(s, now);
           if (message !== undefined) {
             batch.push(message);
-            bytes += this.#lastValueBytes;
+            bytes += this.#countValueBytes(message, members);
             if (bytes >= this.#batchBytes || batch.length >= BATCH_MESSAGES) {
               this.#postBatch(members, batch, sends);
               batch = [];
@@ -405,8 +406,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       for (let i = 0; i < batch.length; i++) this.#sentByType[batch[i]![0] as number]!++;
       message = [Msg.BATCH, this.contextName, batch];
     }
-    const sent = this.#send(members, message, this.#sync && message[0] !== Msg.ACCESSED);
+    const sent = this.#sendChange(members, message);
     if (sent !== undefined) sends.push(sent);
+  }
+
+  /** Sends what #changeMessage built: acknowledged in synchronous mode, except a mere ACCESSED. */
+  #sendChange(members: Member[], message: unknown[]): Promise<void> | undefined {
+    return this.#send(members, message, this.#sync && message[0] !== Msg.ACCESSED);
   }
 
   /**
@@ -499,19 +505,28 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       this.#stampAlone(s);
       return undefined;
     }
-    const message = this.#changeMessage(s, now, members);
-    return message === undefined ? undefined : this.#send(members, message, this.#sync && message[0] !== Msg.ACCESSED);
+    const message = this.#changeMessage(s, now);
+    if (message === undefined) return undefined;
+    this.#countValueBytes(message, members);
+    return this.#sendChange(members, message);
   }
 
-  /** Value bytes of the last message #changeMessage built (for the batch bound). */
-  #lastValueBytes = 0;
+  /** Counts the attribute bytes a CREATED or DELTA message sends to `members`; returns them (0 for others). */
+  #countValueBytes(message: unknown[], members: Member[]): number {
+    const type = message[0];
+    if (type !== Msg.CREATED && type !== Msg.DELTA) return 0;
+    let bytes = 0;
+    for (const v of message[type === Msg.CREATED ? 7 : 6] as (Buffer | Nested)[]) bytes += wireSize(v);
+    this.#counters.valueBytesSent += bytes * members.length;
+    return bytes;
+  }
 
   /**
    * What to tell `members` about `s` after a request: the whole session the first time, then the
    * changed attributes only; a rate-limited ACCESSED when nothing changed (else undefined).
-   * Stamps the session and counts the replication.
+   * Stamps the session and counts the replication (the caller counts its bytes when it sends it).
    */
-  #changeMessage(s: Session, now: number, members: Member[]): unknown[] | undefined {
+  #changeMessage(s: Session, now: number): unknown[] | undefined {
     this.#reportInPlaceErrors(s);
     let message: unknown[];
     if (!s.announced) {
@@ -520,15 +535,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     } else if (s.dirty !== undefined || s.maxInactiveDirty) {
       message = this.#deltaMessage(s);
     } else {
-      this.#lastValueBytes = 0;
       return this.#accessedMessage(s, now, false);
     }
     s.accessReplicatedAt = now;
     this.#counters.replications++;
-    let bytes = 0;
-    for (const v of message[message[0] === Msg.CREATED ? 7 : 6] as (Buffer | Nested)[]) bytes += wireSize(v);
-    this.#lastValueBytes = bytes;
-    this.#counters.valueBytesSent += bytes * members.length;
     return message;
   }
 

@@ -63,6 +63,7 @@ describe('asynchronous replication, one batch per event-loop turn', () => {
       received(mb, 'batch'),
       received(mb, 'delta'),
     ];
+    const valueBytes = stat(ma, 'valueBytesSent');
     const fresh = ma.createSession();
     // One turn: three changes and a new session, nothing sent until the turn ends.
     for (const [i, s] of sessions.entries()) request(ma, s, { n: i + 1, payload: 'x'.repeat(100 * (i + 1)) });
@@ -71,6 +72,8 @@ describe('asynchronous replication, one batch per event-loop turn', () => {
     await waitFor(() => mb.sessions.get(fresh.id)?.getAttribute('n') === 42, 'B to receive the batch');
     assert.equal(sent(ma, 'batch'), batchesA + 1, 'A sent one batch');
     assert.equal(sent(ma, 'delta'), deltasA + 3, 'holding three deltas (counted one by one)');
+    // Scalars travel as their own encoding: a number 10 bytes, a string its length + 7.
+    assert.equal(stat(ma, 'valueBytesSent'), valueBytes + (10 + 107) + (10 + 207) + (10 + 307) + 10);
     assert.equal(received(mb, 'batch'), batchesB + 1);
     assert.equal(received(mb, 'delta'), deltasB + 3);
     sessions.forEach((s, i) => {
