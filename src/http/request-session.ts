@@ -10,7 +10,10 @@
  *   after the turn's replication batch was written (asynchronous mode);
  * - a request whose path matches readOnlyFilter only reads: it is served from this node's copy
  *   without taking the session over, creates none, may not change it, and re-homes the cookie
- *   only when the node it names is gone.
+ *   only when the node it names is gone;
+ * - a request served from this node's copy of a session another node may have just changed (a
+ *   read of a session owned elsewhere; any request with ownership none) waits for the end of the
+ *   event-loop turn: a change that arrived with it applies first.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -59,22 +62,28 @@ export class RequestSession implements HandleHost {
       this.originalRoute = cookieRoute(value);
       if (!this.readOnly || !manager.servesRoute(this.originalRoute)) this.#setCookie(s.id);
     }
-    if (this.readOnly) return;
-    // Another node owns the session: take it over before the application runs.
-    const taking = manager.acquire(s);
-    if (taking !== undefined) this.ready = taking.then(() => this.#afterAcquire(s));
+    // Another node owns the session: take it over before the application runs (its last change
+    // comes before the hand-over). Served from this node's copy instead (a read, or ownership
+    // none) while another node may have just changed it: that change may have arrived with this
+    // request, on a socket the kernel reported after this one; run once every ready socket was read.
+    const wait =
+      (this.readOnly ? undefined : manager.acquire(s)) ??
+      (manager.copyMayTrail(s) ? manager.inputHandled() : undefined);
+    if (wait !== undefined) this.ready = wait.then(() => this.#afterWait(s));
   }
 
   /**
-   * Set while the session is being taken over from the node that owns it: the adapter runs the
+   * Set while the session is being taken over from the node that owns it, or while a request
+   * served from this node's copy waits for the input that came with it: the adapter runs the
    * application only once it resolves.
    */
   ready: Promise<void> | undefined;
 
-  #afterAcquire(s: Session): void {
+  #afterWait(s: Session): void {
     this.ready = undefined;
     if (s.valid) return;
-    // Invalidated meanwhile (on the owner): the request goes on without it.
+    // Invalidated meanwhile (on the owner, or by a message that came with this request): the
+    // request goes on without it.
     this.#end(s);
     this.session = undefined;
   }

@@ -275,6 +275,23 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return this.hub.turnWritten();
   }
 
+  /**
+   * Whether another node may have changed `s` a moment ago, so that a request served from this
+   * node's copy should first let the input that arrived with it apply ({@link inputHandled}):
+   * another node owns it, or, with ownership none, any member may have.
+   */
+  copyMayTrail(s: Session): boolean {
+    return this.#ownership === undefined ? this.#members().length > 0 : s.ownerId !== this.localId;
+  }
+
+  /**
+   * Resolves at the end of this event-loop turn, once the input that arrived with the current I/O
+   * was handled (see {@link ReplicationHub.inputHandled}).
+   */
+  inputHandled(): Promise<void> {
+    return this.hub.inputHandled();
+  }
+
   /** A request starts using `s`. */
   requestStarted(s: Session, now = Date.now()): void {
     s.active++;

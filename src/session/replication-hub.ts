@@ -79,6 +79,8 @@ export class ReplicationHub {
   #turnScheduled = false;
   #written: Promise<void> | undefined;
   #resolveWritten: (() => void) | undefined;
+  #handled: Promise<void> | undefined;
+  #resolveHandled: (() => void) | undefined;
 
   /**
    * Calls `manager.endTurn()` at the end of this event-loop turn, before the turn's messages are
@@ -103,6 +105,19 @@ export class ReplicationHub {
     }));
   }
 
+  /**
+   * Resolves once the input that arrived together with the current I/O has been handled: at the
+   * end of this event-loop turn, after every socket the kernel reported ready with this one was
+   * read. A read served from a copy waits for it: when the owner's change and the client's next
+   * request arrive together, the change is applied first, whichever socket the kernel names first.
+   */
+  inputHandled(): Promise<void> {
+    this.#scheduleTurn();
+    return (this.#handled ??= new Promise<void>((resolve) => {
+      this.#resolveHandled = resolve;
+    }));
+  }
+
   #scheduleTurn(): void {
     if (this.#turnScheduled) return;
     this.#turnScheduled = true;
@@ -111,6 +126,10 @@ export class ReplicationHub {
 
   readonly #endTurn = (): void => {
     this.#turnScheduled = false;
+    const handled = this.#resolveHandled;
+    this.#handled = undefined;
+    this.#resolveHandled = undefined;
+    handled?.();
     const managers = this.#turnManagers;
     for (let i = 0; i < managers.length; i++) {
       try {

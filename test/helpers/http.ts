@@ -3,7 +3,9 @@
  * session cookie, and `startNodes(n)`: n ClusterNodes (the counter example by default) on an
  * isolated multicast group, started and seeing each other.
  */
+import { once } from 'node:events';
 import http, { type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   type ClusterNode,
@@ -59,6 +61,56 @@ export function get(port: number, path: string, cookie?: string): Promise<HttpRe
     req.on('error', reject);
     req.setTimeout(10_000, () => req.destroy(new Error(`GET ${path} on port ${port} timed out`)));
   });
+}
+
+/**
+ * One keep-alive HTTP connection the test writes to directly: `send` puts a request into the
+ * server's socket at an exact point of the test (one synchronous write), where `get` would write
+ * it later. Responses are read in order, as node:http sends them (chunked).
+ */
+export class RawConnection {
+  #text = '';
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      this.#text += d;
+    });
+  }
+
+  static async open(port: number): Promise<RawConnection> {
+    const socket = connect({ host: '127.0.0.1', port });
+    await once(socket, 'connect');
+    return new RawConnection(socket);
+  }
+
+  /** Writes `GET path` now. */
+  send(path: string, cookie?: string): void {
+    this.socket.write(`GET ${path} HTTP/1.1\r\nHost: test\r\n${cookie ? `Cookie: ${cookie}\r\n` : ''}\r\n`);
+  }
+
+  /** The body of the next response. */
+  async body(): Promise<string> {
+    // Where the response ends (after the last chunk), once it is all here.
+    const end = await waitFor(() => {
+      const i = this.#text.indexOf('\r\n0\r\n\r\n');
+      return i < 0 ? 0 : i + 7;
+    }, 'a response on the raw connection');
+    const response = this.#text.slice(0, end);
+    this.#text = this.#text.slice(end);
+    // The chunks of a chunked body: size line, data.
+    let rest = response.slice(response.indexOf('\r\n\r\n') + 4);
+    let body = '';
+    for (let size = Number.parseInt(rest, 16); size > 0; size = Number.parseInt(rest, 16)) {
+      const at = rest.indexOf('\r\n') + 2;
+      body += rest.slice(at, at + size);
+      rest = rest.slice(at + size + 2);
+    }
+    return body;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
 }
 
 /** Closes the client's idle keep-alive sockets (the agent stays usable). */

@@ -16,6 +16,7 @@ import {
   idOf,
   managerOf,
   portOf,
+  RawConnection,
   sessionCookie,
   startNodes,
   startPair,
@@ -282,6 +283,32 @@ describe('message ordering (ownership none)', () => {
     await waitFor(() => ma.sessions.get(jar.id)?.getAttribute('w') === '2', 'A to see w=2');
     await get(pa, '/probe/set?name=w&value=3', jar.cookie);
     await waitFor(() => mb.sessions.get(jar.id)?.getAttribute('w') === '3', 'B to see w=3');
+    assert.equal(stat(ma, 'conflicts') + stat(mb, 'conflicts'), before);
+  });
+
+  test("an increment on B that arrives together with A's change, ahead of it, counts on from A's value: no conflict", async () => {
+    const jar = new CookieJar();
+    await jar.get(pa, '/app/counter');
+    const ma = managerOf(cluster.node('a'), APP);
+    const mb = managerOf(cluster.node('b'), APP);
+    await waitFor(() => mb.sessions.get(jar.id)?.getAttribute('count') === 1, 'B to receive the session');
+    const before = stat(ma, 'conflicts') + stat(mb, 'conflicts');
+    const conn = await RawConnection.open(pb);
+    try {
+      conn.send('/app/read', jar.cookie); // B's end of the connection is now a socket B polls
+      assert.equal(countOf(await conn.body()), 1);
+      // One turn of the event loop B shares: B's HTTP socket gets the request, then its cluster
+      // socket A's change; B's next poll names the HTTP socket first.
+      conn.send('/app/counter', jar.cookie);
+      const s = ma.sessions.get(jar.id)!;
+      s.setAttribute('count', 7);
+      ma.replicate(s);
+      cluster.node('a').channel.flushNow();
+      assert.equal(countOf(await conn.body()), 8, "B counted on from A's change");
+    } finally {
+      conn.close();
+    }
+    await waitFor(() => ma.sessions.get(jar.id)?.getAttribute('count') === 8, 'A to see 8');
     assert.equal(stat(ma, 'conflicts') + stat(mb, 'conflicts'), before);
   });
 });
