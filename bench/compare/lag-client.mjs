@@ -5,7 +5,10 @@
 // shared by every process on the host). run.mjs matches these against the times at which B applied
 // each count (its attribute listener) to get the replication lag itself: how long after the client
 // saw the write acknowledged the new value was visible on B, whatever B's HTTP read costs.
-// usage: node lag-client.mjs --write-port A --read-port B --cookies FILE [--n 1000] --out FILE.json
+// With --warmup-ms, the same probes run that long first, unmeasured; --out then also holds the
+// first n of the warm-up's writes (`cold`: the lag of processes that just started).
+// usage: node lag-client.mjs --write-port A --read-port B --cookies FILE [--n 1000] [--warmup-ms M]
+//          --out FILE.json   (FILE.json: { writes, cold })
 import fs from 'node:fs';
 import http from 'node:http';
 import { percentile as pct } from '../lib/stats.mjs';
@@ -47,33 +50,49 @@ const kv = (body) =>
 
 const cookies = fs.readFileSync(opt.cookies, 'utf8').split('\n').filter(Boolean);
 const n = Number(opt.n ?? 1000);
+const warmupMs = Number(opt['warmup-ms'] ?? 0);
 const a = Number(opt['write-port']);
 const b = Number(opt['read-port']);
-let fresh = 0;
-let stale = 0;
-let errors = 0;
-const gap = [];
-/** [sessionId, count, ns when the client had A's answer] per acknowledged write. */
-const writes = [];
-for (let i = 0; i < n; i++) {
-  const c = cookies[i % cookies.length];
-  const w = await get(a, '/app/counter', c);
-  const r = await get(b, '/app/read', c);
-  gap.push(r.ms);
-  if (w.status === 200) {
-    const f = kv(w.body);
-    writes.push([f.id, Number(f.count), Number(w.t1)]);
+
+/**
+ * Runs `count` probes (or, with `untilNs`, probes until that monotonic time), starting at cookie
+ * `from`; each acknowledged write goes into `writes` as [sessionId, count, ns when the client had
+ * A's answer]. Returns what the client saw: fresh, stale, errors and each read's time.
+ */
+async function probes(count, from, writes, untilNs) {
+  const seen = { done: 0, fresh: 0, stale: 0, errors: 0, gap: [] };
+  for (let i = from; untilNs === undefined ? i < from + count : process.hrtime.bigint() < untilNs; i++) {
+    const c = cookies[i % cookies.length];
+    const w = await get(a, '/app/counter', c);
+    const r = await get(b, '/app/read', c);
+    seen.done++;
+    seen.gap.push(r.ms);
+    if (w.status === 200) {
+      const f = kv(w.body);
+      writes.push([f.id, Number(f.count), Number(w.t1)]);
+    }
+    if (w.status !== 200 || r.status !== 200) seen.errors++;
+    else if (kv(w.body).count === kv(r.body).count) seen.fresh++;
+    else seen.stale++;
   }
-  if (w.status !== 200 || r.status !== 200) {
-    errors++;
-    continue;
-  }
-  if (kv(w.body).count === kv(r.body).count) fresh++;
-  else stale++;
+  return seen;
 }
-fs.writeFileSync(opt.out, JSON.stringify(writes));
+
+// The warm-up: the same probes for --warmup-ms, unmeasured, as wrk warms up before a row is
+// measured (JIT compilation on V8's background threads of every process here is otherwise part
+// of the tail). Its first `n` writes are kept apart: the lag of processes that just started.
+const cold = [];
+let warmed = 0;
+if (warmupMs > 0) {
+  const w = await probes(0, 0, cold, process.hrtime.bigint() + BigInt(Math.round(warmupMs * 1e6)));
+  warmed = w.done;
+  cold.length = Math.min(cold.length, n);
+}
+const writes = [];
+const { fresh, stale, errors, gap } = await probes(n, warmed, writes);
+fs.writeFileSync(opt.out, JSON.stringify({ writes, cold }));
 agent.destroy();
 console.log(
   `probes=${n} fresh=${fresh} stale=${stale} errors=${errors} ` +
-    `read_after_write_p50_ms=${pct(gap, 50).toFixed(3)} p99_ms=${pct(gap, 99).toFixed(3)}`,
+    `read_after_write_p50_ms=${pct(gap, 50).toFixed(3)} p99_ms=${pct(gap, 99).toFixed(3)} warmup_probes=${warmed}`,
 );

@@ -29,7 +29,9 @@
 //   (BackupManager rows are printed as n/a until it exists)
 // and measurements (also selected by --rows; all run by default):
 //   lag             fresh async 3-node cluster with /app/read declared read-only (readOnlyFilter):
-//                   the shared probe (client.mjs lag, mirrored by lag-client.mjs), write on A, read
+//                   the shared probe (client.mjs lag, mirrored by lag-client.mjs; 1000 probes
+//                   after --warmup seconds of the same probes, as every row is measured after a
+//                   warm-up; the warm-up's first 1000 are reported too, as "cold"), write on A, read
 //                   on B at once (stale reads show how far replication trails the client's next
 //                   request), and the replication lag itself: when B applied each write (its
 //                   attribute listener) after the client had A's answer, on the host's monotonic
@@ -993,20 +995,27 @@ let lagSeq = 0;
 
 /**
  * The shared workload's lag probe (mirrored by lag-client.mjs): write on `writePort`, read on
- * `readPort` at once, 1000 probes; logged as `what`. With `reader` (the clowder node behind
+ * `readPort` at once, 1000 probes after --warmup seconds of the same probes (as wrk warms up a row:
+ * the client and the servers are past their JIT compilation); logged as `what`. With `reader` (the clowder node behind
  * `readPort`, started with visibleLog), also the replication lag itself: see {@link visibility}.
  */
 async function lagProbe(writePort, readPort, cookies, what, reader) {
   const out = `${cookies}.${lagSeq++}.writes.json`;
   const argv = [LAG_CLIENT, '--write-port', writePort, '--read-port', readPort, '--cookies', cookies];
-  const r = await run(process.execPath, [...argv, '--n', 1000, '--out', out], 120_000);
+  argv.push('--n', 1000, '--warmup-ms', WARMUP_S * 1000, '--out', out);
+  const r = await run(process.execPath, argv, 120_000 + WARMUP_S * 1000);
   if (r.code !== 0) throw new Error(`lag-client.mjs failed (${r.code}): ${r.stdout} ${r.stderr}`.trim());
   const line = r.stdout.trim().split('\n').pop();
   const lag = kv(line);
-  const visible = reader
-    ? visibility(JSON.parse(readFileSync(out, 'utf8')), (await reader.call('visible')).log)
-    : undefined;
-  log(`lag ${what}: ${line}${visibleText(visible)}`);
+  let visible;
+  let visibleCold;
+  if (reader) {
+    const { writes, cold } = JSON.parse(readFileSync(out, 'utf8'));
+    const applied = (await reader.call('visible')).log;
+    visible = visibility(writes, applied);
+    if (cold.length > 0) visibleCold = visibility(cold, applied);
+  }
+  log(`lag ${what}: ${line}${visibleText(visible, visibleCold)}`);
   return {
     probes: lag.probes,
     fresh: lag.fresh,
@@ -1017,6 +1026,7 @@ async function lagProbe(writePort, readPort, cookies, what, reader) {
     p99: lag.p99_ms,
     line,
     ...(visible ? { visible } : {}),
+    ...(visibleCold ? { visibleCold } : {}),
   };
 }
 
@@ -1055,9 +1065,12 @@ function visibility(writes, applied) {
   };
 }
 
-/** Time until visible over the rounds: medians of each round's p50/p99, the worst max, every never-seen. */
-function visibleOf(list) {
-  const v = list.map((l) => l.visible).filter(Boolean);
+/**
+ * Time until visible over the rounds (`key`: visible, or visibleCold for the warm-up's first
+ * probes): medians of each round's p50/p99, the worst max, every never-seen.
+ */
+function visibleOf(list, key = 'visible') {
+  const v = list.map((l) => l[key]).filter(Boolean);
   if (v.length === 0) return undefined;
   return {
     p50: median(v.map((x) => x.p50)),
@@ -1069,11 +1082,14 @@ function visibleOf(list) {
     rounds: v.map((x) => `${x.p50}/${x.p99}`),
   };
 }
-/** A {@link visibility} result (or {@link visibleOf} rounds) as a clause of the log and the report. */
-const visibleText = (v) =>
+/**
+ * A {@link visibility} result (or {@link visibleOf} rounds) as a clause of the log and the report;
+ * `cold`, the same for the warm-up's first probes, as a clause of its own.
+ */
+const visibleText = (v, cold) =>
   v === undefined
     ? ''
-    : `; visible on n2 after the client had n1's answer: p50 ${v.p50} ms, p99 ${v.p99} ms (max ${v.max} ms; ${v.aheadPct} % applied before the answer reached the client; ${v.missing} of ${v.writes} writes never seen${v.rounds?.length > 1 ? `; rounds p50/p99 ${v.rounds.join(', ')}` : ''})`;
+    : `; visible on n2 after the client had n1's answer: p50 ${v.p50} ms, p99 ${v.p99} ms (max ${v.max} ms; ${v.aheadPct} % applied before the answer reached the client; ${v.missing} of ${v.writes} writes never seen${v.rounds?.length > 1 ? `; rounds p50/p99 ${v.rounds.join(', ')}` : ''})${cold === undefined ? '' : `; cold (the warm-up's first ${Math.round(cold.writes / Math.max(1, cold.rounds?.length ?? 1))} probes, every process just started): p50 ${cold.p50} ms, p99 ${cold.p99} ms${cold.rounds?.length > 1 ? ` (rounds ${cold.rounds.join(', ')})` : ''}`}`;
 /** The lag probe (write on A, read on B) on a fresh async cluster of `n` nodes started with `options`. */
 async function lagOnCluster(tmp, tag, options, n = 3) {
   const nodes = await startClowder(n, 'async', { tag: `lag/${tag}`, visibleLog: true, ...options });
@@ -1369,7 +1385,7 @@ function targets(results, extras, refs) {
     add(
       'replication lag p99 <= 1 ms (async 3 nodes, /app/read read-only: the write on n1 visible on n2 within 1 ms of the client having its answer, p99; >= 99 % of immediate reads on n2 fresh)',
       v !== undefined && v.p99 <= 1 && v.missing === 0 && extras.lag.stalePct <= 1 && extras.lag.errors === 0,
-      `visible on n2 p50 ${v?.p50} / p99 ${v?.p99} ms, ${v?.missing} never seen${floor ? ` (the replication floor, Map servers pushing to their peers: p50 ${floor.p50} / p99 ${floor.p99} ms)` : ''}${extras.lag.wake ? `; a loopback message between two idle processes: p50 ${extras.lag.wake.p50} / p99 ${extras.lag.wake.p99} ms` : ''}; the client's read on n2 right after: ${fx(extras.lag.stalePct, 1)} % stale, p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (that read's own floors: on n1 itself p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; bare node:http p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} / p99 ${extras.lag.bare2P99} ms)`,
+      `visible on n2 p50 ${v?.p50} / p99 ${v?.p99} ms, ${v?.missing} never seen${extras.lag.visibleCold ? `; cold, the warm-up's first probes: p99 ${extras.lag.visibleCold.p99} ms` : ''}${floor ? ` (the replication floor, Map servers pushing to their peers: p50 ${floor.p50} / p99 ${floor.p99} ms)` : ''}${extras.lag.wake ? `; a loopback message between two idle processes: p50 ${extras.lag.wake.p50} / p99 ${extras.lag.wake.p99} ms` : ''}; the client's read on n2 right after: ${fx(extras.lag.stalePct, 1)} % stale, p50 ${extras.lag.p50} / p99 ${extras.lag.p99} ms (that read's own floors: on n1 itself p50 ${extras.lag.floorP50} / p99 ${extras.lag.floorP99} ms; bare node:http p50 ${extras.lag.bareP50} / p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} / p99 ${extras.lag.bare2P99} ms)`,
     );
   }
   if (extras.failover)
@@ -1436,13 +1452,13 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     L.push('', '| measurement | result |', '|:---|:---|');
     if (extras.lag)
       L.push(
-        `| replication lag, async 3 nodes, /app/read declared read-only (sessions.readOnlyFilter ${READ_ONLY}; the shared lag probe, mirrored by lag-client.mjs: ${extras.lag.probes} probes, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''}${visibleText(extras.lag.visible)} |`,
+        `| replication lag, async 3 nodes, /app/read declared read-only (sessions.readOnlyFilter ${READ_ONLY}; the shared lag probe, mirrored by lag-client.mjs: ${extras.lag.probes} probes after ${WARMUP_S} s of the same probes as a warm-up, write on n1, read on n2 at once) | ${extras.lag.stale} stale (${fx(extras.lag.stalePct, 1)} %), read-after-write p50 ${extras.lag.p50} ms, p99 ${extras.lag.p99} ms, ${extras.lag.errors} errors; floor (the same probe reading on n1 itself) p50 ${extras.lag.floorP50} ms, p99 ${extras.lag.floorP99} ms; bare node:http (the machine's floor for this probe) p50 ${extras.lag.bareP50} ms, p99 ${extras.lag.bareP99} ms, written on one bare server and read on another p50 ${extras.lag.bare2P50} ms, p99 ${extras.lag.bare2P99} ms${extras.lag.rounds?.length > 1 ? `; rounds p50/p99 ${extras.lag.rounds.map(([a, b]) => `${a}/${b}`).join(', ')}` : ''}${visibleText(extras.lag.visible, extras.lag.visibleCold)} |`,
       );
     for (const [key, what] of LAG_SIDES) {
       const x = extras.lag?.[key];
       if (x === undefined) continue;
       L.push(
-        `| replication lag, ${what} | ${x.stale} stale (${fx(x.stalePct, 1)} %, worst round ${fx(x.worstStalePct, 1)} %), read-after-write p50 ${x.p50} ms, p99 ${x.p99} ms, ${x.errors} errors${x.rounds.length > 1 ? `; rounds p50/p99 ${x.rounds.join(', ')}` : ''}${visibleText(x.visible)} |`,
+        `| replication lag, ${what} | ${x.stale} stale (${fx(x.stalePct, 1)} %, worst round ${fx(x.worstStalePct, 1)} %), read-after-write p50 ${x.p50} ms, p99 ${x.p99} ms, ${x.errors} errors${x.rounds.length > 1 ? `; rounds p50/p99 ${x.rounds.join(', ')}` : ''}${visibleText(x.visible, x.visibleCold)} |`,
       );
     }
     if (extras.failover)
@@ -1566,6 +1582,7 @@ if (extraRounds.lag.length) {
   extras.lag.stalePct = stalest.stalePct;
   extras.lag.errors = Math.max(...extraRounds.lag.map((l) => l.errors));
   extras.lag.visible = visibleOf(extraRounds.lag);
+  extras.lag.visibleCold = visibleOf(extraRounds.lag, 'visibleCold');
   const wakes = extraRounds.lag.map((l) => l.wake).filter(Boolean);
   if (wakes.length)
     extras.lag.wake = { p50: median(wakes.map((w) => w.p50_ms)), p99: median(wakes.map((w) => w.p99_ms)) };
@@ -1578,6 +1595,7 @@ if (extraRounds.lag.length) {
       rounds: list.map((l) => `${l.p50}/${l.p99}`),
       worstStalePct: Math.max(...list.map((l) => l.stalePct)),
       visible: visibleOf(list),
+      visibleCold: visibleOf(list, 'visibleCold'),
     };
   }
 }
