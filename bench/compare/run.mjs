@@ -797,8 +797,12 @@ async function measureRow(row, tmp, profile) {
     // (wrk does not count those still in flight when it stops); summed over every node.
     const served = async () =>
       (await Promise.all(servers.map((s) => clowderStats(s.port)))).reduce(
-        // Reads on /app/read (read-only) are counted apart: what began here are increments.
-        (a, st) => a + (st.sessions?.[0]?.requests ?? NaN) - (st.sessions?.[0]?.readOnlyRequests ?? 0),
+        // Reads on /app/read (read-only) are counted apart, and so are requests whose client went
+        // away while they waited for the session (wrk's stop): what ran here are increments.
+        (a, st) => {
+          const m = st.sessions?.[0];
+          return a + (m?.requests ?? NaN) - (m?.readOnlyRequests ?? 0) - (m?.requestsAbandoned ?? 0);
+        },
         0,
       );
     const served0 = row.clowder ? await served() : undefined;
@@ -857,10 +861,9 @@ async function measureRow(row, tmp, profile) {
       out.rawDiff = counted - writes; // legit: 0..connections (served, but still in flight for wrk)
       out.lost = Math.max(0, acknowledged - counted);
       if (row.clowder) {
-        // Informational upper bound: every request the nodes began (also those wrk cut off while
-        // they waited for a session hand-over, which never ran the app) against the increments
-        // counted. The verdict uses the workload's definition (acknowledged - counted), as for
-        // every other row.
+        // Exact: every increment the nodes ran the application for against the increments
+        // counted. The verdict uses it beside the workload's definition (acknowledged - counted,
+        // which in-flight requests at wrk's stop can hide losses from).
         out.served = served1 - served0;
         out.lostExact = out.served - counted;
       }
@@ -877,6 +880,9 @@ async function measureRow(row, tmp, profile) {
           return {
             sessions: m.activeSessions,
             conflicts: c.conflicts,
+            ownershipMoves: c.ownershipMoves,
+            ownershipTimeouts: c.ownershipTimeouts,
+            ownershipForced: c.ownershipForced,
             staleDeltas: c.staleDeltas,
             replicationErrors: c.replicationErrors,
             repairs: c.repairs,
@@ -1326,6 +1332,7 @@ function aggregate(runs) {
     out.rawDiff = worst.rawDiff;
     out.lostExact = worst.lostExact;
     out.served = worst.served;
+    if (ok.every((r) => r.lostExact !== undefined)) out.lostExactWorst = Math.max(...ok.map((r) => r.lostExact));
   }
   if (ok.some((r) => r.replicasAgree === false)) {
     const bad = ok.find((r) => r.replicasAgree === false);
@@ -1375,8 +1382,8 @@ function targets(results, extras, refs) {
     const agree = r.replicasAgree !== false;
     add(
       `0 lost increments: ${r.row}`,
-      r.lost === 0 && agree,
-      `${r.lost} lost (raw after-before-increments ${r.rawDiff}; began-counted ${r.lostExact} of ${r.served} begun)${agree ? '' : `; replica sums differ: ${r.replicaSums.join('/')}`}`,
+      r.lost === 0 && (r.lostExactWorst ?? 0) === 0 && agree,
+      `${r.lost} lost (raw after-before-increments ${r.rawDiff}; ran-counted ${r.lostExact} of ${r.served} run, worst round ${r.lostExactWorst})${agree ? '' : `; replica sums differ: ${r.replicaSums.join('/')}`}`,
     );
   }
   if (extras.lag) {
@@ -1417,7 +1424,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
       `CPU = utime+stime of every server process and redis-server during the measured run, per request; RSS = their sum at its end. ` +
       `x Map / x Redis = req/s over the Map-session row / the fastest Redis-backed row${refs.fastestRedis ? ` (${refs.fastestRedis.row})` : ''}. ` +
       'lost = acknowledged increments missing from the sessions (raw = after - before - requests; 0..connections is requests still in flight when wrk stopped, ' +
-      "which can hide up to that many lost ones; clowder rows also give an upper bound: requests the nodes' session managers began — including those cut off by wrk's stop before the application ran — minus increments counted).",
+      'which can hide up to that many lost ones; clowder rows also give the exact figure, which the 0-lost target uses too: increments the nodes ran the application for (requests their session managers began, minus reads and requests whose client went away while they waited for the session) minus increments counted).',
     '',
   );
   if (results.length > 0) {
@@ -1434,7 +1441,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     const lost =
       r.lost === undefined
         ? 'n/a'
-        : `${fmt(r.lost)} (${r.rawDiff >= 0 ? '+' : ''}${fmt(r.rawDiff)}${r.lostExact !== undefined ? `; began-counted ${fmt(r.lostExact)}` : ''})`;
+        : `${fmt(r.lost)} (${r.rawDiff >= 0 ? '+' : ''}${fmt(r.rawDiff)}${r.lostExact !== undefined ? `; ran-counted ${fmt(r.lostExactWorst ?? r.lostExact)}` : ''})`;
     L.push(
       `| ${r.row}: ${r.label} | ${r.processes} | ${fmt(r.rps)} | ${fx(r.xMap)} | ${fx(r.xRedis)} | ${fx(r.p50)} | ${fx(r.p99)} | ${fmt(r.errors)} | ${lost}${r.replicasAgree === false ? ' replicas differ' : ''} | ${fx(r.cpuUsPerReq, 1)} | ${fx(r.rssBytes / 1048576, 0)} | ${fx(100 * r.machineBusy, 0)} % | ${(r.runs ?? [r.rps]).map((x) => fmt(x)).join(' / ')}${r.failedRounds ? ` (${r.failedRounds} failed)` : ''} |`,
     );
@@ -1444,7 +1451,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     L.push('', "clowder per node after the row's median round (DeltaManager counters):", '');
     for (const r of cl)
       L.push(
-        `- ${r.row}: ${r.clowder.map((n, i) => `n${i + 1} sessions ${n.sessions}, conflicts ${n.conflicts}, staleDeltas ${n.staleDeltas}, replicationErrors ${n.replicationErrors}, repairs ${n.repairs}`).join('; ')}` +
+        `- ${r.row}: ${r.clowder.map((n, i) => `n${i + 1} sessions ${n.sessions}, conflicts ${n.conflicts}, ownership moves ${n.ownershipMoves} (timeouts ${n.ownershipTimeouts}, forced ${n.ownershipForced}), staleDeltas ${n.staleDeltas}, replicationErrors ${n.replicationErrors}, repairs ${n.repairs}`).join('; ')}` +
           (r.replicaSums ? `; sums of counts per node ${r.replicaSums.join(' / ')}` : ''),
       );
   }
@@ -1522,10 +1529,12 @@ try {
         results.push(r);
         log(
           `${row.id.padEnd(15)} ${fmt(r.rps).padStart(7)} req/s  p50 ${fx(r.p50)} p99 ${fx(r.p99)} ms  errors ${r.errors}  ` +
-            `lost ${r.lost ?? 'n/a'}${r.rawDiff !== undefined ? ` (raw ${r.rawDiff}${r.lostExact !== undefined ? `, began-counted ${r.lostExact} of ${r.served} begun` : ''})` : ''}  cpu ${fx(r.cpuUsPerReq, 1)} µs/req  ` +
+            `lost ${r.lost ?? 'n/a'}${r.rawDiff !== undefined ? ` (raw ${r.rawDiff}${r.lostExact !== undefined ? `, ran-counted ${r.lostExact} of ${r.served} run` : ''})` : ''}  cpu ${fx(r.cpuUsPerReq, 1)} µs/req  ` +
             `rss ${fx(r.rssBytes / 1048576, 0)} MiB  machine ${fx(100 * r.machineBusy, 0)} %` +
             (r.replicaSums ? `  replicas ${r.replicasAgree ? 'agree' : `DIFFER ${r.replicaSums.join('/')}`}` : '') +
-            (r.clowder ? `  conflicts ${r.clowder.map((n) => n.conflicts).join('/')}` : ''),
+            (r.clowder
+              ? `  conflicts ${r.clowder.map((n) => n.conflicts).join('/')}  ownership taken without a grant (timeouts+forced) ${r.clowder.map((n) => n.ownershipTimeouts + n.ownershipForced).join('/')}`
+              : ''),
         );
         if (r.profile) {
           console.log(`  top self time, ${r.row} (${r.profile.files} profiles, ${r.profile.sampledS} s sampled):`);

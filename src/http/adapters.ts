@@ -58,7 +58,10 @@ export function sessionMiddleware(
     replicateBeforeEnd(res, rs);
     res.on('close', onClose);
     if (rs.ready === undefined) next();
-    else rs.ready.then(() => next(), next);
+    else
+      rs.ready.then(() => {
+        if (!rs.abandoned) next();
+      }, next);
   };
 }
 
@@ -180,7 +183,10 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
       res.on('close', onClose);
     }
     if (rs.ready === undefined) run(mount.app, req, res);
-    else rs.ready.then(() => run(mount.app, req, res));
+    else
+      rs.ready.then(() => {
+        if (!rs.abandoned) run(mount.app, req, res);
+      });
   };
 }
 

@@ -33,6 +33,7 @@ export class RequestSession implements HandleHost {
   #started = false;
   #finished = false;
   #destroyed = false;
+  #abandoned = false;
   #pending: Promise<void> | undefined;
   readonly #replicate: boolean;
   /** The path matches readOnlyFilter: the session may be read, not changed, created or taken over. */
@@ -81,7 +82,7 @@ export class RequestSession implements HandleHost {
 
   #afterWait(s: Session): void {
     this.ready = undefined;
-    if (s.valid) return;
+    if (s.valid || this.#abandoned) return;
     // Invalidated meanwhile (on the owner, or by a message that came with this request): the
     // request goes on without it.
     this.#end(s);
@@ -100,6 +101,11 @@ export class RequestSession implements HandleHost {
     }
     this.#handle = createSessionHandle(this);
     return this.#handle;
+  }
+
+  /** The request ended before the application ran (its client went away while it waited): do not run it. */
+  get abandoned(): boolean {
+    return this.#abandoned;
   }
 
   /** The session without creating one (for `req.session` checks that must not create). */
@@ -172,6 +178,13 @@ export class RequestSession implements HandleHost {
     const s = this.session;
     if (s === undefined || !this.#started) return pending;
     this.#started = false;
+    if (this.ready !== undefined) {
+      // The client went away while the request waited for the session: the application never
+      // ran, and the node that owns the session keeps it.
+      this.#abandoned = true;
+      this.manager.requestAbandoned(s);
+      return pending;
+    }
     let sent = this.#completed(s, this.#replicate);
     // Ended with the turn's other responses, after the turn's replication batch (see batchResponses).
     if (sent === undefined && this.config.batchResponses) sent = this.manager.turnWritten();

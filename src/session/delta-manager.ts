@@ -63,6 +63,7 @@ export interface DeltaManagerEvents {
 
 const COUNTERS = [
   'requests',
+  'requestsAbandoned',
   'replications',
   'accessedSent',
   'replicationErrors',
@@ -297,6 +298,17 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.active++;
     s.lastAccessedTime = now;
     this.#counters.requests++;
+  }
+
+  /**
+   * A request that began on `s` ends before it could use it: its client went away while it waited
+   * to take the session over (or for the input that came with it). It changed nothing and claims
+   * nothing; the session stays with its owner (what {@link requestCompleted} would take).
+   */
+  requestAbandoned(s: Session): void {
+    s.active--;
+    this.#counters.requestsAbandoned++;
+    if (s.active <= 0 && s.waiters !== undefined && s.ownerId === this.localId) this.#ownership?.handOver(s);
   }
 
   /**

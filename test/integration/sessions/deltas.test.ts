@@ -378,6 +378,44 @@ describe('ownership migrate (the default): one node serves a session at a time',
     const res = await onB;
     assert.deepEqual(JSON.parse(res.body).attrs, { x: 'fromA' }, 'no stale read');
   });
+
+  test("a request on B whose client goes away while it waits for A's hand-over leaves the session with A and never runs", async () => {
+    const jar = new CookieJar();
+    await jar.get(pa, '/probe/set?name=x&value=0');
+    const id = jar.id;
+    const ma = managerOf(cluster.node('a'), PROBE);
+    const mb = managerOf(cluster.node('b'), PROBE);
+    await waitFor(() => mb.sessions.has(id), 'B to receive the session');
+    const onA = get(pa, '/probe/set-wait?name=x&value=fromA&gate=gone&parties=2', jar.cookie);
+    let answered = false;
+    let onB: Promise<unknown> | undefined;
+    try {
+      await waitFor(() => ma.sessions.get(id)?.active === 1, "A's request to be in flight");
+      const acquires = received(ma, 'acquire');
+      const abandoned = stat(mb, 'requestsAbandoned');
+      const conn = await RawConnection.open(pb);
+      conn.send(`/probe/set?name=x&value=abandoned`, jar.cookie);
+      await waitFor(() => received(ma, 'acquire') > acquires, 'B to ask A for the session');
+      conn.close();
+      await waitFor(() => stat(mb, 'requestsAbandoned') > abandoned, 'B to see its client go');
+      assert.equal(mb.sessions.get(id)?.ownerId, ma.localId, 'A still owns it');
+      assert.equal(mb.sessions.get(id)?.active, 0);
+      // B's next request on it waits for A as the first would have (for the same ACQUIRE).
+      onB = get(pb, '/probe/set?name=x&value=fromB', jar.cookie).then(() => {
+        answered = true;
+      });
+      await waitFor(() => mb.sessions.get(id)?.active === 1, "B's next request to begin");
+      assert.equal((await get(pa, '/app/health')).status, 200);
+      assert.equal(answered, false, 'B does not serve the session while A is using it');
+    } finally {
+      await rendezvous('gone', 2);
+    }
+    assert.equal((await onA).status, 200);
+    await onB;
+    await waitFor(() => ma.sessions.get(id)?.getAttribute('x') === 'fromB', "B's write to reach A");
+    assert.equal(mb.sessions.get(id)?.getAttribute('x'), 'fromB', 'the abandoned request never ran');
+    assert.equal(stat(ma, 'conflicts') + stat(mb, 'conflicts'), 0);
+  });
   describe('an owner that does not hand over within sender.timeoutMs', () => {
     let slow: TestCluster;
     before(async () => {
