@@ -129,15 +129,22 @@ export class Ownership {
       throw new Error('malformed acquire');
     const s = this.host.session(id);
     const me = this.host.localId;
+    // About to own it ourselves: answer once we do. Checked first: while a request here waits
+    // for the session, what this node believes about its owner is frozen and may be stale. Were
+    // it to name the asker, granting "you own it already" would make two owners: the asker, and
+    // this node once its own grant arrives.
+    const pending = this.#acquiring.get(id);
+    if (pending !== undefined) {
+      const again = () => this.onAcquire(m, from);
+      pending.then(again, again);
+      return;
+    }
     if (s === undefined || !s.valid || s.ownerId === '' || s.ownerId === from.id) {
       this.#answer(from, id, requestId, from.id, true);
       return;
     }
     if (s.ownerId !== me) {
-      // About to own it ourselves: answer once we do (a redirect now could chase a stale guess).
-      const pending = this.#acquiring.get(id);
-      if (pending !== undefined) pending.then(() => this.onAcquire(m, from));
-      else this.#answer(from, id, requestId, s.ownerId, false);
+      this.#answer(from, id, requestId, s.ownerId, false);
       return;
     }
     (s.waiters ??= []).push(() => {
