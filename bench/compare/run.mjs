@@ -1001,9 +1001,10 @@ let lagSeq = 0;
 
 /**
  * The shared workload's lag probe (mirrored by lag-client.mjs): write on `writePort`, read on
- * `readPort` at once, 1000 probes after --warmup seconds of the same probes (as wrk warms up a row:
- * the client and the servers are past their JIT compilation); logged as `what`. With `reader` (the clowder node behind
- * `readPort`, started with visibleLog), also the replication lag itself: see {@link visibility}.
+ * `readPort` at once, 1000 probes after --warmup seconds of the same probes (as wrk warms up a
+ * row: the client and the servers are past their JIT compilation); logged as `what`. With
+ * `reader` (the clowder node behind `readPort`, started with visibleLog), also the replication lag
+ * itself: see {@link visibility}.
  */
 async function lagProbe(writePort, readPort, cookies, what, reader) {
   const out = `${cookies}.${lagSeq++}.writes.json`;
