@@ -5,7 +5,63 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import type { DeltaManager, RequestListener, SessionHandle } from '../../../src/index.js';
-import { COUNTER_APP, type SessionRequest, type StartOptions } from '../../helpers/http.js';
+import {
+  COUNTER_APP,
+  CookieJar,
+  idOf,
+  managerOf,
+  RawConnection,
+  type SessionRequest,
+  type StartOptions,
+  type TestCluster,
+} from '../../helpers/http.js';
+import { waitFor } from '../../helpers/wait.js';
+
+/**
+ * A GET of `path` on `port` that reaches the node ahead of a change: in one turn of the event loop
+ * the test's nodes share, the request goes into the node's HTTP socket, then node `writer` sets
+ * the counter app's `count` of session `id` and sends it at once, into the node's cluster socket.
+ * The node's next poll finds both ready and names the HTTP socket first (the connection was used
+ * once before, so the node already polls its end of it). Returns the body of the answer.
+ */
+export async function aheadOfChange(
+  cluster: TestCluster,
+  port: number,
+  path: string,
+  cookie: string,
+  writer: string,
+  count: number,
+): Promise<string> {
+  const conn = await RawConnection.open(port);
+  try {
+    conn.send('/app/health');
+    await conn.body();
+    conn.send(path, cookie);
+    const m = managerOf(cluster.node(writer), APP);
+    const s = m.sessions.get(idOf(cookie))!;
+    s.setAttribute('count', count);
+    m.replicate(s);
+    cluster.node(writer).channel.flushNow();
+    return await conn.body();
+  } finally {
+    conn.close();
+  }
+}
+
+/** A session made through `/probe/set?name&value` on `port`, once `other` holds it too. */
+export async function probeSessionOn(
+  cluster: TestCluster,
+  port: number,
+  other: string,
+  name: string,
+  value: string,
+): Promise<CookieJar> {
+  const jar = new CookieJar();
+  await jar.get(port, `/probe/set?name=${name}&value=${value}`);
+  const m = managerOf(cluster.node(other), PROBE);
+  await waitFor(() => m.sessions.get(jar.id)?.getAttribute(name) === value, `${other} to receive the session`);
+  return jar;
+}
 
 /** A DeltaManager counter by name. */
 export function stat(m: DeltaManager, key: string): number {

@@ -23,7 +23,17 @@ import {
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { APP, COUNTER_AND_PROBE, PROBE, probe, received, rendezvous, stat } from './apps.js';
+import {
+  APP,
+  aheadOfChange,
+  COUNTER_AND_PROBE,
+  PROBE,
+  probe,
+  probeSessionOn,
+  received,
+  rendezvous,
+  stat,
+} from './apps.js';
 
 /** [DELTA, ctx, id, base, version, names, values, removed, maxInactive] */
 function delta(
@@ -60,13 +70,7 @@ describe('message ordering (ownership none)', () => {
   });
 
   /** A session made on A through /probe/set, once B has it. */
-  async function probeSession(name: string, value: string): Promise<CookieJar> {
-    const jar = new CookieJar();
-    await jar.get(pa, `/probe/set?name=${name}&value=${value}`);
-    const mb = managerOf(cluster.node('b'), PROBE);
-    await waitFor(() => mb.sessions.get(jar.id)?.getAttribute(name) === value, 'B to receive the session');
-    return jar;
-  }
+  const probeSession = (name: string, value: string) => probeSessionOn(cluster, pa, 'b', name, value);
 
   test('a DELTA with one undecodable value changes nothing (all or nothing) and is counted as malformed', async () => {
     const jar = await probeSession('k1', 'v1');
@@ -293,21 +297,8 @@ describe('message ordering (ownership none)', () => {
     const mb = managerOf(cluster.node('b'), APP);
     await waitFor(() => mb.sessions.get(jar.id)?.getAttribute('count') === 1, 'B to receive the session');
     const before = stat(ma, 'conflicts') + stat(mb, 'conflicts');
-    const conn = await RawConnection.open(pb);
-    try {
-      conn.send('/app/read', jar.cookie); // B's end of the connection is now a socket B polls
-      assert.equal(countOf(await conn.body()), 1);
-      // One turn of the event loop B shares: B's HTTP socket gets the request, then its cluster
-      // socket A's change; B's next poll names the HTTP socket first.
-      conn.send('/app/counter', jar.cookie);
-      const s = ma.sessions.get(jar.id)!;
-      s.setAttribute('count', 7);
-      ma.replicate(s);
-      cluster.node('a').channel.flushNow();
-      assert.equal(countOf(await conn.body()), 8, "B counted on from A's change");
-    } finally {
-      conn.close();
-    }
+    const body = await aheadOfChange(cluster, pb, '/app/counter', jar.cookie!, 'a', 7);
+    assert.equal(countOf(body), 8, "B counted on from A's change");
     await waitFor(() => ma.sessions.get(jar.id)?.getAttribute('count') === 8, 'A to see 8');
     assert.equal(stat(ma, 'conflicts') + stat(mb, 'conflicts'), before);
   });
@@ -352,12 +343,9 @@ describe('ownership migrate (the default): one node serves a session at a time',
   });
 
   test('a request on B waits until the request in flight on A ended, then sees its write', async () => {
-    const jar = new CookieJar();
-    await jar.get(pa, '/probe/set?name=x&value=0');
+    const jar = await probeSessionOn(cluster, pa, 'b', 'x', '0');
     const id = jar.id;
     const ma = managerOf(cluster.node('a'), PROBE);
-    const mb = managerOf(cluster.node('b'), PROBE);
-    await waitFor(() => mb.sessions.has(id), 'B to receive the session');
     // A's request writes x, then waits for the test at gate "m".
     const onA = get(pa, '/probe/set-wait?name=x&value=fromA&gate=m&parties=2', jar.cookie);
     await waitFor(() => ma.sessions.get(id)?.active === 1, "A's request to be in flight");
@@ -380,12 +368,10 @@ describe('ownership migrate (the default): one node serves a session at a time',
   });
 
   test("a request on B whose client goes away while it waits for A's hand-over leaves the session with A and never runs", async () => {
-    const jar = new CookieJar();
-    await jar.get(pa, '/probe/set?name=x&value=0');
+    const jar = await probeSessionOn(cluster, pa, 'b', 'x', '0');
     const id = jar.id;
     const ma = managerOf(cluster.node('a'), PROBE);
     const mb = managerOf(cluster.node('b'), PROBE);
-    await waitFor(() => mb.sessions.has(id), 'B to receive the session');
     const onA = get(pa, '/probe/set-wait?name=x&value=fromA&gate=gone&parties=2', jar.cookie);
     let answered = false;
     let onB: Promise<unknown> | undefined;

@@ -12,14 +12,13 @@ import {
   countOf,
   get,
   managerOf,
-  RawConnection,
   routeOf,
   sessionCookie,
   startPair,
   type TestCluster,
 } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
-import { APP, COUNTER_AND_PROBE, PROBE, received, rendezvous, stat } from './apps.js';
+import { APP, aheadOfChange, COUNTER_AND_PROBE, PROBE, received, rendezvous, stat } from './apps.js';
 
 describe('read-only paths (sessions.readOnlyFilter)', () => {
   let cluster: TestCluster;
@@ -95,24 +94,9 @@ describe('read-only paths (sessions.readOnlyFilter)', () => {
     const jar = await sessionOnA('/app/counter', APP);
     const ma = managerOf(cluster.node('a'), APP);
     const mb = managerOf(cluster.node('b'), APP);
-    const conn = await RawConnection.open(pb);
-    try {
-      // A first read makes B's end of the connection a socket B already polls.
-      conn.send('/app/read', jar.cookie);
-      assert.equal(countOf(await conn.body()), 1);
-      // In one turn of this process's event loop, which B shares: the read goes into B's HTTP
-      // socket first, then A's change into B's cluster socket. B's next poll finds both ready, the
-      // HTTP socket named first.
-      conn.send('/app/read', jar.cookie);
-      const s = ma.sessions.get(jar.id)!;
-      s.setAttribute('count', 7);
-      ma.replicate(s);
-      cluster.node('a').channel.flushNow();
-      assert.equal(countOf(await conn.body()), 7, "B answered with A's change");
-      assert.equal(mb.sessions.get(jar.id)?.ownerId, ma.localId, 'A still owns it');
-    } finally {
-      conn.close();
-    }
+    const body = await aheadOfChange(cluster, pb, '/app/read', jar.cookie!, 'a', 7);
+    assert.equal(countOf(body), 7, "B answered with A's change");
+    assert.equal(mb.sessions.get(jar.id)?.ownerId, ma.localId, 'A still owns it');
   });
 
   test('changing the session on a read-only path throws ERR_CLOWDER_SESSION_READ_ONLY, on the owner too; nothing changes', async () => {
