@@ -55,13 +55,13 @@ const a = Number(opt['write-port']);
 const b = Number(opt['read-port']);
 
 /**
- * Runs `count` probes (or, with `untilNs`, probes until that monotonic time), starting at cookie
- * `from`; each acknowledged write goes into `writes` as [sessionId, count, ns when the client had
- * A's answer]. Returns what the client saw: fresh, stale, errors and each read's time.
+ * Runs probes while `more(done)` holds, starting at cookie `from`; each acknowledged write goes
+ * into `writes` as [sessionId, count, ns when the client had A's answer]. Returns what the client
+ * saw: probes done, fresh, stale, errors and each read's time.
  */
-async function probes(count, from, writes, untilNs) {
+async function probes(from, writes, more) {
   const seen = { done: 0, fresh: 0, stale: 0, errors: 0, gap: [] };
-  for (let i = from; untilNs === undefined ? i < from + count : process.hrtime.bigint() < untilNs; i++) {
+  for (let i = from; more(seen.done); i++) {
     const c = cookies[i % cookies.length];
     const w = await get(a, '/app/counter', c);
     const r = await get(b, '/app/read', c);
@@ -84,12 +84,13 @@ async function probes(count, from, writes, untilNs) {
 const cold = [];
 let warmed = 0;
 if (warmupMs > 0) {
-  const w = await probes(0, 0, cold, process.hrtime.bigint() + BigInt(Math.round(warmupMs * 1e6)));
+  const until = process.hrtime.bigint() + BigInt(Math.round(warmupMs * 1e6));
+  const w = await probes(0, cold, () => process.hrtime.bigint() < until);
   warmed = w.done;
   cold.length = Math.min(cold.length, n);
 }
 const writes = [];
-const { fresh, stale, errors, gap } = await probes(n, warmed, writes);
+const { fresh, stale, errors, gap } = await probes(warmed, writes, (done) => done < n);
 fs.writeFileSync(opt.out, JSON.stringify({ writes, cold }));
 agent.destroy();
 console.log(

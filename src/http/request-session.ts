@@ -82,7 +82,7 @@ export class RequestSession implements HandleHost {
 
   #afterWait(s: Session): void {
     this.ready = undefined;
-    if (s.valid || this.#abandoned) return;
+    if (s.valid) return;
     // Invalidated meanwhile (on the owner, or by a message that came with this request): the
     // request goes on without it.
     this.#end(s);

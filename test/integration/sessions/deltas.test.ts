@@ -372,14 +372,20 @@ describe('ownership migrate (the default): one node serves a session at a time',
     const id = jar.id;
     const ma = managerOf(cluster.node('a'), PROBE);
     const mb = managerOf(cluster.node('b'), PROBE);
+    const written: unknown[] = [];
+    const onWrite = (_s: unknown, name: string, value: unknown) => {
+      if (name === 'x') written.push(value);
+    };
+    mb.on('attributeReplaced', onWrite);
     const onA = get(pa, '/probe/set-wait?name=x&value=fromA&gate=gone&parties=2', jar.cookie);
     let answered = false;
     let onB: Promise<unknown> | undefined;
+    let conn: RawConnection | undefined;
     try {
       await waitFor(() => ma.sessions.get(id)?.active === 1, "A's request to be in flight");
       const acquires = received(ma, 'acquire');
       const abandoned = stat(mb, 'requestsAbandoned');
-      const conn = await RawConnection.open(pb);
+      conn = await RawConnection.open(pb);
       conn.send(`/probe/set?name=x&value=abandoned`, jar.cookie);
       await waitFor(() => received(ma, 'acquire') > acquires, 'B to ask A for the session');
       conn.close();
@@ -394,12 +400,15 @@ describe('ownership migrate (the default): one node serves a session at a time',
       assert.equal((await get(pa, '/app/health')).status, 200);
       assert.equal(answered, false, 'B does not serve the session while A is using it');
     } finally {
+      conn?.close();
       await rendezvous('gone', 2);
     }
     assert.equal((await onA).status, 200);
     await onB;
     await waitFor(() => ma.sessions.get(id)?.getAttribute('x') === 'fromB', "B's write to reach A");
-    assert.equal(mb.sessions.get(id)?.getAttribute('x'), 'fromB', 'the abandoned request never ran');
+    mb.off('attributeReplaced', onWrite);
+    assert.equal(mb.sessions.get(id)?.getAttribute('x'), 'fromB');
+    assert.deepEqual(written, ['fromA', 'fromB'], 'the abandoned request never ran: only A and B wrote, in that order');
     assert.equal(stat(ma, 'conflicts') + stat(mb, 'conflicts'), 0);
   });
   describe('an owner that does not hand over within sender.timeoutMs', () => {
