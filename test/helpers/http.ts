@@ -261,10 +261,11 @@ export class TestCluster {
     return n;
   }
 
-  /** Stops every node this cluster created (errors ignored) and closes idle client sockets. */
+  /** Stops every node this cluster created, then throws what any stop threw; closes idle client sockets. */
   async stop(): Promise<void> {
-    await Promise.allSettled(this.#created.map((n) => n.stop()));
+    const outcomes = await Promise.allSettled(this.#created.map((n) => n.stop()));
     closeClient();
+    throwFailures(outcomes, 'stopping the test cluster');
   }
 }
 
@@ -306,7 +307,17 @@ export async function startPair(options: StartOptions = {}): Promise<{ cluster: 
   return { cluster, pa: portOf(cluster.node('a')), pb: portOf(cluster.node('b')) };
 }
 
-/** Stops clusters (for after hooks); tolerates undefined. */
+/** Stops clusters (for after hooks); tolerates undefined; every one is stopped before an error is thrown. */
 export async function stopAll(...clusters: (TestCluster | undefined)[]): Promise<void> {
-  await Promise.allSettled(clusters.map((c) => c?.stop()));
+  throwFailures(await Promise.allSettled(clusters.map((c) => c?.stop())), 'stopping test clusters');
+}
+
+/**
+ * After Promise.allSettled: throws the one rejection, or an AggregateError of several, so that a
+ * stop that fails is never hidden by cleanup code that had to try every stop first.
+ */
+export function throwFailures(outcomes: PromiseSettledResult<unknown>[], what: string): void {
+  const errors = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, `${errors.length} failures ${what}`);
 }

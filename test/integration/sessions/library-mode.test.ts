@@ -16,6 +16,7 @@ import {
   type SessionRequest,
   sessionCookie,
   sessionCookieLine,
+  throwFailures,
 } from '../../helpers/http.js';
 import { isolatedMulticast, waitFor } from '../../helpers/wait.js';
 import { json } from './apps.js';
@@ -191,9 +192,10 @@ describe('library mode: createSessions() with handler() and middleware()', () =>
     );
   });
   after(async () => {
-    await Promise.allSettled([close(serverX), close(serverY)]);
-    await Promise.allSettled([x?.stop(), y?.stop()]);
+    const servers = await Promise.allSettled([close(serverX), close(serverY)]);
+    const nodes = await Promise.allSettled([x?.stop(), y?.stop()]);
     closeClient();
+    throwFailures([...servers, ...nodes], 'cleaning up');
   });
 
   test('503 with Retry-After before start() completed, and no session', () => {

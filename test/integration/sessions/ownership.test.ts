@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Channel, createChannel, encode, type Member, silentLogger } from '../../../src/index.js';
 import { Msg } from '../../../src/session/messages.js';
-import { CookieJar, countOf, get, managerOf, startPair, type TestCluster } from '../../helpers/http.js';
+import { CookieJar, countOf, get, managerOf, startPair, type TestCluster, throwFailures } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
 
 describe('ownership (migrate) against a scripted member', () => {
@@ -30,7 +30,7 @@ describe('ownership (migrate) against a scripted member', () => {
     await waitFor(() => sees(cluster.node('b').channel, 'x') && sees(x, 'b'), 'B and x to see each other');
   });
   after(async () => {
-    await Promise.allSettled([x?.stop(), cluster?.stop()]);
+    throwFailures(await Promise.allSettled([x?.stop(), cluster?.stop()]), 'cleaning up');
   });
 
   /** B as x lists it. */

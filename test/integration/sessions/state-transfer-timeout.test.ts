@@ -16,7 +16,7 @@ import {
   silentLogger,
 } from '../../../src/index.js';
 import type { StateTransferStats } from '../../../src/session/delta-manager.js';
-import { managerOf, type StartOptions, TestCluster } from '../../helpers/http.js';
+import { managerOf, type StartOptions, TestCluster, throwFailures } from '../../helpers/http.js';
 import { CliProcess, COUNTER_APP } from '../../helpers/node-process.js';
 import { freePorts, waitFor } from '../../helpers/wait.js';
 
@@ -42,7 +42,10 @@ describe('state transfer from a donor that does not deliver', () => {
   const clusters: TestCluster[] = [];
   const channels: Channel[] = [];
   after(async () => {
-    await Promise.allSettled([...clusters.map((c) => c.stop()), ...channels.map((c) => c.stop())]);
+    throwFailures(
+      await Promise.allSettled([...clusters.map((c) => c.stop()), ...channels.map((c) => c.stop())]),
+      'cleaning up',
+    );
   });
 
   /** A cluster (stopped after the tests) whose oldest member is a hung donor. */
