@@ -262,11 +262,9 @@ describe('static membership in one process', () => {
       await waitFor(() => nodes.every((n) => n.members().length === 2), 'static membership', { timeoutMs: 2000 });
       const [a, b] = nodes as [Channel, Channel];
       const gone = nextEvent(a, 'memberRemoved', (m: Member) => m.name === 'b', 2000);
-      const t0 = Date.now();
       await b.stop();
       const [, reason] = (await gone) as unknown as [Member, string];
-      assert.equal(reason, 'leave');
-      assert.ok(Date.now() - t0 < 500, 'leave seen at once');
+      assert.equal(reason, 'leave', 'seen as a leave at once, not suspected after dropTime');
     } finally {
       await Promise.all(nodes.map((n) => n.stop()));
     }

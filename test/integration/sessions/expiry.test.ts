@@ -134,7 +134,7 @@ describe('expiry (processExpiresFrequency 1 s)', () => {
     await Promise.all([readOnB(), backOnA()]);
   });
 
-  test('setMaxInactiveInterval(-1) (never expire) replicates', async () => {
+  test('setMaxInactiveInterval(-1) (never expire) replicates, and neither node expires the session however long it is idle', async () => {
     const jar = await sessionOnBoth('/probe/set?name=k&value=1', PROBE);
     const mb = managerOf(cluster.node('b'), PROBE);
     const r = await get(pa, '/probe/max?seconds=600', jar.cookie);
@@ -146,5 +146,15 @@ describe('expiry (processExpiresFrequency 1 s)', () => {
     await get(pa, '/probe/set?name=k&value=2', jar.cookie);
     await waitFor(() => mb.sessions.get(jar.id)?.getAttribute('k') === '2', 'B to see k=2');
     assert.equal(mb.sessions.get(jar.id)!.maxInactiveInterval, -1, 'B keeps the session forever too');
+    // Idle for a year on both nodes, and each runs its expiry pass: the session stays everywhere,
+    // and a request on either still finds it.
+    const ma = managerOf(cluster.node('a'), PROBE);
+    const yearAgo = Date.now() - 365 * 86_400_000;
+    for (const m of [ma, mb]) {
+      m.sessions.get(jar.id)!.lastAccessedTime = yearAgo;
+      m.processExpires(Date.now());
+    }
+    assert.ok(ma.sessions.has(jar.id) && mb.sessions.has(jar.id), 'not expired on A nor on B');
+    assert.deepEqual(JSON.parse((await get(pb, '/probe/attrs', jar.cookie)).body).attrs, { k: '2' });
   });
 });
