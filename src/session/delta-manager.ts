@@ -87,7 +87,7 @@ type Counter = (typeof COUNTERS)[number];
 
 /** Asynchronous replication: queued, failures counted (Tomcat's channelSendOptions 8). */
 const ASYNC = { options: SendFlag.ASYNCHRONOUS };
-/** A turn's batch is sent once its values reach this many bytes (or BATCH_MESSAGES), and another begun. */
+/** A turn's batch holds at most this many bytes of values (or BATCH_MESSAGES messages); a message that would pass it begins the next. */
 const BATCH_BYTES = 256 * 1024;
 /** Messages per batch: the most a node sends, and accepts (a longer one is dropped whole). */
 const BATCH_MESSAGES = 1024;
@@ -391,9 +391,17 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         } else {
           const message = this.#changeMessage(s, now);
           if (message !== undefined) {
+            const size = this.#countValueBytes(message, members);
+            // The bound holds for the batch sent: a message that would pass it starts the next one
+            // (alone, a message larger than the bound still goes, as it would without batching).
+            if (batch.length > 0 && bytes + size > this.#batchBytes) {
+              this.#postBatch(members, batch, sends);
+              batch = [];
+              bytes = 0;
+            }
             batch.push(message);
-            bytes += this.#countValueBytes(message, members);
-            if (bytes >= this.#batchBytes || batch.length >= BATCH_MESSAGES) {
+            bytes += size;
+            if (batch.length >= BATCH_MESSAGES) {
               this.#postBatch(members, batch, sends);
               batch = [];
               bytes = 0;

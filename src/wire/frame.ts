@@ -72,9 +72,17 @@ export function encodeSeqFrame(type: FrameType, seq: number): Buffer {
   return buf;
 }
 
-/** NACK frame: sequence and a reason (cut to 1000 bytes). */
+/** The longest NACK reason, in UTF-8 bytes. */
+export const NACK_REASON_BYTES = 1000;
+
+/** NACK frame: sequence and a reason (cut to NACK_REASON_BYTES bytes, at a character boundary). */
 export function encodeNack(seq: number, reason: string): Buffer {
-  const text = Buffer.from(reason.slice(0, 1000), 'utf8');
+  let text = Buffer.from(reason.length > NACK_REASON_BYTES ? reason.slice(0, NACK_REASON_BYTES) : reason, 'utf8');
+  if (text.length > NACK_REASON_BYTES) {
+    let end = NACK_REASON_BYTES;
+    while (end > 0 && (text[end]! & 0xc0) === 0x80) end--; // not inside a multi-byte character
+    text = text.subarray(0, end);
+  }
   const buf = Buffer.allocUnsafe(HEADER_BYTES + 6 + text.length);
   writeHeader(buf, 0, FrameType.NACK, 0, 6 + text.length);
   buf.writeUInt32BE(seq >>> 0, HEADER_BYTES);

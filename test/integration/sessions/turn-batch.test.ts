@@ -84,6 +84,19 @@ describe('asynchronous replication, one batch per event-loop turn', () => {
     });
   });
 
+  test('a batch never holds more than 256 KiB of values: a change that would pass the bound begins the next batch', async () => {
+    const sessions = [await replicated(), await replicated(), await replicated(), await replicated()];
+    const [batches, deltas] = [sent(ma, 'batch'), sent(ma, 'delta')];
+    // ~100 KiB each: two fit in 256 KiB, a third would not.
+    for (const [i, s] of sessions.entries()) request(ma, s, { payload: String(i).repeat(100 * 1024) });
+    await waitFor(
+      () => sessions.every((s, i) => mb.sessions.get(s.id)?.getAttribute('payload') === String(i).repeat(100 * 1024)),
+      'B to receive the four changes',
+    );
+    assert.equal(sent(ma, 'batch'), batches + 2, 'two batches of two (not one of three, then one alone)');
+    assert.equal(sent(ma, 'delta'), deltas + 4);
+  });
+
   test('a change alone in its turn travels as a plain message, not a batch of one', async () => {
     const s = await replicated();
     const [batches, deltas] = [sent(ma, 'batch'), sent(ma, 'delta')];

@@ -284,6 +284,17 @@ describe('FrameReader', () => {
     assert.equal(got[1]!.body.readUInt16BE(4), 1000, 'reason cut to 1000 bytes');
     assert.equal(got[1]!.body.length, 6 + 1000);
   });
+
+  it('cuts a NACK reason of multi-byte characters to at most 1000 bytes, at a character boundary', () => {
+    for (const ch of ['é', '€', '😀']) {
+      const { reader, got } = recorder();
+      reader.push(encodeNack(7, ch.repeat(1000)));
+      const len = got[0]!.body.readUInt16BE(4);
+      assert.ok(len <= 1000 && len > 1000 - Buffer.byteLength(ch), `${ch}: ${len} bytes`);
+      const text = got[0]!.body.subarray(6, 6 + len).toString('utf8');
+      assert.equal(text, ch.repeat(len / Buffer.byteLength(ch)), 'whole characters only');
+    }
+  });
 });
 
 function member(over: Partial<MemberDescriptor> = {}): MemberDescriptor {
