@@ -1,4 +1,4 @@
-// The shared workload's lag probe (/work/shared/workload/client.mjs lag), mirrored: the same
+// The shared workload's lag probe (../shared/workload/client.mjs lag), mirrored: the same
 // requests over the same keep-alive agent (write /app/counter on A, then at once read /app/read on B,
 // fresh when B shows the count A answered), plus one record per probe for the visibility join:
 // when the client had A's answer, on the machine's monotonic clock (process.hrtime, CLOCK_MONOTONIC,

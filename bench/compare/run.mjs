@@ -1,5 +1,5 @@
 // Comparison benchmark: clowder against the usual ways of keeping HTTP sessions in Node.js, on the
-// shared counter workload (/work/shared/workload), every row in one run, one after the other,
+// shared counter workload (../shared/workload), every row in one run, one after the other,
 // under the same load.
 //
 //   npm run bench                                   (root: builds, `npm --prefix bench/compare ci`, then this)
@@ -94,6 +94,7 @@ import {
   workloadClient,
 } from '../lib/proc.mjs';
 import { median, percentile } from '../lib/stats.mjs';
+import { workloadDir } from '../lib/workload.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -139,7 +140,7 @@ if (!Number.isInteger(READ_PCT) || READ_PCT > 100) {
   console.error("--read-pct is a whole percentage from 0 to 100 (90 is the workload's read-mostly mix)");
   process.exit(2);
 }
-const WORKLOAD = args.workload ?? '/work/shared/workload';
+const WORKLOAD = workloadDir(args.workload);
 // A mixed load needs the number of acknowledged writes for the count check: session-mix.lua is
 // the shared script plus that count. Write-only runs use the shared script itself.
 const LUA = READ_PCT > 0 ? join(here, 'session-mix.lua') : join(WORKLOAD, 'session.lua');
@@ -1423,7 +1424,7 @@ function markdown(info, startedAt, results, extras, tgs, refs) {
     '',
   );
   L.push(
-    `Workload: the counter app (/work/shared/workload), ${SESSIONS} sessions, \`wrk -t2 -c${CONNECTIONS} -d${DURATION_S}s --timeout 5s -s ${READ_PCT > 0 ? 'bench/compare/session-mix.lua' : 'session.lua'} -- cookies ${PAYLOAD} ${READ_PCT}\` ` +
+    `Workload: the counter app (../shared/workload), ${SESSIONS} sessions, \`wrk -t2 -c${CONNECTIONS} -d${DURATION_S}s --timeout 5s -s ${READ_PCT > 0 ? 'bench/compare/session-mix.lua' : 'session.lua'} -- cookies ${PAYLOAD} ${READ_PCT}\` ` +
       `(${READ_PCT > 0 ? `${READ_PCT} % GET /app/read, the rest increments (lost = acknowledged increments, counted by the script, minus the sessions' growth); clowder nodes declare /app/read read-only (readOnlyFilter ${READ_ONLY})` : 'write-only'}, 1 KiB payload; -t<n> with WRK_PORTS for rows of more than two servers) after a ${WARMUP_S} s warm-up; ${REPS} round(s), every row once per round (req/s, x Map and x Redis: medians, the ratios taken within each round; the other columns: the row's median round; lost and errors: its worst round). ` +
       `CPU = utime+stime of every server process and redis-server during the measured run, per request; RSS = their sum at its end. ` +
       `x Map / x Redis = req/s over the Map-session row / the fastest Redis-backed row${refs.fastestRedis ? ` (${refs.fastestRedis.row})` : ''}. ` +

@@ -1,4 +1,4 @@
-// HTTP benchmark: the shared counter workload (/work/shared/workload) against clowder nodes, with
+// HTTP benchmark: the shared counter workload (../shared/workload) against clowder nodes, with
 // and without replication, side by side in one run.
 //
 //   npm run bench:http                        (builds, then runs everything: about 5-6 minutes)
@@ -42,7 +42,7 @@
 // Options: --quick --reps=N --duration=S --warmup=S --sessions=N --connections=N --threads=N
 //          --paced-load=F (paced rows: share of the off row's req/s, default 0.5)
 //          --rows=a,b --only=rows,transfer,memory --transfer-sessions=N --memory-sessions=N
-//          --workload=DIR (session.lua and client.mjs; default /work/shared/workload)
+//          --workload=DIR (session.lua and client.mjs; default ../shared/workload)
 //          --buffer-pool-size=N (sets Buffer.poolSize in every node: 0 = no shared 8 KiB pool slabs; a diagnostic)
 //          --chunk-size=N (sessions.stateTransferChunkSize of every node; default the library's, 1000)
 //          --no-save --profile (node children run with --cpu-prof into bench/http/.prof/<part>-<rep>-<node>/)
@@ -58,6 +58,7 @@ import { fileURLToPath } from 'node:url';
 import { parseOptions } from '../lib/args.mjs';
 import { CLK_TCK, cpuSeconds, freePorts, kv, live, machineTicks, reap, run, workloadClient } from '../lib/proc.mjs';
 import { median } from '../lib/stats.mjs';
+import { workloadDir } from '../lib/workload.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -107,7 +108,7 @@ if (PACED_LOAD >= 1) {
 const TRANSFER_SESSIONS = num('transfer-sessions', 100_000);
 const MEMORY_SESSIONS = num('memory-sessions', 100_000);
 const PAYLOAD = 1024;
-const WORKLOAD = args.workload ?? '/work/shared/workload';
+const WORKLOAD = workloadDir(args.workload);
 const LUA = join(WORKLOAD, 'session.lua');
 const CLIENT = join(WORKLOAD, 'client.mjs');
 const client = workloadClient(CLIENT);

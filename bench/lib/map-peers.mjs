@@ -1,6 +1,6 @@
 // Replication for the benchmarks' hand-written Map session servers (bench/compare/servers/map.mjs,
 // bench/http/map-node.mjs): the shared workload's "replication ceiling"
-// (/work/shared/workload/README.md) — every change pushed as a length-prefixed JSON frame to each
+// (../shared/workload/README.md) — every change pushed as a length-prefixed JSON frame to each
 // peer, the turn's frames coalesced into one write per peer, peers parse and apply. No membership,
 // no security, no ordering or ownership: the least any replication over TCP costs on node:http, so
 // the floor that clowder's rows and lag probes are read against.

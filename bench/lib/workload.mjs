@@ -1,4 +1,20 @@
-// The shared workload's counter data, for the harnesses' server processes.
+// The shared workload's counter data, for the harnesses' server processes, and where the workload is.
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The shared workload's directory (session.lua, client.mjs): `--workload=DIR` when given, else
+ * `../shared/workload` beside the repository, as the project lays it out. Throws with the fix
+ * when it is not there.
+ */
+export function workloadDir(given) {
+  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const dir = given === undefined ? resolve(repo, '..', 'shared', 'workload') : resolve(given);
+  if (!existsSync(resolve(dir, 'session.lua')))
+    throw new Error(`no shared workload at ${dir} (session.lua missing): pass --workload=DIR`);
+  return dir;
+}
 
 const COOKIE_PREFIX = 'JSESSIONID=';
 

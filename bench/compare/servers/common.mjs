@@ -1,6 +1,6 @@
 // Shared pieces of the comparison servers (bench/compare/run.mjs starts them; not meant to be run
 // by hand). Every server implements the counter app of the shared workload
-// (/work/shared/workload/README.md, examples/counter/app.mjs):
+// (../shared/workload/README.md, examples/counter/app.mjs):
 //   GET /app/counter[?payload=N]   count += 1; payload attribute of N bytes (default 1024)
 //   GET /app/read                  read count; the session is not changed
 //   GET /app/invalidate            invalidate the session
