@@ -31,7 +31,14 @@ export function requestIsSecure(req: IncomingMessage, trust: ProxyTrust): boolea
 }
 
 /** Headers a reverse proxy adds to what it forwards (RFC 7239, the X-Forwarded-* family, nginx's X-Real-IP, Via). */
-const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via'];
+const FORWARDING_HEADERS = [
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+  'via',
+];
 
 /** Whether a proxy (or a client pretending to be one) forwarded this request. */
 export function forwarded(req: IncomingMessage): boolean {

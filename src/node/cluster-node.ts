@@ -87,7 +87,8 @@ export class ClusterNode {
     // Validate every session config now: a bad key stops the node before anything starts, named
     // where the user wrote it (node-wide defaults first, then each application's own).
     resolveSessionConfig(this.config.sessions, 'sessions');
-    for (const [i, app] of this.config.apps.entries()) resolveSessionConfig(this.#sessionInput(app), `apps.${i}.sessions`);
+    for (const [i, app] of this.config.apps.entries())
+      resolveSessionConfig(this.#sessionInput(app), `apps.${i}.sessions`);
   }
 
   /** An application's session settings: its own over the node-wide ones, with the node's proxy trust. */
