@@ -32,6 +32,7 @@ export type {
   Upstream,
 } from './channel/types.js';
 export * from './codec/index.js';
+export type { AdminToken } from './config/admin-token.js';
 export {
   type ChannelConfig,
   type ChannelConfigInput,
@@ -41,6 +42,7 @@ export {
 export { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from './config/node-config.js';
 export { parseSendOptions, SendFlag, type SendOptionsInput, sendOptionsName } from './config/send-options.js';
 export { resolveSessionConfig, type SessionConfig, type SessionConfigInput } from './config/session-config.js';
+export type { ProxyTrust, TrustProxyInput } from './config/trust-proxy.js';
 export * from './core/errors.js';
 export { createLogger, type Logger, silentLogger } from './core/logger.js';
 export {

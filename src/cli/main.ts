@@ -32,6 +32,10 @@ const USAGE = `usage:
       --domain NAME            cluster partition                          env CLOWDER_DOMAIN
       --cluster-key-env VAR    read the shared cluster key from env VAR (default CLOWDER_CLUSTER_KEY)
       --insecure               allow a non-loopback node without a cluster key
+      --trust-proxy WHICH      proxies whose X-Forwarded-Proto is believed: false (default), true,
+                               a hop count, or addresses/CIDRs (a,b/8,loopback) env CLOWDER_TRUST_PROXY
+                               env CLOWDER_ADMIN_TOKEN: token (>= 32 chars) that opens /_clowder/* to
+                               non-loopback clients (Authorization: Bearer); no flag, it is a secret
       --json                   machine-readable ready line
   clowder channel [options]
       Runs one bare channel member and prints membership events and message round trips
@@ -50,6 +54,7 @@ async function main(argv: string[]): Promise<void> {
         app: { type: 'string', multiple: true },
         port: { type: 'string' },
         send: { type: 'string' },
+        'trust-proxy': { type: 'string' },
         json: { type: 'boolean' },
       },
       strict: true,

@@ -5,6 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { AdminToken } from '../config/admin-token.js';
+import { ProxyTrust, type TrustProxyInput } from '../config/trust-proxy.js';
 import { ConfigError } from '../core/errors.js';
 
 export type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -73,6 +75,13 @@ export function applyClusterFlags(cluster: Record<string, unknown>, flags: Flags
   return cluster;
 }
 
+/** `--trust-proxy true|false|N|ADDRESS[/BITS],…` as a trustProxy value. @throws ConfigError naming the flag. */
+function trustProxyOf(text: string): TrustProxyInput {
+  const value = text === 'true' ? true : text === 'false' ? false : /^\d+$/.test(text) ? Number(text) : text;
+  ProxyTrust.parse(value, '--trust-proxy');
+  return value;
+}
+
 /** Reads a YAML or JSON config file. */
 export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   let text: string;
@@ -126,6 +135,14 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
   if (host !== undefined) http.host = host;
   const p = pick(flags, 'port', 'CLOWDER_PORT');
   if (p !== undefined) http.port = port(p, '--port');
+  const trust = pick(flags, 'trust-proxy', 'CLOWDER_TRUST_PROXY');
+  if (trust !== undefined) http.trustProxy = trustProxyOf(trust);
+  // A secret: from the environment (or the config file) only, never a flag (ps shows flags).
+  const token = process.env.CLOWDER_ADMIN_TOKEN;
+  if (token !== undefined) {
+    AdminToken.parse(token, 'CLOWDER_ADMIN_TOKEN');
+    http.adminToken = token;
+  }
   config.http = http;
   const apps = parseApps(flags.app as string[] | undefined);
   if (apps) config.apps = apps;

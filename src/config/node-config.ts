@@ -4,9 +4,11 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
+import { AdminToken } from './admin-token.js';
 import type { ChannelConfigInput } from './channel-config.js';
 import { int, parseConfig } from './schema-helpers.js';
 import type { SessionConfigInput } from './session-config.js';
+import { ProxyTrust, type TrustProxyInput } from './trust-proxy.js';
 
 const contextPath = z
   .string({ error: 'a context path such as "/app" or "/"' })
@@ -34,11 +36,27 @@ const nodeSchema = z.strictObject({
       port: int(0, 65535, 'a port number from 0 to 65535 (0 = any free port)').default(8080),
       /** How long a graceful stop waits for in-flight requests. */
       shutdownTimeoutMs: int(0, 600_000, 'milliseconds from 0 to 600000').default(10_000),
-      /** Prefix of the readiness and stats endpoints (`<prefix>/ready`, `<prefix>/stats`, loopback clients only); "" = off. */
+      /**
+       * Prefix of the readiness and stats endpoints (`<prefix>/ready`, `<prefix>/stats`); "" = off.
+       * Served to loopback clients whose request no proxy forwarded, and to any client with the
+       * adminToken.
+       */
       statusPath: z
         .string()
         .regex(/^(\/[A-Za-z0-9._~-]+)*$/, { error: 'a path prefix such as "/_clowder", or "" to turn it off' })
         .default('/_clowder'),
+      /**
+       * Bearer token (≥ 32 characters) that opens the status endpoints to any client
+       * (`Authorization: Bearer <token>`); CLOWDER_ADMIN_TOKEN for `clowder start`. Validated in
+       * resolveNodeConfig, which never quotes it.
+       */
+      adminToken: z.custom<string>().optional(),
+      /**
+       * The reverse proxies believed when they say the client connected over HTTPS
+       * (`X-Forwarded-Proto`, for the session cookie's Secure flag): false (default), true, a
+       * number of hops or addresses / CIDR ranges, as Express's 'trust proxy'.
+       */
+      trustProxy: z.custom<TrustProxyInput>().optional(),
     })
     .prefault({}),
   apps: z
@@ -58,6 +76,8 @@ export interface NodeConfig {
     readonly port: number;
     readonly shutdownTimeoutMs: number;
     readonly statusPath: string;
+    readonly adminToken: AdminToken | undefined;
+    readonly trustProxy: ProxyTrust;
   };
   readonly apps: readonly { readonly path: string; readonly module: string; readonly sessions?: SessionConfigInput }[];
   readonly cluster: ChannelConfigInput;
@@ -73,5 +93,20 @@ export function resolveNodeConfig(input: unknown): NodeConfig {
       throw new ConfigError(`apps.${i}.path`, 'a context path no other application uses', app.path);
     paths.add(app.path);
   }
-  return p as NodeConfig;
+  const http = {
+    ...p.http,
+    adminToken: AdminToken.parse(p.http.adminToken, 'http.adminToken'),
+    trustProxy: ProxyTrust.parse(p.http.trustProxy, 'http.trustProxy'),
+  };
+  for (const [key, sessions] of [
+    ['sessions', p.sessions],
+    ...p.apps.map((a, i) => [`apps.${i}.sessions`, a.sessions] as const),
+  ] as const) {
+    if (sessions !== undefined && 'trustProxy' in sessions)
+      throw new ConfigError(
+        `${key}.trustProxy`,
+        'left out on a node: set http.trustProxy, which applies to every application of the node',
+      );
+  }
+  return { ...p, http } as NodeConfig;
 }

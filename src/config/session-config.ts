@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { deepFreeze, int, ms, parseConfig, text } from './schema-helpers.js';
 import { parseSendOptions } from './send-options.js';
+import { ProxyTrust, type TrustProxyInput } from './trust-proxy.js';
 
 const contextPath = z
   .string({ error: 'a context path such as "/app" or "/"' })
@@ -23,6 +24,12 @@ const sessionSchema = z.strictObject({
     .default('JSESSIONID'),
   /** Secure cookie attribute: "auto" = when the request came over HTTPS. */
   cookieSecure: z.union([z.boolean(), z.literal('auto')], { error: 'true, false or "auto"' }).default('auto'),
+  /**
+   * Library mode: the reverse proxies believed when they say the client connected over HTTPS
+   * (`X-Forwarded-Proto`), for cookieSecure "auto" (see trust-proxy.ts for the forms). A node
+   * sets it for all its applications with `http.trustProxy`. Default false.
+   */
+  trustProxy: z.custom<TrustProxyInput | ProxyTrust>().optional(),
   /** SameSite cookie attribute. */
   cookieSameSite: z.enum(['Lax', 'Strict', 'None'], { error: '"Lax", "Strict" or "None"' }).default('Lax'),
   /** Idle time after which a session expires, in seconds (Tomcat's session-timeout). 0 or less = never. */
@@ -91,8 +98,13 @@ export type SessionConfigInput = z.input<typeof sessionSchema>;
 type Parsed = z.output<typeof sessionSchema>;
 
 export interface SessionConfig
-  extends Omit<Parsed, 'sendOptions' | 'replicationFilter' | 'readOnlyFilter' | 'accessedIntervalMs' | 'name'> {
+  extends Omit<
+    Parsed,
+    'sendOptions' | 'replicationFilter' | 'readOnlyFilter' | 'accessedIntervalMs' | 'name' | 'trustProxy'
+  > {
   readonly name: string;
+  /** Which proxies' X-Forwarded-Proto is believed (cookieSecure "auto"). */
+  readonly trustProxy: ProxyTrust;
   readonly sendOptions: number;
   readonly replicationFilter: RegExp | undefined;
   readonly readOnlyFilter: RegExp | undefined;
@@ -116,8 +128,9 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
     replicationFilter,
     readOnlyFilter,
     accessedIntervalMs: p.accessedIntervalMs ?? Math.max(100, Math.floor(maxMs / 4)),
+    trustProxy: ProxyTrust.parse(p.trustProxy, `${prefix}.trustProxy`),
   };
-  return deepFreeze(config, new Set(['replicationFilter', 'readOnlyFilter']));
+  return deepFreeze(config, new Set(['replicationFilter', 'readOnlyFilter', 'trustProxy']));
 }
 
 /** A path filter: undefined when unset or empty. @throws ConfigError naming `key`. */

@@ -16,13 +16,13 @@
  *   event-loop turn: a change that arrived with it applies first.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { DeltaManager } from '../session/delta-manager.js';
 import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
 import type { Session } from '../session/session.js';
-import { findCookie, serializeCookie } from './cookie.js';
+import { serializeCookie, sessionCookieValue } from './cookie.js';
+import { requestIsSecure } from './proxy-trust.js';
 import { createSessionHandle, type HandleHost, type SessionCookie, type SessionHandle } from './session-handle.js';
 
 export class RequestSession implements HandleHost {
@@ -49,7 +49,7 @@ export class RequestSession implements HandleHost {
   ) {
     this.#replicate = config.replicationFilter === undefined || !config.replicationFilter.test(path);
     this.readOnly = config.readOnlyFilter?.test(path) === true;
-    const value = findCookie(req.headers.cookie, config.cookieName);
+    const value = sessionCookieValue(req.headers.cookie, config.cookieName, manager);
     if (value === undefined) return;
     const id = cookieIdPart(value);
     if (id === undefined) return;
@@ -218,7 +218,7 @@ export class RequestSession implements HandleHost {
 
   #secure(): boolean {
     const c = this.config.cookieSecure;
-    return c === 'auto' ? (this.req.socket as TLSSocket).encrypted === true : c;
+    return c === 'auto' ? requestIsSecure(this.req, this.config.trustProxy) : c;
   }
 
   #setCookie(id: string, maxAgeSeconds?: number): void {

@@ -10,7 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Channel, createChannel } from '../channel/channel.js';
 import { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from '../config/node-config.js';
-import { resolveSessionConfig } from '../config/session-config.js';
+import { resolveSessionConfig, type SessionConfigInput } from '../config/session-config.js';
 import { ClusterError, ConfigError, ErrorCode } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import {
@@ -20,6 +20,7 @@ import {
   type Mount,
   type RequestListener,
 } from '../http/adapters.js';
+import { statusAllowed } from '../http/proxy-trust.js';
 import { DeltaManager } from '../session/delta-manager.js';
 import { ReplicationHub } from '../session/replication-hub.js';
 
@@ -58,6 +59,8 @@ export class ClusterNode {
   /** The shutdown under way once stop() was called (stop() callers and a failing start() await it). */
   #stopping: Promise<void> | undefined;
   #inFlight = 0;
+  /** Status requests refused (not loopback, forwarded by a proxy, or a wrong admin token). */
+  #statusRefused = 0;
   readonly #requestClosed = (): void => {
     this.#inFlight--;
   };
@@ -84,9 +87,13 @@ export class ClusterNode {
     // Validate every session config now: a bad key stops the node before anything starts, named
     // where the user wrote it (node-wide defaults first, then each application's own).
     resolveSessionConfig(this.config.sessions, 'sessions');
-    for (const [i, app] of this.config.apps.entries()) {
-      resolveSessionConfig({ ...this.config.sessions, ...app.sessions, contextPath: app.path }, `apps.${i}.sessions`);
-    }
+    for (const [i, app] of this.config.apps.entries())
+      resolveSessionConfig(this.#sessionInput(app), `apps.${i}.sessions`);
+  }
+
+  /** An application's session settings: its own over the node-wide ones, with the node's proxy trust. */
+  #sessionInput(app: NodeConfig['apps'][number]): SessionConfigInput {
+    return { ...this.config.sessions, ...app.sessions, contextPath: app.path, trustProxy: this.config.http.trustProxy };
   }
 
   /** The node's name (jvmRoute). */
@@ -113,10 +120,7 @@ export class ClusterNode {
       const mounts: Mount[] = [];
       for (const [i, app] of this.config.apps.entries()) {
         const { listener, distributable, setup } = await this.#load(app.path, app.module, i);
-        const config = resolveSessionConfig(
-          { ...this.config.sessions, ...app.sessions, contextPath: app.path },
-          `apps.${i}.sessions`,
-        );
+        const config = resolveSessionConfig(this.#sessionInput(app), `apps.${i}.sessions`);
         if (!distributable) {
           this.#logger.warn(
             { app: app.path },
@@ -206,6 +210,7 @@ export class ClusterNode {
       node: this.name,
       ready: this.ready,
       inFlight: this.#inFlight,
+      http: { statusRefused: this.#statusRefused },
       channel: this.channel.stats(),
       sessions: this.managers.map((m) => m.stats()),
     };
@@ -213,25 +218,31 @@ export class ClusterNode {
 
   /**
    * `<statusPath>/ready` (200 once serving, 503 while stopping) and `<statusPath>/stats` (JSON
-   * counters), answered to loopback clients only. Returns false when the path is not ours.
+   * counters), answered to loopback clients whose request no proxy forwarded, and to any client
+   * with the admin token (see http/proxy-trust.ts); others get 403, counted as
+   * `http.statusRefused`. Returns false when the path is not ours.
    */
   #status(req: IncomingMessage, res: ServerResponse, base: string): boolean {
     const path = req.url!.slice(base.length).split('?')[0];
     if (path !== '/ready' && path !== '/stats') return false;
-    const remote = req.socket.remoteAddress ?? '';
-    if (!(remote.startsWith('127.') || remote === '::1' || remote.startsWith('::ffff:127.'))) {
+    const headers = { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' };
+    if (!statusAllowed(req, this.config.http.adminToken)) {
+      this.#statusRefused++;
       res
-        .writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8' })
-        .end('status is served to loopback clients only\n');
+        .writeHead(403, headers)
+        .end(
+          'forbidden: the status endpoints answer loopback clients that no proxy forwarded, ' +
+            'or a request with the admin token (Authorization: Bearer)\n',
+        );
       return true;
     }
     if (path === '/ready') {
       const ok = this.#state === 'ready';
-      res
-        .writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain; charset=utf-8' })
-        .end(ok ? 'ready\n' : `${this.#state}\n`);
+      res.writeHead(ok ? 200 : 503, headers).end(ok ? 'ready\n' : `${this.#state}\n`);
     } else {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(`${JSON.stringify(this.stats())}\n`);
+      res
+        .writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
+        .end(`${JSON.stringify(this.stats())}\n`);
     }
     return true;
   }
