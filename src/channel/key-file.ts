@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { checkClusterKey, MAX_CLUSTER_KEYS } from '../config/cluster-key.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 
@@ -28,7 +28,7 @@ const MAX_KEY_FILE_BYTES = 16 * 1024;
 /** `$XDG_CONFIG_HOME/clowder/cluster.key` when XDG_CONFIG_HOME is set (absolute), else `~/.clowder/cluster.key`. */
 export function defaultKeyFile(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_CONFIG_HOME;
-  if (xdg !== undefined && xdg.startsWith('/')) return join(xdg, 'clowder', 'cluster.key');
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'clowder', 'cluster.key');
   return join(homedir(), '.clowder', 'cluster.key');
 }
 

@@ -11,8 +11,9 @@
  * Passphrase-like keys (see config/cluster-key.ts) are stretched with scrypt here, off the event
  * loop; every node derives the same bytes from the same key.
  */
-import { isPassphraseLike, normalizeClusterKeys } from '../config/cluster-key.js';
+
 import { type ChannelConfig, exposure } from '../config/channel-config.js';
+import { isPassphraseLike, normalizeClusterKeys } from '../config/cluster-key.js';
 import { ClusterKeys, stretchPassphrase } from '../wire/auth.js';
 import { defaultKeyFile, loadKeyFile } from './key-file.js';
 

@@ -89,7 +89,7 @@ export function normalizeClusterKeys(input: unknown, where = 'clusterKey'): read
       `a key or a list of 1 to ${MAX_CLUSTER_KEYS} keys (the first sends, all are accepted; got ${input.length})`,
     );
   }
-  input.forEach((k, i) => checkClusterKey(k, `${where}.${i}`));
+  for (let i = 0; i < input.length; i++) checkClusterKey(input[i], `${where}.${i}`);
   if (new Set(input).size !== input.length) throw new ConfigError(where, 'a list without repeated keys');
   return input as string[];
 }

@@ -102,10 +102,7 @@ export class ClusterKeys {
 
   /** 16-byte HMAC of a heartbeat under the heartbeat key of the sending key. */
   heartbeatMac(data: Uint8Array, index = 0): Buffer {
-    return createHmac('sha256', this.#sets[index]!.heartbeat)
-      .update(data)
-      .digest()
-      .subarray(0, HEARTBEAT_MAC_BYTES);
+    return createHmac('sha256', this.#sets[index]!.heartbeat).update(data).digest().subarray(0, HEARTBEAT_MAC_BYTES);
   }
 
   /** The index of the key under which `mac` is the heartbeat MAC of `data`, or -1. */

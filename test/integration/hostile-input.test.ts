@@ -102,7 +102,11 @@ describe('hostile bytes on the receiver', () => {
 
   before(async () => {
     // insecure: these raw connections speak the unauthenticated protocol (the frame layer is under test).
-    node = await res.node('target', { insecure: true, receiver: { port: 0, handshakeTimeoutMs: HANDSHAKE_MS } }, logger);
+    node = await res.node(
+      'target',
+      { insecure: true, receiver: { port: 0, handshakeTimeoutMs: HANDSHAKE_MS } },
+      logger,
+    );
     node.onMessage((m) => {
       received.push(m.value);
     });
@@ -291,7 +295,10 @@ describe('prototype pollution through the channel', () => {
     node.onMessage((m) => {
       received.push(m.value);
     });
-    peer = await res.node('poisoner', { insecure: true, payload: JSON.parse('{"__proto__":{"polluted":true},"contexts":["/x"]}') });
+    peer = await res.node('poisoner', {
+      insecure: true,
+      payload: JSON.parse('{"__proto__":{"polluted":true},"contexts":["/x"]}'),
+    });
     await joined(node, peer);
   });
   after(() => res.close());
