@@ -3,8 +3,9 @@
  *
  * - at least {@link MIN_KEY_CHARS} characters, at most {@link MAX_KEY_CHARS};
  * - an estimated strength of at least {@link MIN_KEY_BITS} bits, where the estimate is the key's
- *   length times the Shannon entropy of its own character frequencies (`"x".repeat(40)` is 0 bits,
- *   the 44 characters of `openssl rand -base64 32` about 220);
+ *   length times the Shannon entropy of its own character frequencies, capped at 6 bits per
+ *   distinct 3-character substring so that a repeated pattern scores low (`"x".repeat(40)` is 0
+ *   bits, `"0123".repeat(10)` 24, the 44 characters of `openssl rand -base64 32` about 220);
  * - a key that does not look like the output of a random generator is *passphrase-like* and is
  *   stretched with scrypt once at start (see `stretchPassphrase` in wire/auth.ts). Random-looking
  *   means: only hex or base64/base64url characters, an estimate of at least
@@ -25,7 +26,10 @@ export const MAX_CLUSTER_KEYS = 4;
 
 const ADVICE = 'generate one with `openssl rand -base64 32`';
 
-/** A rough strength estimate in bits: length × the Shannon entropy of the key's character frequencies. */
+/**
+ * A rough strength estimate in bits: length × the Shannon entropy of the key's character
+ * frequencies, at most 6 bits per distinct 3-character substring (repeated patterns).
+ */
 export function estimateKeyBits(key: string): number {
   const counts = new Map<string, number>();
   const chars = Array.from(key);
@@ -35,7 +39,9 @@ export function estimateKeyBits(key: string): number {
     const p = n / chars.length;
     h -= p * Math.log2(p);
   }
-  return Math.floor(h * chars.length);
+  const trigrams = new Set<string>();
+  for (let i = 0; i + 3 <= chars.length; i++) trigrams.add(chars[i]! + chars[i + 1]! + chars[i + 2]!);
+  return Math.floor(Math.min(h * chars.length, 6 * trigrams.size));
 }
 
 /** True when the key must be stretched (scrypt) before use: it does not look machine-generated. */
