@@ -149,11 +149,17 @@ async function createKeyFile(path: string): Promise<boolean> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw keyFileError(dir, `cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw keyFileError(
+      dir,
+      `cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): set keyFile to a writable place, or clusterKey`,
+    );
   }
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
-    throw keyFileError(path, `cannot be created (${err.code ?? err.message})`);
+    throw keyFileError(
+      path,
+      `cannot be created (${err.code ?? err.message}): set keyFile to a writable place, or clusterKey`,
+    );
   });
   try {
     try {
