@@ -22,7 +22,7 @@ import { type AssemblyPolicy, FrameType, HEADER_BYTES, writeHeader } from '../wi
 import { encodeMember, type MemberDescriptor, PROTOCOL_VERSION } from '../wire/member.js';
 import { gcmEngine } from '../wire/native-gcm.js';
 import { createInterceptors } from './interceptors/index.js';
-import { type KeySource, type ResolvedKeys, resolveClusterKeys } from './key-source.js';
+import { type KeySource, type ResolvedKeys, replaceClusterKeys, resolveClusterKeys } from './key-source.js';
 import { buildPipeline, type Pipeline, RESOLVED } from './pipeline.js';
 import type { IncomingMessage, Interceptor, InterceptorContext, Member, OutgoingMessage, Upstream } from './types.js';
 
@@ -412,6 +412,25 @@ export class Channel extends EventEmitter<ChannelEvents> {
           else this.#logger.warn({ err }, 'send failed');
         }),
     );
+  }
+
+  /**
+   * Replaces the cluster keys of a running channel, for a rotation without restart (the same
+   * steps as with restarts: [K1] → [K1,K2] on every node, then [K2,K1], then [K2]). From now on
+   * hellos and heartbeats are signed with the first key and accepted under any; connections
+   * already open keep the keys they were made with until they close (restart a node to drop them).
+   * @throws ConfigError for a bad key (never shown); ClusterError when the channel runs without keys
+   */
+  async setClusterKeys(keys: string | readonly string[]): Promise<void> {
+    if (this.#state !== 'started' || this.#keys === undefined)
+      throw new ClusterError(
+        ErrorCode.NOT_STARTED,
+        this.#keys === undefined && this.#state === 'started'
+          ? 'this channel runs without a cluster key (insecure: true): restart it with one'
+          : `cannot set cluster keys: channel is ${this.#state}`,
+      );
+    this.#keySource = await replaceClusterKeys(this.#keys, keys);
+    this.#logger.info({ keys: this.#keys.size, keySource: 'clusterKey' }, 'cluster keys replaced');
   }
 
   /** Changes the payload this member advertises (e.g. the contexts it serves); peers see it at once. */

@@ -14,6 +14,7 @@
 
 import { type ChannelConfig, exposure } from '../config/channel-config.js';
 import { isPassphraseLike, normalizeClusterKeys } from '../config/cluster-key.js';
+import { ConfigError } from '../core/errors.js';
 import { ClusterKeys, stretchPassphrase } from '../wire/auth.js';
 import { defaultKeyFile, loadKeyFile } from './key-file.js';
 
@@ -53,6 +54,12 @@ export async function resolveClusterKeys(config: ChannelConfig, env = process.en
     list = loaded.keys;
     created = loaded.created;
   }
+  const { secrets, stretched } = await secretsOf(list);
+  return { keys: new ClusterKeys(secrets), source, file, created, stretched };
+}
+
+/** The keys as ClusterKeys takes them: passphrase-like ones stretched. */
+async function secretsOf(list: readonly string[]): Promise<{ secrets: (string | Buffer)[]; stretched: number }> {
   let stretched = 0;
   const secrets = await Promise.all(
     list.map((k) => {
@@ -61,5 +68,18 @@ export async function resolveClusterKeys(config: ChannelConfig, env = process.en
       return stretchPassphrase(k);
     }),
   );
-  return { keys: new ClusterKeys(secrets), source, file, created, stretched };
+  return { secrets, stretched };
+}
+
+/**
+ * Replaces the keys of a running channel in place with `input` (a key or a rotation list, checked
+ * like `clusterKey`); returns what the channel reports from now on.
+ * @throws ConfigError naming `clusterKey` (never showing a key)
+ */
+export async function replaceClusterKeys(keys: ClusterKeys, input: unknown): Promise<ResolvedKeys> {
+  const list = normalizeClusterKeys(input);
+  if (list === undefined) throw new ConfigError('clusterKey', 'a key or a list of keys');
+  const { secrets, stretched } = await secretsOf(list);
+  keys.replace(secrets);
+  return { keys, source: 'clusterKey', created: false, stretched };
 }

@@ -53,9 +53,9 @@ function keySet(secret: string | Uint8Array): KeySet {
  * on the hello's MAC (at most MAX_CLUSTER_KEYS HMACs per hello).
  */
 export class ClusterKeys {
-  readonly #sets: readonly KeySet[];
+  #sets: readonly KeySet[];
   /** Hellos and heartbeats accepted, per key index. */
-  readonly accepted: number[];
+  accepted: number[];
 
   /**
    * @param secrets - the key, or the keys in order (the first sends). A string is used through
@@ -66,6 +66,16 @@ export class ClusterKeys {
     if (list.length === 0) throw new Error('ClusterKeys needs at least one key');
     this.#sets = list.map(keySet);
     this.accepted = list.map(() => 0);
+  }
+
+  /**
+   * Replaces the keys in place (a rotation without restart): every hello and heartbeat from now on
+   * is signed and checked with the new list; connections already open keep their record keys.
+   */
+  replace(secrets: readonly (string | Uint8Array)[]): void {
+    if (secrets.length === 0) throw new Error('ClusterKeys needs at least one key');
+    this.#sets = secrets.map(keySet);
+    this.accepted = secrets.map(() => 0);
   }
 
   /** How many keys are accepted. */

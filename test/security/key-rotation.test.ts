@@ -8,8 +8,12 @@
  */
 import * as assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { type ClusterNode, createClusterNode, silentLogger } from '../../src/index.js';
+import { type Channel, type ClusterNode, createClusterNode, silentLogger } from '../../src/index.js';
+import { ClusterKeys } from '../../src/wire/auth.js';
+import { FrameType } from '../../src/wire/frame.js';
+import { encodeHello } from '../../src/wire/hello.js';
 import { CookieJar, countOf, get, managerOf, portOf, TestCluster } from '../helpers/http.js';
+import { memberOf, Resources, rawConnect, rawDescriptor } from '../helpers/raw-peer.js';
 import { waitFor } from '../helpers/wait.js';
 
 const K1 = 'q8Vw3nZ0Lr5TgY2mKc7XbH1sJd9FpA4eUo6iNx0lWzQ=';
@@ -163,5 +167,79 @@ describe('key rotation under load, one node at a time', () => {
         assert.equal(countOf((await get(portOf(n), '/app/read', jars[s]!.cookie)).body), counts[s], `count ${s}`);
       }
     }
+  });
+});
+
+describe('key rotation without restart: channel.setClusterKeys()', () => {
+  const res = new Resources();
+  after(() => res.close());
+
+  /** Whether `to` answers a fresh hello signed with the first of `keys` (what a new connection does). */
+  async function helloAccepted(to: Channel, keys: string[]): Promise<boolean> {
+    const conn = await rawConnect(res, to.local.port);
+    conn.socket.write(encodeHello(FrameType.HELLO, rawDescriptor(res.group.domain), new ClusterKeys(keys), true).frame);
+    await waitFor(() => conn.closed() || conn.frames.length > 0, 'an answer or a close', { timeoutMs: 5000 });
+    const accepted = conn.frames.length > 0;
+    conn.socket.destroy();
+    return accepted;
+  }
+
+  it('[K1] → [K1,K2] → [K2,K1] → [K2] live, with messages flowing: no split, new hellos accepted at every step', async () => {
+    const nodes = await Promise.all(['r1', 'r2', 'r3'].map((name) => res.node(name, { clusterKey: [K1] })));
+    const keysOf = nodes.map(() => [K1]);
+    await waitFor(() => nodes.every((x) => x.members().length === 2), 'three channels to see each other', {
+      timeoutMs: 5000,
+    });
+    const removed: string[] = [];
+    for (const n of nodes)
+      n.on('memberRemoved', (m, reason) => removed.push(`${n.config.name} removed ${m.name} (${reason})`));
+    let delivered = 0;
+    for (const n of nodes)
+      n.onMessage(() => {
+        delivered++;
+      });
+    // Synchronous messages around the ring while the keys change.
+    let running = true;
+    const errors: string[] = [];
+    const loop = (async () => {
+      for (let k = 0; running; k++) {
+        const from = nodes[k % 3]!;
+        const to = nodes[(k + 1) % 3]!;
+        try {
+          await from.send(memberOf(from, to.local.id), { k }, { options: 'use_ack,sync' });
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
+      }
+    })();
+    try {
+      for (const keys of [[K1, K2], [K2, K1], [K2]]) {
+        for (let i = 0; i < 3; i++) {
+          await nodes[i]!.setClusterKeys(keys);
+          keysOf[i] = keys;
+          // A new connection from any node to any other is accepted with the keys each has now.
+          for (let a = 0; a < 3; a++)
+            for (let b = 0; b < 3; b++)
+              if (a !== b) assert.ok(await helloAccepted(nodes[b]!, keysOf[a]!), `a hello from node ${a} to node ${b}`);
+          const before = delivered;
+          await waitFor(() => delivered >= before + 20, 'messages after the change', { timeoutMs: 5000 });
+        }
+      }
+      // A full drop time (600 ms here) and more with every node on [K2]: heartbeats are accepted.
+      const end = Date.now() + 1000;
+      await waitFor(() => Date.now() > end, 'the observation window', { timeoutMs: 5000 });
+    } finally {
+      running = false;
+      await loop;
+    }
+    assert.deepEqual(removed, [], 'no member was ever removed');
+    assert.deepEqual(errors, [], 'every message acknowledged');
+    for (const n of nodes) {
+      assert.equal(n.members().length, 2);
+      assert.deepEqual([n.stats().auth.keySource, n.stats().auth.keys], ['clusterKey', 1]);
+      assert.ok(n.stats().auth.acceptedByKey[0]! > 0, 'heartbeats verified with K2');
+    }
+    assert.equal(await helloAccepted(nodes[0]!, [K1]), false, 'K1 is no longer accepted for a new connection');
+    await assert.rejects(nodes[0]!.setClusterKeys('too-short'), /at least 32 characters \(got 9/);
   });
 });
