@@ -305,6 +305,8 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
     interceptors,
   };
   normalizeClusterKeys(parsed.clusterKey);
+  if (parsed.clusterKey !== undefined && parsed.keyFile !== undefined)
+    throw new ConfigError('keyFile', 'left unset when clusterKey is given (one source for the key)');
   checkSecurity(config);
   return deepFreeze(config, CALLER_OWNED);
 }

@@ -294,6 +294,14 @@ describe('key rules', () => {
     }
   });
 
+  it('clusterKey and keyFile together are refused (one source for the key)', () => {
+    assert.throws(
+      () =>
+        resolveChannelConfig({ clusterKey: 'q8Vw3nZ0Lr5TgY2mKc7XbH1sJd9FpA4eUo6iNx0lWzQ=', keyFile: '/x/cluster.key' }),
+      (err: unknown) => err instanceof ConfigError && err.key === 'keyFile',
+    );
+  });
+
   it('a list holds 1 to 4 distinct keys', () => {
     const k = (i: number) => `q8Vw3nZ0Lr5TgY2mKc7XbH1sJd9FpA4eUo6iNx0lWz${i}=`;
     assert.deepEqual(resolveChannelConfig({ clusterKey: [k(1), k(2)] }).clusterKey, [k(1), k(2)]);
