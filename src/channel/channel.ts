@@ -17,11 +17,12 @@ import { PeerConnection } from '../transport/peer-connection.js';
 import { type InboundConnection, Receiver } from '../transport/receiver.js';
 import type { TransportSettings } from '../transport/settings.js';
 import { createTransportStats, type TransportStats } from '../transport/stats.js';
-import { ClusterKeys } from '../wire/auth.js';
+import type { ClusterKeys } from '../wire/auth.js';
 import { type AssemblyPolicy, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { encodeMember, type MemberDescriptor, PROTOCOL_VERSION } from '../wire/member.js';
 import { gcmEngine } from '../wire/native-gcm.js';
 import { createInterceptors } from './interceptors/index.js';
+import { type KeySource, type ResolvedKeys, replaceClusterKeys, resolveClusterKeys } from './key-source.js';
 import { buildPipeline, type Pipeline, RESOLVED } from './pipeline.js';
 import type { IncomingMessage, Interceptor, InterceptorContext, Member, OutgoingMessage, Upstream } from './types.js';
 
@@ -72,6 +73,15 @@ export interface ChannelStats {
     readonly sendErrors: number;
   };
   readonly interceptors: Readonly<Record<string, Record<string, number>>>;
+  /** Where the cluster keys come from (never the keys), and how often each key verified a hello or heartbeat. */
+  readonly auth: {
+    readonly keySource: KeySource | 'unresolved';
+    readonly keyFile?: string;
+    /** Keys accepted (a rotation list has several; the first sends). */
+    readonly keys: number;
+    /** Hellos, hello answers and heartbeats verified, per key index (failures: transport.authFailures, membership.heartbeatsRefused). */
+    readonly acceptedByKey: readonly number[];
+  };
 }
 
 /** Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `sendError(error, destinations)`, `error(err)`. */
@@ -128,9 +138,10 @@ type State = 'new' | 'starting' | 'started' | 'stopping' | 'stopped';
 export class Channel extends EventEmitter<ChannelEvents> {
   readonly config: ChannelConfig;
   readonly #logger: Logger;
-  readonly #keys: ClusterKeys | undefined;
+  #keys: ClusterKeys | undefined;
+  #keySource: ResolvedKeys | undefined;
   readonly #stats = createTransportStats();
-  readonly #settings: TransportSettings;
+  #settings: TransportSettings;
   readonly #interceptors: Interceptor[];
   readonly #membership: MembershipService;
   readonly #id = randomBytes(16).toString('hex');
@@ -166,7 +177,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
     super();
     this.config = resolveChannelConfig(config);
     this.#logger = (deps.logger ?? createLogger()).child({ component: 'channel', node: this.config.name });
-    this.#keys = this.config.clusterKey === undefined ? undefined : new ClusterKeys(this.config.clusterKey);
     this.#payloadBytes = this.config.payload === undefined ? new Uint8Array(0) : encode(this.config.payload);
     const c = this.config;
     this.#settings = {
@@ -179,7 +189,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       handshakeTimeoutMs: c.receiver.handshakeTimeoutMs,
       reconnectMinMs: c.sender.reconnectMinMs,
       reconnectMaxMs: c.sender.reconnectMaxMs,
-      keys: this.#keys,
+      keys: undefined, // resolved at start (a key file may have to be read or created)
       encrypt: c.encrypt,
       localDescriptor: () => this.#localBytes!,
       stats: this.#stats,
@@ -258,6 +268,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
   async #start(): Promise<void> {
     const c = this.config;
     try {
+      const resolved = await resolveClusterKeys(c);
+      this.#keySource = resolved;
+      this.#keys = resolved.keys;
+      this.#settings = { ...this.#settings, keys: resolved.keys };
+      if (resolved.created) this.#logger.info({ keyFile: resolved.file }, 'created the cluster key file (mode 0600)');
+      if (resolved.stretched > 0)
+        this.#logger.warn(
+          { stretched: resolved.stretched },
+          'cluster key looks like a passphrase: stretched with scrypt; prefer a random key (`openssl rand -base64 32`)',
+        );
       const receiver = new Receiver(
         {
           host: c.receiver.address,
@@ -295,6 +315,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
           port: bound.port,
           membership: this.#membership.kind,
           auth: this.#keys ? (c.encrypt ? 'encrypt' : 'mac') : 'none',
+          keySource: resolved.source,
+          ...(resolved.file !== undefined ? { keyFile: resolved.file } : {}),
+          ...(this.#keys && this.#keys.size > 1 ? { keys: this.#keys.size } : {}),
           // Who seals records: the native module (native/gcm.c) when built, else node:crypto (~3x slower).
           ...(this.#keys ? { gcm: gcmEngine } : {}),
         },
@@ -391,6 +414,25 @@ export class Channel extends EventEmitter<ChannelEvents> {
     );
   }
 
+  /**
+   * Replaces the cluster keys of a running channel, for a rotation without restart (the same
+   * steps as with restarts: [K1] → [K1,K2] on every node, then [K2,K1], then [K2]). From now on
+   * hellos and heartbeats are signed with the first key and accepted under any; connections
+   * already open keep the keys they were made with until they close (restart a node to drop them).
+   * @throws ConfigError for a bad key (never shown); ClusterError when the channel runs without keys
+   */
+  async setClusterKeys(keys: string | readonly string[]): Promise<void> {
+    if (this.#state !== 'started' || this.#keys === undefined)
+      throw new ClusterError(
+        ErrorCode.NOT_STARTED,
+        this.#keys === undefined && this.#state === 'started'
+          ? 'this channel runs without a cluster key (insecure: true): restart it with one'
+          : `cannot set cluster keys: channel is ${this.#state}`,
+      );
+    this.#keySource = await replaceClusterKeys(this.#keys, keys);
+    this.#logger.info({ keys: this.#keys.size, keySource: 'clusterKey' }, 'cluster keys replaced');
+  }
+
   /** Changes the payload this member advertises (e.g. the contexts it serves); peers see it at once. */
   setPayload(value: unknown): void {
     this.#payloadBytes = value === undefined ? new Uint8Array(0) : encode(value);
@@ -435,6 +477,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
         sendErrors: this.#sendErrors,
       },
       interceptors,
+      auth: {
+        keySource: this.#keySource?.source ?? 'unresolved',
+        ...(this.#keySource?.file !== undefined ? { keyFile: this.#keySource.file } : {}),
+        keys: this.#keys?.size ?? 0,
+        acceptedByKey: this.#keys ? [...this.#keys.accepted] : [],
+      },
     };
   }
 

@@ -30,8 +30,11 @@ const USAGE = `usage:
       --members H:P,H:P,...    static peers' cluster ports (may include this node) env CLOWDER_MEMBERS
       --send async|sync        replication mode (default async)           env CLOWDER_SEND
       --domain NAME            cluster partition                          env CLOWDER_DOMAIN
-      --cluster-key-env VAR    read the shared cluster key from env VAR (default CLOWDER_CLUSTER_KEY)
-      --insecure               allow a non-loopback node without a cluster key
+      --cluster-key-env VAR    read the shared cluster key from env VAR (default CLOWDER_CLUSTER_KEY);
+                               KEY1,KEY2 during a rotation (the first sends, both are accepted)
+      --key-file FILE          read the cluster key from FILE (mode 0600)  env CLOWDER_KEY_FILE
+                               (default without a key: ~/.clowder/cluster.key, created on first start)
+      --insecure               run without any cluster key (unauthenticated cluster traffic)
       --trust-proxy WHICH      proxies whose X-Forwarded-Proto is believed: false (default), true,
                                a hop count, or addresses/CIDRs (a,b/8,loopback) env CLOWDER_TRUST_PROXY
                                env CLOWDER_ADMIN_TOKEN: token (>= 32 chars) that opens /_clowder/* to

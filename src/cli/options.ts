@@ -3,7 +3,7 @@
  * Flags win over the environment, which wins over the config file. Mistakes name the flag.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AdminToken } from '../config/admin-token.js';
 import { ProxyTrust, type TrustProxyInput } from '../config/trust-proxy.js';
@@ -21,6 +21,7 @@ export const CLUSTER_FLAGS = {
   members: { type: 'string' },
   domain: { type: 'string' },
   'cluster-key-env': { type: 'string' },
+  'key-file': { type: 'string' },
   insecure: { type: 'boolean' },
 } as const;
 
@@ -68,9 +69,18 @@ export function applyClusterFlags(cluster: Record<string, unknown>, flags: Flags
     }
   }
   const keyVar = (flags['cluster-key-env'] as string | undefined) ?? 'CLOWDER_CLUSTER_KEY';
-  if (process.env[keyVar] !== undefined) cluster.clusterKey = process.env[keyVar];
-  else if (flags['cluster-key-env'] !== undefined)
+  const keyText = process.env[keyVar];
+  if (keyText !== undefined) {
+    // Comma-separated for a rotation (the first sends, all are accepted); keys are never echoed.
+    const keys = keyText
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean);
+    cluster.clusterKey = keys.length === 1 ? keys[0] : keys;
+  } else if (flags['cluster-key-env'] !== undefined)
     throw new ConfigError('--cluster-key-env', `the name of a set environment variable (${keyVar} is not set)`);
+  const keyFile = pick(flags, 'key-file', 'CLOWDER_KEY_FILE');
+  if (keyFile !== undefined) cluster.keyFile = resolve(keyFile);
   if (flags.insecure === true) cluster.insecure = true;
   return cluster;
 }
@@ -130,6 +140,9 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
         : a;
     });
   }
+  const fileCluster = config.cluster as Record<string, unknown> | undefined;
+  if (file !== undefined && typeof fileCluster?.keyFile === 'string' && !isAbsolute(fileCluster.keyFile))
+    config.cluster = { ...fileCluster, keyFile: resolve(dirname(file), fileCluster.keyFile) };
   const http = { ...((config.http as Record<string, unknown>) ?? {}) };
   const host = pick(flags, 'host', 'CLOWDER_HOST');
   if (host !== undefined) http.host = host;

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { firstExternalIPv4, isLoopback, parseHostPort } from '../core/net.js';
+import { normalizeClusterKeys } from './cluster-key.js';
 import { bytes, deepFreeze, int, ms, parseConfig, text } from './schema-helpers.js';
 import { parseSendOptions } from './send-options.js';
 
@@ -196,15 +197,25 @@ const channelSchema = z.strictObject({
   domain: text(64).default('default'),
   /**
    * Shared cluster key: authenticates every frame and heartbeat (and encrypts with `encrypt`).
-   * At least 32 characters; e.g. the output of `openssl rand -base64 32`. Required beyond loopback.
+   * At least 32 characters; e.g. the output of `openssl rand -base64 32` (see cluster-key.ts for
+   * what is accepted and which keys are stretched). A list rotates keys without downtime: the
+   * first key sends, every key is accepted (at most 4). Without it (and without `insecure`), the
+   * node uses a key file. Checked in resolveChannelConfig, whose errors never echo the key.
    */
-  clusterKey: z
-    .string({ error: 'a string of at least 32 characters' })
-    .min(32, { error: 'a string of at least 32 characters (e.g. `openssl rand -base64 32`)' })
-    .optional(),
+  clusterKey: z.custom<string | string[]>(() => true).optional(),
+  /**
+   * File holding the cluster key (one key per line, the first sends; `#` comments). Default, when
+   * no clusterKey is given: `$XDG_CONFIG_HOME/clowder/cluster.key`, else `~/.clowder/cluster.key`,
+   * created (mode 0600, directory 0700) on first start. Must not be readable or writable by group
+   * or others. Given explicitly it may be copied to every host (like Erlang's cookie).
+   */
+  keyFile: text(4096, 'a file path').optional(),
   /** With a clusterKey: also encrypt (AES-256-GCM). false = authenticate only. */
   encrypt: z.boolean({ error: 'true or false' }).default(true),
-  /** Allow a node listening beyond loopback to run without a clusterKey. Say so only on a trusted network. */
+  /**
+   * Run without any key (no clusterKey, no key file): unauthenticated cluster traffic, on loopback
+   * or beyond. Say so only on a trusted network.
+   */
   insecure: z.boolean({ error: 'true or false' }).default(false),
   /** Hellos and heartbeats whose timestamp is further than this from ours are refused (clocks must agree this well). */
   replayWindowMs: ms(1000, 3_600_000).default(30_000),
@@ -293,6 +304,9 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
     membership,
     interceptors,
   };
+  normalizeClusterKeys(parsed.clusterKey);
+  if (parsed.clusterKey !== undefined && parsed.keyFile !== undefined)
+    throw new ConfigError('keyFile', 'left unset when clusterKey is given (one source for the key)');
   checkSecurity(config);
   return deepFreeze(config, CALLER_OWNED);
 }
@@ -300,28 +314,39 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
 /** Values the caller keeps owning: never frozen. */
 const CALLER_OWNED = new Set(['payload']);
 
-/** Secure by default: traffic that can leave this host must be authenticated unless `insecure: true`. */
-function checkSecurity(config: ChannelConfig): void {
-  if (config.clusterKey !== undefined || config.insecure) return;
-  const exposed: [string, string][] = [];
-  if (!isLoopback(config.receiver.address)) exposed.push(['receiver.address', config.receiver.address]);
+/**
+ * The first setting that lets this node's cluster traffic leave the host, as [key, value], or
+ * undefined when everything stays on loopback.
+ */
+export function exposure(config: ChannelConfig): [string, string] | undefined {
+  if (!isLoopback(config.receiver.address)) return ['receiver.address', config.receiver.address];
   const m = config.membership;
-  if (m.type === 'multicast' && !isLoopback(m.interface)) exposed.push(['membership.interface', m.interface]);
+  if (m.type === 'multicast' && !isLoopback(m.interface)) return ['membership.interface', m.interface];
   if (m.type === 'static') {
-    for (const peer of m.members)
-      if (!isLoopback(parseHostPort(peer)!.host)) exposed.push(['membership.members', peer]);
+    for (const peer of m.members) if (!isLoopback(parseHostPort(peer)!.host)) return ['membership.members', peer];
   }
   for (const i of config.interceptors) {
     if ('type' in i && i.type === 'staticMembers') {
       for (const peer of i.members)
-        if (!isLoopback(parseHostPort(peer)!.host)) exposed.push(['interceptors.staticMembers.members', peer]);
+        if (!isLoopback(parseHostPort(peer)!.host)) return ['interceptors.staticMembers.members', peer];
     }
   }
-  if (exposed.length > 0) {
-    const [key, value] = exposed[0]!;
+  return undefined;
+}
+
+/**
+ * Secure by default: traffic that can leave this host must be authenticated with a key the
+ * operator configured (clusterKey or an explicit keyFile) unless `insecure: true`. The automatic
+ * per-user key file is for a cluster on one host only: it would differ on every host.
+ */
+function checkSecurity(config: ChannelConfig): void {
+  if (config.clusterKey !== undefined || config.keyFile !== undefined || config.insecure) return;
+  const exposed = exposure(config);
+  if (exposed !== undefined) {
+    const [key, value] = exposed;
     throw new ConfigError(
       'clusterKey',
-      `set (a shared secret of at least 32 characters, the same on every node) because ${key} "${value}" reaches beyond loopback; ` +
+      `set (a shared secret of at least 32 characters, the same on every node, e.g. \`openssl rand -base64 32\`), or keyFile (a file holding it, copied to every host), because ${key} "${value}" reaches beyond loopback; ` +
         'or set insecure: true to accept unauthenticated cluster traffic on a trusted network',
     );
   }

@@ -23,6 +23,8 @@ export const ErrorCode = {
   TOO_MANY_SESSIONS: 'ERR_CLOWDER_TOO_MANY_SESSIONS',
   SESSION_READ_ONLY: 'ERR_CLOWDER_SESSION_READ_ONLY',
   MESSAGE_EXPIRED: 'ERR_CLOWDER_MESSAGE_EXPIRED',
+  /** The cluster key file is missing, unreadable, or readable/writable by others (the message says how to fix it). */
+  KEY_FILE: 'ERR_CLOWDER_KEY_FILE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -297,7 +297,8 @@ export class PeerConnection {
         if (this.#state !== 'connecting') throw new FrameError('unexpected HELLO_ACK');
         let hello: ReturnType<typeof decodeHello>;
         try {
-          hello = decodeHello(FrameType.HELLO_ACK, flags, body, s.keys, s.replayWindowMs, this.#clientNonce);
+          // The server answers under the key our hello was made with: our first.
+          hello = decodeHello(FrameType.HELLO_ACK, flags, body, s.keys, s.replayWindowMs, this.#clientNonce, 0);
         } catch (err) {
           if (err instanceof ClusterError && err.code === ErrorCode.AUTH) throw new AuthFailure(err.message);
           throw err;

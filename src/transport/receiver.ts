@@ -198,10 +198,18 @@ export class Receiver {
         `peer's encrypt setting differs from this node's (${s.encrypt}): use the same on every node`,
       );
     }
-    const { frame, nonce } = encodeHello(FrameType.HELLO_ACK, s.localDescriptor(), s.keys, s.encrypt, hello.nonce);
+    // Answered, and the connection's records sealed, under the key the client's hello was made with.
+    const { frame, nonce } = encodeHello(
+      FrameType.HELLO_ACK,
+      s.localDescriptor(),
+      s.keys,
+      s.encrypt,
+      hello.nonce,
+      hello.keyIndex,
+    );
     socket.write(frame);
     if (s.keys) {
-      const { c2s, s2c } = s.keys.recordKeys(hello.nonce, nonce);
+      const { c2s, s2c } = s.keys.recordKeys(hello.nonce, nonce, hello.keyIndex);
       sink.setOpener(new RecordOpener(c2s, s.encrypt));
       writer.setSealer(new RecordSealer(s2c, s.encrypt));
     }

@@ -1,5 +1,6 @@
 /**
- * Cluster-key cryptography. One shared secret (the `clusterKey`) yields, by HKDF-SHA256:
+ * Cluster-key cryptography. One shared secret (the `clusterKey`; during a rotation each key of a
+ * list, the first one sending) yields, by HKDF-SHA256:
  * - a hello key: HMAC-SHA256 over each HELLO / HELLO_ACK (the ACK's MAC also covers the client's
  *   fresh nonce, so a recorded answer cannot be replayed);
  * - a heartbeat key: HMAC over each multicast heartbeat (with a sequence number and timestamp
@@ -10,7 +11,15 @@
  *   the record is authenticated only (the data is GCM's additional authenticated data).
  * A record or hello that fails verification is dropped before any byte of it is parsed.
  */
-import { createCipheriv, createDecipheriv, createHmac, type DecipherGCM, hkdfSync, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  type DecipherGCM,
+  hkdfSync,
+  scrypt,
+  timingSafeEqual,
+} from 'node:crypto';
 import { type GcmContext, type GcmEngine, gcmEngine, nativeGcm } from './native-gcm.js';
 
 export const MAC_BYTES = 32;
@@ -24,35 +33,127 @@ function derive(secret: Buffer, info: string, salt: Buffer = SALT): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, salt, info, 32));
 }
 
-/** Keys derived from the shared cluster key. */
-export class ClusterKeys {
-  readonly #master: Buffer;
-  readonly #hello: Buffer;
-  readonly #heartbeat: Buffer;
+/** The keys derived from one cluster key. */
+interface KeySet {
+  readonly master: Buffer;
+  readonly hello: Buffer;
+  readonly heartbeat: Buffer;
+}
 
-  constructor(clusterKey: string) {
-    this.#master = Buffer.from(hkdfSync('sha256', Buffer.from(clusterKey, 'utf8'), SALT, 'master', 32));
-    this.#hello = derive(this.#master, 'hello');
-    this.#heartbeat = derive(this.#master, 'heartbeat');
+function keySet(secret: string | Uint8Array): KeySet {
+  const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret;
+  const master = Buffer.from(hkdfSync('sha256', bytes, SALT, 'master', 32));
+  return { master, hello: derive(master, 'hello'), heartbeat: derive(master, 'heartbeat') };
+}
+
+/**
+ * Keys derived from the cluster key, or from each key of a rotation list: key 0 signs what this
+ * node sends (hellos, heartbeats) and every key is accepted on receipt. A connection's record
+ * keys come from the key its hello was made with, which the receiver learns by trying each key
+ * on the hello's MAC (at most MAX_CLUSTER_KEYS HMACs per hello).
+ */
+export class ClusterKeys {
+  #sets: readonly KeySet[];
+  /** Hellos and heartbeats accepted, per key index. */
+  accepted: number[];
+
+  /**
+   * @param secrets - the key, or the keys in order (the first sends). A string is used through
+   *   HKDF as it is; bytes are a key already stretched (see {@link stretchPassphrase}).
+   */
+  constructor(secrets: string | Uint8Array | readonly (string | Uint8Array)[]) {
+    const list = typeof secrets === 'string' || secrets instanceof Uint8Array ? [secrets] : secrets;
+    if (list.length === 0) throw new Error('ClusterKeys needs at least one key');
+    this.#sets = list.map(keySet);
+    this.accepted = list.map(() => 0);
   }
 
-  /** HMAC-SHA256 of the concatenated parts under the hello key. */
+  /**
+   * Replaces the keys in place (a rotation without restart): every hello and heartbeat from now on
+   * is signed and checked with the new list; connections already open keep their record keys.
+   */
+  replace(secrets: readonly (string | Uint8Array)[]): void {
+    if (secrets.length === 0) throw new Error('ClusterKeys needs at least one key');
+    this.#sets = secrets.map(keySet);
+    this.accepted = secrets.map(() => 0);
+  }
+
+  /** How many keys are accepted. */
+  get size(): number {
+    return this.#sets.length;
+  }
+
+  /** HMAC-SHA256 of the concatenated parts under the hello key of key `index` (default: the sending key). */
   helloMac(...parts: Uint8Array[]): Buffer {
-    const h = createHmac('sha256', this.#hello);
+    return this.helloMacWith(0, ...parts);
+  }
+
+  helloMacWith(index: number, ...parts: Uint8Array[]): Buffer {
+    const h = createHmac('sha256', this.#sets[index]!.hello);
     for (const p of parts) h.update(p);
     return h.digest();
   }
 
-  /** 16-byte HMAC of a heartbeat under the heartbeat key. */
-  heartbeatMac(data: Uint8Array): Buffer {
-    return createHmac('sha256', this.#heartbeat).update(data).digest().subarray(0, HEARTBEAT_MAC_BYTES);
+  /**
+   * The index of the key under which `mac` is the hello MAC of `parts`, or -1. With `only`, just
+   * that key is tried (the client checking the answer to its own hello).
+   */
+  matchHello(mac: Uint8Array, parts: readonly Uint8Array[], only?: number): number {
+    const from = only ?? 0;
+    const to = only === undefined ? this.#sets.length : Math.min(only + 1, this.#sets.length);
+    for (let i = from; i < to; i++) {
+      if (macEquals(this.helloMacWith(i, ...parts), mac)) {
+        this.accepted[i]!++;
+        return i;
+      }
+    }
+    return -1;
   }
 
-  /** Record keys of one connection: client-to-server and server-to-client. */
-  recordKeys(clientNonce: Uint8Array, serverNonce: Uint8Array): { c2s: Buffer; s2c: Buffer } {
-    const salt = Buffer.concat([clientNonce, serverNonce]);
-    return { c2s: derive(this.#master, 'record c2s', salt), s2c: derive(this.#master, 'record s2c', salt) };
+  /** 16-byte HMAC of a heartbeat under the heartbeat key of the sending key. */
+  heartbeatMac(data: Uint8Array, index = 0): Buffer {
+    return createHmac('sha256', this.#sets[index]!.heartbeat).update(data).digest().subarray(0, HEARTBEAT_MAC_BYTES);
   }
+
+  /** The index of the key under which `mac` is the heartbeat MAC of `data`, or -1. */
+  matchHeartbeat(data: Uint8Array, mac: Uint8Array): number {
+    for (let i = 0; i < this.#sets.length; i++) {
+      if (macEquals(this.heartbeatMac(data, i), mac)) {
+        this.accepted[i]!++;
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** Record keys of one connection, made with key `index`: client-to-server and server-to-client. */
+  recordKeys(clientNonce: Uint8Array, serverNonce: Uint8Array, index = 0): { c2s: Buffer; s2c: Buffer } {
+    const salt = Buffer.concat([clientNonce, serverNonce]);
+    const master = this.#sets[index]!.master;
+    return { c2s: derive(master, 'record c2s', salt), s2c: derive(master, 'record s2c', salt) };
+  }
+}
+
+/** scrypt cost of {@link stretchPassphrase}: N = 2^15, r = 8, p = 1 (32 MiB, ~0.1 s once per key and process). */
+const SCRYPT = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+const SCRYPT_SALT = Buffer.from('clowder cluster key v1 scrypt');
+const stretched = new Map<string, Promise<Buffer>>();
+
+/**
+ * Stretches a passphrase-like cluster key with scrypt (a fixed salt: every node must derive the
+ * same bytes). Asynchronous (libuv's thread pool) and done once per key and process.
+ */
+export function stretchPassphrase(key: string): Promise<Buffer> {
+  let p = stretched.get(key);
+  if (p === undefined) {
+    p = new Promise<Buffer>((resolve, reject) =>
+      scrypt(key, SCRYPT_SALT, 32, SCRYPT, (err, out) => (err ? reject(err) : resolve(out))),
+    );
+    if (stretched.size >= 16) stretched.clear();
+    stretched.set(key, p);
+    p.catch(() => stretched.delete(key));
+  }
+  return p;
 }
 
 /** Constant-time comparison of two MACs. */

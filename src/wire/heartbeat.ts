@@ -8,7 +8,7 @@
  * the last one seen from that member, and (with a key) one whose timestamp is outside the window.
  */
 import { FrameError } from '../core/errors.js';
-import { type ClusterKeys, HEARTBEAT_MAC_BYTES, macEquals } from './auth.js';
+import { type ClusterKeys, HEARTBEAT_MAC_BYTES } from './auth.js';
 import { decodeMember, type MemberDescriptor } from './member.js';
 
 const MAGIC = Buffer.from('CLHB');
@@ -63,7 +63,8 @@ export function decodeHeartbeat(
   const macLen = hasMac ? HEARTBEAT_MAC_BYTES : 0;
   const descLen = buf.readUInt16BE(23);
   if (FIXED + descLen + macLen !== buf.length) throw new FrameError('heartbeat length mismatch');
-  if (keys && !macEquals(keys.heartbeatMac(buf.subarray(0, FIXED + descLen)), buf.subarray(FIXED + descLen))) {
+  // Any key of a rotation list is accepted (the sender signs with its first).
+  if (keys && keys.matchHeartbeat(buf.subarray(0, FIXED + descLen), buf.subarray(FIXED + descLen)) < 0) {
     throw new FrameError('heartbeat failed authentication: wrong cluster key');
   }
   if (keys && ((buf[6]! & FLAG_ENCRYPT) !== 0) !== encrypt) {

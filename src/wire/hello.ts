@@ -4,11 +4,13 @@
  *   nonce (16) | timestamp f64 (ms) | descriptor length u16 | member descriptor | MAC (32, only with AUTH flag)
  *
  * The client's MAC covers "C" + its body; the server's covers "S" + the client's nonce + its body,
- * so an answer recorded from another connection is useless.
+ * so an answer recorded from another connection is useless. The client signs with its first key;
+ * the server tries each of its keys (a rotation list) and answers under the one that matched,
+ * which also makes that connection's record keys. The wire format does not name the key.
  */
 import { randomBytes } from 'node:crypto';
 import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
-import { type ClusterKeys, MAC_BYTES, macEquals, NONCE_BYTES } from './auth.js';
+import { type ClusterKeys, MAC_BYTES, NONCE_BYTES } from './auth.js';
 import { encodeFrame, FrameFlag, FrameType } from './frame.js';
 import { decodeMember, type MemberDescriptor } from './member.js';
 
@@ -20,6 +22,8 @@ export interface Hello {
   readonly nonce: Buffer;
   readonly timestamp: number;
   readonly member: MemberDescriptor;
+  /** Which of the receiver's keys verified it (0 without keys). */
+  readonly keyIndex: number;
 }
 
 /** Builds a HELLO (client) or HELLO_ACK (server, with the client's nonce) frame. */
@@ -29,6 +33,7 @@ export function encodeHello(
   keys: ClusterKeys | undefined,
   encrypt: boolean,
   clientNonce?: Buffer,
+  keyIndex = 0,
 ): { frame: Buffer; nonce: Buffer } {
   const nonce = randomBytes(NONCE_BYTES);
   const head = Buffer.allocUnsafe(NONCE_BYTES + 8 + 2);
@@ -42,15 +47,16 @@ export function encodeHello(
     if (encrypt) flags |= FrameFlag.ENCRYPT;
     const mac =
       kind === FrameType.HELLO
-        ? keys.helloMac(LABEL_C, head, descriptor)
-        : keys.helloMac(LABEL_S, clientNonce!, head, descriptor);
+        ? keys.helloMacWith(keyIndex, LABEL_C, head, descriptor)
+        : keys.helloMacWith(keyIndex, LABEL_S, clientNonce!, head, descriptor);
     parts.push(mac);
   }
   return { frame: encodeFrame(kind, flags, Buffer.concat(parts)), nonce };
 }
 
 /**
- * Verifies and decodes a hello body. The MAC is checked before the descriptor is parsed.
+ * Verifies and decodes a hello body. The MAC is checked before the descriptor is parsed: under
+ * each key, or only under key `onlyKey` (a client checking the answer to the hello it signed).
  * @throws FrameError with the reason (wrong key, no key, stale timestamp, malformed).
  */
 export function decodeHello(
@@ -60,6 +66,7 @@ export function decodeHello(
   keys: ClusterKeys | undefined,
   replayWindowMs: number,
   clientNonce?: Buffer,
+  onlyKey?: number,
 ): Hello {
   const hasMac = (flags & FrameFlag.AUTH) !== 0;
   if (keys && !hasMac) throw authError('peer sent no MAC: it has no cluster key, this node requires one');
@@ -70,12 +77,13 @@ export function decodeHello(
   const descLen = body.readUInt16BE(NONCE_BYTES + 8);
   const descEnd = NONCE_BYTES + 10 + descLen;
   if (descEnd + macLen !== body.length) throw new FrameError('hello length mismatch');
+  let keyIndex = 0;
   if (keys) {
     const head = body.subarray(0, NONCE_BYTES + 10);
     const desc = body.subarray(NONCE_BYTES + 10, descEnd);
-    const expected =
-      kind === FrameType.HELLO ? keys.helloMac(LABEL_C, head, desc) : keys.helloMac(LABEL_S, clientNonce!, head, desc);
-    if (!macEquals(expected, body.subarray(descEnd))) throw authError('hello failed authentication: wrong cluster key');
+    const parts = kind === FrameType.HELLO ? [LABEL_C, head, desc] : [LABEL_S, clientNonce!, head, desc];
+    keyIndex = keys.matchHello(body.subarray(descEnd), parts, onlyKey);
+    if (keyIndex < 0) throw authError('hello failed authentication: wrong cluster key');
   }
   const timestamp = body.readDoubleBE(NONCE_BYTES);
   if (keys && !(Math.abs(Date.now() - timestamp) <= replayWindowMs)) {
@@ -84,7 +92,7 @@ export function decodeHello(
     );
   }
   const member = decodeMember(body.subarray(NONCE_BYTES + 10, descEnd));
-  return { nonce: Buffer.from(body.subarray(0, NONCE_BYTES)), timestamp, member };
+  return { nonce: Buffer.from(body.subarray(0, NONCE_BYTES)), timestamp, member, keyIndex };
 }
 
 /** Authentication failures are ERR_CLOWDER_AUTH (counted apart from malformed input). */

@@ -101,11 +101,16 @@ describe('hostile bytes on the receiver', () => {
   const received: unknown[] = [];
 
   before(async () => {
-    node = await res.node('target', { receiver: { port: 0, handshakeTimeoutMs: HANDSHAKE_MS } }, logger);
+    // insecure: these raw connections speak the unauthenticated protocol (the frame layer is under test).
+    node = await res.node(
+      'target',
+      { insecure: true, receiver: { port: 0, handshakeTimeoutMs: HANDSHAKE_MS } },
+      logger,
+    );
     node.onMessage((m) => {
       received.push(m.value);
     });
-    peer = await res.node('legit-peer');
+    peer = await res.node('legit-peer', { insecure: true });
     await joined(node, peer);
   });
   after(() => res.close());
@@ -286,11 +291,14 @@ describe('prototype pollution through the channel', () => {
     '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"nested":[{"__proto__":{"polluted":true}}]}';
 
   before(async () => {
-    node = await res.node('target');
+    node = await res.node('target', { insecure: true }); // hand-made unauthenticated frames below
     node.onMessage((m) => {
       received.push(m.value);
     });
-    peer = await res.node('poisoner', { payload: JSON.parse('{"__proto__":{"polluted":true},"contexts":["/x"]}') });
+    peer = await res.node('poisoner', {
+      insecure: true,
+      payload: JSON.parse('{"__proto__":{"polluted":true},"contexts":["/x"]}'),
+    });
     await joined(node, peer);
   });
   after(() => res.close());

@@ -212,7 +212,7 @@ describe('resolveChannelConfig errors name the key and the expected form', () =>
 });
 
 describe('resolveChannelConfig security rule (no unauthenticated traffic beyond loopback)', () => {
-  const KEY = 'k'.repeat(32);
+  const KEY = 'Xk3vQ9pL2mN8rT5wY7zA1bC4dE6fG0hJ'; // random-looking: used as it is
 
   it('a receiver beyond loopback without a key is refused with key "clusterKey"', () => {
     const err = configError({ receiver: { address: '0.0.0.0' } });
