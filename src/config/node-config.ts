@@ -5,8 +5,10 @@
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import type { ChannelConfigInput } from './channel-config.js';
+import { NODE_OPTIONS } from './foreign-options.js';
 import { int, parseConfig } from './schema-helpers.js';
 import type { SessionConfigInput } from './session-config.js';
+import { topLevelHints } from './top-level-options.js';
 
 const contextPath = z
   .string({ error: 'a context path such as "/app" or "/"' })
@@ -66,7 +68,7 @@ export interface NodeConfig {
 
 /** Validates a node config; the channel and session parts are validated by their own schemas at start. */
 export function resolveNodeConfig(input: unknown): NodeConfig {
-  const p = parseConfig(nodeSchema, input, '');
+  const p = parseConfig(nodeSchema, input, '', topLevelHints('cluster', NODE_OPTIONS));
   const paths = new Set<string>();
   for (const [i, app] of p.apps.entries()) {
     if (paths.has(app.path))

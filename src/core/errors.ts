@@ -59,6 +59,29 @@ export class ConfigError extends ClusterError {
   }
 }
 
+/** One unknown config key: its dotted path and what to do instead. */
+export interface UnknownOption {
+  readonly key: string;
+  readonly hint: string;
+}
+
+/**
+ * Config keys that are not options, all of them at once, each with a hint (the nearest known name,
+ * where a misplaced key belongs, or why an express-session option does not apply). `key` is the
+ * first of them.
+ */
+export class UnknownOptionsError extends ConfigError {
+  readonly unknown: readonly UnknownOption[];
+  constructor(unknown: readonly UnknownOption[]) {
+    super(unknown[0]!.key, 'a known option (unknown keys are refused; check the spelling)');
+    this.unknown = unknown;
+    const s = unknown.length === 1 ? '' : 's';
+    this.message = `invalid config: ${unknown.length} unknown option${s} (nothing was applied):\n${unknown
+      .map((u) => `  "${u.key}": ${u.hint}`)
+      .join('\n')}`;
+  }
+}
+
 /** A value cannot be encoded (encode) or bytes from the network are not a valid encoding (decode). */
 export class CodecError extends ClusterError {
   /** Path of the offending value inside the encoded value, e.g. `cart.items[2]`; '' for the root. */
