@@ -23,6 +23,8 @@ export const ErrorCode = {
   TOO_MANY_SESSIONS: 'ERR_CLOWDER_TOO_MANY_SESSIONS',
   SESSION_READ_ONLY: 'ERR_CLOWDER_SESSION_READ_ONLY',
   MESSAGE_EXPIRED: 'ERR_CLOWDER_MESSAGE_EXPIRED',
+  /** An application module was found but threw while it was loaded (its own error is the cause). */
+  APP_LOAD: 'ERR_CLOWDER_APP_LOAD',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
