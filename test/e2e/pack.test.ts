@@ -9,15 +9,15 @@
  * tree yet (written on another branch) is reported as pending instead.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { REPO } from '../helpers/node-process.js';
-import { freePorts } from '../helpers/wait.js';
+import { get, REPO } from '../helpers/node-process.js';
+import { freePorts, waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'];
@@ -150,6 +150,45 @@ test('installed from the tarball, it works from ESM, CommonJS, TypeScript and np
 
   const help = await run('npx', ['--no-install', 'clowder', 'help'], { cwd: app, env });
   assert.match(help.stdout, /clowder start \[options\]/);
+});
+
+test("the README's install section: its Express app, run twice, shares a session between the two processes", async () => {
+  assert.ok(app, 'the app was installed');
+  const readme = await readFile(join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Install into your app'));
+  const code = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(code?.includes("from 'clowder'"), 'the section has the app');
+  if (code === undefined) return;
+  const [c1, c2, h1, h2] = await freePorts(4);
+  await writeFile(
+    join(app, 'readme-app.mjs'),
+    code.replaceAll('4001', String(c1)).replaceAll('4002', String(c2)).replaceAll('3001', String(h1)),
+  );
+  const children = [
+    [h1, c1],
+    [h2, c2],
+  ].map(([http, cluster]) =>
+    spawn(process.execPath, ['readme-app.mjs'], {
+      cwd: app,
+      env: { ...env, PORT: String(http), CLUSTER_PORT: String(cluster), CLOWDER_LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    }),
+  );
+  try {
+    const up = (port: number) => () =>
+      get(`http://127.0.0.1:${port}/`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+    await waitFor(up(h1!), 'the first copy serves', { timeoutMs: 20_000, intervalMs: 50 });
+    await waitFor(up(h2!), 'the second copy serves', { timeoutMs: 20_000, intervalMs: 50 });
+    const first = await get(`http://127.0.0.1:${h1}/`);
+    assert.equal(first.body, 'views: 1\n');
+    const second = await get(`http://127.0.0.1:${h2}/`, first.session);
+    assert.equal(second.body, 'views: 2\n', 'the other process has the session');
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+  }
 });
 
 test("the native module's install script runs from the installed package (npm rebuild)", async () => {
