@@ -1,14 +1,16 @@
 /**
- * A receiver that autoBind moved to another port (the configured one was taken), or that was
- * configured outside its own static member list, is not where the other members look for it:
- * they never connect to it, and it may even take the port a listed member expects. Say so loudly.
+ * With a static member list, every member is expected at its listed address. A receiver that
+ * autoBind moved off its configured port (it was taken) is either where no other member looks
+ * (not in the list) or in the place of another listed member (which then moves or fails); a
+ * receiver configured outside the list is where no one looks. They never connect to it there:
+ * say so loudly, with the fix.
  */
 import type { ChannelConfig } from '../config/channel-config.js';
 import { isLoopback, parseHostPort } from '../core/net.js';
 
 const WILDCARD = new Set(['0.0.0.0', '::', '[::]']);
 
-/** The warning for a receiver bound at `host:port` that the static member list does not name; undefined when listed. */
+/** The warning for a receiver bound at `host:port` that is not where the static member list expects it; else undefined. */
 export function unlistedReceiverWarning(config: ChannelConfig, host: string, port: number): string | undefined {
   const m = config.membership;
   if (m.type !== 'static') return undefined;
@@ -18,16 +20,18 @@ export function unlistedReceiverWarning(config: ChannelConfig, host: string, por
     // A wildcard bind answers on every address of this host.
     return peer.host === host || WILDCARD.has(host) || (isLoopback(peer.host) && isLoopback(host));
   });
-  if (listed) return undefined;
   const configured = config.receiver.port;
-  const moved =
-    configured !== 0 && configured !== port
-      ? `receiver.port ${configured} was taken, so autoBind moved this node's receiver to ${host}:${port}`
-      : `this node's receiver is bound at ${host}:${port}`;
+  const moved = configured !== 0 && configured !== port;
+  if (listed && !moved) return undefined;
+  const where = moved
+    ? `receiver.port ${configured} was taken, so autoBind moved this node's receiver to ${host}:${port}`
+    : `this node's receiver is bound at ${host}:${port}`;
+  const problem = listed
+    ? 'the entry membership.members lists for another member (which will then be moved or fail)'
+    : `not in membership.members (${m.members.join(', ')}): the other members will not connect to it there`;
   return (
-    `${moved}, which is not in membership.members (${m.members.join(', ')}): the other members will not ` +
-    `connect to it there. Fix: bind a listed address (free port ${configured} and restart, or set ` +
-    `receiver.port / --cluster-port to this node's entry), list ${host}:${port}, or set receiver.autoBind: 1 ` +
-    `to fail at start instead of moving`
+    `${where}, ${listed ? '' : 'which is '}${problem}. Fix: bind this node's own entry (free port ` +
+    `${configured} and restart, or set receiver.port / --cluster-port to it), or list ${host}:${port}; ` +
+    'receiver.autoBind: 1 makes a taken port fail the start instead of moving'
   );
 }

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { type Channel, createChannel } from '../../src/channel/channel.js';
 import type { Logger } from '../../src/core/logger.js';
+import { portIsFree } from '../helpers/node-process.js';
 import { freePorts } from '../helpers/wait.js';
 
 /** A logger that keeps its warnings. */
@@ -30,6 +31,16 @@ const channels: Channel[] = [];
 after(async () => {
   for (const c of channels) await c.stop();
 });
+
+/** `n` consecutive free ports on 127.0.0.1 (autoBind tries port, port + 1, …). */
+async function consecutiveFree(n: number): Promise<number[]> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const ports = Array.from({ length: n }, (_, i) => base + i);
+    if ((await Promise.all(ports.map(portIsFree))).every(Boolean)) return ports;
+  }
+  throw new Error('no run of free ports found');
+}
 
 function start(port: number, members: string[], logger: Logger): Promise<Channel> {
   const channel = createChannel(
@@ -56,6 +67,26 @@ describe('receiver outside the static member list', () => {
       assert.match(warning.msg, /Fix: .*autoBind: 1/);
       assert.deepEqual(warning.obj, { bound: `127.0.0.1:${bound}`, configuredPort: taken });
       assert.deepEqual(channel.stats().receiver, { port: bound, unlisted: true });
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+  });
+
+  it("autoBind moving the receiver onto another listed member's port warns too (it takes that member's place)", async () => {
+    const [taken, next] = (await consecutiveFree(2)) as [number, number];
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen({ host: '127.0.0.1', port: taken, exclusive: true }, r));
+    try {
+      const logger = recordingLogger();
+      const channel = await start(taken, [`127.0.0.1:${taken}`, `127.0.0.1:${next}`], logger);
+      assert.equal(channel.local.port, next, "autoBind took the next port: the other member's entry");
+      assert.match(
+        logger.warnings[0]?.msg ?? '',
+        new RegExp(
+          `moved this node's receiver to 127\\.0\\.0\\.1:${next}, the entry membership.members lists for another member`,
+        ),
+      );
+      assert.equal(channel.stats().receiver.unlisted, true);
     } finally {
       await new Promise((r) => blocker.close(r));
     }
