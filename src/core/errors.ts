@@ -77,10 +77,8 @@ export class UnknownOptionsError extends ConfigError {
   constructor(unknown: readonly UnknownOption[]) {
     super(unknown[0]!.key, 'a known option (unknown keys are refused; check the spelling)');
     this.unknown = unknown;
-    const s = unknown.length === 1 ? '' : 's';
-    this.message = `invalid config: ${unknown.length} unknown option${s} (nothing was applied):\n${unknown
-      .map((u) => `  "${u.key}": ${u.hint}`)
-      .join('\n')}`;
+    // One line per key, each readable alone: `invalid config: "sessions.secret" is not needed: …`.
+    this.message = unknown.map((u) => `invalid config: "${u.key}" is ${u.hint}`).join('\n');
   }
 }
 

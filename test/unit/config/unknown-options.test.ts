@@ -42,7 +42,8 @@ describe('unknown config keys', () => {
     assert.match(h['sessions.cookiNam']!, /did you mean sessions\.cookieName\?/);
     assert.match(h['sessions.maxInactiveIntervall']!, /did you mean sessions\.maxInactiveInterval\?/);
     assert.match(h['sessions.sendOption']!, /did you mean sessions\.sendOptions\?/);
-    for (const u of err.unknown) assert.ok(err.message.includes(`"${u.key}": ${u.hint}`), err.message);
+    for (const u of err.unknown)
+      assert.ok(err.message.includes(`invalid config: "${u.key}" is ${u.hint}`), err.message);
     assert.equal(err.key, 'sessions.cookiNam', 'key is the first unknown one');
   });
 
