@@ -98,7 +98,12 @@ test('installed from the tarball, it works from ESM, CommonJS, TypeScript and np
   await mkdir(app);
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
   // The adapters' frameworks are optional peer dependencies: installed only to load the adapters.
-  const peers = present.length > 0 ? ['express-session@1.19.0', 'koa@3.3.0', 'fastify@5.12.8'] : [];
+  const PEERS: Record<string, string> = {
+    'clowder/express-session': 'express-session@1.19.0',
+    'clowder/koa': 'koa@3.3.0',
+    'clowder/fastify': 'fastify@5.12.8',
+  };
+  const peers = present.flatMap((s) => (PEERS[s] ? [PEERS[s]] : []));
   const install = await run('npm', ['install', tarball, 'express@5.3.0', ...peers, ...NPM_FLAGS], {
     cwd: app,
     env: { ...env, CLOWDER_SKIP_NATIVE: '1' },
@@ -127,6 +132,9 @@ test('installed from the tarball, it works from ESM, CommonJS, TypeScript and np
   // Types, as an app's tsc sees them: an ESM and a CommonJS file.
   await writeFile(join(app, 'check.mts'), TYPES_ESM);
   await writeFile(join(app, 'check.cts'), TYPES_CJS);
+  // Each adapter subpath in the tarball resolves to its types too.
+  const adapters = present.map((s, i) => `import * as adapter${i} from '${s}';\nexport { adapter${i} };\n`).join('');
+  await writeFile(join(app, 'check-adapters.mts'), `${adapters}export {};\n`);
   await writeFile(
     join(app, 'tsconfig.json'),
     JSON.stringify({
@@ -140,7 +148,7 @@ test('installed from the tarball, it works from ESM, CommonJS, TypeScript and np
         types: ['node'],
         typeRoots: [join(REPO, 'node_modules/@types')],
       },
-      files: ['check.mts', 'check.cts'],
+      files: ['check.mts', 'check.cts', 'check-adapters.mts'],
     }),
   );
   const tsc = join(REPO, 'node_modules/typescript/bin/tsc');
