@@ -43,6 +43,9 @@ const EXPRESS_SESSION_AT_TOP = Object.fromEntries(
 export const CREATE_SESSIONS_OPTIONS: ForeignTable = {
   ...EXPRESS_SESSION_AT_TOP,
   cluster: 'spelled differently: createSessions takes channel (the cluster channel options) and sessions',
+  port: "nested: the cluster port is channel.receiver.port (the HTTP port is your server's: app.listen(port))",
+  host: 'nested: the cluster address is channel.receiver.address',
+  members: 'nested: static members are channel.membership: { type: "static", members: [...] }',
 };
 
 /** Top-level options of a node config (clowder start, createClusterNode). */

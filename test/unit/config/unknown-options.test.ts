@@ -86,6 +86,10 @@ describe('unknown config keys', () => {
     assert.match(h.secret!, /express-session option.*does not sign/);
     assert.match(h.cookieName!, /did you mean sessions\.cookieName\?/);
     assert.match(h.cluster!, /channel/);
+    const placed = hints(refused(() => createSessions({ port: 4001, members: [], clusterKey: 'k' } as never)));
+    assert.match(placed.port!, /channel\.receiver\.port/);
+    assert.match(placed.members!, /channel\.membership/);
+    assert.match(placed.clusterKey!, /did you mean channel\.clusterKey\?/);
     // Options an express-session user passes inside sessions: all refused together.
     const e = refused(() => createSessions({ sessions: { secret: 'x', name: 'sid', cookiNam: 'y' } } as never));
     assert.deepEqual(
