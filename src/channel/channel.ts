@@ -21,6 +21,7 @@ import type { ClusterKeys } from '../wire/auth.js';
 import { type AssemblyPolicy, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { encodeMember, type MemberDescriptor, PROTOCOL_VERSION } from '../wire/member.js';
 import { gcmEngine } from '../wire/native-gcm.js';
+import { unlistedReceiverWarning } from './bind-check.js';
 import { createInterceptors } from './interceptors/index.js';
 import { type KeySource, type ResolvedKeys, replaceClusterKeys, resolveClusterKeys } from './key-source.js';
 import { buildPipeline, type Pipeline, RESOLVED } from './pipeline.js';
@@ -82,6 +83,8 @@ export interface ChannelStats {
     /** Hellos, hello answers and heartbeats verified, per key index (failures: transport.authFailures, membership.heartbeatsRefused). */
     readonly acceptedByKey: readonly number[];
   };
+  /** The receiver's bound port; `unlisted`: a static member list is configured and does not name it (warned at start). */
+  readonly receiver: { readonly port: number; readonly unlisted: boolean };
 }
 
 /** Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `sendError(error, destinations)`, `error(err)`. */
@@ -172,6 +175,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #handlerErrors = 0;
   #sendErrors = 0;
   #heartbeatsRefused = 0;
+  /** The static member list does not name this node's receiver (see bind-check.ts). */
+  #receiverUnlisted = false;
 
   constructor(config: ChannelConfigInput = {}, deps: { logger?: Logger } = {}) {
     super();
@@ -299,6 +304,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.#receiver = receiver;
       const bound = await receiver.listen();
       this.#setLocal(bound.host, bound.port);
+      const unlisted = unlistedReceiverWarning(c, bound.host, bound.port);
+      if (unlisted !== undefined) {
+        this.#receiverUnlisted = true;
+        this.#logger.warn({ bound: `${bound.host}:${bound.port}`, configuredPort: c.receiver.port }, unlisted);
+      }
       this.#pipeline = buildPipeline(this.#interceptors, (msg) => this.#transmit(msg), this.#top());
       for (let i = 0; i < this.#interceptors.length; i++) await this.#interceptors[i]!.start?.(this.#contextFor(i));
       await this.#membership.start(this.#membershipContext());
@@ -483,6 +493,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         keys: this.#keys?.size ?? 0,
         acceptedByKey: this.#keys ? [...this.#keys.accepted] : [],
       },
+      receiver: { port: this.#local?.port ?? 0, unlisted: this.#receiverUnlisted },
     };
   }
 

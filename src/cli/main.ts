@@ -79,7 +79,9 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: Error) => {
-  process.stderr.write(`clowder: ${err.message}\n`);
+  // An application's own error (e.g. it threw at import) is shown with its stack.
+  const cause = err.cause instanceof Error ? `\n  caused by: ${err.cause.stack ?? err.cause.message}` : '';
+  process.stderr.write(`clowder: ${err.message}${cause}\n`);
   const code = (err as { code?: string }).code ?? '';
   process.exitCode = err instanceof ClusterError || code.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
 });

@@ -6,8 +6,10 @@ import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { AdminToken } from './admin-token.js';
 import type { ChannelConfigInput } from './channel-config.js';
+import { NODE_OPTIONS } from './foreign-options.js';
 import { int, parseConfig } from './schema-helpers.js';
 import type { SessionConfigInput } from './session-config.js';
+import { topLevelHints } from './top-level-options.js';
 import { ProxyTrust, type TrustProxyInput } from './trust-proxy.js';
 
 const contextPath = z
@@ -86,7 +88,7 @@ export interface NodeConfig {
 
 /** Validates a node config; the channel and session parts are validated by their own schemas at start. */
 export function resolveNodeConfig(input: unknown): NodeConfig {
-  const p = parseConfig(nodeSchema, input, '');
+  const p = parseConfig(nodeSchema, input, '', topLevelHints('cluster', NODE_OPTIONS));
   const paths = new Set<string>();
   for (const [i, app] of p.apps.entries()) {
     if (paths.has(app.path))

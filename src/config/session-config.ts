@@ -90,8 +90,11 @@ const sessionSchema = z.strictObject({
   batchResponses: z.boolean({ error: 'true or false' }).default(true),
   /** Most sessions this node holds (-1 = unlimited); creating more fails with 503. */
   maxActiveSessions: int(-1, 1e9).default(-1),
-  /** Name of this context's sessions in messages (defaults to contextPath). */
-  name: text(200).optional(),
+  /**
+   * Name of this context's sessions in cluster messages (defaults to contextPath). Not `name`:
+   * that is express-session's cookie name, which here is cookieName.
+   */
+  contextName: text(200).optional(),
 });
 
 export type SessionConfigInput = z.input<typeof sessionSchema>;
@@ -100,8 +103,9 @@ type Parsed = z.output<typeof sessionSchema>;
 export interface SessionConfig
   extends Omit<
     Parsed,
-    'sendOptions' | 'replicationFilter' | 'readOnlyFilter' | 'accessedIntervalMs' | 'name' | 'trustProxy'
+    'sendOptions' | 'replicationFilter' | 'readOnlyFilter' | 'accessedIntervalMs' | 'contextName' | 'trustProxy'
   > {
+  /** The context's name in cluster messages: contextName, else contextPath. */
   readonly name: string;
   /** Which proxies' X-Forwarded-Proto is believed (cookieSecure "auto"). */
   readonly trustProxy: ProxyTrust;
@@ -121,9 +125,10 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
   const replicationFilter = regexOf(p.replicationFilter, `${prefix}.replicationFilter`);
   const readOnlyFilter = regexOf(p.readOnlyFilter, `${prefix}.readOnlyFilter`);
   const maxMs = p.maxInactiveInterval > 0 ? p.maxInactiveInterval * 1000 : 3_600_000;
+  const { contextName, ...rest } = p;
   const config: SessionConfig = {
-    ...p,
-    name: p.name ?? p.contextPath,
+    ...rest,
+    name: contextName ?? p.contextPath,
     sendOptions,
     replicationFilter,
     readOnlyFilter,

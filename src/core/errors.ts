@@ -25,6 +25,8 @@ export const ErrorCode = {
   MESSAGE_EXPIRED: 'ERR_CLOWDER_MESSAGE_EXPIRED',
   /** The cluster key file is missing, unreadable, or readable/writable by others (the message says how to fix it). */
   KEY_FILE: 'ERR_CLOWDER_KEY_FILE',
+  /** An application module was found but threw while it was loaded (its own error is the cause). */
+  APP_LOAD: 'ERR_CLOWDER_APP_LOAD',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -58,6 +60,27 @@ export class ConfigError extends ClusterError {
     super(ErrorCode.CONFIG, `invalid config: "${key}" must be ${expected}${got}`);
     this.key = key;
     this.expected = expected;
+  }
+}
+
+/** One unknown config key: its dotted path and what to do instead. */
+export interface UnknownOption {
+  readonly key: string;
+  readonly hint: string;
+}
+
+/**
+ * Config keys that are not options, all of them at once, each with a hint (the nearest known name,
+ * where a misplaced key belongs, or why an express-session option does not apply). `key` is the
+ * first of them.
+ */
+export class UnknownOptionsError extends ConfigError {
+  readonly unknown: readonly UnknownOption[];
+  constructor(unknown: readonly UnknownOption[]) {
+    super(unknown[0]!.key, 'a known option (unknown keys are refused; check the spelling)');
+    this.unknown = unknown;
+    // One line per key, each readable alone: `invalid config: "sessions.secret" is not needed: …`.
+    this.message = unknown.map((u) => `invalid config: "${u.key}" is ${u.hint}`).join('\n');
   }
 }
 

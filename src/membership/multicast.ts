@@ -41,7 +41,10 @@ export class MulticastMembership implements MembershipService {
     socket.on('error', (err) => ctx.logger.warn({ err }, 'multicast socket error'));
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind({ port: c.port, address: c.bind ?? c.address, exclusive: false }, () => {
+      // exclusive: in a node:cluster worker a non-exclusive bind shares one socket through the
+      // primary (each heartbeat would reach one worker, and addMembership fails with EADDRINUSE);
+      // every member needs its own socket on the group port (reuseAddr). No effect elsewhere.
+      socket.bind({ port: c.port, address: c.bind ?? c.address, exclusive: true }, () => {
         socket.off('error', reject);
         resolve();
       });

@@ -276,7 +276,16 @@ export class ClusterNode {
     try {
       mod = await import(specifier);
     } catch (err) {
-      throw new ConfigError(`apps.${i}.module`, `a loadable module (${(err as Error).message})`, module);
+      // Only "this module does not exist" is a config error; anything else (the module threw, has
+      // a syntax error, or imports a missing package) is the application's own error: say which
+      // module, and keep its error and stack as the cause.
+      if (isMissing(err, isPath ? resolve(module) : module))
+        throw new ConfigError(`apps.${i}.module`, `a module that exists (${(err as Error).message})`, module);
+      throw new ClusterError(
+        ErrorCode.APP_LOAD,
+        `application module ${module} (apps.${i}.module) threw while loading: ${(err as Error)?.message ?? String(err)}`,
+        { cause: err },
+      );
     }
     const listener = mod.default as RequestListener & { distributable?: unknown };
     if (typeof listener !== 'function') {
@@ -299,6 +308,13 @@ export class ClusterNode {
       setup: mod.setup as AppSetup | undefined,
     };
   }
+}
+
+/** True when `err` says `what` (a file path or a package name) itself was not found, not something it imports. */
+function isMissing(err: unknown, what: string): boolean {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'ERR_UNSUPPORTED_DIR_IMPORT') return false;
+  return e.message.includes(`'${what}'`) || e.message.includes(`"${what}"`);
 }
 
 async function isFile(path: string): Promise<boolean> {

@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Channel, createChannel } from '../channel/channel.js';
 import type { ChannelConfigInput } from '../config/channel-config.js';
 import { resolveSessionConfig, type SessionConfigInput } from '../config/session-config.js';
+import { checkCreateSessionsOptions } from '../config/top-level-options.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createRequestListener, type RequestListener, sessionMiddleware } from '../http/adapters.js';
 import { DeltaManager } from '../session/delta-manager.js';
@@ -27,6 +28,9 @@ export class SessionCluster {
   readonly manager: DeltaManager;
 
   constructor(options: SessionsOptions = {}, deps: { logger?: Logger } = {}) {
+    // Only channel and sessions: `createSessions({ secret })` or a session option at the top is
+    // refused with a hint, not silently ignored.
+    checkCreateSessionsOptions(options);
     const logger = deps.logger ?? createLogger();
     const config = resolveSessionConfig(options.sessions ?? {}, 'sessions');
     this.channel = createChannel(options.channel ?? {}, { logger });
