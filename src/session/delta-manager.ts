@@ -35,7 +35,7 @@ import {
   receivedValues,
   tooFarAhead,
 } from './message-readers.js';
-import { MSG_TYPES, Msg } from './messages.js';
+import { MSG_TYPES, Msg, type SessionRecord } from './messages.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
 import {
@@ -982,14 +982,15 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** SESSION_DATA: taken only as the answer of the member this node asked, for the session asked. */
   #onSessionData(m: unknown[], from: Member): void {
-    const id: unknown = Array.isArray(m[2]) ? m[2][0] : undefined;
-    const asked = typeof id === 'string' ? this.#repairing.get(id) : undefined;
+    const r = readRecord(m[2]);
+    if (!this.#ok(r, from)) return;
+    const asked = this.#repairing.get(r[0]);
     if (asked === undefined || asked.from !== from.id) {
       this.#refusals.refuse('refusedSessionData', from, 'session data this node did not ask that member for');
       return;
     }
-    this.#repairing.delete(id as string);
-    this.#applyRecord(m[2], from, Date.now());
+    this.#repairing.delete(r[0]);
+    this.#takeRecord(r, from, Date.now());
   }
 
   // ---- expiry ---------------------------------------------------------------------------------
@@ -1143,7 +1144,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    */
   #applyRecord(raw: unknown, from: Member, now: number): number {
     const r = readRecord(raw);
-    if (!this.#ok(r, from)) return 0;
+    return this.#ok(r, from) ? this.#takeRecord(r, from, now) : 0;
+  }
+
+  #takeRecord(r: SessionRecord, from: Member, now: number): number {
     const id = r[0];
     if (this.#tombstones.has(id)) return 0;
     const incoming = receivedValues(r[6], true);
