@@ -144,6 +144,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         applyTombstones: (ids) => this.#applyTombstones(ids),
         apply: (m, from) => this.#apply(m, from),
         refuse: (from, why) => this.#refusals.refuse('refusedSessionData', from, why),
+        malformed: (from, why) => this.#malformed(from, why),
       },
       hub,
       config,
@@ -665,9 +666,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       this.#malformed(from, 'a batch without its list of messages');
       return;
     }
-    if (list.length > BATCH_MESSAGES) {
+    if (list.length === 0 || list.length > BATCH_MESSAGES) {
       // No node sends more: one message must not hold the event loop for that long.
-      this.#malformed(from, `a batch of ${list.length} messages (at most ${BATCH_MESSAGES})`);
+      this.#malformed(from, `a batch of ${list.length} messages (1 to ${BATCH_MESSAGES})`);
       return;
     }
     for (let i = 0; i < list.length; i++) {
@@ -1144,7 +1145,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    */
   #applyRecord(raw: unknown, from: Member, now: number): number {
     const r = readRecord(raw);
-    return this.#ok(r, from) ? this.#takeRecord(r, from, now) : 0;
+    if (!this.#ok(r, from)) return 0;
+    try {
+      return this.#takeRecord(r, from, now);
+    } catch (err) {
+      this.#malformed(from, (err as Error).message); // a value that does not decode: nothing applied
+      return 0;
+    }
   }
 
   #takeRecord(r: SessionRecord, from: Member, now: number): number {

@@ -105,6 +105,11 @@ export class Ownership {
     const g = this.#grants.get(requestId);
     if (g === undefined) return;
     this.#grants.delete(requestId);
+    if (this.#grants.size === 0 && this.#timer !== undefined) {
+      // Nothing left to wait for: no timer keeps a stopping process alive.
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     g.done(answer);
   }
 

@@ -34,6 +34,8 @@ export interface StateReceiverHost {
   apply(m: unknown[], from: Member): void;
   /** A state-transfer message this node did not ask that member for: counted (refusedSessionData). */
   refuse(from: Member, why: string): void;
+  /** A malformed message: counted (malformed). */
+  malformed(from: Member, why: string): void;
 }
 
 interface Transfer {
@@ -198,7 +200,12 @@ export class StateReceiver {
       return;
     }
     const records: unknown = m[4];
-    if (!Array.isArray(records)) throw new Error('malformed state chunk');
+    if (!Array.isArray(records)) {
+      // The donor is broken or hostile: ask the next one.
+      this.host.malformed(from, 'a state chunk without its list of records');
+      t.done(false);
+      return;
+    }
     const now = Date.now();
     for (const r of records) {
       const bytes = this.host.applyRecord(r, from, now);
