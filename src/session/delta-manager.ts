@@ -819,19 +819,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * maxReplicaSessions copies already. The sender is not told: its replication succeeded as far
    * as it can see, and this node simply does not hold that session.
    */
-  #newReplica(
-    id: string,
-    creationTime: number,
-    lastAccessed: number,
-    maxInactive: number,
-    from: Member,
-  ): Session | undefined {
+  #newReplica(id: string, created: number, accessed: number, maxInactive: number, from: Member): Session | undefined {
     const max = this.config.maxReplicaSessions;
     if (max >= 0 && this.#replicaCount >= max) {
       this.#refusals.refuse('refusedReplicaLimit', from, `this node holds maxReplicaSessions (${max}) copies`);
       return undefined;
     }
-    const s = new Session(id, creationTime, lastAccessed, maxInactive, this);
+    const s = new Session(id, created, accessed, maxInactive, this);
     s.announced = true;
     s.isNew = false;
     this.sessions.set(id, s);
