@@ -36,12 +36,13 @@ describe('versions and times from members are bounded', () => {
     const refused = counter(a, 'refusedVersion');
     const attacks = [2 ** 53, Number.MAX_SAFE_INTEGER, VERSION_LIMIT + 1, v + VERSION_STEP + 1];
     for (const version of attacks) {
-      await x.send(a, [Msg.DELTA, '/app', jar.id, version - 1, version, ['count'], [encode(100)], [], null]);
+      await x.send(a, [Msg.DELTA, '/app', jar.id, version - 1, version, ['planted'], [encode(100)], [], null]);
     }
-    await x.send(a, [Msg.DELTA, '/app', jar.id, v + 5, v + 5, ['count'], [encode(100)], [], null]); // base not below
+    await x.send(a, [Msg.DELTA, '/app', jar.id, v + 5, v + 5, ['planted'], [encode(100)], [], null]); // base not below
     await x.handled(a);
     assert.equal(counter(a, 'refusedVersion'), refused + attacks.length + 1);
     assert.equal(s.version, v, 'the version did not move');
+    assert.equal(s.getAttribute('planted'), undefined, 'nothing of it applied');
     // Every later write moves the clock on, and reaches b.
     let last = s.version;
     for (let i = 2; i <= 4; i++) {
