@@ -47,6 +47,10 @@ interface Harness {
   requestId: number;
   /** Messages the manager sent, with their destinations. */
   sent: { to: Member[]; message: unknown[] }[];
+  /** Makes the manager ask the peer for a session it does not hold (a repair); returns its id. */
+  ask(): string;
+  /** Ends the sessions made by ask() (the peer expires them), so that the replica bound is not reached. */
+  settle(): void;
   stop(): Promise<void>;
 }
 
@@ -91,6 +95,7 @@ async function harness(): Promise<Harness> {
   const acquired = m.acquire(replica);
   const ask = sent.find((x) => x.message[0] === Msg.ACQUIRE)!.message;
   assert.ok(acquired && replica.ownerId === peer.id && m.sessions.has(unknownId));
+  const asked: string[] = [];
   return {
     m,
     peer,
@@ -100,6 +105,15 @@ async function harness(): Promise<Harness> {
     unknownId,
     requestId: ask[3] as number,
     sent,
+    ask() {
+      const id = freshId();
+      m.receive([Msg.DELTA, '/app', id, 1, 2, ['k'], [encode('u')], [], null], peer);
+      asked.push(id);
+      return id;
+    },
+    settle() {
+      for (const id of asked.splice(0)) m.receive([Msg.EXPIRED, '/app', id, 'expired'], peer);
+    },
     async stop() {
       // The legitimate answer ends the wait (its timer), then the manager stops.
       m.receive([Msg.GRANT, '/app', replicaId, ask[3], localMember.id, true], peer);
@@ -186,8 +200,20 @@ const badId = fc.oneof(
   fc.constantFrom('a'.repeat(32), 'G'.repeat(32), 'A'.repeat(33), `${'A'.repeat(32)}.r`, 'A'.repeat(4096)),
 );
 const badVersion = fc.oneof(
-  fc.constantFrom(2 ** 53, Number.MAX_SAFE_INTEGER, VERSION_LIMIT + 1, -1, 1.5, Number.NaN, Infinity, -Infinity, 1e300),
-  fc.anything().filter((v) => typeof v !== 'number'),
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      2 ** 53,
+      Number.MAX_SAFE_INTEGER,
+      VERSION_LIMIT + 1,
+      -1,
+      1.5,
+      Number.NaN,
+      Infinity,
+      1e300,
+    ),
+  },
+  { weight: 1, arbitrary: fc.anything().filter((v) => typeof v !== 'number') },
 );
 const badNumber = fc.oneof(
   fc.constantFrom(Number.NaN, Infinity, -Infinity),
@@ -293,7 +319,7 @@ const TEMPLATES: Template[] = [
   },
   {
     name: 'session data',
-    build: (h) => [Msg.SESSION_DATA, '/app', record(h, h.unknownId, 5)],
+    build: (h) => [Msg.SESSION_DATA, '/app', record(h, h.ask(), 5)],
     required: 3,
     invalid: { 2: notArray },
   },
@@ -367,42 +393,48 @@ describe('session message readers under fuzzing', () => {
     }
   });
 
-  test('a valid message made invalid in one field, or cut short, changes nothing and is counted', async () => {
-    const h = await harness();
-    const cases = fc.oneof(
-      ...TEMPLATES.map((t) =>
-        fc.oneof(
-          fc
-            .constantFrom(...Object.keys(t.invalid).map(Number))
-            .chain((i) => t.invalid[i]!.map((v) => ({ t, mutate: (m: unknown[]) => m.splice(i, 1, v) }))),
-          fc.integer({ min: 2, max: t.required - 1 }).map((n) => ({ t, mutate: (m: unknown[]) => m.splice(n) })),
-        ),
-      ),
-      fc.constantFrom(...Object.keys(RECORD_INVALID).map(Number)).chain((i) =>
-        RECORD_INVALID[i]!.map((v) => ({
-          t: TEMPLATES.find((x) => x.name === 'session data')!,
-          mutate: (m: unknown[]) => (m[2] as unknown[]).splice(i, 1, v),
-        })),
-      ),
+  /** Each template, with one field made invalid or cut short: `mutate` changes a built message. */
+  const invalidated = (t: Template): fc.Arbitrary<(m: unknown[]) => void> =>
+    fc.oneof(
+      fc
+        .constantFrom(...Object.keys(t.invalid).map(Number))
+        .chain((i) => t.invalid[i]!.map((v) => (m: unknown[]) => void m.splice(i, 1, v))),
+      fc.integer({ min: 2, max: t.required - 1 }).map((n) => (m: unknown[]) => void m.splice(n)),
     );
-    try {
-      await fc.assert(
-        fc.asyncProperty(cases, async ({ t, mutate }) => {
-          const message = t.build(h);
-          mutate(message);
-          const before = snapshot(h.m);
-          const counted = refusals(h.m);
-          await deliver(h, message, h.peer);
-          assert.equal(snapshot(h.m), before, `${t.name}: nothing changed`);
-          assert.ok(refusals(h.m) > counted, `${t.name}: counted`);
-          checkInvariants(h);
-        }),
-        fuzzRuns(300),
-      );
-    } finally {
-      await h.stop();
-    }
-  });
+  const sessionData = TEMPLATES.find((x) => x.name === 'session data')!;
+  const cases: [string, Template, fc.Arbitrary<(m: unknown[]) => void>][] = [
+    ...TEMPLATES.map((t): [string, Template, fc.Arbitrary<(m: unknown[]) => void>] => [t.name, t, invalidated(t)]),
+    [
+      'session data (a field of its record)',
+      sessionData,
+      fc
+        .constantFrom(...Object.keys(RECORD_INVALID).map(Number))
+        .chain((i) => RECORD_INVALID[i]!.map((v) => (m: unknown[]) => void (m[2] as unknown[]).splice(i, 1, v))),
+    ],
+  ];
+  for (const [name, t, mutations] of cases) {
+    test(`${name}, made invalid in one field or cut short, changes nothing and is counted`, async () => {
+      const h = await harness();
+      try {
+        await fc.assert(
+          fc.asyncProperty(mutations, async (mutate) => {
+            const message = t.build(h);
+            mutate(message);
+            const before = snapshot(h.m);
+            const counted = refusals(h.m);
+            await deliver(h, message, h.peer);
+            assert.equal(snapshot(h.m), before, 'nothing changed');
+            assert.ok(refusals(h.m) > counted, 'counted');
+            checkInvariants(h);
+            h.settle();
+          }),
+          fuzzRuns(60),
+        );
+      } finally {
+        await h.stop();
+      }
+    });
+  }
 
   test('answers from a member that was not asked, or to no question, change nothing and are counted', async () => {
     const h = await harness();
@@ -445,6 +477,7 @@ describe('session message readers under fuzzing', () => {
             message[i] = v;
             await deliver(h, message, fromPeer ? h.peer : h.other);
             checkInvariants(h);
+            h.settle();
           },
         ),
         fuzzRuns(300),
