@@ -21,7 +21,7 @@ describe('SESSION_DATA only in answer to a request, from the member asked', () =
   let x: ScriptedMember;
   let y: ScriptedMember;
   before(async () => {
-    cluster = await startNodes(1);
+    cluster = await startNodes(1, { sessions: { stateTransferChunkSize: 1 } }); // a transfer spans several turns
     x = await ScriptedMember.join(cluster, 'x');
     y = await ScriptedMember.join(cluster, 'y');
   });
@@ -66,5 +66,38 @@ describe('SESSION_DATA only in answer to a request, from the member asked', () =
     await x.handled(a);
     assert.equal(m.sessions.get(id)!.getAttribute('count'), 7);
     assert.equal(counter(a, 'refusedSessionData'), before + 2);
+  });
+
+  test('state-transfer messages for no transfer of this node are refused', async () => {
+    const a = cluster.node('a');
+    const m = managerOf(a);
+    const before = counter(a, 'refusedSessionData');
+    const planted = freshId();
+    await x.send(a, [Msg.STATE_CHUNK, '/app', `${a.channel.local.id.slice(0, 8)}-1`, 0, [record(planted, 1, 1, x.id)]]);
+    await x.send(a, [Msg.STATE_COMPLETE, '/app', `${a.channel.local.id.slice(0, 8)}-1`, 0, []]);
+    await x.handled(a);
+    assert.equal(m.sessions.has(planted), false);
+    assert.equal(counter(a, 'refusedSessionData'), before + 2);
+  });
+
+  test('a member gets every session streamed once at a time, however often it asks', async () => {
+    const a = cluster.node('a');
+    const m = managerOf(a);
+    for (let i = 0; i < 6; i++) await new CookieJar().get(a.address.port, '/app/counter');
+    const before = counter(a, 'refusedStateRequests');
+    // Two requests written together: the second arrives while the first is being answered.
+    await Promise.all([
+      x.send(a, [Msg.STATE_REQUEST, '/app', 'first']),
+      x.send(a, [Msg.STATE_REQUEST, '/app', 'second']),
+    ]);
+    await x.received((msg) => msg[0] === Msg.STATE_COMPLETE && msg[2] === 'first', 'the first transfer to complete');
+    await x.handled(a);
+    assert.equal(counter(a, 'refusedStateRequests'), before + 1);
+    assert.ok(
+      x.inbox.some((msg) => msg[0] === Msg.STATE_NONE && msg[2] === 'second'),
+      'the second was answered "none"',
+    );
+    assert.equal(x.inbox.filter((msg) => msg[0] === Msg.STATE_CHUNK && msg[2] === 'second').length, 0);
+    assert.ok(m.sessions.size >= 6);
   });
 });
