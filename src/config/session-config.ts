@@ -84,7 +84,10 @@ const sessionSchema = z.strictObject({
   /**
    * Most sessions this node creates and holds (-1 = unlimited); creating more fails with 503.
    * Copies of other nodes' sessions do not count (maxReplicaSessions bounds those), so a flood of
-   * sessions on one node cannot stop the others from creating theirs.
+   * sessions on one node cannot stop the others from creating theirs. In production, size it from
+   * memory: every node holds every session, so nodes × maxActiveSessions × the average session
+   * size must fit the heap (e.g. 4 nodes, 2 KiB sessions, 2 GiB for sessions: about 250,000), and
+   * keep maxReplicaSessions ≥ (nodes − 1) × maxActiveSessions.
    */
   maxActiveSessions: int(-1, 1e9).default(-1),
   /**
