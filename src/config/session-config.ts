@@ -88,8 +88,24 @@ const sessionSchema = z.strictObject({
    * was answered; with ownership "migrate" that is still never visible).
    */
   batchResponses: z.boolean({ error: 'true or false' }).default(true),
-  /** Most sessions this node holds (-1 = unlimited); creating more fails with 503. */
+  /**
+   * Most sessions this node creates and holds (-1 = unlimited); creating more fails with 503.
+   * Copies of other nodes' sessions do not count (maxReplicaSessions bounds those), so a flood of
+   * sessions on one node cannot stop the others from creating theirs. In production, size it from
+   * memory: every node holds every session, so nodes × maxActiveSessions × the average session
+   * size must fit the heap (e.g. 4 nodes, 2 KiB sessions, 2 GiB for sessions: about 250,000), and
+   * keep maxReplicaSessions ≥ (nodes − 1) × maxActiveSessions.
+   */
   maxActiveSessions: int(-1, 1e9).default(-1),
+  /**
+   * Most copies of other nodes' sessions this node holds (-1 = unlimited). Beyond it, a new session
+   * from a member is refused (counted as refusedReplicaLimit, logged at most every 10 s); the
+   * sessions held are kept. Every node holds every session of the cluster, so this is the most
+   * sessions the rest of the cluster may have: the default, one million, is more than fits in a
+   * default Node heap at a kilobyte or two a session, so it is only reached by a flood (or a
+   * cluster that needs a larger heap and this raised with it).
+   */
+  maxReplicaSessions: int(-1, 1e9).default(1_000_000),
   /**
    * Name of this context's sessions in cluster messages (defaults to contextPath). Not `name`:
    * that is express-session's cookie name, which here is cookieName.

@@ -17,8 +17,25 @@ import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { isSessionId, newSessionId } from './ids.js';
-import { MSG_NAMES, MSG_TYPES, Msg, type SessionRecord } from './messages.js';
+import { byName, type Counter, newCounters, Refusals } from './counters.js';
+import { newSessionId } from './ids.js';
+import { mergeRecord } from './merge.js';
+import {
+  type CreatedMsg,
+  type DeltaMsg,
+  Refused,
+  readAccessed,
+  readCreated,
+  readDelta,
+  readExpired,
+  readIdChanged,
+  readRecord,
+  readSessionRequest,
+  readTombstones,
+  receivedValues,
+  tooFarAhead,
+} from './message-readers.js';
+import { MSG_TYPES, Msg, type SessionRecord } from './messages.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
 import {
@@ -26,7 +43,6 @@ import {
   attributeWire,
   newer,
   type ReceivedValue,
-  receiveValue,
   Session,
   type SessionOwner,
   storeReceived,
@@ -61,30 +77,6 @@ export interface DeltaManagerEvents {
   ready: [];
 }
 
-const COUNTERS = [
-  'requests',
-  'requestsAbandoned',
-  'replications',
-  'accessedSent',
-  'replicationErrors',
-  'staleDeltas',
-  'conflicts',
-  'sessionsCreated',
-  'sessionsExpired',
-  'sessionsInvalidated',
-  'rejectedSessions',
-  'malformed',
-  'unencodable',
-  'repairs',
-  'ownershipMoves',
-  'ownershipTimeouts',
-  'ownershipForced',
-  'readOnlyRequests',
-  'readOnlyChangesDiscarded',
-  'valueBytesSent',
-] as const;
-type Counter = (typeof COUNTERS)[number];
-
 /** Asynchronous replication: queued, failures counted (Tomcat's channelSendOptions 8). */
 const ASYNC = { options: SendFlag.ASYNCHRONOUS };
 /** A turn's batch holds at most this many bytes of values (or BATCH_MESSAGES messages); a message that would pass it begins the next. */
@@ -96,7 +88,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly contextName: string;
   readonly sessions = new Map<string, Session>();
   readonly #tombstones = new Map<string, number>();
-  readonly #counters: Record<Counter, number>;
+  readonly #counters: Record<Counter, number> = newCounters();
+  readonly #refusals: Refusals;
+  /** Sessions this node holds as copies (made from what a member sent): bounded by maxReplicaSessions. */
+  readonly #replicas = new WeakSet<Session>();
+  #replicaCount = 0;
+  /** Members this node is sending every session to (one state transfer per member at a time). */
+  readonly #donating = new Set<string>();
   /** Messages sent and received, by type (index = Msg value, 0 = an unknown type); named in stats(). */
   readonly #sentByType: number[] = new Array<number>(MSG_TYPES).fill(0);
   readonly #receivedByType: number[] = new Array<number>(MSG_TYPES).fill(0);
@@ -109,8 +107,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Milliseconds spent finding and sending changes at the end of requests. */
   #replicationTime = 0;
   readonly #ownership: Ownership | undefined;
-  /** Sessions asked for in full (SESSION_REQUEST) and not yet received. */
-  readonly #repairing = new Set<string>();
+  /** Sessions asked for in full (SESSION_REQUEST) and not yet received: whom, and when. */
+  readonly #repairing = new Map<string, { from: string; at: number }>();
   readonly #sync: boolean;
   readonly #syncOptions: { options: number };
   /** Sessions whose requests ended this turn, in that order; sent by endTurn. */
@@ -139,12 +137,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#syncOptions = { options: config.sendOptions };
     this.#batchBytes = Math.min(BATCH_BYTES, Math.floor(hub.channel.config.maxMessageBytes / 2));
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
-    this.#counters = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<Counter, number>;
+    this.#refusals = new Refusals(this.#counters, logger);
     this.#receiver = new StateReceiver(
       {
         applyRecord: (r, from, now) => this.#applyRecord(r, from, now),
         applyTombstones: (ids) => this.#applyTombstones(ids),
         apply: (m, from) => this.#apply(m, from),
+        refuse: (from, why) => this.#refusals.refuse('refusedSessionData', from, why),
+        malformed: (from, why) => this.#malformed(from, why),
       },
       hub,
       config,
@@ -221,6 +221,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       count: (counter) => {
         this.#counters[counter]++;
       },
+      refuse: (counter, from, why) => this.#refusals.refuse(counter, from, why),
     };
   }
 
@@ -231,9 +232,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   // ---- sessions -------------------------------------------------------------------------------
 
-  /** Creates a session with a fresh id. @throws ClusterError when maxActiveSessions is reached. */
+  /**
+   * Creates a session with a fresh id. @throws ClusterError when maxActiveSessions is reached: it
+   * counts the sessions created here (not the copies of other nodes' sessions, which
+   * maxReplicaSessions bounds), so a flood on one node cannot stop creation elsewhere.
+   */
   createSession(now = Date.now()): Session {
-    if (this.config.maxActiveSessions >= 0 && this.sessions.size >= this.config.maxActiveSessions) {
+    const max = this.config.maxActiveSessions;
+    if (max >= 0 && this.sessions.size - this.#replicaCount >= max) {
       this.#counters.rejectedSessions++;
       throw new ClusterError(
         ErrorCode.TOO_MANY_SESSIONS,
@@ -634,7 +640,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       if (idle >= this.#expiresAfter(s, max)) this.#expire(s, 'expired', s.primary, false);
     }
     for (const [id, until] of this.#tombstones) if (until <= now) this.#tombstones.delete(id);
-    this.#repairing.clear(); // an answer lost with its sender is asked again by the next delta
+    // An answer lost with its sender is not awaited for ever (a later one is refused, counted).
+    const asked = now - this.config.processExpiresFrequency * 1000;
+    for (const [id, r] of this.#repairing) if (r.at <= asked) this.#repairing.delete(id);
   }
 
   // ---- receiving ------------------------------------------------------------------------------
@@ -666,9 +674,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       this.#malformed(from, 'a batch without its list of messages');
       return;
     }
-    if (list.length > BATCH_MESSAGES) {
+    if (list.length === 0 || list.length > BATCH_MESSAGES) {
       // No node sends more: one message must not hold the event loop for that long.
-      this.#malformed(from, `a batch of ${list.length} messages (at most ${BATCH_MESSAGES})`);
+      this.#malformed(from, `a batch of ${list.length} messages (1 to ${BATCH_MESSAGES})`);
       return;
     }
     for (let i = 0; i < list.length; i++) {
@@ -711,10 +719,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     try {
       switch (m[0]) {
         case Msg.CREATED:
-          this.#onCreated(m, from);
+          this.#onCreated(readCreated(m), from);
           break;
         case Msg.DELTA:
-          this.#onDelta(m, from);
+          this.#onDelta(readDelta(m), from);
           break;
         case Msg.ACCESSED:
           this.#onAccessed(m, from);
@@ -724,25 +732,20 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
           else this.#malformed(from, 'ownership is "none" here: use the same sessions.ownership on every node');
           break;
         case Msg.GRANT:
-          this.#ownership?.onGrant(m);
+          if (this.#ownership) this.#ownership.onGrant(m, from);
+          else this.#refusals.refuse('refusedGrant', from, 'a grant, but ownership is "none" here');
           break;
         case Msg.EXPIRED:
-          this.#onExpired(m);
+          this.#onExpired(m, from);
           break;
         case Msg.ID_CHANGED:
-          this.#onIdChanged(m);
+          this.#onIdChanged(m, from);
           break;
-        case Msg.SESSION_REQUEST: {
-          const s = this.sessions.get(m[2] as string);
-          if (s?.valid && s.announced) {
-            this.#sendTurnNow(); // the record's stamps must cover its values
-            void this.#send([from], [Msg.SESSION_DATA, this.contextName, toRecord(s)], false);
-          }
+        case Msg.SESSION_REQUEST:
+          this.#onSessionRequest(m, from);
           break;
-        }
         case Msg.SESSION_DATA:
-          this.#repairing.delete((m[2] as SessionRecord)[0]);
-          this.#applyRecord(m[2] as SessionRecord, from, Date.now());
+          this.#onSessionData(m, from);
           break;
         default:
           this.#malformed(from, `unknown message type ${m[0]}`);
@@ -752,56 +755,65 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
   }
 
-  #onCreated(m: unknown[], from: Member): void {
-    // Indexed loads, not array destructuring: destructuring runs the iterator protocol per message.
-    const id = m[2] as string;
-    const creationTime = m[3];
-    const maxInactive = m[4];
+  /** Counts a refusal; true when `r` is the message itself. */
+  #ok<T>(r: T | Refused, from: Member): r is T {
+    if (!(r instanceof Refused)) return true;
+    this.#refusals.refuse(r.counter, from, r.why);
+    return false;
+  }
+
+  #onCreated(m: CreatedMsg | Refused, from: Member): void {
+    if (!this.#ok(m, from)) return;
+    const id = m[2];
     const version = m[5];
-    // Shapes are checked where they are used (checkId, num, receivedValues).
-    const names = m[6] as string[];
-    const values = m[7] as Uint8Array[];
+    const incoming = receivedValues(m[7], false); // checked whole before anything is applied
     const now = Date.now();
     let s = this.#replicaOf(id);
     if (s === null) return;
     if (s === undefined) {
-      s = this.#newReplica(id, num(creationTime), now, num(maxInactive));
+      s = this.#newReplica(id, m[3], now, m[4], from);
+      if (s === undefined) return;
       if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
         this.emit('sessionCreated', s, true);
       }
-    }
-    this.#applyAttributes(s, num(version), -1, from.id, names, values, [], now);
+    } else if (this.#tooFarAhead(version, s, from)) return;
+    this.#applyAttributes(s, version, -1, from.id, m[6], incoming, [], now);
   }
 
-  #onDelta(m: unknown[], from: Member): void {
-    const id = m[2] as string;
-    const base = m[3];
-    const version = m[4] as number;
-    const names = m[5] as string[];
-    const values = m[6] as Uint8Array[];
-    const removed = m[7] as string[];
+  #onDelta(m: DeltaMsg | Refused, from: Member): void {
+    if (!this.#ok(m, from)) return;
+    const id = m[2];
+    const version = m[4];
     const maxInactive = m[8];
+    const incoming = receivedValues(m[6], false);
     const now = Date.now();
     let s = this.#replicaOf(id);
     if (s === null) return;
     if (s === undefined) {
       // A delta for a session we never saw whole (we missed its creation, e.g. while membership
       // was forming): keep what it carries and ask the sender for the rest.
-      s = this.#newReplica(id, now, now, this.config.maxInactiveInterval);
+      s = this.#newReplica(id, now, now, this.config.maxInactiveInterval, from);
+      if (s === undefined) return;
       if (!this.#repairing.has(id)) {
-        this.#repairing.add(id);
+        this.#repairing.set(id, { from: from.id, at: now });
         this.#counters.repairs++;
         void this.#send([from], [Msg.SESSION_REQUEST, this.contextName, id], false);
       }
-    }
+    } else if (this.#tooFarAhead(version, s, from)) return;
     // null: unchanged (-1 is a real value: never expire).
-    if (maxInactive !== null && version > s.version) s.maxInactiveInterval = num(maxInactive);
-    this.#applyAttributes(s, num(version), num(base), from.id, names, values, removed, now);
+    if (maxInactive !== null && version > s.version) s.maxInactiveInterval = maxInactive;
+    this.#applyAttributes(s, version, m[3], from.id, m[5], incoming, m[7], now);
+  }
+
+  /** A version too far ahead of this node's copy (message-readers.ts): refused, counted. */
+  #tooFarAhead(version: number, s: Session, from: Member): boolean {
+    if (!tooFarAhead(version, s.version)) return false;
+    this.#refusals.refuse('refusedVersion', from, `a version ${version - s.version} ahead of this node's copy`);
+    return true;
   }
 
   /** The session a replication message is about: undefined if unknown here, null if it was invalidated (counted). */
-  #replicaOf(id: unknown): Session | undefined | null {
-    checkId(id);
+  #replicaOf(id: string): Session | undefined | null {
     // (size first: most of the time there is no tombstone, and a lookup hashes the fresh id string)
     if (this.#tombstones.size > 0 && this.#tombstones.has(id)) {
       this.#counters.staleDeltas++;
@@ -810,12 +822,23 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return this.sessions.get(id);
   }
 
-  /** A copy of a session made on another node. */
-  #newReplica(id: string, creationTime: number, lastAccessed: number, maxInactive: number): Session {
-    const s = new Session(id, creationTime, lastAccessed, maxInactive, this);
+  /**
+   * A copy of a session made on another node; undefined (refused, counted) when this node holds
+   * maxReplicaSessions copies already. The sender is not told: its replication succeeded as far
+   * as it can see, and this node simply does not hold that session.
+   */
+  #newReplica(id: string, created: number, accessed: number, maxInactive: number, from: Member): Session | undefined {
+    const max = this.config.maxReplicaSessions;
+    if (max >= 0 && this.#replicaCount >= max) {
+      this.#refusals.refuse('refusedReplicaLimit', from, `this node holds maxReplicaSessions (${max}) copies`);
+      return undefined;
+    }
+    const s = new Session(id, created, accessed, maxInactive, this);
     s.announced = true;
     s.isNew = false;
     this.sessions.set(id, s);
+    this.#replicas.add(s);
+    this.#replicaCount++;
     return s;
   }
 
@@ -825,13 +848,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     version: number,
     base: number,
     writer: string,
-    names: string[],
-    values: Uint8Array[],
-    removed: string[],
+    names: readonly string[],
+    incoming: readonly (ReceivedValue | null)[],
+    removed: readonly string[],
     now: number,
   ): void {
-    const incoming = receivedValues(names, values, false);
-    if (!Array.isArray(removed) || removed.some((n) => typeof n !== 'string')) throw new Error('malformed removals');
     let applied = 0;
     const notify = this.config.notifyListenersOnReplication;
     for (let i = 0; i < names.length + removed.length; i++) {
@@ -842,17 +863,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         // A local write not yet replicated: it will be stamped newer than this and win everywhere.
         // A conflict only if the local write had not seen this one (newer than the value it
         // replaced); an older one merely arrived late, e.g. from a former owner two hand-overs ago.
-        if (!newer(version, writer, a.v, a.w)) continue;
-        this.#counters.conflicts++;
-        if (this.listenerCount('conflict') > 0) {
-          this.emit('conflict', {
-            sessionId: s.id,
-            attribute: name,
-            local: this.localId,
-            remote: writer,
-            winner: this.localId,
-          });
-        }
+        if (newer(version, writer, a.v, a.w)) this.#conflict(s, name, this.localId, writer, false);
         continue;
       }
       if (a !== undefined) {
@@ -900,11 +911,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.lastAccessedTime = Math.max(s.lastAccessedTime, now);
   }
 
-  /**
-   * A write that did not see our latest write to the same attribute (its base is older than our
-   * stamp, and the stamp is another writer's) is a conflict: counted and reported; the newer stamp
-   * wins on every node, so all converge.
-   */
   /** Two writes to the same attribute on two nodes, neither having seen the other: counted and reported. */
   #conflict(s: Session, name: string, localWriter: string, remoteWriter: string, incomingWins: boolean): void {
     this.#counters.conflicts++;
@@ -924,10 +930,13 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
   }
 
-  #onAccessed(m: unknown[], from: Member): void {
-    const s = this.sessions.get(m[2] as string);
+  #onAccessed(raw: unknown[], from: Member): void {
+    const m = readAccessed(raw);
+    if (!this.#ok(m, from)) return;
+    const s = this.sessions.get(m[2]);
     if (s === undefined) return;
-    s.lastAccessedTime = Math.max(s.lastAccessedTime, num(m[3]));
+    // Never later than now: a time in the future would keep the session from expiring.
+    s.lastAccessedTime = Math.max(s.lastAccessedTime, Math.min(m[3], Date.now()));
     // A read-only request (m[4]) left the session with its owner; any other access took it.
     if (s.active <= 0 && m[4] !== true) {
       s.ownerId = from.id;
@@ -935,27 +944,56 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     }
   }
 
-  #onExpired(m: unknown[]): void {
-    const id = m[2] as string;
-    const s = this.sessions.get(id);
-    if (s === undefined) {
-      if (typeof id === 'string') this.#tombstone(id);
-      return;
-    }
-    this.#expire(s, m[3] === 'invalidated' ? 'invalidated' : 'expired', false, true);
+  /** EXPIRED: only for a session held here (one invalidated here already is no news: not counted). */
+  #onExpired(raw: unknown[], from: Member): void {
+    const m = readExpired(raw);
+    if (!this.#ok(m, from)) return;
+    const s = this.sessions.get(m[2]);
+    if (s !== undefined) this.#expire(s, m[3] === 'invalidated' ? 'invalidated' : 'expired', false, true);
+    else if (!this.#tombstones.has(m[2])) this.#refusals.refuse('refusedExpired', from, 'an unknown session');
   }
 
-  #onIdChanged(m: unknown[]): void {
-    const [, , oldId, newId] = m as [number, string, string, string];
-    checkId(oldId);
-    checkId(newId);
+  /** ID_CHANGED: only from an id held here, to one neither held nor invalidated here. */
+  #onIdChanged(raw: unknown[], from: Member): void {
+    const m = readIdChanged(raw);
+    if (!this.#ok(m, from)) return;
+    const oldId = m[2];
+    const newId = m[3];
     const s = this.sessions.get(oldId);
+    if (s === undefined || this.sessions.has(newId) || this.#tombstones.has(newId)) {
+      if (s !== undefined || !this.#tombstones.has(oldId))
+        this.#refusals.refuse('refusedIdChanges', from, 'an id change from an unknown id or to a taken one');
+      return;
+    }
     this.#tombstone(oldId);
-    if (s === undefined) return;
     this.sessions.delete(oldId);
     s.id = newId;
     this.sessions.set(newId, s);
     s.primary = false;
+  }
+
+  /** SESSION_REQUEST: a member missed a session's creation; it gets the whole session. */
+  #onSessionRequest(raw: unknown[], from: Member): void {
+    const m = readSessionRequest(raw);
+    if (!this.#ok(m, from)) return;
+    const s = this.sessions.get(m[2]);
+    if (s?.valid && s.announced) {
+      this.#sendTurnNow(); // the record's stamps must cover its values
+      void this.#send([from], [Msg.SESSION_DATA, this.contextName, toRecord(s)], false);
+    }
+  }
+
+  /** SESSION_DATA: taken only as the answer of the member this node asked, for the session asked. */
+  #onSessionData(m: unknown[], from: Member): void {
+    const r = readRecord(m[2]);
+    if (!this.#ok(r, from)) return;
+    const asked = this.#repairing.get(r[0]);
+    if (asked === undefined || asked.from !== from.id) {
+      this.#refusals.refuse('refusedSessionData', from, 'session data this node did not ask that member for');
+      return;
+    }
+    this.#repairing.delete(r[0]);
+    this.#takeRecord(r, from, Date.now());
   }
 
   // ---- expiry ---------------------------------------------------------------------------------
@@ -990,6 +1028,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (broadcast) this.#sendTurnNow(); // what requests changed goes before the end (listeners see both)
     s.valid = false;
     this.sessions.delete(s.id);
+    if (this.#replicas.delete(s)) this.#replicaCount--;
     this.#tombstone(s.id);
     if (reason === 'expired') this.#counters.sessionsExpired++;
     else this.#counters.sessionsInvalidated++;
@@ -1093,66 +1132,41 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   // ---- state transfer -------------------------------------------------------------------------
 
   /** The donor's tombstones (end of a state transfer): those sessions must not live on here. */
-  #applyTombstones(ids: readonly unknown[]): void {
+  #applyTombstones(list: unknown): void {
+    const ids = readTombstones(list, () => this.#refusals.refuse('malformedIds', undefined, 'a tombstone id'));
     for (const id of ids) {
-      if (typeof id !== 'string') continue;
       this.#tombstone(id);
       const gone = this.sessions.get(id);
       if (gone !== undefined) this.#expire(gone, 'invalidated', false, true);
     }
   }
 
-  /** Applies one whole session (state transfer or repair), merging by stamps; returns its value bytes. */
-  #applyRecord(r: SessionRecord, from: Member, now: number): number {
+  /**
+   * Checks and applies one whole session (state transfer or repair), merging by stamps; returns
+   * its value bytes (0 when refused, counted).
+   */
+  #applyRecord(raw: unknown, from: Member, now: number): number {
+    const r = readRecord(raw);
+    if (!this.#ok(r, from)) return 0;
+    try {
+      return this.#takeRecord(r, from, now);
+    } catch (err) {
+      this.#malformed(from, (err as Error).message); // a value that does not decode: nothing applied
+      return 0;
+    }
+  }
+
+  #takeRecord(r: SessionRecord, from: Member, now: number): number {
     const id = r[0];
-    const creationTime = r[1];
-    const lastAccessed = r[2];
-    const maxInactive = r[3];
-    const version = r[4];
-    const names = r[5];
-    const values = r[6];
-    const stampV = r[7];
-    const stampW = r[8];
-    const ownerId = r[9];
-    checkId(id);
     if (this.#tombstones.has(id)) return 0;
-    const incoming = receivedValues(names, values, true);
-    let bytes = 0;
+    const incoming = receivedValues(r[6], true);
     let s = this.sessions.get(id);
     const fresh = s === undefined;
     if (s === undefined) {
-      s = this.#newReplica(id, num(creationTime), Math.min(now, num(lastAccessed)), num(maxInactive));
-    }
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
-      const v = num(stampV[i]);
-      const w = String(stampW[i] ?? from.id);
-      const a = s.attributes.get(name);
-      // null = removed, with the stamp of the removal (so an older write cannot bring it back)
-      const r = incoming[i]!;
-      if (r !== null) bytes += r.bytes.length;
-      if (a === undefined) {
-        const attr = new Attribute(undefined, v, w, r === null);
-        if (r !== null) storeReceived(attr, r);
-        attr.b = v; // its base is unknown: count it as having seen everything before it
-        s.attributes.set(name, attr);
-      } else if (newer(v, w, a.v, a.w) && !s.dirty?.has(name)) {
-        a.v = v;
-        a.w = w;
-        a.b = v;
-        a.removed = r === null;
-        if (r !== null) storeReceived(a, r);
-        else {
-          a.bytes = undefined;
-          a.decoded = false;
-          a.value = undefined;
-        }
-      }
-    }
-    if (num(version) > s.version) {
-      s.version = num(version);
-      if (s.active <= 0) s.ownerId = typeof ownerId === 'string' ? ownerId : from.id;
-    }
+      s = this.#newReplica(id, r[1], Math.min(now, r[2]), r[3], from);
+      if (s === undefined) return 0;
+    } else if (this.#tooFarAhead(r[4], s, from)) return 0;
+    const bytes = mergeRecord(s, r, incoming);
     if (s.ownerId !== this.localId) s.primary = false;
     if (fresh && this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
       this.emit('sessionCreated', s, true);
@@ -1160,8 +1174,19 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return bytes;
   }
 
-  /** Donor side: streams every session (not awaited: the request's acknowledgement goes back at once). */
+  /**
+   * Donor side: streams every session (not awaited: the request's acknowledgement goes back at
+   * once). One transfer per member at a time: another request from it meanwhile is answered
+   * STATE_NONE (the asker tries the next member) and counted, so a member cannot make this node
+   * stream everything many times over at once.
+   */
   #answerStateRequest(m: unknown[], from: Member): void {
+    if (this.#donating.has(from.id)) {
+      this.#refusals.refuse('refusedStateRequests', from, 'a state request while one from it is being answered');
+      this.hub.channel.post(from, [Msg.STATE_NONE, this.contextName, m[2]], ASYNC, this.#onSendError);
+      return;
+    }
+    this.#donating.add(from.id);
     void streamSessions(
       {
         channel: this.hub.channel,
@@ -1174,12 +1199,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       },
       from,
       m[2],
-    );
+    ).finally(() => this.#donating.delete(from.id));
   }
 
   #malformed(from: Member, why: string): void {
-    if (this.#counters.malformed++ % 100 === 0)
-      this.logger.warn({ from: from.name, why }, 'dropped a malformed session message');
+    this.#refusals.refuse('malformed', from, why);
   }
 
   #notifyAttribute(
@@ -1203,6 +1227,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return {
       context: this.contextName,
       activeSessions: this.sessions.size,
+      replicaSessions: this.#replicaCount,
       tombstones: this.#tombstones.size,
       ready: this.#ready,
       stateTransfer: { ...this.#receiver.stats },
@@ -1213,34 +1238,4 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       received: byName(this.#receivedByType),
     };
   }
-}
-
-/**
- * The names and values of a message, checked (and scalars decoded) before anything of it is
- * applied: all or nothing. `null` is a removal where `removals` allows it.
- */
-function receivedValues(names: unknown, values: unknown, removals: boolean): (ReceivedValue | null)[] {
-  if (!Array.isArray(names) || !Array.isArray(values) || names.length !== values.length)
-    throw new Error('malformed attribute lists');
-  return names.map((name, i) => {
-    if (typeof name !== 'string') throw new Error('attribute name is not a string');
-    const b: unknown = values[i];
-    return removals && b === null ? null : receiveValue(b);
-  });
-}
-
-/** Message counts by type as { name: count } (types never seen left out; index 0 is 'unknown'). */
-function byName(counts: number[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (let t = 0; t < counts.length; t++) if (counts[t]! > 0) out[MSG_NAMES[t] ?? 'unknown'] = counts[t]!;
-  return out;
-}
-
-function num(v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error('expected a number');
-  return v;
-}
-
-function checkId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || !isSessionId(id)) throw new Error('malformed session id');
 }

@@ -57,3 +57,20 @@ export function cookieNamesRoute(value: string, route: string): boolean {
 export function cookieRoute(value: string): string {
   return value.length > ID_LENGTH + 1 ? value.slice(ID_LENGTH + 1) : '';
 }
+
+/**
+ * A random 48-bit integer (a safe integer, so it keeps the integer layout of ACQUIRE/GRANT): the
+ * id of an ACQUIRE, which only the asked member learns. Its answer is accepted only from that
+ * member and for that id, so another member can neither guess nor replay one (a sequential id
+ * could be guessed from the last one seen).
+ */
+export function newRequestId(): number {
+  if (offset + 6 > pool.length) {
+    pool = randomFillSync(Buffer.allocUnsafe(POOL_BYTES));
+    offset = 0;
+  }
+  const id = pool.readUIntBE(offset, 6);
+  pool.fill(0, offset, offset + 6);
+  offset += 6;
+  return id;
+}

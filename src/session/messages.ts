@@ -32,11 +32,17 @@ export const Msg = {
   STATE_NONE: 9,
   /** [t, ctx, id] — a delta arrived for a session this node never saw whole: send all of it */
   SESSION_REQUEST: 10,
-  /** [t, ctx, record] — the answer to SESSION_REQUEST */
+  /** [t, ctx, record] — the answer to SESSION_REQUEST (taken only from the member asked) */
   SESSION_DATA: 11,
-  /** [t, ctx, id, requestId (integer)] — a node is about to serve a request for the session: may it own it? */
+  /**
+   * [t, ctx, id, requestId (random 48-bit integer)] — a node is about to serve a request for the
+   * session: may it own it?
+   */
   ACQUIRE: 12,
-  /** [t, ctx, id, requestId, ownerId, granted] — granted: the asker owns it now (every change was sent before); else ask ownerId */
+  /**
+   * [t, ctx, id, requestId, ownerId, granted] — granted: the asker owns it now (every change was
+   * sent before); else ask ownerId. Taken only from the member asked, for its requestId and id.
+   */
   GRANT: 13,
   /**
    * [t, ctx, messages[]] — the CREATED, DELTA and ACCESSED messages of ctx that one event-loop turn

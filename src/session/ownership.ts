@@ -7,6 +7,8 @@
  * the owner is always local and none of this runs.
  */
 import type { Member } from '../channel/types.js';
+import { newRequestId } from './ids.js';
+import { Refused, readAcquire, readGrant } from './message-readers.js';
 import { Msg } from './messages.js';
 import type { Session } from './session.js';
 
@@ -22,10 +24,16 @@ export interface OwnershipHost {
   /** Sends asynchronously; a failure goes to `onError` (or is counted by the manager). */
   post(to: Member, message: unknown[], onError?: (err: Error) => void): void;
   count(counter: 'ownershipMoves' | 'ownershipTimeouts' | 'ownershipForced'): void;
+  /** Counts (and rate-limits the log of) a message refused from `from`. */
+  refuse(counter: 'malformed' | 'malformedIds' | 'refusedVersion' | 'refusedGrant', from: Member, why: string): void;
 }
 
 interface Grant {
   session: Session;
+  /** The member asked: the only one whose answer counts. */
+  asked: string;
+  /** The session id asked about (the session may be renamed while it waits). */
+  id: string;
   /** performance.now() after which the asker stops waiting. */
   deadline: number;
   done: (ownerId: string) => void;
@@ -35,11 +43,11 @@ export class Ownership {
   /** Take-overs in progress, by session id (concurrent requests here share one). */
   readonly #acquiring = new Map<string, Promise<void>>();
   /**
-   * Answers awaited for ACQUIRE, by request id. Every wait is equally long, so insertion order is
-   * deadline order: one timer, armed for the oldest, expires them all (none per acquire).
+   * Answers awaited for ACQUIRE, by request id (random: {@link newRequestId}). Every wait is
+   * equally long, so insertion order is deadline order: one timer, armed for the oldest, expires
+   * them all (none per acquire).
    */
   readonly #grants = new Map<number, Grant>();
-  #seq = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly host: OwnershipHost) {}
@@ -73,9 +81,11 @@ export class Ownership {
       this.#take(s);
       return;
     }
-    const requestId = ++this.#seq;
+    let requestId = newRequestId();
+    while (this.#grants.has(requestId)) requestId = newRequestId();
     const answer = await new Promise<string>((resolve) => {
-      this.#grants.set(requestId, { session: s, deadline: performance.now() + host.timeoutMs, done: resolve });
+      const deadline = performance.now() + host.timeoutMs;
+      this.#grants.set(requestId, { session: s, asked: owner.id, id: s.id, deadline, done: resolve });
       this.#arm();
       host.post(owner, [Msg.ACQUIRE, host.contextName, s.id, requestId], () => this.#settle(requestId, ''));
     });
@@ -95,6 +105,11 @@ export class Ownership {
     const g = this.#grants.get(requestId);
     if (g === undefined) return;
     this.#grants.delete(requestId);
+    if (this.#grants.size === 0 && this.#timer !== undefined) {
+      // Nothing left to wait for: no timer keeps a stopping process alive.
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     g.done(answer);
   }
 
@@ -122,11 +137,14 @@ export class Ownership {
   }
 
   /** Owner side of ACQUIRE: hand over now, after the requests here on it ended, or redirect. */
-  onAcquire(m: unknown[], from: Member): void {
+  onAcquire(raw: unknown[], from: Member): void {
+    const m = readAcquire(raw);
+    if (m instanceof Refused) {
+      this.host.refuse(m.counter, from, m.why);
+      return;
+    }
     const id = m[2];
     const requestId = m[3];
-    if (typeof id !== 'string' || typeof requestId !== 'number' || !Number.isSafeInteger(requestId))
-      throw new Error('malformed acquire');
     const s = this.host.session(id);
     const me = this.host.localId;
     // About to own it ourselves: answer once we do. Checked first: while a request here waits
@@ -135,7 +153,7 @@ export class Ownership {
     // this node once its own grant arrives.
     const pending = this.#acquiring.get(id);
     if (pending !== undefined) {
-      const again = () => this.onAcquire(m, from);
+      const again = () => this.onAcquire(raw, from);
       pending.then(again, again);
       return;
     }
@@ -167,16 +185,28 @@ export class Ownership {
     for (const w of waiters) w();
   }
 
-  /** Requester side of GRANT: granted → this node owns it now; otherwise where to ask next. */
-  onGrant(m: unknown[]): void {
+  /**
+   * Requester side of GRANT: granted → this node owns it now; otherwise where to ask next. Only
+   * an answer to an ACQUIRE still awaited, from the member asked, for the session asked about, is
+   * taken; any other is refused and counted (refusedGrant; so is an answer that came after the
+   * wait timed out).
+   */
+  onGrant(raw: unknown[], from: Member): void {
+    const m = readGrant(raw);
+    if (m instanceof Refused) {
+      this.host.refuse(m.counter, from, m.why);
+      return;
+    }
     const requestId = m[3];
-    const g = typeof requestId === 'number' ? this.#grants.get(requestId) : undefined;
-    if (g === undefined) return;
-    const ownerId = typeof m[4] === 'string' ? m[4] : '';
+    const g = this.#grants.get(requestId);
+    if (g === undefined || g.asked !== from.id || g.id !== m[2]) {
+      this.host.refuse('refusedGrant', from, 'a grant for no ownership request this node sent that member');
+      return;
+    }
     // Take it now, not when the waiting request resumes: an ACQUIRE that follows this grant on the
     // same connection must already find this node the owner (or two nodes would own it).
-    if (m[5] === true) this.#take(g.session);
-    this.#settle(requestId as number, m[5] === true ? this.host.localId : ownerId);
+    if (m[5]) this.#take(g.session);
+    this.#settle(requestId, m[5] ? this.host.localId : m[4]);
   }
 
   /** `granted`: the asker owns it now; otherwise `ownerId` is where to ask next. */

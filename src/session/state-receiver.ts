@@ -10,7 +10,7 @@ import type { Member } from '../channel/types.js';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { Msg, type SessionRecord } from './messages.js';
+import { Msg } from './messages.js';
 import type { ReplicationHub } from './replication-hub.js';
 
 /** State-transfer progress and result. */
@@ -26,12 +26,16 @@ export interface StateTransferStats {
 
 /** What the receiver needs of its session manager (the context is `config.name`). */
 export interface StateReceiverHost {
-  /** Applies one session record (merging by stamps); returns the bytes of the values it carried. */
-  applyRecord(r: SessionRecord, from: Member, now: number): number;
+  /** Checks and applies one session record (merging by stamps); returns the bytes of the values it carried. */
+  applyRecord(r: unknown, from: Member, now: number): number;
   /** The donor's tombstones: ids invalidated there, which must not come back here. */
-  applyTombstones(ids: readonly unknown[]): void;
+  applyTombstones(ids: unknown): void;
   /** Applies a live message that waited in the queue during the transfer. */
   apply(m: unknown[], from: Member): void;
+  /** A state-transfer message this node did not ask that member for: counted (refusedSessionData). */
+  refuse(from: Member, why: string): void;
+  /** A malformed message: counted (malformed). */
+  malformed(from: Member, why: string): void;
 }
 
 interface Transfer {
@@ -175,21 +179,33 @@ export class StateReceiver {
     });
   }
 
-  /** STATE_CHUNK, STATE_COMPLETE or STATE_NONE from a donor (late or foreign ones are ignored). */
+  /**
+   * STATE_CHUNK, STATE_COMPLETE or STATE_NONE from a donor. Only an answer to a transfer in
+   * progress, from the member asked, is used; any other (late, or from another member) is refused
+   * and counted.
+   */
   onMessage(m: unknown[], from: Member): void {
     const t = typeof m[2] === 'string' ? this.#transfers.get(m[2]) : undefined;
-    if (t === undefined || from.id !== t.donor.id) return;
+    if (t === undefined || from.id !== t.donor.id) {
+      this.host.refuse(from, 'a state-transfer message for no transfer this node asked that member for');
+      return;
+    }
     if (m[0] === Msg.STATE_NONE) {
       t.done(false);
       return;
     }
     if (m[0] === Msg.STATE_COMPLETE) {
-      if (Array.isArray(m[4])) this.host.applyTombstones(m[4]);
+      this.host.applyTombstones(m[4]);
       t.done(true);
       return;
     }
-    const records = m[4] as SessionRecord[];
-    if (!Array.isArray(records)) throw new Error('malformed state chunk');
+    const records: unknown = m[4];
+    if (!Array.isArray(records)) {
+      // The donor is broken or hostile: ask the next one.
+      this.host.malformed(from, 'a state chunk without its list of records');
+      t.done(false);
+      return;
+    }
     const now = Date.now();
     for (const r of records) {
       const bytes = this.host.applyRecord(r, from, now);

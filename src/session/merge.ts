@@ -1,0 +1,51 @@
+/**
+ * Merge rules that need no manager: a whole session record (state transfer, repair) merged into
+ * this node's copy by the stamps of its attributes.
+ */
+import type { SessionRecord } from './messages.js';
+import { Attribute, newer, type ReceivedValue, type Session, storeReceived } from './session.js';
+
+/**
+ * Merges record `r` (checked by readRecord; `incoming` its values checked by receivedValues) into
+ * `s`: each attribute whose stamp is newer than this node's, and not changed here since the last
+ * replication, is taken; the version moves on, and with it the owner the record names. Returns
+ * the bytes of the values the record carried.
+ */
+export function mergeRecord(s: Session, r: SessionRecord, incoming: readonly (ReceivedValue | null)[]): number {
+  // Indexed loads, not destructuring (which runs the iterator protocol per record).
+  const names = r[5];
+  const stampV = r[7];
+  const stampW = r[8];
+  let bytes = 0;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    const v = stampV[i]!;
+    const w = stampW[i]!;
+    const a = s.attributes.get(name);
+    // null = removed, with the stamp of the removal (so an older write cannot bring it back)
+    const value = incoming[i]!;
+    if (value !== null) bytes += value.bytes.length;
+    if (a === undefined) {
+      const attr = new Attribute(undefined, v, w, value === null);
+      if (value !== null) storeReceived(attr, value);
+      attr.b = v; // its base is unknown: count it as having seen everything before it
+      s.attributes.set(name, attr);
+    } else if (newer(v, w, a.v, a.w) && !s.dirty?.has(name)) {
+      a.v = v;
+      a.w = w;
+      a.b = v;
+      a.removed = value === null;
+      if (value !== null) storeReceived(a, value);
+      else {
+        a.bytes = undefined;
+        a.decoded = false;
+        a.value = undefined;
+      }
+    }
+  }
+  if (r[4] > s.version) {
+    s.version = r[4];
+    if (s.active <= 0) s.ownerId = r[9];
+  }
+  return bytes;
+}
