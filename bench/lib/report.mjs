@@ -24,11 +24,11 @@ export function createLog(t0 = performance.now()) {
   return (...a) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s]`, ...a);
 }
 
-/** A markdown table; `align`: 'l' or 'r' per column. */
+/** A markdown table; `align`: 'l', 'r' or 'c' per column. */
 export function mdTable(head, rows, align) {
   return [
     `| ${head.join(' | ')} |`,
-    `|${align.map((a) => (a === 'r' ? '---:' : ':---')).join('|')}|`,
+    `|${align.map((a) => (a === 'r' ? '---:' : a === 'c' ? ':---:' : ':---')).join('|')}|`,
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ].join('\n');
 }
