@@ -1,7 +1,68 @@
-// The compare harness's verdicts and report: the targets (PASS/MISS/info) and the markdown tables.
+// The compare harness's results: one per row from its rounds (ratios within each round, medians),
+// the targets (PASS/MISS/info) and the markdown tables.
 import { printProfile } from '../lib/profile.mjs';
 import { fmt, fx, mdTable, reportHead, targetList } from '../lib/report.mjs';
+import { median } from '../lib/stats.mjs';
 import { LAG_SIDES, READ_ONLY, visibleText } from './lag.mjs';
+
+const REDIS_ROWS = ['express-redis', 'express-redis2', 'fastify-redis'];
+
+/** Sets each result's x Map / x Redis against the Map row and the fastest Redis row of the same list. */
+export function addRatios(results) {
+  const { map, fastestRedis } = fastestRefs(results);
+  const mapBatched = results.find((r) => r.row === 'map-batched');
+  const mapReplicated = results.find((r) => r.row === 'map-replicated');
+  for (const r of results) {
+    r.xMapBatched = mapBatched ? r.rps / mapBatched.rps : NaN;
+    r.xMapReplicated = mapReplicated ? r.rps / mapReplicated.rps : NaN;
+    r.xMap = map ? r.rps / map.rps : NaN;
+    r.xRedis = fastestRedis ? r.rps / fastestRedis.rps : NaN;
+  }
+  return { map, fastestRedis };
+}
+
+/** The Map row and the fastest Redis row of aggregated results (for naming the references). */
+export function fastestRefs(results) {
+  const map = results.find((r) => r.row === 'map');
+  const redis = results.filter((r) => REDIS_ROWS.includes(r.row));
+  return { map, fastestRedis: redis.length ? redis.reduce((a, b) => (b.rps > a.rps ? b : a)) : undefined };
+}
+
+/**
+ * One result per row from its rounds (ratios already set per round): the median round's figures,
+ * with req/s and the ratios replaced by medians, and the worst round's lost increments and errors.
+ */
+export function aggregate(runs) {
+  const ok = runs.filter((r) => !r.na);
+  if (ok.length === 0) return { ...runs[runs.length - 1], rounds: runs };
+  const byRps = [...ok].sort((a, b) => a.rps - b.rps);
+  const out = { ...byRps[(byRps.length - 1) >> 1] };
+  out.rounds = runs;
+  out.rps = median(ok.map((r) => r.rps));
+  out.xMap = median(ok.map((r) => r.xMap));
+  out.xMapBatched = median(ok.map((r) => r.xMapBatched));
+  out.xMapReplicated = median(ok.map((r) => r.xMapReplicated));
+  out.xRedis = median(ok.map((r) => r.xRedis));
+  out.errors = Math.max(...ok.map((r) => r.errors));
+  if (ok.every((r) => r.lost !== undefined)) {
+    const worst = ok.reduce((a, b) => (b.lost > a.lost ? b : a));
+    out.lost = worst.lost;
+    out.rawDiff = worst.rawDiff;
+    // The exact figure (clowder rows): its worst round.
+    if (ok.every((r) => r.lostExact !== undefined)) {
+      const exact = ok.reduce((a, b) => (b.lostExact > a.lostExact ? b : a));
+      out.lostExact = exact.lostExact;
+      out.served = exact.served;
+    }
+  }
+  if (ok.some((r) => r.replicasAgree === false)) {
+    const bad = ok.find((r) => r.replicasAgree === false);
+    out.replicasAgree = false;
+    out.replicaSums = bad.replicaSums;
+  }
+  if (ok.length < runs.length) out.failedRounds = runs.length - ok.length;
+  return out;
+}
 
 export function targets(results, extras, refs) {
   const t = [];

@@ -74,10 +74,8 @@
 // node_modules, and says how to get them. All traffic stays on 127.0.0.1; every process it starts
 // (servers, redis-server, wrk, client.mjs) is killed by its PID on the way out, also on failure.
 import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import http from 'node:http';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseOptions } from '../lib/args.mjs';
 import { machine, toolVersion } from '../lib/machine.mjs';
@@ -85,24 +83,33 @@ import {
   cpuSeconds,
   freePorts,
   installReaper,
-  kv,
   machineTicks,
   removeTemp,
   rssBytes,
-  run,
   tempDir,
   workloadClient,
 } from '../lib/proc.mjs';
 import { printProfile, summarizeProfiles } from '../lib/profile.mjs';
 import { createLog, fmt, fx, resultsJson, saveResults } from '../lib/report.mjs';
-import { median } from '../lib/stats.mjs';
-import { changeCounts, replicated, waitUntil, waitUntilOrNot } from '../lib/wait.mjs';
-import { forkWorker, stopAll as stopWorkers } from '../lib/worker.mjs';
+import { waitUntilOrNot } from '../lib/wait.mjs';
 import { workloadDir } from '../lib/workload.mjs';
 import { runWrk, WRK_MISSING, wrkResult, wrkVersion } from '../lib/wrk.mjs';
-import { aggregateLag, pickMedian, lagProbe as probe, READ_ONLY } from './lag.mjs';
+import {
+  APP,
+  agent,
+  clowderStats,
+  NAMES,
+  profArgv,
+  settle,
+  startClowder,
+  startMapReplicated,
+  startServer,
+  stopAll,
+} from './cluster.mjs';
+import { aggregateLag, pickMedian, READ_ONLY } from './lag.mjs';
+import { measurements } from './measurements.mjs';
 import { RedisProc } from './redis.mjs';
-import { markdown, targets } from './report.mjs';
+import { addRatios, aggregate, fastestRefs, markdown, targets } from './report.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -142,8 +149,6 @@ const WORKLOAD = workloadDir(args.workload);
 const LUA = READ_PCT > 0 ? join(here, 'session-mix.lua') : join(WORKLOAD, 'session.lua');
 const CLIENT = join(WORKLOAD, 'client.mjs');
 const client = workloadClient(CLIENT);
-const APP = join(root, 'examples', 'counter', 'app.mjs');
-const SERVERS = join(here, 'servers');
 const PROFILE = args.profile === true;
 
 /**
@@ -298,124 +303,6 @@ const REDIS = needsRedis ? toolVersion('redis-server', ['--version'])?.trim() : 
   }
 }
 installReaper('bench/compare');
-
-// ---- servers --------------------------------------------------------------------------------------
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-/** GET http://127.0.0.1:port/path -> { status, body } (status 0 on a socket error). */
-function httpGet(port, path, timeoutMs = 2000) {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => {
-        body += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
-    req.on('error', (e) => resolve({ status: 0, body: '', error: e.message }));
-  });
-}
-async function clowderStats(port) {
-  const r = await httpGet(port, '/_clowder/stats');
-  if (r.status !== 200)
-    throw new Error(`GET :${port}/_clowder/stats -> ${r.status} ${r.error ?? r.body.slice(0, 200)}`);
-  return JSON.parse(r.body);
-}
-
-/** A server child (servers/<script>) of `spec` ({ name, port, … } as BENCH_SERVER); `port` kept on it. */
-function startServer(script, spec, { execArgv = [], tag = script } = {}) {
-  const w = forkWorker(join(SERVERS, script), {
-    name: spec.name,
-    tag,
-    execArgv,
-    cwd: here,
-    capture: true,
-    env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
-  });
-  return Object.assign(w, { port: spec.port, spec });
-}
-
-/** Servers stop gracefully on SIGTERM (profiles get written), SIGKILL after 8 s; redis its own way. */
-const stopAll = (procs) =>
-  Promise.all(
-    procs.map((p) => (p instanceof RedisProc ? p.stop() : stopWorkers([p], { signal: 'SIGTERM', graceMs: 8000 }))),
-  );
-
-let domainSeq = 0;
-const NAMES = ['n1', 'n2', 'n3', 'n4'];
-const profArgv = (dir) => (dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []);
-
-/** Starts a clowder cluster of n nodes one after the other; resolves when each sees all the others. */
-async function startClowder(n, send, { execArgv = [], tag = 'clowder', script = 'clowder.mjs', ...options } = {}) {
-  const ports = await freePorts(2 * n);
-  const domain = `bench-compare-${process.pid}-${domainSeq++}`;
-  const members = Array.from({ length: n }, (_, i) => `127.0.0.1:${ports[2 * i + 1]}`);
-  const nodes = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const spec = { name: NAMES[i], port: ports[2 * i], clusterPort: ports[2 * i + 1], members, domain, send };
-      nodes.push(startServer(script, { ...spec, app: APP, ...options }, { execArgv, tag }));
-      await nodes[i].ready;
-    }
-    let counts = [];
-    await waitUntil(
-      async () => {
-        counts = await Promise.all(nodes.map(async (p) => (await clowderStats(p.port)).channel.membership.members));
-        return counts.every((c) => c === n - 1);
-      },
-      { timeoutMs: 20_000, intervalMs: 25, what: () => `clowder members ${counts.join('/')} (want ${n - 1} each)` },
-    );
-  } catch (err) {
-    await stopAll(nodes);
-    throw err;
-  }
-  return nodes;
-}
-
-/**
- * `n` Map session servers, each pushing its changes to the others (map-peers.mjs), once every one
- * is connected to every other. visibleLog: peers log when they applied each count (the lag probe).
- */
-async function startMapReplicated(n, { tag, profDir, visibleLog = false }) {
-  const ports = await freePorts(2 * n);
-  const repl = (i) => `127.0.0.1:${ports[2 * i + 1]}`;
-  const servers = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const peers = Array.from({ length: n }, (_, j) => j).filter((j) => j !== i);
-      const spec = {
-        name: NAMES[i],
-        port: ports[2 * i],
-        replPort: ports[2 * i + 1],
-        peers: peers.map(repl),
-        visibleLog,
-      };
-      servers.push(startServer('map.mjs', spec, { tag, execArgv: profArgv(profDir) }));
-    }
-    await Promise.all(servers.map((s) => s.ready));
-    for (const s of servers)
-      await waitUntil(async () => (await httpGet(s.port, '/app/health')).body?.includes(`peers=${n - 1}`), {
-        what: `${tag}: ${s.name} connects to its ${n - 1} peers`,
-      });
-  } catch (err) {
-    await stopAll(servers);
-    throw err;
-  }
-  return servers;
-}
-
-/**
- * Until every server of a replicating row (clowder: /_clowder/stats; map-replicated: its stats
- * command) has applied every change the others sent; false after 10 s. Other rows: at once.
- */
-async function settle(servers, { clowder, replicated: maps }) {
-  if (servers.length < 2 || !(clowder || maps)) return true;
-  const changes = async (s) =>
-    clowder ? changeCounts((await clowderStats(s.port)).sessions?.[0]) : (await s.call('stats')).changes;
-  return waitUntilOrNot(async () => replicated(await Promise.all(servers.map(changes))), { timeoutMs: 10_000 });
-}
 
 // ---- rows -----------------------------------------------------------------------------------------
 
@@ -604,249 +491,15 @@ async function measureRow(row, tmp, profile) {
   return out;
 }
 
-// ---- lag, failure detection, state transfer ---------------------------------------------------------
-
-/** Creates the probe's sessions on the first server (cookies into `file`); waits until they replicated. */
-async function lagSessions(servers, file, kind = { clowder: true }) {
-  const mk = await client('mksessions', { port: servers[0].port, n: SESSIONS, out: file });
-  if (mk.sessions !== SESSIONS) throw new Error(`mksessions made ${mk.sessions} of ${SESSIONS}`);
-  await settle(servers, kind);
-  return file;
-}
-
-/** The lag probe (lag.mjs) with this run's warm-up, logged here. */
-const lagProbe = (...a) => probe({ warmupS: WARMUP_S, log }, ...a);
-
-/** The lag probe (write on A, read on B) on a fresh async cluster of `n` nodes started with `options`. */
-async function lagOnCluster(tmp, tag, options, n = 3) {
-  const nodes = await startClowder(n, 'async', { tag: `lag/${tag}`, visibleLog: true, ...options });
-  try {
-    const cookies = await lagSessions(nodes, join(tmp, `cookies-lag-${tag}.txt`));
-    return await lagProbe(nodes[0].port, nodes[1].port, cookies, `A->B, ${tag}`, nodes[1]);
-  } finally {
-    await stopAll(nodes);
-  }
-}
-
-async function runLagFailover(tmp) {
-  const out = {};
-  // /app/read declared read-only (sessions.readOnlyFilter), as an application with read endpoints
-  // configures it: B serves the read from its replica without taking the session over, so the
-  // probe measures how far replication trails the client's next request.
-  const nodes = await startClowder(3, 'async', {
-    tag: 'lag/failover',
-    readOnlyFilter: READ_ONLY,
-    visibleLog: true,
-  });
-  const [a, b, c] = nodes;
-  try {
-    if (RUN_EXTRAS.includes('lag')) {
-      const cookies = await lagSessions(nodes, join(tmp, 'cookies-lag.txt'));
-      out.lag = await lagProbe(a.port, b.port, cookies, 'A->B', b);
-      // The floor: the same probe reading on A itself (no replication involved): what a read
-      // right after a write costs on this machine at all.
-      const floor = await lagProbe(a.port, a.port, cookies, 'A->A (floor)');
-      out.lag.floorP50 = floor.p50;
-      out.lag.floorP99 = floor.p99;
-      // The machine's floors: the same probe against bare node:http (no sessions at all), reading
-      // on the server written to, and on a second, idle one (as B is: its process must wake up).
-      const barePorts = await freePorts(2);
-      const bares = barePorts.map((port, i) =>
-        startServer('bare.mjs', { name: `bare${i + 1}`, port }, { tag: 'lag-floor' }),
-      );
-      try {
-        await Promise.all(bares.map((b) => b.ready));
-        const b0 = await lagProbe(barePorts[0], barePorts[0], cookies, 'bare node:http, one server (machine floor)');
-        out.lag.bareP50 = b0.p50;
-        out.lag.bareP99 = b0.p99;
-        const b2 = await lagProbe(barePorts[0], barePorts[1], cookies, 'bare node:http, write on one, read on another');
-        out.lag.bare2P50 = b2.p50;
-        out.lag.bare2P99 = b2.p99;
-      } finally {
-        await stopAll(bares);
-      }
-      // The floor of any replication between processes: a loopback message between two idle ones.
-      const wake = await run(process.execPath, [join(here, 'wake-floor.mjs'), '--n', 2000], 60_000);
-      if (wake.code !== 0) throw new Error(`wake-floor.mjs failed (${wake.code}): ${wake.stderr}`.trim());
-      const wakeLine = wake.stdout.trim().split('\n').pop();
-      log(`lag floor, one loopback message between two idle processes: ${wakeLine}`);
-      out.lag.wake = kv(wakeLine);
-      // The replication floor: Map session servers that push each change to their peers and do
-      // nothing else (map-peers.mjs), the same probe and the same visibility log.
-      const maps = await startMapReplicated(3, { tag: 'lag-floor-map', visibleLog: true });
-      try {
-        const mc = await lagSessions(maps, join(tmp, 'cookies-lag-map.txt'), { replicated: true });
-        out.lag.map = await lagProbe(maps[0].port, maps[1].port, mc, 'Map sessions pushing to 2 peers', maps[1]);
-      } finally {
-        await stopAll(maps);
-      }
-      // The same probe where /app/read is an ordinary request: B takes the session over from A
-      // (ACQUIRE/GRANT) before it reads, and A takes it back for the next write.
-      out.lag.handover = await lagOnCluster(tmp, 'hand-over', {});
-      // ownership none (Tomcat's behaviour): every request is served from the local replica.
-      out.lag.none = await lagOnCluster(tmp, 'ownership-none', { ownership: 'none' });
-      // Two nodes, /app/read read-only: on this 2-core machine a third node waking up to apply
-      // each write competes with the client and B for the cores; this shows how much that costs.
-      out.lag.two = await lagOnCluster(tmp, 'read-only-2-nodes', { readOnlyFilter: READ_ONLY }, 2);
-    }
-    if (RUN_EXTRAS.includes('failover')) {
-      const watchers = [a, b];
-      const base = await Promise.all(
-        watchers.map(async (p) => (await clowderStats(p.port)).channel.membership.members),
-      );
-      const t0 = performance.now();
-      c.kill('SIGKILL');
-      const seen = await Promise.all(
-        watchers.map(async (p, i) => {
-          const deadline = t0 + 15_000;
-          let polls = 0;
-          while (performance.now() < deadline) {
-            const tick = performance.now();
-            polls++;
-            const st = await clowderStats(p.port);
-            if (st.channel.membership.members < base[i]) return { node: p.name, ms: performance.now() - t0, polls };
-            const wait = 5 - (performance.now() - tick);
-            if (wait > 0) await sleep(wait);
-          }
-          return { node: p.name, ms: NaN, polls, timedOut: true };
-        }),
-      );
-      out.failover = {
-        killed: c.name,
-        detect: seen,
-        maxMs: Math.max(...seen.map((s) => s.ms)),
-        pollMs: 5,
-      };
-      log(`failure detection after SIGKILL of ${c.name}: ${seen.map((s) => `${s.node} ${fx(s.ms, 1)} ms`).join(', ')}`);
-    }
-  } finally {
-    await stopAll(nodes);
-  }
-  return out;
-}
-
-async function runTransfer(profile) {
-  const ports = await freePorts(4);
-  const domain = `bench-compare-${process.pid}-${domainSeq++}`;
-  const members = [`127.0.0.1:${ports[1]}`, `127.0.0.1:${ports[3]}`];
-  const spec = (i) => ({
-    name: NAMES[i],
-    port: ports[2 * i],
-    clusterPort: ports[2 * i + 1],
-    members,
-    domain,
-    send: 'async',
-    app: APP,
-  });
-  const profDirs = profile ? [0, 1].map((i) => tempDir(`clowder-compare-prof-transfer-${NAMES[i]}-`)) : [];
-  const execArgv = (i) => (profile ? ['--cpu-prof', `--cpu-prof-dir=${profDirs[i]}`] : []);
-  const a = startServer('clowder.mjs', spec(0), { tag: 'transfer', execArgv: execArgv(0) });
-  const nodes = [a];
-  let out;
-  try {
-    await a.ready;
-    const filled = await a.call('fill', { n: TRANSFER_SESSIONS, payload: PAYLOAD }, 300_000);
-    log(`transfer: A holds ${fmt(filled.sessions)} sessions (filled in ${fmt(filled.ms)} ms); starting B`);
-    const b = startServer('clowder.mjs', spec(1), { tag: 'transfer', execArgv: execArgv(1) });
-    nodes.push(b);
-    const ready = await b.ready;
-    const st = (await clowderStats(b.port)).sessions[0].stateTransfer;
-    out = {
-      sessions: TRANSFER_SESSIONS,
-      fillMs: filled.ms,
-      startMs: ready.startMs,
-      forkToReadyMs: b.readyAt - b.forkedAt,
-      transferMs: st.durationMs,
-      state: st.state,
-      received: st.sessions,
-      bytes: st.bytes,
-      chunks: st.chunks,
-    };
-    out.complete = out.state === 'done' && out.received === TRANSFER_SESSIONS;
-    log(
-      `transfer: B stateTransfer ${fmt(out.transferMs)} ms (${out.state}, ${fmt(out.received)} sessions, ` +
-        `${fmt(out.bytes / 1048576, 1)} MiB, ${out.chunks} chunks); B start() -> ready ${fmt(out.startMs)} ms`,
-    );
-  } finally {
-    await stopAll(nodes);
-    if (profile) {
-      const profiles = {};
-      for (const [i, dir] of profDirs.entries()) {
-        try {
-          profiles[`${NAMES[i]} (${i === 0 ? 'donor: fill, then send' : 'joiner'})`] = summarizeProfiles(dir, 12);
-        } catch {}
-        removeTemp(dir);
-      }
-      if (out) out.profile = profiles;
-    }
-  }
-  if (out?.profile) {
-    for (const [who, p] of Object.entries(out.profile)) {
-      console.log(`  top self time, transfer ${who} (${p.sampledS} s sampled):`);
-      printProfile(p, console.log);
-    }
-  }
-  return out;
-}
-
-const REDIS_ROWS = ['express-redis', 'express-redis2', 'fastify-redis'];
-
-/** Sets each result's x Map / x Redis against the Map row and the fastest Redis row of the same list. */
-function addRatios(results) {
-  const { map, fastestRedis } = fastestRefs(results);
-  const mapBatched = results.find((r) => r.row === 'map-batched');
-  const mapReplicated = results.find((r) => r.row === 'map-replicated');
-  for (const r of results) {
-    r.xMapBatched = mapBatched ? r.rps / mapBatched.rps : NaN;
-    r.xMapReplicated = mapReplicated ? r.rps / mapReplicated.rps : NaN;
-    r.xMap = map ? r.rps / map.rps : NaN;
-    r.xRedis = fastestRedis ? r.rps / fastestRedis.rps : NaN;
-  }
-  return { map, fastestRedis };
-}
-
-/** The Map row and the fastest Redis row of aggregated results (for naming the references). */
-function fastestRefs(results) {
-  const map = results.find((r) => r.row === 'map');
-  const redis = results.filter((r) => REDIS_ROWS.includes(r.row));
-  return { map, fastestRedis: redis.length ? redis.reduce((a, b) => (b.rps > a.rps ? b : a)) : undefined };
-}
-
-/**
- * One result per row from its rounds (ratios already set per round): the median round's figures,
- * with req/s and the ratios replaced by medians, and the worst round's lost increments and errors.
- */
-function aggregate(runs) {
-  const ok = runs.filter((r) => !r.na);
-  if (ok.length === 0) return { ...runs[runs.length - 1], rounds: runs };
-  const byRps = [...ok].sort((a, b) => a.rps - b.rps);
-  const out = { ...byRps[(byRps.length - 1) >> 1] };
-  out.rounds = runs;
-  out.rps = median(ok.map((r) => r.rps));
-  out.xMap = median(ok.map((r) => r.xMap));
-  out.xMapBatched = median(ok.map((r) => r.xMapBatched));
-  out.xMapReplicated = median(ok.map((r) => r.xMapReplicated));
-  out.xRedis = median(ok.map((r) => r.xRedis));
-  out.errors = Math.max(...ok.map((r) => r.errors));
-  if (ok.every((r) => r.lost !== undefined)) {
-    const worst = ok.reduce((a, b) => (b.lost > a.lost ? b : a));
-    out.lost = worst.lost;
-    out.rawDiff = worst.rawDiff;
-    // The exact figure (clowder rows): its worst round.
-    if (ok.every((r) => r.lostExact !== undefined)) {
-      const exact = ok.reduce((a, b) => (b.lostExact > a.lostExact ? b : a));
-      out.lostExact = exact.lostExact;
-      out.served = exact.served;
-    }
-  }
-  if (ok.some((r) => r.replicasAgree === false)) {
-    const bad = ok.find((r) => r.replicasAgree === false);
-    out.replicasAgree = false;
-    out.replicaSums = bad.replicaSums;
-  }
-  if (ok.length < runs.length) out.failedRounds = runs.length - ok.length;
-  return out;
-}
+const { runLagFailover, runTransfer } = measurements({
+  client,
+  sessions: SESSIONS,
+  warmupS: WARMUP_S,
+  transferSessions: TRANSFER_SESSIONS,
+  payload: PAYLOAD,
+  extras: RUN_EXTRAS,
+  log,
+});
 
 // ---- main ---------------------------------------------------------------------------------------
 
