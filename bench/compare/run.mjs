@@ -264,8 +264,8 @@ const needsClowder = measured.some((r) => r.clowder) || RUN_EXTRAS.length > 0;
 
 // ---- preconditions: never install anything, say what is missing -----------------------------------
 
-const WRK = measured.length > 0 ? wrkVersion() : '';
-const REDIS = needsRedis ? toolVersion('redis-server', ['--version'])?.trim() : '';
+const WRK = wrkVersion();
+const REDIS = toolVersion('redis-server', ['--version'])?.trim();
 {
   const problems = [];
   if (needsClowder && !existsSync(join(root, 'dist', 'index.js')))
@@ -288,8 +288,8 @@ const REDIS = needsRedis ? toolVersion('redis-server', ['--version'])?.trim() : 
       `bench/compare's own dependencies are not installed (${missing.join(', ')} missing). From the repository root:\n` +
         '    npm --prefix bench/compare ci --no-audit --no-fund',
     );
-  if (WRK === undefined) problems.push(WRK_MISSING);
-  if (REDIS === undefined)
+  if (measured.length > 0 && WRK === undefined) problems.push(WRK_MISSING);
+  if (needsRedis && REDIS === undefined)
     problems.push(
       'redis-server is not installed (the Redis rows start their own, on a free loopback port). Install it, e.g.:\n' +
         '    sudo apt-get update && sudo apt-get install -y redis-server   (Debian/Ubuntu; a system service it may start is not used)\n' +

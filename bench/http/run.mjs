@@ -188,14 +188,14 @@ if (ONLY.includes('rows') && ROWS.length === 0) {
 
 // ---- preconditions: never install anything, say what is missing -----------------------------------
 
-const WRK = ONLY.includes('rows') ? wrkVersion() : '';
+const WRK = wrkVersion();
 {
   const problems = [];
   if (!existsSync(join(root, 'dist', 'index.js')))
     problems.push('dist/index.js is missing: run `npm run build` (or `npm run bench:http`, which builds first)');
   if (!existsSync(join(WORKLOAD, 'client.mjs')))
     problems.push(`the shared workload is not at ${WORKLOAD} (session.lua, client.mjs): pass --workload=DIR`);
-  if (WRK === undefined) problems.push(WRK_MISSING);
+  if (ONLY.includes('rows') && WRK === undefined) problems.push(WRK_MISSING);
   if (!existsSync('/proc/self/stat')) problems.push('/proc is needed for CPU time per process (Linux only)');
   if (problems.length > 0) {
     for (const p of problems) console.error(`bench:http: ${p}`);
