@@ -1,6 +1,6 @@
 // Receiver side of the channel benchmark (bench/channel/run.mjs forks this file; it is not run alone).
 //
-// It obeys commands over the IPC channel and answers each with {id, ok, ...result}:
+// It obeys commands over the IPC channel (bench/lib/worker.mjs serveCommands), answering {id, ok, ...result}:
 //   rawSink {}                 bare node:net server that counts received bytes      -> {port}
 //   rawEcho {size}             bare node:net server echoing `size` bytes per `size`   -> {port}
 //   rawStop {}                 closes the raw server and its sockets
@@ -18,12 +18,12 @@
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createChannel, silentLogger } from '../../dist/index.js';
+import { reportReady, serveCommands } from '../lib/worker.mjs';
 
 if (typeof process.send !== 'function') {
   console.error('bench/channel/peer.mjs is started by bench/channel/run.mjs (it needs an IPC channel)');
   process.exit(2);
 }
-process.on('disconnect', () => process.exit(0));
 
 const counts = { msgs: 0, bytes: 0 };
 let raw; // { server, sockets }
@@ -136,15 +136,5 @@ const commands = {
   },
 };
 
-process.on('message', async (m) => {
-  const fn = commands[m?.cmd];
-  try {
-    if (!fn) throw new Error(`unknown command ${m?.cmd}`);
-    const result = await fn(m);
-    process.send({ id: m.id, ok: true, ...result });
-  } catch (err) {
-    process.send({ id: m.id, ok: false, error: err?.stack ?? String(err) });
-  }
-});
-
-process.send({ ready: true });
+serveCommands(commands);
+reportReady();

@@ -28,61 +28,33 @@
 //          --window=BYTES (async backpressure window, default 1 MiB)  --rows=a,b  --no-save
 //          --profile (receiver runs with --cpu-prof into bench/channel/.prof/; see prof-summary.mjs)
 // bench/README.md explains the rows, the targets and why the async sender needs a window.
-import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
-import os from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep, setImmediate as yieldNow } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createChannel, silentLogger } from '../../dist/index.js';
-import { median } from '../lib/stats.mjs';
+import { parseOptions } from '../lib/args.mjs';
+import { machine } from '../lib/machine.mjs';
+import { freePorts, installReaper } from '../lib/proc.mjs';
+import { fmt, fx, mdTable, reportHead, resultsJson, saveResults, textTable } from '../lib/report.mjs';
+import { median, percentile } from '../lib/stats.mjs';
+import { waitUntil, waitUntilOrNot } from '../lib/wait.mjs';
+import { forkWorker } from '../lib/worker.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
+const T0 = performance.now();
 
 // ---- options ------------------------------------------------------------------------------------
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
-    if (!m) {
-      console.error(`unknown argument ${a}`);
-      process.exit(2);
-    }
-    return [m[1], m[2] ?? true];
-  }),
+const { args, num } = parseOptions(
+  ['quick', 'reps', 'measure', 'warmup', 'lat-measure', 'lat-warmup', 'window', 'rows', 'no-save', 'profile', 'help'],
+  'usage: node bench/channel/run.mjs [--quick] [--reps=N] [--measure=MS] [--warmup=MS] [--lat-measure=MS] [--lat-warmup=MS] [--window=BYTES] [--rows=a,b] [--no-save] [--profile]',
 );
-const known = new Set([
-  'quick',
-  'reps',
-  'measure',
-  'warmup',
-  'lat-measure',
-  'lat-warmup',
-  'window',
-  'rows',
-  'no-save',
-  'profile',
-  'help',
-]);
-for (const k of Object.keys(args)) {
-  if (!known.has(k)) {
-    console.error(`unknown option --${k} (known: ${[...known].map((x) => `--${x}`).join(' ')})`);
-    process.exit(2);
-  }
-}
-if (args.help) {
-  console.log(
-    'usage: node bench/channel/run.mjs [--quick] [--reps=N] [--measure=MS] [--warmup=MS] [--lat-measure=MS] [--lat-warmup=MS] [--window=BYTES] [--rows=a,b] [--no-save] [--profile]',
-  );
-  process.exit(0);
-}
 const quick = args.quick === true;
-const num = (k, d) => (args[k] === undefined ? d : Number(args[k]));
-const REPS = num('reps', quick ? 1 : 3);
+const REPS = num('reps', quick ? 1 : 3, { positive: true });
 const MEASURE_MS = num('measure', quick ? 1000 : 1500);
 const WARMUP_MS = num('warmup', quick ? 300 : 400);
 const LAT_MEASURE_MS = num('lat-measure', quick ? 700 : 1000);
@@ -119,7 +91,9 @@ const CHANNELS = VARIANTS.filter((v) => v.name !== 'raw');
 
 /**
  * Every row, in run (and table) order: rows that are compared with each other run back to back
- * (raw/1KiB, channel/async/1KiB, mac/async/1KiB, ...), so a burst of noise hits them alike.
+ * (raw/1KiB, channel/async/1KiB, mac/async/1KiB, ...), so a burst of noise hits them alike. A row:
+ * { id, variant, kind: 'tput' (receiver's msgs/s) | 'lat' (round trips), mode, size }; MEASURE
+ * says how each kind and mode is measured.
  */
 function allRows() {
   const rows = [];
@@ -128,26 +102,18 @@ function allRows() {
     for (const mode of ['async', 'ack']) {
       for (const v of CHANNELS) {
         if (v.keep && mode !== 'async') continue;
-        rows.push({
-          id: `${v.name}/${mode === 'ack' ? `ack${ACK_WINDOW}` : 'async'}/${size.name}`,
-          variant: v,
-          kind: 'tput',
-          mode,
-          size,
-        });
+        const id = `${v.name}/${mode === 'ack' ? `ack${ACK_WINDOW}` : 'async'}/${size.name}`;
+        rows.push({ id, variant: v, kind: 'tput', mode, size });
       }
     }
   }
   rows.push({ id: 'raw/pingpong', variant: VARIANTS[0], kind: 'lat', mode: 'raw', size: SIZES[1] });
-  for (const mode of ['ack', 'sync']) {
-    for (const v of CHANNELS) {
+  for (const mode of ['ack', 'sync'])
+    for (const v of CHANNELS)
       if (!v.keep) rows.push({ id: `${v.name}/rtt-${mode}`, variant: v, kind: 'lat', mode, size: SIZES[1] });
-    }
-  }
   return rows;
 }
-const selected = (row) => FILTERS.length === 0 || FILTERS.some((f) => row.id.includes(f));
-const ROWS = allRows().filter(selected);
+const ROWS = allRows().filter((row) => FILTERS.length === 0 || FILTERS.some((f) => row.id.includes(f)));
 if (ROWS.length === 0) {
   console.error(
     `--rows=${args.rows} matches no row; rows are: ${allRows()
@@ -159,9 +125,8 @@ if (ROWS.length === 0) {
 
 // ---- the receiver process -----------------------------------------------------------------------
 
-let child;
-let nextId = 1;
-const waiting = new Map();
+installReaper('bench/channel');
+let peer;
 
 async function startPeer() {
   const execArgv = [];
@@ -170,82 +135,16 @@ async function startPeer() {
     mkdirSync(dir, { recursive: true });
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
   }
-  child = fork(join(here, 'peer.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  child.on('message', (m) => {
-    if (m?.id === undefined) return;
-    const w = waiting.get(m.id);
-    if (!w) return;
-    waiting.delete(m.id);
-    if (m.ok) w.resolve(m);
-    else w.reject(new Error(`peer: ${m.error}`));
-  });
-  child.on('exit', (code, signal) => {
-    for (const w of waiting.values()) w.reject(new Error(`peer exited (${code ?? signal})`));
-    waiting.clear();
-  });
-  const [ready] = await Promise.race([
-    once(child, 'message'),
-    sleep(10_000).then(() => {
-      throw new Error('peer did not start within 10 s');
-    }),
-  ]);
-  if (!ready?.ready) throw new Error('unexpected first message from peer');
+  peer = forkWorker(join(here, 'peer.mjs'), { name: 'peer', execArgv, readyTimeoutMs: 10_000 });
+  await peer.ready;
 }
 
-function call(cmd, params = {}, timeoutMs = 30_000) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      waiting.delete(id);
-      reject(new Error(`peer did not answer ${cmd} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    waiting.set(id, {
-      resolve: (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      reject: (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    });
-    child.send({ id, cmd, ...params });
-  });
-}
+const call = (cmd, params, timeoutMs) => peer.call(cmd, params, timeoutMs);
 
-async function stopPeer() {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  if (args.profile) {
-    // A clean exit lets --cpu-prof write the receiver's profile.
-    await call('exit', {}, 10_000).catch(() => {});
-    await Promise.race([once(child, 'exit'), sleep(5000)]);
-  }
-  if (child.exitCode === null && child.signalCode === null) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
+// A clean exit (--profile) lets --cpu-prof write the receiver's profile.
+const stopPeer = () => peer?.stop(args.profile ? { command: 'exit' } : { signal: 'SIGKILL' });
 
-// ---- helpers ------------------------------------------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
+// ---- measuring ----------------------------------------------------------------------------------
 
 /** Calls `yieldNow` every ~2 ms of a busy loop so timers, IPC and socket callbacks get their turn. */
 function yielder() {
@@ -260,16 +159,22 @@ function yielder() {
 
 /**
  * Runs `loop(isRunning)` (an async sender loop that returns what it sent), marks the receiver after
- * the warm-up and after the measurement, stops the loop, waits until the receiver got everything.
+ * the warm-up and after the measurement (the two sleeps are the measurement), stops the loop, waits
+ * until the receiver got everything.
  */
 async function stream(loop, expectReceived) {
-  // Let anything still in flight from an earlier row arrive before counting from zero.
-  for (let prev = -1, i = 0; i < 100; i++) {
-    const { bytes } = await call('mark');
-    if (bytes === prev) break;
-    prev = bytes;
-    await sleep(30);
-  }
+  // Let anything still in flight from an earlier row arrive before counting from zero: the
+  // receiver's byte count stops moving.
+  let prev = -1;
+  await waitUntilOrNot(
+    async () => {
+      const { bytes } = await call('mark');
+      const still = bytes === prev;
+      prev = bytes;
+      return still;
+    },
+    { timeoutMs: 3000, intervalMs: 30 },
+  );
   await call('reset');
   let running = true;
   let loopError;
@@ -290,14 +195,14 @@ async function stream(loop, expectReceived) {
   const sent = await done;
   if (loopError) throw loopError;
   const want = expectReceived(sent);
-  const deadline = performance.now() + DRAIN_TIMEOUT_MS;
   let got;
-  for (;;) {
-    got = await call('mark');
-    if (got.msgs >= want.msgs && got.bytes >= want.bytes) break;
-    if (performance.now() > deadline) break;
-    await sleep(10);
-  }
+  await waitUntilOrNot(
+    async () => {
+      got = await call('mark');
+      return got.msgs >= want.msgs && got.bytes >= want.bytes;
+    },
+    { timeoutMs: DRAIN_TIMEOUT_MS, intervalMs: 10 },
+  );
   const secs = (b.t - a.t) / 1000;
   return {
     msgsPerSec: (b.msgs - a.msgs) / secs,
@@ -312,7 +217,7 @@ async function stream(loop, expectReceived) {
   };
 }
 
-/** One-at-a-time round trips: `once()` resolves after one round trip. Returns p50/p99 in µs. */
+/** One-at-a-time round trips: `one()` resolves after one round trip. Returns p50/p99 in µs. */
 async function roundTrips(one) {
   let end = performance.now() + LAT_WARMUP_MS;
   while (performance.now() < end) await one();
@@ -323,92 +228,126 @@ async function roundTrips(one) {
     await one();
     samples.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
-  samples.sort((x, y) => x - y);
   return {
     p50: percentile(samples, 50),
     p99: percentile(samples, 99),
-    max: samples[samples.length - 1],
+    max: percentile(samples, 100),
     samples: samples.length,
   };
 }
 
-// ---- raw node:net -------------------------------------------------------------------------------
-
-async function rawConnect(port) {
+/** A bare socket to the receiver's raw server (`cmd`: rawSink or rawEcho), closed after `use`. */
+async function withRawSocket(cmd, params, use) {
+  const { port } = await call(cmd, params);
   const sock = connect({ host: '127.0.0.1', port, noDelay: true });
   await once(sock, 'connect');
   sock.on('error', () => {});
-  return sock;
+  try {
+    return await use(sock);
+  } finally {
+    sock.destroy();
+    await call('rawStop');
+  }
 }
 
-async function rawThroughput(row) {
-  const { port } = await call('rawSink');
-  const sock = await rawConnect(port);
-  const size = row.size.bytes;
-  const buf = Buffer.alloc(size, 0xa5);
-  try {
-    return await stream(
+/** How each kind and mode of row is measured: (row, ctx) → one repetition's result. */
+const MEASURE = {
+  'tput/raw': (row) =>
+    withRawSocket('rawSink', {}, async (sock) => {
+      const size = row.size.bytes;
+      const buf = Buffer.alloc(size, 0xa5);
+      const r = await stream(
+        async (running) => {
+          const maybeYield = yielder();
+          let n = 0;
+          while (running()) {
+            for (let i = 0; i < 32; i++) {
+              n++;
+              if (!sock.write(buf)) {
+                await once(sock, 'drain');
+                break;
+              }
+            }
+            const y = maybeYield();
+            if (y) await y;
+          }
+          return n;
+        },
+        (n) => ({ msgs: 0, bytes: n * size, n }),
+      );
+      return { ...r, msgsPerSec: (r.mbPerSec * 1e6) / size, missing: Math.ceil(r.missingBytes / size) };
+    }),
+  'lat/raw': (row) => {
+    const size = row.size.bytes;
+    return withRawSocket('rawEcho', { size }, (sock) => {
+      const buf = Buffer.alloc(size, 0xa5);
+      let got = 0;
+      let wake;
+      sock.on('data', (chunk) => {
+        got += chunk.length;
+        if (got >= size) {
+          got -= size;
+          wake();
+        }
+      });
+      return roundTrips(
+        () =>
+          new Promise((resolve) => {
+            wake = resolve;
+            sock.write(buf);
+          }),
+      );
+    });
+  },
+  'tput/async': (row, { ch, peer: to }) => {
+    const payload = new Uint8Array(row.size.bytes).fill(0xa5);
+    return stream(
       async (running) => {
         const maybeYield = yielder();
         let n = 0;
         while (running()) {
           for (let i = 0; i < 32; i++) {
+            await ch.send(to, payload, { options: 8 });
             n++;
-            if (!sock.write(buf)) {
-              await once(sock, 'drain');
-              break;
-            }
+            if (ch.pendingBytes(to) > WINDOW) await ch.flush();
           }
           const y = maybeYield();
           if (y) await y;
         }
+        await ch.flush();
         return n;
       },
-      (n) => ({ msgs: 0, bytes: n * size, n }),
-    ).then((r) => ({
-      ...r,
-      msgsPerSec: (r.mbPerSec * 1e6) / size,
-      sent: r.sent,
-      missing: Math.ceil(r.missingBytes / size),
-    }));
-  } finally {
-    sock.destroy();
-    await call('rawStop');
-  }
-}
-
-async function rawPingPong(row) {
-  const size = row.size.bytes;
-  const { port } = await call('rawEcho', { size });
-  const sock = await rawConnect(port);
-  const buf = Buffer.alloc(size, 0xa5);
-  let got = 0;
-  let wake;
-  sock.on('data', (chunk) => {
-    got += chunk.length;
-    if (got >= size) {
-      got -= size;
-      wake();
-    }
-  });
-  try {
-    return await roundTrips(
-      () =>
-        new Promise((resolve) => {
-          wake = resolve;
-          sock.write(buf);
-        }),
+      (n) => ({ msgs: n, bytes: n * row.size.bytes }),
     );
-  } finally {
-    sock.destroy();
-    await call('rawStop');
-  }
-}
+  },
+  'tput/ack': (row, { ch, peer: to }) => {
+    const payload = new Uint8Array(row.size.bytes).fill(0xa5);
+    return stream(
+      async (running) => {
+        let n = 0;
+        const worker = async () => {
+          while (running()) {
+            await ch.send(to, payload, { options: 2 });
+            n++;
+          }
+        };
+        await Promise.all(Array.from({ length: ACK_WINDOW }, worker));
+        return n;
+      },
+      (n) => ({ msgs: n, bytes: n * row.size.bytes }),
+    );
+  },
+  'lat/ack': (row, { ch, peer: to }) =>
+    roundTrips(() => ch.send(to, new Uint8Array(row.size.bytes).fill(0xa5), { options: 2 })),
+  'lat/sync': (row, { ch, peer: to }) =>
+    roundTrips(() => ch.send(to, new Uint8Array(row.size.bytes).fill(0xa5), { options: 6 })),
+};
 
-// ---- clowder channel ----------------------------------------------------------------------------
+// ---- clowder channels ---------------------------------------------------------------------------
 
+/** A sender channel here and a receiver channel in the peer for `variant`, connected. */
 async function startChannels(variant) {
-  const [pa, pb] = [await freePort(), await freePort()];
+  const [pa, pb] = await freePorts(2);
   const auth = variant.auth ? { clusterKey: CLUSTER_KEY, encrypt: variant.auth.encrypt } : {};
   await call('channelStart', { key: variant.name, port: pb, peerPort: pa, keep: variant.keep === true, ...auth });
   const ch = createChannel(
@@ -422,23 +361,13 @@ async function startChannels(variant) {
   );
   const sendErrors = { n: 0 };
   ch.on('sendError', () => sendErrors.n++);
-  const found = new Promise((resolve) => {
-    ch.on('memberAdded', (m) => {
-      if (m.port === pb) resolve(m);
-    });
-  });
   await ch.start();
-  const peer =
-    ch.members().find((m) => m.port === pb) ??
-    (await Promise.race([
-      found,
-      sleep(10_000).then(() => {
-        throw new Error(`receiver 127.0.0.1:${pb} did not show up as a member within 10 s`);
-      }),
-    ]));
+  const to = await waitUntil(() => ch.members().find((m) => m.port === pb), {
+    what: `receiver 127.0.0.1:${pb} shows up as a member`,
+  });
   // One acknowledged message, so the data connection is open before anything is measured.
-  await ch.send(peer, new Uint8Array(1), { options: 2 });
-  return { ch, peer, sendErrors, key: variant.name };
+  await ch.send(to, new Uint8Array(1), { options: 2 });
+  return { ch, peer: to, sendErrors, key: variant.name };
 }
 
 async function stopChannels(ctx) {
@@ -446,239 +375,144 @@ async function stopChannels(ctx) {
   await call('channelStop', { key: ctx.key });
 }
 
-async function channelThroughput(ctx, row) {
-  const { ch, peer } = ctx;
-  const size = row.size.bytes;
-  const payload = new Uint8Array(size).fill(0xa5);
-  const expect = (n) => ({ msgs: n, bytes: n * size });
-  if (row.mode === 'async') {
-    return stream(async (running) => {
-      const maybeYield = yielder();
-      let n = 0;
-      while (running()) {
-        for (let i = 0; i < 32; i++) {
-          await ch.send(peer, payload, { options: 8 });
-          n++;
-          if (ch.pendingBytes(peer) > WINDOW) await ch.flush();
-        }
-        const y = maybeYield();
-        if (y) await y;
-      }
-      await ch.flush();
-      return n;
-    }, expect);
-  }
-  return stream(async (running) => {
-    let n = 0;
-    const worker = async () => {
-      while (running()) {
-        await ch.send(peer, payload, { options: 2 });
-        n++;
-      }
-    };
-    await Promise.all(Array.from({ length: ACK_WINDOW }, worker));
-    return n;
-  }, expect);
-}
-
-async function channelLatency(ctx, row) {
-  const { ch, peer } = ctx;
-  const payload = new Uint8Array(row.size.bytes).fill(0xa5);
-  const opts = { options: row.mode === 'sync' ? 6 : 2 };
-  return roundTrips(() => ch.send(peer, payload, opts));
-}
-
-// ---- main ---------------------------------------------------------------------------------------
-
-const results = new Map(); // id -> { row, runs: [] } (runs[rep - 1])
-
-function record(row, rep, r) {
-  let e = results.get(row.id);
-  if (!e) results.set(row.id, (e = { row, runs: [] }));
-  e.runs[rep - 1] = r;
-  const txt = r.failed
-    ? `FAILED: ${r.failed}`
-    : row.kind === 'lat'
-      ? `p50 ${r.p50.toFixed(0)} µs  p99 ${r.p99.toFixed(0)} µs  (${r.samples} samples)`
-      : `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msgs/s  ${r.mbPerSec.toFixed(1)} MB/s  cpu sender ${r.senderCpu.toFixed(0)}% receiver ${r.receiverCpu.toFixed(0)}%${r.missing ? `  MISSING ${r.missing} of ${r.sent}` : ''}`;
-  process.stderr.write(`  ${row.id.padEnd(22)} ${txt}\n`);
-}
-
 async function runRow(row, channels) {
-  if (row.mode === 'raw') return row.kind === 'lat' ? rawPingPong(row) : rawThroughput(row);
+  const measure = MEASURE[`${row.kind}/${row.mode}`];
+  if (row.mode === 'raw') return measure(row);
   const ctx = channels.get(row.variant.name);
   try {
-    const r = row.kind === 'lat' ? await channelLatency(ctx, row) : await channelThroughput(ctx, row);
+    const r = await measure(row, ctx);
     if (ctx.sendErrors.n > 0) r.sendErrors = ctx.sendErrors.n;
     return r;
   } catch (err) {
     // A failed send (e.g. ERR_CLOWDER_QUEUE_FULL) fails this run of the row, not the benchmark.
     const inner = err?.faulty?.[0]?.error;
     await ctx.ch.flush();
-    return {
-      failed: `${err?.code ?? err?.message}${inner ? ` (${inner.code}: ${inner.message})` : ''}`,
-      msgsPerSec: NaN,
-      mbPerSec: NaN,
-      p50: NaN,
-      p99: NaN,
-    };
+    const failed = `${err?.code ?? err?.message}${inner ? ` (${inner.code}: ${inner.message})` : ''}`;
+    return { failed, msgsPerSec: NaN, mbPerSec: NaN, p50: NaN, p99: NaN };
   }
 }
+
+function logRound(row, r) {
+  const txt = r.failed
+    ? `FAILED: ${r.failed}`
+    : row.kind === 'lat'
+      ? `p50 ${r.p50.toFixed(0)} µs  p99 ${r.p99.toFixed(0)} µs  (${r.samples} samples)`
+      : `${fmt(r.msgsPerSec)} msgs/s  ${r.mbPerSec.toFixed(1)} MB/s  cpu sender ${r.senderCpu.toFixed(0)}% receiver ${r.receiverCpu.toFixed(0)}%${r.missing ? `  MISSING ${r.missing} of ${r.sent}` : ''}`;
+  process.stderr.write(`  ${row.id.padEnd(22)} ${txt}\n`);
+}
+
+// ---- summary and report -------------------------------------------------------------------------
 
 /** Median over repetitions of a / b, each repetition paired with itself. */
 function pairedRatio(a, b, key) {
   if (!a || !b) return NaN;
-  return median(a.runs.map((r, i) => (r && b.runs[i] ? r[key] / b.runs[i][key] : NaN)));
+  return median(a.map((r, i) => (r && b[i] ? r[key] / b[i][key] : NaN)));
 }
 
-function summarize() {
-  const get = (id) => results.get(id);
-  const tput = [];
-  const lat = [];
-  for (const row of ROWS) {
-    const e = get(row.id);
-    if (!e) continue;
-    const runs = e.runs.filter(Boolean);
-    const failed = runs.filter((r) => r.failed).map((r) => r.failed);
+/** One entry per row in the results schema: medians, ratios to the raw row, and its rounds. */
+function summarize(rounds) {
+  const rows = ROWS.map((row) => {
+    const rs = rounds.get(row.id) ?? [];
+    const base = {
+      row: row.id,
+      kind: row.kind,
+      variant: row.variant.name,
+      mode: row.mode,
+      size: row.size.bytes,
+      failed: rs.filter((r) => r.failed).map((r) => r.failed),
+      rounds: rs,
+    };
     if (row.kind === 'tput') {
-      const raw = get(`raw/${row.size.name}`);
-      tput.push({
-        id: row.id,
-        variant: row.variant.name,
-        mode: row.mode,
-        size: row.size.bytes,
-        msgsPerSec: median(runs.map((r) => r.msgsPerSec)),
-        mbPerSec: median(runs.map((r) => r.mbPerSec)),
-        ratioToRaw: pairedRatio(e, raw, 'msgsPerSec'),
-        senderCpu: median(runs.map((r) => r.senderCpu)),
-        receiverCpu: median(runs.map((r) => r.receiverCpu)),
-        runs: runs.map((r) => Math.round(r.msgsPerSec)),
-        missing: runs.reduce((n, r) => n + (r.missing ?? 0), 0),
-        failed,
-      });
-    } else {
-      const raw = get('raw/pingpong');
-      lat.push({
-        id: row.id,
-        variant: row.variant.name,
-        mode: row.mode,
-        size: row.size.bytes,
-        p50Us: median(runs.map((r) => r.p50)),
-        p99Us: median(runs.map((r) => r.p99)),
-        p50Ratio: pairedRatio(e, raw, 'p50'),
-        p99Ratio: pairedRatio(e, raw, 'p99'),
-        runs: runs.map((r) => ({ p50: Math.round(r.p50), p99: Math.round(r.p99), samples: r.samples })),
-        failed,
-      });
+      const raw = rounds.get(`raw/${row.size.name}`);
+      return {
+        ...base,
+        msgsPerSec: median(rs.map((r) => r.msgsPerSec)),
+        mbPerSec: median(rs.map((r) => r.mbPerSec)),
+        ratioToRaw: pairedRatio(rs, raw, 'msgsPerSec'),
+        senderCpu: median(rs.map((r) => r.senderCpu)),
+        receiverCpu: median(rs.map((r) => r.receiverCpu)),
+        missing: rs.reduce((n, r) => n + (r.missing ?? 0), 0),
+      };
     }
-  }
-  const t = (id) => tput.find((x) => x.id === id);
-  const l = (id) => lat.find((x) => x.id === id);
+    const raw = rounds.get('raw/pingpong');
+    return {
+      ...base,
+      p50Us: median(rs.map((r) => r.p50)),
+      p99Us: median(rs.map((r) => r.p99)),
+      p50Ratio: pairedRatio(rs, raw, 'p50'),
+      p99Ratio: pairedRatio(rs, raw, 'p99'),
+    };
+  });
+  const get = (id) => rows.find((x) => x.row === id);
   const targets = [];
-  const target = (name, value, limit, pass, unit) =>
-    targets.push({ name, value, limit, unit, result: Number.isFinite(value) ? (pass ? 'PASS' : 'MISS') : 'n/a' });
-  {
-    const r = t('channel/async/1KiB')?.ratioToRaw;
-    target('async 1 KiB msgs/s >= 0.7 x raw', r, 0.7, r >= 0.7, 'x raw');
-  }
-  {
-    const r = t('channel/async/64KiB')?.ratioToRaw;
-    target('async 64 KiB MB/s >= 0.75 x raw', r, 0.75, r >= 0.75, 'x raw');
-  }
-  {
-    const r = l('channel/rtt-ack')?.p50Ratio;
-    target('ack round trip p50 <= 3 x raw ping-pong p50', r, 3, r <= 3, 'x raw');
-  }
-  {
-    const v = l('channel/rtt-ack')?.p99Us;
-    target('ack round trip p99 <= 1 ms', v, 1000, v <= 1000, 'µs');
-  }
+  const target = (name, value, limit, ok, unit) =>
+    targets.push({ name, value, limit, unit, pass: Number.isFinite(value) ? ok : null });
+  let r = get('channel/async/1KiB')?.ratioToRaw;
+  target('async 1 KiB msgs/s >= 0.7 x raw', r, 0.7, r >= 0.7, 'x raw');
+  r = get('channel/async/64KiB')?.ratioToRaw;
+  target('async 64 KiB MB/s >= 0.75 x raw', r, 0.75, r >= 0.75, 'x raw');
+  r = get('channel/rtt-ack')?.p50Ratio;
+  target('ack round trip p50 <= 3 x raw ping-pong p50', r, 3, r <= 3, 'x raw');
+  r = get('channel/rtt-ack')?.p99Us;
+  target('ack round trip p99 <= 1 ms', r, 1000, r <= 1000, 'µs');
   for (const v of ['mac', 'enc']) {
-    const r = pairedRatio(get(`${v}/async/1KiB`), get('channel/async/1KiB'), 'msgsPerSec');
+    r = pairedRatio(rounds.get(`${v}/async/1KiB`), rounds.get('channel/async/1KiB'), 'msgsPerSec');
     target(`auth (${v === 'mac' ? 'MAC only' : 'AES-GCM'}) async 1 KiB >= 0.8 x auth off`, r, 0.8, r >= 0.8, 'x off');
   }
-  return { tput, lat, targets };
+  for (const t of targets) t.detail = `${fx(t.value, t.unit === 'µs' ? 0 : 2)} ${t.unit} (limit ${t.limit} ${t.unit})`;
+  return { rows, targets };
 }
 
-const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
-const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-
-function table(head, rows, align) {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) =>
-    cells.map((c, i) => (align[i] === 'r' ? String(c).padStart(w[i]) : String(c).padEnd(w[i]))).join('  ');
-  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
-}
-
-function mdTable(head, rows, align) {
+/** The three tables (throughput, latency, targets) as [head, rows, align]. */
+function tables({ rows, targets }) {
+  const tput = rows.filter((r) => r.kind === 'tput');
+  const lat = rows.filter((r) => r.kind === 'lat');
+  const isRaw = (r) => r.variant === 'raw';
   return [
-    `| ${head.join(' | ')} |`,
-    `|${align.map((a) => (a === 'r' ? '---:' : ':---')).join('|')}|`,
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
-}
-
-function render(summary) {
-  const tHead = ['row', 'msgs/s', 'MB/s', 'x raw', 'cpu snd/rcv %', 'runs (msgs/s)'];
-  const tRows = summary.tput.map((r) => [
-    r.id + (r.missing ? ' (!missing)' : '') + (r.failed.length ? ` (${r.failed.length} failed)` : ''),
-    fmtInt(r.msgsPerSec),
-    fmt(r.mbPerSec),
-    r.variant === 'raw' ? '1.00' : fmt(r.ratioToRaw, 2),
-    `${fmt(r.senderCpu, 0)}/${fmt(r.receiverCpu, 0)}`,
-    r.runs.map(fmtInt).join(' / '),
-  ]);
-  const tAlign = ['l', 'r', 'r', 'r', 'r', 'l'];
-  const lHead = ['row (1 KiB)', 'p50 µs', 'p99 µs', 'p50 x raw', 'p99 x raw', 'runs p50/p99'];
-  const lRows = summary.lat.map((r) => [
-    r.id + (r.failed.length ? ` (${r.failed.length} failed)` : ''),
-    fmt(r.p50Us, 0),
-    fmt(r.p99Us, 0),
-    r.variant === 'raw' ? '1.00' : fmt(r.p50Ratio, 2),
-    r.variant === 'raw' ? '1.00' : fmt(r.p99Ratio, 2),
-    r.runs.map((x) => `${x.p50}/${x.p99}`).join(' '),
-  ]);
-  const lAlign = ['l', 'r', 'r', 'r', 'r', 'l'];
-  const gHead = ['target', 'measured', 'limit', 'result'];
-  const gRows = summary.targets.map((g) => [
-    g.name,
-    `${fmt(g.value, g.unit === 'µs' ? 0 : 2)} ${g.unit}`,
-    `${g.limit} ${g.unit}`,
-    g.result,
-  ]);
-  const gAlign = ['l', 'r', 'r', 'l'];
-  return {
-    text: [table(tHead, tRows, tAlign), '', table(lHead, lRows, lAlign), '', table(gHead, gRows, gAlign)].join('\n'),
-    md: [
+    [
       '### Throughput (receiver-side, medians)',
-      '',
-      mdTable(tHead, tRows, tAlign),
-      '',
+      ['row', 'msgs/s', 'MB/s', 'x raw', 'cpu snd/rcv %', 'runs (msgs/s)'],
+      tput.map((r) => [
+        r.row + (r.missing ? ' (!missing)' : '') + (r.failed.length ? ` (${r.failed.length} failed)` : ''),
+        fmt(r.msgsPerSec),
+        fx(r.mbPerSec, 1),
+        isRaw(r) ? '1.00' : fx(r.ratioToRaw, 2),
+        `${fx(r.senderCpu, 0)}/${fx(r.receiverCpu, 0)}`,
+        r.rounds.map((x) => fmt(x.msgsPerSec)).join(' / '),
+      ]),
+      ['l', 'r', 'r', 'r', 'r', 'l'],
+    ],
+    [
       '### Round-trip latency, 1 KiB, one at a time',
-      '',
-      mdTable(lHead, lRows, lAlign),
-      '',
+      ['row (1 KiB)', 'p50 µs', 'p99 µs', 'p50 x raw', 'p99 x raw', 'runs p50/p99'],
+      lat.map((r) => [
+        r.row + (r.failed.length ? ` (${r.failed.length} failed)` : ''),
+        fx(r.p50Us, 0),
+        fx(r.p99Us, 0),
+        isRaw(r) ? '1.00' : fx(r.p50Ratio, 2),
+        isRaw(r) ? '1.00' : fx(r.p99Ratio, 2),
+        r.rounds.map((x) => `${fx(x.p50, 0)}/${fx(x.p99, 0)}`).join(' '),
+      ]),
+      ['l', 'r', 'r', 'r', 'r', 'l'],
+    ],
+    [
       '### Targets',
-      '',
-      mdTable(gHead, gRows, gAlign),
-    ].join('\n'),
-  };
+      ['target', 'measured', 'limit', 'result'],
+      targets.map((g) => [
+        g.name,
+        `${fx(g.value, g.unit === 'µs' ? 0 : 2)} ${g.unit}`,
+        `${g.limit} ${g.unit}`,
+        g.pass === null ? 'n/a' : g.pass ? 'PASS' : 'MISS',
+      ]),
+      ['l', 'r', 'r', 'l'],
+    ],
+  ];
 }
 
-function machine() {
-  const cpus = os.cpus();
-  return {
-    cpuModel: cpus[0]?.model ?? 'unknown',
-    cpus: cpus.length,
-    node: process.version,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    totalMemGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
-    loadavgAtStart: os.loadavg().map((x) => +x.toFixed(2)),
-  };
-}
+// ---- main ---------------------------------------------------------------------------------------
 
 async function main() {
-  const started = new Date();
+  const startedAt = new Date().toISOString();
   const info = machine();
   const settings = {
     reps: REPS,
@@ -690,73 +524,44 @@ async function main() {
     ackWindow: ACK_WINDOW,
     rows: FILTERS,
   };
+  const plan = `${REPS} repetition(s), medians; throughput ${WARMUP_MS} ms warm-up + ${MEASURE_MS} ms measured on the receiver; latency ${LAT_WARMUP_MS} + ${LAT_MEASURE_MS} ms; async window ${WINDOW} B; ack window ${ACK_WINDOW}.`;
   console.log(
-    `clowder channel benchmark: ${info.cpuModel} x${info.cpus}, node ${info.node}, load ${info.loadavgAtStart.join(' ')}`,
-  );
-  console.log(
-    `${REPS} repetition(s); throughput ${WARMUP_MS} ms warm-up + ${MEASURE_MS} ms; latency ${LAT_WARMUP_MS} + ${LAT_MEASURE_MS} ms; async window ${WINDOW} B, ack window ${ACK_WINDOW}`,
+    `clowder channel benchmark: ${info.cpuModel} x${info.cores}, node ${info.node}, load ${info.loadavgAtStart.join(' ')}\n${plan}`,
   );
   await startPeer();
+  const rounds = new Map(); // id -> results, one per repetition
   const channels = new Map();
   try {
     for (const v of CHANNELS) if (ROWS.some((r) => r.variant === v)) channels.set(v.name, await startChannels(v));
     for (let rep = 1; rep <= REPS; rep++) {
       process.stderr.write(`repetition ${rep}/${REPS}\n`);
-      for (const row of ROWS) record(row, rep, await runRow(row, channels));
+      for (const row of ROWS) {
+        const r = await runRow(row, channels);
+        rounds.set(row.id, [...(rounds.get(row.id) ?? []), r]);
+        logRound(row, r);
+      }
     }
   } finally {
     for (const ctx of channels.values()) await stopChannels(ctx).catch(() => {});
   }
-  const summary = summarize();
-  const out = render(summary);
-  const elapsed = (Date.now() - started.getTime()) / 1000;
+  const summary = summarize(rounds);
+  const t = tables(summary);
   console.log(
-    `\n${out.text}\n\n(${elapsed.toFixed(0)} s; MB = 10^6 bytes of payload; "x raw" compares msgs/s with the raw row of the same size, latency with raw ping-pong; cpu = % of one core used by sender/receiver during the measured window)`,
+    `\n${t.map(([, ...x]) => textTable(...x)).join('\n\n')}\n\n(${((performance.now() - T0) / 1000).toFixed(0)} s; MB = 10^6 bytes of payload; "x raw" compares msgs/s with the raw row of the same size, latency with raw ping-pong; cpu = % of one core used by sender/receiver during the measured window)`,
   );
   if (!args['no-save']) {
-    const dir = join(root, 'bench', 'results');
-    mkdirSync(dir, { recursive: true });
-    const stamp = started
-      .toISOString()
-      .replace(/:/g, '-')
-      .replace(/\.\d+Z$/, 'Z');
-    const base = join(dir, `channel-${stamp}`);
-    const json = {
-      benchmark: 'channel',
-      date: started.toISOString(),
-      elapsedSecs: elapsed,
-      machine: info,
-      settings,
-      ...summary,
-    };
-    writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
-    writeFileSync(
-      `${base}.md`,
-      [
-        `## clowder channel benchmark, ${started.toISOString()}`,
-        '',
-        `${info.cpuModel} x${info.cpus}, node ${info.node}, ${info.platform}, load at start ${info.loadavgAtStart.join(' ')}.`,
-        `${REPS} repetition(s), medians; throughput ${WARMUP_MS} ms warm-up + ${MEASURE_MS} ms measured on the receiver; latency ${LAT_WARMUP_MS} + ${LAT_MEASURE_MS} ms; async window ${WINDOW} B; ack window ${ACK_WINDOW}.`,
-        '',
-        out.md,
-        '',
-      ].join('\n'),
-    );
-    console.log(`results: ${relative(process.cwd(), base)}.json, .md`);
+    const json = resultsJson({ benchmark: 'channel', startedAt, t0: T0, machine: info, settings, ...summary });
+    const md = [
+      reportHead('clowder channel benchmark', startedAt, info),
+      plan,
+      '',
+      ...t.map(([title, ...x]) => `${title}\n\n${mdTable(...x)}\n`),
+    ];
+    saveResults(json, md.join('\n'));
   }
 }
 
 let exitCode = 0;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    if (child?.pid && child.exitCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {}
-    }
-    process.exit(130);
-  });
-}
 try {
   await main();
 } catch (err) {

@@ -10,14 +10,15 @@
 // batchResponses orders them); peers apply them to their Map.
 //
 // Same contract as node.mjs: configuration in BENCH_NODE ({ name, httpPort, app }), sends
-// { type: 'ready', pid } over IPC, answers { id, cmd: 'stop' | 'stats' | 'mem' }, exits when the IPC
+// { type: 'ready', pid } over IPC, answers { id, cmd: 'stop' | 'stats' | 'mem' } (stats: sessions, and
+// changes { sent, received } for the settle check), exits when the IPC
 // channel closes.
 import { randomBytes } from 'node:crypto';
 import { createServer, IncomingMessage } from 'node:http';
 import { MapPeers } from '../lib/map-peers.mjs';
+import { reportReady, serveCommands } from '../lib/worker.mjs';
 
 const cfg = JSON.parse(process.env.BENCH_NODE ?? '{}');
-process.on('disconnect', () => process.exit(0));
 const { default: app } = await import(cfg.app);
 const route = cfg.name ?? 'M';
 const sessions = new Map();
@@ -115,14 +116,14 @@ if (peers !== undefined) {
   await peers.allConnected();
 }
 
-process.on('message', (m) => {
-  if (m?.cmd === 'stop') {
+serveCommands({
+  stop: () => {
     server.closeAllConnections();
     server.close();
-    process.send({ id: m.id, ok: true });
     setImmediate(() => process.exit(0));
-  } else if (m?.cmd === 'stats') process.send({ id: m.id, ok: true, sessions: sessions.size });
-  else if (m?.cmd === 'mem') process.send({ id: m.id, ok: true, gc: false, mem: process.memoryUsage() });
-  else process.send({ id: m?.id, ok: false, error: `unknown command ${m?.cmd}` });
+    return {};
+  },
+  stats: () => ({ sessions: sessions.size, changes: { sent: peers?.sent ?? 0, received: peers?.received ?? 0 } }),
+  mem: () => ({ gc: false, mem: process.memoryUsage() }),
 });
-process.send({ type: 'ready', pid: process.pid, startMs: 0, peers: peers?.connected ?? 0 });
+reportReady({ startMs: 0, peers: peers?.connected ?? 0 });

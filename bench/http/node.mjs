@@ -8,25 +8,27 @@
 // It starts the node (createClusterNode, silent logger), waits until it sees `expect` peers that
 // serve /app, then sends { type: 'ready', pid, startMs, stateTransfer, peers } over IPC.
 //
-// IPC commands ({ id, cmd, ... } -> { id, ok, ... }):
+// IPC commands ({ id, cmd, ... } -> { id, ok, ... }; bench/lib/worker.mjs serveCommands):
 //   fill  { n, payload }  create n sessions directly on the manager (count=1, a distinct payload
 //                         string of `payload` bytes made like the counter app's), each a request
 //                         (requestStarted/requestCompleted, so it replicates); yields every 1000
 //   churn { fraction, payload }  rewrite count and payload of about `fraction` of the sessions (a
 //                         fixed pseudo-random pick), each as a request, so they replicate as deltas
-//   stats                 manager stats (activeSessions, stateTransfer, counters) and channel peers
+//   stats                 manager stats (activeSessions, stateTransfer, counters), channel peers, and
+//                         changes: { sent, received } (created + delta messages; the settle check)
 //   mem   { gc }          process.memoryUsage() after global.gc() (run with --expose-gc)
 //   stop                  graceful node.stop(), then exit
 // The process exits when its IPC channel closes (the parent died), so nothing outlives a run.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep, setImmediate as yieldNow } from 'node:timers/promises';
 import { createClusterNode, silentLogger } from '../../dist/index.js';
+import { changeCounts, waitUntil } from '../lib/wait.mjs';
+import { reportFailed, reportReady, serveCommands } from '../lib/worker.mjs';
 import { fillSessions, payloadOf } from '../lib/workload.mjs';
 
 const cfg = JSON.parse(process.env.BENCH_NODE ?? '{}');
 /** The cluster key of the key rows (the same on every node of a run; loopback only). */
 const BENCH_KEY = 'clowder-bench-http-cluster-key-of-at-least-32-chars';
-process.on('disconnect', () => process.exit(0));
 // Diagnostic (--buffer-pool-size): Buffer.allocUnsafe below poolSize/2 slices shared 8 KiB slabs.
 if (cfg.bufferPoolSize !== undefined) Buffer.poolSize = cfg.bufferPoolSize;
 
@@ -85,7 +87,13 @@ const handlers = {
   churn: (m) => churn(m.fraction ?? 0.5, m.payload ?? 1024),
   stats: () => {
     const st = node.managers[0].stats();
-    return { sessions: st.activeSessions, stateTransfer: st.stateTransfer, manager: st, peers: peers() };
+    return {
+      sessions: st.activeSessions,
+      stateTransfer: st.stateTransfer,
+      manager: st,
+      peers: peers(),
+      changes: changeCounts(st),
+    };
   },
   mem: async (m) => {
     const gc = m.gc === false ? false : await gcHard();
@@ -98,36 +106,18 @@ const handlers = {
   },
 };
 
-process.on('message', async (m) => {
-  const h = handlers[m?.cmd];
-  if (h === undefined) {
-    process.send({ id: m?.id, ok: false, error: `unknown command ${m?.cmd}` });
-    return;
-  }
-  try {
-    process.send({ id: m.id, ok: true, ...(await h(m)) });
-  } catch (err) {
-    process.send({ id: m.id, ok: false, error: err?.stack ?? String(err) });
-  }
-});
+serveCommands(handlers);
 
 try {
   const t0 = performance.now();
   await node.start();
   const startMs = performance.now() - t0;
-  const deadline = Date.now() + 20_000;
-  while (peers() < (cfg.expect ?? 0)) {
-    if (Date.now() > deadline) throw new Error(`${cfg.name} sees ${peers()} of ${cfg.expect} peers after 20 s`);
-    await sleep(25);
-  }
-  process.send({
-    type: 'ready',
-    pid: process.pid,
-    startMs,
-    stateTransfer: node.managers[0].stats().stateTransfer,
-    peers: peers(),
+  await waitUntil(() => peers() >= (cfg.expect ?? 0), {
+    timeoutMs: 20_000,
+    intervalMs: 25,
+    what: () => `${cfg.name} sees ${peers()} of ${cfg.expect} peers`,
   });
+  reportReady({ startMs, stateTransfer: node.managers[0].stats().stateTransfer, peers: peers() });
 } catch (err) {
-  process.send({ type: 'failed', error: err?.stack ?? String(err) });
-  setImmediate(() => process.exit(1));
+  reportFailed(err);
 }

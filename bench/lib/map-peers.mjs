@@ -5,6 +5,7 @@
 // no security, no ordering or ownership: the least any replication over TCP costs on node:http, so
 // the floor that clowder's rows and lag probes are read against.
 import { connect, createServer } from 'node:net';
+import { waitUntil } from './wait.mjs';
 
 const HEADER = 4;
 
@@ -14,6 +15,9 @@ export class MapPeers {
   #pendingBytes = 0;
   /** Open connections to the peers. */
   #out = [];
+  /** Changes pushed (each to every peer) and peers' changes applied: the harness's settle check. */
+  sent = 0;
+  received = 0;
 
   /**
    * @param {{ port: number, peers: string[], apply: (change: unknown[]) => void }} options
@@ -41,12 +45,11 @@ export class MapPeers {
   }
 
   /** Resolves once every peer is connected (rejects after `timeoutMs`). */
-  async allConnected(timeoutMs = 10_000) {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#out.length < this.peers.length) {
-      if (Date.now() > deadline) throw new Error(`connected to ${this.#out.length} of ${this.peers.length} peers`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  allConnected(timeoutMs = 10_000) {
+    return waitUntil(() => this.#out.length >= this.peers.length, {
+      timeoutMs,
+      what: () => `connected to ${this.#out.length} of ${this.peers.length} peers`,
+    });
   }
 
   /** Queues one change for this turn's write to every peer. */
@@ -55,6 +58,7 @@ export class MapPeers {
     const head = Buffer.allocUnsafe(HEADER);
     head.writeUInt32BE(json.length);
     this.#pending.push(head, json);
+    this.sent++;
     this.#pendingBytes += HEADER + json.length;
   }
 
@@ -76,6 +80,7 @@ export class MapPeers {
         const len = buf.readUInt32BE(off);
         if (buf.length - off - HEADER < len) break;
         this.apply(JSON.parse(buf.toString('utf8', off + HEADER, off + HEADER + len)));
+        this.received++;
         off += HEADER + len;
       }
       buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off);

@@ -1,8 +1,10 @@
-// Process and machine helpers shared by the benchmark harnesses (bench/compare, bench/http).
-// Every child a harness starts goes into `live`, so that `reap()` can end exactly those, by PID.
+// Process helpers shared by the benchmark harnesses. Every child a harness starts goes into `live`
+// (worker.mjs's forkWorker, run() here), so that `reap()` can end exactly those, by PID.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
 
 /** Every process this run started and has not seen exit: killed by PID on the way out. */
 export const live = new Set();
@@ -14,6 +16,43 @@ export function reap() {
     } catch {}
   }
   live.clear();
+}
+
+/** Temporary directories of this run: removed by removeTemp, or on the way out (installReaper). */
+const tempDirs = new Set();
+
+export function tempDir(prefix) {
+  const d = mkdtempSync(join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+export function removeTemp(d) {
+  rmSync(d, { recursive: true, force: true });
+  tempDirs.delete(d);
+}
+
+/**
+ * On exit, on SIGINT/SIGTERM/SIGHUP and on an uncaught exception: kills every live child by its
+ * PID and removes the temporary directories. `name` prefixes the message printed on a signal.
+ */
+export function installReaper(name) {
+  process.on('exit', () => {
+    reap();
+    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      console.error(`\n${name}: ${sig}: killing every process this run started`);
+      reap();
+      process.exit(130);
+    });
+  }
+  process.on('uncaughtException', (err) => {
+    console.error(err);
+    reap();
+    process.exit(1);
+  });
 }
 
 /** `n` distinct free loopback ports (all held open at once, then released). */
@@ -85,6 +124,12 @@ export function workloadClient(clientPath) {
     const line = r.stdout.trim().split('\n').pop();
     return { ...kv(line), line };
   };
+}
+
+/** Read and write system calls of a process so far (/proc/<pid>/io: syscr, syscw). */
+export function syscalls(pid) {
+  const io = kv(readFileSync(`/proc/${pid}/io`, 'utf8').replace(/: /g, '='));
+  return { r: io.syscr, w: io.syscw };
 }
 
 export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;

@@ -21,6 +21,8 @@ export const SECRET = 'clowder-bench-compare-secret-of-at-least-32-chars';
 export const TEXT = { 'Content-Type': 'text/plain; charset=utf-8' };
 export const MAX_PAYLOAD = 1 << 20;
 
+import { serveCommands } from '../../lib/worker.mjs';
+
 export { payloadOf } from '../../lib/workload.mjs';
 
 /** Integer query parameter `key` of a URL (path?query), or `fallback`. */
@@ -74,22 +76,13 @@ export function failed(err) {
 }
 
 /**
- * Answers the harness's commands ({ id, cmd, ... } over IPC) with `handlers[cmd](message)`, whose
- * result (or promise of one) is merged into { id, ok: true }; an unknown command or a throw gives
- * { id, ok: false, error }. Every server also answers `visible` (see {@link recordVisible}).
+ * Answers the harness's commands over IPC with `handlers[cmd](message)` (bench/lib/worker.mjs
+ * serveCommands). Every server also answers `visible` (see {@link recordVisible}).
  */
 export function onCommands(handlers = {}) {
-  const all = { visible: () => ({ log: visible.splice(0) }), ...handlers };
-  process.on('message', async (m) => {
-    if (m?.id === undefined) return;
-    const h = all[m.cmd];
-    try {
-      if (h === undefined) throw new Error(`unknown command ${m.cmd}`);
-      process.send({ id: m.id, ok: true, ...(await h(m)) });
-    } catch (err) {
-      process.send({ id: m.id, ok: false, error: err?.stack ?? String(err) });
-    }
-  });
+  // onShutdown handles the parent going away (a graceful stop, so profiles get written).
+  if (process.send)
+    serveCommands({ visible: () => ({ log: visible.splice(0) }), ...handlers }, { exitOnDisconnect: false });
 }
 
 /** The lag probe's visibility log: [session id, count, CLOCK_MONOTONIC ns] per change applied. */

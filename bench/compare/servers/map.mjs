@@ -105,7 +105,8 @@ const server = createServer((req, res) => {
   if (!BATCH) res.end(body);
   else if (held.push(res, body) === 2) setImmediate(endHeld);
 });
-onCommands();
+// changes: what this server pushed to its peers and applied of theirs (the harness's settle check).
+onCommands({ stats: () => ({ changes: { sent: peers?.sent ?? 0, received: peers?.received ?? 0 } }) });
 
 /** A peer's change: the session as the writer has it, or gone (count null). */
 function apply([id, count, payload, maxInactiveMs]) {
