@@ -10,7 +10,13 @@ import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } fro
 import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
 import { ClusterError, ErrorCode, type FaultyMember, SendError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
-import type { MembershipContext, MembershipService, RemoveReason } from '../membership/membership.js';
+import {
+  type MembershipContext,
+  type MembershipCounters,
+  type MembershipService,
+  newMembershipCounters,
+  type RemoveReason,
+} from '../membership/membership.js';
 import { MulticastMembership } from '../membership/multicast.js';
 import { StaticMembership } from '../membership/static.js';
 import { PeerConnection } from '../transport/peer-connection.js';
@@ -63,7 +69,8 @@ export interface MessageHandlerOptions {
 /** Counters of one channel. */
 export interface ChannelStats {
   readonly transport: TransportStats;
-  readonly membership: { readonly members: number; readonly heartbeatsRefused: number };
+  /** Members in view, heartbeats refused (all reasons) and refused membership claims by kind. */
+  readonly membership: { readonly members: number; readonly heartbeatsRefused: number } & Readonly<MembershipCounters>;
   readonly messages: {
     readonly sent: number;
     readonly received: number;
@@ -427,7 +434,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
     for (const ic of this.#interceptors) if (ic.stats) interceptors[ic.name] = ic.stats();
     return {
       transport: { ...this.#stats },
-      membership: { members: this.#view.size, heartbeatsRefused: this.#heartbeatsRefused },
+      membership: {
+        members: this.#view.size,
+        heartbeatsRefused: this.#heartbeatsRefused,
+        ...newMembershipCounters(),
+        ...this.#membership.stats?.(),
+      },
       messages: {
         sent: this.#sent,
         received: this.#received,
@@ -691,6 +703,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         removed: (d, reason) => up.memberRemoved(this.#toMember(d), reason),
       },
       ping: (host, port, timeoutMs) => this.#ping(host, port, timeoutMs),
+      verify: (d) => this.#verify(this.#toMember(d), this.config.sender.connectTimeoutMs),
       countRefused: (reason, from) => {
         if (this.#heartbeatsRefused++ % 100 === 0)
           this.#logger.warn({ from, reason, refused: this.#heartbeatsRefused }, 'heartbeat refused');
@@ -744,6 +757,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
         this.config.sender.timeoutMs,
       );
     }
+    // Refuse new connections before the LEAVING heartbeat: a peer verifying it finds us gone at once.
+    this.#receiver?.stopAccepting();
     await this.#membership.stop().catch(() => {});
     for (const ic of [...this.#interceptors].reverse()) await ic.stop?.();
     const reason = new ClusterError(ErrorCode.STOPPED, 'channel stopped');

@@ -80,6 +80,7 @@ const PRE_HELLO_LIMIT = 8 * 1024;
 
 export class Receiver {
   #server: Server | undefined;
+  #closed: Promise<void> | undefined;
   #sockets = new Set<Socket>();
   #loggedPeers = new Set<string>();
   /** The bound address. */
@@ -130,13 +131,22 @@ export class Receiver {
     );
   }
 
-  /** Stops accepting and closes every inbound connection. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting new connections (they are refused at once); open ones stay. A leaving node
+   * does this before its LEAVING heartbeat, so peers that verify it find it gone.
+   */
+  stopAccepting(): void {
     const server = this.#server;
     this.#server = undefined;
+    if (server) this.#closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Stops accepting and closes every inbound connection. */
+  async close(): Promise<void> {
+    this.stopAccepting();
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.#closed;
   }
 
   #accept(socket: Socket): void {
