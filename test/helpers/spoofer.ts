@@ -18,6 +18,8 @@ export interface Captured {
 
 export class Spoofer {
   readonly captured: Captured[] = [];
+  /** Datagrams heard on the group (its own included), readable or not. */
+  received = 0;
   #socket: Socket | undefined;
   readonly #keys: ClusterKeys | undefined;
 
@@ -37,6 +39,7 @@ export class Spoofer {
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
     this.#socket = socket;
     socket.on('message', (raw) => {
+      this.received++;
       try {
         this.captured.push({ raw: Buffer.from(raw), hb: decodeHeartbeat(raw, this.#keys, 3_600_000, this.encrypt) });
       } catch {
