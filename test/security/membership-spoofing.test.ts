@@ -9,8 +9,11 @@ import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Channel } from '../../src/index.js';
+import { FrameType } from '../../src/wire/frame.js';
 import { HeartbeatKind } from '../../src/wire/heartbeat.js';
-import { joined, Resources } from '../helpers/raw-peer.js';
+import { encodeHello } from '../../src/wire/hello.js';
+import { encodeMember } from '../../src/wire/member.js';
+import { joined, Resources, rawConnect } from '../helpers/raw-peer.js';
 import { Spoofer } from '../helpers/spoofer.js';
 import { freePorts, waitFor } from '../helpers/wait.js';
 
@@ -118,6 +121,34 @@ describe('membership spoofing without a cluster key (insecure: true)', () => {
     assert.deepEqual(removed, [], 'b stays a member');
     assert.equal(count(a, 'conflictingDescriptors'), 1, 'the moved descriptor was refused');
     assert.equal(a.members().find((m) => m.id === b.local.id)?.port, b.local.port);
+  });
+});
+
+describe('static membership without a cluster key (insecure: true)', () => {
+  const res = new Resources();
+  afterEach(() => res.close());
+
+  it("a hello from a new member id claiming a live member's address is not taken as its restart", async () => {
+    const ports = await freePorts(2);
+    const members = ports.map((p) => `127.0.0.1:${p}`);
+    const node = (name: string, port: number) =>
+      res.node(name, {
+        ...INSECURE,
+        receiver: { port, autoBind: 1 },
+        membership: { type: 'static', members, pingIntervalMs: 100, dropTimeMs: DROP_MS },
+      });
+    const a = await node('a', ports[0]!);
+    const b = await node('b', ports[1]!);
+    await joined(a, b);
+    const removed: string[] = [];
+    a.on('memberRemoved', (m) => removed.push(m.id));
+    const impostor = { ...a.members()[0]!, id: randomBytes(16).toString('hex'), payload: new Uint8Array(0) };
+    const conn = await rawConnect(res, a.local.port);
+    conn.socket.write(encodeHello(FrameType.HELLO, encodeMember(impostor), undefined, false).frame);
+    await waitFor(() => count(a, 'spoofedRestarts') === 1 || removed.length > 0, 'the claimed restart verified', WAIT);
+    assert.deepEqual(removed, [], 'b stays a member');
+    assert.ok(sees(a, b.local.id));
+    assert.ok(!sees(a, impostor.id));
   });
 });
 
