@@ -6,6 +6,8 @@
  * - it answers → a false alarm (a lost datagram): it stays, and is re-verified every tick until
  *   removeSuspectsTimeoutMs.
  * A SIGKILLed node's connections reset, so it is gone in milliseconds, well under dropTime.
+ * A leave or restart passes straight through: the membership service has verified it the same
+ * way already (a LEAVING heartbeat or a new id at a member's address proves nothing on its own).
  */
 import type { FailureDetectorConfig } from '../../config/channel-config.js';
 import type { Interceptor, InterceptorContext, Member, RemoveReason } from '../types.js';
