@@ -621,10 +621,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (pending) return Promise.all(pending).then(() => {});
   }
 
-  #onLeave(id: string): void {
+  /** Resolves once the leave is processed (verified, and the member removed if it checks out). */
+  #onLeave(id: string): void | Promise<void> {
     if (this.#state !== 'started') return;
     for (const ic of this.#interceptors) ic.memberLeft?.(id);
-    this.#membership.left(id);
+    return this.#membership.left(id);
   }
 
   /** The top of the stack: the application. */
@@ -748,6 +749,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   async #shutdown(graceful: boolean): Promise<void> {
     clearInterval(this.#tickTimer);
+    // Refuse new connections before saying goodbye: a peer verifying our LEAVE (over TCP or
+    // multicast) then finds us gone at once, while one forged in our name finds us answering.
+    this.#receiver?.stopAccepting();
     if (graceful) {
       // Deliver what is queued, then say goodbye on every connection (bounded by the send timeout).
       for (const m of this.#view.values()) this.#connectionFor(m);
@@ -757,8 +761,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
         this.config.sender.timeoutMs,
       );
     }
-    // Refuse new connections before the LEAVING heartbeat: a peer verifying it finds us gone at once.
-    this.#receiver?.stopAccepting();
     await this.#membership.stop().catch(() => {});
     for (const ic of [...this.#interceptors].reverse()) await ic.stop?.();
     const reason = new ClusterError(ErrorCode.STOPPED, 'channel stopped');

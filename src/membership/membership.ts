@@ -56,7 +56,7 @@ export interface MembershipCounters {
   sequenceJumps: number;
   /** Heartbeats or hellos giving a known member id another address, start time, name or domain. */
   conflictingDescriptors: number;
-  /** LEAVING heartbeats of members that still answered over TCP: ignored. */
+  /** LEAVING heartbeats (or LEAVE frames) of members that still answered over TCP: ignored. */
   spoofedLeaving: number;
   /** New member ids at the address of a member that still answered there: refused. */
   spoofedRestarts: number;
@@ -90,8 +90,11 @@ export interface MembershipService {
   settled(): Promise<void>;
   /** The failure detector confirmed `id` dead: drop it without another event. */
   forget(id: string): void;
-  /** `id` told us over TCP that it is leaving. */
-  left(id: string): void;
+  /**
+   * `id` told us over TCP that it is leaving (verified like a LEAVING heartbeat before it is
+   * removed); a returned promise settles once that is done.
+   */
+  left(id: string): void | Promise<void>;
   /** A member completed an authenticated hello on our receiver: it is alive now. */
   heard(member: MemberDescriptor): void;
   /** The local descriptor changed (e.g. payload): advertise it now. */
@@ -128,7 +131,7 @@ export class MemberTable {
   /** Ids recently removed, so a late heartbeat does not resurrect a member that left. */
   readonly #gone = new Map<string, number>();
   /** Member ids (leave) and addresses (restart) being verified. */
-  readonly #checking = new Set<string>();
+  readonly #checks = new Map<string, Promise<void>>();
   /** When a claim about an id or address was last proved false. */
   readonly #refuted = new Map<string, number>();
   #stopped = false;
@@ -169,7 +172,7 @@ export class MemberTable {
       return true;
     }
     const address = addressOf(member);
-    if (this.#checking.has(address)) return true; // the check under way decides; a later heartbeat adds it
+    if (this.#checks.has(address)) return true; // the check under way decides; a later heartbeat adds it
     if (this.#wasRefuted(address, now)) {
       this.options.counters.spoofedRestarts++;
       this.options.refused('new member id at the address of a member that still answers there', address);
@@ -201,16 +204,18 @@ export class MemberTable {
     return true;
   }
 
-  /** A LEAVING heartbeat from `id`: removed if it no longer answers over TCP, else refused. */
-  leaving(id: string, now: number): void {
+  /** A LEAVING heartbeat or LEAVE frame from `id`: removed if it no longer answers over TCP, else refused. */
+  leaving(id: string, now: number): Promise<void> | undefined {
     const entry = this.#byId.get(id);
-    if (entry === undefined || this.#checking.has(id)) return;
+    if (entry === undefined) return;
+    const checking = this.#checks.get(id);
+    if (checking !== undefined) return checking;
     if (this.#wasRefuted(id, now)) {
       this.options.counters.spoofedLeaving++;
       this.options.refused('LEAVING heartbeat of a member that still answers', addressOf(entry.member));
       return;
     }
-    this.#check(id, entry.member, (alive, t) => {
+    return this.#check(id, entry.member, (alive, t) => {
       if (alive) {
         this.options.counters.spoofedLeaving++;
         this.options.refused('LEAVING heartbeat of a member that still answers', addressOf(entry.member));
@@ -261,17 +266,18 @@ export class MemberTable {
   }
 
   /** Verifies `member` over TCP under `key` (one check per key at a time), then calls `then`. */
-  #check(key: string, member: MemberDescriptor, then: (alive: boolean, now: number) => void): void {
-    this.#checking.add(key);
+  #check(key: string, member: MemberDescriptor, then: (alive: boolean, now: number) => void): Promise<void> {
     this.options.counters.verifications++;
-    this.options.verify(member).then(
+    const done = this.options.verify(member).then(
       (alive) => this.#checked(key, alive, then),
       () => this.#checked(key, false, then),
     );
+    this.#checks.set(key, done);
+    return done;
   }
 
   #checked(key: string, alive: boolean, then: (alive: boolean, now: number) => void): void {
-    this.#checking.delete(key);
+    this.#checks.delete(key);
     if (this.#stopped) return;
     const now = Date.now();
     if (alive) this.#refuted.set(key, now);

@@ -91,8 +91,9 @@ export class StaticMembership implements MembershipService {
     this.#table?.remove(id, 'unreachable', Date.now(), true);
   }
 
-  left(id: string): void {
-    this.#table?.remove(id, 'leave', Date.now());
+  left(id: string): Promise<void> | undefined {
+    // Whoever completed a hello may say it; a real leaver no longer accepts connections by now.
+    return this.#table?.leaving(id, Date.now());
   }
 
   /**

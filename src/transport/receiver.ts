@@ -57,8 +57,8 @@ export interface ReceiverHandlers {
    * during the call (copy to keep it), otherwise it stays valid as long as it is referenced.
    */
   data(conn: InboundConnection, flags: number, seq: number, payload: Buffer, borrowed: boolean): void;
-  /** The peer announced a graceful stop. */
-  leave(conn: InboundConnection): void;
+  /** The peer announced a graceful stop; a returned promise delays the acknowledgement until it settles. */
+  leave(conn: InboundConnection): void | Promise<void>;
   /** A peer completed its hello. */
   hello?(conn: InboundConnection): void;
 }
@@ -240,9 +240,14 @@ export class Receiver {
       }
       case FrameType.LEAVE:
         if (body.length !== 4) throw new FrameError('bad LEAVE frame');
-        this.handlers.leave(conn);
-        conn.ack(body.readUInt32BE(0)); // after the leave is processed: the leaver may now close
-        return;
+        {
+          // Acknowledged after the leave is processed: the leaver may then close.
+          const seq = body.readUInt32BE(0);
+          const processed = this.handlers.leave(conn);
+          if (processed === undefined) conn.ack(seq);
+          else processed.then(() => conn.ack(seq));
+          return;
+        }
       default:
         throw new FrameError(`unexpected frame type ${type} on an inbound connection`);
     }

@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Channel } from '../../src/index.js';
-import { FrameType } from '../../src/wire/frame.js';
+import { encodeFrame, FrameType } from '../../src/wire/frame.js';
 import { HeartbeatKind } from '../../src/wire/heartbeat.js';
 import { encodeHello } from '../../src/wire/hello.js';
 import { encodeMember } from '../../src/wire/member.js';
@@ -86,6 +86,16 @@ describe('membership spoofing without a cluster key (insecure: true)', () => {
     assert.deepEqual(removed, [], 'b stays a member');
     assert.ok(sees(a, b.local.id));
     assert.ok(count(a, 'verifications') >= 1);
+  });
+
+  it("a LEAVE over TCP under a live member's identity is verified: the member answers, so it stays", async () => {
+    const member = spoofer.last(b.local.id)!.hb.member;
+    const conn = await rawConnect(res, a.local.port);
+    conn.socket.write(encodeHello(FrameType.HELLO, encodeMember(member), undefined, false).frame);
+    conn.socket.write(encodeFrame(FrameType.LEAVE, 0, Buffer.alloc(4)));
+    await waitFor(() => count(a, 'spoofedLeaving') === 1 || removed.length > 0, 'the forged LEAVE verified', WAIT);
+    assert.deepEqual(removed, [], 'b stays a member');
+    assert.ok(sees(a, b.local.id));
   });
 
   it("a new member id at a live member's address is not taken as its restart", async () => {
