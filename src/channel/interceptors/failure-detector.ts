@@ -6,9 +6,9 @@
  * - it answers → a false alarm (a lost datagram): it stays, and is re-verified every tick until
  *   removeSuspectsTimeoutMs.
  * A SIGKILLed node's connections reset, so it is gone in milliseconds, well under dropTime.
- * A leave or restart passes straight through: a LEAVE comes over the member's own connection
- * (authenticated by its hello), and the membership service has verified a LEAVING heartbeat or a
- * new id at a member's address the same way already (a datagram proves nothing on its own).
+ * A leave or restart passes straight through: the membership service has verified it the same
+ * way already (a LEAVE frame, a LEAVING heartbeat or a new id at a member's address proves nothing
+ * on its own without a key).
  */
 import type { FailureDetectorConfig } from '../../config/channel-config.js';
 import type { Interceptor, InterceptorContext, Member, RemoveReason } from '../types.js';
