@@ -10,7 +10,13 @@ import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } fro
 import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
 import { ClusterError, ErrorCode, type FaultyMember, SendError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
-import type { MembershipContext, MembershipService, RemoveReason } from '../membership/membership.js';
+import {
+  type MembershipContext,
+  type MembershipCounters,
+  type MembershipService,
+  newMembershipCounters,
+  type RemoveReason,
+} from '../membership/membership.js';
 import { MulticastMembership } from '../membership/multicast.js';
 import { StaticMembership } from '../membership/static.js';
 import { PeerConnection } from '../transport/peer-connection.js';
@@ -65,7 +71,8 @@ export interface MessageHandlerOptions {
 /** Counters of one channel. */
 export interface ChannelStats {
   readonly transport: TransportStats;
-  readonly membership: { readonly members: number; readonly heartbeatsRefused: number };
+  /** Members in view, heartbeats refused (all reasons) and refused membership claims by kind. */
+  readonly membership: { readonly members: number; readonly heartbeatsRefused: number } & Readonly<MembershipCounters>;
   readonly messages: {
     readonly sent: number;
     readonly received: number;
@@ -479,7 +486,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
     for (const ic of this.#interceptors) if (ic.stats) interceptors[ic.name] = ic.stats();
     return {
       transport: { ...this.#stats },
-      membership: { members: this.#view.size, heartbeatsRefused: this.#heartbeatsRefused },
+      membership: {
+        members: this.#view.size,
+        heartbeatsRefused: this.#heartbeatsRefused,
+        ...newMembershipCounters(),
+        ...this.#membership.stats?.(),
+      },
       messages: {
         sent: this.#sent,
         received: this.#received,
@@ -668,10 +680,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (pending) return Promise.all(pending).then(() => {});
   }
 
-  #onLeave(id: string): void {
+  /** Resolves once the leave is processed (verified, and the member removed if it checks out). */
+  #onLeave(id: string): void | Promise<void> {
     if (this.#state !== 'started') return;
     for (const ic of this.#interceptors) ic.memberLeft?.(id);
-    this.#membership.left(id);
+    return this.#membership.left(id);
   }
 
   /** The top of the stack: the application. */
@@ -750,6 +763,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         removed: (d, reason) => up.memberRemoved(this.#toMember(d), reason),
       },
       ping: (host, port, timeoutMs) => this.#ping(host, port, timeoutMs),
+      verify: (d) => this.#verify(this.#toMember(d), this.config.sender.connectTimeoutMs),
       countRefused: (reason, from) => {
         if (this.#heartbeatsRefused++ % 100 === 0)
           this.#logger.warn({ from, reason, refused: this.#heartbeatsRefused }, 'heartbeat refused');
@@ -794,6 +808,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   async #shutdown(graceful: boolean): Promise<void> {
     clearInterval(this.#tickTimer);
+    // Refuse new connections before saying goodbye: a peer verifying our LEAVE (over TCP or
+    // multicast) then finds us gone at once, while one forged in our name finds us answering.
+    this.#receiver?.stopAccepting();
     if (graceful) {
       // Deliver what is queued, then say goodbye on every connection (bounded by the send timeout).
       for (const m of this.#view.values()) this.#connectionFor(m);

@@ -311,6 +311,12 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
   return deepFreeze(config, CALLER_OWNED);
 }
 
+/** 224.0.0.0 - 239.255.255.255: a socket bound there only gets that group's datagrams. */
+function isMulticastGroup(address: string): boolean {
+  const first = Number(address.split('.')[0]);
+  return isIP(address) === 4 && first >= 224 && first <= 239;
+}
+
 /** Values the caller keeps owning: never frozen. */
 const CALLER_OWNED = new Set(['payload']);
 
@@ -322,6 +328,9 @@ export function exposure(config: ChannelConfig): [string, string] | undefined {
   if (!isLoopback(config.receiver.address)) return ['receiver.address', config.receiver.address];
   const m = config.membership;
   if (m.type === 'multicast' && !isLoopback(m.interface)) return ['membership.interface', m.interface];
+  // A socket bound beyond loopback (e.g. 0.0.0.0) takes unicast heartbeats from other hosts.
+  if (m.type === 'multicast' && m.bind !== undefined && !isLoopback(m.bind) && !isMulticastGroup(m.bind))
+    return ['membership.bind', m.bind];
   if (m.type === 'static') {
     for (const peer of m.members) if (!isLoopback(parseHostPort(peer)!.host)) return ['membership.members', peer];
   }

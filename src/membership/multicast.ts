@@ -2,14 +2,27 @@
  * Multicast heartbeat membership (Tomcat's McastService): every `frequencyMs` each member sends
  * its descriptor to the group; a member not heard from for `dropTimeMs` is reported as timed out.
  * Own heartbeats, other domains' and replayed ones are ignored; a graceful stop sends a
- * LEAVING heartbeat so peers drop the member at once.
+ * LEAVING heartbeat so peers drop the member at once. Without a cluster key anyone on the network
+ * can send heartbeats, so none may remove a live member on its own word: a LEAVING or a restart
+ * is verified over TCP (MemberTable), a sequence far ahead is refused without becoming the floor
+ * (SequenceFloors), and a known id keeps its address.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import type { MulticastConfig } from '../config/channel-config.js';
 import { isLoopback } from '../core/net.js';
 import { decodeHeartbeat, encodeHeartbeat, HeartbeatKind } from '../wire/heartbeat.js';
 import type { MemberDescriptor } from '../wire/member.js';
-import { type MembershipContext, type MembershipService, MemberTable } from './membership.js';
+import {
+  type MembershipContext,
+  type MembershipCounters,
+  type MembershipService,
+  MemberTable,
+  newMembershipCounters,
+} from './membership.js';
+import { SequenceFloors } from './sequence-floors.js';
+
+/** "Far ahead" for a heartbeat sequence: more than five minutes' worth of heartbeats (at least 1000). */
+const JUMP_WINDOW_MS = 300_000;
 
 export class MulticastMembership implements MembershipService {
   readonly kind = 'multicast';
@@ -19,16 +32,28 @@ export class MulticastMembership implements MembershipService {
   #table: MemberTable | undefined;
   #seq = BigInt(Date.now()) * 1000n;
   #startedAt = 0; // grows across restarts of the same id too
-  /** Highest heartbeat seq seen per member id (replay protection). */
-  readonly #lastSeq = new Map<string, bigint>();
+  #floors: SequenceFloors | undefined;
+  readonly #counters = newMembershipCounters();
 
   constructor(private readonly config: MulticastConfig) {}
 
   async start(ctx: MembershipContext): Promise<void> {
     this.#ctx = ctx;
     this.#startedAt = Date.now();
-    this.#table = new MemberTable(ctx.events, this.config.dropTimeMs);
     const c = this.config;
+    this.#table = new MemberTable(ctx.events, {
+      graveMs: c.dropTimeMs,
+      refutedMs: c.dropTimeMs,
+      verify: (m) => ctx.verify(m),
+      counters: this.#counters,
+      refused: (reason, from) => ctx.countRefused(reason, from),
+    });
+    // With a key, a captured heartbeat fails the timestamp check once its sender's clock and ours
+    // (which may differ by up to the window) have both moved a window on: keep floors that long.
+    this.#floors = new SequenceFloors(
+      BigInt(Math.max(1000, Math.ceil(JUMP_WINDOW_MS / c.frequencyMs))),
+      ctx.keys ? 2 * ctx.replayWindowMs + c.dropTimeMs : c.dropTimeMs,
+    );
     if (isLoopback(ctx.local().host) && !isLoopback(c.interface)) {
       ctx.logger.warn(
         { receiverAddress: ctx.local().host, interface: c.interface },
@@ -56,7 +81,9 @@ export class MulticastMembership implements MembershipService {
     this.#send(HeartbeatKind.ALIVE);
     this.#timer = setInterval(() => {
       this.#send(HeartbeatKind.ALIVE);
-      this.#table!.expire(Date.now(), c.dropTimeMs);
+      const now = Date.now();
+      this.#table!.expire(now, c.dropTimeMs);
+      this.#floors!.prune(now);
     }, c.frequencyMs);
     this.#timer.unref();
   }
@@ -88,8 +115,13 @@ export class MulticastMembership implements MembershipService {
     this.#table?.remove(id, 'unreachable', Date.now(), true);
   }
 
-  left(id: string): void {
-    this.#table?.remove(id, 'leave', Date.now());
+  left(id: string): Promise<void> | undefined {
+    // Whoever completed a hello may say it; a real leaver no longer accepts connections by now.
+    return this.#table?.leaving(id, Date.now());
+  }
+
+  stats(): MembershipCounters {
+    return { ...this.#counters };
   }
 
   heard(): void {
@@ -119,14 +151,18 @@ export class MulticastMembership implements MembershipService {
     }
     const m = hb.member;
     if (m.id === ctx.localId || m.domain !== ctx.domain) return; // own, or another cluster partition's
-    const last = this.#lastSeq.get(m.id);
-    if (last !== undefined && hb.seq <= last) {
-      ctx.countRefused('replayed or reordered heartbeat', from);
+    const table = this.#table!;
+    const now = Date.now();
+    // A descriptor conflict is refused before its sequence can move the floor.
+    if (table.conflicts(m)) return;
+    const verdict = this.#floors!.check(m.id, hb.seq, now);
+    if (verdict !== 'new') {
+      if (verdict === 'replay') this.#counters.replays++;
+      else this.#counters.sequenceJumps++;
+      ctx.countRefused(verdict === 'replay' ? 'replayed or reordered heartbeat' : 'heartbeat sequence far ahead', from);
       return;
     }
-    if (this.#lastSeq.size > 10_000) this.#lastSeq.clear();
-    this.#lastSeq.set(m.id, hb.seq);
-    if (hb.kind === HeartbeatKind.LEAVING) this.#table!.remove(m.id, 'leave', Date.now());
-    else this.#table!.seen(m, Date.now());
+    if (hb.kind === HeartbeatKind.LEAVING) table.leaving(m.id, now);
+    else table.seen(m, now);
   }
 }

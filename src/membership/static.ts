@@ -5,7 +5,13 @@
  */
 import { parseHostPort } from '../core/net.js';
 import type { MemberDescriptor } from '../wire/member.js';
-import { type MembershipContext, type MembershipService, MemberTable } from './membership.js';
+import {
+  type MembershipContext,
+  type MembershipCounters,
+  type MembershipService,
+  MemberTable,
+  newMembershipCounters,
+} from './membership.js';
 
 export interface StaticMembershipConfig {
   readonly members: readonly string[];
@@ -20,6 +26,7 @@ export class StaticMembership implements MembershipService {
   #timer: NodeJS.Timeout | undefined;
   readonly #targets: { host: string; port: number; inFlight: boolean; self: boolean; tried: boolean }[];
   #settled: (() => void)[] = [];
+  readonly #counters = newMembershipCounters();
 
   constructor(private readonly config: StaticMembershipConfig) {
     this.#targets = config.members.map((text) => ({
@@ -32,7 +39,13 @@ export class StaticMembership implements MembershipService {
 
   async start(ctx: MembershipContext): Promise<void> {
     this.#ctx = ctx;
-    this.#table = new MemberTable(ctx.events, this.config.dropTimeMs);
+    this.#table = new MemberTable(ctx.events, {
+      graveMs: this.config.dropTimeMs,
+      refutedMs: this.config.dropTimeMs,
+      verify: (m) => ctx.verify(m),
+      counters: this.#counters,
+      refused: (reason, from) => ctx.countRefused(reason, from),
+    });
     const local = ctx.local();
     for (const t of this.#targets) if (t.port === local.port && t.host === local.host) t.self = true;
     this.#round();
@@ -66,6 +79,10 @@ export class StaticMembership implements MembershipService {
     }
   }
 
+  stats(): MembershipCounters {
+    return { ...this.#counters };
+  }
+
   members(): MemberDescriptor[] {
     return this.#table?.list() ?? [];
   }
@@ -74,8 +91,9 @@ export class StaticMembership implements MembershipService {
     this.#table?.remove(id, 'unreachable', Date.now(), true);
   }
 
-  left(id: string): void {
-    this.#table?.remove(id, 'leave', Date.now());
+  left(id: string): Promise<void> | undefined {
+    // Whoever completed a hello may say it; a real leaver no longer accepts connections by now.
+    return this.#table?.leaving(id, Date.now());
   }
 
   /**

@@ -57,8 +57,8 @@ export interface ReceiverHandlers {
    * during the call (copy to keep it), otherwise it stays valid as long as it is referenced.
    */
   data(conn: InboundConnection, flags: number, seq: number, payload: Buffer, borrowed: boolean): void;
-  /** The peer announced a graceful stop. */
-  leave(conn: InboundConnection): void;
+  /** The peer announced a graceful stop; a returned promise delays the acknowledgement until it settles. */
+  leave(conn: InboundConnection): void | Promise<void>;
   /** A peer completed its hello. */
   hello?(conn: InboundConnection): void;
 }
@@ -80,6 +80,7 @@ const PRE_HELLO_LIMIT = 8 * 1024;
 
 export class Receiver {
   #server: Server | undefined;
+  #closed: Promise<void> | undefined;
   #sockets = new Set<Socket>();
   #loggedPeers = new Set<string>();
   /** The bound address. */
@@ -130,13 +131,22 @@ export class Receiver {
     );
   }
 
-  /** Stops accepting and closes every inbound connection. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting new connections (they are refused at once); open ones stay. A leaving node
+   * does this before its LEAVING heartbeat, so peers that verify it find it gone.
+   */
+  stopAccepting(): void {
     const server = this.#server;
     this.#server = undefined;
+    if (server) this.#closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Stops accepting and closes every inbound connection. */
+  async close(): Promise<void> {
+    this.stopAccepting();
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.#closed;
   }
 
   #accept(socket: Socket): void {
@@ -238,9 +248,14 @@ export class Receiver {
       }
       case FrameType.LEAVE:
         if (body.length !== 4) throw new FrameError('bad LEAVE frame');
-        this.handlers.leave(conn);
-        conn.ack(body.readUInt32BE(0)); // after the leave is processed: the leaver may now close
-        return;
+        {
+          // Acknowledged after the leave is processed: the leaver may then close.
+          const seq = body.readUInt32BE(0);
+          const processed = this.handlers.leave(conn);
+          if (processed === undefined) conn.ack(seq);
+          else processed.then(() => conn.ack(seq));
+          return;
+        }
       default:
         throw new FrameError(`unexpected frame type ${type} on an inbound connection`);
     }

@@ -4,8 +4,10 @@
  *   "CLHB" | version u8 | kind u8 (1 alive, 2 leaving) | flags u8 (1 = MAC) | seq u64 | timestamp f64 |
  *   descriptor length u16 | member descriptor | MAC (16, with a cluster key)
  *
- * `seq` grows with every heartbeat of a process; receivers drop a heartbeat whose seq is not above
- * the last one seen from that member, and (with a key) one whose timestamp is outside the window.
+ * `seq` starts at the sender's start time in microseconds and grows by one with every heartbeat of
+ * a process; receivers drop a heartbeat whose seq is not above the last one seen from that member
+ * or implausibly far above it (membership/sequence-floors.ts), and (with a key) one whose timestamp
+ * is outside the window.
  */
 import { FrameError } from '../core/errors.js';
 import { type ClusterKeys, HEARTBEAT_MAC_BYTES } from './auth.js';

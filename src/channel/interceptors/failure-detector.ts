@@ -6,9 +6,15 @@
  * - it answers → a false alarm (a lost datagram): it stays, and is re-verified every tick until
  *   removeSuspectsTimeoutMs.
  * A SIGKILLed node's connections reset, so it is gone in milliseconds, well under dropTime.
+ * A leave or restart passes straight through: the membership service has verified it the same
+ * way already (a LEAVE frame, a LEAVING heartbeat or a new id at a member's address proves nothing
+ * on its own without a key).
  */
 import type { FailureDetectorConfig } from '../../config/channel-config.js';
 import type { Interceptor, InterceptorContext, Member, RemoveReason } from '../types.js';
+
+/** How long after its LEAVE a member found dead counts as having left. */
+const LEAVING_MS = 10_000;
 
 export function failureDetector(config: FailureDetectorConfig): Interceptor {
   let ctx: InterceptorContext;
@@ -16,6 +22,11 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
   /** Members that missed heartbeats but answered TCP (Tomcat's removeSuspects). */
   const watched = new Map<string, { member: Member; since: number }>();
   const counters = { verifications: 0, falseAlarms: 0, confirmedDead: 0 };
+  /**
+   * Members that sent a LEAVE, with when: one confirmed dead soon after left (its connections
+   * closing may be noticed before the membership service's check of the LEAVE completes).
+   */
+  const leaving = new Map<string, number>();
 
   function check(member: Member, reason: RemoveReason): void {
     if (verifying.has(member.id)) return;
@@ -33,8 +44,11 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
       }
       counters.confirmedDead++;
       watched.delete(member.id);
+      const left = leaving.get(member.id);
+      leaving.delete(member.id);
       ctx.forget(member);
-      ctx.up.memberRemoved(member, reason === 'timeout' ? 'timeout' : 'unreachable');
+      if (left !== undefined && Date.now() - left < LEAVING_MS) ctx.up.memberRemoved(member, 'leave');
+      else ctx.up.memberRemoved(member, reason === 'timeout' ? 'timeout' : 'unreachable');
     });
   }
 
@@ -50,6 +64,7 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
     memberRemoved(member, reason, next) {
       if (reason === 'leave' || reason === 'restart' || reason === 'unreachable') {
         watched.delete(member.id);
+        leaving.delete(member.id);
         next(member, reason);
         return;
       }
@@ -60,8 +75,10 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
     },
     memberLeft(id) {
       watched.delete(id);
+      if (leaving.size < 10_000) leaving.set(id, Date.now());
     },
     tick(now) {
+      for (const [id, t] of leaving) if (now - t >= LEAVING_MS) leaving.delete(id);
       for (const [id, w] of watched) {
         if (now - w.since > config.removeSuspectsTimeoutMs) watched.delete(id);
         else check(w.member, 'timeout');

@@ -18,6 +18,6 @@ export function staticMembers(config: StaticMembersConfig): Interceptor {
     memberLeft(id) {
       service.left(id);
     },
-    stats: () => ({ members: service.members().length }),
+    stats: () => ({ members: service.members().length, ...service.stats() }),
   };
 }

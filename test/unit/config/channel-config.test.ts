@@ -225,6 +225,15 @@ describe('resolveChannelConfig security rule (no unauthenticated traffic beyond 
     assert.equal(configError({ membership: { type: 'multicast', interface: '10.0.0.1' } }).key, 'clusterKey');
   });
 
+  it('a multicast socket bound beyond loopback without a key is refused (it takes unicast heartbeats from other hosts)', () => {
+    const err = configError({ membership: { type: 'multicast', bind: '0.0.0.0' } });
+    assert.equal(err.key, 'clusterKey');
+    assert.match(err.expected, /membership\.bind "0\.0\.0\.0"/);
+    assert.equal(configError({ membership: { type: 'multicast', bind: '10.0.0.1' } }).key, 'clusterKey');
+    for (const bind of ['127.0.0.1', '228.0.0.4'])
+      assert.equal(resolveChannelConfig({ membership: { type: 'multicast', bind } }).membership.type, 'multicast');
+  });
+
   it('a static member beyond loopback without a key is refused', () => {
     assert.equal(configError({ membership: { type: 'static', members: ['10.0.0.2:4000'] } }).key, 'clusterKey');
   });
