@@ -9,7 +9,7 @@ import type { ChannelConfigInput } from '../config/channel-config.js';
 import { ClusterError } from '../core/errors.js';
 import { runChannelNode } from './channel-node.js';
 import { runDemo } from './demo.js';
-import { applyClusterFlags, CLUSTER_FLAGS } from './options.js';
+import { applyClusterFlags, CLUSTER_FLAGS, switchOn } from './options.js';
 import { runStart } from './start.js';
 
 const USAGE = `usage:
@@ -34,12 +34,12 @@ const USAGE = `usage:
                                KEY1,KEY2 during a rotation (the first sends, both are accepted)
       --key-file FILE          read the cluster key from FILE (mode 0600)  env CLOWDER_KEY_FILE
                                (default without a key: ~/.clowder/cluster.key, created on first start)
-      --insecure               run without any cluster key (unauthenticated cluster traffic)
+      --insecure               run without any cluster key (unauthenticated)  env CLOWDER_INSECURE=1
       --trust-proxy WHICH      proxies whose X-Forwarded-Proto is believed: false (default), true,
                                a hop count, or addresses/CIDRs (a,b/8,loopback) env CLOWDER_TRUST_PROXY
                                env CLOWDER_ADMIN_TOKEN: token (>= 32 chars) that opens /_clowder/* to
                                non-loopback clients (Authorization: Bearer); no flag, it is a secret
-      --json                   machine-readable ready line
+      --json                   machine-readable ready line                env CLOWDER_JSON=1
   clowder channel [options]
       Runs one bare channel member and prints membership events and message round trips
       (the cluster flags above, plus --ping-every MS and --json).
@@ -72,7 +72,11 @@ async function main(argv: string[]): Promise<void> {
     });
     const ping = Number(values['ping-every'] ?? 0);
     const config = applyClusterFlags({}, values) as ChannelConfigInput;
-    return runChannelNode({ config, pingEveryMs: Number.isFinite(ping) ? ping : 0, json: values.json === true });
+    return runChannelNode({
+      config,
+      pingEveryMs: Number.isFinite(ping) ? ping : 0,
+      json: switchOn(values, 'json', 'CLOWDER_JSON'),
+    });
   }
   process.stdout.write(USAGE);
   if (command !== undefined && command !== 'help' && command !== '--help') process.exitCode = 2;

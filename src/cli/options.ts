@@ -31,6 +31,20 @@ function pick(flags: Flags, flag: string, env: string): string | undefined {
   return process.env[env];
 }
 
+/**
+ * A boolean flag, else its environment variable: `1`/`true`/`yes` or `0`/`false`/`no` (any case).
+ * @throws ConfigError naming the variable for anything else.
+ */
+export function switchOn(flags: Flags, flag: string, env: string): boolean {
+  if (flags[flag] === true) return true;
+  const text = process.env[env];
+  if (text === undefined || text === '') return false;
+  const t = text.trim().toLowerCase();
+  if (t === '1' || t === 'true' || t === 'yes') return true;
+  if (t === '0' || t === 'false' || t === 'no') return false;
+  throw new ConfigError(env, '1, true or yes (on), 0, false or no (off)', text);
+}
+
 function port(text: string, flag: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535)
     throw new ConfigError(flag, 'a port number from 0 to 65535', text);
@@ -81,7 +95,7 @@ export function applyClusterFlags(cluster: Record<string, unknown>, flags: Flags
     throw new ConfigError('--cluster-key-env', `the name of a set environment variable (${keyVar} is not set)`);
   const keyFile = pick(flags, 'key-file', 'CLOWDER_KEY_FILE');
   if (keyFile !== undefined) cluster.keyFile = resolve(keyFile);
-  if (flags.insecure === true) cluster.insecure = true;
+  if (switchOn(flags, 'insecure', 'CLOWDER_INSECURE')) cluster.insecure = true;
   return cluster;
 }
 

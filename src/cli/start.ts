@@ -3,10 +3,11 @@
 import { createLogger } from '../core/logger.js';
 import type { ClusterNodeOptions } from '../node/cluster-node.js';
 import { createClusterNode } from '../node/cluster-node.js';
-import { type Flags, nodeConfigFrom } from './options.js';
+import { type Flags, nodeConfigFrom, switchOn } from './options.js';
 
 export async function runStart(flags: Flags): Promise<void> {
   const config = await nodeConfigFrom(flags);
+  const json = switchOn(flags, 'json', 'CLOWDER_JSON');
   const node = createClusterNode(config as unknown as ClusterNodeOptions, { logger: createLogger() });
   let stopping: Promise<void> | undefined;
   const stop = () => {
@@ -31,7 +32,7 @@ export async function runStart(flags: Flags): Promise<void> {
     cluster: `${node.channel.local.host}:${node.channel.local.port}`,
   };
   process.stdout.write(
-    `${flags.json ? JSON.stringify({ event: 'ready', ...ready }) : `clowder node ${ready.node} ready: ${ready.http} (cluster ${ready.cluster})`}\n`,
+    `${json ? JSON.stringify({ event: 'ready', ...ready }) : `clowder node ${ready.node} ready: ${ready.http} (cluster ${ready.cluster})`}\n`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

@@ -65,8 +65,8 @@ function namedKey(stderr: string): string | undefined {
 describe('clowder start: config errors name the key before anything starts', () => {
   const app = `/app=${COUNTER_APP}`;
 
-  async function expectConfigError(args: string[], key: string, ports: number[]): Promise<void> {
-    const res = await runCli(['start', ...args]);
+  async function expectConfigError(args: string[], key: string, ports: number[], env = cleanEnv()): Promise<void> {
+    const res = await runCli(['start', ...args], env);
     assert.deepEqual({ code: res.code, signal: res.signal }, { code: 2, signal: null }, res.stderr);
     assert.equal(namedKey(res.stderr), key, `stderr names ${key}: ${res.stderr}`);
     assert.match(res.stderr, /^clowder: invalid config: /m);
@@ -100,6 +100,16 @@ describe('clowder start: config errors name the key before anything starts', () 
     );
   });
 
+  test('CLOWDER_INSECURE=maybe', async () => {
+    const [http, cp] = await freePorts(2);
+    await expectConfigError(
+      ['--port', String(http), '--cluster-port', String(cp), '--app', app],
+      'CLOWDER_INSECURE',
+      [http!, cp!],
+      cleanEnv({ CLOWDER_INSECURE: 'maybe' }),
+    );
+  });
+
   test('no --app', async () => {
     const [http, cp] = await freePorts(2);
     await expectConfigError(['--port', String(http), '--cluster-port', String(cp)], '--app', [http!, cp!]);
@@ -118,8 +128,10 @@ describe('clowder start: environment, graceful stop, config files', () => {
     const n = track(
       startNode(
         'env',
-        ['--json'],
+        [],
         cleanEnv({
+          CLOWDER_JSON: '1',
+          CLOWDER_INSECURE: 'true',
           CLOWDER_NAME: 'envnode',
           CLOWDER_PORT: String(http),
           CLOWDER_CLUSTER_PORT: String(cp),
@@ -139,6 +151,7 @@ describe('clowder start: environment, graceful stop, config files', () => {
     });
     const started = await n.waitLog((l) => l.msg === 'channel started', 'channel started');
     assert.equal(started.membership, 'static');
+    assert.equal(started.keySource, 'none', 'CLOWDER_INSECURE');
     const r = await get(`${n.url}/app/counter`);
     assert.equal(fields(r.body).node, 'envnode');
     assert.match(r.session ?? '', /^[0-9A-F]{32}\.envnode$/);
