@@ -23,6 +23,8 @@ export const ErrorCode = {
   TOO_MANY_SESSIONS: 'ERR_CLOWDER_TOO_MANY_SESSIONS',
   SESSION_READ_ONLY: 'ERR_CLOWDER_SESSION_READ_ONLY',
   MESSAGE_EXPIRED: 'ERR_CLOWDER_MESSAGE_EXPIRED',
+  /** A session id refused by the express-session store: malformed, or presented by a client and not held. */
+  SESSION_ID: 'ERR_CLOWDER_SESSION_ID',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
