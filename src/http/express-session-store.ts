@@ -160,6 +160,8 @@ export class ClowderStore extends session.Store {
     const manager = this.manager;
     let s = manager.findSession(sid);
     if (s === undefined) {
+      const stale = this.#holds.get(sid);
+      if (stale !== undefined) this.#releaseAll(stale.session); // ended while its request ran
       if (!full) {
         callback(); // touching a session that is gone does nothing (as MemoryStore)
         return;
