@@ -251,6 +251,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return this.#newSession(id, now);
   }
 
+  /** Whether a session with this id ended lately (invalidated or expired: its tombstone is kept). */
+  endedLately(id: string): boolean {
+    return this.#tombstones.has(id);
+  }
+
   /** @throws ClusterError TOO_MANY_SESSIONS when maxActiveSessions is reached (counted). */
   #checkCapacity(): void {
     if (this.config.maxActiveSessions >= 0 && this.sessions.size >= this.config.maxActiveSessions) {
