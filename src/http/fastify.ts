@@ -66,6 +66,8 @@ export interface FastifySession {
   isSaved(): boolean;
   /** Per-request cookie options: `maxAge` (ms) also becomes the session's idle timeout. */
   options(opts: { maxAge?: number | null }): void;
+  /** The data as a plain object. */
+  toJSON(): Record<string, unknown>;
   [key: string]: unknown;
 }
 

@@ -53,7 +53,9 @@ export interface KoaSession {
 declare module 'koa' {
   interface ExtendableContext {
     /** The clowder session (null after `ctx.session = null`). */
-    session: KoaSession | null;
+    get session(): KoaSession | null;
+    /** null destroys the session; an object replaces its data (same id). */
+    set session(value: KoaSession | Record<string, unknown> | null);
   }
 }
 
