@@ -28,6 +28,17 @@ declare module 'express-session' {
 const SECRET = 'a test secret that is long enough to sign cookies';
 const NAME = 'connect.sid';
 
+/** A request on /hold waits for this gate to open (a request in progress on its node). */
+let gate: { promise: Promise<void>; open: () => void } | undefined;
+function newGate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => {
+    open = r;
+  });
+  gate = { promise, open };
+  return gate;
+}
+
 function app(store: ClowderStore): express.Express {
   const a = express();
   a.use(session({ store, secret: SECRET, resave: false, saveUninitialized: false, name: NAME }));
@@ -45,6 +56,11 @@ function app(store: ClowderStore): express.Express {
   });
   a.get('/inc', (req, res) => {
     req.session.n = (req.session.n ?? 0) + 1;
+    res.json({ n: req.session.n });
+  });
+  a.get('/hold', async (req, res) => {
+    req.session.n = (req.session.n ?? 0) + 1;
+    await gate?.promise;
     res.json({ n: req.session.n });
   });
   a.get('/theme', (req, res) => {
@@ -165,6 +181,20 @@ describe('clowder/express-session: a Store over two nodes', () => {
     assert.equal(my.sessions.get(id)?.ownerId, mx.localId, 'X served the last request: it owns the session');
     assert.equal(my.stats().ownershipTimeouts, 0);
     assert.equal(mx.stats().ownershipTimeouts, 0);
+  });
+
+  test('the get holds the session until the request’s set: the other node waits for it', async () => {
+    const jar = new CookieJar(NAME);
+    const { id } = json<{ id: string }>(await jar.get(px, '/login?user=gina'));
+    const g = newGate();
+    const onX = jar.get(px, '/hold'); // got the session, n = 1, waits at the gate before its set
+    await waitFor(() => mx.sessions.get(id)?.active === 1, 'the request on X to hold the session');
+    const onY = get(py, '/inc', jar.cookie);
+    await waitFor(() => mx.sessions.get(id)?.waiters !== undefined, 'Y to ask X for the session');
+    g.open();
+    assert.deepEqual(json(await onX), { n: 1 });
+    assert.deepEqual(json(await onY), { n: 2 }, 'Y read the session after X’s set, with its change');
+    gate = undefined;
   });
 
   test('destroy ends the session on every node', async () => {
