@@ -90,7 +90,9 @@ export interface ClowderFastifyOptions {
 }
 
 const kBinding = Symbol('clowder.fastify.binding');
-type Bound = FastifyRequest & { [kBinding]?: SessionBinding };
+/** The request's session object, made on first use of `request.session`; null after destroy(). */
+const kData = Symbol('clowder.fastify.session');
+type Bound = FastifyRequest & { [kBinding]?: SessionBinding; [kData]?: FastifySession | null };
 type Target = DataTarget<Bound>;
 
 /**
@@ -106,7 +108,21 @@ export async function clowderSession(fastify: FastifyInstance, options: ClowderF
     throw new TypeError(`clowder/fastify: cookie.maxAge must be a number of milliseconds > 0 (got ${String(maxAge)})`);
   const cookie: BindingCookieOptions = { cookieName: options.cookieName, maxAge, rolling: options.rolling ?? true };
 
-  fastify.decorateRequest('session', null);
+  fastify.decorateRequest('session', {
+    getter(this: Bound): FastifySession | null {
+      let data = this[kData];
+      if (data === undefined) {
+        const b = this[kBinding];
+        if (b === undefined) return null; // before the plugin's hook (or while not ready)
+        data = this[kData] = createSessionData<FastifySession, Bound>(b, this, RESERVED, SETTERS, 'request.session');
+      }
+      return data;
+    },
+    setter(this: Bound, value: FastifySession | null) {
+      if (value !== null) throw new TypeError('request.session can only be set to null (destroy() does it)');
+      this[kData] = null;
+    },
+  });
   fastify.addHook('onRequest', async (request: Bound, reply: FastifyReply) => {
     if (!manager.ready) {
       reply.code(503).header('retry-after', '1').type('text/plain; charset=utf-8');
@@ -114,7 +130,6 @@ export async function clowderSession(fastify: FastifyInstance, options: ClowderF
     }
     const b = new SessionBinding(manager, request.raw, cookie);
     request[kBinding] = b;
-    request.session = createSessionData<FastifySession, Bound>(b, request, RESERVED, SETTERS, 'request.session');
     const ready = b.ready;
     if (ready === undefined) return;
     // Taking the session over from its owner: a client that goes away meanwhile ends its claim.
