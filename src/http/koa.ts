@@ -72,8 +72,7 @@ export interface ClowderKoaOptions {
 
 interface KoaState {
   readonly ctx: Context;
-  /** `ctx.session` was read or set in this request. */
-  accessed: boolean;
+  readonly binding: SessionBinding;
   /** `ctx.session = null`. */
   removed: boolean;
   data: KoaSession | undefined;
@@ -114,32 +113,9 @@ export function clowderKoa(
       ctx.res.off('close', onClose);
       if (b.abandoned) return;
     }
-    const state: KoaState = { ctx, accessed: false, removed: false, data: undefined, committed: undefined };
-    Object.defineProperty(ctx, 'session', {
-      configurable: true,
-      enumerable: true,
-      get() {
-        state.accessed = true;
-        if (state.removed) return null;
-        state.data ??= createSessionData<KoaSession, KoaState>(b, state, RESERVED, SETTERS, 'ctx.session');
-        return state.data;
-      },
-      set(value: unknown) {
-        state.accessed = true;
-        if (value === null || value === undefined) {
-          state.removed = true;
-          b.destroy(true);
-          return;
-        }
-        if (typeof value !== 'object') throw new TypeError('ctx.session can only be set to an object or null');
-        // Replace the data, keep the id (koa-session's semantics).
-        const s = b.create();
-        state.removed = false;
-        const next = value as Record<string, unknown>;
-        for (const name of s.attributeNames()) if (!Object.hasOwn(next, name)) s.removeAttribute(name);
-        for (const name of Object.keys(next)) if (!RESERVED.has(name)) s.setAttribute(name, next[name]);
-      },
-    });
+    const state: KoaState = { ctx, binding: b, removed: false, data: undefined, committed: undefined };
+    (ctx as StatefulContext)[kState] = state;
+    extend(Object.getPrototypeOf(ctx) as object);
     try {
       await next();
     } finally {
@@ -150,6 +126,49 @@ export function clowderKoa(
 }
 
 export default clowderKoa;
+
+const kState = Symbol('clowder.koa.state');
+type StatefulContext = Context & { [kState]?: KoaState };
+/** Koa context prototypes (each app's `app.context`) given the `session` accessor. */
+const extended = new WeakSet<object>();
+
+/**
+ * Defines `ctx.session` once on the app's context prototype (as koa-session extends
+ * `app.context`), not per request: it reads the request's state.
+ */
+function extend(proto: object): void {
+  if (extended.has(proto)) return;
+  extended.add(proto);
+  Object.defineProperty(proto, 'session', {
+    configurable: true,
+    enumerable: true,
+    get(this: StatefulContext): KoaSession | null | undefined {
+      const state = this[kState];
+      if (state === undefined) return undefined; // a request this middleware did not see
+      if (state.removed) return null;
+      state.data ??= createSessionData<KoaSession, KoaState>(state.binding, state, RESERVED, SETTERS, 'ctx.session');
+      return state.data;
+    },
+    set(this: StatefulContext, value: unknown) {
+      const state = this[kState];
+      if (state === undefined)
+        throw new Error('ctx.session: the clowder session middleware did not run for this request');
+      const b = state.binding;
+      if (value === null || value === undefined) {
+        state.removed = true;
+        b.destroy(true);
+        return;
+      }
+      if (typeof value !== 'object') throw new TypeError('ctx.session can only be set to an object or null');
+      // Replace the data, keep the id (koa-session's semantics).
+      const s = b.create();
+      state.removed = false;
+      const next = value as Record<string, unknown>;
+      for (const name of s.attributeNames()) if (!Object.hasOwn(next, name)) s.removeAttribute(name);
+      for (const name of Object.keys(next)) if (!RESERVED.has(name)) s.setAttribute(name, next[name]);
+    },
+  });
+}
 
 /** Replicates and sets the cookie (once). */
 function commit(state: KoaState, b: SessionBinding): Promise<void> {
