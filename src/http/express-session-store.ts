@@ -91,7 +91,8 @@ export class ClowderStore extends session.Store {
   readonly #holds = new Map<string, Hold>();
   /** Ids express-session generated here and has not stored yet, with when (ms). */
   readonly #issued = new Map<string, number>();
-  #generate: ((req: IssuingRequest) => void) | undefined;
+  /** express-session's generate, wrapped to record the ids it makes. */
+  #generateIssuing: ((req: IssuingRequest) => void) | undefined;
   readonly #stats: ClowderStoreStats = {
     malformedIds: 0,
     refusedIds: 0,
@@ -407,16 +408,17 @@ export class ClowderStore extends session.Store {
    * the ids it generates (and only those) may create sessions.
    */
   get generate(): ((req: IssuingRequest) => void) | undefined {
-    const generate = this.#generate;
-    if (generate === undefined) return undefined;
-    return (req) => {
-      generate(req);
-      if (typeof req.sessionID === 'string') this.#issue(req.sessionID);
-    };
+    return this.#generateIssuing;
   }
 
   set generate(fn: ((req: IssuingRequest) => void) | undefined) {
-    this.#generate = fn;
+    this.#generateIssuing =
+      fn === undefined
+        ? undefined
+        : (req) => {
+            fn(req);
+            if (typeof req.sessionID === 'string') this.#issue(req.sessionID);
+          };
   }
 
   #issue(sid: string): void {

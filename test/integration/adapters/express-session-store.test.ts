@@ -13,8 +13,9 @@ import express from 'express';
 import session from 'express-session';
 import { ClowderStore } from '../../../src/http/express-session-store.js';
 import type { DeltaManager } from '../../../src/index.js';
+import { createSessions, silentLogger } from '../../../src/index.js';
 import { CookieJar, closeClient, get, type HttpResponse } from '../../helpers/http.js';
-import { waitFor } from '../../helpers/wait.js';
+import { isolatedMulticast, waitFor } from '../../helpers/wait.js';
 import { close, listen, type Pair, startPair } from './pair.js';
 
 declare module 'express-session' {
@@ -292,5 +293,42 @@ describe('clowder/express-session: a Store over two nodes', () => {
     await call((cb) => storeX.set(id, { ...sess!, user: 'revived' } as never, cb));
     assert.ok(!mx.sessions.has(id) && !my.sessions.has(id), 'still gone');
     assert.equal(storeX.stats().droppedWrites, dropped + 1);
+  });
+
+  test('before its cluster started, the store waits for it (one listener however many wait)', async () => {
+    const { port, domain } = isolatedMulticast();
+    const alone = createSessions(
+      {
+        channel: {
+          name: 'z',
+          domain,
+          receiver: { port: 0 },
+          membership: { type: 'multicast', port, frequencyMs: 100 },
+        },
+      },
+      { logger: silentLogger },
+    );
+    const store = new ClowderStore(alone);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      let answered = 0;
+      const lengths = Array.from({ length: 20 }, () =>
+        call<number>((cb) => store.length(cb)).then((n) => {
+          answered++;
+          return n;
+        }),
+      );
+      assert.equal(answered, 0);
+      assert.equal(alone.manager.listenerCount('ready'), 1);
+      await alone.start();
+      assert.deepEqual(await Promise.all(lengths), new Array(20).fill(0));
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+      store.close();
+      await alone.stop();
+    }
   });
 });
