@@ -13,8 +13,24 @@ export function managerOf(source: SessionSource): DeltaManager {
   return 'manager' in source ? source.manager : source;
 }
 
+/** Callbacks waiting for a manager's 'ready', one listener per manager (not one per call). */
+const waiting = new WeakMap<DeltaManager, (() => void)[]>();
+
 /** Calls `fn` once the manager may serve (its state transfer is done): at once, or on 'ready'. */
 export function whenReady(manager: DeltaManager, fn: () => void): void {
-  if (manager.ready) fn();
-  else manager.once('ready', fn);
+  if (manager.ready) {
+    fn();
+    return;
+  }
+  let list = waiting.get(manager);
+  if (list === undefined) {
+    const queued: (() => void)[] = [];
+    list = queued;
+    waiting.set(manager, queued);
+    manager.once('ready', () => {
+      waiting.delete(manager);
+      for (const f of queued) f();
+    });
+  }
+  list.push(fn);
 }
