@@ -22,6 +22,7 @@
  *
  * express-session is an optional peer dependency, imported by this module only.
  */
+import type { Request } from 'express';
 import session, { type SessionData } from 'express-session';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { DeltaManager } from '../session/delta-manager.js';
@@ -33,6 +34,9 @@ export type { SessionSource } from './session-source.js';
 
 /** The attribute that holds the session's cookie settings (express-session's top-level `cookie`). */
 const COOKIE = 'cookie';
+/** On a request: the id of the session it holds (its first get), so that a reload's get adds no hold. */
+const kHeld = Symbol('clowder.store.held');
+
 /** Ids generated and not yet stored, at most (the oldest forgotten first, counted). */
 const MAX_ISSUED = 100_000;
 /** How long a generated id may wait for its first `set` (ms). */
@@ -292,6 +296,21 @@ export class ClowderStore extends session.Store {
     });
   }
 
+  /**
+   * express-session makes `req.session` from what `get` gave (at load, and again after
+   * `req.session.reload()`): a request holds its session once, so the hold a reload's `get` added
+   * is dropped here — the request's one write-back then releases the session.
+   */
+  override createSession(req: Request, data: SessionData): session.Session & SessionData {
+    const sid = (req as { sessionID?: unknown }).sessionID;
+    if (typeof sid === 'string') {
+      const r = req as Request & { [kHeld]?: string };
+      if (r[kHeld] === sid) this.#dropExtraHold(sid);
+      else r[kHeld] = sid;
+    }
+    return super.createSession(req, data);
+  }
+
   /** Counters of refused or dropped input. */
   stats(): ClowderStoreStats {
     return { ...this.#stats };
@@ -341,6 +360,13 @@ export class ClowderStore extends session.Store {
     if (sent !== undefined || !this.manager.config.batchResponses || !s.valid) return sent;
     // express-session ends the response in the callback: after the change left for the others.
     return this.manager.turnWritten();
+  }
+
+  #dropExtraHold(sid: string): void {
+    const h = this.#holds.get(sid);
+    if (h === undefined || h.count < 2) return;
+    h.count--;
+    this.manager.requestCompleted(h.session, false); // its request still holds it: nothing is sent now
   }
 
   /** Ends every hold on `s` (destroyed, cleared, timed out): without claiming it (`abandon`) or as its last writer. */
