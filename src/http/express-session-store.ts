@@ -545,3 +545,4 @@ function idError(sid: string, why: string): ClusterError {
 }
 
 function noop(): void {}
+export default ClowderStore;
