@@ -131,9 +131,7 @@ export class ClowderStore extends session.Store {
       // Created on another node a moment ago: its CREATED may have come in with this request, on
       // a socket read later in this turn. Look once more when the turn's input was handled.
       if (retry) this.manager.inputHandled().then(() => this.#get(sid, callback, false));
-      else {
-        callback(null, null);
-      }
+      else callback(null, null);
       return;
     }
     this.#take(s, () => {
@@ -210,7 +208,7 @@ export class ClowderStore extends session.Store {
       return;
     }
     const session = s;
-    if (this.#holds.has(sid)) this.#apply(session, data, full, callback);
+    if (this.#holds.get(sid)?.session === session) this.#apply(session, data, full, callback);
     else this.#take(session, () => this.#apply(session, data, full, callback)); // a write without a get here
   }
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { clowderSession } from '../../../src/http/fastify.js';
-import type { DeltaManager, SessionCluster } from '../../../src/index.js';
+import { createSessions, type DeltaManager, type SessionCluster, silentLogger } from '../../../src/index.js';
 import { CookieJar, closeClient, get, type HttpResponse, idOf, routeOf } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
 import { type Pair, startPair } from './pair.js';
@@ -176,6 +176,19 @@ describe('clowder/fastify: request.session over two nodes', () => {
     const { id } = json<{ id: string }>(res);
     assert.notEqual(id, forged);
     assert.ok(!mx.sessions.has(forged) && !my.sessions.has(forged));
+  });
+
+  test('503 with Retry-After until the instance has started', async () => {
+    const idle = createSessions({ channel: { name: 'idle', receiver: { port: 0 } } }, { logger: silentLogger });
+    const { app, port } = await server(idle);
+    try {
+      const res = await get(port, '/set?k=user&v=early');
+      assert.equal(res.status, 503);
+      assert.equal(res.headers['retry-after'], '1');
+      assert.deepEqual(res.setCookie, []);
+    } finally {
+      await app.close();
+    }
   });
 
   test('failover: after X stops, Y serves its sessions', async () => {

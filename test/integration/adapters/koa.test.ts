@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import Koa from 'koa';
 import { clowderKoa } from '../../../src/http/koa.js';
-import type { DeltaManager, SessionCluster } from '../../../src/index.js';
+import { createSessions, type DeltaManager, type SessionCluster, silentLogger } from '../../../src/index.js';
 import { CookieJar, closeClient, get, type HttpResponse, sessionCookieLine } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
 import { close, listen, type Pair, startPair } from './pair.js';
@@ -194,6 +194,19 @@ describe('clowder/koa: ctx.session over two nodes', () => {
     const { id } = json<{ id: string }>(await jar.get(pm, '/manual?v=1'));
     assert.equal(jar.id, id, 'the commit set the cookie');
     await waitFor(() => mx.sessions.get(id)?.getAttribute('manual') === '1', 'X to get the change');
+  });
+
+  test('503 with Retry-After until the instance has started', async () => {
+    const idle = createSessions({ channel: { name: 'idle', receiver: { port: 0 } } }, { logger: silentLogger });
+    const server = createServer(app(idle).callback());
+    try {
+      const res = await get(await listen(server), '/set?k=user&v=early');
+      assert.equal(res.status, 503);
+      assert.equal(res.headers['retry-after'], '1');
+      assert.deepEqual(res.setCookie, []);
+    } finally {
+      await close(server);
+    }
   });
 
   test('failover: after X stops, Y serves its sessions', async () => {
