@@ -295,6 +295,23 @@ describe('clowder/express-session: a Store over two nodes', () => {
     assert.ok(!mx.sessions.has(forged));
   });
 
+  test('attributes that are not JSON this store wrote are left out of get and counted, not thrown', async () => {
+    const jar = new CookieJar(NAME);
+    const { id } = json<{ id: string }>(await jar.get(px, '/login?user=ivy'));
+    const s = mx.sessions.get(id)!;
+    s.setAttribute('raw', { not: 'json text' }); // e.g. written by another adapter on the same manager
+    s.setAttribute('broken', '{"unterminated');
+    s.setAttribute('__proto__', '{"polluted":true}');
+    const before = storeX.stats().unreadable;
+    const data = (await call<session.SessionData>((cb) => storeX.get(id, cb)))!;
+    await new Promise<void>((resolve) => storeX.touch(id, data, () => resolve()));
+    assert.equal(data.user, 'ivy');
+    assert.ok(!('raw' in data) && !('broken' in data));
+    assert.equal(Object.getPrototypeOf(data), Object.prototype);
+    assert.equal(({} as { polluted?: boolean }).polluted, undefined);
+    assert.equal(storeX.stats().unreadable, before + 3);
+  });
+
   test('a write for a session destroyed meanwhile does not bring it back', async () => {
     const jar = new CookieJar(NAME);
     const { id } = json<{ id: string }>(await jar.get(px, '/login?user=frank'));
