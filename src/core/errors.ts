@@ -27,6 +27,8 @@ export const ErrorCode = {
   KEY_FILE: 'ERR_CLOWDER_KEY_FILE',
   /** An application module was found but threw while it was loaded (its own error is the cause). */
   APP_LOAD: 'ERR_CLOWDER_APP_LOAD',
+  /** A session id refused by the express-session store: malformed, or presented by a client and not held. */
+  SESSION_ID: 'ERR_CLOWDER_SESSION_ID',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

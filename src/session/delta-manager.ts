@@ -238,6 +238,31 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * maxReplicaSessions bounds), so a flood on one node cannot stop creation elsewhere.
    */
   createSession(now = Date.now()): Session {
+    this.#checkCapacity();
+    let id = newSessionId();
+    while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
+    return this.#newSession(id, now);
+  }
+
+  /**
+   * Creates a session under an id that server code generated (express-session's `genid`, for the
+   * express-session store), never one a client presented: undefined when the id is malformed (see
+   * isSessionId), already held, or was invalidated or expired lately (its tombstone), so a late
+   * write cannot bring an ended session back. @throws ClusterError when maxActiveSessions is reached.
+   */
+  createSessionWithId(id: string, now = Date.now()): Session | undefined {
+    if (!isSessionId(id) || this.sessions.has(id) || this.#tombstones.has(id)) return undefined;
+    this.#checkCapacity();
+    return this.#newSession(id, now);
+  }
+
+  /** Whether a session with this id ended lately (invalidated or expired: its tombstone is kept). */
+  endedLately(id: string): boolean {
+    return this.#tombstones.has(id);
+  }
+
+  /** @throws ClusterError TOO_MANY_SESSIONS when maxActiveSessions is reached (counted). */
+  #checkCapacity(): void {
     const max = this.config.maxActiveSessions;
     if (max >= 0 && this.sessions.size - this.#replicaCount >= max) {
       this.#counters.rejectedSessions++;
@@ -246,8 +271,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         `too many active sessions (maxActiveSessions ${this.config.maxActiveSessions}): try again later`,
       );
     }
-    let id = newSessionId();
-    while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
+  }
+
+  #newSession(id: string, now: number): Session {
     const s = new Session(id, now, now, this.config.maxInactiveInterval, this);
     s.primary = true;
     s.ownerId = this.localId;

@@ -21,7 +21,7 @@ export function newSessionId(): string {
   return id;
 }
 
-/** Length of a session id: 32 upper-case hex characters. */
+/** Length of a session id (ours: 32 upper-case hex characters). */
 const ID_LENGTH = 32;
 const DOT = 46;
 
@@ -38,12 +38,16 @@ export function cookieIdPart(value: string): string | undefined {
   return n > ID_LENGTH && value.charCodeAt(ID_LENGTH) === DOT ? value.slice(0, ID_LENGTH) : undefined;
 }
 
-/** Whether `id` is exactly a session id (32 upper-case hex characters). A loop, not a RegExp. */
+/**
+ * Whether `id` is exactly a session id: 32 characters of the base64url alphabet. clowder's own ids
+ * (upper-case hex) are of that alphabet; so are express-session's (24 random bytes, base64url),
+ * which the express-session store keeps under their own id. A loop, not a RegExp.
+ */
 export function isSessionId(id: string): boolean {
   if (id.length !== ID_LENGTH) return false;
   for (let i = 0; i < ID_LENGTH; i++) {
     const c = id.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 70))) return false;
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 95)) return false;
   }
   return true;
 }
