@@ -18,7 +18,7 @@ import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { byName, type Counter, newCounters, Refusals } from './counters.js';
-import { newSessionId } from './ids.js';
+import { isSessionId, newSessionId } from './ids.js';
 import { mergeRecord } from './merge.js';
 import {
   type CreatedMsg,
