@@ -177,6 +177,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       maxFrameBytes: c.maxFrameBytes,
       replayWindowMs: c.replayWindowMs,
       handshakeTimeoutMs: c.receiver.handshakeTimeoutMs,
+      idleTimeoutMs: c.receiver.idleTimeoutMs,
       reconnectMinMs: c.sender.reconnectMinMs,
       reconnectMaxMs: c.sender.reconnectMaxMs,
       keys: this.#keys,
@@ -264,6 +265,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
           port: c.receiver.port,
           autoBind: c.receiver.autoBind,
           maxConnections: c.receiver.maxConnections,
+          maxConnectionsPerAddress: c.receiver.maxConnectionsPerAddress,
           assembly: this.#assembly,
         },
         this.#settings,
@@ -272,6 +274,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
           leave: (conn) => this.#onLeave(conn.remote.id),
           hello: (conn) => {
             if (this.#state === 'started') this.#membership.heard(conn.remote);
+          },
+          closed: (conn) => {
+            for (const ic of this.#interceptors) ic.connectionClosed?.(conn.remote.id);
           },
         },
         this.#logger,
