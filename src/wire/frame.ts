@@ -253,7 +253,7 @@ export class FrameReader {
     const reuse = this.#policy?.reuse === true;
     if (!reuse) this.#scratch = null; // reuse was switched off (a handler keeps messages): free it
     this.#pendingBorrowed = reuse && size <= REUSE_MAX_BYTES;
-    if (!this.#pendingBorrowed) return Buffer.allocUnsafe(size <= EAGER_BYTES ? size : EAGER_BYTES);
+    if (!this.#pendingBorrowed) return Buffer.allocUnsafe(Math.min(size, EAGER_BYTES));
     let s = this.#scratch;
     if (s === null || s.length < size) {
       // Grow in steps, so a stream of slightly growing frames does not reallocate each time.
