@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { decode, encode } from '../codec/value-codec.js';
+import { decode, decodeBudgetRefusals, encode } from '../codec/value-codec.js';
 import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } from '../config/channel-config.js';
 import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
 import { ClusterError, ErrorCode, type FaultyMember, SendError } from '../core/errors.js';
@@ -72,6 +72,8 @@ export interface ChannelStats {
     readonly sendErrors: number;
   };
   readonly interceptors: Readonly<Record<string, Record<string, number>>>;
+  /** Decodes refused for exceeding their allocation budget (codec bombs), in this process. */
+  readonly codec: { readonly decodeBudgetRefusals: number };
 }
 
 /** Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `sendError(error, destinations)`, `error(err)`. */
@@ -440,6 +442,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         sendErrors: this.#sendErrors,
       },
       interceptors,
+      codec: { decodeBudgetRefusals: decodeBudgetRefusals() },
     };
   }
 
