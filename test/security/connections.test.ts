@@ -6,9 +6,9 @@
  * closed after idleTimeoutMs (idle peers PING), and connections per address are capped.
  */
 import * as assert from 'node:assert/strict';
-import { runInNewContext } from 'node:vm';
-import { setFlagsFromString } from 'node:v8';
 import { after, before, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Channel } from '../../src/index.js';
 import { ClusterKeys } from '../../src/wire/auth.js';
 import { encodeFrame, FrameType, HEADER_BYTES } from '../../src/wire/frame.js';
@@ -132,13 +132,17 @@ describe('idle connections and connections per address', () => {
     const closed = open.filter((c) => c.closed()).length;
     assert.ok(closed >= 4, `${closed} of 10 refused`);
     for (const c of open) c.socket.destroy();
-    await waitFor(async () => {
-      const c = await rawConnect(res, node.local.port);
-      await new Promise((r) => setTimeout(r, 50));
-      const ok = !c.closed();
-      c.socket.destroy();
-      return ok;
-    }, 'a new connection accepted once the others closed', WAIT);
+    await waitFor(
+      async () => {
+        const c = await rawConnect(res, node.local.port);
+        await new Promise((r) => setTimeout(r, 50));
+        const ok = !c.closed();
+        c.socket.destroy();
+        return ok;
+      },
+      'a new connection accepted once the others closed',
+      WAIT,
+    );
   });
 });
 
