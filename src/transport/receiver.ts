@@ -89,10 +89,17 @@ const PRE_HELLO_LIMIT = 8 * 1024;
 /** Hello nonces remembered at most (about 3 MB); see SeenNonces. */
 const MAX_NONCES = 50_000;
 
-/** Per socket: whether bytes arrived since the last idle sweep, and since when it is silent. */
+/**
+ * Per socket: whether bytes arrived since the last idle sweep and since when it is silent; frames
+ * completed, and since when a partial frame waits for its end (slowloris).
+ */
 interface Activity {
   active: boolean;
   silentSince: number;
+  frames: number;
+  framesSeen: number;
+  stalledSince: number;
+  sink: FrameSink | undefined;
 }
 
 export class Receiver {
@@ -177,8 +184,14 @@ export class Receiver {
     }
     this.#perAddress.set(address, fromAddress);
     s.stats.connectionsAccepted++;
-    const activity: Activity = { active: true, silentSince: 0 };
-    this.#sockets.set(socket, activity);
+    const activity: Activity = {
+      active: true,
+      silentSince: 0,
+      frames: 0,
+      framesSeen: 0,
+      stalledSince: 0,
+      sink: undefined,
+    };
     const peer = `${address}:${socket.remotePort}`;
     const writer = new FrameWriter(socket, s.stats);
     let conn: InboundConnection | undefined;
@@ -187,6 +200,7 @@ export class Receiver {
     const sink: FrameSink = new FrameSink(
       PRE_HELLO_LIMIT,
       (type, flags, body, borrowed) => {
+        activity.frames++;
         if (conn === undefined) {
           if (type !== FrameType.HELLO) throw new FrameError(`expected HELLO, got frame type ${type}`);
           conn = this.#hello(flags, body, writer, sink, socket);
@@ -205,6 +219,8 @@ export class Receiver {
       s.stats,
       this.options.assembly,
     );
+    activity.sink = sink;
+    this.#sockets.set(socket, activity);
     const timer = setTimeout(() => {
       s.stats.protocolErrors++;
       s.stats.handshakeTimeouts++;
@@ -247,7 +263,11 @@ export class Receiver {
     });
   }
 
-  /** Closes connections silent for idleTimeoutMs (peers PING idle connections more often). */
+  /**
+   * Closes connections silent for idleTimeoutMs (peers PING idle connections more often), and
+   * those whose partial frame has not completed for as long: a slowloris trickling bytes keeps a
+   * connection active, but not a frame buffer.
+   */
   #sweepIdle(): void {
     const now = Date.now();
     const limit = this.settings.idleTimeoutMs;
@@ -257,6 +277,14 @@ export class Receiver {
         a.silentSince = now;
       } else if (now - a.silentSince >= limit) {
         this.settings.stats.idleTimeouts++;
+        socket.destroy();
+        continue;
+      }
+      if (a.frames !== a.framesSeen || a.sink?.midFrame !== true) {
+        a.framesSeen = a.frames;
+        a.stalledSince = now;
+      } else if (now - a.stalledSince >= limit) {
+        this.settings.stats.slowFrames++;
         socket.destroy();
       }
     }

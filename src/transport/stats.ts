@@ -14,6 +14,8 @@ export interface TransportStats {
   handshakeTimeouts: number;
   /** Inbound connections closed after idleTimeoutMs without a byte. */
   idleTimeouts: number;
+  /** Inbound connections closed because one frame took longer than idleTimeoutMs to arrive (slowloris). */
+  slowFrames: number;
   /** Inbound connections refused because their address had maxConnectionsPerAddress already. */
   connectionsRefusedPerAddress: number;
   /** Hellos whose nonce was seen before: captured and replayed (also authFailures). */
@@ -34,6 +36,7 @@ export function createTransportStats(): TransportStats {
     authFailures: 0,
     handshakeTimeouts: 0,
     idleTimeouts: 0,
+    slowFrames: 0,
     connectionsRefusedPerAddress: 0,
     helloReplays: 0,
     connects: 0,

@@ -105,6 +105,27 @@ describe('idle connections and connections per address', () => {
     assert.equal(t().idleTimeouts, idle + 1);
   });
 
+  it('a connection trickling one frame (slowloris) is closed after idleTimeoutMs', async () => {
+    const slow = t().slowFrames;
+    const conn = await rawConnect(res, node.local.port);
+    conn.socket.write(encodeHello(FrameType.HELLO, rawDescriptor(res.group.domain), undefined, false).frame);
+    conn.socket.write(ping(1));
+    await waitFor(() => conn.frames.length >= 2, 'HELLO_ACK and the PING answer', WAIT);
+    const h = Buffer.alloc(HEADER_BYTES + 1000);
+    encodeFrame(FrameType.DATA, 0, Buffer.alloc(0)).copy(h, 0);
+    h.writeUInt32BE(MiB, 6);
+    conn.socket.write(h);
+    const since = Date.now();
+    const drip = setInterval(() => conn.socket.write(Buffer.from([0x61])), 100);
+    try {
+      await waitFor(() => conn.closed(), 'the trickling connection closed', WAIT);
+    } finally {
+      clearInterval(drip);
+    }
+    assert.ok(Date.now() - since >= 900, 'not before idleTimeoutMs');
+    assert.equal(t().slowFrames, slow + 1);
+  });
+
   it('idle members keep their connections (they PING) and still talk', async () => {
     const peer = await res.node('peer', { insecure: true, receiver: { port: 0, idleTimeoutMs: 1000 } });
     await joined(node, peer);
