@@ -1,9 +1,9 @@
 /**
  * Memory bound under attack: 24 attacker connections send worst-case inputs for 20 s
- * (CLOWDER_MEMORY_ATTACK_MS to change it for a local run) at a node in its own process — fragment
- * floods from strangers and from a joined member, codec bombs, replayed and stalled hellos,
- * slowloris frames — at a node with a 256 MiB heap in its own process, while a legitimate member keeps sending acknowledged messages (and a
- * fragmented 2 MiB one every 2 s). The node's heap + array buffers, measured in its process after a
+ * (CLOWDER_MEMORY_ATTACK_MS to change it for a local run) — fragment floods from strangers and
+ * from a joined member, codec bombs, replayed and stalled hellos, slowloris frames — at a node
+ * with a 256 MiB heap in its own process, while a legitimate member keeps sending acknowledged
+ * messages (and a fragmented 2 MiB one every 2 s). The node's heap + array buffers, measured in its process after a
  * forced GC, must grow by less than the documented bound:
  *
  *   open fragment bytes (≤ maxMessageBytes per member, ≤ fragmentation.maxOpenBytes in total)
