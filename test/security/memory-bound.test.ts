@@ -98,6 +98,11 @@ function mapBomb(n: number): Buffer {
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves when the target closes `s`, or at the deadline. */
+function closedOr(s: Socket, deadline: number): Promise<unknown> {
+  return Promise.race([new Promise((r) => s.once('close', r)), pause(Math.max(0, deadline - Date.now()))]);
+}
+
 describe('memory bound under attack', () => {
   const res = new Resources();
   let target: Target;
@@ -236,14 +241,14 @@ describe('memory bound under attack', () => {
       attacks.push(
         attacker(deadline, async (s) => {
           s.write(captured);
-          await new Promise((r) => s.once('close', r));
+          await closedOr(s, deadline);
         }),
       );
     for (let k = 0; k < ATTACKERS.stallers; k++)
       attacks.push(
         attacker(deadline, async (s) => {
           s.write(hello());
-          await new Promise((r) => s.once('close', r));
+          await closedOr(s, deadline);
         }),
       );
     for (let k = 0; k < ATTACKERS.slowloris; k++)
@@ -278,6 +283,7 @@ describe('memory bound under attack', () => {
       }
       await pause(50);
     }
+    assert.equal(target.exited, false, 'the target survived the attack');
     const during = await target.ask('measure', 'heap');
     await Promise.all(attacks);
     for (const s of sockets) s.destroy();
