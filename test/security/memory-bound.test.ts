@@ -30,11 +30,11 @@ const MiB = 1024 * KiB;
 const ATTACK_MS = Number(process.env.CLOWDER_MEMORY_ATTACK_MS ?? 20_000);
 const FIXTURE = fileURLToPath(new URL('../fixtures/memory-target.js', import.meta.url));
 
-const MAX_FRAME = 1 * MiB;
+const MAX_FRAME = 4 * MiB; // the default
 const MAX_MESSAGE = 16 * MiB;
 const MAX_OPEN = 32 * MiB;
 const IDLE_MS = 5000;
-const ATTACKERS = { strangerFloods: 4, memberFloods: 2, bombers: 4, replayers: 2, stallers: 4, slowloris: 8 };
+const ATTACKERS = { strangerFloods: 4, memberFloods: 2, bombers: 2, replayers: 4, stallers: 4, slowloris: 8 };
 const CONNECTIONS = Object.values(ATTACKERS).reduce((a, b) => a + b, 0);
 /** One hostile member's open fragments + every attacker connection's partial frame + slack. */
 const BOUND = Math.min(MAX_MESSAGE, MAX_OPEN) + CONNECTIONS * MAX_FRAME + 16 * MiB;
@@ -119,7 +119,7 @@ describe('memory bound under attack', () => {
       maxFrameBytes: MAX_FRAME,
       maxMessageBytes: MAX_MESSAGE,
       receiver: { port: 0, handshakeTimeoutMs: 1000, idleTimeoutMs: IDLE_MS },
-      membership: { type: 'multicast', port: res.group.port, frequencyMs: 100, dropTimeMs: 1500 },
+      membership: { type: 'multicast', port: res.group.port, frequencyMs: 200, dropTimeMs: 3000 },
       interceptors: [
         'throughput',
         'domainFilter',
@@ -137,6 +137,8 @@ describe('memory bound under attack', () => {
       maxFrameBytes: MAX_FRAME,
       maxMessageBytes: MAX_MESSAGE,
       receiver: { port: 0, idleTimeoutMs: IDLE_MS },
+      // The defaults' drop time: a loaded 2-core machine delays heartbeats by more than 600 ms.
+      membership: { type: 'multicast', port: res.group.port, frequencyMs: 200, dropTimeMs: 3000 },
     });
     member = await fakeMember(res.group, 'hostile-member');
   });
@@ -196,18 +198,17 @@ describe('memory bound under attack', () => {
     const base = await target.ask('measure', 'heap');
 
     const deadline = Date.now() + ATTACK_MS;
-    const bombBody = mapBomb(MAX_FRAME / 2 - 64);
+    const bombBody = mapBomb(Math.floor((3.8 * MiB) / 2)); // 3.8 MiB: undecoded, it took ~370 MiB
     const captured = hello();
     const attacks: Promise<void>[] = [];
     for (let k = 0; k < ATTACKERS.strangerFloods; k++)
       attacks.push(
         attacker(deadline, async (s) => {
+          // A fresh sender id per connection, each opening 64 messages that claim the most parts
+          // maxMessageBytes allows (16,385: a 128 KiB array each, before).
           s.write(hello());
-          let id = k * 1_000_000;
-          while (alive(s) && Date.now() < deadline) {
-            for (let i = 0; i < 20; i++) s.write(fragment(id++, 0, 65_537, Buffer.alloc(KiB)));
-            await pause(50);
-          }
+          for (let id = 0; id < 64; id++) s.write(fragment(id, 0, MAX_MESSAGE / KiB + 1, Buffer.alloc(KiB)));
+          await pause(20);
         }),
       );
     for (let k = 0; k < ATTACKERS.memberFloods; k++)
@@ -233,7 +234,7 @@ describe('memory bound under attack', () => {
           s.write(ping());
           while (alive(s) && Date.now() < deadline) {
             s.write(dataFrame(0, 0, bombBody));
-            await pause(1000);
+            await pause(2000);
           }
         }),
       );
