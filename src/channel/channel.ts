@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { decode, encode } from '../codec/value-codec.js';
+import { decode, decodeBudgetRefusals, encode } from '../codec/value-codec.js';
 import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } from '../config/channel-config.js';
 import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
 import { ClusterError, ErrorCode, type FaultyMember, SendError } from '../core/errors.js';
@@ -92,6 +92,8 @@ export interface ChannelStats {
   };
   /** The receiver's bound port; `unlisted`: a static member list is configured and does not name it (warned at start). */
   readonly receiver: { readonly port: number; readonly unlisted: boolean };
+  /** Decodes refused for exceeding their allocation budget (codec bombs), in this process. */
+  readonly codec: { readonly decodeBudgetRefusals: number };
 }
 
 /** Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `sendError(error, destinations)`, `error(err)`. */
@@ -199,6 +201,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       maxFrameBytes: c.maxFrameBytes,
       replayWindowMs: c.replayWindowMs,
       handshakeTimeoutMs: c.receiver.handshakeTimeoutMs,
+      idleTimeoutMs: c.receiver.idleTimeoutMs,
       reconnectMinMs: c.sender.reconnectMinMs,
       reconnectMaxMs: c.sender.reconnectMaxMs,
       keys: undefined, // resolved at start (a key file may have to be read or created)
@@ -296,6 +299,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
           port: c.receiver.port,
           autoBind: c.receiver.autoBind,
           maxConnections: c.receiver.maxConnections,
+          maxConnectionsPerAddress: c.receiver.maxConnectionsPerAddress,
           assembly: this.#assembly,
         },
         this.#settings,
@@ -304,6 +308,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
           leave: (conn) => this.#onLeave(conn.remote.id),
           hello: (conn) => {
             if (this.#state === 'started') this.#membership.heard(conn.remote);
+          },
+          closed: (conn) => {
+            for (const ic of this.#interceptors) ic.connectionClosed?.(conn.remote.id);
           },
         },
         this.#logger,
@@ -506,6 +513,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         acceptedByKey: this.#keys ? [...this.#keys.accepted] : [],
       },
       receiver: { port: this.#local?.port ?? 0, unlisted: this.#receiverUnlisted },
+      codec: { decodeBudgetRefusals: decodeBudgetRefusals() },
     };
   }
 

@@ -106,6 +106,8 @@ export interface Interceptor {
   memberSuspected?(member: Member, error: Error, next: (member: Member, error: Error) => void): void;
   /** `member` announced over TCP that it is leaving. */
   memberLeft?(id: string): void;
+  /** An inbound connection from member `id` closed (what it had sent half is lost with it). */
+  connectionClosed?(id: string): void;
   /** Called every second (Tribes' heartbeat). */
   tick?(now: number): void;
   /** Counters for monitoring. */

@@ -2,8 +2,10 @@
 export type { Allocator, CodecLimits, DecodeOptions, Encodable } from './value-codec.js';
 export {
   checkEncodable,
+  DECODE_BUDGET,
   DEFAULT_MAX_STRING_BYTES,
   decode,
+  decodeBudgetRefusals,
   encode,
   encodedEquals,
   isScalarEncoding,

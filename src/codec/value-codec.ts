@@ -13,43 +13,50 @@
  * @module
  */
 
-import { constants as bufferConstants } from 'node:buffer';
 import { isDate, isMap, isSet, isUint8Array } from 'node:util/types';
-import { CodecError, ConfigError, ErrorCode } from '../core/errors.js';
+import { CodecError, ErrorCode } from '../core/errors.js';
+import {
+  type Allocator,
+  type BufferInternals,
+  type CodecLimits,
+  copyOut,
+  DEFAULT_MAX_BYTES_LENGTH,
+  DEFAULT_MAX_DEPTH,
+  DEFAULT_MAX_STRING_BYTES,
+  FORMAT_VERSION,
+  f64,
+  f64Bytes,
+  HAS_INTERNALS,
+  LITTLE_ENDIAN,
+  limitValue,
+  MAX_BUFFER_CAP,
+  MAX_DEPTH_CAP,
+  MAX_STRING_CAP,
+  SHORT_STRING,
+  T_ARRAY,
+  T_BIGINT_NEG,
+  T_BIGINT_POS,
+  T_BYTES,
+  T_DATE,
+  T_FALSE,
+  T_FLOAT,
+  T_INT,
+  T_MAP,
+  T_NULL,
+  T_OBJECT,
+  T_SET,
+  T_STRING,
+  T_TRUE,
+  T_UNDEFINED,
+} from './format.js';
+
+export { DECODE_BUDGET, decode, decodeBudgetRefusals } from './decoder.js';
+export type { Allocator, CodecLimits, DecodeOptions } from './format.js';
+export { DEFAULT_MAX_STRING_BYTES } from './format.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Public types
 // ---------------------------------------------------------------------------------------------------------------
-
-/**
- * Limits applied by {@link encode}, {@link decode} and {@link checkEncodable}. Omitted fields take their defaults.
- * Encoder and decoder should be given the same limits: a value accepted by one is then accepted by the other.
- */
-export interface CodecLimits {
-  /**
-   * Maximum container nesting (arrays, objects, Map, Set). The root container is at depth 1, so the default 64
-   * allows 64 nested containers and rejects the 65th. Integer in 0..1000. Default 64.
-   */
-  maxDepth?: number;
-  /** Maximum UTF-8 byte length of one string (values, object keys, Map/Set members). Default 16 MiB. */
-  maxStringBytes?: number;
-  /** Maximum byte length of one Uint8Array/Buffer value, and of one bigint magnitude. Default 64 MiB. */
-  maxBytesLength?: number;
-}
-
-/** How {@link decode} hands values out. */
-export interface DecodeOptions {
-  /**
-   * Byte arrays come back as views into the input (`Buffer.subarray`) instead of copies: for a
-   * caller that decodes or copies every byte array it keeps (a message whose embedded encodings
-   * are decoded or stored in memory of their own), saving a copy per value. A view keeps the
-   * whole input alive and changes with it. Default false.
-   */
-  byteViews?: boolean;
-}
-
-/** Allocates `size` bytes for an encoding (see {@link encode}'s `alloc`). */
-export type Allocator = (size: number) => Buffer;
 
 /**
  * A value that travels as the bytes of its own encoding: `encode([new Nested(v)])` produces the same
@@ -81,58 +88,6 @@ export type Encodable =
   | ReadonlyMap<Encodable, Encodable>
   | ReadonlySet<Encodable>;
 
-// ---------------------------------------------------------------------------------------------------------------
-// Format constants (see docs/codec.md)
-// ---------------------------------------------------------------------------------------------------------------
-
-/** First byte of every encoding. */
-const FORMAT_VERSION = 0x01;
-
-const T_UNDEFINED = 0x00;
-const T_NULL = 0x01;
-const T_FALSE = 0x02;
-const T_TRUE = 0x03;
-/** int32, zigzag + unsigned LEB128 (1..5 bytes). */
-const T_INT = 0x04;
-/** float64, 8 bytes little-endian. */
-const T_FLOAT = 0x05;
-/** varint byte length + UTF-8. */
-const T_STRING = 0x06;
-/** bigint >= 0: varint byte length + big-endian magnitude without leading zero bytes (0n has length 0). */
-const T_BIGINT_POS = 0x07;
-/** bigint < 0: same layout as T_BIGINT_POS, magnitude >= 1. */
-const T_BIGINT_NEG = 0x08;
-/** Date: float64 LE of getTime() (NaN for an invalid Date). */
-const T_DATE = 0x09;
-/** Uint8Array/Buffer: varint byte length + bytes. */
-const T_BYTES = 0x0a;
-/** varint count + values. */
-const T_ARRAY = 0x0b;
-/** varint count + (varint key byte length + UTF-8 key + value) per property. */
-const T_OBJECT = 0x0c;
-/** varint count + (key value + value) per entry. */
-const T_MAP = 0x0d;
-/** varint count + values. */
-const T_SET = 0x0e;
-
-const DEFAULT_MAX_DEPTH = 64;
-/** Default limits.maxStringBytes: the UTF-8 size of the longest string encode() accepts. */
-export const DEFAULT_MAX_STRING_BYTES = 16 * 1024 * 1024;
-const DEFAULT_MAX_BYTES_LENGTH = 64 * 1024 * 1024;
-/** Hard cap on maxDepth: keeps the recursive encoder/decoder far away from the JS stack limit. */
-const MAX_DEPTH_CAP = 1000;
-/** Longest string V8 can create; decoding a longer one would throw RangeError. */
-const MAX_STRING_CAP = bufferConstants.MAX_STRING_LENGTH;
-/** Largest Buffer Node can allocate; also the hard cap of one encoding. */
-const MAX_BUFFER_CAP = Math.min(bufferConstants.MAX_LENGTH, 2 ** 32);
-
-/** Strings up to this many UTF-16 units are written/read by a JS loop when ASCII (faster than a native call). */
-const SHORT_STRING = 16;
-/** Decoded ASCII strings up to this many bytes are built in JS. */
-const SHORT_DECODE = 10;
-/** Byte ranges up to this length are copied by a JS loop. */
-const SHORT_COPY = 64;
-
 const ObjectPrototype = Object.prototype;
 const ArrayPrototype = Array.prototype;
 const MapPrototype = Map.prototype;
@@ -142,26 +97,7 @@ const Uint8ArrayPrototype = Uint8Array.prototype;
 const BufferPrototype = Buffer.prototype;
 const getPrototypeOf = Object.getPrototypeOf;
 const objectKeys = Object.keys;
-const defineProperty = Object.defineProperty;
-const hasOwn = Object.hasOwn;
 const isArray = Array.isArray;
-const fromCharCode = String.fromCharCode;
-
-/** Node's internal, undocumented but long-standing Buffer methods; they skip `write`/`toString` argument parsing. */
-interface BufferInternals {
-  utf8Write(str: string, offset: number, length: number): number;
-  utf8Slice(start: number, end: number): string;
-}
-
-/** True on every supported Node version; the fallback keeps the codec working should they ever disappear. */
-const HAS_INTERNALS =
-  typeof (BufferPrototype as unknown as Partial<BufferInternals>).utf8Write === 'function' &&
-  typeof (BufferPrototype as unknown as Partial<BufferInternals>).utf8Slice === 'function';
-
-/** Shared scratch for float64 conversion. Little-endian byte order is produced explicitly below. */
-const f64 = new Float64Array(1);
-const f64Bytes = new Uint8Array(f64.buffer);
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Limits
@@ -170,15 +106,6 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 let maxDepth = DEFAULT_MAX_DEPTH;
 let maxStringBytes = DEFAULT_MAX_STRING_BYTES;
 let maxBytesLength = DEFAULT_MAX_BYTES_LENGTH;
-
-function limitValue(limits: CodecLimits, key: keyof CodecLimits, dflt: number, max: number): number {
-  const v = limits[key];
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
-    throw new ConfigError(`limits.${key}`, `an integer between 0 and ${max}`, v);
-  }
-  return v;
-}
 
 /** Sets the module-level limits for one top-level call (callers save and restore the previous values). */
 function applyLimits(limits: CodecLimits | undefined): void {
@@ -227,18 +154,6 @@ function grow(needed: number): void {
   const next = Buffer.allocUnsafe(size);
   buf.copy(next, 0, 0, pos);
   buf = next;
-}
-
-/** Copies `src[start, end)` into a new Buffer (a JS loop beats the native call for short ranges). */
-function copyOut(src: Buffer, start: number, end: number, headroom: number, alloc: Allocator | undefined): Buffer {
-  const n = end - start;
-  const out = alloc === undefined ? Buffer.allocUnsafe(n + headroom) : alloc(n + headroom);
-  if (n <= SHORT_COPY) {
-    for (let i = 0; i < n; i++) out[headroom + i] = src[start + i]!;
-  } else {
-    src.copy(out, headroom, start, end);
-  }
-  return out;
 }
 
 function writeVarint(n: number): void {
@@ -820,278 +735,4 @@ export function isScalarEncoding(bytes: Uint8Array): boolean {
  */
 export function encodedEquals(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Decoder. Reentrancy-safe: all state lives in a Reader created per call.
-// ---------------------------------------------------------------------------------------------------------------
-
-class Reader {
-  readonly b: Buffer;
-  pos: number;
-  readonly end: number;
-  readonly maxDepth: number;
-  readonly maxStringBytes: number;
-  readonly maxBytesLength: number;
-  /** Byte arrays as views into `b` instead of copies ({@link DecodeOptions.byteViews}). */
-  views = false;
-
-  constructor(b: Buffer, depth: number, strings: number, bytes: number) {
-    this.b = b;
-    this.pos = 0;
-    this.end = b.length;
-    this.maxDepth = depth;
-    this.maxStringBytes = strings;
-    this.maxBytesLength = bytes;
-  }
-}
-
-function fail(at: number, reason: string): never {
-  throw new CodecError(ErrorCode.CODEC_DECODE, `invalid encoding at byte ${at}: ${reason}`);
-}
-
-/** Unsigned LEB128, at most 7 bytes (< 2^49), canonical (no redundant trailing zero group). */
-function readLength(r: Reader): number {
-  const b = r.b;
-  const at = r.pos;
-  if (at >= r.end) fail(at, 'truncated (expected a length)');
-  const first = b[at]!;
-  if (first < 0x80) {
-    r.pos = at + 1;
-    return first;
-  }
-  let result = first & 0x7f;
-  let scale = 0x80;
-  let p = at + 1;
-  for (let i = 1; i < 7; i++) {
-    if (p >= r.end) fail(at, 'truncated varint');
-    const byte = b[p++]!;
-    result += (byte & 0x7f) * scale;
-    if (byte < 0x80) {
-      if (byte === 0) fail(at, 'non-canonical varint');
-      r.pos = p;
-      return result;
-    }
-    scale *= 0x80;
-  }
-  return fail(at, 'varint longer than 7 bytes');
-}
-
-/** Zigzag int32: unsigned LEB128 of at most 5 bytes and at most 0xffffffff. */
-function readInt(r: Reader): number {
-  const b = r.b;
-  const at = r.pos;
-  let result = 0;
-  // A multiplier, not 2 ** shift: V8 compiles ** with a variable exponent to a pow() call.
-  let scale = 1;
-  let p = at;
-  for (let i = 0; i < 5; i++) {
-    if (p >= r.end) fail(at, 'truncated varint');
-    const byte = b[p++]!;
-    result += (byte & 0x7f) * scale;
-    if (byte < 0x80) {
-      if (byte === 0 && i > 0) fail(at, 'non-canonical varint');
-      if (result > 0xffffffff) fail(at, 'integer varint out of int32 range');
-      r.pos = p;
-      return (result >>> 1) ^ -(result & 1);
-    }
-    scale *= 0x80;
-  }
-  return fail(at, 'integer varint longer than 5 bytes');
-}
-
-function readFloat64(r: Reader): number {
-  const b = r.b;
-  const p = r.pos;
-  if (r.end - p < 8) fail(p, `truncated (float64 needs 8 bytes, ${r.end - p} left)`);
-  if (LITTLE_ENDIAN) {
-    f64Bytes[0] = b[p]!;
-    f64Bytes[1] = b[p + 1]!;
-    f64Bytes[2] = b[p + 2]!;
-    f64Bytes[3] = b[p + 3]!;
-    f64Bytes[4] = b[p + 4]!;
-    f64Bytes[5] = b[p + 5]!;
-    f64Bytes[6] = b[p + 6]!;
-    f64Bytes[7] = b[p + 7]!;
-  } else {
-    for (let i = 0; i < 8; i++) f64Bytes[7 - i] = b[p + i]!;
-  }
-  r.pos = p + 8;
-  return f64[0]!;
-}
-
-/** Reads varint length + UTF-8. Invalid UTF-8 is replaced with U+FFFD (Buffer semantics), not rejected. */
-function readStringBody(r: Reader, what: string): string {
-  const at = r.pos;
-  const n = readLength(r);
-  if (n > r.end - r.pos) fail(at, `${what} length ${n} exceeds the ${r.end - r.pos} bytes left`);
-  if (n > r.maxStringBytes) fail(at, `${what} length ${n} exceeds limits.maxStringBytes (${r.maxStringBytes})`);
-  const b = r.b;
-  const start = r.pos;
-  const end = start + n;
-  r.pos = end;
-  if (n <= SHORT_DECODE) {
-    let s = '';
-    let i = start;
-    for (; i < end; i++) {
-      const c = b[i]!;
-      if (c >= 0x80) break;
-      s += fromCharCode(c);
-    }
-    if (i === end) return s;
-  }
-  return HAS_INTERNALS ? (b as unknown as BufferInternals).utf8Slice(start, end) : b.toString('utf8', start, end);
-}
-
-function readBigInt(r: Reader, negative: boolean): bigint {
-  const at = r.pos;
-  const n = readLength(r);
-  if (n > r.end - r.pos) fail(at, `bigint length ${n} exceeds the ${r.end - r.pos} bytes left`);
-  if (n > r.maxBytesLength) fail(at, `bigint length ${n} exceeds limits.maxBytesLength (${r.maxBytesLength})`);
-  if (n === 0) {
-    if (negative) fail(at, 'negative bigint with zero magnitude');
-    return 0n;
-  }
-  const start = r.pos;
-  if (r.b[start] === 0) fail(start, 'bigint magnitude has a leading zero byte');
-  r.pos = start + n;
-  const mag = BigInt(`0x${r.b.toString('hex', start, start + n)}`);
-  return negative ? -mag : mag;
-}
-
-function readValue(r: Reader, depth: number): unknown {
-  const at = r.pos;
-  if (at >= r.end) fail(at, 'truncated (expected a value)');
-  const tag = r.b[at]!;
-  r.pos = at + 1;
-  switch (tag) {
-    case T_UNDEFINED:
-      return undefined;
-    case T_NULL:
-      return null;
-    case T_FALSE:
-      return false;
-    case T_TRUE:
-      return true;
-    case T_INT:
-      return readInt(r);
-    case T_FLOAT:
-      return readFloat64(r);
-    case T_STRING:
-      return readStringBody(r, 'string');
-    case T_BIGINT_POS:
-      return readBigInt(r, false);
-    case T_BIGINT_NEG:
-      return readBigInt(r, true);
-    case T_DATE:
-      return new Date(readFloat64(r));
-    case T_BYTES: {
-      const lat = r.pos;
-      const n = readLength(r);
-      if (n > r.end - r.pos) fail(lat, `byte array length ${n} exceeds the ${r.end - r.pos} bytes left`);
-      if (n > r.maxBytesLength) fail(lat, `byte array length ${n} exceeds limits.maxBytesLength (${r.maxBytesLength})`);
-      const start = r.pos;
-      r.pos = start + n;
-      return r.views ? r.b.subarray(start, start + n) : copyOut(r.b, start, start + n, 0, undefined);
-    }
-    case T_ARRAY:
-    case T_OBJECT:
-    case T_MAP:
-    case T_SET:
-      if (depth >= r.maxDepth) fail(at, `nesting deeper than ${r.maxDepth} levels (limits.maxDepth)`);
-      return readContainer(r, tag, at, depth + 1);
-    default:
-      return fail(at, `unknown tag 0x${tag.toString(16).padStart(2, '0')}`);
-  }
-}
-
-function readContainer(r: Reader, tag: number, at: number, depth: number): unknown {
-  const n = readLength(r);
-  const left = r.end - r.pos;
-  if (tag === T_ARRAY) {
-    // Every element takes at least 1 byte.
-    if (n > left) fail(at, `array count ${n} exceeds the ${left} bytes left`);
-    const arr: unknown[] = new Array(n);
-    for (let i = 0; i < n; i++) arr[i] = readValue(r, depth);
-    return arr;
-  }
-  if (tag === T_OBJECT) {
-    // Every property takes at least 2 bytes (key length + value tag).
-    if (n * 2 > left) fail(at, `object count ${n} exceeds what the ${left} bytes left can hold`);
-    const obj: Record<string, unknown> = {};
-    for (let i = 0; i < n; i++) {
-      const key = readStringBody(r, 'property name');
-      const v = readValue(r, depth);
-      if (key === '__proto__' || hasOwn(ObjectPrototype, key)) {
-        // Define, never assign: assignment to `__proto__` would set the prototype, and assignment to a name that
-        // Object.prototype owns would hit a setter or fail on a frozen prototype. JSON.parse semantics.
-        defineProperty(obj, key, { value: v, writable: true, enumerable: true, configurable: true });
-      } else {
-        obj[key] = v; // duplicate keys: last wins
-      }
-    }
-    return obj;
-  }
-  if (tag === T_MAP) {
-    if (n * 2 > left) fail(at, `Map count ${n} exceeds what the ${left} bytes left can hold`);
-    const map = new Map<unknown, unknown>();
-    for (let i = 0; i < n; i++) {
-      const k = readValue(r, depth);
-      map.set(k, readValue(r, depth)); // duplicate keys: last wins
-    }
-    return map;
-  }
-  if (n > left) fail(at, `Set count ${n} exceeds the ${left} bytes left`);
-  const set = new Set<unknown>();
-  for (let i = 0; i < n; i++) set.add(readValue(r, depth));
-  return set;
-}
-
-/**
- * Decodes one value from untrusted bytes. The whole input must be exactly one encoding.
- *
- * Safe for hostile input: no prototype pollution (`__proto__` becomes an own data property, as with JSON.parse),
- * recursion bounded by `limits.maxDepth`, every count/length checked against the bytes left before allocating,
- * byte arrays returned as copies (never views into `bytes`) unless `options.byteViews` asks for views.
- *
- * @param bytes - the encoding; not retained, not modified.
- * @param limits - optional {@link CodecLimits}; use the encoder's limits.
- * @param options - optional {@link DecodeOptions}.
- * @returns the value; plain objects come back with prototype Object.prototype, Uint8Arrays as Buffers.
- * @throws {@link CodecError} with code `ERR_CLOWDER_CODEC_DECODE` on any malformed input, the message naming the
- *   byte offset; {@link ConfigError} for malformed limits.
- */
-export function decode(bytes: Uint8Array, limits?: CodecLimits, options?: DecodeOptions): unknown {
-  if (!isUint8Array(bytes)) {
-    throw new CodecError(ErrorCode.CODEC_DECODE, 'invalid encoding: input is not a Uint8Array');
-  }
-  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let r: Reader;
-  if (limits === undefined) {
-    r = new Reader(b, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_BYTES, DEFAULT_MAX_BYTES_LENGTH);
-  } else {
-    r = new Reader(
-      b,
-      limitValue(limits, 'maxDepth', DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP),
-      limitValue(limits, 'maxStringBytes', DEFAULT_MAX_STRING_BYTES, MAX_STRING_CAP),
-      limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP),
-    );
-  }
-  if (options?.byteViews === true) r.views = true;
-  if (b.length === 0) fail(0, 'empty input');
-  const version = b[0]!;
-  if (version !== FORMAT_VERSION) {
-    fail(0, `unsupported format version 0x${version.toString(16).padStart(2, '0')} (expected 0x01)`);
-  }
-  r.pos = 1;
-  let value: unknown;
-  try {
-    value = readValue(r, 0);
-  } catch (err) {
-    // Defence in depth: a stack overflow or allocation failure must still surface as a CodecError.
-    if (err instanceof RangeError) fail(r.pos, `${err.message}`);
-    throw err;
-  }
-  if (r.pos !== r.end) fail(r.pos, `${r.end - r.pos} trailing byte(s) after the value`);
-  return value;
 }

@@ -41,10 +41,23 @@ const receiverSchema = z.strictObject({
   port: int(0, 65535, 'a port number from 0 to 65535 (0 = any free port)').default(4000),
   /** How many ports to try from `port` upwards (4000-4099 with the defaults). */
   autoBind: int(1, 1000).default(100),
-  /** A connection that has not completed its hello within this is closed. */
+  /**
+   * A connection that has not completed its hello within this is closed, and so is one whose first
+   * authenticated record (first frame after the hello) does not follow within this again.
+   */
   handshakeTimeoutMs: ms(100, 60_000).default(5000),
   /** Inbound connections accepted at once; more are refused and counted. */
   maxConnections: int(1, 100_000).default(1024),
+  /**
+   * Inbound connections from one IP address at once; more are refused and counted. Nodes on one
+   * host share 127.0.0.1: each peer holds one connection here, plus short-lived probes.
+   */
+  maxConnectionsPerAddress: int(1, 100_000).default(64),
+  /**
+   * An inbound connection that sends nothing for this long is closed and counted. Senders keep an
+   * idle connection alive with a PING every third of their own setting: use the same on every node.
+   */
+  idleTimeoutMs: ms(1000, 3_600_000).default(60_000),
 });
 
 /** Sender options; Tomcat's PooledParallelSender defaults where they exist. */
@@ -134,6 +147,12 @@ const fragmentationSchema = z.strictObject({
   fragmentBytes: bytes(1 * KiB, 64 * MiB).default(256 * KiB),
   /** An incomplete message whose last fragment is older than this is dropped and counted. */
   expireMs: ms(100, 3_600_000).default(60_000),
+  /** Incomplete messages one member may have open (its messages arrive in order: one at a time). */
+  maxOpenPerMember: int(1, 10_000).default(4),
+  /** Incomplete messages open on this node, from all members together. */
+  maxOpenMessages: int(1, 100_000).default(64),
+  /** Bytes held by incomplete messages on this node (one member: at most maxMessageBytes). */
+  maxOpenBytes: bytes(64 * KiB, 4096 * MiB).default(128 * MiB),
 });
 const staticMembersSchema = z.strictObject({
   type: z.literal('staticMembers'),

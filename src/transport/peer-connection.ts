@@ -48,6 +48,9 @@ export class PeerConnection {
   #ackTimer: NodeJS.Timeout | undefined;
   #ackTimerAt = 0;
   #clientNonce: Buffer | undefined;
+  #keepAliveTimer: NodeJS.Timeout | undefined;
+  /** Something was queued since the last keep-alive tick. */
+  #busy = false;
   /** The peer's descriptor from its last hello. */
   remote: MemberDescriptor | undefined;
 
@@ -229,6 +232,7 @@ export class PeerConnection {
   }
 
   #enqueue(head: Buffer, body: Buffer | undefined): void {
+    this.#busy = true;
     if (this.#state === 'open') {
       this.#writer!.push(head);
       if (body !== undefined) this.#writer!.push(body);
@@ -323,6 +327,14 @@ export class PeerConnection {
         this.#backlog = [];
         this.#backlogBytes = 0;
         for (const f of backlog) writer.push(f);
+        // The receiver wants a first record at once (a replayed hello cannot send one), and an
+        // idle connection it closes: PING when there is nothing else to send.
+        if (backlog.length === 0) this.#keepAlive();
+        this.#keepAliveTimer = setInterval(() => {
+          if (!this.#busy) this.#keepAlive();
+          this.#busy = false;
+        }, s.idleTimeoutMs / 3);
+        this.#keepAliveTimer.unref();
         const waiting = this.#whenOpen;
         this.#whenOpen = [];
         if (waiting.length > 0)
@@ -363,8 +375,14 @@ export class PeerConnection {
     }
   }
 
+  #keepAlive(): void {
+    this.ping(this.settings.timeoutMs).catch(noop);
+  }
+
   #teardown(reason: ClusterError): void {
     clearTimeout(this.#handshakeTimer);
+    clearInterval(this.#keepAliveTimer);
+    this.#keepAliveTimer = undefined;
     this.#writer?.close(reason);
     this.#writer = undefined;
     this.#socket?.destroy();

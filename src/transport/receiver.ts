@@ -3,6 +3,11 @@
  * cluster key), then hands DATA frames to the channel and answers PINGs and acknowledgements on
  * the same connection. Anything malformed closes that connection, is counted and logged once per
  * peer address; the receiver itself never stops for bad input.
+ *
+ * Connection slots are bounded: per address (maxConnectionsPerAddress) and in total; a connection
+ * must hello and then send its first frame (with a key: an authenticated record, which a replayed
+ * hello cannot produce) each within handshakeTimeoutMs; a hello nonce seen before is refused; a
+ * connection silent for idleTimeoutMs is closed.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
@@ -22,6 +27,7 @@ import type { MemberDescriptor } from '../wire/member.js';
 import { FrameSink } from './frame-sink.js';
 import { FrameWriter } from './frame-writer.js';
 import { AuthFailure } from './record-reader.js';
+import { SeenNonces } from './seen-nonces.js';
 import type { TransportSettings } from './settings.js';
 
 /** An accepted, authenticated connection from a peer. */
@@ -59,8 +65,10 @@ export interface ReceiverHandlers {
   data(conn: InboundConnection, flags: number, seq: number, payload: Buffer, borrowed: boolean): void;
   /** The peer announced a graceful stop; a returned promise delays the acknowledgement until it settles. */
   leave(conn: InboundConnection): void | Promise<void>;
-  /** A peer completed its hello. */
+  /** A peer completed its hello and sent its first (with a key: authenticated) frame. */
   hello?(conn: InboundConnection): void;
+  /** The last authenticated connection from member `conn.remote.id` closed. */
+  closed?(conn: InboundConnection): void;
 }
 
 export interface ReceiverOptions {
@@ -68,6 +76,7 @@ export interface ReceiverOptions {
   readonly port: number;
   readonly autoBind: number;
   readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
   /**
    * Shared by every inbound connection: while `reuse` is on, DATA frames that span socket reads
    * are assembled in one reused buffer per connection and delivered `borrowed`.
@@ -77,11 +86,31 @@ export interface ReceiverOptions {
 
 /** Hello frames are small; before the hello completes, nothing larger is buffered. */
 const PRE_HELLO_LIMIT = 8 * 1024;
+/** Hello nonces remembered at most (about 3 MB); see SeenNonces. */
+const MAX_NONCES = 50_000;
+
+/**
+ * Per socket: whether bytes arrived since the last idle sweep and since when it is silent; frames
+ * completed, and since when a partial frame waits for its end (slowloris).
+ */
+interface Activity {
+  active: boolean;
+  silentSince: number;
+  frames: number;
+  framesSeen: number;
+  stalledSince: number;
+  sink: FrameSink | undefined;
+}
 
 export class Receiver {
   #server: Server | undefined;
   #closed: Promise<void> | undefined;
-  #sockets = new Set<Socket>();
+  #sockets = new Map<Socket, Activity>();
+  #perAddress = new Map<string, number>();
+  /** Proven connections per member id (a member's probes come on connections of their own). */
+  #perMember = new Map<string, number>();
+  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #nonces: SeenNonces;
   #loggedPeers = new Set<string>();
   /** The bound address. */
   host = '';
@@ -92,7 +121,9 @@ export class Receiver {
     private readonly settings: TransportSettings,
     private readonly handlers: ReceiverHandlers,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.#nonces = new SeenNonces(settings.replayWindowMs * 2, MAX_NONCES);
+  }
 
   /** Binds the first free port of [port, port + autoBind) (any port when port is 0). */
   async listen(): Promise<{ host: string; port: number }> {
@@ -118,6 +149,8 @@ export class Receiver {
       }
       server.on('error', (err) => this.logger.error({ err }, 'receiver error'));
       this.#server = server;
+      this.#idleTimer = setInterval(() => this.#sweepIdle(), Math.max(250, this.settings.idleTimeoutMs / 4));
+      this.#idleTimer.unref();
       const addr = server.address();
       if (addr === null || typeof addr === 'string') throw new ClusterError(ErrorCode.BIND, 'receiver has no address');
       this.host = host;
@@ -144,36 +177,65 @@ export class Receiver {
   /** Stops accepting and closes every inbound connection. */
   async close(): Promise<void> {
     this.stopAccepting();
-    for (const s of this.#sockets) s.destroy();
+    clearInterval(this.#idleTimer);
+    for (const s of this.#sockets.keys()) s.destroy();
     this.#sockets.clear();
     await this.#closed;
   }
 
   #accept(socket: Socket): void {
     const s = this.settings;
+    const address = socket.remoteAddress ?? '?';
+    const fromAddress = (this.#perAddress.get(address) ?? 0) + 1;
+    if (fromAddress > this.options.maxConnectionsPerAddress) {
+      s.stats.connectionsRefusedPerAddress++;
+      socket.destroy();
+      return;
+    }
+    this.#perAddress.set(address, fromAddress);
     s.stats.connectionsAccepted++;
-    this.#sockets.add(socket);
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const activity: Activity = {
+      active: true,
+      silentSince: 0,
+      frames: 0,
+      framesSeen: 0,
+      stalledSince: 0,
+      sink: undefined,
+    };
+    const peer = `${address}:${socket.remotePort}`;
     const writer = new FrameWriter(socket, s.stats);
     let conn: InboundConnection | undefined;
+    /** The hello completed but no frame followed yet (with a key: no authenticated record). */
+    let unproven = true;
     const sink: FrameSink = new FrameSink(
       PRE_HELLO_LIMIT,
       (type, flags, body, borrowed) => {
+        activity.frames++;
         if (conn === undefined) {
           if (type !== FrameType.HELLO) throw new FrameError(`expected HELLO, got frame type ${type}`);
           conn = this.#hello(flags, body, writer, sink, socket);
-          clearTimeout(timer);
-          this.handlers.hello?.(conn);
+          timer.refresh(); // the first record must follow within handshakeTimeoutMs again
           return;
+        }
+        if (unproven) {
+          // A replayed hello gets this far, but cannot produce a record the new keys open.
+          unproven = false;
+          clearTimeout(timer);
+          this.#perMember.set(conn.remote.id, (this.#perMember.get(conn.remote.id) ?? 0) + 1);
+          this.handlers.hello?.(conn);
         }
         this.#frame(conn, type, flags, body, borrowed);
       },
       s.stats,
       this.options.assembly,
     );
+    activity.sink = sink;
+    this.#sockets.set(socket, activity);
     const timer = setTimeout(() => {
       s.stats.protocolErrors++;
-      this.#reject(socket, peer, new FrameError(`no hello within ${s.handshakeTimeoutMs} ms`));
+      s.stats.handshakeTimeouts++;
+      const what = conn === undefined ? 'no hello' : 'no authenticated record after the hello';
+      this.#reject(socket, peer, new FrameError(`${what} within ${s.handshakeTimeoutMs} ms`));
     }, s.handshakeTimeoutMs);
     socket.on('end', () => {
       if (sink.midFrame) {
@@ -182,6 +244,7 @@ export class Receiver {
       }
     });
     socket.on('data', (chunk: Buffer) => {
+      activity.active = true;
       try {
         sink.push(chunk);
       } catch (err) {
@@ -196,12 +259,54 @@ export class Receiver {
       clearTimeout(timer);
       writer.close(new ClusterError(ErrorCode.STOPPED, 'connection closed'));
       this.#sockets.delete(socket);
+      const n = (this.#perAddress.get(address) ?? 1) - 1;
+      if (n <= 0) this.#perAddress.delete(address);
+      else this.#perAddress.set(address, n);
+      if (conn !== undefined && !unproven) {
+        const left = (this.#perMember.get(conn.remote.id) ?? 1) - 1;
+        if (left > 0) this.#perMember.set(conn.remote.id, left);
+        else {
+          this.#perMember.delete(conn.remote.id);
+          this.handlers.closed?.(conn);
+        }
+      }
     });
+  }
+
+  /**
+   * Closes connections silent for idleTimeoutMs (peers PING idle connections more often), and
+   * those whose partial frame has not completed for as long: a slowloris trickling bytes keeps a
+   * connection active, but not a frame buffer.
+   */
+  #sweepIdle(): void {
+    const now = Date.now();
+    const limit = this.settings.idleTimeoutMs;
+    for (const [socket, a] of this.#sockets) {
+      if (a.active) {
+        a.active = false;
+        a.silentSince = now;
+      } else if (now - a.silentSince >= limit) {
+        this.settings.stats.idleTimeouts++;
+        socket.destroy();
+        continue;
+      }
+      if (a.frames !== a.framesSeen || a.sink?.midFrame !== true) {
+        a.framesSeen = a.frames;
+        a.stalledSince = now;
+      } else if (now - a.stalledSince >= limit) {
+        this.settings.stats.slowFrames++;
+        socket.destroy();
+      }
+    }
   }
 
   #hello(flags: number, body: Buffer, writer: FrameWriter, sink: FrameSink, socket: Socket): InboundConnection {
     const s = this.settings;
     const hello = decodeHello(FrameType.HELLO, flags, body, s.keys, s.replayWindowMs);
+    if (this.#nonces.check(hello.nonce, Date.now())) {
+      s.stats.helloReplays++;
+      throw new ClusterError(ErrorCode.AUTH, 'hello replayed: its nonce was seen before');
+    }
     if (s.keys && ((flags & FrameFlag.ENCRYPT) !== 0) !== s.encrypt) {
       throw new ClusterError(
         ErrorCode.AUTH,

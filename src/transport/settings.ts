@@ -10,6 +10,8 @@ export interface TransportSettings {
   readonly maxFrameBytes: number;
   readonly replayWindowMs: number;
   readonly handshakeTimeoutMs: number;
+  /** Inbound: close a connection silent this long; outbound: PING an idle connection every third of it. */
+  readonly idleTimeoutMs: number;
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
   readonly keys: ClusterKeys | undefined;

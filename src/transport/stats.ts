@@ -10,6 +10,16 @@ export interface TransportStats {
   protocolErrors: number;
   /** Hellos or records that failed authentication (wrong or missing cluster key, tampering, replay). */
   authFailures: number;
+  /** Connections closed for taking longer than handshakeTimeoutMs to hello or to send a first record (also protocolErrors). */
+  handshakeTimeouts: number;
+  /** Inbound connections closed after idleTimeoutMs without a byte. */
+  idleTimeouts: number;
+  /** Inbound connections closed because one frame took longer than idleTimeoutMs to arrive (slowloris). */
+  slowFrames: number;
+  /** Inbound connections refused because their address had maxConnectionsPerAddress already. */
+  connectionsRefusedPerAddress: number;
+  /** Hellos whose nonce was seen before: captured and replayed (also authFailures). */
+  helloReplays: number;
   /** Outbound connections opened and lost. */
   connects: number;
   disconnects: number;
@@ -24,6 +34,11 @@ export function createTransportStats(): TransportStats {
     connectionsRefused: 0,
     protocolErrors: 0,
     authFailures: 0,
+    handshakeTimeouts: 0,
+    idleTimeouts: 0,
+    slowFrames: 0,
+    connectionsRefusedPerAddress: 0,
+    helloReplays: 0,
     connects: 0,
     disconnects: 0,
   };

@@ -125,6 +125,12 @@ export interface AssemblyPolicy {
 
 /** A reused assembly buffer is kept only up to this size; larger frames get their own buffer. */
 const REUSE_MAX_BYTES = 1024 * 1024;
+/**
+ * A frame's own buffer is allocated whole up to this size (a default 256 KiB fragment fits);
+ * beyond, it starts here and doubles as bytes arrive, so a header claiming maxFrameBytes costs
+ * what was actually sent, not what was claimed.
+ */
+const EAGER_BYTES = 256 * 1024 + 64;
 
 /**
  * Incremental frame parser for one connection. `push` bytes as they arrive; whole frames go to the
@@ -139,6 +145,7 @@ const REUSE_MAX_BYTES = 1024 * 1024;
 export class FrameReader {
   #pending: Buffer | null = null; // partial frame (header known) being filled
   #filled = 0;
+  #size = 0; // the pending frame's whole size (#pending may be shorter: it grows)
   #head: Buffer | null = null; // fewer than HEADER_BYTES bytes carried over
   #maxBody: number;
   #stopped = false;
@@ -189,17 +196,17 @@ export class FrameReader {
       const header = Buffer.concat([head, chunk.subarray(0, need)], HEADER_BYTES);
       off = need;
       const body = this.#checkHeader(header, 0);
-      this.#pending = this.#assembly(HEADER_BYTES + body);
-      header.copy(this.#pending, 0);
+      header.copy(this.#assembly(HEADER_BYTES + body), 0);
       this.#filled = HEADER_BYTES;
     }
     if (this.#pending !== null) {
+      const n = Math.min(this.#size - this.#filled, len - off);
+      if (this.#filled + n > this.#pending.length) this.#grow(this.#filled + n);
       const p = this.#pending;
-      const n = Math.min(p.length - this.#filled, len - off);
       chunk.copy(p, this.#filled, off, off + n);
       this.#filled += n;
       off += n;
-      if (this.#filled < p.length) return undefined;
+      if (this.#filled < this.#size) return undefined;
       this.#pending = null;
       this.#deliver(p, 0, this.#pendingBorrowed);
       if (this.#stopped) return chunk.subarray(off);
@@ -217,8 +224,8 @@ export class FrameReader {
         if (this.#stopped) return chunk.subarray(off);
       } else {
         const p = this.#assembly(HEADER_BYTES + body);
-        chunk.copy(p, 0, off, len);
-        this.#pending = p;
+        if (len - off > p.length) this.#grow(len - off);
+        chunk.copy(this.#pending!, 0, off, len);
         this.#filled = len - off;
         return undefined;
       }
@@ -230,12 +237,31 @@ export class FrameReader {
     return checkHeader(buf, off, this.#maxBody);
   }
 
-  /** A buffer of exactly `size` bytes for a frame that spans chunks: the reused one when allowed. */
+  /**
+   * Starts a frame of `size` bytes that spans chunks and returns its buffer (also #pending): the
+   * reused one when allowed; otherwise its own, of `size` bytes or, for a large frame, a first part
+   * that #grow enlarges.
+   */
   #assembly(size: number): Buffer {
+    this.#size = size;
+    this.#filled = 0;
+    this.#pending = this.#buffer(size);
+    return this.#pending;
+  }
+
+  /** Enlarges #pending to hold at least `need` bytes (doubling), keeping what it holds. */
+  #grow(need: number): void {
+    const old = this.#pending!;
+    const next = Buffer.allocUnsafe(Math.min(this.#size, Math.max(need, old.length * 2)));
+    old.copy(next, 0, 0, this.#filled);
+    this.#pending = next;
+  }
+
+  #buffer(size: number): Buffer {
     const reuse = this.#policy?.reuse === true;
     if (!reuse) this.#scratch = null; // reuse was switched off (a handler keeps messages): free it
     this.#pendingBorrowed = reuse && size <= REUSE_MAX_BYTES;
-    if (!this.#pendingBorrowed) return Buffer.allocUnsafe(size);
+    if (!this.#pendingBorrowed) return Buffer.allocUnsafe(Math.min(size, EAGER_BYTES));
     let s = this.#scratch;
     if (s === null || s.length < size) {
       // Grow in steps, so a stream of slightly growing frames does not reallocate each time.

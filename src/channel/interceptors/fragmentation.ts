@@ -2,25 +2,16 @@
  * Fragmentation (Tomcat's FragmentationInterceptor): a message larger than fragmentBytes travels
  * as fragments, each a DATA frame with the FRAGMENT flag and a 12-byte header
  * (message number u32, index u32, count u32), and is reassembled before it goes up. Small
- * messages pass untouched. Reassembly is bounded: the announced size may not exceed
- * maxMessageBytes, at most 64 messages per sender are open at once, and incomplete ones expire.
+ * messages pass untouched. Reassembly (reassembly.ts) accepts fragments only from members that
+ * joined, holds only what arrived, bounds open messages and bytes per member and in total, frees
+ * a member's incomplete messages when its connection closes, and expires stale ones.
  */
 import type { FragmentationConfig } from '../../config/channel-config.js';
 import { SendFlag } from '../../config/send-options.js';
 import { FrameError } from '../../core/errors.js';
 import { FrameFlag } from '../../wire/frame.js';
 import type { IncomingMessage, Interceptor, InterceptorContext } from '../types.js';
-
-const HEAD = 12;
-const MAX_OPEN_PER_SENDER = 64;
-const MIN_FRAGMENT = 1024;
-
-interface Assembly {
-  parts: (Buffer | undefined)[];
-  received: number;
-  bytes: number;
-  last: number;
-}
+import { FRAGMENT_HEAD as HEAD, Reassembler } from './reassembly.js';
 
 export function fragmentation(config: FragmentationConfig): Interceptor {
   let ctx: InterceptorContext;
@@ -28,14 +19,22 @@ export function fragmentation(config: FragmentationConfig): Interceptor {
   /** Effective fragment size: never more than fits in one frame (sequence + fragment header). */
   let size = config.fragmentBytes;
   let nextId = 0;
-  const open = new Map<string, Map<number, Assembly>>();
-  const c = { fragmentedSent: 0, fragmentsSent: 0, reassembled: 0, expired: 0, refused: 0 };
+  let assembler: Reassembler;
+  /** Members that joined (passed this interceptor upwards): the only senders whose fragments are kept. */
+  const joined = new Set<string>();
+  const c = { fragmentedSent: 0, fragmentsSent: 0 };
 
   return {
     name: 'fragmentation',
     start(x) {
       ctx = x;
       maxMessage = x.config.maxMessageBytes;
+      assembler = new Reassembler({
+        maxMessageBytes: maxMessage,
+        maxOpenPerMember: config.maxOpenPerMember,
+        maxOpenMessages: config.maxOpenMessages,
+        maxOpenBytes: config.maxOpenBytes,
+      });
       size = Math.min(config.fragmentBytes, x.config.maxFrameBytes - 4 - HEAD);
     },
     send(msg, next) {
@@ -69,70 +68,35 @@ export function fragmentation(config: FragmentationConfig): Interceptor {
     },
     receive(msg, next) {
       if ((msg.flags & FrameFlag.FRAGMENT) === 0) return next(msg);
-      const p = msg.payload;
-      if (p.length < HEAD) throw new FrameError('fragment without header');
-      const id = p.readUInt32BE(0);
-      const index = p.readUInt32BE(4);
-      const count = p.readUInt32BE(8);
-      // Fragments are at least MIN_FRAGMENT bytes (config minimum), which bounds the count.
-      if (count < 2 || index >= count || count > Math.ceil(maxMessage / MIN_FRAGMENT) + 1) {
-        c.refused++;
-        throw new FrameError(`bad fragment ${index}/${count} from ${msg.from.name}`);
-      }
-      let mine = open.get(msg.from.id);
-      if (mine === undefined) open.set(msg.from.id, (mine = new Map()));
-      let a = mine.get(id);
-      if (a === undefined) {
-        if (mine.size >= MAX_OPEN_PER_SENDER) {
-          c.refused++;
-          throw new FrameError(`too many incomplete fragmented messages from ${msg.from.name}`);
-        }
-        a = { parts: new Array(count), received: 0, bytes: 0, last: Date.now() };
-        mine.set(id, a);
-      }
-      if (a.parts.length !== count || a.parts[index] !== undefined) {
-        c.refused++;
-        throw new FrameError(`inconsistent fragment ${index}/${count} from ${msg.from.name}`);
-      }
-      const chunk = Buffer.from(p.subarray(HEAD));
-      a.bytes += chunk.length;
-      if (a.bytes > maxMessage) {
-        mine.delete(id);
-        c.refused++;
-        throw new FrameError(`fragmented message from ${msg.from.name} exceeds maxMessageBytes ${maxMessage}`);
-      }
-      a.parts[index] = chunk;
-      a.received++;
-      a.last = Date.now();
-      if (a.received < count) return;
-      mine.delete(id);
-      c.reassembled++;
-      const whole: IncomingMessage = {
-        from: msg.from,
-        flags: msg.flags & ~FrameFlag.FRAGMENT,
-        payload: Buffer.concat(a.parts as Buffer[], a.bytes),
-      };
-      return next(whole);
+      // A member announced by an interceptor above this one never passed here: ask the channel's view.
+      if (!joined.has(msg.from.id) && !ctx.members().some((m) => m.id === msg.from.id)) assembler.refuseStranger();
+      const whole = assembler.add(msg.from.id, msg.payload, Date.now(), (msg.flags & SendFlag.SYNC_ACK) !== 0);
+      if (whole === undefined) return;
+      const up: IncomingMessage = { from: msg.from, flags: msg.flags & ~FrameFlag.FRAGMENT, payload: whole };
+      return next(up);
+    },
+    memberAdded(member, next) {
+      joined.add(member.id);
+      next(member);
     },
     memberRemoved(member, reason, next) {
-      open.delete(member.id);
+      joined.delete(member.id);
+      assembler.forget(member.id);
       next(member, reason);
     },
-    tick(now) {
-      for (const [sender, mine] of open) {
-        for (const [id, a] of mine) {
-          if (now - a.last > config.expireMs) {
-            mine.delete(id);
-            c.expired++;
-            ctx.logger.warn(
-              { sender, received: a.received, of: a.parts.length },
-              'incomplete fragmented message expired',
-            );
-          }
-        }
-        if (mine.size === 0) open.delete(sender);
-      }
+    connectionClosed(id) {
+      assembler.forget(id);
     },
-    stats: () => ({ ...c, open: Array.from(open.values()).reduce((n, m) => n + m.size, 0) }),
+    tick(now) {
+      assembler.expire(now, config.expireMs, (sender, received, of) =>
+        ctx.logger.warn({ sender, received, of }, 'incomplete fragmented message expired'),
+      );
+    },
+    stats: () => ({
+      ...c,
+      ...assembler.counters,
+      open: assembler.openMessages,
+      openBytes: assembler.openBytes,
+    }),
   };
 }

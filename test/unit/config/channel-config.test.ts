@@ -86,13 +86,14 @@ describe('resolveChannelConfig defaults', () => {
     );
   });
 
+  const FRAGMENT_LIMITS = { maxOpenPerMember: 4, maxOpenMessages: 64, maxOpenBytes: 128 * 1024 * 1024 };
   it('interceptor names expand to their defaults', () => {
     const x = resolveChannelConfig({
       interceptors: ['fragmentation', { type: 'fragmentation', fragmentBytes: 65536 }],
     });
     assert.deepEqual(x.interceptors, [
-      { type: 'fragmentation', fragmentBytes: 256 * 1024, expireMs: 60_000 },
-      { type: 'fragmentation', fragmentBytes: 65536, expireMs: 60_000 },
+      { ...FRAGMENT_LIMITS, type: 'fragmentation', fragmentBytes: 256 * 1024, expireMs: 60_000 },
+      { ...FRAGMENT_LIMITS, type: 'fragmentation', fragmentBytes: 65536, expireMs: 60_000 },
     ]);
   });
 
