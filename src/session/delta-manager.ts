@@ -17,6 +17,7 @@ import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { COOKIE_ATTRIBUTE } from './cookie-meta.js';
 import { isSessionId, newSessionId } from './ids.js';
 import { MSG_NAMES, MSG_TYPES, Msg, type SessionRecord } from './messages.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
@@ -231,8 +232,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   // ---- sessions -------------------------------------------------------------------------------
 
-  /** Creates a session with a fresh id. @throws ClusterError when maxActiveSessions is reached. */
-  createSession(now = Date.now()): Session {
+  /**
+   * Creates a session with a fresh id (or `id`, an unused one this node generated with
+   * newSessionId, e.g. for a `req.sessionID` read before the session existed).
+   * @throws ClusterError when maxActiveSessions is reached.
+   */
+  createSession(now = Date.now(), wanted?: string): Session {
     if (this.config.maxActiveSessions >= 0 && this.sessions.size >= this.config.maxActiveSessions) {
       this.#counters.rejectedSessions++;
       throw new ClusterError(
@@ -240,7 +245,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         `too many active sessions (maxActiveSessions ${this.config.maxActiveSessions}): try again later`,
       );
     }
-    let id = newSessionId();
+    let id = wanted ?? newSessionId();
     while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
     const s = new Session(id, now, now, this.config.maxInactiveInterval, this);
     s.primary = true;
@@ -1182,7 +1187,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     replicated: boolean,
   ): void {
     const event = kind === 'added' ? 'attributeAdded' : kind === 'replaced' ? 'attributeReplaced' : 'attributeRemoved';
-    if (this.listenerCount(event) === 0) return;
+    if (this.listenerCount(event) === 0 || name === COOKIE_ATTRIBUTE) return; // internal: not the application's
+
     if (kind === 'removed') this.emit('attributeRemoved', s, name, replicated);
     else {
       const v = value instanceof Attribute ? s.getAttribute(name) : value;
