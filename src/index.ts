@@ -53,15 +53,8 @@ export {
 } from './http/adapters.js';
 export type { SessionCookie } from './http/session-cookie.js';
 export type { Callback, RegenerateOptions, SessionApi, SessionHandle } from './http/session-handle.js';
-export type { ClowderSession } from './http/types.js';
+export type { ClowderSession, SessionData } from './http/types.js';
 
-/**
- * The data your sessions hold, for TypeScript (`req.session.user`), declared by the application
- * as with express-session:
- * `declare module 'clowder' { interface SessionData { user: string } }`.
- */
-// biome-ignore lint/suspicious/noEmptyInterface: filled by applications through declaration merging
-export interface SessionData {}
 export {
   type AppDefinition,
   type AppSetup,

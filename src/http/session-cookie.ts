@@ -164,7 +164,8 @@ export class SessionCookie {
     return {
       path: this.#path,
       domain: this.#domain,
-      secure: this.secure,
+      // "auto" on plain HTTP: absent, as express-session's default (secure unset)
+      secure: this.#secure === 'auto' && !this.encrypted ? undefined : this.secure,
       httpOnly: this.#httpOnly,
       sameSite: this.#sameSite,
       maxAgeMs: this.#originalMaxAge ?? undefined,
@@ -190,7 +191,8 @@ export class SessionCookie {
     return {
       originalMaxAge: this.#originalMaxAge,
       expires: this.#expires === null ? null : new Date(this.#expires).toISOString(),
-      secure: this.secure,
+      // "auto" on plain HTTP: absent, as express-session's default (secure unset)
+      secure: this.#secure === 'auto' && !this.encrypted ? undefined : this.secure,
       httpOnly: this.#httpOnly,
       domain: this.#domain,
       path: this.#path,

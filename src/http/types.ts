@@ -8,8 +8,14 @@
  *   }
  *   app.get('/', (req, res) => { req.session.views = (req.session.views ?? 0) + 1; });
  */
-import type { SessionData } from '../index.js';
 import type { SessionApi } from './session-handle.js';
+
+/**
+ * The data your sessions hold, for TypeScript (`req.session.user`), declared by the application
+ * as with express-session: `declare module 'clowder' { interface SessionData { user: string } }`.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by applications through declaration merging
+export interface SessionData {}
 
 /** `req.session` as typed: its methods and reserved properties, and the data (each optional). */
 export type ClowderSession = SessionApi & Partial<SessionData>;
