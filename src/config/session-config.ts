@@ -13,8 +13,8 @@ const contextPath = z
     error: 'a context path such as "/app" or "/" (no trailing slash)',
   });
 
-/** A cookie Domain attribute: host-name characters only (nothing that could end the attribute). */
-export const COOKIE_DOMAIN = /^\.?[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$/;
+/** A cookie Domain attribute: a host name of at most 253 characters (nothing that could end the attribute). */
+export const COOKIE_DOMAIN = /^(?=.{1,253}$)\.?[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$/;
 /** A cookie Path attribute: starts with "/", printable ASCII without ";" (nothing that could end the attribute). */
 export const COOKIE_PATH = /^\/[\x21-\x3a\x3c-\x7e]{0,1023}$/;
 /** Longest cookie lifetime accepted, in ms: 400 days, the most browsers keep a cookie (RFC 6265bis). */

@@ -164,8 +164,7 @@ export class SessionCookie {
     return {
       path: this.#path,
       domain: this.#domain,
-      // "auto" on plain HTTP: absent, as express-session's default (secure unset)
-      secure: this.#secure === 'auto' && !this.encrypted ? undefined : this.secure,
+      secure: this.secure,
       httpOnly: this.#httpOnly,
       sameSite: this.#sameSite,
       maxAgeMs: this.#originalMaxAge ?? undefined,

@@ -44,6 +44,9 @@ export interface RegenerateOptions {
   keep?: boolean;
 }
 
+/** What the proxy answers with its target (for util.inspect, which calls the target's method on the proxy). */
+const kBase = Symbol('clowder.handleBase');
+
 /** Methods and read-only properties; every other property name is an attribute. */
 class HandleBase {
   /** The proxy around this object (what the application holds). */
@@ -55,8 +58,10 @@ class HandleBase {
    * looks at a proxy's target, so this lives here).
    */
   [inspect.custom](_depth: number, options: object): string {
-    const data = methods.toJSON!.call(this) as Record<string, unknown>;
-    data.cookie = this.host.cookie;
+    // util.inspect finds this on the proxy's target but calls it on the proxy.
+    const self = (this as unknown as { [kBase]?: HandleBase })[kBase] ?? this;
+    const data = methods.toJSON!.call(self) as Record<string, unknown>;
+    data.cookie = self.host.cookie;
     return `Session ${inspect(data, options)}`;
   }
 }
@@ -222,7 +227,8 @@ function proxyOf(h: HandleBase): object {
 
 const handler: ProxyHandler<HandleBase> = {
   get(target, prop) {
-    if (typeof prop === 'symbol') return prop === inspect.custom ? target[inspect.custom].bind(target) : undefined;
+    if (typeof prop === 'symbol')
+      return prop === kBase ? target : prop === inspect.custom ? target[inspect.custom].bind(target) : undefined;
     const reserved = RESERVED.get(prop);
     if (reserved !== undefined) return reserved(target);
     return live(target)?.getAttribute(prop);

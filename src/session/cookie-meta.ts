@@ -7,6 +7,8 @@
  * (not a property of `req.session`, not in its keys, JSON or listeners' events).
  */
 
+import { COOKIE_DOMAIN, COOKIE_MAX_AGE_LIMIT, COOKIE_PATH } from '../config/session-config.js';
+
 /** Name of the reserved attribute. Assigning it through `req.session` is refused. */
 export const COOKIE_ATTRIBUTE = '__clowder.cookie';
 
@@ -39,10 +41,11 @@ export function readCookieMeta(v: unknown): CookieMeta | undefined {
   const o = v as Record<string, unknown>;
   const out: CookieMeta = {};
   const m = o.m;
-  if (m === null || (typeof m === 'number' && Number.isFinite(m) && m >= 0)) out.m = m;
+  if (m === null || (typeof m === 'number' && Number.isFinite(m) && m >= 0 && m <= COOKIE_MAX_AGE_LIMIT)) out.m = m;
+  // Domain and path go into a Set-Cookie header: only what the config would accept (no ";", CR, LF).
   const d = o.d;
-  if (d === null || (typeof d === 'string' && d.length <= 253)) out.d = d;
-  if (typeof o.p === 'string' && o.p.length <= 1024) out.p = o.p;
+  if (d === null || (typeof d === 'string' && d.length <= 253 && COOKIE_DOMAIN.test(d))) out.d = d;
+  if (typeof o.p === 'string' && COOKIE_PATH.test(o.p)) out.p = o.p;
   const s = o.s;
   if (s === null || s === 'Lax' || s === 'Strict' || s === 'None') out.s = s;
   if (typeof o.x === 'boolean') out.x = o.x;
