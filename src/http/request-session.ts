@@ -177,12 +177,14 @@ export class RequestSession implements HandleHost, CookieOwner {
    * The session for a change by the application, created (with its cookie) when there is none
    * yet. The first change of a loaded session re-sends a persistent cookie (express-session).
    */
-  forWrite(what: string): Session {
-    this.writable(what);
+  forWrite(name: string): Session {
+    // The message is built only when it is thrown (this runs for every write).
+    if (this.readOnly) this.writable(`cannot change session attribute ${JSON.stringify(name)}`);
     let s = this.session;
     if (s === undefined) {
       if (this.#destroyed) throw new Error('this session was destroyed');
-      if (this.#finished) throw new Error(`${what}: the response has ended; write the session before it ends`);
+      if (this.#finished)
+        throw new Error(`cannot change session attribute ${JSON.stringify(name)}: the response has ended`);
       s = this.#create();
     } else if (!s.valid) throw new Error('this session was destroyed');
     if (!this.#modified) {

@@ -20,8 +20,8 @@ export interface HandleHost {
   readonly destroyed: boolean;
   /** `req.sessionID`: the session's id, or the id it will get. */
   sessionId(): string;
-  /** The session for a change named `what` (created if there is none yet); throws in a read-only request. */
-  forWrite(what: string): Session;
+  /** The session for a change of attribute `name` (created if there is none yet); throws in a read-only request. */
+  forWrite(name: string): Session;
   regenerate(keep: boolean): void;
   destroy(): void;
   save(): Promise<void>;
@@ -185,14 +185,14 @@ function live(h: HandleBase): Session | undefined {
 function set(h: HandleBase, name: string, value: unknown): void {
   if (name === COOKIE_ATTRIBUTE) throw new TypeError(`req.session.${name} is reserved and cannot be assigned`);
   if (value === undefined) remove(h, name);
-  else h.host.forWrite(`cannot change session attribute ${JSON.stringify(name)}`).setAttribute(name, value);
+  else h.host.forWrite(name).setAttribute(name, value);
 }
 
 /** Removes attribute `name`; a session that does not exist (or lacks it) is left alone. */
 function remove(h: HandleBase, name: string): void {
   const s = live(h);
   if (s === undefined || name === COOKIE_ATTRIBUTE || !s.hasAttribute(name)) return;
-  h.host.forWrite(`cannot change session attribute ${JSON.stringify(name)}`).removeAttribute(name);
+  h.host.forWrite(name).removeAttribute(name);
 }
 
 /** The application's attribute names (not the reserved one). */
