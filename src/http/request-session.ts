@@ -202,6 +202,8 @@ export class RequestSession implements HandleHost, CookieOwner {
   regenerate(keep: boolean): void {
     this.writable('req.session.regenerate()');
     if (this.#destroyed) throw new Error('this session was destroyed');
+    // A session begun now would never see its request end (and never expire): refuse.
+    if (this.#finished) throw new Error('req.session.regenerate(): the response has ended');
     const old = this.session;
     if (old !== undefined && !old.valid) throw new Error('this session was destroyed');
     this.#modified = true;
@@ -329,7 +331,7 @@ export class RequestSession implements HandleHost, CookieOwner {
     this.#id = undefined;
     this.#begin(s, now);
     this.#modified = true;
-    this.#raiseInterval(s, this.#cookie?.originalMaxAge ?? this.config.cookie.maxAge);
+    this.#raiseInterval(s, this.#cookie !== undefined ? this.#cookie.originalMaxAge : this.config.cookie.maxAge);
     this.#setCookie(s.id);
     return s;
   }

@@ -37,6 +37,9 @@ function errorOf(fn: () => unknown): string | null {
   }
 }
 
+/** What a regenerate() after the response ended reported. */
+let lateError: string | null | undefined;
+
 const app: RequestListener = (req0, res) => {
   const req = req0 as SessionRequest & { sessionID: string };
   const url = new URL(req.url ?? '/', 'http://x');
@@ -56,7 +59,7 @@ const app: RequestListener = (req0, res) => {
     }
     case '/cookie': {
       const c = s.cookie;
-      if (q.has('maxAge')) c.maxAge = Number(q.get('maxAge'));
+      if (q.has('maxAge')) c.maxAge = q.get('maxAge') === 'null' ? null : Number(q.get('maxAge'));
       if (q.has('domain')) c.domain = q.get('domain')!;
       if (q.has('sameSite')) c.sameSite = q.get('sameSite')!;
       if (q.has('write')) s.w = q.get('write');
@@ -65,6 +68,14 @@ const app: RequestListener = (req0, res) => {
     case '/regenerate':
       s.regenerate({ keep: q.get('keep') === '1' }, (err) =>
         json(res, { err: err?.message ?? null, id: req.sessionID, keys: Object.keys(req.session) }),
+      );
+      return;
+    case '/late-regenerate':
+      json(res, { ok: true });
+      setImmediate(() =>
+        s.regenerate((err) => {
+          lateError = err?.message ?? null;
+        }),
       );
       return;
     case '/show':
@@ -120,7 +131,7 @@ describe('req.session semantics (express-session) on clowder nodes', () => {
       cluster: { insecure: true },
       apps: [
         { path: '/s', app },
-        { path: '/m', app, sessions: { cookie: { maxAge: 60_000 } } },
+        { path: '/m', app, sessions: { cookie: { maxAge: 3_600_000 } } },
         { path: '/r', app, sessions: { rolling: true, saveUninitialized: true } },
       ],
     });
@@ -202,13 +213,28 @@ describe('req.session semantics (express-session) on clowder nodes', () => {
 
   test('sessions.cookie.maxAge: every new cookie is persistent, and failover and regenerate keep it', async () => {
     const res = await get(pa, '/m/write?name=a&value=1');
-    assert.match(line(res)!, /; Max-Age=60; Expires=/);
+    assert.match(line(res)!, /; Max-Age=3600; Expires=/);
+    assert.equal(managerOf(cluster.node('a'), 1).sessions.get(idOf(sessionCookie(res)!))!.maxInactiveInterval, 3600);
     const onB = await get(pb, '/m/read', sessionCookie(res)!);
-    assert.match(line(onB)!, /\.b; .*; Max-Age=60; Expires=/);
+    assert.match(line(onB)!, /\.b; .*; Max-Age=3600; Expires=/);
     const regen = await get(pb, '/m/regenerate', sessionCookie(onB)!);
-    assert.match(line(regen)!, /; Max-Age=60; Expires=/);
+    assert.match(line(regen)!, /; Max-Age=3600; Expires=/);
     const cookie = JSON.parse((await get(pb, '/m/cookie', sessionCookie(regen)!)).body).cookie;
-    assert.equal(cookie.originalMaxAge, 60_000);
+    assert.equal(cookie.originalMaxAge, 3_600_000);
+    // A session made a browser-session one before it exists keeps the configured idle timeout.
+    const plain = await get(pa, '/m/cookie?maxAge=null&write=1');
+    assert.doesNotMatch(line(plain)!, /Max-Age|Expires/);
+    assert.equal(managerOf(cluster.node('a'), 1).sessions.get(idOf(sessionCookie(plain)!))!.maxInactiveInterval, 1800);
+  });
+
+  test('regenerate() after the response ended fails (a session begun then would never be released)', async () => {
+    const ma = managerOf(cluster.node('a'));
+    const held = ma.sessions.size;
+    lateError = undefined;
+    await get(pa, '/s/late-regenerate');
+    await waitFor(() => lateError !== undefined, 'the late regenerate to call back');
+    assert.match(lateError!, /response has ended/);
+    assert.equal(ma.sessions.size, held);
   });
 
   test('rolling re-sends the cookie on every response; saveUninitialized creates the session on first use', async () => {
