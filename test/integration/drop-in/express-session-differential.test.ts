@@ -278,6 +278,8 @@ describe('drop-in: express-session + MemoryStore (1 node) vs clowder middleware 
       { say: 'read after failover', path: '/peek' },
       { say: 'in-place change after failover', path: '/cart/add?item=pear' },
       { say: 'JSON of the session', path: '/json' },
+      { say: 'cookie.expires set directly: cookie-only change', path: '/until' },
+      { say: 'write after expires was set', path: '/' },
     ]);
     // The script proves what it claims (on express-session itself).
     assert.equal(t[0]!.cookie, null);
@@ -287,6 +289,9 @@ describe('drop-in: express-session + MemoryStore (1 node) vs clowder middleware 
     assert.equal(t[5]!.cookie, null);
     assert.match(t[6]!.cookie?.attrs.expires ?? '', /lifetime ≈ 10080 min/);
     assert.equal(t[8]!.body, 'viewed 4 times');
+    assert.match(t[11]!.body, /"sessionID":"string"/);
+    assert.equal(t[12]!.cookie, null);
+    assert.match(t[13]!.cookie?.attrs.expires ?? '', /lifetime ≈ 120 min/);
   });
 
   test('examples/auth style: flash messages, login with regenerate (pre-login data dropped), failover, logout with destroy', async () => {
