@@ -215,8 +215,9 @@ function endedAlready(this: ServerResponse): ServerResponse {
 function getSession(rs: RequestSession | undefined, create: boolean): SessionHandle | undefined {
   if (rs === undefined) return undefined;
   if (rs.existing === undefined) {
-    if (!create) return undefined;
-    if (!rs.destroyed) rs.forWrite('getSession()'); // Tomcat's getSession() creates it
+    // Tomcat's getSession() creates one, except where it cannot: a read-only path, after destroy().
+    if (!create || rs.readOnly || rs.destroyed) return undefined;
+    rs.forWrite('getSession()');
   }
   return rs.handle();
 }
