@@ -169,7 +169,13 @@ describe('req.session semantics (express-session) on clowder nodes', () => {
   });
 
   test("a session's own cookie settings replicate: the node that takes over re-issues the same cookie", async () => {
+    const seen: string[] = [];
+    const listener = (_s: unknown, name: string) => seen.push(name);
+    const ma = managerOf(cluster.node('a'));
+    ma.on('attributeAdded', listener);
     const res = await get(pa, '/s/cookie?maxAge=3600000&domain=example.test&sameSite=strict&write=1');
+    ma.off('attributeAdded', listener);
+    assert.deepEqual(seen, ['w'], 'listeners never see the reserved attribute');
     const l = line(res)!;
     assert.match(l, /; Domain=example\.test(;|$)/);
     assert.match(l, /; SameSite=Strict(;|$)/);
