@@ -59,12 +59,15 @@ export class SessionCookie {
     return this.#expires === null ? null : this.#expires - Date.now();
   }
 
-  /** Sets the lifetime in ms from now (and originalMaxAge); null = a browser-session cookie. */
+  /**
+   * Sets the lifetime in ms from now (and originalMaxAge); null = a browser-session cookie. Beyond
+   * 400 days it is 400 days (what browsers keep at most); below 0 it is 0 (expired).
+   */
   set maxAge(ms: number | null) {
     if (ms === null || ms === undefined) this.#lifetime(null);
-    else if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 && ms <= COOKIE_MAX_AGE_LIMIT) this.#lifetime(ms);
-    else
-      throw new TypeError(`cookie.maxAge must be a number of milliseconds from 0 to ${COOKIE_MAX_AGE_LIMIT}, or null`);
+    else if (typeof ms === 'number' && Number.isFinite(ms))
+      this.#lifetime(Math.min(COOKIE_MAX_AGE_LIMIT, Math.max(0, Math.round(ms))));
+    else throw new TypeError('cookie.maxAge must be a number of milliseconds, or null for a browser-session cookie');
   }
 
   /** The configured lifetime in ms; null = a browser-session cookie. */
@@ -87,8 +90,7 @@ export class SessionCookie {
    */
   set expires(date: Date | null | false) {
     if (date === null || date === false || date === undefined) this.#lifetime(null);
-    else if (date instanceof Date && Number.isFinite(date.getTime()))
-      this.maxAge = Math.min(COOKIE_MAX_AGE_LIMIT, Math.max(0, date.getTime() - Date.now()));
+    else if (date instanceof Date && Number.isFinite(date.getTime())) this.maxAge = date.getTime() - Date.now();
     else throw new TypeError('cookie.expires must be a Date, or null for a browser-session cookie');
   }
 

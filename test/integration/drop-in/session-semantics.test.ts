@@ -233,6 +233,12 @@ describe('req.session semantics (express-session) on clowder nodes', () => {
     assert.equal(managerOf(cluster.node('a'), 1).sessions.get(idOf(sessionCookie(plain)!))!.maxInactiveInterval, 1800);
   });
 
+  test('cookie.maxAge beyond 400 days is 400 days (as browsers keep it), not an error', async () => {
+    const res = await get(pa, `/s/cookie?maxAge=${10 * 365 * 86_400_000}&write=1`);
+    assert.equal(res.status, 200);
+    assert.match(line(res)!, /; Max-Age=34560000; Expires=/);
+  });
+
   test('regenerate() after the response ended fails (a session begun then would never be released)', async () => {
     const ma = managerOf(cluster.node('a'));
     const held = ma.sessions.size;
