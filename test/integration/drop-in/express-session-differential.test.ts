@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Express, RequestHandler } from 'express';
 import session from 'express-session';
 import { createSessions, type SessionCluster, silentLogger } from '../../../src/index.js';
@@ -262,8 +262,6 @@ async function differential(makeApp: (s: RequestHandler) => Express, script: Ste
 const FORM_ALICE = { username: 'alice', password: 'wonderland' };
 
 describe('drop-in: express-session + MemoryStore (1 node) vs clowder middleware (2 nodes, failover)', () => {
-  after(() => {});
-
   test('examples/session style: lazy sessions, cookie only when express-session sends one, remember-me across failover', async () => {
     const t = await differential(sessionApp, [
       { say: 'read without a session', path: '/peek' },
