@@ -53,7 +53,10 @@ export {
   type RequestListener,
   sessionMiddleware,
 } from './http/adapters.js';
-export type { SessionCookie, SessionHandle } from './http/session-handle.js';
+export type { SessionCookie } from './http/session-cookie.js';
+export type { Callback, RegenerateOptions, SessionApi, SessionHandle } from './http/session-handle.js';
+export type { ClowderSession, SessionData } from './http/types.js';
+
 export {
   type AppDefinition,
   type AppSetup,

@@ -14,6 +14,68 @@ const contextPath = z
     error: 'a context path such as "/app" or "/" (no trailing slash)',
   });
 
+/** A cookie Domain attribute: a host name of at most 253 characters (nothing that could end the attribute). */
+export const COOKIE_DOMAIN = /^(?=.{1,253}$)\.?[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$/;
+/** A cookie Path attribute: starts with "/", printable ASCII without ";" (nothing that could end the attribute). */
+export const COOKIE_PATH = /^\/[\x21-\x3a\x3c-\x7e]{0,1023}$/;
+/** Longest cookie lifetime accepted, in ms: 400 days, the most browsers keep a cookie (RFC 6265bis). */
+export const COOKIE_MAX_AGE_LIMIT = 400 * 86_400_000;
+
+const secure = z.union([z.boolean(), z.literal('auto')], { error: 'true, false or "auto"' });
+
+const cookieSchema = z.strictObject({
+  /** Lifetime in ms (sent as Expires and Max-Age); null (default) = a browser-session cookie. */
+  maxAge: int(0, COOKIE_MAX_AGE_LIMIT, `milliseconds from 0 to ${COOKIE_MAX_AGE_LIMIT} (400 days), or null`)
+    .nullable()
+    .optional(),
+  /** Domain attribute; unset (default) = the host that answered. */
+  domain: z
+    .string({ error: 'a domain such as "example.com"' })
+    .regex(COOKIE_DOMAIN, {
+      error: 'a domain such as "example.com" (letters, digits, "-" and ".")',
+    })
+    .optional(),
+  /** Path attribute; default: the context path. */
+  path: z
+    .string({ error: 'a path such as "/"' })
+    .regex(COOKIE_PATH, {
+      error: 'a path starting with "/" (printable, no ";", at most 1024 characters)',
+    })
+    .optional(),
+  /** SameSite attribute: "lax" (default), "strict", "none", true (= strict) or false (none sent). */
+  sameSite: z
+    .union([z.boolean(), z.enum(['lax', 'strict', 'none', 'Lax', 'Strict', 'None'])], {
+      error: '"lax", "strict", "none", true or false',
+    })
+    .optional(),
+  /** Secure attribute: "auto" (default) = when the request came over HTTPS. */
+  secure: secure.optional(),
+  /** HttpOnly attribute (default true). */
+  httpOnly: z.boolean({ error: 'true or false' }).optional(),
+});
+
+/** SameSite as it is sent; undefined = no attribute. */
+export type SameSite = 'Lax' | 'Strict' | 'None' | undefined;
+
+/** The node-wide cookie settings every session starts with (resolved `sessions.cookie`). */
+export interface CookieOptions {
+  /** ms; null = a browser-session cookie. */
+  readonly maxAge: number | null;
+  readonly domain: string | undefined;
+  readonly path: string;
+  readonly sameSite: SameSite;
+  readonly secure: boolean | 'auto';
+  readonly httpOnly: boolean;
+}
+
+/** A SameSite option value as it is sent. */
+export function sameSiteOf(v: boolean | string | undefined): SameSite {
+  if (v === true) return 'Strict';
+  if (v === false || v === undefined) return undefined;
+  const l = v.toLowerCase();
+  return l === 'strict' ? 'Strict' : l === 'none' ? 'None' : 'Lax';
+}
+
 const sessionSchema = z.strictObject({
   /** The context path the manager serves; also the cookie Path. Default "/". */
   contextPath: contextPath.default('/'),
@@ -22,16 +84,35 @@ const sessionSchema = z.strictObject({
     .string()
     .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/, { error: 'a cookie name (RFC 6265 token, 1-64 characters)' })
     .default('JSESSIONID'),
-  /** Secure cookie attribute: "auto" = when the request came over HTTPS. */
-  cookieSecure: z.union([z.boolean(), z.literal('auto')], { error: 'true, false or "auto"' }).default('auto'),
+  /** Secure cookie attribute: "auto" (default) = when the request came over HTTPS. Same as `cookie.secure`. */
+  cookieSecure: secure.optional(),
   /**
    * Library mode: the reverse proxies believed when they say the client connected over HTTPS
    * (`X-Forwarded-Proto`), for cookieSecure "auto" (see trust-proxy.ts for the forms). A node
    * sets it for all its applications with `http.trustProxy`. Default false.
    */
   trustProxy: z.custom<TrustProxyInput | ProxyTrust>().optional(),
-  /** SameSite cookie attribute. */
-  cookieSameSite: z.enum(['Lax', 'Strict', 'None'], { error: '"Lax", "Strict" or "None"' }).default('Lax'),
+  /** SameSite cookie attribute (default "Lax"). Same as `cookie.sameSite`. */
+  cookieSameSite: z.enum(['Lax', 'Strict', 'None'], { error: '"Lax", "Strict" or "None"' }).optional(),
+  /**
+   * The session cookie's attributes, as express-session's `cookie` option: every session starts
+   * with these; a request may change them for its session (`req.session.cookie`), and the change
+   * replicates with the session.
+   */
+  cookie: cookieSchema.default({}),
+  /**
+   * false (default, express-session's `saveUninitialized: false`): a session is created only when a
+   * request writes to it; a request that only reads `req.session` creates nothing, sends no cookie
+   * and replicates nothing. true: a request that uses `req.session` at all creates one.
+   */
+  saveUninitialized: z.boolean({ error: 'true or false' }).default(false),
+  /** true: every response to a request with a session re-sends the cookie, with a fresh expiry (express-session's `rolling`). */
+  rolling: z.boolean({ error: 'true or false' }).default(false),
+  /**
+   * Accepted for express-session compatibility and ignored: clowder replicates what a request
+   * changed and tells the others about reads (rate-limited), so there is nothing to re-save.
+   */
+  resave: z.boolean({ error: 'true or false' }).optional(),
   /** Idle time after which a session expires, in seconds (Tomcat's session-timeout). 0 or less = never. */
   maxInactiveInterval: int(-1, 31_536_000, 'seconds from -1 to 31536000').default(1800),
   /** How often idle sessions are looked for, in seconds (Tomcat: processExpiresFrequency × backgroundProcessorDelay). */
@@ -119,12 +200,26 @@ type Parsed = z.output<typeof sessionSchema>;
 export interface SessionConfig
   extends Omit<
     Parsed,
-    'sendOptions' | 'replicationFilter' | 'readOnlyFilter' | 'accessedIntervalMs' | 'contextName' | 'trustProxy'
+    | 'sendOptions'
+    | 'replicationFilter'
+    | 'readOnlyFilter'
+    | 'accessedIntervalMs'
+    | 'contextName'
+    | 'trustProxy'
+    | 'cookie'
+    | 'cookieSecure'
+    | 'cookieSameSite'
   > {
   /** The context's name in cluster messages: contextName, else contextPath. */
   readonly name: string;
   /** Which proxies' X-Forwarded-Proto is believed (cookieSecure "auto"). */
   readonly trustProxy: ProxyTrust;
+  /** The cookie every session starts with. */
+  readonly cookie: CookieOptions;
+  /** = cookie.secure. */
+  readonly cookieSecure: boolean | 'auto';
+  /** = cookie.sameSite. */
+  readonly cookieSameSite: SameSite;
   readonly sendOptions: number;
   readonly replicationFilter: RegExp | undefined;
   readonly readOnlyFilter: RegExp | undefined;
@@ -140,11 +235,33 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
   else sendOptions = parseSendOptions(so, `${prefix}.sendOptions`);
   const replicationFilter = regexOf(p.replicationFilter, `${prefix}.replicationFilter`);
   const readOnlyFilter = regexOf(p.readOnlyFilter, `${prefix}.readOnlyFilter`);
+  const c = p.cookie;
+  if (c.secure !== undefined && p.cookieSecure !== undefined)
+    throw new ConfigError(
+      `${prefix}.cookieSecure`,
+      `one of ${prefix}.cookieSecure and ${prefix}.cookie.secure, not both`,
+    );
+  if (c.sameSite !== undefined && p.cookieSameSite !== undefined)
+    throw new ConfigError(
+      `${prefix}.cookieSameSite`,
+      `one of ${prefix}.cookieSameSite and ${prefix}.cookie.sameSite, not both`,
+    );
+  const cookie: CookieOptions = {
+    maxAge: c.maxAge ?? null,
+    domain: c.domain,
+    path: c.path ?? p.contextPath,
+    sameSite: sameSiteOf(c.sameSite ?? p.cookieSameSite ?? 'Lax'),
+    secure: c.secure ?? p.cookieSecure ?? 'auto',
+    httpOnly: c.httpOnly ?? true,
+  };
   const maxMs = p.maxInactiveInterval > 0 ? p.maxInactiveInterval * 1000 : 3_600_000;
   const { contextName, ...rest } = p;
   const config: SessionConfig = {
     ...rest,
     name: contextName ?? p.contextPath,
+    cookie,
+    cookieSecure: cookie.secure,
+    cookieSameSite: cookie.sameSite,
     sendOptions,
     replicationFilter,
     readOnlyFilter,

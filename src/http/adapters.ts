@@ -12,10 +12,11 @@ import { ErrorCode } from '../core/errors.js';
 import type { DeltaManager } from '../session/delta-manager.js';
 import { RequestSession } from './request-session.js';
 import type { SessionHandle } from './session-handle.js';
+import './types.js';
 
 const kSession = Symbol('clowder.requestSession');
 
-type AnyRequest = IncomingMessage & { [kSession]?: RequestSession; session?: SessionHandle; originalUrl?: string };
+type AnyRequest = IncomingMessage & { [kSession]?: RequestSession; originalUrl?: string };
 
 /** A request listener the node mounts; an Express app is one. */
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -40,7 +41,7 @@ function onClose(this: ServerResponse): void {
 
 /**
  * Express/Connect middleware: `app.use(sessionMiddleware(manager))`. Provides `req.session`
- * (created on first use) and replicates what the request changed when the response ends.
+ * (created when a request first writes to it) and replicates what the request changed when the response ends.
  */
 export function sessionMiddleware(
   manager: DeltaManager,
@@ -54,7 +55,7 @@ export function sessionMiddleware(
     // The filters see the whole path, as on a node: Express strips its mount path from req.url.
     const rs = new RequestSession(manager, config, req, res, pathOf((req as AnyRequest).originalUrl ?? req.url));
     (req as AnyRequest)[kSession] = rs;
-    decorate(req, rs);
+    decorate(req);
     replicateBeforeEnd(res, rs);
     res.on('close', onClose);
     if (rs.ready === undefined) next();
@@ -73,26 +74,10 @@ export class ClusterRequest extends IncomingMessage {
   /** The context path the request was routed to. */
   contextPath?: string;
 
-  /** The session, created on first use; undefined outside a mounted context or after destroy(). */
-  get session(): SessionHandle | undefined {
-    return this[kSession]?.handle();
-  }
-
   /** Tomcat's getSession(create): with `false`, the existing session or undefined (nothing is created). */
-  getSession(create = true): SessionHandle | undefined {
-    return getSession(this[kSession], create);
-  }
-
-  /** This node's name (jvmRoute). */
-  get jvmRoute(): string | undefined {
-    return this[kSession]?.manager.route;
-  }
-
-  set session(v: null | undefined) {
-    if (v !== null && v !== undefined)
-      throw new TypeError('req.session can only be set to null (to destroy the session)');
-    this[kSession]?.destroy();
-  }
+  declare getSession: (create?: boolean) => SessionHandle | undefined;
+  // session, sessionID and jvmRoute: shared accessors on the prototype (DECORATION, below); typed
+  // on IncomingMessage by types.ts.
 }
 
 /**
@@ -177,7 +162,7 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
     }
     const rs = new RequestSession(mount.manager, mount.manager.config, req, res, path);
     r[kSession] = rs;
-    if (!(req instanceof ClusterRequest)) decorate(req, rs);
+    if (!(req instanceof ClusterRequest)) decorate(req);
     if (!(res instanceof ClusterResponse)) {
       replicateBeforeEnd(res, rs);
       res.on('close', onClose);
@@ -229,26 +214,57 @@ function endedAlready(this: ServerResponse): ServerResponse {
 
 function getSession(rs: RequestSession | undefined, create: boolean): SessionHandle | undefined {
   if (rs === undefined) return undefined;
-  if (!create && rs.existing === undefined) return undefined;
+  if (rs.existing === undefined) {
+    // Tomcat's getSession() creates one, except where it cannot: a read-only path, after destroy().
+    if (!create || rs.readOnly || rs.destroyed) return undefined;
+    rs.forWrite('getSession()');
+  }
   return rs.handle();
 }
 
-/** Adds `session`, `getSession(create)` and `jvmRoute` to a plain IncomingMessage (middleware path). */
-function decorate(req: IncomingMessage, rs: RequestSession): void {
-  Object.defineProperties(req, {
-    session: {
-      configurable: true,
-      enumerable: true,
-      get: () => rs.handle(),
-      set: (v: unknown) => {
-        if (v === null || v === undefined) rs.destroy();
-        else throw new TypeError('req.session can only be set to null (to destroy the session)');
-      },
+/**
+ * `session`, `sessionID`, `getSession(create)` and `jvmRoute` for a plain IncomingMessage
+ * (middleware path): shared accessors that find the request's RequestSession under kSession, so
+ * decorating a request allocates no functions.
+ */
+const DECORATION: PropertyDescriptorMap = {
+  session: {
+    configurable: true,
+    enumerable: true,
+    get(this: AnyRequest) {
+      return this[kSession]?.handle();
     },
-    getSession: { configurable: true, value: (create = true) => getSession(rs, create) },
-    jvmRoute: { configurable: true, get: () => rs.manager.route },
-  });
+    set(this: AnyRequest, v: unknown) {
+      if (v === null || v === undefined) this[kSession]?.destroy();
+      else throw new TypeError('req.session can only be set to null (to destroy the session)');
+    },
+  },
+  sessionID: {
+    configurable: true,
+    enumerable: true,
+    get(this: AnyRequest) {
+      return this[kSession]?.sessionId();
+    },
+  },
+  getSession: {
+    configurable: true,
+    value(this: AnyRequest, create = true) {
+      return getSession(this[kSession], create);
+    },
+  },
+  jvmRoute: {
+    configurable: true,
+    get(this: AnyRequest) {
+      return this[kSession]?.manager.route;
+    },
+  },
+};
+
+function decorate(req: IncomingMessage): void {
+  Object.defineProperties(req, DECORATION);
 }
+
+Object.defineProperties(ClusterRequest.prototype, DECORATION);
 
 function fail(res: ServerResponse, err: unknown): void {
   if (!res.headersSent && (err as { code?: string })?.code === ErrorCode.TOO_MANY_SESSIONS) {

@@ -100,19 +100,37 @@ export function sessionCookieValue(
 
 export interface CookieAttributes {
   path: string;
+  /** Domain attribute; undefined = none. */
+  domain?: string | undefined;
   secure: boolean;
-  sameSite: 'Lax' | 'Strict' | 'None';
-  /** Seconds; undefined = a browser-session cookie. 0 = delete. */
-  maxAge?: number;
+  /** HttpOnly attribute; default true. */
+  httpOnly?: boolean;
+  /** undefined = no SameSite attribute. */
+  sameSite: 'Lax' | 'Strict' | 'None' | undefined;
+  /**
+   * Lifetime in ms; undefined = a browser-session cookie. Sent as Max-Age (seconds, what browsers
+   * use) and Expires (what express-session sends; for clients without Max-Age). 0 = delete.
+   */
+  maxAgeMs?: number | undefined;
+  /** Now, in ms since the epoch (for Expires). */
+  now?: number;
 }
 
-/** `name=value; Path=…; HttpOnly; SameSite=…[; Secure][; Max-Age=…]` */
+/**
+ * `name=value; Path=…[; Domain=…]; HttpOnly; SameSite=…[; Secure][; Max-Age=…; Expires=…]`. The
+ * domain and path were checked against COOKIE_DOMAIN / COOKIE_PATH when they were set.
+ */
 export function serializeCookie(name: string, value: string, a: CookieAttributes): string {
-  let out = `${name}=${value}; Path=${a.path}; HttpOnly; SameSite=${a.sameSite}`;
+  let out = `${name}=${value}; Path=${a.path}`;
+  if (a.domain !== undefined) out += `; Domain=${a.domain}`;
+  if (a.httpOnly !== false) out += '; HttpOnly';
+  if (a.sameSite !== undefined) out += `; SameSite=${a.sameSite}`;
   if (a.secure || a.sameSite === 'None') out += '; Secure';
-  if (a.maxAge !== undefined) {
-    out += `; Max-Age=${a.maxAge}`;
-    if (a.maxAge === 0) out += '; Expires=Thu, 01 Jan 1970 00:00:00 GMT';
+  const ms = a.maxAgeMs;
+  if (ms !== undefined) {
+    const seconds = Math.max(0, Math.floor(ms / 1000));
+    const expires = seconds === 0 ? 0 : (a.now ?? Date.now()) + ms;
+    out += `; Max-Age=${seconds}; Expires=${new Date(expires).toUTCString()}`;
   }
   return out;
 }

@@ -13,7 +13,9 @@
  * stored only once something is written to it (as `saveUninitialized: false`).
  * Fastify itself is not imported: only its types.
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { requestIsSecure } from './proxy-trust.js';
 import { type BindingCookieOptions, SessionBinding } from './session-binding.js';
 import {
   attributesOf,
@@ -32,7 +34,8 @@ export interface FastifySessionCookie {
   readonly path: string;
   readonly httpOnly: true;
   readonly secure: boolean;
-  readonly sameSite: 'Lax' | 'Strict' | 'None';
+  /** undefined: no SameSite attribute is sent. */
+  readonly sameSite: 'Lax' | 'Strict' | 'None' | undefined;
   /** The lifetime in ms, or null for a browser-session cookie. */
   readonly originalMaxAge: number | null;
   /** Ms left (from now), or null. */
@@ -239,10 +242,7 @@ function cookieOf(b: SessionBinding): FastifySessionCookie {
   return {
     path: config.contextPath,
     httpOnly: true,
-    secure:
-      config.cookieSecure === 'auto'
-        ? (b.req.socket as { encrypted?: boolean }).encrypted === true
-        : config.cookieSecure,
+    secure: config.cookieSecure === 'auto' ? requestIsSecure(b.req, config.trustProxy) : config.cookieSecure,
     sameSite: config.cookieSameSite,
     originalMaxAge: maxAge,
     maxAge: expires === null ? null : Math.max(0, expires.getTime() - Date.now()),

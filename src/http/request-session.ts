@@ -1,8 +1,11 @@
 /**
  * The session side of one HTTP request (the replication valve and route binder):
  * - reads the session cookie `<id>.<route>`; an unknown or malformed id is ignored (a fresh id is
- *   issued when the request uses a session: no fixation);
- * - creates the session on first use of `req.session`, and sets the cookie;
+ *   issued when the request writes to a session: no fixation);
+ * - creates a session only when the request writes to it (express-session's
+ *   `saveUninitialized: false`; with `sessions.saveUninitialized` on first use of `req.session`),
+ *   and sends the cookie when express-session would: for a new or regenerated session; for a
+ *   loaded one when it changed and its cookie is persistent, or always with `sessions.rolling`;
  * - a known session whose cookie names another node's route (failover) is served here and its
  *   cookie re-issued with this node's route; the original route stays readable;
  * - at the end of the request replicates what changed; the response is held until every member
@@ -18,22 +21,35 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
+import { COOKIE_ATTRIBUTE, readCookieMeta } from '../session/cookie-meta.js';
 import type { DeltaManager } from '../session/delta-manager.js';
-import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
+import { cookieIdPart, cookieNamesRoute, cookieRoute, newSessionId } from '../session/ids.js';
 import type { Session } from '../session/session.js';
 import { serializeCookie, sessionCookieValue } from './cookie.js';
 import { requestIsSecure } from './proxy-trust.js';
-import { createSessionHandle, type HandleHost, type SessionCookie, type SessionHandle } from './session-handle.js';
+import { type CookieOwner, SessionCookie } from './session-cookie.js';
+import { createSessionHandle, type HandleHost, type SessionHandle } from './session-handle.js';
 
-export class RequestSession implements HandleHost {
+/** Longest idle timeout a persistent cookie raises its session's to (the config's maximum), in seconds. */
+const MAX_INACTIVE_LIMIT = 31_536_000;
+
+export class RequestSession implements HandleHost, CookieOwner {
   session: Session | undefined;
   originalRoute: string | undefined;
   #handle: SessionHandle | undefined;
-  #cookie: CookieSettings | undefined;
+  #cookie: SessionCookie | undefined;
+  /** Id of the session the request's cookie named and this node found (its cookie need not be re-sent). */
+  #loadedId: string | undefined;
+  /** The id `req.sessionID` showed before the session existed (the session gets it), or after destroy(). */
+  #id: string | undefined;
   #started = false;
   #finished = false;
   #destroyed = false;
   #abandoned = false;
+  /** The application changed the session in this request (express-session's "modified"). */
+  #modified = false;
+  /** This request's Set-Cookie for the session is among the response's headers. */
+  #cookieSet = false;
   #pending: Promise<void> | undefined;
   readonly #replicate: boolean;
   /** The path matches readOnlyFilter: the session may be read, not changed, created or taken over. */
@@ -57,12 +73,14 @@ export class RequestSession implements HandleHost {
     const s = manager.findSession(id, now);
     if (s === undefined) return;
     this.#begin(s, now);
+    this.#loadedId = s.id;
     if (!cookieNamesRoute(value, manager.route)) {
-      // Failover (or no route yet): this node now serves the session; tell the balancer. A read
-      // leaves the session where it is, so it re-homes the cookie only when that node is gone.
+      // Failover (or no route yet): this node now serves the session; tell the balancer, with the
+      // session's cookie settings (a persistent cookie stays persistent). A read leaves the session
+      // where it is, so it re-homes the cookie only when that node is gone.
       this.originalRoute = cookieRoute(value);
       if (!this.readOnly || !manager.servesRoute(this.originalRoute)) this.#setCookie(s.id);
-    }
+    } else if (config.rolling && !this.readOnly) this.#setCookie(s.id);
     // Another node owns the session: take it over before the application runs (its last change
     // comes before the hand-over). Served from this node's copy instead (a read, or ownership
     // none) while another node may have just changed it: that change may have arrived with this
@@ -87,20 +105,35 @@ export class RequestSession implements HandleHost {
     // request goes on without it.
     this.#end(s);
     this.session = undefined;
+    this.#loadedId = undefined;
+    this.#removeCookie();
   }
 
-  /** `req.session`: the handle, creating the session on first use. Undefined after destroy(). */
+  /**
+   * `req.session`: the handle (the session itself is created when the request first writes to
+   * it, or here with saveUninitialized). Undefined after destroy() or once the response ended.
+   */
   handle(): SessionHandle | undefined {
     if (this.#handle !== undefined) return this.#handle;
     if (this.#destroyed || this.#finished) return undefined;
-    if (this.session === undefined) {
-      if (this.readOnly) return undefined; // a read creates nothing
-      const s = this.manager.createSession();
-      this.#begin(s);
-      this.#setCookie(s.id);
-    }
+    if (this.session === undefined && this.config.saveUninitialized && !this.readOnly) this.#create();
     this.#handle = createSessionHandle(this);
     return this.#handle;
+  }
+
+  /** `req.sessionID`: the session's id; before it exists, the id it will get. */
+  sessionId(): string {
+    return this.session?.id ?? (this.#id ??= newSessionId());
+  }
+
+  /** The idle timeout a new session gets (seconds). */
+  get maxInactiveInterval(): number {
+    return this.config.maxInactiveInterval;
+  }
+
+  /** destroy() was called in this request. */
+  get destroyed(): boolean {
+    return this.#destroyed;
   }
 
   /** The request ended before the application ran (its client went away while it waited): do not run it. */
@@ -113,15 +146,21 @@ export class RequestSession implements HandleHost {
     return this.session;
   }
 
+  /** `req.session.cookie`. */
   get cookie(): SessionCookie {
-    this.#cookie ??= new CookieSettings(this, this.config.contextPath, this.#secure(), this.config.cookieSameSite);
+    if (this.#cookie === undefined) {
+      const s = this.session;
+      const meta =
+        s?.valid && s.hasAttribute(COOKIE_ATTRIBUTE) ? readCookieMeta(s.getAttribute(COOKIE_ATTRIBUTE)) : undefined;
+      this.#cookie = new SessionCookie(this, this.config.cookie, meta, this.#encrypted());
+    }
     return this.#cookie;
   }
 
-  /** cookie.maxAge changed: re-issue the Set-Cookie header now (before the headers go out). */
+  /** A cookie setting changed: a Set-Cookie this request already decided to send follows it. */
   cookieChanged(): void {
     const s = this.session;
-    if (s?.valid && !this.#destroyed) this.#setCookie(s.id);
+    if (this.#cookieSet && s?.valid) this.#setCookie(s.id);
   }
 
   /** @throws ClusterError SESSION_READ_ONLY in a read-only request. */
@@ -134,36 +173,82 @@ export class RequestSession implements HandleHost {
       );
   }
 
-  regenerate(): void {
+  /**
+   * The session for a change by the application, created (with its cookie) when there is none
+   * yet. The first change of a loaded session re-sends a persistent cookie (express-session).
+   */
+  forWrite(name: string): Session {
+    // The message is built only when it is thrown (this runs for every write).
+    if (this.readOnly) this.writable(`cannot change session attribute ${JSON.stringify(name)}`);
+    let s = this.session;
+    if (s === undefined) {
+      if (this.#destroyed) throw new Error('this session was destroyed');
+      if (this.#finished)
+        throw new Error(`cannot change session attribute ${JSON.stringify(name)}: the response has ended`);
+      s = this.#create();
+    } else if (!s.valid) throw new Error('this session was destroyed');
+    if (!this.#modified) {
+      this.#modified = true;
+      if (!this.#cookieSet && this.#loadedId === s.id && this.#persistent(s)) this.#setCookie(s.id);
+    }
+    return s;
+  }
+
+  /**
+   * A new session for this request. `keep`: the same data and cookie settings under a new id
+   * (Tomcat's changeSessionId); otherwise express-session's regenerate: the old session is
+   * invalidated everywhere and a new, empty one with the node-wide cookie settings replaces it.
+   */
+  regenerate(keep: boolean): void {
     this.writable('req.session.regenerate()');
-    const s = this.#live();
-    const { id, sent } = this.manager.changeSessionId(s);
-    this.#setCookie(id);
-    if (sent !== undefined)
-      this.#pending = this.#pending === undefined ? sent : Promise.all([this.#pending, sent]).then(() => {});
+    if (this.#destroyed) throw new Error('this session was destroyed');
+    // A session begun now would never see its request end (and never expire): refuse.
+    if (this.#finished) throw new Error('req.session.regenerate(): the response has ended');
+    const old = this.session;
+    if (old !== undefined && !old.valid) throw new Error('this session was destroyed');
+    this.#modified = true;
+    if (keep && old !== undefined) {
+      const { id, sent } = this.manager.changeSessionId(old);
+      this.#setCookie(id);
+      this.#wait(sent);
+      return;
+    }
+    if (old !== undefined) {
+      this.#wait(old.invalidate());
+      this.#end(old);
+      this.session = undefined;
+    }
+    this.#id = undefined;
+    this.#cookie = undefined;
+    this.#create();
   }
 
   destroy(): void {
     const s = this.session;
-    if (s === undefined) return;
-    this.writable('req.session.destroy()');
+    if (s !== undefined) {
+      this.writable('req.session.destroy()');
+      this.#id = s.id;
+      if (s.valid) this.#wait(s.invalidate());
+      this.#end(s);
+      this.session = undefined;
+    }
     this.#destroyed = true;
-    if (s.valid) this.#pending = s.invalidate();
-    this.#end(s);
-    this.session = undefined;
     this.#handle = undefined;
-    this.#setCookie('', 0);
+    // As express-session: no Set-Cookie (the browser keeps a cookie that names nothing any more).
+    this.#removeCookie();
   }
 
   save(): Promise<void> {
     const s = this.session;
     if (s === undefined || !s.valid || this.readOnly) return Promise.resolve();
+    this.#storeCookie(s);
     return this.manager.replicate(s) ?? Promise.resolve();
   }
 
   touch(): void {
     const s = this.session;
     if (s !== undefined) s.lastAccessedTime = Date.now();
+    this.#cookie?.touch();
   }
 
   /**
@@ -185,10 +270,75 @@ export class RequestSession implements HandleHost {
       this.manager.requestAbandoned(s);
       return pending;
     }
+    if (!this.readOnly && s.valid) {
+      this.#storeCookie(s);
+      if (!this.#modified && !this.#cookieSet && s.handedOut !== undefined) this.#changedInPlace(s);
+    }
     let sent = this.#completed(s, this.#replicate);
     // Ended with the turn's other responses, after the turn's replication batch (see batchResponses).
     if (sent === undefined && this.config.batchResponses) sent = this.manager.turnWritten();
     return pending === undefined ? sent : sent === undefined ? pending : Promise.all([pending, sent]).then(() => {});
+  }
+
+  /** A loaded session changed only in place (`req.session.cart.push(x)`): a persistent cookie is re-sent. */
+  #changedInPlace(s: Session): void {
+    if (this.#loadedId !== s.id || this.res.headersSent || !this.#persistent(s)) return;
+    s.detectInPlaceChanges(); // again in requestCompleted: then nothing more has changed
+    const dirty = s.dirty;
+    if (dirty === undefined) return;
+    for (const name of dirty)
+      if (name !== COOKIE_ATTRIBUTE) {
+        this.#setCookie(s.id);
+        return;
+      }
+  }
+
+  /** Keeps what this request set on `req.session.cookie` in the session, so it replicates with it. */
+  #storeCookie(s: Session): void {
+    const c = this.#cookie;
+    if (c === undefined || !c.changed) return;
+    c.changed = false;
+    const meta = c.meta();
+    const had = s.hasAttribute(COOKIE_ATTRIBUTE);
+    if (meta === undefined) {
+      if (had) s.removeAttribute(COOKIE_ATTRIBUTE);
+    } else if (!had || JSON.stringify(readCookieMeta(s.getAttribute(COOKIE_ATTRIBUTE))) !== JSON.stringify(meta))
+      s.setAttribute(COOKIE_ATTRIBUTE, meta);
+    this.#raiseInterval(s, c.originalMaxAge);
+  }
+
+  /**
+   * A session lives at least as long as its persistent cookie when idle ("remember me" outlives
+   * sessions.maxInactiveInterval): its idle timeout is raised to the cookie's lifetime, never lowered.
+   */
+  #raiseInterval(s: Session, maxAgeMs: number | null): void {
+    if (maxAgeMs === null || s.maxInactiveInterval <= 0) return;
+    const seconds = Math.min(MAX_INACTIVE_LIMIT, Math.ceil(maxAgeMs / 1000));
+    if (seconds > s.maxInactiveInterval) s.setMaxInactiveInterval(seconds);
+  }
+
+  /** Whether the session's cookie is persistent, without building `req.session.cookie` (hot path). */
+  #persistent(s: Session): boolean {
+    if (this.#cookie !== undefined) return this.#cookie.persistent;
+    if (!s.hasAttribute(COOKIE_ATTRIBUTE)) return this.config.cookie.maxAge !== null;
+    const m = readCookieMeta(s.getAttribute(COOKIE_ATTRIBUTE))?.m;
+    return m === undefined ? this.config.cookie.maxAge !== null : m !== null;
+  }
+
+  #create(): Session {
+    const now = Date.now();
+    const s = this.manager.createSession(now, this.#id);
+    this.#id = undefined;
+    this.#begin(s, now);
+    this.#modified = true;
+    this.#raiseInterval(s, this.#cookie !== undefined ? this.#cookie.originalMaxAge : this.config.cookie.maxAge);
+    this.#setCookie(s.id);
+    return s;
+  }
+
+  #wait(p: Promise<void> | undefined): void {
+    if (p !== undefined)
+      this.#pending = this.#pending === undefined ? p : Promise.all([this.#pending, p]).then(() => {});
   }
 
   #begin(s: Session, now = Date.now()): void {
@@ -210,61 +360,46 @@ export class RequestSession implements HandleHost {
     return undefined;
   }
 
-  #live(): Session {
-    const s = this.session;
-    if (s === undefined || !s.valid) throw new Error('this session was destroyed');
-    return s;
+  /** The request came over TLS, or through a trusted proxy that says so (what secure "auto" means). */
+  #encrypted(): boolean {
+    return requestIsSecure(this.req, this.config.trustProxy);
   }
 
-  #secure(): boolean {
-    const c = this.config.cookieSecure;
-    return c === 'auto' ? requestIsSecure(this.req, this.config.trustProxy) : c;
-  }
-
-  #setCookie(id: string, maxAgeSeconds?: number): void {
+  /** Sets (or replaces) this request's session cookie, expiring originalMaxAge from now. */
+  #setCookie(id: string): void {
     const res = this.res;
     if (res.headersSent) return;
-    const maxAge =
-      maxAgeSeconds ?? (this.#cookie?.maxAge != null ? Math.max(0, Math.floor(this.#cookie.maxAge / 1000)) : undefined);
-    const value = id === '' ? '' : `${id}.${this.manager.route}`;
-    const header = serializeCookie(this.config.cookieName, value, {
-      path: this.config.contextPath,
-      secure: this.#cookie?.secure ?? this.#secure(),
-      sameSite: this.config.cookieSameSite,
-      maxAge,
-    });
+    const c = this.cookie;
+    const now = Date.now();
+    c.touch(now);
+    const header = serializeCookie(this.config.cookieName, `${id}.${this.manager.route}`, c.attributes(now));
     // Replace our own earlier Set-Cookie (e.g. regenerate after create), keep the application's.
     const prev = res.getHeader('set-cookie');
-    const prefix = `${this.config.cookieName}=`;
     if (prev === undefined) res.setHeader('Set-Cookie', header);
     else {
-      const list = (Array.isArray(prev) ? prev : [String(prev)]).filter((c) => !c.startsWith(prefix));
+      const list = this.#othersCookies(prev);
       list.push(header);
       res.setHeader('Set-Cookie', list);
     }
-  }
-}
-
-/** `req.session.cookie`: assigning `maxAge` (ms) makes the cookie persistent (Max-Age), at once. */
-class CookieSettings implements SessionCookie {
-  readonly httpOnly = true as const;
-  #maxAge: number | null = null;
-
-  constructor(
-    private readonly owner: RequestSession,
-    readonly path: string,
-    readonly secure: boolean,
-    readonly sameSite: 'Lax' | 'Strict' | 'None',
-  ) {}
-
-  get maxAge(): number | null {
-    return this.#maxAge;
+    this.#cookieSet = true;
   }
 
-  set maxAge(ms: number | null) {
-    if (ms !== null && !(Number.isFinite(ms) && ms >= 0))
-      throw new TypeError('cookie.maxAge must be a number of milliseconds ≥ 0, or null');
-    this.#maxAge = ms;
-    this.owner.cookieChanged();
+  /** Takes back this request's session cookie (the session was destroyed or is gone). */
+  #removeCookie(): void {
+    if (!this.#cookieSet) return;
+    this.#cookieSet = false;
+    const res = this.res;
+    if (res.headersSent) return;
+    const prev = res.getHeader('set-cookie');
+    if (prev === undefined) return;
+    const list = this.#othersCookies(prev);
+    if (list.length === 0) res.removeHeader('Set-Cookie');
+    else res.setHeader('Set-Cookie', list);
+  }
+
+  /** The Set-Cookie values that are not this session cookie. */
+  #othersCookies(prev: number | string | string[]): string[] {
+    const prefix = `${this.config.cookieName}=`;
+    return (Array.isArray(prev) ? prev : [String(prev)]).filter((c) => !c.startsWith(prefix));
   }
 }

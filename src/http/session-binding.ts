@@ -11,11 +11,11 @@
  *   or (batchResponses) until the turn's replication batch was written.
  */
 import type { IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import type { DeltaManager } from '../session/delta-manager.js';
 import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
 import type { Session } from '../session/session.js';
-import { findCookie, serializeCookie } from './cookie.js';
+import { serializeCookie, sessionCookieValue } from './cookie.js';
+import { requestIsSecure } from './proxy-trust.js';
 
 /** Cookie settings of an adapter (names and defaults follow the manager's config). */
 export interface BindingCookieOptions {
@@ -60,7 +60,7 @@ export class SessionBinding {
     this.#cookieName = options.cookieName ?? manager.config.cookieName;
     this.#rolling = options.rolling === true;
     this.maxAgeMs = options.maxAge ?? null;
-    const value = findCookie(req.headers.cookie, this.#cookieName);
+    const value = sessionCookieValue(req.headers.cookie, this.#cookieName, manager);
     const id = value === undefined ? undefined : cookieIdPart(value);
     const s = id === undefined ? undefined : manager.findSession(id);
     this.loaded = s !== undefined;
@@ -149,7 +149,7 @@ export class SessionBinding {
       path: this.manager.config.contextPath,
       secure: this.#secure(),
       sameSite: this.manager.config.cookieSameSite,
-      maxAge: clear ? 0 : this.maxAgeMs === null ? undefined : Math.floor(this.maxAgeMs / 1000),
+      maxAgeMs: clear ? 0 : (this.maxAgeMs ?? undefined),
     });
   }
 
@@ -197,7 +197,7 @@ export class SessionBinding {
 
   #secure(): boolean {
     const c = this.manager.config.cookieSecure;
-    return c === 'auto' ? (this.req.socket as TLSSocket).encrypted === true : c;
+    return c === 'auto' ? requestIsSecure(this.req, this.manager.config.trustProxy) : c;
   }
 }
 

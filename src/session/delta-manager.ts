@@ -17,6 +17,7 @@ import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { COOKIE_ATTRIBUTE } from './cookie-meta.js';
 import { byName, type Counter, newCounters, Refusals } from './counters.js';
 import { isSessionId, newSessionId } from './ids.js';
 import { mergeRecord } from './merge.js';
@@ -233,13 +234,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   // ---- sessions -------------------------------------------------------------------------------
 
   /**
-   * Creates a session with a fresh id. @throws ClusterError when maxActiveSessions is reached: it
+   * Creates a session with a fresh id (or `wanted`, an unused one this node generated with
+   * newSessionId, e.g. for a `req.sessionID` read before the session existed). @throws ClusterError when maxActiveSessions is reached: it
    * counts the sessions created here (not the copies of other nodes' sessions, which
    * maxReplicaSessions bounds), so a flood on one node cannot stop creation elsewhere.
    */
-  createSession(now = Date.now()): Session {
+  createSession(now = Date.now(), wanted?: string): Session {
     this.#checkCapacity();
-    let id = newSessionId();
+    let id = wanted ?? newSessionId();
     while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
     return this.#newSession(id, now);
   }
@@ -1240,7 +1242,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     replicated: boolean,
   ): void {
     const event = kind === 'added' ? 'attributeAdded' : kind === 'replaced' ? 'attributeReplaced' : 'attributeRemoved';
-    if (this.listenerCount(event) === 0) return;
+    if (this.listenerCount(event) === 0 || name === COOKIE_ATTRIBUTE) return; // internal: not the application's
+
     if (kind === 'removed') this.emit('attributeRemoved', s, name, replicated);
     else {
       const v = value instanceof Attribute ? s.getAttribute(name) : value;

@@ -20,7 +20,7 @@ export const Msg = {
   ACCESSED: 3,
   /** [t, ctx, id, reason] — invalidated or expired on the sender */
   EXPIRED: 4,
-  /** [t, ctx, oldId, newId] — regenerate(): same data, new id */
+  /** [t, ctx, oldId, newId] — changeId() / regenerate({ keep: true }): same data, new id */
   ID_CHANGED: 5,
   /** [t, ctx, requestId] — a starting node asks for every session of ctx */
   STATE_REQUEST: 6,

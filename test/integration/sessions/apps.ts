@@ -162,7 +162,7 @@ export const probe: RequestListener = async (req, res) => {
   const name = q.get('name') ?? 'k';
   switch (path) {
     case '/whoami': {
-      const s = r.session;
+      const s = r.getSession()!; // Tomcat's getSession(): creates it (reading req.session would not)
       return json(res, 200, { id: s.id, route: r.jvmRoute, originalRoute: s.originalRoute ?? null, isNew: s.isNew() });
     }
     case '/attrs': {
@@ -229,7 +229,7 @@ export const probe: RequestListener = async (req, res) => {
     case '/regenerate': {
       const s = r.session;
       const oldId = s.id;
-      await s.regenerate();
+      await s.regenerate({ keep: q.get('keep') === '1' });
       return json(res, 200, { oldId, newId: s.id });
     }
     case '/rich': {

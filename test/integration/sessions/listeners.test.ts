@@ -52,7 +52,7 @@ async function lifecycle(cluster: TestCluster): Promise<{ a: string[]; b: string
     assert.equal((await jar.get(pa, '/probe/delete?name=n')).status, 200);
     await waitFor(() => s() !== undefined && !s()!.hasAttribute('n'), 'B: n removed');
     assert.equal((await jar.get(pa, '/probe/invalidate')).status, 200);
-    assert.equal(jar.cookie, undefined, 'invalidate() clears the cookie');
+    assert.notEqual(jar.cookie, undefined, 'invalidate() sends no Set-Cookie, as express-session after destroy()');
     await waitFor(() => s() === undefined, 'B: session gone');
     assert.equal(ma.sessions.has(id), false);
   } finally {

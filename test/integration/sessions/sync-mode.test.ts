@@ -136,21 +136,24 @@ describe('synchronous replication', () => {
     );
   });
 
-  test('regenerate(): the response (carrying the new id) is held until B renamed the session', async () => {
-    const jar = new CookieJar();
-    await jar.get(portOf(cluster.node('a')), '/probe/set?name=user&value=u');
-    const oldId = jar.id;
-    const mb = managerOf(cluster.node('b'), 1);
-    assert.ok(mb.sessions.has(oldId));
-    const res = await heldUntilAcknowledged(
-      cluster,
-      () => get(portOf(cluster.node('a')), '/probe/regenerate', jar.cookie),
-      () => !mb.sessions.has(oldId),
-    );
-    const { newId } = JSON.parse(res.body) as { newId: string };
-    assert.equal(idOf(sessionCookie(res)!), newId);
-    assert.equal(mb.sessions.get(newId)?.getAttribute('user'), 'u');
-  });
+  for (const keep of [false, true])
+    test(`regenerate(${keep ? '{ keep: true }' : ''}): the response (carrying the new id) is held until B ${keep ? 'renamed the session' : 'dropped the old session and holds the new one'}`, async () => {
+      const jar = new CookieJar();
+      await jar.get(portOf(cluster.node('a')), '/probe/set?name=user&value=u');
+      const oldId = jar.id;
+      const mb = managerOf(cluster.node('b'), 1);
+      assert.ok(mb.sessions.has(oldId));
+      let newId = '';
+      const res = await heldUntilAcknowledged(
+        cluster,
+        () => get(portOf(cluster.node('a')), `/probe/regenerate?keep=${keep ? 1 : 0}`, jar.cookie),
+        () => !mb.sessions.has(oldId) && (newId === '' || mb.sessions.has(newId)),
+      );
+      newId = (JSON.parse(res.body) as { newId: string }).newId;
+      assert.equal(idOf(sessionCookie(res)!), newId);
+      assert.ok(mb.sessions.has(newId), 'B holds the new session when the response arrives');
+      assert.equal(mb.sessions.get(newId)?.getAttribute('user'), keep ? 'u' : undefined);
+    });
 });
 
 /**

@@ -36,4 +36,52 @@ describe('session config', () => {
     assert.equal(configError({ replicationFilter: '[' }).key, 'sessions.replicationFilter');
     assert.equal(configError({ readOnlyFilter: 7 }).key, 'sessions.readOnlyFilter');
   });
+
+  it('express-session options: defaults, and sessions.cookie resolved with cookieSecure/cookieSameSite', () => {
+    const d = resolveSessionConfig({ contextPath: '/app' });
+    assert.equal(d.saveUninitialized, false);
+    assert.equal(d.rolling, false);
+    assert.deepEqual(d.cookie, {
+      maxAge: null,
+      domain: undefined,
+      path: '/app',
+      sameSite: 'Lax',
+      secure: 'auto',
+      httpOnly: true,
+    });
+    const c = resolveSessionConfig({
+      resave: true,
+      rolling: true,
+      saveUninitialized: true,
+      cookie: { maxAge: 60_000, domain: 'example.com', path: '/', sameSite: 'strict', secure: true, httpOnly: false },
+    });
+    assert.deepEqual(c.cookie, {
+      maxAge: 60_000,
+      domain: 'example.com',
+      path: '/',
+      sameSite: 'Strict',
+      secure: true,
+      httpOnly: false,
+    });
+    assert.equal(c.cookieSecure, true);
+    assert.equal(c.cookieSameSite, 'Strict');
+    assert.equal(resolveSessionConfig({ cookie: { sameSite: false } }).cookie.sameSite, undefined);
+    assert.equal(resolveSessionConfig({ cookie: { sameSite: true } }).cookie.sameSite, 'Strict');
+    assert.equal(resolveSessionConfig({ cookieSameSite: 'None', cookieSecure: false }).cookie.sameSite, 'None');
+    assert.ok(Object.isFrozen(c.cookie));
+  });
+
+  it('sessions.cookie refuses what could break the Set-Cookie header, naming the key', () => {
+    assert.equal(configError({ cookie: { domain: 'a.com; Domain=evil.com' } }).key, 'sessions.cookie.domain');
+    assert.equal(configError({ cookie: { path: '/a;b' } }).key, 'sessions.cookie.path');
+    assert.equal(configError({ cookie: { path: 'relative' } }).key, 'sessions.cookie.path');
+    assert.equal(configError({ cookie: { maxAge: -1 } }).key, 'sessions.cookie.maxAge');
+    assert.equal(configError({ cookie: { maxAge: 401 * 86_400_000 } }).key, 'sessions.cookie.maxAge');
+    assert.equal(configError({ cookie: { sameSite: 'sometimes' } }).key, 'sessions.cookie.sameSite');
+    assert.equal(configError({ cookie: { expires: 5 } }).key, 'sessions.cookie.expires');
+    assert.equal(configError({ cookie: { secure: true }, cookieSecure: false }).key, 'sessions.cookieSecure');
+    assert.equal(configError({ cookie: { sameSite: 'lax' }, cookieSameSite: 'Lax' }).key, 'sessions.cookieSameSite');
+    assert.equal(configError({ rolling: 'yes' }).key, 'sessions.rolling');
+    assert.equal(configError({ saveUninitialized: 1 }).key, 'sessions.saveUninitialized');
+  });
 });
