@@ -40,48 +40,63 @@ function newGate(): { promise: Promise<void>; open: () => void } {
   return gate;
 }
 
+/**
+ * express-session's `req.session`. This test program compiles clowder's sources too, whose own
+ * `req.session` typing (for its middleware) then shadows express-session's; an application that
+ * imports clowder/express-session sees only express-session's (see the pack test).
+ */
+interface TestData {
+  user?: string;
+  n?: number;
+  prefs?: { theme: string };
+  [key: string]: unknown;
+}
+function es(req: express.Request): session.Session & TestData {
+  return req.session as unknown as session.Session & TestData;
+}
+
 function app(store: ClowderStore): express.Express {
   const a = express();
   a.use(session({ store, secret: SECRET, resave: false, saveUninitialized: false, name: NAME }));
   // passport's login: regenerate (fixation defence), then write and save.
   a.get('/login', (req, res, next) => {
-    req.session.regenerate((err) => {
+    es(req).regenerate((err) => {
       if (err) return next(err);
-      req.session.user = String(req.query.user);
-      req.session.prefs = { theme: 'dark' };
-      req.session.save((e) => (e ? next(e) : res.json({ id: req.sessionID })));
+      es(req).user = String(req.query.user);
+      es(req).prefs = { theme: 'dark' };
+      es(req).save((e) => (e ? next(e) : res.json({ id: req.sessionID })));
     });
   });
   a.get('/me', (req, res) => {
-    res.json({ id: req.sessionID, user: req.session.user ?? null, n: req.session.n ?? 0, prefs: req.session.prefs });
+    res.json({ id: req.sessionID, user: es(req).user ?? null, n: es(req).n ?? 0, prefs: es(req).prefs });
   });
   a.get('/inc', (req, res) => {
-    req.session.n = (req.session.n ?? 0) + 1;
-    res.json({ n: req.session.n });
+    es(req).n = (es(req).n ?? 0) + 1;
+    res.json({ n: es(req).n });
   });
   a.get('/hold', async (req, res) => {
-    req.session.n = (req.session.n ?? 0) + 1;
+    es(req).n = (es(req).n ?? 0) + 1;
     await gate?.promise;
-    res.json({ n: req.session.n });
+    res.json({ n: es(req).n });
   });
   a.get('/reload', (req, res, next) => {
-    req.session.reload((e) => (e ? next(e) : res.json({ user: req.session.user })));
+    es(req).reload((e) => (e ? next(e) : res.json({ user: es(req).user })));
   });
   a.get('/theme', (req, res) => {
-    req.session.prefs!.theme = String(req.query.theme); // in place, in a nested object
+    es(req).prefs!.theme = String(req.query.theme); // in place, in a nested object
     res.json({ ok: true });
   });
   a.get('/short', (req, res) => {
-    req.session.cookie.maxAge = 1000;
-    req.session.user = 'short-lived';
+    es(req).cookie.maxAge = 1000;
+    es(req).user = 'short-lived';
     res.json({ id: req.sessionID });
   });
   a.get('/extend', (req, res) => {
-    req.session.cookie.maxAge = 120_000; // a cookie change only: express-session touches, it does not save
+    es(req).cookie.maxAge = 120_000; // a cookie change only: express-session touches, it does not save
     res.json({ id: req.sessionID });
   });
   a.get('/logout', (req, res, next) => {
-    req.session.destroy((err) => (err ? next(err) : res.json({ ok: true })));
+    es(req).destroy((err) => (err ? next(err) : res.json({ ok: true })));
   });
   return a;
 }
