@@ -16,7 +16,7 @@ import { encodeHello } from '../../src/wire/hello.js';
 import { joined, type RawConn, Resources, rawConnect, rawDescriptor } from '../helpers/raw-peer.js';
 import { waitFor } from '../helpers/wait.js';
 
-const KEY = 'memory-test-key-0123456789-abcdefghijklmnop';
+const KEY = 'c0a1f3e59b7d24686e1fd0c3b5a79e21c0a1f3e59b7d24686e1fd0c3b5a79e2f'; // random-looking: used as it is (a passphrase would be stretched)
 const HANDSHAKE_MS = 300;
 const WAIT = { timeoutMs: 5000 };
 const MiB = 1024 * 1024;

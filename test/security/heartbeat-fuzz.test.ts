@@ -16,7 +16,7 @@ import { joined, Resources } from '../helpers/raw-peer.js';
 import { Spoofer } from '../helpers/spoofer.js';
 import { freePorts, waitFor } from '../helpers/wait.js';
 
-const KEY = 'correct-horse-battery-staple-cluster-key-0001';
+const KEY = '9f2c4e6a8b0d1f3e5a7c9b2d4f6e8a0c1b3d5f7e9a2c4e6b8d0f1a3c5e7b9d2f'; // random-looking: used as it is (a passphrase would be stretched)
 const WAIT = { timeoutMs: 10_000 };
 /** Heartbeat header bytes before the member descriptor, and the descriptor's host-length offset. */
 const FIXED = 25;

@@ -197,7 +197,7 @@ const notString = fc.anything().filter((v) => typeof v !== 'string');
 const badId = fc.oneof(
   notString,
   fc.string({ maxLength: 80 }).filter((s) => !isSessionId(s)),
-  fc.constantFrom('a'.repeat(32), 'G'.repeat(32), 'A'.repeat(33), `${'A'.repeat(32)}.r`, 'A'.repeat(4096)),
+  fc.constantFrom('+'.repeat(32), 'A/'.repeat(16), 'A'.repeat(33), `${'A'.repeat(32)}.r`, 'A'.repeat(4096)),
 );
 const badVersion = fc.oneof(
   {

@@ -10,8 +10,8 @@ import { managerOf, startNodes, type TestCluster } from '../helpers/http.js';
 import { counter, ScriptedMember } from './scripted-member.js';
 
 const BAD_IDS: unknown[] = [
-  'a'.repeat(32),
-  'G'.repeat(32),
+  '+'.repeat(32), // ids are 32 characters of the base64url alphabet (clowder's: upper-case hex)
+  'A/'.repeat(16),
   'A'.repeat(31),
   `${'A'.repeat(32)}.x`,
   'A'.repeat(100_000),
