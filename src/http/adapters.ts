@@ -12,7 +12,6 @@ import { ErrorCode } from '../core/errors.js';
 import type { DeltaManager } from '../session/delta-manager.js';
 import { RequestSession } from './request-session.js';
 import type { SessionHandle } from './session-handle.js';
-import './types.js';
 
 const kSession = Symbol('clowder.requestSession');
 

@@ -104,6 +104,9 @@ test('installed from the tarball, it works from ESM, CommonJS, TypeScript and np
     'clowder/fastify': 'fastify@5.12.8',
   };
   const peers = present.flatMap((s) => (PEERS[s] ? [PEERS[s]] : []));
+  // An app that keeps express-session types req.session with express-session's own types.
+  const storeTypes = present.includes('clowder/express-session');
+  if (storeTypes) peers.push('@types/express@5.0.6', '@types/express-session@1.19.0');
   const install = await run('npm', ['install', tarball, 'express@5.3.0', ...peers, ...NPM_FLAGS], {
     cwd: app,
     env: { ...env, CLOWDER_SKIP_NATIVE: '1' },
@@ -135,6 +138,7 @@ test('installed from the tarball, it works from ESM, CommonJS, TypeScript and np
   // Each adapter subpath in the tarball resolves to its types too.
   const adapters = present.map((s, i) => `import * as adapter${i} from '${s}';\nexport { adapter${i} };\n`).join('');
   await writeFile(join(app, 'check-adapters.mts'), `${adapters}export {};\n`);
+  if (storeTypes) await writeFile(join(app, 'check-store.mts'), TYPES_STORE);
   await writeFile(
     join(app, 'tsconfig.json'),
     JSON.stringify({
@@ -155,6 +159,14 @@ test('installed from the tarball, it works from ESM, CommonJS, TypeScript and np
   await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app, env }).catch((err) => {
     assert.fail(`tsc on the app failed:\n${err.stdout}${err.stderr}`);
   });
+  if (storeTypes) {
+    // Its own program, as in an app that uses express-session and never imports 'clowder'.
+    const base = JSON.parse(await readFile(join(app, 'tsconfig.json'), 'utf8')) as { files: string[] };
+    await writeFile(join(app, 'tsconfig.store.json'), JSON.stringify({ ...base, files: ['check-store.mts'] }));
+    await run(process.execPath, [tsc, '-p', 'tsconfig.store.json'], { cwd: app, env }).catch((err) => {
+      assert.fail(`tsc on the express-session app failed:\n${err.stdout}${err.stderr}`);
+    });
+  }
 
   const help = await run('npx', ['--no-install', 'clowder', 'help'], { cwd: app, env });
   assert.match(help.stdout, /clowder start \[options\]/);
@@ -261,6 +273,29 @@ const code: string = ErrorCode.CONFIG;
 // @ts-expect-error an unknown option is a type error (the types are real, not any)
 const wrong: SessionsOptions = { sessions: { cookieNam: 'sid' } };
 export { code, started, wrong };
+`;
+
+/**
+ * express-session with clowder's Store: req.session is express-session's (with the app's own
+ * SessionData), untouched by the typing clowder's middleware brings with 'clowder'.
+ */
+const TYPES_STORE = `import express from 'express';
+import session from 'express-session';
+import { ClowderStore, createSessions } from 'clowder/express-session';
+declare module 'express-session' {
+  interface SessionData { user: string }
+}
+const sessions = createSessions({ sessions: { contextPath: '/' } });
+const app = express();
+app.use(session({ store: new ClowderStore(sessions), secret: 's', resave: false, saveUninitialized: false }));
+app.get('/', (req, res) => {
+  req.session.user = 'u';
+  const id: string = req.sessionID;
+  req.session.regenerate(() => res.send(id));
+});
+// @ts-expect-error express-session's SessionData says user is a string
+app.get('/x', (req) => { req.session.user = 1; });
+export { app };
 `;
 
 const TYPES_CJS = `import clowder = require('clowder');
