@@ -3,12 +3,15 @@
  * in the style of express's examples/session and examples/auth, and a passport-local login),
  * unchanged except for their session middleware, answer the same scripted client
  *   (a) on express-session 1.19 + MemoryStore, one node, and
- *   (b) on clowder's middleware on two nodes, the first stopped half-way (failover) —
+ *   (b) on clowder's middleware on two nodes, the first stopped half-way (failover), and
+ *   (c) on express-session itself with clowder's Store (clowder/express-session) on two nodes,
+ *       failing over the same way —
  * response by response: status, body, Location, whether a session cookie is set, whether it
  * carries a new id, and its attributes (Expires as the lifetime it gives). The one difference
  * allowed is clowder's re-issue of the cookie on the node that takes over (its route changed, for
  * the balancer); that cookie must have the attributes the client's cookie had (a persistent one
- * stays persistent). clowder also sends Max-Age next to Expires; the two must agree.
+ * stays persistent). clowder also sends Max-Age next to Expires; the two must agree. (c) must
+ * answer exactly as (a): express-session makes every cookie there.
  */
 import assert from 'node:assert/strict';
 import http, { type Server } from 'node:http';
@@ -16,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import type { Express, RequestHandler } from 'express';
 import session from 'express-session';
+import { ClowderStore } from '../../../src/http/express-session-store.js';
 import { createSessions, type SessionCluster, silentLogger } from '../../../src/index.js';
 import { authApp, passportApp, sessionApp } from '../../fixtures/drop-in-apps.js';
 import { isolatedMulticast, waitFor } from '../../helpers/wait.js';
@@ -186,7 +190,29 @@ async function onExpressSession(makeApp: (s: RequestHandler) => Express, script:
 }
 
 /** (b): clowder's middleware on two nodes; the failover stops the first node and its server. */
-async function onClowder(makeApp: (s: RequestHandler) => Express, script: Step[]): Promise<Entry[]> {
+function onClowder(makeApp: (s: RequestHandler) => Express, script: Step[]): Promise<Entry[]> {
+  return onTwoNodes(makeApp, script, (n) => n.middleware() as unknown as RequestHandler);
+}
+
+/** (c): express-session with clowder's Store on two nodes, failing over as (b). */
+function onStore(makeApp: (s: RequestHandler) => Express, script: Step[]): Promise<Entry[]> {
+  return onTwoNodes(makeApp, script, (n) =>
+    session({
+      name: COOKIE,
+      secret: 'differential secret',
+      resave: false,
+      saveUninitialized: false,
+      cookie: { sameSite: 'lax' },
+      store: new ClowderStore(n),
+    }),
+  );
+}
+
+async function onTwoNodes(
+  makeApp: (s: RequestHandler) => Express,
+  script: Step[],
+  middleware: (n: SessionCluster) => RequestHandler,
+): Promise<Entry[]> {
   const { port: mport, domain } = isolatedMulticast();
   const node = (name: string) =>
     createSessions(
@@ -206,7 +232,7 @@ async function onClowder(makeApp: (s: RequestHandler) => Express, script: Step[]
   const servers: (Server | undefined)[] = [];
   let current = 0;
   try {
-    for (const n of nodes) servers.push(await listen(makeApp(n.middleware() as unknown as RequestHandler)));
+    for (const n of nodes) servers.push(await listen(makeApp(middleware(n))));
     await Promise.all(nodes.map((n) => n.start()));
     await waitFor(() => nodes.every((n) => n.channel.members().length === 1), 'the two nodes to see each other');
     const [x, y] = nodes as [SessionCluster, SessionCluster];
@@ -256,12 +282,14 @@ async function differential(makeApp: (s: RequestHandler) => Express, script: Ste
   const a = await onExpressSession(makeApp, script);
   const b = await onClowder(makeApp, script);
   compare(a, b, script);
+  const c = await onStore(makeApp, script);
+  assert.deepEqual(c, a, "express-session with clowder's Store answers as with its MemoryStore");
   return a;
 }
 
 const FORM_ALICE = { username: 'alice', password: 'wonderland' };
 
-describe('drop-in: express-session + MemoryStore (1 node) vs clowder middleware (2 nodes, failover)', () => {
+describe('drop-in: express-session + MemoryStore (1 node) vs clowder middleware and express-session + clowder Store (2 nodes, failover)', () => {
   test('examples/session style: lazy sessions, cookie only when express-session sends one, remember-me across failover', async () => {
     const t = await differential(sessionApp, [
       { say: 'read without a session', path: '/peek' },
