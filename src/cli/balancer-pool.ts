@@ -57,7 +57,7 @@ export class BackendPool {
   readonly #log: Logger;
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
-  #checking = false;
+  #round: Promise<void> | undefined;
 
   constructor(config: BalancerConfig, log: Logger) {
     this.#config = config;
@@ -113,27 +113,29 @@ export class BackendPool {
     this.#timer = setInterval(() => void this.checkAll(), this.#config.healthIntervalMs);
   }
 
+  /** Stops the health checks (connections to the nodes stay for requests in flight). */
   stop(): void {
     clearInterval(this.#timer);
+  }
+
+  /** Closes every connection to the nodes (after the requests in flight ended). */
+  close(): void {
     for (const b of this.backends) b.agent.destroy();
   }
 
-  /** Checks every backend once (a round still running is not overlapped). */
-  async checkAll(): Promise<void> {
-    if (this.#checking) return;
-    this.#checking = true;
-    try {
-      await Promise.all(
-        this.backends.map(async (b) => {
-          const ok = await this.#check(b);
-          this.stats.healthChecks++;
-          if (ok) this.#markUp(b);
-          else this.markDown(b, 'health check');
-        }),
-      );
-    } finally {
-      this.#checking = false;
-    }
+  /** Checks every backend once; a round still running is not overlapped: its end is awaited instead. */
+  checkAll(): Promise<void> {
+    this.#round ??= Promise.all(
+      this.backends.map(async (b) => {
+        const ok = await this.#check(b);
+        this.stats.healthChecks++;
+        if (ok) this.#markUp(b);
+        else this.markDown(b, 'health check');
+      }),
+    ).then(() => {
+      this.#round = undefined;
+    });
+    return this.#round;
   }
 
   /** GET healthPath on a fresh connection (not forwarded: the node's status endpoints answer it). */

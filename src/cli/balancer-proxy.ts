@@ -76,8 +76,9 @@ export class Balancer {
     );
     this.#server.maxConnections = this.config.maxConnections;
     this.#server.on('drop', () => this.#counts.refusedConnections++);
-    this.#server.on('clientError', (_err, socket: Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
     });
   }
@@ -108,6 +109,7 @@ export class Balancer {
       const timer = setTimeout(() => this.#server.closeAllConnections(), this.config.shutdownTimeoutMs);
       await closed;
       clearTimeout(timer);
+      this.pool.close();
     })();
     return this.#stopping;
   }
