@@ -18,9 +18,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
-import type { DeltaManager } from '../session/delta-manager.js';
 import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
 import type { Session } from '../session/session.js';
+import type { SessionManager } from '../session/session-manager.js';
 import { serializeCookie, sessionCookieValue } from './cookie.js';
 import { requestIsSecure } from './proxy-trust.js';
 import { createSessionHandle, type HandleHost, type SessionCookie, type SessionHandle } from './session-handle.js';
@@ -40,7 +40,7 @@ export class RequestSession implements HandleHost {
   readonly readOnly: boolean;
 
   constructor(
-    readonly manager: DeltaManager,
+    readonly manager: SessionManager,
     readonly config: SessionConfig,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,

@@ -21,7 +21,7 @@ for (const manager of MANAGERS) {
     });
 
     test('sticky sessions, SIGKILL failover without a failed request, the node comes back', async (t) => {
-      cluster = await Cluster.start(manager.args);
+      cluster = await Cluster.start(manager.cli);
       const [listen] = await freePorts(1);
       const backends = NAMES.flatMap((name, i) => ['--backend', `${name}=127.0.0.1:${cluster!.httpPorts[i]}`]);
       balancer = new CliProcess('balancer', [

@@ -30,7 +30,7 @@ for (const manager of MANAGERS) {
     });
 
     test('sticky sessions, SIGKILL failover without a failed request, the node comes back', async (t) => {
-      cluster = await Cluster.start(manager.args);
+      cluster = await Cluster.start(manager.cli);
       const [listen] = await freePorts(1);
       balancer = await startHaproxy(haproxy!, listen!, cluster.httpPorts);
       // Health checks every 500 ms, rise 1: the restarted node is back within about a second.

@@ -31,7 +31,7 @@ for (const manager of MANAGERS) {
     });
 
     test('sticky sessions, SIGKILL failover without a failed request, the node comes back', async (t) => {
-      cluster = await Cluster.start(manager.args);
+      cluster = await Cluster.start(manager.cli);
       const [listen] = await freePorts(1);
       balancer = await startNginx(nginx!, listen!, cluster.httpPorts);
       // Passive checks only: the node gets new clients again after fail_timeout (2 s).

@@ -17,11 +17,8 @@ import type { TestContext } from 'node:test';
 import { type CliProcess, COUNTER_APP, fields, get, REPO, startNode } from './node-process.js';
 import { freePorts, waitFor } from './wait.js';
 
-/**
- * The session managers a node can run. Every scenario runs for each. The BackupManager adds
- * `{ name: 'backup', args: [...] }` here once `clowder start` can select it.
- */
-export const MANAGERS: readonly { name: string; args: readonly string[] }[] = [{ name: 'delta', args: [] }];
+/** The session managers every scenario runs for (test/helpers/managers.ts). */
+export { MANAGERS } from './managers.js';
 
 export const NAMES = ['node-a', 'node-b', 'node-c'] as const;
 
