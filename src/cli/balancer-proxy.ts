@@ -41,6 +41,8 @@ export interface BalancerStats {
   failed: number;
   /** Client connections closed at once because maxConnections were open. */
   refusedConnections: number;
+  /** Malformed or oversized request heads, answered 400/431 without reaching a node. */
+  badRequests: number;
   backends: { route: string; address: string; up: boolean; requests: number; failures: number }[];
   markedDown: number;
   markedUp: number;
@@ -58,7 +60,7 @@ export class Balancer {
   readonly pool: BackendPool;
   readonly #server: Server;
   readonly #log: Logger;
-  readonly #counts = { requests: 0, redispatched: 0, failed: 0, refusedConnections: 0 };
+  readonly #counts = { requests: 0, redispatched: 0, failed: 0, refusedConnections: 0, badRequests: 0 };
   #stopping: Promise<void> | undefined;
 
   constructor(input: BalancerConfigInput, options: { logger?: Logger } = {}) {
@@ -77,6 +79,7 @@ export class Balancer {
     this.#server.maxConnections = this.config.maxConnections;
     this.#server.on('drop', () => this.#counts.refusedConnections++);
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      this.#counts.badRequests++;
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
       if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();

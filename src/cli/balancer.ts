@@ -60,4 +60,6 @@ export async function runBalancer(flags: BalancerFlags): Promise<void> {
     process.once('SIGINT', resolve);
   });
   await balancer.stop();
+  const { backends: _b, ...counts } = balancer.stats();
+  process.stderr.write(`clowder balancer stopped: ${JSON.stringify(counts)}\n`);
 }

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { balancerConfigFrom, parseBackend } from '../../src/cli/balancer.js';
 import { routeOf } from '../../src/cli/balancer-pool.js';
@@ -278,11 +278,23 @@ describe('clowder balancer: proxying', () => {
   });
 
   test('a request head larger than maxHeaderBytes gets 431', async () => {
-    const { port, fakes } = await setup([], { maxHeaderBytes: 2048 });
+    const { port, fakes, balancer } = await setup([], { maxHeaderBytes: 2048 });
     const before = fakes.get('a')!.seen.length;
     const r = await send(port, { headers: { 'x-big': 'y'.repeat(4000) } });
     assert.equal(r.status, 431);
     assert.equal(fakes.get('a')!.seen.length, before);
+    assert.equal(balancer.stats().badRequests, 1, 'counted');
+  });
+
+  test('connections beyond maxConnections are closed at once and counted', async () => {
+    const { port, balancer } = await setup([], { maxConnections: 1 });
+    const first = connect(port, '127.0.0.1');
+    await new Promise((r) => first.once('connect', r));
+    // Held open without a request; the server accepts connections in order, so it counts first.
+    const second = connect(port, '127.0.0.1');
+    await new Promise((r) => second.once('close', r));
+    assert.equal(balancer.stats().refusedConnections, 1);
+    first.destroy();
   });
 
   test('stop() lets a request in flight finish', async () => {
