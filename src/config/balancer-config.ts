@@ -24,7 +24,10 @@ const balancerSchema = z
     /** Port the balancer listens on (0: any free port). */
     port: int(0, 65535, 'a port number from 0 to 65535').default(8080),
     /** The nodes, in round-robin order for new clients. */
-    backends: z.array(backendSchema, { error: 'a list of backends' }).min(1, { error: 'at least one backend' }).max(64),
+    backends: z
+      .array(backendSchema, { error: 'a list of backends' })
+      .min(1, { error: 'one or more backends (--backend NAME=HOST:PORT or CLOWDER_BALANCER_BACKENDS)' })
+      .max(64),
     /** Cookie whose suffix after the last "." names the node (Tomcat's jvmRoute). */
     cookieName: text(64).default('JSESSIONID'),
     /** Path asked for health (200 = up). */
