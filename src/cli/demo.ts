@@ -1,15 +1,17 @@
 /**
  * `clowder demo`: a local 3-node cluster of the counter application on 127.0.0.1 — three
- * `clowder start` processes with one shared static member list — and a failover walk-through:
- * a session made on node-a survives node-a's SIGKILL on node-b, node-a comes back holding it,
- * and an invalidation on one node removes it everywhere. Then it keeps running and prints curl
- * commands to try by hand, until Ctrl-C (or exits at once with --exit).
+ * `clowder start` processes with one shared static member list — behind `clowder balancer` (one
+ * URL), and a failover walk-through through it: a session sticks to its node, survives that
+ * node's SIGKILL on another node (the cookie re-issued for it), the node comes back holding it and
+ * takes new clients, and an invalidation removes it everywhere. Then it keeps running and prints
+ * the URL and curl commands to try by hand, until Ctrl-C (or exits at once with --exit).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Balancer } from './balancer-proxy.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const COUNTER = fileURLToPath(new URL('../../examples/counter/app.mjs', import.meta.url));
@@ -59,13 +61,14 @@ function get(port: number, path: string, cookie?: string): Promise<{ status: num
 }
 
 export async function runDemo(options: { exit: boolean }): Promise<void> {
-  const http = await ports([8081, 8082, 8083]);
+  const [front, ...http] = await ports([8080, 8081, 8082, 8083]);
   const cluster = await ports([4001, 4002, 4003]);
   const members = cluster.map((p) => `127.0.0.1:${p}`).join(',');
   const children = new Map<string, ChildProcess>();
   const say = (text: string) => process.stdout.write(`\n== ${text}\n`);
   const show = (label: string, r: { body: string; cookie?: string }) =>
     process.stdout.write(`  ${label.padEnd(34)} → ${r.body}${r.cookie ? `   (Set-Cookie: ${r.cookie})` : ''}\n`);
+  const nodeOf = (body: string) => /node=(\S+)/.exec(body)?.[1] ?? '?';
 
   const start = (i: number): Promise<void> => {
     const name = NAMES[i]!;
@@ -114,49 +117,61 @@ export async function runDemo(options: { exit: boolean }): Promise<void> {
       ),
     );
   };
+  const balancer = new Balancer({
+    port: front,
+    backends: NAMES.map((route, i) => ({ route, host: '127.0.0.1', port: http[i]! })),
+    healthIntervalMs: 500,
+  });
+  const portOf = (name: string) => http[NAMES.indexOf(name)]!;
 
   try {
     say('starting a 3-node cluster of the counter application on 127.0.0.1 (static membership, one shared list)');
     // One after the other, as the HOW-TO does: each takes the sessions of those already running.
     for (let i = 0; i < NAMES.length; i++) await start(i);
-    const [a, b, c] = http as [number, number, number];
+    await balancer.start();
+    const url = `http://127.0.0.1:${front}`;
+    process.stdout.write(`  clowder balancer: ${url}/app/  → sticky on the cookie's route, health-checked\n`);
 
-    say('a session is created on node-a and updated; every node holds it');
-    let r = await get(a, '/app/counter');
-    show('GET node-a /app/counter', r);
+    say('through the balancer: a session is created on one node and sticks to it; every node holds it');
+    let r = await get(front!, '/app/counter');
+    show('GET /app/counter', r);
+    const home = nodeOf(r.body);
     const cookie = r.cookie!;
-    for (let i = 0; i < 2; i++) show('GET node-a /app/counter', await get(a, '/app/counter', cookie));
-    show('GET node-b /app/read', await get(b, '/app/read', cookie));
-    show('GET node-c /app/read', await get(c, '/app/read', cookie));
+    for (let i = 0; i < 2; i++) show('GET /app/counter', await get(front!, '/app/counter', cookie));
+    for (const name of NAMES)
+      if (name !== home) show(`GET ${name} /app/read (direct)`, await get(portOf(name), '/app/read', cookie));
 
-    say('node-a is killed with SIGKILL (a crash: no goodbye)');
-    children.get('node-a')!.kill('SIGKILL');
-    r = await get(b, '/app/counter', cookie);
-    show('GET node-b /app/counter', r);
+    say(`${home} is killed with SIGKILL (a crash: no goodbye)`);
+    children.get(home)!.kill('SIGKILL');
+    r = await get(front!, '/app/counter', cookie);
+    show('GET /app/counter', r);
     process.stdout.write(
-      '  node-b took over: the count continued and the cookie now names node-b (the route binder)\n',
+      `  the balancer found ${home} gone and sent the request to ${nodeOf(r.body)}: the count continued and the cookie now names ${nodeOf(r.body)}\n`,
     );
-    const cookieB = r.cookie ?? cookie;
+    const cookie2 = r.cookie ?? cookie;
+    show('GET /app/counter', await get(front!, '/app/counter', cookie2));
 
-    say('node-a restarts: it takes the sessions from the others before it serves');
-    await start(0);
-    show('GET node-a /app/read', await get(a, '/app/read', cookieB));
+    say(`${home} restarts: it takes the sessions from the others before it serves, then gets new clients`);
+    await start(NAMES.indexOf(home));
+    show(`GET ${home} /app/read (direct)`, await get(portOf(home), '/app/read', cookie2));
+    await balancer.pool.checkAll();
+    const fresh: string[] = [];
+    for (let i = 0; i < 3; i++) fresh.push(nodeOf((await get(front!, '/app/health')).body));
+    process.stdout.write(`  three new clients went to: ${fresh.join(', ')}\n`);
 
-    say('an invalidation on one node removes the session everywhere');
-    show('GET node-c /app/invalidate', await get(c, '/app/invalidate', cookieB));
+    say('an invalidation removes the session everywhere');
+    show('GET /app/invalidate', await get(front!, '/app/invalidate', cookie2));
     await new Promise((resolve) => setTimeout(resolve, 100));
-    show('GET node-a /app/read', await get(a, '/app/read', cookieB));
-    show('GET node-b /app/read', await get(b, '/app/read', cookieB));
+    for (const name of NAMES) show(`GET ${name} /app/read (direct)`, await get(portOf(name), '/app/read', cookie2));
 
     if (options.exit) return;
-    say('the cluster keeps running: try it yourself (Ctrl-C stops every node gracefully)');
+    say(`the cluster keeps running behind ${url}/app/counter (Ctrl-C stops every node gracefully)`);
     process.stdout.write(
       [
-        `  curl -i -c /tmp/clowder.jar http://127.0.0.1:${a}/app/counter          # new session on node-a`,
-        `  curl -b /tmp/clowder.jar http://127.0.0.1:${a}/app/counter             # count=2`,
-        `  curl -b /tmp/clowder.jar http://127.0.0.1:${b}/app/read                # node-b has it too`,
-        `  kill -9 <node-a's pid: ${children.get('node-a')!.pid}>                         # crash node-a`,
-        `  curl -i -b /tmp/clowder.jar http://127.0.0.1:${c}/app/counter          # count=3 on node-c, cookie re-issued for node-c`,
+        `  curl -i -c /tmp/clowder.jar ${url}/app/counter     # new session; the cookie names its node`,
+        `  curl -b /tmp/clowder.jar ${url}/app/counter        # count=2, same node`,
+        `  kill -9 <that node's pid: ${NAMES.map((n) => `${n} ${children.get(n)!.pid}`).join(', ')}>`,
+        `  curl -i -b /tmp/clowder.jar ${url}/app/counter     # count=3 on another node, cookie re-issued for it`,
         '',
       ].join('\n'),
     );
@@ -165,7 +180,8 @@ export async function runDemo(options: { exit: boolean }): Promise<void> {
       process.once('SIGTERM', resolve);
     });
   } finally {
-    say('stopping every node gracefully');
+    say('stopping the balancer and every node gracefully');
+    await balancer.stop();
     await stopAll();
     say('done');
   }

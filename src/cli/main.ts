@@ -2,11 +2,13 @@
 /**
  * The `clowder` command.
  *   clowder demo                  a local 3-node cluster demo on loopback
+ *   clowder balancer [options]    a sticky development balancer in front of nodes
  *   clowder channel [options]     run one channel member in the foreground
  */
 import { parseArgs } from 'node:util';
 import type { ChannelConfigInput } from '../config/channel-config.js';
 import { ClusterError } from '../core/errors.js';
+import { runBalancer } from './balancer.js';
 import { runChannelNode } from './channel-node.js';
 import { runDemo } from './demo.js';
 import { applyClusterFlags, CLUSTER_FLAGS, switchOn } from './options.js';
@@ -40,6 +42,16 @@ const USAGE = `usage:
                                env CLOWDER_ADMIN_TOKEN: token (>= 32 chars) that opens /_clowder/* to
                                non-loopback clients (Authorization: Bearer); no flag, it is a secret
       --json                   machine-readable ready line                env CLOWDER_JSON=1
+  clowder balancer --backend NAME=HOST:PORT [--backend ...] [options]
+      A small sticky reverse proxy for development and the demo (production: HAProxy or nginx,
+      see examples/): routes on the session cookie's route (the node's --name after the "."),
+      round-robin for new clients, health checks, sends a dead node's requests to another node.
+      --backend NAME=HOST:PORT a node (repeatable)            env CLOWDER_BALANCER_BACKENDS (comma-separated)
+      --host ADDRESS           listen address (default 127.0.0.1) env CLOWDER_BALANCER_HOST
+      --port PORT              listen port (default 8080)       env CLOWDER_BALANCER_PORT
+      --cookie-name NAME       session cookie (default JSESSIONID) env CLOWDER_BALANCER_COOKIE_NAME
+      --health-interval MS     health check interval (default 1000) env CLOWDER_BALANCER_HEALTH_INTERVAL
+      --json                   machine-readable ready line
   clowder channel [options]
       Runs one bare channel member and prints membership events and message round trips
       (the cluster flags above, plus --ping-every MS and --json).
@@ -63,6 +75,21 @@ async function main(argv: string[]): Promise<void> {
       strict: true,
     });
     return runStart(values);
+  }
+  if (command === 'balancer') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        backend: { type: 'string', multiple: true },
+        'cookie-name': { type: 'string' },
+        'health-interval': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      strict: true,
+    });
+    return runBalancer(values);
   }
   if (command === 'channel') {
     const { values } = parseArgs({

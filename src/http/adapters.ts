@@ -9,7 +9,7 @@
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode } from '../core/errors.js';
-import type { DeltaManager } from '../session/delta-manager.js';
+import type { SessionManager } from '../session/session-manager.js';
 import { RequestSession } from './request-session.js';
 import type { SessionHandle } from './session-handle.js';
 
@@ -43,7 +43,7 @@ function onClose(this: ServerResponse): void {
  * (created when a request first writes to it) and replicates what the request changed when the response ends.
  */
 export function sessionMiddleware(
-  manager: DeltaManager,
+  manager: SessionManager,
 ): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
   const config = manager.config;
   return (req, res, next) => {
@@ -117,7 +117,7 @@ export class ClusterResponse<R extends IncomingMessage = IncomingMessage> extend
 /** An application mounted at a context path with its session manager. */
 export interface Mount {
   readonly contextPath: string;
-  readonly manager: DeltaManager;
+  readonly manager: SessionManager;
   readonly app: RequestListener;
 }
 

@@ -8,8 +8,8 @@
  * of that value, never a cookie of its own: a value a site reflects into another cookie cannot
  * choose the session. (A browser never sends `;` inside a value: it ends the cookie when it is set.)
  */
-import type { DeltaManager } from '../session/delta-manager.js';
 import { cookieIdPart } from '../session/ids.js';
+import type { SessionManager } from '../session/session-manager.js';
 
 const SEMI = 59; // ;
 const EQ = 61; // =
@@ -86,7 +86,7 @@ export function findCookies(header: string | undefined, name: string): string | 
 export function sessionCookieValue(
   header: string | undefined,
   name: string,
-  manager: DeltaManager,
+  manager: SessionManager,
 ): string | undefined {
   const found = findCookies(header, name);
   if (typeof found !== 'object') return found;

@@ -22,9 +22,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import { COOKIE_ATTRIBUTE, readCookieMeta } from '../session/cookie-meta.js';
-import type { DeltaManager } from '../session/delta-manager.js';
 import { cookieIdPart, cookieNamesRoute, cookieRoute, newSessionId } from '../session/ids.js';
 import type { Session } from '../session/session.js';
+import type { SessionManager } from '../session/session-manager.js';
 import { serializeCookie, sessionCookieValue } from './cookie.js';
 import { requestIsSecure } from './proxy-trust.js';
 import { type CookieOwner, SessionCookie } from './session-cookie.js';
@@ -56,7 +56,7 @@ export class RequestSession implements HandleHost, CookieOwner {
   readonly readOnly: boolean;
 
   constructor(
-    readonly manager: DeltaManager,
+    readonly manager: SessionManager,
     readonly config: SessionConfig,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,

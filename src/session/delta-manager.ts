@@ -49,6 +49,7 @@ import {
   storeReceived,
   wireSize,
 } from './session.js';
+import type { SessionManager } from './session-manager.js';
 import { streamSessions, toRecord } from './state-donor.js';
 import { StateReceiver } from './state-receiver.js';
 
@@ -85,7 +86,7 @@ const BATCH_BYTES = 256 * 1024;
 /** Messages per batch: the most a node sends, and accepts (a longer one is dropped whole). */
 const BATCH_MESSAGES = 1024;
 
-export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements HubManager, SessionOwner {
+export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements HubManager, SessionOwner, SessionManager {
   readonly contextName: string;
   readonly sessions = new Map<string, Session>();
   readonly #tombstones = new Map<string, number>();
