@@ -50,6 +50,7 @@ describe('an owner that does not hand over within sessions.ownershipTimeoutMs (3
     mb.on('attributeReplaced', onWrite);
     mc.on('attributeReplaced', onWrite);
     const onA = get(portOf(a), '/probe/set-wait?name=y&value=fromA&gate=late&parties=2', jar.cookie);
+    onA.catch(() => undefined); // awaited below: a failure before then reports its own cause
     let released = false;
     try {
       await waitFor(() => ma.sessions.get(id)?.active === 1, "A's request to be in flight");
