@@ -843,6 +843,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** TAKEN: another node took a session over from an owner that did not hand it over (fencing.ts). */
   #onTaken(raw: unknown[], from: Member): void {
+    if (this.#ownership === undefined) {
+      this.#malformed(from, 'a take-over, but ownership is "none" here: use the same sessions.ownership on every node');
+      return;
+    }
     const m = readTaken(raw);
     if (!this.#ok(m, from)) return;
     if (m[3] === from.id) {

@@ -64,7 +64,7 @@ export function onTaken(host: FencingHost, s: Session, m: TakenMsg, from: Member
       s.ownerId = from.id;
       s.primary = false;
     }
-    const undone = revertTo(s, record, incoming, fenced);
+    const undone = revertTo(s, record, incoming, fenced, false);
     if (undone > 0) host.count('fencedWrites', 1);
     return;
   }
@@ -74,7 +74,7 @@ export function onTaken(host: FencingHost, s: Session, m: TakenMsg, from: Member
   const revert = () => {
     s.revert = undefined;
     s.detectInPlaceChanges();
-    const undone = revertTo(s, record, incoming, fenced);
+    const undone = revertTo(s, record, incoming, fenced, true);
     if (undone > 0) {
       host.count('fencedWrites', 1);
       host.logger.warn(

@@ -173,4 +173,49 @@ describe('an owner removed while a node waits for its hand-over', () => {
     assert.equal(stat(mb, 'ownershipTimeouts'), 0);
     assert.equal(mb.sessions.get(id)?.ownerId, mb.localId);
   });
+
+  test('sync mode: a write waiting for the acknowledgement of a member that dies ends at once, not at sender.timeoutMs', async () => {
+    const cluster = new TestCluster({
+      apps: [{ path: '/probe', app: probe }],
+      sessions: { sendOptions: 'sync' },
+      cluster: { sender: { timeoutMs: 8000 } },
+    });
+    clusters.push(cluster);
+    const a = cluster.create('a');
+    cluster.nodes.push(a);
+    await a.start();
+    const ma = managerOf(a);
+    // A member that takes the change and never acknowledges it (a process that hangs, then dies).
+    const x: Channel = createChannel({ name: 'x', ...cluster.options('x').cluster }, { logger: silentLogger });
+    channels.push(x);
+    x.setPayload({ contexts: [ma.contextName] });
+    let held = 0;
+    x.onMessage(() => {
+      held++;
+      return new Promise<void>(() => {});
+    });
+    await x.start();
+    await waitFor(
+      () => a.channel.members().some((m) => m.name === 'x') && x.members().some((m) => m.id === ma.localId),
+      'A and x to see each other',
+    );
+    let answered = false;
+    const onA = get(portOf(a), '/probe/set?name=y&value=1').then((res) => {
+      answered = true;
+      return res;
+    });
+    onA.catch(() => undefined);
+    await waitFor(() => held > 0, 'x to receive the change');
+    assert.equal(answered, false, 'the response waits for x');
+    let removedAt = 0;
+    a.channel.once('memberRemoved', () => {
+      removedAt = performance.now();
+    });
+    await x.stop(); // leaves: A removes it
+    const res = await onA;
+    const after = performance.now() - removedAt;
+    assert.ok(removedAt > 0, 'A removed x');
+    assert.equal(res.status, 200);
+    assert.ok(after < 1000, `A answered ${after.toFixed(0)} ms after x was removed (sender.timeoutMs 8000)`);
+  });
 });
