@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { type Channel, createChannel, encode, silentLogger } from '../../../src/index.js';
 import { Msg } from '../../../src/session/messages.js';
 import { CookieJar, get, managerOf, portOf, startNodes, TestCluster, throwFailures } from '../../helpers/http.js';
+import { killAll, NodeProcess } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
 import { probe, received, rendezvous, stat } from './apps.js';
 
@@ -121,10 +122,12 @@ describe('an owner that does not hand over within sessions.ownershipTimeoutMs (3
   });
 });
 
-describe('an owner removed while a node waits for its hand-over', () => {
+describe('an owner removed (left, killed) while a node waits for it', () => {
   const clusters: TestCluster[] = [];
   const channels: Channel[] = [];
+  const processes: NodeProcess[] = [];
   after(async () => {
+    await killAll(processes);
     throwFailures(
       await Promise.allSettled([...clusters.map((c) => c.stop()), ...channels.map((c) => c.stop())]),
       'cleaning up',
@@ -172,6 +175,52 @@ describe('an owner removed while a node waits for its hand-over', () => {
     assert.equal(stat(mb, 'ownershipForced'), 1);
     assert.equal(stat(mb, 'ownershipTimeouts'), 0);
     assert.equal(mb.sessions.get(id)?.ownerId, mb.localId);
+  });
+
+  test('a member killed (SIGKILL) while asked: the wait ends when it is removed, within milliseconds', async () => {
+    const cluster = new TestCluster({ apps: [{ path: '/probe', app: probe }], sessions: { ownershipTimeoutMs: 8000 } });
+    clusters.push(cluster);
+    const b = cluster.create('b');
+    cluster.nodes.push(b);
+    await b.start();
+    const mb = managerOf(b);
+    const jar = new CookieJar();
+    await jar.get(portOf(b), '/probe/set?name=y&value=latest');
+    const id = jar.id;
+    // A member in its own process that serves /probe, says it served the session last (so B takes
+    // it for the owner) and never answers an ACQUIRE; then it is killed.
+    const x = new NodeProcess('x', { ...cluster.options('x').cluster, payload: { contexts: [mb.contextName] } });
+    processes.push(x);
+    await x.started();
+    await waitFor(
+      () => b.channel.members().some((m) => m.id === x.id) && x.members().has('b'),
+      'B and x to see each other',
+    );
+    x.command({ cmd: 'send', to: 'b', value: [Msg.ACCESSED, mb.contextName, id, Date.now()] });
+    await waitFor(() => mb.sessions.get(id)?.ownerId === x.id, 'B to take x for the owner');
+    const onB = get(portOf(b), '/probe/get?name=y', jar.cookie);
+    onB.catch(() => undefined);
+    await waitFor(
+      () => x.events.some((e) => e.type === 'message' && (e.value as unknown[])[0] === Msg.ACQUIRE),
+      'B to ask x for the session',
+    );
+    let removedAt = 0;
+    b.channel.once('memberRemoved', () => {
+      removedAt = performance.now();
+    });
+    const killedAt = performance.now();
+    x.kill('SIGKILL');
+    const res = await onB;
+    const answeredAt = performance.now();
+    assert.ok(removedAt > 0, 'B removed x');
+    assert.equal(res.status, 200);
+    assert.equal(JSON.parse(res.body).value, 'latest', 'served with the latest replicated value');
+    assert.ok(
+      answeredAt - removedAt < 1000,
+      `B answered ${(answeredAt - removedAt).toFixed(0)} ms after removing x, ${(answeredAt - killedAt).toFixed(0)} ms after the kill (ownershipTimeoutMs 8000)`,
+    );
+    assert.equal(stat(mb, 'ownershipForced'), 1);
+    assert.equal(stat(mb, 'ownershipTimeouts'), 0);
   });
 
   test('sync mode: a write waiting for the acknowledgement of a member that dies ends at once, not at sender.timeoutMs', async () => {
