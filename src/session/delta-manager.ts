@@ -1000,8 +1000,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (s === undefined) return;
     // Never later than now: a time in the future would keep the session from expiring.
     s.lastAccessedTime = Math.max(s.lastAccessedTime, Math.min(m[3], Date.now()));
-    // A read-only request (m[4]) left the session with its owner; any other access took it.
-    if (s.active <= 0 && m[4] !== true) {
+    // A read-only request (m[4]) left the session with its owner; any other access took it —
+    // except one of an owner fenced since (fencing.ts): it may be from the request that lost it.
+    if (s.active <= 0 && m[4] !== true && s.fence?.owner !== from.id) {
       s.ownerId = from.id;
       s.primary = false;
     }

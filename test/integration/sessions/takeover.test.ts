@@ -79,9 +79,13 @@ describe('an owner that does not hand over within sessions.ownershipTimeoutMs (3
       );
       assert.equal(mc.sessions.get(id)?.hasAttribute('z'), false, 'C undid the write A made after losing the session');
       assert.equal(stat(mc, 'fencedWrites'), 1);
+      // A late "accessed" of A's does not make B take A for the owner again (then the write, on
+      // the same ordered connection, shows B handled it).
+      a.channel.post(memberB, [Msg.ACCESSED, ctx, id, Date.now()]);
       a.channel.post(memberB, lateFromA);
       await waitFor(() => stat(mb, 'fencedWrites') === 1, 'B to refuse A’s late write');
       assert.equal(mb.sessions.get(id)?.hasAttribute('z'), false);
+      assert.equal(mb.sessions.get(id)?.ownerId, mb.localId, 'B still owns it');
       // Another late write from A (its request chained on the first) is refused on C too.
       a.channel.post(memberC, delta(ctx, id, base + 1, { z: 'later' }));
       await waitFor(() => stat(mc, 'fencedWrites') === 2, 'C to refuse A’s next late write');
