@@ -159,6 +159,15 @@ const sessionSchema = z.strictObject({
    */
   ownership: z.enum(['migrate', 'none'], { error: '"migrate" or "none"' }).default('migrate'),
   /**
+   * With ownership "migrate": how long a node waits for the owner to hand a session over (its
+   * requests on the session must end first). The wait ends at once when the owner is removed from
+   * the cluster (crashed, left). An owner still alive after this (a request longer than this) loses
+   * the session anyway: the waiting node serves it, and the old owner's later writes to it are
+   * refused on every node (counted: fencedWrites) and its copy reverts to the new owner's. Longer
+   * than your slowest request on one session; not the transport's sender.timeoutMs.
+   */
+  ownershipTimeoutMs: ms(100, 600_000).default(5000),
+  /**
    * true (default): a request that used a session ends its response at the end of the event-loop
    * turn, after the turn's replication batch was handed to the cluster connections, together with
    * the turn's other responses. Fewer wakeups of clients and of this process (on a 2-core machine

@@ -25,6 +25,12 @@ export const COUNTERS = [
   'ownershipMoves',
   'ownershipTimeouts',
   'ownershipForced',
+  /**
+   * Writes of an owner fenced by a forced take-over (sessions.ownershipTimeoutMs): refused as stale
+   * on arrival, undone when they arrived before the take-over notice, or dropped on the fenced
+   * owner itself (its request ended after it lost the session).
+   */
+  'fencedWrites',
   'readOnlyRequests',
   'readOnlyChangesDiscarded',
   'valueBytesSent',

@@ -19,6 +19,7 @@ import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { COOKIE_ATTRIBUTE } from './cookie-meta.js';
 import { byName, type Counter, newCounters, Refusals } from './counters.js';
+import { type FencingHost, fence, isFenced, onTaken } from './fencing.js';
 import { isSessionId, newSessionId } from './ids.js';
 import { mergeRecord } from './merge.js';
 import {
@@ -32,6 +33,7 @@ import {
   readIdChanged,
   readRecord,
   readSessionRequest,
+  readTaken,
   readTombstones,
   receivedValues,
   tooFarAhead,
@@ -208,9 +210,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         return manager.localId;
       },
       contextName: this.contextName,
-      get timeoutMs() {
-        return manager.hub.channel.config.sender.timeoutMs;
-      },
+      timeoutMs: this.config.ownershipTimeoutMs,
       members: () => this.#members(),
       session: (id) => this.sessions.get(id),
       flush: (s) => {
@@ -224,6 +224,27 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         this.#counters[counter]++;
       },
       refuse: (counter, from, why) => this.#refusals.refuse(counter, from, why),
+      fence: (s, owner) => {
+        // Before this node serves it: the notice precedes its changes on every connection.
+        const members = this.#members();
+        const message = fence(s, this.contextName, owner);
+        if (members.length > 0) void this.#send(members, message, false);
+      },
+    };
+  }
+
+  #fencingHost(): FencingHost {
+    const manager = this;
+    return {
+      get localId() {
+        return manager.localId;
+      },
+      logger: this.logger,
+      count: (counter, by) => {
+        this.#counters[counter] += by;
+      },
+      handOver: (s) => this.#ownership?.handOver(s),
+      repair: (s, from) => this.#repair(s.id, from, Date.now()),
     };
   }
 
@@ -343,6 +364,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   requestAbandoned(s: Session): void {
     s.active--;
     this.#counters.requestsAbandoned++;
+    if (s.active <= 0) s.revert?.();
     if (s.active <= 0 && s.waiters !== undefined && s.ownerId === this.localId) this.#ownership?.handOver(s);
   }
 
@@ -356,6 +378,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.active--;
     s.lastAccessedTime = now;
     if (!s.valid) return undefined;
+    if (s.revert !== undefined) {
+      // Another node took the session over while this request ran (fencing.ts): its changes are
+      // dropped once the last request here ends, and nothing is sent.
+      if (s.active <= 0) s.revert();
+      return undefined;
+    }
     s.isNew = false;
     s.primary = true;
     s.ownerId = this.localId;
@@ -499,6 +527,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.lastAccessedTime = now;
     this.#counters.readOnlyRequests++;
     if (!s.valid) return;
+    if (s.active <= 0) s.revert?.();
     if (s.active <= 0) {
       // With other requests still on it, the last one to end checks (a writer replicates, as owner).
       const dropped = s.discardInPlaceChanges();
@@ -725,6 +754,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   memberRemoved(m: Member): void {
     this.#receiver.memberRemoved(m);
+    this.#ownership?.memberRemoved(m.id); // its hand-overs will not come: take those sessions now
   }
 
   /**
@@ -776,6 +806,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         case Msg.SESSION_DATA:
           this.#onSessionData(m, from);
           break;
+        case Msg.TAKEN:
+          this.#onTaken(m, from);
+          break;
         default:
           this.#malformed(from, `unknown message type ${m[0]}`);
       }
@@ -805,7 +838,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
         this.emit('sessionCreated', s, true);
       }
-    } else if (this.#tooFarAhead(version, s, from)) return;
+    } else if (this.#tooFarAhead(version, s, from) || this.#fenced(s, from, -1)) return;
     this.#applyAttributes(s, version, -1, from.id, m[6], incoming, [], now);
   }
 
@@ -823,15 +856,43 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       // was forming): keep what it carries and ask the sender for the rest.
       s = this.#newReplica(id, now, now, this.config.maxInactiveInterval, from);
       if (s === undefined) return;
-      if (!this.#repairing.has(id)) {
-        this.#repairing.set(id, { from: from.id, at: now });
-        this.#counters.repairs++;
-        void this.#send([from], [Msg.SESSION_REQUEST, this.contextName, id], false);
-      }
-    } else if (this.#tooFarAhead(version, s, from)) return;
+      this.#repair(id, from, now);
+    } else if (this.#tooFarAhead(version, s, from) || this.#fenced(s, from, m[3])) return;
     // null: unchanged (-1 is a real value: never expire).
     if (maxInactive !== null && version > s.version) s.maxInactiveInterval = maxInactive;
     this.#applyAttributes(s, version, m[3], from.id, m[5], incoming, m[7], now);
+  }
+
+  /** A write of an owner fenced since it was made (fencing.ts): refused as stale, counted. */
+  #fenced(s: Session, from: Member, base: number): boolean {
+    if (!isFenced(s, from.id, base)) return false;
+    this.#refusals.refuse('fencedWrites', from, 'a write of an owner whose session was taken over since (stale)');
+    return true;
+  }
+
+  /** TAKEN: another node took a session over from an owner that did not hand it over (fencing.ts). */
+  #onTaken(raw: unknown[], from: Member): void {
+    if (this.#ownership === undefined) {
+      this.#malformed(from, 'a take-over, but ownership is "none" here: use the same sessions.ownership on every node');
+      return;
+    }
+    const m = readTaken(raw);
+    if (!this.#ok(m, from)) return;
+    if (m[3] === from.id) {
+      this.#malformed(from, 'a take-over from itself');
+      return;
+    }
+    const s = this.#replicaOf(m[2]);
+    if (s == null || this.#tooFarAhead(m[4], s, from)) return; // not held here: nothing to fence
+    onTaken(this.#fencingHost(), s, m, from);
+  }
+
+  /** Asks `from` for the whole session `id` (SESSION_REQUEST), unless already asked. */
+  #repair(id: string, from: Member, now: number): void {
+    if (this.#repairing.has(id)) return;
+    this.#repairing.set(id, { from: from.id, at: now });
+    this.#counters.repairs++;
+    void this.#send([from], [Msg.SESSION_REQUEST, this.contextName, id], false);
   }
 
   /** A version too far ahead of this node's copy (message-readers.ts): refused, counted. */
@@ -892,7 +953,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         // A local write not yet replicated: it will be stamped newer than this and win everywhere.
         // A conflict only if the local write had not seen this one (newer than the value it
         // replaced); an older one merely arrived late, e.g. from a former owner two hand-overs ago.
-        if (newer(version, writer, a.v, a.w)) this.#conflict(s, name, this.localId, writer, false);
+        // None either when this node lost the session meanwhile: its write will be dropped.
+        if (s.revert === undefined && newer(version, writer, a.v, a.w))
+          this.#conflict(s, name, this.localId, writer, false);
         continue;
       }
       if (a !== undefined) {
@@ -966,8 +1029,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (s === undefined) return;
     // Never later than now: a time in the future would keep the session from expiring.
     s.lastAccessedTime = Math.max(s.lastAccessedTime, Math.min(m[3], Date.now()));
-    // A read-only request (m[4]) left the session with its owner; any other access took it.
-    if (s.active <= 0 && m[4] !== true) {
+    // A read-only request (m[4]) left the session with its owner; any other access took it —
+    // except one of an owner fenced since (fencing.ts): it may be from the request that lost it.
+    if (s.active <= 0 && m[4] !== true && s.fence?.owner !== from.id) {
       s.ownerId = from.id;
       s.primary = false;
     }

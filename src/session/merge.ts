@@ -49,3 +49,66 @@ export function mergeRecord(s: Session, r: SessionRecord, incoming: readonly (Re
   }
   return bytes;
 }
+
+/**
+ * The fence rule (a forced take-over, message TAKEN): the new owner's copy `r`, at the fence
+ * version `r[4]`, is the truth for everything older than the fence. Every attribute here stamped
+ * below the fence that differs from the record takes the record's value and stamp, or is dropped
+ * when the record does not hold it; the record's attributes missing here are added. Attributes
+ * stamped at or above the fence (written after the take-over) stay. Changes made here and not
+ * replicated yet are dropped with `dropLocal` (on the fenced owner, once its requests ended), else
+ * kept (they will be stamped newer and win). Returns how many attributes written by `fenced` (or
+ * dropped local changes) were undone.
+ */
+export function revertTo(
+  s: Session,
+  r: SessionRecord,
+  incoming: readonly (ReceivedValue | null)[],
+  fenced: string,
+  dropLocal: boolean,
+): number {
+  const fence = r[4];
+  const names = r[5];
+  const stampV = r[7];
+  const stampW = r[8];
+  const index = new Map<string, number>();
+  for (let i = 0; i < names.length; i++) index.set(names[i]!, i);
+  let undone = 0;
+  for (const [name, a] of s.attributes) {
+    const local = a.w === '' || s.dirty?.has(name) === true;
+    if (local ? !dropLocal : a.v >= fence) continue;
+    const i = index.get(name);
+    if (!local && i !== undefined && a.v === stampV[i] && a.w === stampW[i]) continue;
+    if (local || a.w === fenced) undone++;
+    if (i === undefined) s.attributes.delete(name);
+    else setFrom(a, stampV[i]!, stampW[i]!, incoming[i]!);
+  }
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    if (s.attributes.has(name)) continue;
+    const attr = new Attribute(undefined, 0, '');
+    setFrom(attr, stampV[i]!, stampW[i]!, incoming[i]!);
+    s.attributes.set(name, attr);
+  }
+  if (dropLocal) {
+    s.dirty = undefined;
+    s.handedOut = undefined;
+    s.maxInactiveDirty = false;
+  }
+  if (!s.maxInactiveDirty) s.maxInactiveInterval = r[3];
+  if (fence > s.version) s.version = fence;
+  return undone;
+}
+
+function setFrom(a: Attribute, v: number, w: string, value: ReceivedValue | null): void {
+  a.v = v;
+  a.w = w;
+  a.b = v;
+  a.removed = value === null;
+  if (value !== null) storeReceived(a, value);
+  else {
+    a.bytes = undefined;
+    a.decoded = false;
+    a.value = undefined;
+  }
+}

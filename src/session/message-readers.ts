@@ -175,6 +175,26 @@ export function readGrant(m: readonly unknown[]): GrantMsg | Refused {
   return m as unknown as GrantMsg;
 }
 
+export type TakenMsg = readonly [
+  type: typeof Msg.TAKEN,
+  ctx: string,
+  id: string,
+  fencedOwner: string,
+  fence: number,
+  record: SessionRecord,
+];
+
+/** TAKEN: the record is the session named, at the fence version. */
+export function readTaken(m: readonly unknown[]): TakenMsg | Refused {
+  if (!isId(m[2])) return BAD_ID;
+  if (!isMemberId(m[3])) return malformed('taken: bad fenced owner');
+  if (!isVersion(m[4])) return BAD_VERSION;
+  const r = readRecord(m[5]);
+  if (r instanceof Refused) return r;
+  if (r[0] !== m[2] || r[4] !== m[4]) return malformed('taken: the record is not the session at the fence');
+  return m as unknown as TakenMsg;
+}
+
 /**
  * A whole session (state transfer, repair): ids, numbers and the four parallel lists checked,
  * every attribute stamp at most the record's version.

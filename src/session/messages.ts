@@ -49,6 +49,14 @@ export const Msg = {
    * produced (asynchronous mode), in order: one frame instead of one per request
    */
   BATCH: 14,
+  /**
+   * [t, ctx, id, fencedOwner, fence, record] — the sender took the session over from fencedOwner,
+   * a live member that did not hand it over in time. fence is the version the sender moved the
+   * session to (record's version): a write of fencedOwner whose base is below it is stale, refused
+   * everywhere; record is the sender's copy at the take-over, which every node reverts to for
+   * whatever is older than the fence.
+   */
+  TAKEN: 15,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 /** One more than the highest message type: the length of per-type tables. */
@@ -70,6 +78,7 @@ export const MSG_NAMES: Record<number, string> = {
   12: 'acquire',
   13: 'grant',
   14: 'batch',
+  15: 'taken',
 };
 
 /**

@@ -5,6 +5,13 @@
  * the new owner has applied them before it serves. A node that is not the owner redirects to the
  * one it believes is; one that is itself acquiring answers once it owns. With sticky balancing
  * the owner is always local and none of this runs.
+ *
+ * The wait for a hand-over is bounded (sessions.ownershipTimeoutMs). It ends at once when the
+ * member asked is removed from the channel (crashed or left): its session is taken over, counted
+ * (ownershipForced), with the latest changes this node applied. When the member asked is alive but
+ * did not hand over in time (a long request), or the redirects pass 16 hops, the session is taken
+ * over anyway and that member is fenced ({@link OwnershipHost.fence}): its later writes to the
+ * session are refused on every node, counted, and its own copy reverts to the new owner's.
  */
 import type { Member } from '../channel/types.js';
 import { newRequestId } from './ids.js';
@@ -16,6 +23,7 @@ import type { Session } from './session.js';
 export interface OwnershipHost {
   readonly localId: string;
   readonly contextName: string;
+  /** How long to wait for a hand-over (sessions.ownershipTimeoutMs). */
   readonly timeoutMs: number;
   members(): Member[];
   session(id: string): Session | undefined;
@@ -24,6 +32,11 @@ export interface OwnershipHost {
   /** Sends asynchronously; a failure goes to `onError` (or is counted by the manager). */
   post(to: Member, message: unknown[], onError?: (err: Error) => void): void;
   count(counter: 'ownershipMoves' | 'ownershipTimeouts' | 'ownershipForced'): void;
+  /**
+   * `s` is taken over from `ownerId`, a live member that did not hand it over: tells every member
+   * (the fenced owner too) that writes of `ownerId` made before this take-over are stale.
+   */
+  fence(s: Session, ownerId: string): void;
   /** Counts (and rate-limits the log of) a message refused from `from`. */
   refuse(counter: 'malformed' | 'malformedIds' | 'refusedVersion' | 'refusedGrant', from: Member, why: string): void;
 }
@@ -36,8 +49,15 @@ interface Grant {
   id: string;
   /** performance.now() after which the asker stops waiting. */
   deadline: number;
-  done: (ownerId: string) => void;
+  done: (answer: Answer) => void;
 }
+
+/** The member asked was removed from the channel while this node waited for its answer. */
+const GONE = Symbol('gone');
+/** An owner's id; '' = no answer in time; GONE = the member asked was removed. */
+type Answer = string | typeof GONE;
+/** Redirects followed before a session is taken over anyway. */
+const MAX_HOPS = 16;
 
 export class Ownership {
   /** Take-overs in progress, by session id (concurrent requests here share one). */
@@ -54,8 +74,9 @@ export class Ownership {
 
   /**
    * Before a request on this node uses `s`: undefined when this node owns it; otherwise a promise
-   * that resolves once it does — granted by the owner, or taken when the owner is gone or did not
-   * answer within timeoutMs (availability before strictness; counted).
+   * that resolves once it does — granted by the owner, or taken when the owner is gone (or is
+   * removed while this node waits) or did not answer within timeoutMs (availability before
+   * strictness; counted, and a live owner is fenced).
    */
   acquire(s: Session): Promise<void> | undefined {
     const me = this.host.localId;
@@ -76,14 +97,19 @@ export class Ownership {
     const host = this.host;
     const me = host.localId;
     const owner = host.members().find((m) => m.id === ownerId);
-    if (owner === undefined || hops > 16) {
-      host.count('ownershipForced');
+    if (owner === undefined) {
+      host.count('ownershipForced'); // gone: its writes can no longer arrive
       this.#take(s);
+      return;
+    }
+    if (hops > MAX_HOPS) {
+      host.count('ownershipForced');
+      this.#takeFrom(s, owner.id);
       return;
     }
     let requestId = newRequestId();
     while (this.#grants.has(requestId)) requestId = newRequestId();
-    const answer = await new Promise<string>((resolve) => {
+    const answer = await new Promise<Answer>((resolve) => {
       const deadline = performance.now() + host.timeoutMs;
       this.#grants.set(requestId, { session: s, asked: owner.id, id: s.id, deadline, done: resolve });
       this.#arm();
@@ -91,17 +117,32 @@ export class Ownership {
     });
     host.count('ownershipMoves');
     if (s.ownerId === me || !s.valid) return; // granted (taken when the grant arrived)
-    if (answer === '' || answer === me || answer === ownerId) {
-      // No answer in time, or nobody knows better: serve it here (availability first), counted.
-      host.count(answer === '' ? 'ownershipTimeouts' : 'ownershipForced');
+    if (answer === GONE) {
+      // Removed while we waited (crashed, left): nothing more will come from it; serve it here.
+      host.count('ownershipForced');
       this.#take(s);
+      return;
+    }
+    if (answer === '' || answer === me || answer === ownerId) {
+      // No answer in time, or nobody knows better: serve it here (availability first), counted,
+      // and fence the live owner, whose request may still be running and write.
+      host.count(answer === '' ? 'ownershipTimeouts' : 'ownershipForced');
+      this.#takeFrom(s, ownerId);
       return;
     }
     return this.#acquireFrom(s, answer, hops + 1); // it moved on: ask the new owner
   }
 
+  /**
+   * `memberId` was removed from the channel: every wait for its answer ends now (the session is
+   * taken over, counted ownershipForced), not when the wait times out.
+   */
+  memberRemoved(memberId: string): void {
+    for (const [requestId, g] of this.#grants) if (g.asked === memberId) this.#settle(requestId, GONE);
+  }
+
   /** Ends the wait for `requestId` with `answer` (once). */
-  #settle(requestId: number, answer: string): void {
+  #settle(requestId: number, answer: Answer): void {
     const g = this.#grants.get(requestId);
     if (g === undefined) return;
     this.#grants.delete(requestId);
@@ -134,6 +175,12 @@ export class Ownership {
   #take(s: Session): void {
     s.ownerId = this.host.localId;
     s.primary = true;
+  }
+
+  /** Takes `s` over from `ownerId`, a live member that did not hand it over: fenced first. */
+  #takeFrom(s: Session, ownerId: string): void {
+    this.#take(s);
+    if (ownerId !== this.host.localId && ownerId !== '') this.host.fence(s, ownerId);
   }
 
   /** Owner side of ACQUIRE: hand over now, after the requests here on it ended, or redirect. */

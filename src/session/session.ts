@@ -186,6 +186,16 @@ export class Session {
   accessReplicatedAt = 0;
   /** Its changes wait for the end of this event-loop turn (DeltaManager.endTurn). */
   queued = false;
+  /**
+   * A forced take-over fenced this member (owner) at this version: its writes with a lower base
+   * are stale (ownership.ts, DeltaManager #onTaken).
+   */
+  fence: { readonly owner: string; readonly version: number } | undefined;
+  /**
+   * On the fenced owner, while its requests on the session still run: reverts its copy to the new
+   * owner's once the last one ends (its changes are dropped, counted).
+   */
+  revert: (() => void) | undefined;
 
   constructor(
     public id: string,

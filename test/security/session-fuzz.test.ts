@@ -16,7 +16,7 @@ import { encode } from '../../src/index.js';
 import { DeltaManager } from '../../src/session/delta-manager.js';
 import { isSessionId } from '../../src/session/ids.js';
 import { VERSION_LIMIT } from '../../src/session/message-readers.js';
-import { Msg } from '../../src/session/messages.js';
+import { MSG_TYPES, Msg } from '../../src/session/messages.js';
 import type { ReplicationHub } from '../../src/session/replication-hub.js';
 import type { Session } from '../../src/session/session.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
@@ -78,7 +78,11 @@ async function harness(): Promise<Harness> {
     turnWritten: () => Promise.resolve(),
     inputHandled: () => Promise.resolve(),
   } as unknown as ReplicationHub;
-  const config = resolveSessionConfig({ contextPath: '/app', maxReplicaSessions: MAX_REPLICAS });
+  const config = resolveSessionConfig({
+    contextPath: '/app',
+    maxReplicaSessions: MAX_REPLICAS,
+    ownershipTimeoutMs: 600_000,
+  });
   const m = new DeltaManager(config, hub, silentLogger);
   await m.start(); // alone: nothing to transfer
   members.push(peer, other);
@@ -318,6 +322,20 @@ const TEMPLATES: Template[] = [
     },
   },
   {
+    name: 'taken (a forced take-over that fences another member)',
+    build: (h) => {
+      const fence = h.replica.version + 2 ** 20;
+      return [Msg.TAKEN, '/app', h.replica.id, h.other.id, fence, record(h, h.replica.id, fence)];
+    },
+    required: 6,
+    invalid: {
+      2: fc.oneof(badId, fc.constant('F'.repeat(32))),
+      3: fc.oneof(notString, fc.constant('w'.repeat(65))),
+      4: badVersion,
+      5: notArray,
+    },
+  },
+  {
     name: 'session data',
     build: (h) => [Msg.SESSION_DATA, '/app', record(h, h.ask(), 5)],
     required: 3,
@@ -373,7 +391,7 @@ describe('session message readers under fuzzing', () => {
     try {
       await fc.assert(
         fc.asyncProperty(
-          fc.constantFrom(...TYPES, 0, 15, -1, 1.5),
+          fc.constantFrom(...TYPES, 0, MSG_TYPES, -1, 1.5),
           fc.array(fc.anything(), { maxLength: 10 }),
           fc.boolean(),
           async (type, rest, fromPeer) => {

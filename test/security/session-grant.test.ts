@@ -17,7 +17,7 @@ describe('GRANT only from the member asked, for the random id it was asked with'
   let y: ScriptedMember;
   before(async () => {
     // The node waits long for x's answer: the test, not a timeout, decides when it comes.
-    cluster = await startNodes(1, { cluster: { sender: { timeoutMs: 60_000 } } });
+    cluster = await startNodes(1, { sessions: { ownershipTimeoutMs: 60_000 } });
     x = await ScriptedMember.join(cluster, 'x');
     y = await ScriptedMember.join(cluster, 'y');
   });

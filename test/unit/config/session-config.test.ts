@@ -84,4 +84,12 @@ describe('session config', () => {
     assert.equal(configError({ rolling: 'yes' }).key, 'sessions.rolling');
     assert.equal(configError({ saveUninitialized: 1 }).key, 'sessions.saveUninitialized');
   });
+
+  it('ownershipTimeoutMs: 5000 by default, its own setting (not the transport timeout), bounded', () => {
+    assert.equal(resolveSessionConfig({}).ownershipTimeoutMs, 5000);
+    assert.equal(resolveSessionConfig({ ownershipTimeoutMs: 250 }).ownershipTimeoutMs, 250);
+    for (const bad of [50, 600_001, 1.5, '3000']) {
+      assert.equal(configError({ ownershipTimeoutMs: bad }).key, 'sessions.ownershipTimeoutMs');
+    }
+  });
 });
