@@ -80,4 +80,28 @@ describe('ownership (migrate) against a scripted member', () => {
     assert.ok(change >= 0 && change < inbox.indexOf(grant), "B's change travelled before its hand-over");
     assert.equal(s.ownerId, x.local.id);
   });
+
+  test("an ACQUIRE handled while the owner's last change waits for the end of the turn: the change travels first", async () => {
+    const b = cluster.node('b');
+    const mb = managerOf(b);
+    const jar = new CookieJar();
+    await jar.get(pb, '/app/counter'); // B creates and owns it
+    const id = jar.id;
+    await received((m) => m[0] === Msg.CREATED && m[2] === id, 'x to receive the session');
+    const s = mb.sessions.get(id)!;
+    const xOnB = b.channel.members().find((m) => m.name === 'x')!;
+    inbox.length = 0;
+    // A request on B changes the session: its change is queued for the end of this turn.
+    mb.requestStarted(s);
+    s.setAttribute('count', 41);
+    mb.requestCompleted(s);
+    // In the same turn B handles x's ACQUIRE (as if just read from its socket): nothing of B's is
+    // in flight on the session, so it hands over now, and its queued change must go first.
+    mb.receive([Msg.ACQUIRE, '/app', id, 4242], xOnB);
+    const grant = await received((m) => m[0] === Msg.GRANT && m[3] === 4242, 'B to hand the session to x');
+    assert.equal(grant[5], true);
+    const change = inbox.findIndex((m) => m[0] === Msg.DELTA && m[2] === id);
+    assert.ok(change >= 0 && change < inbox.indexOf(grant), "B's last change travelled before its hand-over");
+    assert.equal(s.ownerId, x.local.id);
+  });
 });
