@@ -29,7 +29,12 @@ const TARGETS = {
   },
   wire: {
     mutate: ['src/wire/frame.js', 'src/wire/heartbeat.js'],
-    tests: ['test/unit/wire/frame.test.js', 'test/unit/wire/heartbeat-fuzz.test.js'],
+    tests: [
+      'test/unit/wire/frame.test.js',
+      'test/unit/wire/frame-assembly.test.js',
+      'test/unit/wire/heartbeat-bounds.test.js',
+      'test/unit/wire/heartbeat-fuzz.test.js',
+    ],
   },
   codec: {
     mutate: ['src/codec/value-codec.js'],

@@ -146,7 +146,18 @@ describe('the short messages', () => {
     refused(readGrant([Msg.GRANT, 'ctx', ID, '1', MEMBER, true]), 'malformed', 'request id type');
     refused(readGrant([Msg.GRANT, 'ctx', ID, 1, 'b'.repeat(65), true]), 'malformed', 'owner id too long');
     refused(readGrant([Msg.GRANT, 'ctx', ID, 1, 7, true]), 'malformed', 'owner id type');
+    // a list has a length too: only a string is a member id
+    refused(readGrant([Msg.GRANT, 'ctx', ID, 1, [MEMBER], true]), 'malformed', 'owner id a list');
     refused(readGrant([Msg.GRANT, 'ctx', ID, 1, MEMBER, 1]), 'malformed', 'granted flag');
+  });
+});
+
+describe('too short', () => {
+  it('a message or record cut short counts as malformed, not as a bad session id', () => {
+    refused(readCreated([Msg.CREATED, 'ctx']), 'malformed', 'created');
+    refused(readDelta([Msg.DELTA, 'ctx']), 'malformed', 'delta');
+    refused(readRecord([]), 'malformed', 'record');
+    refused(readRecord('x'.repeat(40)), 'malformed', 'a string as long as a record');
   });
 });
 
@@ -161,11 +172,17 @@ describe('readRecord', () => {
     refused(readRecord(Object.assign(ok(), { 2: Number.NaN })), 'malformed', 'access time');
     refused(readRecord(Object.assign(ok(), { 3: 0.5 })), 'malformed', 'timeout');
     refused(readRecord(Object.assign(ok(), { 4: -1 })), 'refusedVersion', 'version');
+    refused(readRecord(Object.assign(ok(), { 4: VERSION_LIMIT + 1 })), 'refusedVersion', 'version above 2^52');
     refused(readRecord(Object.assign(ok(), { 6: [null] })), 'malformed', 'values');
     refused(readRecord(Object.assign(ok(), { 7: 'x' })), 'malformed', 'stamp versions not a list');
     refused(readRecord(Object.assign(ok(), { 8: 'x' })), 'malformed', 'stamp writers not a list');
     refused(readRecord(Object.assign(ok(), { 7: [9] })), 'malformed', 'too few stamp versions');
     refused(readRecord(Object.assign(ok(), { 8: [MEMBER] })), 'malformed', 'too few stamp writers');
+    refused(readRecord(Object.assign(ok(), { 7: [9, 3, 1] })), 'malformed', 'too many stamp versions');
+    refused(readRecord(Object.assign(ok(), { 8: [MEMBER, MEMBER, MEMBER] })), 'malformed', 'too many stamp writers');
+    refused(readRecord(Object.assign(ok(), { 7: '93' })), 'malformed', 'stamp versions a string of the right length');
+    refused(readRecord(Object.assign(ok(), { 8: 'ab' })), 'malformed', 'stamp writers a string of the right length');
+    refused(readRecord(Object.assign(ok(), { 9: [MEMBER] })), 'malformed', 'owner a list');
     refused(readRecord(Object.assign(ok(), { 7: [10, 3] })), 'refusedVersion', 'a stamp above the version');
     refused(readRecord(Object.assign(ok(), { 7: [9, -1] })), 'refusedVersion', 'a negative stamp');
     refused(readRecord(Object.assign(ok(), { 8: [MEMBER, 'w'.repeat(65)] })), 'malformed', 'writer');

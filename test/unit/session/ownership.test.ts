@@ -51,7 +51,8 @@ class Host implements OwnershipHost {
   count(counter: string): void {
     this.counts.push(counter);
   }
-  refuse(counter: string, from: Member): void {
+  refuse(counter: string, from: Member, why: string): void {
+    assert.ok(why.length > 0, 'a refusal says why (it is logged)');
     this.refusals.push([counter, from.id]);
   }
   add(ownerId: string): Session {
@@ -205,6 +206,31 @@ describe('Ownership: acquiring', () => {
     assert.deepEqual(host.counts, ['ownershipMoves', 'ownershipTimeouts', 'ownershipMoves']);
   });
 
+  it('a grant for one acquire leaves the timer of another running: that one still times out', async () => {
+    const { host, own } = setup();
+    host.timeoutMs = 20;
+    const first = host.add('B');
+    const second = host.add('C');
+    const p1 = own.acquire(first)!;
+    const p2 = own.acquire(second)!;
+    own.onGrant([Msg.GRANT, CTX, first.id, host.sent[0]!.message[3], 'A', true], B);
+    await p1;
+    // were the timer cleared with one acquire still waiting, nothing would keep the loop alive
+    // and p2 would never settle (node:test fails the test at once)
+    await p2;
+    assert.equal(second.ownerId, 'A');
+    assert.deepEqual(host.counts, ['ownershipMoves', 'ownershipMoves', 'ownershipTimeouts']);
+  });
+
+  it('a send that fails after its acquire timed out changes nothing', async () => {
+    const { host, own } = setup();
+    host.timeoutMs = 5;
+    const s = host.add('B');
+    await own.acquire(s);
+    host.sent[0]!.onError!(new Error('connection lost late'));
+    assert.deepEqual(host.counts, ['ownershipMoves', 'ownershipTimeouts']);
+  });
+
   it('refuses a grant from another member, for another session or for no request; the wait goes on', async () => {
     const { host, own } = setup();
     const s = host.add('B');
@@ -273,6 +299,15 @@ describe('Ownership: answering', () => {
     own.onAcquire([Msg.ACQUIRE, CTX, s.id, 9], B);
     assert.deepEqual(lastGrant(host, s.id, 9), ['B', 'C', false]);
     assert.equal(s.ownerId, 'C');
+  });
+
+  it('redirects at once, even while a request here still uses its copy of a session another node owns', () => {
+    const { host, own } = setup();
+    const s = host.add('C');
+    s.active = 1;
+    own.onAcquire([Msg.ACQUIRE, CTX, s.id, 9], B);
+    assert.deepEqual(lastGrant(host, s.id, 9), ['B', 'C', false]);
+    assert.equal(s.waiters, undefined);
   });
 
   it('hands over an idle session it owns at once: flushes, then grants, and is no longer primary', () => {
