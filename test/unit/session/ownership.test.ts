@@ -29,7 +29,9 @@ interface Sent {
 class Host implements OwnershipHost {
   readonly localId = 'A';
   readonly contextName = CTX;
-  timeoutMs = 60_000;
+  // Longer than any test needs (grants arrive synchronously), short enough that a mutant losing
+  // an answer fails its test in 2 s instead of hanging on the timer.
+  timeoutMs = 2_000;
   peers: Member[] = [B, C, D];
   readonly sessions = new Map<string, Session>();
   readonly sent: Sent[] = [];
@@ -196,7 +198,7 @@ describe('Ownership: acquiring', () => {
     const first = host.add('B');
     const p1 = own.acquire(first)!;
     await new Promise((r) => setTimeout(r, 10));
-    host.timeoutMs = 60_000;
+    host.timeoutMs = 2_000;
     const second = host.add('C');
     const p2 = own.acquire(second)!;
     await p1;
