@@ -169,12 +169,12 @@ describe('Ownership: acquiring', () => {
     assert.equal(host.counts.at(-1), 'ownershipForced');
   });
 
-  it('takes it, counted as a timeout, when the send fails', async () => {
+  it('takes it at once, counted as a timeout, when the send fails (without waiting for timeoutMs)', async () => {
     const { host, own } = setup();
     const s = host.add('B');
     const p = own.acquire(s)!;
     host.sent[0]!.onError!(new Error('connection lost'));
-    await p;
+    assert.equal(await settled(p), true, 'settled by the failure, not by the timer');
     assert.deepEqual([s.ownerId, s.primary], ['A', true]);
     assert.deepEqual(host.counts, ['ownershipMoves', 'ownershipTimeouts']);
   });
@@ -222,6 +222,23 @@ describe('Ownership: acquiring', () => {
     await p2;
     assert.equal(second.ownerId, 'A');
     assert.deepEqual(host.counts, ['ownershipMoves', 'ownershipMoves', 'ownershipTimeouts']);
+  });
+
+  it('waits with one timer for every acquire, and leaves none running once nothing waits', async () => {
+    const { host, own } = setup();
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const first = host.add('B');
+    const second = host.add('C');
+    const p1 = own.acquire(first)!;
+    const p2 = own.acquire(second)!;
+    assert.equal(timers(), before + 1, 'one timer, not one per acquire');
+    own.onGrant([Msg.GRANT, CTX, first.id, host.sent[0]!.message[3], 'A', true], B);
+    await p1;
+    assert.equal(timers(), before + 1, 'still armed for the acquire that waits');
+    own.onGrant([Msg.GRANT, CTX, second.id, host.sent[1]!.message[3], 'A', true], C);
+    await p2;
+    assert.equal(timers(), before, 'no timer keeps a stopping process alive');
   });
 
   it('a send that fails after its acquire timed out changes nothing', async () => {
