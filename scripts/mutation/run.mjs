@@ -45,7 +45,7 @@ const TARGETS = {
       ['// Limits', '// Encoder'],
       ['// Decoder.', null],
     ],
-    tests: ['test/unit/codec/value-codec.test.js'],
+    tests: ['test/unit/codec/value-codec.test.js', 'test/unit/codec/decode-bounds.test.js'],
   },
 };
 
