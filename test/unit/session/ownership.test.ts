@@ -38,6 +38,8 @@ class Host implements OwnershipHost {
   readonly counts: string[] = [];
   readonly refusals: [string, string][] = [];
   readonly flushed: Session[] = [];
+  /** Take-overs from a live owner that did not hand over: [session id, fenced owner]. */
+  readonly fenced: [string, string][] = [];
   members(): Member[] {
     return this.peers;
   }
@@ -52,6 +54,9 @@ class Host implements OwnershipHost {
   }
   count(counter: string): void {
     this.counts.push(counter);
+  }
+  fence(s: Session, ownerId: string): void {
+    this.fenced.push([s.id, ownerId]);
   }
   refuse(counter: string, from: Member, why: string): void {
     assert.ok(why.length > 0, 'a refusal says why (it is logged)');
