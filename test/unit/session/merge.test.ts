@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encode } from '../../../src/codec/value-codec.js';
 import { newSessionId } from '../../../src/session/ids.js';
-import { mergeRecord } from '../../../src/session/merge.js';
+import { mergeRecord, revertTo } from '../../../src/session/merge.js';
 import { receivedValues } from '../../../src/session/message-readers.js';
 import type { SessionRecord } from '../../../src/session/messages.js';
 import { Attribute, Session, type SessionOwner } from '../../../src/session/session.js';
@@ -172,5 +172,70 @@ describe('mergeRecord', () => {
     const [next, nextIn] = record(s, 7, 'C', []);
     mergeRecord(s, next, nextIn);
     assert.deepEqual([s.version, s.ownerId], [7, 'C']);
+  });
+});
+
+describe('revertTo (the fence rule of a forced take-over)', () => {
+  const FENCE = 1_000_000;
+
+  it("takes the new owner's copy below the fence: differing attributes take its value, unknown ones are dropped, missing ones added, newer ones stay", () => {
+    const s = session(10, 'A');
+    local(s, 'same', 'kept', 4, 'B'); // as in the record: untouched
+    local(s, 'late', 'fromA', 9, 'A'); // the fenced owner's late write
+    local(s, 'extra', 'x', 8, 'A'); // not in the record: dropped
+    local(s, 'after', 'new', FENCE + 1, 'B'); // written after the take-over: stays
+    const [r, incoming] = record(s, FENCE, 'B', [
+      ['same', 'kept', 4, 'B'],
+      ['late', 'fromB', 6, 'B'],
+      ['added', 'y', 7, 'B'],
+    ]);
+    const undone = revertTo(s, r, incoming, 'A', false);
+    assert.equal(undone, 2, "A's two writes were undone");
+    assert.equal(s.getAttribute('same'), 'kept');
+    assert.equal(s.getAttribute('late'), 'fromB');
+    assert.deepEqual(
+      [s.attributes.get('late')!.v, s.attributes.get('late')!.w, s.attributes.get('late')!.b],
+      [6, 'B', 6],
+    );
+    assert.equal(s.hasAttribute('extra'), false);
+    assert.equal(s.getAttribute('added'), 'y');
+    assert.equal(s.getAttribute('after'), 'new');
+    assert.equal(s.version, FENCE, 'the copy is at the fence');
+  });
+
+  it('a removal in the record removes; local changes are dropped only with dropLocal', () => {
+    const s = session(10, 'A');
+    local(s, 'gone', 'still', 9, 'A');
+    local(s, 'pending', 'mine', 9, 'A');
+    s.dirty = new Set(['pending']) as never;
+    s.maxInactiveDirty = true;
+    const [r, incoming] = record(s, FENCE, 'B', [
+      ['gone', undefined, 6, 'B'],
+      ['pending', 'theirs', 6, 'B'],
+    ]);
+    assert.equal(revertTo(s, r, incoming, 'A', false), 1);
+    assert.equal(s.getAttribute('gone'), undefined);
+    assert.equal(s.attributes.get('gone')!.removed, true);
+    assert.equal(s.getAttribute('pending'), 'mine', 'a change not replicated yet is kept without dropLocal');
+    assert.notEqual(s.dirty, undefined, 'kept without dropLocal');
+    assert.equal(s.maxInactiveDirty, true);
+    assert.equal(s.maxInactiveInterval, 1800, 'a pending interval change is kept too');
+    const s2 = session(10, 'A');
+    local(s2, 'n', 1, 9, 'A');
+    s2.dirty = new Set(['n']) as never;
+    s2.maxInactiveDirty = true;
+    s2.maxInactiveInterval = 60;
+    const [r2, in2] = record(s2, FENCE, 'B', [['n', 0, 6, 'B']]);
+    assert.equal(revertTo(s2, r2, in2, 'A', true), 1);
+    assert.deepEqual([s2.dirty, s2.handedOut, s2.maxInactiveDirty], [undefined, undefined, false]);
+    assert.equal(s2.maxInactiveInterval, 1800, "the record's interval once local changes are dropped");
+    assert.equal(s2.getAttribute('n'), 0);
+  });
+
+  it('a copy already past the fence keeps its version', () => {
+    const s = session(FENCE + 5, 'B');
+    const [r, incoming] = record(s, FENCE, 'B', []);
+    revertTo(s, r, incoming, 'A', false);
+    assert.equal(s.version, FENCE + 5);
   });
 });
