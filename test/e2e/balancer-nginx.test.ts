@@ -6,36 +6,7 @@
  * and takes its share once fail_timeout passed. Skipped when nginx is not installed (.ci/run
  * installs it).
  */
-import { after, describe, test } from 'node:test';
-import {
-  type BalancerProcess,
-  Cluster,
-  failoverScenario,
-  MANAGERS,
-  startNginx,
-  which,
-} from '../helpers/balancer-cluster.js';
-import { freePorts } from '../helpers/wait.js';
+import { describeBalancer, startNginx } from '../helpers/balancer-cluster.js';
 
-const nginx = which('nginx');
-
-for (const manager of MANAGERS) {
-  describe(`nginx in front of three nodes (${manager.name} manager)`, {
-    skip: nginx ? false : 'nginx is not installed (apt-get install nginx; .ci/run installs it)',
-  }, () => {
-    let cluster: Cluster | undefined;
-    let balancer: BalancerProcess | undefined;
-    after(async () => {
-      await balancer?.stop();
-      await cluster?.destroy();
-    });
-
-    test('sticky sessions, SIGKILL failover without a failed request, the node comes back', async (t) => {
-      cluster = await Cluster.start(manager.cli);
-      const [listen] = await freePorts(1);
-      balancer = await startNginx(nginx!, listen!, cluster.httpPorts);
-      // Passive checks only: the node gets new clients again after fail_timeout (2 s).
-      await failoverScenario(t, `http://127.0.0.1:${listen}`, cluster, { maxBackMs: 15_000 });
-    });
-  });
-}
+// Passive checks only: the node gets new clients again after fail_timeout (2 s).
+describeBalancer('nginx', 'nginx', startNginx, 15_000);

@@ -13,12 +13,13 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { after, describe, type TestContext, test } from 'node:test';
+/** The session managers every scenario runs for (test/helpers/managers.ts). */
+import { MANAGERS } from './managers.js';
 import { type CliProcess, COUNTER_APP, fields, get, REPO, startNode } from './node-process.js';
 import { freePorts, waitFor } from './wait.js';
 
-/** The session managers every scenario runs for (test/helpers/managers.ts). */
-export { MANAGERS } from './managers.js';
+export { MANAGERS };
 
 export const NAMES = ['node-a', 'node-b', 'node-c'] as const;
 
@@ -274,4 +275,36 @@ export async function failoverScenario(
   t.diagnostic(
     `${victim} took a new client ${Date.now() - backAt} ms after it was ready; ${requests} requests, none failed`,
   );
+}
+
+/**
+ * The failover suite for one external balancer, once per session manager: `start` runs it on
+ * `listen` in front of the nodes' HTTP ports; skipped with an install hint when `binary` is missing.
+ */
+export function describeBalancer(
+  label: string,
+  binary: string,
+  start: (path: string, listen: number, nodes: readonly number[]) => Promise<BalancerProcess>,
+  maxBackMs: number,
+): void {
+  const path = which(binary);
+  for (const manager of MANAGERS) {
+    describe(`${label} in front of three nodes (${manager.name} manager)`, {
+      skip: path ? false : `${binary} is not installed (apt-get install ${binary}; .ci/run installs it)`,
+    }, () => {
+      let cluster: Cluster | undefined;
+      let balancer: BalancerProcess | undefined;
+      after(async () => {
+        await balancer?.stop();
+        await cluster?.destroy();
+      });
+
+      test('sticky sessions, SIGKILL failover without a failed request, the node comes back', async (t) => {
+        cluster = await Cluster.start(manager.cli);
+        const [listen] = await freePorts(1);
+        balancer = await start(path!, listen!, cluster.httpPorts);
+        await failoverScenario(t, `http://127.0.0.1:${listen}`, cluster, { maxBackMs });
+      });
+    });
+  }
 }

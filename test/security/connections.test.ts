@@ -153,11 +153,14 @@ describe('idle connections and connections per address', () => {
     const closed = open.filter((c) => c.closed()).length;
     assert.ok(closed >= 4, `${closed} of 10 refused`);
     for (const c of open) c.socket.destroy();
+    // Accepted means answered: a hello on a new connection gets its HELLO_ACK (a refused one is closed).
+    const hello = encodeHello(FrameType.HELLO, rawDescriptor(res.group.domain), undefined, false).frame;
     await waitFor(
       async () => {
         const c = await rawConnect(res, node.local.port);
-        await new Promise((r) => setTimeout(r, 50));
-        const ok = !c.closed();
+        c.socket.write(hello);
+        await waitFor(() => c.frames.length > 0 || c.closed(), 'an answer or a close', WAIT);
+        const ok = c.frames.length > 0;
         c.socket.destroy();
         return ok;
       },

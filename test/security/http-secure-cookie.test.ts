@@ -14,7 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createSessions, type SessionCluster, silentLogger } from '../../src/index.js';
-import { type HttpResponse, portOf, type SessionRequest, startNodes, type TestCluster } from '../helpers/http.js';
+import {
+  type HttpResponse,
+  portOf,
+  type SessionRequest,
+  startNodes,
+  type TestCluster,
+  throwFailures,
+} from '../helpers/http.js';
 import { request } from '../helpers/request.js';
 import { isolatedMulticast } from '../helpers/wait.js';
 
@@ -122,8 +129,8 @@ describe('Secure cookie in library mode (sessions.trustProxy), over TLS and plai
   });
   after(async () => {
     for (const s of servers) s.closeAllConnections();
-    await Promise.allSettled(servers.map((s) => new Promise((r) => s.close(r))));
-    await Promise.allSettled(instances.map((s) => s.stop()));
+    const first = await Promise.allSettled(servers.map((s) => new Promise((r) => s.close(r))));
+    throwFailures([...first, ...(await Promise.allSettled(instances.map((s) => s.stop())))], 'cleaning up');
     rmSync(dir, { recursive: true, force: true });
   });
 

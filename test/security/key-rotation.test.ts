@@ -12,7 +12,7 @@ import { type Channel, type ClusterNode, createClusterNode, silentLogger } from 
 import { ClusterKeys } from '../../src/wire/auth.js';
 import { FrameType } from '../../src/wire/frame.js';
 import { encodeHello } from '../../src/wire/hello.js';
-import { CookieJar, countOf, get, managerOf, portOf, TestCluster } from '../helpers/http.js';
+import { CookieJar, countOf, get, managerOf, portOf, TestCluster, throwFailures } from '../helpers/http.js';
 import { memberOf, Resources, rawConnect, rawDescriptor } from '../helpers/raw-peer.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -36,7 +36,7 @@ describe('key rotation under load, one node at a time', () => {
   const all: ClusterNode[] = [];
 
   after(async () => {
-    await Promise.allSettled(all.map((n) => n.stop()));
+    throwFailures(await Promise.allSettled(all.map((n) => n.stop())), 'cleaning up');
   });
 
   async function startNode(i: number, keys: string[]): Promise<void> {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { encode } from '../../src/index.js';
 import { Msg } from '../../src/session/messages.js';
-import { CookieJar, managerOf, startNodes, type TestCluster } from '../helpers/http.js';
+import { CookieJar, managerOf, startNodes, type TestCluster, throwFailures } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { counter, freshId, ScriptedMember } from './scripted-member.js';
 
@@ -26,7 +26,7 @@ describe('SESSION_DATA only in answer to a request, from the member asked', () =
     y = await ScriptedMember.join(cluster, 'y');
   });
   after(async () => {
-    await Promise.allSettled([x?.stop(), y?.stop(), cluster?.stop()]);
+    throwFailures(await Promise.allSettled([x?.stop(), y?.stop(), cluster?.stop()]), 'cleaning up');
   });
 
   test('an unsolicited record neither creates a session nor overwrites one', async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Msg } from '../../src/session/messages.js';
-import { CookieJar, managerOf, startNodes, type TestCluster } from '../helpers/http.js';
+import { CookieJar, managerOf, startNodes, type TestCluster, throwFailures } from '../helpers/http.js';
 import { counter, freshId, ScriptedMember } from './scripted-member.js';
 
 describe('EXPIRED and ID_CHANGED only for ids held here', () => {
@@ -16,7 +16,7 @@ describe('EXPIRED and ID_CHANGED only for ids held here', () => {
     x = await ScriptedMember.join(cluster, 'x');
   });
   after(async () => {
-    await Promise.allSettled([x?.stop(), cluster?.stop()]);
+    throwFailures(await Promise.allSettled([x?.stop(), cluster?.stop()]), 'cleaning up');
   });
 
   test('expiries of unknown or malformed ids leave no tombstones', async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { encode } from '../../src/index.js';
 import { Msg } from '../../src/session/messages.js';
-import { CookieJar, countOf, get, managerOf, startNodes, type TestCluster } from '../helpers/http.js';
+import { CookieJar, countOf, get, managerOf, startNodes, type TestCluster, throwFailures } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { counter, ScriptedMember } from './scripted-member.js';
 
@@ -22,7 +22,7 @@ describe('GRANT only from the member asked, for the random id it was asked with'
     y = await ScriptedMember.join(cluster, 'y');
   });
   after(async () => {
-    await Promise.allSettled([x?.stop(), y?.stop(), cluster?.stop()]);
+    throwFailures(await Promise.allSettled([x?.stop(), y?.stop(), cluster?.stop()]), 'cleaning up');
   });
 
   test("another member's grants, guessed or copied, do not hand the session over", async () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { encode } from '../../src/index.js';
 import { Msg } from '../../src/session/messages.js';
-import { managerOf, startNodes, type TestCluster } from '../helpers/http.js';
+import { managerOf, startNodes, type TestCluster, throwFailures } from '../helpers/http.js';
 import { counter, ScriptedMember } from './scripted-member.js';
 
 const BAD_IDS: unknown[] = [
@@ -27,7 +27,7 @@ describe('ids from the network are checked in every message', () => {
     x = await ScriptedMember.join(cluster, 'x');
   });
   after(async () => {
-    await Promise.allSettled([x?.stop(), cluster?.stop()]);
+    throwFailures(await Promise.allSettled([x?.stop(), cluster?.stop()]), 'cleaning up');
   });
 
   test('a malformed id is refused and counted in each message type', async () => {

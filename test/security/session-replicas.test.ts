@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { encode } from '../../src/index.js';
 import { Msg } from '../../src/session/messages.js';
-import { CookieJar, get, managerOf, startNodes, type TestCluster } from '../helpers/http.js';
+import { CookieJar, get, managerOf, startNodes, type TestCluster, throwFailures } from '../helpers/http.js';
 import { counter, freshId, ScriptedMember } from './scripted-member.js';
 
 describe('replica bound and maxActiveSessions', () => {
@@ -18,7 +18,7 @@ describe('replica bound and maxActiveSessions', () => {
     x = await ScriptedMember.join(cluster, 'x');
   });
   after(async () => {
-    await Promise.allSettled([x?.stop(), cluster?.stop()]);
+    throwFailures(await Promise.allSettled([x?.stop(), cluster?.stop()]), 'cleaning up');
   });
 
   test('a flood of new sessions stops at maxReplicaSessions; the sender sees its sends succeed', async () => {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { encode } from '../../src/index.js';
 import { VERSION_LIMIT, VERSION_STEP } from '../../src/session/message-readers.js';
 import { Msg } from '../../src/session/messages.js';
-import { CookieJar, countOf, managerOf, startNodes, type TestCluster } from '../helpers/http.js';
+import { CookieJar, countOf, managerOf, startNodes, type TestCluster, throwFailures } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { counter, ScriptedMember } from './scripted-member.js';
 
@@ -20,7 +20,7 @@ describe('versions and times from members are bounded', () => {
     x = await ScriptedMember.join(cluster, 'x');
   });
   after(async () => {
-    await Promise.allSettled([x?.stop(), cluster?.stop()]);
+    throwFailures(await Promise.allSettled([x?.stop(), cluster?.stop()]), 'cleaning up');
   });
 
   test("a version near 2^53 or far ahead is refused, and the session's clock keeps moving", async () => {

@@ -14,7 +14,7 @@ import session from 'express-session';
 import { ClowderStore } from '../../../src/http/express-session-store.js';
 import type { DeltaManager } from '../../../src/index.js';
 import { createSessions, silentLogger } from '../../../src/index.js';
-import { CookieJar, closeClient, get, type HttpResponse } from '../../helpers/http.js';
+import { CookieJar, closeClient, get, type HttpResponse, throwFailures } from '../../helpers/http.js';
 import { isolatedMulticast, waitFor } from '../../helpers/wait.js';
 import { close, listen, type Pair, startPair } from './pair.js';
 
@@ -147,9 +147,10 @@ describe('clowder/express-session: a Store over two nodes', () => {
   after(async () => {
     storeX?.close();
     storeY?.close();
-    await Promise.allSettled([close(sx), close(sy)]);
+    const closed = await Promise.allSettled([close(sx), close(sy)]);
     await pair?.stop();
     closeClient();
+    throwFailures(closed, 'closing the servers');
   });
 
   test('a login on one node is read on the other, under express-session’s own id', async () => {

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { clowderSession } from '../../../src/http/fastify.js';
 import { createSessions, type DeltaManager, type SessionCluster, silentLogger } from '../../../src/index.js';
-import { CookieJar, closeClient, get, type HttpResponse, idOf, routeOf } from '../../helpers/http.js';
+import { CookieJar, closeClient, get, type HttpResponse, idOf, routeOf, throwFailures } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
 import { type Pair, startPair } from './pair.js';
 
@@ -90,9 +90,10 @@ describe('clowder/fastify: request.session over two nodes', () => {
     ({ app: fy, port: py } = await server(pair.y));
   });
   after(async () => {
-    await Promise.allSettled([fx?.close(), fy?.close()]);
+    const closed = await Promise.allSettled([fx?.close(), fy?.close()]);
     await pair?.stop();
     closeClient();
+    throwFailures(closed, 'closing the servers');
   });
 
   test('a write on one node is read on the other; the cookie is re-homed there', async () => {

@@ -11,7 +11,14 @@ import { after, before, describe, test } from 'node:test';
 import Koa from 'koa';
 import { clowderKoa } from '../../../src/http/koa.js';
 import { createSessions, type DeltaManager, type SessionCluster, silentLogger } from '../../../src/index.js';
-import { CookieJar, closeClient, get, type HttpResponse, sessionCookieLine } from '../../helpers/http.js';
+import {
+  CookieJar,
+  closeClient,
+  get,
+  type HttpResponse,
+  sessionCookieLine,
+  throwFailures,
+} from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
 import { close, listen, type Pair, startPair } from './pair.js';
 
@@ -106,9 +113,10 @@ describe('clowder/koa: ctx.session over two nodes', () => {
     pm = await listen(sm);
   });
   after(async () => {
-    await Promise.allSettled([close(sx), close(sy), close(sm)]);
+    const closed = await Promise.allSettled([close(sx), close(sy), close(sm)]);
     await pair?.stop();
     closeClient();
+    throwFailures(closed, 'closing the servers');
   });
 
   test('a write on one node is read on the other', async () => {

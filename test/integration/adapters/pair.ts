@@ -11,6 +11,7 @@ import {
   type SessionsOptions,
   silentLogger,
 } from '../../../src/index.js';
+import { throwFailures } from '../../helpers/http.js';
 import { isolatedMulticast, waitFor } from '../../helpers/wait.js';
 
 export interface Pair {
@@ -38,7 +39,7 @@ export async function startPair(
   const x = createSessions(options('x'), { logger: silentLogger });
   const y = createSessions(options('y'), { logger: silentLogger });
   const stop = async () => {
-    await Promise.allSettled([x.stop(), y.stop()]);
+    throwFailures(await Promise.allSettled([x.stop(), y.stop()]), 'cleaning up');
   };
   try {
     await Promise.all([x.start(), y.start()]);
@@ -47,7 +48,7 @@ export async function startPair(
       'the two instances to see each other',
     );
   } catch (err) {
-    await stop();
+    await Promise.allSettled([x.stop(), y.stop()]); // the start's own error is the one to report
     throw err;
   }
   return { x, y, stop };

@@ -22,6 +22,7 @@ import session from 'express-session';
 import { ClowderStore } from '../../../src/http/express-session-store.js';
 import { createSessions, type SessionCluster, silentLogger } from '../../../src/index.js';
 import { authApp, passportApp, sessionApp } from '../../fixtures/drop-in-apps.js';
+import { throwFailures } from '../../helpers/http.js';
 import { isolatedMulticast, waitFor } from '../../helpers/wait.js';
 
 const COOKIE = 'connect.sid';
@@ -252,8 +253,8 @@ async function onTwoNodes(
       },
     });
   } finally {
-    await Promise.allSettled(servers.map((s) => close(s)));
-    await Promise.allSettled(nodes.map((n) => n.stop()));
+    const first = await Promise.allSettled(servers.map((s) => close(s)));
+    throwFailures([...first, ...(await Promise.allSettled(nodes.map((n) => n.stop())))], 'cleaning up');
   }
 }
 
