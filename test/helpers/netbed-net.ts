@@ -218,7 +218,7 @@ export class BedNetwork {
     if (this.#loss.size === 0) return '';
     const rules = [...this.#loss].map(([k, pct]) => {
       const p = this.host(k).link;
-      return `    iifname "${p}" numgen random mod 100 < ${pct} drop\n    oifname "${p}" numgen random mod 100 < ${pct} drop\n`;
+      return `    iifname "${p}" numgen random mod 100 < ${pct} counter drop\n    oifname "${p}" numgen random mod 100 < ${pct} counter drop\n`;
     });
     return `  chain loss {\n    type filter hook forward priority -10; policy accept;\n${rules.join('')}  }\n`;
   }
@@ -235,6 +235,13 @@ export class BedNetwork {
     const cut = this.#cut;
     if (cut) await this.split(cut[0], cut[1]);
     else await this.heal();
+  }
+
+  /** Frames dropped so far by the loss rules (proof that the loss is applied). */
+  async lossDropped(): Promise<number> {
+    if (this.#loss.size === 0) return 0;
+    const text = await run('ip', ['netns', 'exec', this.hub, 'nft', 'list', 'chain', 'bridge', TABLE, 'loss']);
+    return [...text.matchAll(/counter packets (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
   }
 
   /** The hub's rule set (for failure messages and the CLI). */

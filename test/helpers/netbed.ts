@@ -53,6 +53,11 @@ export interface BedOptions {
   insecure?: boolean;
   /** Start the nodes (default true); false: only the network. */
   start?: boolean;
+  /**
+   * Start each node once the previous one is ready, as a deployment does (default), or all at
+   * once. The order matters: a node merges late members by their start time.
+   */
+  startOrder?: 'sequential' | 'parallel';
 }
 
 export interface BedHost {
@@ -103,6 +108,7 @@ export class NetBed {
       send: 'async',
       insecure: false,
       start: true,
+      startOrder: 'sequential',
       ...options,
     };
     this.net = new BedNetwork(this.options.nodes);
@@ -122,6 +128,7 @@ export class NetBed {
         for (const h of bed.net.hosts) {
           const k = Number(h.name.slice(1));
           bed.hosts.push({ k, name: h.name, ns: h.ns, address: h.address, node: bed.#startNode(k) });
+          if (bed.options.startOrder === 'sequential') await bed.host(k).node.ready(30_000);
         }
         await Promise.all(bed.hosts.map((h) => h.node.ready(30_000)));
       }
