@@ -10,6 +10,7 @@
  * processes still inside. Needs root, iproute2 and nftables.
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export const PREFIX = 'clowderbed';
 /** Namespace names of the bed: owner PID, run id, role (hK or br). */
@@ -72,12 +73,19 @@ export function listBedNamespaces(): { name: string; pid: number; run: string }[
   return out;
 }
 
+/** True when `pid` runs (a zombie, killed but not yet reaped by its parent, does not). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ..."; the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
