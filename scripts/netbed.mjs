@@ -26,6 +26,7 @@ const HELP = `commands:
   stats K                  node K's /_clowder/stats
   cut K | split 1,2 3 | heal
   loss K PERCENT           drop PERCENT % of h_K's frames each way (0: off)
+  delay K MS               hold every packet h_K sends MS ms (0: off; needs iptables, python3)
   pause K | resume K | kill K | restart K
   rules                    the bridge's nftables rules
   quit
@@ -62,6 +63,7 @@ async function up(args) {
       else if (cmd === 'split') await bed.split(ks(a), ks(b));
       else if (cmd === 'heal') await bed.heal();
       else if (cmd === 'loss') await bed.loss(Number(a), Number(b));
+      else if (cmd === 'delay') await bed.delay(Number(a), Number(b));
       else if (cmd === 'pause') bed.pause(Number(a));
       else if (cmd === 'resume') bed.resume(Number(a));
       else if (cmd === 'kill') await bed.kill(Number(a));

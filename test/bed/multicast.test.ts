@@ -15,7 +15,7 @@ describe('bed: multicast membership across the bridge', { skip }, () => {
   let bed: NetBed | undefined;
   const t0 = Date.now();
   before(async () => {
-    bed = await NetBed.create({ nodes: 3, membership: 'multicast' });
+    bed = await NetBed.create({ nodes: 3, membership: 'multicast', startOrder: 'parallel' });
   });
   after(async () => {
     await bed?.destroy();

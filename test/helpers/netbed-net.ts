@@ -233,7 +233,7 @@ export class BedNetwork {
 
   /**
    * Drops `percent` % of the frames host `k` sends and, independently, of those it receives
-   * (0 removes the loss). Delay is not available: see the bed's README section.
+   * (0 removes the loss). Delay: NetBed.delay (no netem here).
    */
   async loss(k: number, percent: number): Promise<void> {
     if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new Error(`loss: 0-100 %, not ${percent}`);

@@ -2,7 +2,8 @@
  * The multi-host test bed: one clowder node (the real `clowder start` CLI) per network namespace
  * of a BedNetwork (test/helpers/netbed-net.ts), each on its own address 10.77.0.K, with a cluster
  * key (encrypted) unless the bed is explicitly insecure. Faults: split/cut/heal and loss on the
- * bridge, pause (SIGSTOP/SIGCONT), kill (SIGKILL), restart.
+ * bridge, delay of a host's outgoing packets (an NFQUEUE, as the kernel may have no netem), pause
+ * (SIGSTOP/SIGCONT), kill (SIGKILL), restart.
  *
  * HTTP from the test process: every namespace runs a small forwarder (scripts/netbed-forward.mjs)
  * from a Unix socket in the bed's temp directory to the node's HTTP port, so the host needs no
@@ -25,6 +26,9 @@ import { waitFor } from './wait.js';
 export { bedUnavailable } from './netbed-net.js';
 
 const FORWARDER = join(REPO, 'scripts', 'netbed-forward.mjs');
+const DELAYER = join(REPO, 'scripts', 'netbed-delay.py');
+/** The iptables rule that hands a host's outgoing packets to its delayer (NFQUEUE 0 of its namespace). */
+const DELAY_RULE = ['OUTPUT', '-o', 'eth0', '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass'];
 const HTTP_PORT = 8080;
 const CLUSTER_PORT = 4000;
 
@@ -305,6 +309,49 @@ export class NetBed {
   }
   loss(k: number, percent: number): Promise<void> {
     return this.net.loss(k, percent);
+  }
+
+  readonly #delayers = new Map<number, { child: ChildProcess; ms: number }>();
+
+  /**
+   * Delays every packet host `k` sends by `ms` (0: no delay), in order. This kernel has no netem
+   * (nor fq/etf), so the delay is an NFQUEUE whose verdicts scripts/netbed-delay.py holds for `ms`:
+   * needs iptables (its NFQUEUE target) and python3.
+   */
+  async delay(k: number, ms: number): Promise<void> {
+    const old = this.#delayers.get(k);
+    if (old) {
+      this.#delayers.delete(k);
+      await this.net.exec(k, 'iptables', ['-D', ...DELAY_RULE]);
+      // Packets already queued get their verdict before the delayer goes.
+      const t = Date.now();
+      await waitFor(() => Date.now() - t >= 2 * old.ms + 50, 'queued packets to leave', { timeoutMs: 60_000 });
+      old.child.kill('SIGKILL');
+    }
+    if (ms === 0) return;
+    const child = this.spawnIn(k, 'python3', [DELAYER, '0', String(ms)]);
+    const err: string[] = [];
+    createInterface({ input: child.stderr! }).on('line', (l) => err.push(l));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`delayer of h${k} not ready within 10 s`)), 10_000);
+      createInterface({ input: child.stdout! }).once('line', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`delayer of h${k} exited (${code}): ${err.join('\n')}`));
+      });
+    });
+    this.#delayers.set(k, { child, ms });
+    await this.net.exec(k, 'iptables', ['-A', ...DELAY_RULE]);
+  }
+
+  /** Packets host `k`'s delay rule has queued so far (proof that the delay applies). */
+  async delayedPackets(k: number): Promise<number> {
+    const text = await this.net.exec(k, 'iptables', ['-L', 'OUTPUT', '-v', '-n', '-x']);
+    const line = text.split('\n').find((l) => l.includes('NFQUEUE'));
+    return Number(line?.trim().split(/\s+/)[0] ?? 0);
   }
 
   /** SIGSTOP node `k` (a long GC pause: its sockets stay open, it answers nothing). */
