@@ -295,7 +295,7 @@ export class NetBed {
   }
 
   describeViews(): string {
-    return this.hosts.map((h) => `h${h.k}→[${this.members(h.k).join(',')}]`).join(' ');
+    return this.hosts.map((h) => `h${h.k}${h.node.running ? '' : '(down)'}→[${this.members(h.k).join(',')}]`).join(' ');
   }
 
   split(a: readonly number[], b: readonly number[]): Promise<void> {
