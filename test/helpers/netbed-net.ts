@@ -10,7 +10,9 @@
  * processes still inside. Needs root, iproute2 and nftables.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const PREFIX = 'clowderbed';
 /** Namespace names of the bed: owner PID, run id, role (hK or br). */
@@ -108,8 +110,14 @@ export function deleteNamespaceSync(ns: string): void {
  * every run with `all` (the CLI's `down --all`). Returns the names deleted.
  */
 export function sweepStale(all = false): string[] {
-  const gone = listBedNamespaces().filter((n) => all || (n.pid !== process.pid && !alive(n.pid)));
+  const stale = (pid: number) => all || (pid !== process.pid && !alive(pid));
+  const gone = listBedNamespaces().filter((n) => stale(n.pid));
   for (const n of gone) deleteNamespaceSync(n.name);
+  // The beds' temp directories (config files, sockets, captures): `clowderbed-<pid>-XXXXXX`.
+  for (const name of readdirSync(tmpdir())) {
+    const m = /^clowderbed-(\d+)-[A-Za-z0-9]{6}$/.exec(name);
+    if (m && stale(Number(m[1]))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
   return gone.map((n) => n.name);
 }
 

@@ -116,7 +116,8 @@ export class NetBed {
       ...options,
     };
     this.net = new BedNetwork(this.options.nodes);
-    this.dir = mkdtempSync(join(tmpdir(), 'clowderbed-'));
+    // The owner's PID in the name: sweepStale() removes the directory of a crashed run.
+    this.dir = mkdtempSync(join(tmpdir(), `clowderbed-${process.pid}-`));
   }
 
   /** Creates the network, starts a forwarder and a node per host, and waits until every node is ready. */
