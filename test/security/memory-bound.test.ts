@@ -277,7 +277,7 @@ describe('memory bound under attack', () => {
         if (Date.now() - lastBig >= 2000) {
           lastBig = Date.now();
           await legit.send(targetMember!, big, { options: 'use_ack,sync', timeoutMs: 10_000 });
-        } else await legit.send(targetMember!, { seq: sent }, { options: 'use_ack,sync', timeoutMs: 5000 });
+        } else await legit.send(targetMember!, { seq: sent }, { options: 'use_ack,sync', timeoutMs: 15_000 });
         sent++;
       } catch (err) {
         failures.push((err as Error).message);
