@@ -16,7 +16,7 @@ const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const APP = '/app=./examples/counter/app.mjs';
 const TOKEN = 'c2VjcmV0LWFkbWluLXRva2VuLWZvci10ZXN0cy0wMTIzNDU2Nzg5';
 const CONFIG_FILE = join(mkdtempSync(join(tmpdir(), 'clowder-env-')), 'node.yaml');
-writeFileSync(CONFIG_FILE, 'name: fromfile\nsessions: { maxInactiveInterval: 60 }\n');
+writeFileSync(CONFIG_FILE, 'cluster: { name: fromfile }\nsessions: { maxInactiveInterval: 60 }\n');
 
 /**
  * The `clowder start` section of `clowder help`: flag → the first env variable its entry (its
@@ -103,6 +103,22 @@ describe('`clowder start`: every flag has a CLOWDER_* environment variable', () 
       assert.notDeepEqual(byEnv, withoutEither, `${c.env} changes the configuration`);
     });
   }
+});
+
+describe('precedence: flags over variables over the config file', () => {
+  it('--name beats CLOWDER_NAME, which beats the file', async () => {
+    for (const k of Object.keys(process.env)) if (k.startsWith('CLOWDER_')) delete process.env[k];
+    const name = async (flags: Flags) =>
+      ((await nodeConfigFrom({ app: [APP], config: CONFIG_FILE, ...flags })).cluster as { name?: string }).name;
+    try {
+      assert.equal(await name({}), 'fromfile');
+      process.env.CLOWDER_NAME = 'fromenv';
+      assert.equal(await name({}), 'fromenv');
+      assert.equal(await name({ name: 'fromflag' }), 'fromflag');
+    } finally {
+      delete process.env.CLOWDER_NAME;
+    }
+  });
 });
 
 describe('the token of the status endpoints is a variable only', () => {
