@@ -174,7 +174,7 @@ export class CliProcess {
   }
 
   /** The first log line matching `match`; rejects at the deadline. */
-  waitLog(match: (l: LogLine) => boolean, what: string, timeoutMs = 5_000): Promise<LogLine> {
+  waitLog(match: (l: LogLine) => boolean, what: string, timeoutMs = 15_000): Promise<LogLine> {
     return this.#until(() => this.logs.find(match), `log line: ${what}`, timeoutMs);
   }
 
