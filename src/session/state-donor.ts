@@ -7,7 +7,8 @@ import type { Channel } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import type { Nested } from '../codec/value-codec.js';
 import type { Logger } from '../core/logger.js';
-import { Msg, type SessionRecord } from './messages.js';
+import { stateChunkMsg, stateCompleteMsg } from './message-builders.js';
+import type { SessionRecord } from './messages.js';
 import { attributeWire, type Session, wireSize } from './session.js';
 
 /** Values per state-transfer chunk, at most (one chunk is one acknowledged message; also ≤ maxMessageBytes / 2). */
@@ -87,7 +88,7 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
         records.push(r);
       }
       if (records.length === 0) continue;
-      const applied = channel.send(to, [Msg.STATE_CHUNK, context, requestId, seq++, records], SYNC_ACK);
+      const applied = channel.send(to, stateChunkMsg(context, requestId, seq++, records), SYNC_ACK);
       applied.catch(() => {}); // awaited below, maybe after a later chunk failed first
       inFlight.push(applied);
       sent += records.length;
@@ -96,7 +97,7 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
     }
     for (const applied of inFlight) await applied;
     const tombstones = Array.from(ctx.tombstones.keys());
-    await channel.send(to, [Msg.STATE_COMPLETE, context, requestId, sent, tombstones], { options: 'use_ack' });
+    await channel.send(to, stateCompleteMsg(context, requestId, sent, tombstones), { options: 'use_ack' });
     logger.info(
       { context, to: to.name, sessions: sent, ms: Date.now() - started },
       'sent every session to a starting member',
