@@ -20,48 +20,23 @@ import { performance } from 'node:perf_hooks';
 import type { Member } from '../channel/types.js';
 import type { SessionConfig } from '../config/session-config.js';
 import type { Logger } from '../core/logger.js';
-import { COOKIE_ATTRIBUTE } from './cookie-meta.js';
+import { Changes } from './changes.js';
+import { Copies, type CopiesHost } from './copies.js';
 import { type Counter, newCounters, Refusals } from './counters.js';
-import { type FencingHost, fence, isFenced, onTaken } from './fencing.js';
+import { fence } from './fencing.js';
 import { isSessionId } from './ids.js';
 import { Inbound, type InboundHandlers } from './inbound.js';
-import type { SessionManagerEvents } from './manager-events.js';
-import type { ManagerStats } from './manager-stats.js';
-import { managerStats } from './manager-stats.js';
-import { applyWrites, mergeRecord, stamp, stampAlone, type WriteEvents } from './merge.js';
-import {
-  accessedMsg,
-  type ChangeMsg,
-  createdOf,
-  deltaOf,
-  type EndReason,
-  expiredMsg,
-  idChangedMsg,
-  sessionDataMsg,
-  sessionRequestMsg,
-  stateNoneMsg,
-} from './message-builders.js';
-import {
-  type AccessedMsg,
-  type CreatedMsg,
-  type DeltaMsg,
-  type ExpiredMsg,
-  type IdChangedMsg,
-  readRecord,
-  readTombstones,
-  receivedValues,
-  type SessionRequestMsg,
-  type TakenMsg,
-  tooFarAhead,
-} from './message-readers.js';
-import type { SessionRecord } from './messages.js';
+import { notifyAttribute, reportConflict, type SessionManagerEvents } from './manager-events.js';
+import { type ManagerStats, managerStats } from './manager-stats.js';
+import { type EndReason, expiredMsg, idChangedMsg } from './message-builders.js';
+import type { Refused } from './message-readers.js';
 import { Outbound } from './outbound.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
-import { Attribute, type Session, type SessionOwner } from './session.js';
+import type { Session, SessionOwner } from './session.js';
 import type { SessionManager } from './session-manager.js';
 import { SessionStore } from './session-store.js';
-import { streamSessions, toRecord } from './state-donor.js';
+import { StateDonor } from './state-donor.js';
 import { StateReceiver } from './state-receiver.js';
 
 export type { ConflictInfo, DestroyReason } from './manager-events.js';
@@ -79,8 +54,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly #refusals: Refusals;
   readonly #out: Outbound;
   readonly #in: Inbound;
-  /** Members this node is sending every session to (one state transfer per member at a time). */
-  readonly #donating = new Set<string>();
+  readonly #changes: Changes;
+  readonly #donor: StateDonor;
   #expiryTimer: NodeJS.Timeout | undefined;
   #ready = false;
   readonly #receiver: StateReceiver;
@@ -88,10 +63,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #merges = 0;
   #stopped = false;
   readonly #ownership: Ownership | undefined;
-  /** Sessions asked for in full (SESSION_REQUEST) and not yet received: whom, and when. */
-  readonly #repairing = new Map<string, { from: string; at: number }>();
+  readonly #copies: Copies;
   readonly #sync: boolean;
-  readonly #writes: WriteEvents;
 
   /**
    * @param distributable false for an application that did not declare itself distributable:
@@ -113,11 +86,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         contextName: this.contextName,
         members: () => this.#members(),
         scheduleTurn: () => this.hub.queueTurn(this),
-        changeMessage: (s, now) => this.#changeMessage(s, now),
-        alone: (s) => {
-          this.#reportInPlaceErrors(s);
-          stampAlone(s, this.localId);
-        },
+        changeMessage: (s, now) => this.#changes.message(s, now),
+        alone: (s) => this.#changes.alone(s),
         handOver: (s) => this.#ownership?.handOver(s),
       },
       hub.channel,
@@ -126,12 +96,28 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       logger,
     );
     this.#sync = this.#out.sync;
+    this.#changes = new Changes(this.contextName, this, this.#store, this.#counters, logger);
+    this.#donor = new StateDonor(
+      {
+        channel: hub.channel,
+        context: this.contextName,
+        sessions: this.sessions,
+        tombstones: this.#store.tombstones,
+        chunkSize: config.stateTransferChunkSize,
+        logger,
+        beforeChunk: () => this.#out.flush(), // a record must not carry changes its stamps do not
+      },
+      (from, why) => this.#refusals.refuse('refusedStateRequests', from, why),
+      (to, message) => this.#out.post(to, message),
+    );
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
+    this.#copies = new Copies(this.#copiesHost(), this.#store, this.#out, this.#counters, this.#refusals, logger);
     this.#in = new Inbound(this.contextName, this.#handlers(), () => this.#receiver, this.#refusals);
+    const copies = this.#copies;
     this.#receiver = new StateReceiver(
       {
-        applyRecord: (r, from, now) => this.#applyRecord(r, from, now),
-        applyTombstones: (ids) => this.#applyTombstones(ids),
+        applyRecord: (r, from, now) => copies.applyRecord(r, from, now),
+        applyTombstones: (ids) => copies.applyTombstones(ids),
         apply: (m, from) => this.#in.apply(m, from),
         refuse: (from, why) => this.#refusals.refuse('refusedSessionData', from, why),
         malformed: (from, why) => this.#in.malformed(from, why),
@@ -140,20 +126,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       config,
       logger,
     );
-    const manager = this;
-    this.#writes = {
-      get localId() {
-        return manager.localId;
-      },
-      get notify() {
-        return manager.config.notifyListenersOnReplication;
-      },
-      conflict: (s, name, local, remote, incomingWins) => this.#conflict(s, name, local, remote, incomingWins),
-      changed: (s, name, kind, a) => this.#notifyAttribute(s, name, kind, a, true),
-      stale: () => {
-        this.#counters.staleDeltas++;
-      },
-    };
     if (distributable) hub.register(this);
   }
 
@@ -230,21 +202,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         const message = fence(s, this.contextName, owner);
         if (members.length > 0) void this.#out.send(members, message, false);
       },
-    };
-  }
-
-  #fencingHost(): FencingHost {
-    const manager = this;
-    return {
-      get localId() {
-        return manager.localId;
-      },
-      logger: this.logger,
-      count: (counter, by) => {
-        this.#counters[counter] += by;
-      },
-      handOver: (s) => this.#ownership?.handOver(s),
-      repair: (s, from) => this.#repair(s.id, from, Date.now()),
     };
   }
 
@@ -416,17 +373,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (!s.announced) return;
     const members = this.#members();
     if (members.length > 0) {
-      const message = this.#accessedMessage(s, now, true);
+      const message = this.#changes.accessed(s, now, true);
       if (message !== undefined) this.#out.send(members, message, false);
     }
-  }
-
-  /** The ACCESSED message for `s`, or undefined when one was sent less than accessedInterval ago. */
-  #accessedMessage(s: Session, now: number, readOnly: boolean): AccessedMsg | undefined {
-    if (now - s.accessReplicatedAt < this.#store.accessedInterval(s)) return undefined;
-    s.accessReplicatedAt = now;
-    this.#counters.accessedSent++;
-    return accessedMsg(this.contextName, s.id, now, readOnly);
   }
 
   /** Whether `route` is this node's or a current member's (a cookie naming it needs no re-homing). */
@@ -458,44 +407,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return sent;
   }
 
-  /**
-   * What to tell the members about `s` after a request: the whole session the first time, then the
-   * changed attributes only; a rate-limited ACCESSED when nothing changed (else undefined).
-   * Stamps the session and counts the replication (the outbound path counts its bytes).
-   */
-  #changeMessage(s: Session, now: number): ChangeMsg | undefined {
-    this.#reportInPlaceErrors(s);
-    let message: ChangeMsg;
-    if (!s.announced) {
-      message = createdOf(this.contextName, s, stamp(s, this.localId));
-      s.announced = true;
-    } else if (s.dirty !== undefined || s.maxInactiveDirty) {
-      const base = s.version;
-      const dirty = s.dirty;
-      const maxInactive = s.maxInactiveDirty ? s.maxInactiveInterval : null;
-      message = deltaOf(this.contextName, s, base, stamp(s, this.localId), dirty, maxInactive);
-    } else {
-      return this.#accessedMessage(s, now, false);
-    }
-    s.accessReplicatedAt = now;
-    this.#counters.replications++;
-    return message;
-  }
-
-  /** Finds objects changed in place; one that can no longer be encoded is logged, its last value stays. */
-  #reportInPlaceErrors(s: Session): void {
-    const errors = s.detectInPlaceChanges();
-    if (errors) {
-      for (const [name, err] of errors) {
-        this.#counters.unencodable++;
-        this.logger.error(
-          { session: s.id.slice(0, 8), attribute: name, err: err.message },
-          'session attribute changed in place into something that cannot be replicated; the previous value stays replicated',
-        );
-      }
-    }
-  }
-
   /** Invalidates `s` here and on every node (SessionOwner). */
   invalidate(s: Session): Promise<void> | undefined {
     return this.#expire(s, 'invalidated', true, false);
@@ -517,7 +428,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** SessionOwner: listeners for local changes. */
   attributeChanged(s: Session, name: string, kind: 'added' | 'replaced' | 'removed', value: unknown): void {
-    this.#notifyAttribute(s, name, kind, value, false);
+    notifyAttribute(this, s, name, kind, value, false);
   }
 
   /**
@@ -531,7 +442,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#store.forgetTombstones(now);
     // An answer lost with its sender is not awaited for ever (a later one is refused, counted).
     const asked = now - this.config.processExpiresFrequency * 1000;
-    for (const [id, r] of this.#repairing) if (r.at <= asked) this.#repairing.delete(id);
+    this.#copies.forgetRepairs(asked);
   }
 
   /**
@@ -585,273 +496,57 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     void this.#receiver.transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false);
   }
 
+  /** Live messages go to this node's copies (copies.ts); the ownership protocol to ownership.ts. */
   #handlers(): InboundHandlers {
     const own = this.#ownership;
+    const c = this.#copies;
     return {
-      onCreated: (m, from) => this.#onCreated(m, from),
-      onDelta: (m, from) => this.#onDelta(m, from),
-      onAccessed: (m, from) => this.#onAccessed(m, from),
-      onExpired: (m, from) => this.#onExpired(m, from),
-      onIdChanged: (m, from) => this.#onIdChanged(m, from),
-      onSessionRequest: (m, from) => this.#onSessionRequest(m, from),
-      onSessionData: (r, from) => this.#onSessionData(r, from),
-      onStateRequest: (requestId, from) => this.#answerStateRequest(requestId, from),
+      onCreated: (m, from) => c.onCreated(m, from),
+      onDelta: (m, from) => c.onDelta(m, from),
+      onAccessed: (m, from) => c.onAccessed(m, from),
+      onExpired: (m, from) => c.onExpired(m, from),
+      onIdChanged: (m, from) => c.onIdChanged(m, from),
+      onSessionRequest: (m, from) => c.onSessionRequest(m, from),
+      onSessionData: (r, from) => c.onSessionData(r, from),
+      onStateRequest: (requestId, from) => this.#donor.answer(requestId, from),
       ownership:
         own === undefined
           ? undefined
           : {
               onAcquire: (m, from) => own.onAcquire(m, from),
               onGrant: (m, from) => own.onGrant(m, from),
-              onTaken: (m, from) => this.#onTaken(m, from),
+              onTaken: (m, from) => c.onTaken(m, from),
             },
     };
   }
 
-  #onCreated(m: CreatedMsg, from: Member): void {
-    const id = m[2];
-    const version = m[5];
-    const incoming = receivedValues(m[7], false); // checked whole before anything is applied
-    const now = Date.now();
-    let s = this.#store.forMessage(id);
-    if (s === null) return;
-    if (s === undefined) {
-      s = this.#newReplica(id, m[3], now, m[4], from);
-      if (s === undefined) return;
-      if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
-        this.emit('sessionCreated', s, true);
-      }
-    } else if (this.#tooFarAhead(version, s, from) || this.#fenced(s, from, -1)) return;
-    applyWrites(this.#writes, s, version, -1, from.id, m[6], incoming, [], now);
-  }
-
-  #onDelta(m: DeltaMsg, from: Member): void {
-    const id = m[2];
-    const version = m[4];
-    const maxInactive = m[8];
-    const incoming = receivedValues(m[6], false);
-    const now = Date.now();
-    let s = this.#store.forMessage(id);
-    if (s === null) return;
-    if (s === undefined) {
-      // A delta for a session we never saw whole (we missed its creation, e.g. while membership
-      // was forming): keep what it carries and ask the sender for the rest.
-      s = this.#newReplica(id, now, now, this.config.maxInactiveInterval, from);
-      if (s === undefined) return;
-      this.#repair(id, from, now);
-    } else if (this.#tooFarAhead(version, s, from) || this.#fenced(s, from, m[3])) return;
-    // null: unchanged (-1 is a real value: never expire).
-    if (maxInactive !== null && version > s.version) s.maxInactiveInterval = maxInactive;
-    applyWrites(this.#writes, s, version, m[3], from.id, m[5], incoming, m[7], now);
-  }
-
-  /** Two writes to the same attribute on two nodes, neither having seen the other: counted and reported. */
-  #conflict(s: Session, name: string, localWriter: string, remoteWriter: string, incomingWins: boolean): void {
-    this.#counters.conflicts++;
-    if (this.listenerCount('conflict') > 0) {
-      this.emit('conflict', {
-        sessionId: s.id,
-        attribute: name,
-        local: localWriter,
-        remote: remoteWriter,
-        winner: incomingWins ? remoteWriter : localWriter,
-      });
-    } else if (this.#counters.conflicts % 100 === 1) {
-      this.logger.warn(
-        { session: s.id.slice(0, 8), attribute: name, conflicts: this.#counters.conflicts },
-        'concurrent writes to the same session attribute on two nodes (the newer write wins; add a "conflict" listener to handle it)',
-      );
-    }
-  }
-
-  #onAccessed(m: AccessedMsg, from: Member): void {
-    const s = this.sessions.get(m[2]);
-    if (s === undefined) return;
-    // Never later than now: a time in the future would keep the session from expiring.
-    s.lastAccessedTime = Math.max(s.lastAccessedTime, Math.min(m[3], Date.now()));
-    // A read-only request (m[4]) left the session with its owner; any other access took it —
-    // except one of an owner fenced since (fencing.ts): it may be from the request that lost it.
-    if (s.active <= 0 && m[4] !== true && s.fence?.owner !== from.id) {
-      s.ownerId = from.id;
-      s.primary = false;
-    }
-  }
-
-  /** EXPIRED: only for a session held here (one invalidated here already is no news: not counted). */
-  #onExpired(m: ExpiredMsg, from: Member): void {
-    const s = this.sessions.get(m[2]);
-    if (s !== undefined) this.#expire(s, m[3] === 'invalidated' ? 'invalidated' : 'expired', false, true);
-    else if (!this.#store.tombstones.has(m[2])) this.#refusals.refuse('refusedExpired', from, 'an unknown session');
-  }
-
-  /** ID_CHANGED: only from an id held here, to one neither held nor invalidated here. */
-  #onIdChanged(m: IdChangedMsg, from: Member): void {
-    const oldId = m[2];
-    const newId = m[3];
-    const s = this.sessions.get(oldId);
-    if (s === undefined || this.#store.taken(newId)) {
-      if (s !== undefined || !this.#store.tombstones.has(oldId))
-        this.#refusals.refuse('refusedIdChanges', from, 'an id change from an unknown id or to a taken one');
-      return;
-    }
-    this.#store.rename(s, newId);
-    s.primary = false;
-  }
-
-  /** SESSION_REQUEST: a member missed a session's creation; it gets the whole session. */
-  #onSessionRequest(m: SessionRequestMsg, from: Member): void {
-    const s = this.sessions.get(m[2]);
-    if (s?.valid && s.announced) {
-      this.#out.flush(); // the record's stamps must cover its values
-      void this.#out.send([from], sessionDataMsg(this.contextName, toRecord(s)), false);
-    }
-  }
-
-  /** SESSION_DATA: taken only as the answer of the member this node asked, for the session asked. */
-  #onSessionData(r: SessionRecord, from: Member): void {
-    const asked = this.#repairing.get(r[0]);
-    if (asked === undefined || asked.from !== from.id) {
-      this.#refusals.refuse('refusedSessionData', from, 'session data this node did not ask that member for');
-      return;
-    }
-    this.#repairing.delete(r[0]);
-    this.#takeRecord(r, from, Date.now());
-  }
-
-  /** A write of an owner fenced since it was made (fencing.ts): refused as stale, counted. */
-  #fenced(s: Session, from: Member, base: number): boolean {
-    if (!isFenced(s, from.id, base)) return false;
-    this.#refusals.refuse('fencedWrites', from, 'a write of an owner whose session was taken over since (stale)');
-    return true;
-  }
-
-  /** TAKEN: another node took a session over from an owner that did not hand it over (fencing.ts). */
-  #onTaken(m: TakenMsg, from: Member): void {
-    if (m[3] === from.id) {
-      this.#in.malformed(from, 'a take-over from itself');
-      return;
-    }
-    const s = this.#store.forMessage(m[2]);
-    if (s == null || this.#tooFarAhead(m[4], s, from)) return; // not held here: nothing to fence
-    onTaken(this.#fencingHost(), s, m, from);
-  }
-
-  /** Asks `from` for the whole session `id` (SESSION_REQUEST), unless already asked. */
-  #repair(id: string, from: Member, now: number): void {
-    if (this.#repairing.has(id)) return;
-    this.#repairing.set(id, { from: from.id, at: now });
-    this.#counters.repairs++;
-    void this.#out.send([from], sessionRequestMsg(this.contextName, id), false);
-  }
-
-  /** A version too far ahead of this node's copy (message-readers.ts): refused, counted. */
-  #tooFarAhead(version: number, s: Session, from: Member): boolean {
-    if (!tooFarAhead(version, s.version)) return false;
-    this.#refusals.refuse('refusedVersion', from, `a version ${version - s.version} ahead of this node's copy`);
-    return true;
-  }
-
-  /**
-   * A copy of a session made on another node; undefined (refused, counted) when this node holds
-   * maxReplicaSessions copies already. The sender is not told: its replication succeeded as far
-   * as it can see, and this node simply does not hold that session.
-   */
-  #newReplica(id: string, created: number, accessed: number, maxInactive: number, from: Member): Session | undefined {
-    if (!this.#store.replicaRoom) {
-      const max = this.config.maxReplicaSessions;
-      this.#refusals.refuse('refusedReplicaLimit', from, `this node holds maxReplicaSessions (${max}) copies`);
-      return undefined;
-    }
-    return this.#store.createReplica(id, created, accessed, maxInactive);
-  }
-
-  // ---- state transfer -------------------------------------------------------------------------
-
-  /** The donor's tombstones (end of a state transfer): those sessions must not live on here. */
-  #applyTombstones(list: unknown): void {
-    const ids = readTombstones(list, () => this.#refusals.refuse('malformedIds', undefined, 'a tombstone id'));
-    for (const id of ids) {
-      this.#store.tombstone(id);
-      const gone = this.sessions.get(id);
-      if (gone !== undefined) this.#expire(gone, 'invalidated', false, true);
-    }
-  }
-
-  /**
-   * Checks and applies one whole session (state transfer or repair), merging by stamps; returns
-   * its value bytes (0 when refused, counted).
-   */
-  #applyRecord(raw: unknown, from: Member, now: number): number {
-    const r = readRecord(raw);
-    if (!this.#in.ok(r, from)) return 0;
-    try {
-      return this.#takeRecord(r, from, now);
-    } catch (err) {
-      this.#in.malformed(from, (err as Error).message); // a value that does not decode: nothing applied
-      return 0;
-    }
-  }
-
-  #takeRecord(r: SessionRecord, from: Member, now: number): number {
-    const id = r[0];
-    if (this.#store.tombstones.has(id)) return 0;
-    const incoming = receivedValues(r[6], true);
-    let s = this.sessions.get(id);
-    const fresh = s === undefined;
-    if (s === undefined) {
-      s = this.#newReplica(id, r[1], Math.min(now, r[2]), r[3], from);
-      if (s === undefined) return 0;
-    } else if (this.#tooFarAhead(r[4], s, from)) return 0;
-    const bytes = mergeRecord(s, r, incoming);
-    if (s.ownerId !== this.localId) s.primary = false;
-    if (fresh && this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
-      this.emit('sessionCreated', s, true);
-    }
-    return bytes;
-  }
-
-  /**
-   * Donor side: streams every session (not awaited: the request's acknowledgement goes back at
-   * once). One transfer per member at a time: another request from it meanwhile is answered
-   * STATE_NONE (the asker tries the next member) and counted, so a member cannot make this node
-   * stream everything many times over at once.
-   */
-  #answerStateRequest(requestId: unknown, from: Member): void {
-    if (this.#donating.has(from.id)) {
-      this.#refusals.refuse('refusedStateRequests', from, 'a state request while one from it is being answered');
-      this.#out.post(from, stateNoneMsg(this.contextName, requestId));
-      return;
-    }
-    this.#donating.add(from.id);
-    void streamSessions(
-      {
-        channel: this.hub.channel,
-        context: this.contextName,
-        sessions: this.sessions,
-        tombstones: this.#store.tombstones,
-        chunkSize: this.config.stateTransferChunkSize,
-        logger: this.logger,
-        beforeChunk: () => this.#out.flush(), // a record must not carry changes its stamps do not
+  #copiesHost(): CopiesHost {
+    // Getters: the channel's local member exists only once it started; config may be replaced.
+    const manager = this;
+    return {
+      get localId() {
+        return manager.localId;
       },
-      from,
-      requestId,
-    ).finally(() => this.#donating.delete(from.id));
-  }
-
-  #notifyAttribute(
-    s: Session,
-    name: string,
-    kind: 'added' | 'replaced' | 'removed',
-    value: unknown,
-    replicated: boolean,
-  ): void {
-    const event = kind === 'added' ? 'attributeAdded' : kind === 'replaced' ? 'attributeReplaced' : 'attributeRemoved';
-    if (this.listenerCount(event) === 0 || name === COOKIE_ATTRIBUTE) return; // internal: not the application's
-
-    if (kind === 'removed') this.emit('attributeRemoved', s, name, replicated);
-    else {
-      const v = value instanceof Attribute ? s.getAttribute(name) : value;
-      this.emit(event as 'attributeAdded', s, name, v, replicated);
-    }
+      get notify() {
+        return manager.config.notifyListenersOnReplication;
+      },
+      contextName: this.contextName,
+      config: this.config,
+      conflict: (s, name, local, remote, incomingWins) =>
+        reportConflict(this, this.#counters, this.logger, s, name, local, remote, incomingWins),
+      changed: (s, name, kind, a) => notifyAttribute(this, s, name, kind, a, true),
+      stale: () => {
+        this.#counters.staleDeltas++;
+      },
+      copied: (s) => {
+        if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0)
+          this.emit('sessionCreated', s, true);
+      },
+      ended: (s, reason) => this.#expire(s, reason, false, true),
+      handOver: (s) => this.#ownership?.handOver(s),
+      ok: <T>(r: T | Refused, from: Member): r is T => this.#in.ok(r, from),
+      malformed: (from, why) => this.#in.malformed(from, why),
+    };
   }
 
   /** Counters and state for monitoring. */

@@ -7,7 +7,7 @@ import type { Channel } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import type { Nested } from '../codec/value-codec.js';
 import type { Logger } from '../core/logger.js';
-import { stateChunkMsg, stateCompleteMsg } from './message-builders.js';
+import { type StateNoneMsg, stateChunkMsg, stateCompleteMsg, stateNoneMsg } from './message-builders.js';
 import type { SessionRecord } from './messages.js';
 import { attributeWire, type Session, wireSize } from './session.js';
 
@@ -104,5 +104,32 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
     );
   } catch (err) {
     logger.warn({ context, to: to.name, err: (err as Error).message }, 'state transfer to a starting member failed');
+  }
+}
+
+/**
+ * Answers the state requests of a context: streams every session (not awaited: the request's
+ * acknowledgement goes back at once). One transfer per member at a time: another request from it
+ * meanwhile is answered STATE_NONE (the asker tries the next member) and refused (counted), so a
+ * member cannot make this node stream everything many times over at once.
+ */
+export class StateDonor {
+  /** Members this node is sending every session to. */
+  readonly #donating = new Set<string>();
+
+  constructor(
+    private readonly ctx: DonorContext,
+    private readonly refuse: (from: Member, why: string) => void,
+    private readonly post: (to: Member, message: StateNoneMsg) => void,
+  ) {}
+
+  answer(requestId: unknown, from: Member): void {
+    if (this.#donating.has(from.id)) {
+      this.refuse(from, 'a state request while one from it is being answered');
+      this.post(from, stateNoneMsg(this.ctx.context, requestId));
+      return;
+    }
+    this.#donating.add(from.id);
+    void streamSessions(this.ctx, from, requestId).finally(() => this.#donating.delete(from.id));
   }
 }
