@@ -8,7 +8,6 @@
  * context's members (DeltaManager), or a subset per session ({@link OutboundHost.recipients}).
  */
 import { performance } from 'node:perf_hooks';
-import type { Channel } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import { SendFlag } from '../config/send-options.js';
 import type { Logger } from '../core/logger.js';
@@ -16,6 +15,7 @@ import type { Counter } from './counters.js';
 import { batchMsg, type ChangeMsg, type SessionMsg, valuesOf } from './message-builders.js';
 import { MSG_TYPES, Msg } from './messages.js';
 import { type Session, wireSize } from './session.js';
+import type { SessionChannel } from './session-channel.js';
 
 /** Asynchronous replication: queued, failures counted (Tomcat's channelSendOptions 8). */
 const ASYNC = { options: SendFlag.ASYNCHRONOUS };
@@ -25,7 +25,7 @@ const BATCH_BYTES = 256 * 1024;
 export const BATCH_MESSAGES = 1024;
 
 /** What the outbound path needs of the channel. */
-export type OutboundChannel = Pick<Channel, 'post' | 'send' | 'config'>;
+export type OutboundChannel = Pick<SessionChannel, 'post' | 'send' | 'config'>;
 
 /** The policy the outbound path serves. */
 export interface OutboundHost {

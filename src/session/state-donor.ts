@@ -3,19 +3,19 @@
  * in acknowledged chunks (the next chunk is built only once the last one was applied), yielding
  * to the event loop between chunks, then the donor's tombstones.
  */
-import type { Channel } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import type { Nested } from '../codec/value-codec.js';
 import type { Logger } from '../core/logger.js';
 import { type StateNoneMsg, stateChunkMsg, stateCompleteMsg, stateNoneMsg } from './message-builders.js';
 import type { SessionRecord } from './messages.js';
 import { attributeWire, type Session, wireSize } from './session.js';
+import type { SessionChannel } from './session-channel.js';
 
 /** Values per state-transfer chunk, at most (one chunk is one acknowledged message; also ≤ maxMessageBytes / 2). */
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
 export interface DonorContext {
-  readonly channel: Channel;
+  readonly channel: SessionChannel;
   readonly context: string;
   readonly sessions: ReadonlyMap<string, Session>;
   readonly tombstones: ReadonlyMap<string, number>;
