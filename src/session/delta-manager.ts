@@ -112,7 +112,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     );
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
     this.#copies = new Copies(this.#copiesHost(), this.#store, this.#out, this.#counters, this.#refusals, logger);
-    this.#in = new Inbound(this.contextName, this.#handlers(), () => this.#receiver, this.#refusals);
     const copies = this.#copies;
     this.#receiver = new StateReceiver(
       {
@@ -126,6 +125,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       config,
       logger,
     );
+    this.#in = new Inbound(this.contextName, this.#handlers(), this.#receiver, this.#refusals);
     if (distributable) hub.register(this);
   }
 

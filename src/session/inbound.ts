@@ -67,7 +67,7 @@ export class Inbound {
   constructor(
     private readonly contextName: string,
     private readonly handlers: InboundHandlers,
-    private readonly receiver: () => InboundReceiver,
+    private readonly receiver: InboundReceiver,
     private readonly refusals: Refusals,
   ) {}
 
@@ -77,14 +77,14 @@ export class Inbound {
     this.receivedByType[type > 0 && type < MSG_TYPES && (type | 0) === type ? type : 0]!++;
     if (type === Msg.STATE_REQUEST) this.handlers.onStateRequest(m[2], from);
     else if (type === Msg.STATE_CHUNK || type === Msg.STATE_COMPLETE || type === Msg.STATE_NONE)
-      this.receiver().onMessage(m, from);
+      this.receiver.onMessage(m, from);
     else if (type === Msg.BATCH) this.#receiveBatch(m[2], from);
     else this.#applyOrQueue(m, from);
   }
 
   /** Live changes wait while a state transfer is running, then apply in order. */
   #applyOrQueue(m: unknown[], from: Member): void {
-    const queue = this.receiver().queue;
+    const queue = this.receiver.queue;
     if (queue !== undefined) queue.push([m, from]);
     else this.apply(m, from);
   }

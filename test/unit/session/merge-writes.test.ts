@@ -293,4 +293,23 @@ describe('applyWrites (remote writes)', () => {
     assert.equal(s.ownerId, 'B');
     assert.equal(s.primary, true);
   });
+
+  it('without notify, replacing and removing tell no listener either', () => {
+    const t = events(false);
+    const s = session(0);
+    write(t.ev, s, 1, -1, 'A', { x: 1 });
+    write(t.ev, s, 2, 1, 'A', { x: 2 }, []);
+    write(t.ev, s, 3, 2, 'A', {}, ['x']);
+    assert.deepEqual(t.changed, []);
+  });
+
+  it('a new attribute keeps the base it was written on (0 included); a changed name not held here is simply added', () => {
+    const t = events();
+    const s = session(0);
+    write(t.ev, s, 1, 0, 'A', { x: 1 });
+    assert.deepEqual(stampOf(s.attributes.get('x')), [1, 'A', 0]);
+    s.dirty = new Set(['ghost']); // defensive: a change recorded for a name with no attribute
+    write(t.ev, s, 2, 1, 'A', { ghost: 'g' });
+    assert.equal(s.getAttribute('ghost'), 'g');
+  });
 });

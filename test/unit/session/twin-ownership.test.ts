@@ -28,7 +28,6 @@ describe('ownership on the channel twin', () => {
     });
     assert.equal(copy.ownerId, b.localId, 'b owns it');
     assert.equal(stat(b, 'ownershipMoves'), 1);
-    assert.equal(b.stats().sent.acquire ?? 0, 0, 'ACQUIRE is a protocol message, not counted by type');
     assert.equal(b.stats().received.grant, 1);
     await waitFor(() => a.sessions.get(id)?.getAttribute('n') === 3, "a to apply b's change");
     assert.equal(a.sessions.get(id)?.ownerId, b.localId);
@@ -91,6 +90,32 @@ describe('ownership on the channel twin', () => {
     // b keeps serving it without asking anyone.
     await request(b, id, (s) => s.setAttribute('x', 'b again'));
     await waitFor(() => a.sessions.get(id)?.getAttribute('x') === 'b again', "a to apply b's next write");
+  });
+
+  it("a silent owner's write sent before it heard of the take-over is refused as stale on every member", async () => {
+    const net = new MemoryNetwork();
+    nodes = await startNodes(net, ['a', 'b', 'c'], { ownershipTimeoutMs: 100 });
+    const [a, b, c] = nodes.map((n) => n.manager) as [TwinNode['manager'], TwinNode['manager'], TwinNode['manager']];
+    const [ca, cb] = [nodes[0]!.channel, nodes[1]!.channel];
+    const { session } = await request(a, undefined, (s) => s.setAttribute('x', 'first'));
+    const id = session.id;
+    await waitFor(() => b.sessions.has(id) && c.sessions.has(id), 'the members to get the session');
+    // a hears nothing from b: neither b's ACQUIRE nor its take-over notice.
+    net.hold(cb, ca);
+    a.requestStarted(session);
+    await request(b, id, (s) => s.setAttribute('x', 'from b'));
+    assert.equal(stat(b, 'ownershipTimeouts'), 1);
+    await waitFor(() => c.sessions.get(id)?.getAttribute('x') === 'from b', "c to apply the notice and b's write");
+    // a, still believing it owns the session, ends its request and replicates: too late.
+    session.setAttribute('x', 'from a');
+    a.requestCompleted(session);
+    await waitFor(() => stat(c, 'fencedWrites') === 1 && stat(b, 'fencedWrites') === 1, "a's write to be refused");
+    assert.equal(c.sessions.get(id)?.getAttribute('x'), 'from b');
+    assert.equal(b.sessions.get(id)?.getAttribute('x'), 'from b');
+    // a hears from b at last: it gives the session up and converges on b's copy.
+    net.release(cb, ca);
+    await waitFor(() => a.sessions.get(id)?.getAttribute('x') === 'from b', 'a to revert to the new owner');
+    assert.equal(a.sessions.get(id)?.ownerId, b.localId);
   });
 
   it('an owner removed while a node waits for it frees the session at once (not after ownershipTimeoutMs)', async () => {
