@@ -467,7 +467,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return sent;
   }
 
-  // ---- receiving (inbound.ts dispatches; the handlers below are the policy) -------------------
+  // ---- receiving (inbound.ts dispatches to copies.ts, ownership.ts and the state donor) --------
 
   /** Handles a message of this context from `from`. */
   receive(m: unknown[], from: Member): void | Promise<void> {
