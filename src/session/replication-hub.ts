@@ -3,12 +3,13 @@
  * member payload, routes incoming messages to the manager of their context, and answers a state
  * request for a context this node does not serve at once (so the asker does not wait).
  */
-import type { Channel, ReceivedMessage } from '../channel/channel.js';
+import type { ReceivedMessage } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import { type DecodeOptions, decode } from '../codec/value-codec.js';
 import { SendFlag } from '../config/send-options.js';
 import type { Logger } from '../core/logger.js';
 import { Msg } from './messages.js';
+import type { SessionChannel } from './session-channel.js';
 
 /** What the hub needs from a manager. */
 export interface HubManager {
@@ -39,7 +40,7 @@ export class ReplicationHub {
   #dropped = 0;
 
   constructor(
-    readonly channel: Channel,
+    readonly channel: SessionChannel,
     private readonly logger: Logger,
   ) {
     channel.onMessage((msg) => this.#onMessage(msg));
