@@ -106,7 +106,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #ready = false;
   readonly #receiver: StateReceiver;
   #readyAt = 0;
-  #merges = 0;
   #stopped = false;
   /** Milliseconds spent finding and sending changes at the end of requests. */
   #replicationTime = 0;
@@ -763,15 +762,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * stamps, in the background. A member that starts later takes ours itself.
    */
   memberAdded(m: Member): void {
-    if (!this.#ready || this.#stopped || !this.distributable || m.startTime >= this.#readyAt) return;
-    if (!this.hub.membersFor(this.contextName).some((x) => x.id === m.id)) return;
-    if (this.#receiver.transferringFrom(m.id)) return;
-    this.#merges++;
-    this.logger.info(
-      { context: this.contextName, member: m.name },
-      'found a member that was running before this node was ready: merging its sessions',
-    );
-    void this.#receiver.transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false);
+    if (m.startTime < this.#readyAt) this.mergeWith(m, 'late');
+  }
+
+  /** Merges `m`'s sessions in the background (see StateReceiver.merge): a member found late or back. */
+  mergeWith(m: Member, why: 'late' | 'rejoined'): boolean {
+    return this.#ready && !this.#stopped && this.distributable && this.#receiver.merge(m, why);
   }
 
   #apply(m: unknown[], from: Member): void {
@@ -1259,7 +1255,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       s = this.#newReplica(id, r[1], Math.min(now, r[2]), r[3], from);
       if (s === undefined) return 0;
     } else if (this.#tooFarAhead(r[4], s, from)) return 0;
-    const bytes = mergeRecord(s, r, incoming);
+    const bytes = mergeRecord(s, r, incoming, (name, lw, rw, wins) => this.#conflict(s, name, lw, rw, wins));
     if (s.ownerId !== this.localId) s.primary = false;
     if (fresh && this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0) {
       this.emit('sessionCreated', s, true);
@@ -1325,7 +1321,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       tombstones: this.#tombstones.size,
       ready: this.#ready,
       stateTransfer: { ...this.#receiver.stats },
-      lateMemberMerges: this.#merges,
+      lateMemberMerges: this.#receiver.merges,
       replicationTimeMs: Math.round(this.#replicationTime * 1000) / 1000,
       ...this.#counters,
       sent: byName(this.#sentByType),
