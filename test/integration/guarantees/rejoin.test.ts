@@ -23,9 +23,14 @@ function options(): SessionNodeOptions {
 
 async function startThree(all: SessionProcess[]): Promise<SessionProcess[]> {
   const o = options();
-  const nodes = ['a', 'b', 'c'].map((n) => new SessionProcess(n, o));
-  all.push(...nodes);
-  await Promise.all(nodes.map((n) => n.started()));
+  // One after the other, as a cluster usually comes up: each later node is younger than the
+  // earlier ones were when they became ready (which decides who merges whom at a "late" join).
+  const nodes: SessionProcess[] = [];
+  for (const name of ['a', 'b', 'c']) {
+    const n = new SessionProcess(name, o);
+    all.push(n);
+    nodes.push(await n.started());
+  }
   await waitFor(async () => (await Promise.all(nodes.map((n) => n.members()))).every((m) => m === 2), 'three members', {
     timeoutMs: 10_000,
     intervalMs: 50,
@@ -85,6 +90,8 @@ describe('a member back from a pause or a partition is merged both ways', () => 
     await waitFor(async () => (await c!.members()) === 2, 'c to see a and b', { timeoutMs: 10_000, intervalMs: 50 });
     const merges = await Promise.all([a!, b!, c!].map(async (n) => sessionStats(await n.stats()).lateMemberMerges));
     t.diagnostic(`lateMemberMerges a/b/c: ${merges.join('/')}`);
+    const cStats = await c!.stats();
+    t.diagnostic(`c: channel rejoins ${cStats.channel.membership.rejoins}, hub ${JSON.stringify(cStats.rejoins)}`);
     assert.ok(merges[2]! >= 1, 'c counts its merges');
     assert.ok(merges[0]! >= 1 && merges[1]! >= 1, 'a and b merged what c held too');
 
