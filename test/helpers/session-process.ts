@@ -14,6 +14,7 @@ export interface SessionNodeOptions {
   domain: string;
   frequencyMs: number;
   dropTimeMs: number;
+  verifyTimeoutMs?: number;
   sessions?: Record<string, unknown>;
 }
 

@@ -17,12 +17,11 @@ import { isolatedMulticast, waitFor } from '../../helpers/wait.js';
 const FREQUENCY = 100;
 const DROP = 1000;
 
-function options(): SessionNodeOptions {
-  return { ...isolatedMulticast(), frequencyMs: FREQUENCY, dropTimeMs: DROP };
+function options(extra: Partial<SessionNodeOptions> = {}): SessionNodeOptions {
+  return { ...isolatedMulticast(), frequencyMs: FREQUENCY, dropTimeMs: DROP, ...extra };
 }
 
-async function startThree(all: SessionProcess[]): Promise<SessionProcess[]> {
-  const o = options();
+async function startThree(all: SessionProcess[], o = options()): Promise<SessionProcess[]> {
   // One after the other, as a cluster usually comes up: each later node is younger than the
   // earlier ones were when they became ready (which decides who merges whom at a "late" join).
   const nodes: SessionProcess[] = [];
@@ -175,5 +174,36 @@ describe('a member back from a pause or a partition is merged both ways', () => 
     assert.equal(countOf((await get(b!.http, '/app/read', right.cookie)).body), 3);
     assert.equal(countOf((await get(b!.http, '/app/read', both.cookie)).body), 2);
     await b!.destroy();
+  });
+
+  test('paused past dropTime but resumed within the verification: kept in view, and still merged both ways', async (t) => {
+    // The failure detector's probe waits VERIFY ms for an answer; c resumes as soon as a's probe
+    // started, so a keeps c (it answered) although its membership lost c for dropTime.
+    const VERIFY = 5000;
+    const [a, b, c] = await startThree(all, options({ verifyTimeoutMs: VERIFY }));
+    const probes = async () => (await a!.stats()).channel.interceptors.failureDetector.verifications as number;
+    const before = await probes();
+    c!.signal('SIGSTOP');
+    await waitFor(async () => (await probes()) > before, "a's failure detector to probe frozen c", {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
+    c!.signal('SIGCONT');
+    await waitFor(async () => (await a!.stats()).channel.membership.rejoins >= 1, 'a to see c back after its silence', {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    assert.ok(!a!.events.some((e) => e.type === 'removed' && e.name === 'c'), 'a kept c in view');
+    // a asked c to merge too: each pulled the other's sessions.
+    await waitFor(
+      async () =>
+        sessionStats(await c!.stats()).lateMemberMerges >= 1 && sessionStats(await a!.stats()).lateMemberMerges >= 1,
+      'a and c to merge each other',
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+    const cStats = await c!.stats();
+    t.diagnostic(`c: ${JSON.stringify(cStats.rejoins)}; a: ${JSON.stringify((await a!.stats()).rejoins)}`);
+    assert.ok(cStats.rejoins.asked >= 1, 'c merged because a asked it to');
+    await Promise.all([a!, b!, c!].map((n) => n.destroy()));
   });
 });
