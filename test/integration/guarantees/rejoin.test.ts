@@ -144,21 +144,29 @@ describe('a member back from a pause or a partition is merged both ways', () => 
     await holds(nodes, both.id, 2, 'every node to agree on the shared session');
     t.diagnostic(`merged ${Date.now() - healedAt} ms after the heal`);
 
-    // The conflict: counted, and reported through the hook, on both sides.
+    // The conflict: both writes have the same version, so the writer with the greater id wins
+    // everywhere. Every node of the losing side meets the winning write in its merge and counts
+    // the conflict (the winning side counts it only if it merged before the losers took the
+    // winning write: a race), and reports it through the hook.
+    const losers = c!.id > a!.id ? [a!, b!] : [c!];
     await waitFor(
       async () =>
-        (await Promise.all(nodes.map(async (n) => sessionStats(await n.stats()).conflicts))).every((x) => x > 0),
-      'every node to count the conflict',
+        (await Promise.all(losers.map(async (n) => sessionStats(await n.stats()).conflicts))).every((x) => x > 0),
+      `${losers.map((n) => n.name).join(' and ')}, whose write lost, to count the conflict`,
       { timeoutMs: 10_000, intervalMs: 50 },
     );
-    for (const n of nodes) {
+    for (const n of losers) {
       const reported = n.events.filter((e) => e.type === 'conflict' && e.sessionId === both.id);
       assert.ok(reported.length > 0, `${n.name} reported the conflict through the hook`);
       assert.ok(
-        reported.every((e) => e.attribute === 'count' || e.attribute === 'payload'),
+        reported.every(
+          (e) => (e.attribute === 'count' || e.attribute === 'payload') && e.winner === (c!.id > a!.id ? c!.id : a!.id),
+        ),
         JSON.stringify(reported),
       );
     }
+    const counted = await Promise.all(nodes.map(async (n) => sessionStats(await n.stats()).conflicts));
+    t.diagnostic(`conflicts counted a/b/c: ${counted.join('/')}`);
     const stats = await Promise.all(nodes.map((n) => n.stats()));
     for (const [i, s] of stats.entries()) {
       assert.ok(sessionStats(s).lateMemberMerges >= 1, `${nodes[i]!.name} merged`);
