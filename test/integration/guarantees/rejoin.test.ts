@@ -148,7 +148,8 @@ describe('a member back from a pause or a partition is merged both ways', () => 
     // everywhere. Every node of the losing side meets the winning write in its merge and counts
     // the conflict (the winning side counts it only if it merged before the losers took the
     // winning write: a race), and reports it through the hook.
-    const losers = c!.id > a!.id ? [a!, b!] : [c!];
+    const winner = c!.id > a!.id ? c! : a!;
+    const losers = winner === c ? [a!, b!] : [c!];
     await waitFor(
       async () =>
         (await Promise.all(losers.map(async (n) => sessionStats(await n.stats()).conflicts))).every((x) => x > 0),
@@ -159,9 +160,7 @@ describe('a member back from a pause or a partition is merged both ways', () => 
       const reported = n.events.filter((e) => e.type === 'conflict' && e.sessionId === both.id);
       assert.ok(reported.length > 0, `${n.name} reported the conflict through the hook`);
       assert.ok(
-        reported.every(
-          (e) => (e.attribute === 'count' || e.attribute === 'payload') && e.winner === (c!.id > a!.id ? c!.id : a!.id),
-        ),
+        reported.every((e) => (e.attribute === 'count' || e.attribute === 'payload') && e.winner === winner.id),
         JSON.stringify(reported),
       );
     }
