@@ -253,7 +253,8 @@ export class Copies {
       s = this.#newReplica(id, r[1], Math.min(now, r[2]), r[3], from);
       if (s === undefined) return 0;
     } else if (this.#tooFarAhead(r[4], s, from)) return 0;
-    const bytes = mergeRecord(s, r, incoming);
+    const copy = s;
+    const bytes = mergeRecord(s, r, incoming, (name, lw, rw, wins) => this.host.conflict(copy, name, lw, rw, wins));
     if (s.ownerId !== this.host.localId) s.primary = false;
     if (fresh) this.host.copied(s);
     return bytes;

@@ -60,7 +60,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #ready = false;
   readonly #receiver: StateReceiver;
   #readyAt = 0;
-  #merges = 0;
   #stopped = false;
   readonly #ownership: Ownership | undefined;
   readonly #copies: Copies;
@@ -485,15 +484,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * stamps, in the background. A member that starts later takes ours itself.
    */
   memberAdded(m: Member): void {
-    if (!this.#ready || this.#stopped || !this.distributable || m.startTime >= this.#readyAt) return;
-    if (!this.hub.membersFor(this.contextName).some((x) => x.id === m.id)) return;
-    if (this.#receiver.transferringFrom(m.id)) return;
-    this.#merges++;
-    this.logger.info(
-      { context: this.contextName, member: m.name },
-      'found a member that was running before this node was ready: merging its sessions',
-    );
-    void this.#receiver.transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false);
+    if (m.startTime < this.#readyAt) this.mergeWith(m, 'late');
+  }
+
+  /** Merges `m`'s sessions in the background (see StateReceiver.merge): a member found late or back. */
+  mergeWith(m: Member, why: 'late' | 'rejoined'): boolean {
+    return this.#ready && !this.#stopped && this.distributable && this.#receiver.merge(m, why);
   }
 
   /** Live messages go to this node's copies (copies.ts); the ownership protocol to ownership.ts. */
@@ -558,7 +554,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       tombstones: this.#store.tombstones.size,
       ready: this.#ready,
       stateTransfer: this.#receiver.stats,
-      lateMemberMerges: this.#merges,
+      lateMemberMerges: this.#receiver.merges,
       replicationTime: this.#out.replicationTime,
       counters: this.#counters,
       sentByType: this.#out.sentByType,

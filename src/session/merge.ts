@@ -130,21 +130,38 @@ export function applyWrites(
 }
 
 /**
+ * Two writes to one attribute on two nodes, neither having seen the other (e.g. both sides of a
+ * partition): `local` and `remote` are the writers' ids, `incomingWins` whether the record's
+ * write is the newer one (the one kept).
+ */
+export type RecordConflict = (name: string, local: string, remote: string, incomingWins: boolean) => void;
+
+/**
  * Merges record `r` (checked by readRecord; `incoming` its values checked by receivedValues) into
  * `s`: each attribute whose stamp is newer than this node's, and not changed here since the last
  * replication, is taken; the version moves on, and with it the owner the record names. Returns
- * the bytes of the values the record carried.
+ * the bytes of the values the record carried. With the record's bases (r[10]), an attribute
+ * written on both nodes without either write having seen the other is reported to `onConflict`
+ * (the newer write is kept all the same, as for deltas).
  */
-export function mergeRecord(s: Session, r: SessionRecord, incoming: readonly (ReceivedValue | null)[]): number {
+export function mergeRecord(
+  s: Session,
+  r: SessionRecord,
+  incoming: readonly (ReceivedValue | null)[],
+  onConflict?: RecordConflict,
+): number {
   // Indexed loads, not destructuring (which runs the iterator protocol per record).
   const names = r[5];
   const stampV = r[7];
   const stampW = r[8];
+  const bases = r[10];
   let bytes = 0;
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
     const v = stampV[i]!;
     const w = stampW[i]!;
+    // Unknown (an older sender): count it as having seen everything before it.
+    const base = bases === undefined ? v : bases[i]!;
     const a = s.attributes.get(name);
     // null = removed, with the stamp of the removal (so an older write cannot bring it back)
     const value = incoming[i]!;
@@ -152,12 +169,19 @@ export function mergeRecord(s: Session, r: SessionRecord, incoming: readonly (Re
     if (a === undefined) {
       const attr = new Attribute(undefined, v, w, value === null);
       if (value !== null) storeReceived(attr, value);
-      attr.b = v; // its base is unknown: count it as having seen everything before it
+      attr.b = base;
       s.attributes.set(name, attr);
-    } else if (newer(v, w, a.v, a.w) && !s.dirty?.has(name)) {
+      continue;
+    }
+    const incomingNewer = newer(v, w, a.v, a.w);
+    if (onConflict !== undefined && a.w !== w && a.w !== '' && bases !== undefined) {
+      // Concurrent: the newer write had not seen the older one (its base is below it).
+      if (incomingNewer ? base < a.v : a.b < v) onConflict(name, a.w, w, incomingNewer && !s.dirty?.has(name));
+    }
+    if (incomingNewer && !s.dirty?.has(name)) {
       a.v = v;
       a.w = w;
-      a.b = v;
+      a.b = base;
       a.removed = value === null;
       if (value !== null) storeReceived(a, value);
       else {

@@ -57,6 +57,12 @@ export const Msg = {
    * whatever is older than the fence.
    */
   TAKEN: 15,
+  /**
+   * [t, ctx] — the sender found this node back after a silence (it had dropped it, or heard
+   * nothing from it for dropTime): each may have missed the other's changes. The receiver merges
+   * the sender's sessions (a STATE_REQUEST to it), as the sender does with the receiver's.
+   */
+  MERGE_REQUEST: 16,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 /** One more than the highest message type: the length of per-type tables. */
@@ -79,11 +85,14 @@ export const MSG_NAMES: Record<number, string> = {
   13: 'grant',
   14: 'batch',
   15: 'taken',
+  16: 'mergeRequest',
 };
 
 /**
  * A whole session in a state-transfer chunk:
- * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[] (null = removed), stampVersions[], stampWriters[], ownerId]
+ * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[] (null = removed), stampVersions[], stampWriters[], ownerId, stampBases[]?]
+ * stampBases (appended later; absent from older senders): the session version each write had
+ * seen, which tells a merge whether two writes to one attribute on two nodes were concurrent.
  */
 export type SessionRecord = [
   string,
@@ -97,4 +106,5 @@ export type SessionRecord = [
   number[],
   string[],
   string,
+  number[]?,
 ];

@@ -29,4 +29,6 @@ export interface SessionChannel {
   onMessage(handler: MessageHandler): () => void;
   on(event: 'memberAdded', listener: (member: Member) => void): unknown;
   on(event: 'memberRemoved', listener: (member: Member) => void): unknown;
+  /** A member back after a silence (a pause, a healed partition): see Channel's `memberRejoined`. */
+  on(event: 'memberRejoined', listener: (member: Member) => void): unknown;
 }

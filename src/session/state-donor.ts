@@ -31,6 +31,7 @@ export function toRecord(s: Session): SessionRecord {
   const values: (Buffer | Nested | null)[] = [];
   const stampV: number[] = [];
   const stampW: string[] = [];
+  const bases: number[] = [];
   // forEach, not for-of with destructuring: no entry array and no iterator per attribute.
   s.attributes.forEach((a, name) => {
     if (a.w === '') return; // written here and not replicated yet: it travels as a delta
@@ -38,6 +39,7 @@ export function toRecord(s: Session): SessionRecord {
     values.push(a.removed ? null : attributeWire(a));
     stampV.push(a.v);
     stampW.push(a.w);
+    bases.push(Math.min(a.b, a.v));
   });
   return [
     s.id,
@@ -50,6 +52,7 @@ export function toRecord(s: Session): SessionRecord {
     stampV,
     stampW,
     s.ownerId,
+    bases,
   ];
 }
 
