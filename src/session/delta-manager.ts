@@ -41,6 +41,7 @@ import {
 import { MSG_TYPES, Msg, type SessionRecord } from './messages.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
+import { RequestQueue } from './request-queue.js';
 import {
   Attribute,
   attributeWire,
@@ -111,6 +112,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Milliseconds spent finding and sending changes at the end of requests. */
   #replicationTime = 0;
   readonly #ownership: Ownership | undefined;
+  /** sessions.serialize: the per-session request locks of this node (request-queue.ts). */
+  readonly serializer: RequestQueue;
   /** Sessions asked for in full (SESSION_REQUEST) and not yet received: whom, and when. */
   readonly #repairing = new Map<string, { from: string; at: number }>();
   readonly #sync: boolean;
@@ -141,6 +144,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#syncOptions = { options: config.sendOptions };
     this.#batchBytes = Math.min(BATCH_BYTES, Math.floor(hub.channel.config.maxMessageBytes / 2));
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
+    // sessions.serialize (request-queue.ts): members waiting for a hand-over go before the next local request.
+    this.serializer = new RequestQueue(
+      { yieldTo: (s) => this.#ownership?.yieldTo(s) },
+      config.serializeTimeoutMs,
+      config.serializeQueueLimit,
+    );
     this.#refusals = new Refusals(this.#counters, logger);
     this.#receiver = new StateReceiver(
       {
@@ -1328,6 +1337,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       lateMemberMerges: this.#merges,
       replicationTimeMs: Math.round(this.#replicationTime * 1000) / 1000,
       ...this.#counters,
+      ...this.serializer.stats(), // sessions.serialize
       sent: byName(this.#sentByType),
       received: byName(this.#receivedByType),
     };

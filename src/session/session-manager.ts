@@ -6,6 +6,7 @@
  * gets its cookie re-issued with `route` (B); `req.session.originalRoute` keeps A.
  */
 import type { SessionConfig } from '../config/session-config.js';
+import type { RequestQueue } from './request-queue.js';
 import type { Session } from './session.js';
 
 export interface SessionManager {
@@ -21,6 +22,8 @@ export interface SessionManager {
   findSession(id: string, now?: number): Session | undefined;
   /** A new session; `wanted`: an unused id this node generated earlier (a `req.sessionID` read before the session existed). */
   createSession(now?: number, wanted?: string): Session;
+  /** sessions.serialize: the per-session request locks (one request of a session at a time). */
+  readonly serializer: RequestQueue;
   /** Before a request uses `s`: a wait while it is taken over from another node, else undefined. */
   acquire(s: Session): Promise<void> | undefined;
   /** Whether this node's copy of `s` may trail a change another node just made. */
