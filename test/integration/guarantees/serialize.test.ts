@@ -39,18 +39,25 @@ class AppState {
   /** How long a request waits for a partner between its read and its write. */
   partnerWaitMs = 15;
   #partnerWaiting: (() => void)[] = [];
-  /** /hold requests waiting on the gate, and the gate. */
+  /** /hold requests waiting on their node's gate, and the gates by node name (jvmRoute). */
   holding = 0;
-  #gate: Promise<void> = Promise.resolve();
-  #open: () => void = () => {};
+  readonly #gates = new Map<string, { promise: Promise<void>; open: () => void }>();
 
-  closeGate(): void {
-    this.#gate = new Promise((r) => {
-      this.#open = r;
-    });
+  /** /hold requests on these nodes (default all) wait until openGate. */
+  closeGate(...nodes: string[]): void {
+    for (const node of nodes.length === 0 ? ['a', 'b', 'c'] : nodes) {
+      let open!: () => void;
+      const promise = new Promise<void>((r) => {
+        open = r;
+      });
+      this.#gates.set(node, { promise, open });
+    }
   }
-  openGate(): void {
-    this.#open();
+  openGate(...nodes: string[]): void {
+    for (const node of nodes.length === 0 ? [...this.#gates.keys()] : nodes) {
+      this.#gates.get(node)?.open();
+      this.#gates.delete(node);
+    }
   }
 
   readonly app = async (req: SessionRequest, res: ServerResponse): Promise<void> => {
@@ -62,7 +69,7 @@ class AppState {
     }
     if (path.startsWith('/hold')) {
       this.holding++;
-      await this.#gate;
+      await this.#gates.get(req.jvmRoute)?.promise;
       this.holding--;
       session.held = (session.held ?? 0) + 1;
       res.end(`held node=${req.jvmRoute}`);
@@ -101,6 +108,9 @@ const plain = new AppState();
 const ser = new AppState();
 const short = new AppState();
 const pattern = new AppState();
+const fair = new AppState();
+const FAIR = 4;
+const FAIR_OWNERSHIP_TIMEOUT_MS = 1000;
 /** Index of each application in a node's managers. */
 const SER = 1;
 const SHORT = 2;
@@ -124,6 +134,11 @@ describe('sessions.serialize over three nodes (no sticky routing)', () => {
           sessions: { serialize: true, serializeTimeoutMs: SHORT_TIMEOUT_MS, serializeQueueLimit: 2 },
         },
         { path: '/pat', app: pattern.app as never, sessions: { serialize: '^/pat/(rmw|hold)' } },
+        {
+          path: '/fair',
+          app: fair.app as never,
+          sessions: { serialize: true, ownershipTimeoutMs: FAIR_OWNERSHIP_TIMEOUT_MS },
+        },
       ],
     });
     ports = cluster.nodes.map(portOf);
@@ -290,6 +305,57 @@ describe('sessions.serialize over three nodes (no sticky routing)', () => {
     for (const key of ['ownershipTimeouts', 'ownershipForced', 'fencedWrites'])
       assert.equal(sum(SHORT, key), 0, `${key}: the late hand-over was a normal one`);
     assertNothingLeft(SHORT, jar.id);
+  });
+
+  test('fair hand-over: a member waiting for the owner goes before its local queue, so a queue longer than ownershipTimeoutMs forces no take-over', async () => {
+    const jar = new CookieJar();
+    assert.equal(countOf((await jar.get(ports[0]!, '/fair/rmw')).body), 1);
+    fair.partnerWaitMs = 400; // 4 queued requests: 1600 ms of work, longer than ownershipTimeoutMs (1000)
+    fair.closeGate('a');
+    const hold = get(ports[0]!, '/fair/hold', jar.cookie);
+    await waitFor(() => fair.holding === 1, 'the /hold request to hold the session');
+    const a = managerOf(cluster.nodes[0]!, FAIR);
+    const local = Array.from({ length: 4 }, () => get(ports[0]!, '/fair/rmw', jar.cookie));
+    await waitFor(() => a.serializer.waiting === 4, 'four requests to queue on a');
+    const remote = get(ports[1]!, '/fair/rmw', jar.cookie);
+    await waitFor(() => a.sessions.get(jar.id)?.waiters !== undefined, "b's ACQUIRE to wait on a");
+    fair.openGate('a');
+    assert.equal((await hold).status, 200);
+    const r = await remote;
+    assert.equal(r.status, 200);
+    assert.equal(countOf(r.body), 2, "b's request ran right after the holder, before a's queue");
+    const counts = (await Promise.all(local)).map((x) => countOf(x.body));
+    assert.deepEqual(counts, [3, 4, 5, 6], "a's queue ran after it, in arrival order");
+    for (const key of ['ownershipTimeouts', 'ownershipForced', 'fencedWrites', 'serializeTimeouts'])
+      assert.equal(sum(FAIR, key), 0, `${key}: no forced take-over of a live, working owner`);
+    assertNothingLeft(FAIR, jar.id);
+  });
+
+  test('a member redirected by a hand-over goes before a direct ask at the new owner (no loop to the 16-hop take-over)', async () => {
+    const jar = new CookieJar();
+    assert.equal(countOf((await jar.get(ports[0]!, '/fair/rmw')).body), 1);
+    fair.partnerWaitMs = 15;
+    const [a, b] = [managerOf(cluster.nodes[0]!, FAIR), managerOf(cluster.nodes[1]!, FAIR)];
+    const waitersOn = (m: DeltaManager) => m.sessions.get(jar.id)?.waiters?.length ?? 0;
+    fair.closeGate('a', 'b');
+    const holdA = get(ports[0]!, '/fair/hold', jar.cookie);
+    await waitFor(() => fair.holding === 1, 'a to hold the session');
+    const a1 = get(ports[0]!, '/fair/rmw', jar.cookie);
+    await waitFor(() => a.serializer.waiting === 1, "a's next request to queue");
+    const holdB = get(ports[1]!, '/fair/hold', jar.cookie);
+    await waitFor(() => waitersOn(a) === 1, "b's ACQUIRE to wait on a");
+    const c1 = get(ports[2]!, '/fair/rmw', jar.cookie);
+    await waitFor(() => waitersOn(a) === 2, "c's ACQUIRE to wait on a");
+    // a hands over to b (asked first) and sends c on to b; a's next request asks b directly.
+    fair.openGate('a');
+    assert.equal((await holdA).status, 200);
+    await waitFor(() => fair.holding === 1 && waitersOn(b) === 2, "b to hold it, with c's and a's asks waiting");
+    fair.openGate('b');
+    assert.equal((await holdB).status, 200);
+    assert.equal(countOf((await c1).body), 2, 'c, redirected once, went first');
+    assert.equal(countOf((await a1).body), 3, 'then a');
+    for (const key of ['ownershipTimeouts', 'ownershipForced', 'fencedWrites']) assert.equal(sum(FAIR, key), 0, key);
+    assertNothingLeft(FAIR, jar.id);
   });
 
   test('a queued request whose client goes away leaves the queue and never runs', async () => {
