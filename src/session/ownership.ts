@@ -12,6 +12,11 @@
  * did not hand over in time (a long request), or the redirects pass 16 hops, the session is taken
  * over anyway and that member is fenced ({@link OwnershipHost.fence}): its later writes to the
  * session are refused on every node, counted, and its own copy reverts to the new owner's.
+ *
+ * Fairness (what sessions.serialize relies on): an owner queues the askers waiting for a hand-over
+ * by the hop count their ACQUIRE carries (redirected ones first), and {@link Ownership.yieldTo}
+ * lets them go before this node's next serialized request, so an asker waits for the owner's
+ * current request, not for its queue.
  */
 import type { Member } from '../channel/types.js';
 import { newRequestId } from './ids.js';
