@@ -10,6 +10,8 @@ import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } fro
 import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
 import { ClusterError, ErrorCode, type FaultyMember, SendError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { createMembership } from '../membership/create.js';
+import type { DnsMembershipStats } from '../membership/dns.js';
 import {
   type MembershipContext,
   type MembershipCounters,
@@ -17,8 +19,6 @@ import {
   newMembershipCounters,
   type RemoveReason,
 } from '../membership/membership.js';
-import { MulticastMembership } from '../membership/multicast.js';
-import { StaticMembership } from '../membership/static.js';
 import { PeerConnection } from '../transport/peer-connection.js';
 import { type InboundConnection, Receiver } from '../transport/receiver.js';
 import type { TransportSettings } from '../transport/settings.js';
@@ -72,7 +72,12 @@ export interface MessageHandlerOptions {
 export interface ChannelStats {
   readonly transport: TransportStats;
   /** Members in view, heartbeats refused (all reasons) and refused membership claims by kind. */
-  readonly membership: { readonly members: number; readonly heartbeatsRefused: number } & Readonly<MembershipCounters>;
+  readonly membership: {
+    readonly members: number;
+    readonly heartbeatsRefused: number;
+    /** DNS membership only: resolutions, failures, refusals and addresses listed. */
+    readonly dns?: Readonly<DnsMembershipStats>;
+  } & Readonly<MembershipCounters>;
   readonly messages: {
     readonly sent: number;
     readonly received: number;
@@ -210,8 +215,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       stats: this.#stats,
     };
     this.#interceptors = createInterceptors(c);
-    this.#membership =
-      c.membership.type === 'multicast' ? new MulticastMembership(c.membership) : new StaticMembership(c.membership);
+    this.#membership = createMembership(c.membership);
   }
 
   /** The local member (available once started). */
