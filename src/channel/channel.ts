@@ -95,7 +95,7 @@ export interface ChannelStats {
     /** Hellos, hello answers and heartbeats verified, per key index (failures: transport.authFailures, membership.heartbeatsRefused). */
     readonly acceptedByKey: readonly number[];
   };
-  /** The receiver's bound port; `unlisted`: a static member list is configured and does not name it (warned at start). */
+  /** The receiver's bound port; `unlisted`: the static member list (or DNS membership's port) does not name it (warned at start). */
   readonly receiver: { readonly port: number; readonly unlisted: boolean };
   /** Decodes refused for exceeding their allocation budget (codec bombs), in this process. */
   readonly codec: { readonly decodeBudgetRefusals: number };

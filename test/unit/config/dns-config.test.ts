@@ -6,6 +6,7 @@
 import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, it } from 'node:test';
+import { unlistedReceiverWarning } from '../../../src/channel/bind-check.js';
 import { applyClusterFlags, nodeConfigFrom } from '../../../src/cli/options.js';
 import { type ChannelConfigInput, resolveChannelConfig } from '../../../src/config/channel-config.js';
 import { ConfigError } from '../../../src/core/errors.js';
@@ -99,6 +100,20 @@ describe('DNS membership config', () => {
       assert.match(err.expected, expected, JSON.stringify(membership));
     }
     assert.match(configError({ membership: { type: 'nope' } }).expected, /"dns"/);
+  });
+
+  it('a receiver that autoBind moved off the DNS port is warned about (the others look on that port)', () => {
+    const config = (membership: Record<string, unknown>, port = 4000) =>
+      resolveChannelConfig({
+        clusterKey: KEY,
+        receiver: { port },
+        membership: { type: 'dns', ...membership },
+      } as ChannelConfigInput);
+    assert.equal(unlistedReceiverWarning(config({ name: 'svc' }), '10.0.0.1', 4000), undefined);
+    const moved = unlistedReceiverWarning(config({ name: 'svc' }), '10.0.0.1', 4001);
+    assert.match(moved ?? '', /receiver\.port 4000 was taken.*on port 4000.*autoBind: 1/);
+    assert.match(unlistedReceiverWarning(config({ name: 'svc', port: 4500 }), '10.0.0.1', 4000) ?? '', /port 4500/);
+    assert.equal(unlistedReceiverWarning(config({ name: '_c._tcp.svc' }, 0), '10.0.0.1', 39999), undefined, 'SRV');
   });
 
   it('needs a cluster key the operator gave (or insecure): the answers may be other hosts', () => {
