@@ -3,7 +3,8 @@
  * refreshMs — a Kubernetes headless Service (`clusterIP: None`: one A/AAAA record per ready pod)
  * or a Docker Compose service name. It is static membership (static.ts) whose address list is
  * replaced by each resolution: every address is pinged over TCP, and a peer that answers is a
- * member. DNS only finds members; it never removes one. An address that leaves the records is
+ * member; so is one that connects to this node (authenticated) before DNS lists it. DNS only
+ * finds members; it never removes one. An address that leaves the records is
  * still pinged while its member answers, so only silence (dropTimeMs, then the failure detector's
  * verification) or a leave removes it: a DNS blip, a pod failing its readiness probe or a stale
  * answer cannot split the cluster. A failed resolution keeps the last list.
@@ -34,11 +35,11 @@ export interface DnsMembershipStats {
   resolves: number;
   /** Resolutions that failed (timeout, refused, server failure): the last list was kept. */
   resolveErrors: number;
-  /** Addresses refused because maxMembers were already kept (counted at each resolution). */
+  /** Addresses refused because maxMembers were already kept (counted at each resolution, and for each connection of an unlisted member). */
   refusedAddresses: number;
   /** Addresses the last answer listed (within maxMembers). */
   listed: number;
-  /** Addresses no longer listed, still pinged because a member answers there. */
+  /** Addresses not listed (any more, or yet), still pinged because a member answers there. */
   unlisted: number;
 }
 
@@ -72,6 +73,9 @@ export class DnsMembership implements MembershipService {
       members: [],
       pingIntervalMs: config.pingIntervalMs,
       dropTimeMs: config.dropTimeMs,
+      // A member that connects (authenticated) before DNS lists it is taken: the records lag,
+      // and Kubernetes lists a starting pod only once it is ready.
+      acceptUnlisted: true,
     });
     // A query may not outlast a refresh period by much: c-ares retries once, doubling the wait.
     this.#lookup = lookup ?? systemLookup(config.servers, Math.min(2000, Math.max(200, config.refreshMs)));
@@ -175,7 +179,11 @@ export class DnsMembership implements MembershipService {
   }
 
   stats(): MembershipCounters & { dns: DnsMembershipStats } {
-    return { ...this.#inner.stats(), dns: { ...this.#stats, ...this.#inner.targetCounts() } };
+    const { listed, unlisted, refusedUnlisted } = this.#inner.targetCounts();
+    return {
+      ...this.#inner.stats(),
+      dns: { ...this.#stats, refusedAddresses: this.#stats.refusedAddresses + refusedUnlisted, listed, unlisted },
+    };
   }
 
   members(): MemberDescriptor[] {

@@ -38,6 +38,12 @@ export interface StaticMembershipConfig {
   readonly members: readonly string[];
   readonly pingIntervalMs: number;
   readonly dropTimeMs: number;
+  /**
+   * A member that connects from an address not in the list becomes a target anyway (within the
+   * limit of {@link StaticMembership.setTargets}): DNS membership, whose list may lag (a starting
+   * Kubernetes pod is listed only once it is ready). Static lists are exact: default false.
+   */
+  readonly acceptUnlisted?: boolean;
 }
 
 export class StaticMembership implements MembershipService {
@@ -48,6 +54,10 @@ export class StaticMembership implements MembershipService {
   #targets: Target[];
   #settled: (() => void)[] = [];
   readonly #counters = newMembershipCounters();
+  /** The most targets kept (setTargets' limit). */
+  #limit = Number.POSITIVE_INFINITY;
+  /** Members that connected from unlisted addresses refused because the limit was reached. */
+  #refusedUnlisted = 0;
 
   constructor(private readonly config: StaticMembershipConfig) {
     this.#targets = config.members.map((text) => newTarget(parseHostPort(text)!));
@@ -61,6 +71,7 @@ export class StaticMembership implements MembershipService {
    * (dropTimeMs, then the failure detector's verification).
    */
   setTargets(list: readonly PeerAddress[], limit = Number.POSITIVE_INFINITY): number {
+    this.#limit = limit;
     const known = new Map(this.#targets.map((t) => [addressKey(t), t]));
     for (const t of this.#targets) t.listed = false;
     const fresh: PeerAddress[] = [];
@@ -92,11 +103,14 @@ export class StaticMembership implements MembershipService {
     return refused;
   }
 
-  /** Targets in the list, and targets kept after they left it because a member still answers there. */
-  targetCounts(): { listed: number; unlisted: number } {
+  /**
+   * Targets in the list; targets not in it, kept because a member answers there (it left the list,
+   * or connected before the list named it); members refused at an unlisted address for the limit.
+   */
+  targetCounts(): { listed: number; unlisted: number; refusedUnlisted: number } {
     let listed = 0;
     for (const t of this.#targets) if (t.listed) listed++;
-    return { listed, unlisted: this.#targets.length - listed };
+    return { listed, unlisted: this.#targets.length - listed, refusedUnlisted: this.#refusedUnlisted };
   }
 
   /** A listed target stays; an unlisted one while its member is in the table or it answered within dropTimeMs. */
@@ -179,14 +193,23 @@ export class StaticMembership implements MembershipService {
 
   /**
    * A listed peer connected to us: count it as answering now, so both sides see each other at
-   * the same moment (a session created here right after is sent to it).
+   * the same moment (a session created here right after is sent to it). With acceptUnlisted, an
+   * unlisted one too (it is then pinged while it answers).
    */
   heard(member: MemberDescriptor): void {
     const ctx = this.#ctx;
     if (ctx === undefined || this.#timer === undefined || member.id === ctx.localId || member.domain !== ctx.domain)
       return;
-    const t = this.#targets.find((x) => x.port === member.port && x.host === member.host);
-    if (t === undefined) return;
+    let t = this.#targets.find((x) => x.port === member.port && x.host === member.host);
+    if (t === undefined) {
+      if (!this.config.acceptUnlisted) return;
+      if (this.#targets.length >= this.#limit) {
+        this.#refusedUnlisted++;
+        return;
+      }
+      t = { ...newTarget(member), listed: false };
+      this.#targets.push(t);
+    }
     const now = Date.now();
     if (this.#table!.seen(member, now)) {
       t.answeredAt = now;

@@ -294,6 +294,35 @@ describe('DnsMembership', () => {
     await h.dns.stop();
   });
 
+  it('a member that connects before DNS lists it is taken (the records lag), within maxMembers', async () => {
+    const h = harness({ maxMembers: 3 });
+    h.lookup.a.set('svc', ['10.0.0.1', '10.0.0.2']);
+    h.alive.set('10.0.0.2:4000', member('b', '10.0.0.2', 4000));
+    await h.start();
+    await h.dns.settled();
+    // e (a starting Kubernetes pod, not ready, so not in DNS yet) completed a hello with us.
+    const e = member('e', '10.0.0.5', 4000);
+    h.alive.set('10.0.0.5:4000', e);
+    h.dns.heard(e);
+    assert.deepEqual(names(h), ['b', 'e'], 'added at once');
+    assert.equal(h.dns.stats().dns.unlisted, 1);
+    await pingedMore(h, '10.0.0.5:4000', 3); // and pinged from then on
+    // The cap counts it: a fourth address is refused and counted.
+    const f = member('f', '10.0.0.6', 4000);
+    h.dns.heard(f);
+    assert.deepEqual(names(h), ['b', 'e']);
+    assert.equal(h.dns.stats().dns.refusedAddresses, 1);
+    // DNS lists e once it is ready: the same target, now listed.
+    h.lookup.a.set('svc', ['10.0.0.1', '10.0.0.2', '10.0.0.5']);
+    await h.dns.refresh();
+    assert.deepEqual(
+      { listed: h.dns.stats().dns.listed, unlisted: h.dns.stats().dns.unlisted },
+      { listed: 3, unlisted: 0 },
+    );
+    assert.deepEqual(names(h), ['b', 'e']);
+    await h.dns.stop();
+  });
+
   it('a failed resolution keeps the last list, counts and logs it (rate-limited), and never throws', async () => {
     const h = harness();
     h.lookup.a.set('svc', ['10.0.0.2']);
