@@ -151,6 +151,18 @@ describe('DNS membership with a real DNS server (dnsmasq)', { skip: dnsmasqMissi
       { timeoutMs: 15_000 },
     );
     await waitFor(async () => fields((await get(`${d.url}/app/read`, cookie)).body).count === '2', 'd has the session');
+    // Found through DNS (d may also have been taken from its hello first): listed on every node.
+    await waitFor(
+      async () => {
+        for (const n of [a, b, c, d]) {
+          const m = await membership(n);
+          if (m.dns?.listed !== 4 || m.dns.unlisted !== 0) return false;
+        }
+        return true;
+      },
+      'every node to list the four addresses',
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
 
     // c leaves DNS but stays alive (a failed readiness probe, a stale answer): nobody drops it.
     await dns.setHosts({ [NAME]: [ip(2), ip(3), ip(5)] });
