@@ -118,7 +118,7 @@ export class DnsMembership implements MembershipService {
       this.#stats.resolves++;
       if (this.#failing) {
         this.#failing = false;
-        log.info({ name, addresses: addresses.length }, 'DNS membership: the name resolves again');
+        log.info({ dnsName: name, addresses: addresses.length }, 'DNS membership: the name resolves again');
       }
       const refused = overLimit + this.#inner.setTargets(addresses, maxMembers);
       this.#noteChanges(addresses);
@@ -126,7 +126,7 @@ export class DnsMembership implements MembershipService {
         this.#stats.refusedAddresses += refused;
         this.#warn(
           'refused',
-          { name, refused, maxMembers, refusedAddresses: this.#stats.refusedAddresses },
+          { dnsName: name, refused, maxMembers, refusedAddresses: this.#stats.refusedAddresses },
           'DNS membership: the name lists more addresses than membership.maxMembers; the others are ignored',
         );
       }
@@ -137,7 +137,7 @@ export class DnsMembership implements MembershipService {
       this.#warn(
         'error',
         {
-          name,
+          dnsName: name,
           error: err instanceof DnsQueryError ? err.message : String((err as Error)?.message ?? err),
           resolveErrors: this.#stats.resolveErrors,
         },
@@ -157,7 +157,7 @@ export class DnsMembership implements MembershipService {
     if (added.length === 0 && dropped.length === 0) return;
     this.#ctx!.logger.info(
       {
-        name: this.config.name,
+        dnsName: this.config.name,
         listed: now.size,
         added: added.slice(0, LOGGED_ADDRESSES),
         dropped: dropped.slice(0, LOGGED_ADDRESSES),
