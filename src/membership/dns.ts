@@ -77,6 +77,8 @@ export class DnsMembership implements MembershipService {
       // and Kubernetes lists a starting pod only once it is ready.
       acceptUnlisted: true,
     });
+    // The cap holds from the start, also for members that connect before the first answer.
+    this.#inner.setTargets([], config.maxMembers);
     // A query may not outlast a refresh period by much: c-ares retries once, doubling the wait.
     this.#lookup = lookup ?? systemLookup(config.servers, Math.min(2000, Math.max(200, config.refreshMs)));
   }

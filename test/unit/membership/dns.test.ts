@@ -323,6 +323,25 @@ describe('DnsMembership', () => {
     await h.dns.stop();
   });
 
+  it('maxMembers holds for members that connect before the first answer', async () => {
+    const h = harness({ maxMembers: 1 });
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow = h.lookup.resolve4.bind(h.lookup);
+    h.lookup.resolve4 = (n) => gate.then(() => slow(n));
+    h.lookup.a.set('svc', []);
+    await h.start();
+    h.dns.heard(member('b', '10.0.0.2', 4000));
+    h.dns.heard(member('c', '10.0.0.3', 4000));
+    assert.deepEqual(names(h), ['b']);
+    assert.equal(h.dns.stats().dns.refusedAddresses, 1);
+    release();
+    await h.dns.settled();
+    await h.dns.stop();
+  });
+
   it('a failed resolution keeps the last list, counts and logs it (rate-limited), and never throws', async () => {
     const h = harness();
     h.lookup.a.set('svc', ['10.0.0.2']);
