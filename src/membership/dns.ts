@@ -35,6 +35,8 @@ export interface DnsMembershipStats {
   resolves: number;
   /** Resolutions that failed (timeout, refused, server failure): the last list was kept. */
   resolveErrors: number;
+  /** Answers without any address (NXDOMAIN, no records): members are kept, nobody new is found. */
+  emptyAnswers: number;
   /** Addresses refused because maxMembers were already kept (counted at each resolution, and for each connection of an unlisted member). */
   refusedAddresses: number;
   /** Addresses the last answer listed (within maxMembers). */
@@ -59,7 +61,7 @@ export class DnsMembership implements MembershipService {
   #resolving = false;
   #stopped = false;
   #listed = new Set<string>();
-  readonly #stats = { resolves: 0, resolveErrors: 0, refusedAddresses: 0 };
+  readonly #stats = { resolves: 0, resolveErrors: 0, emptyAnswers: 0, refusedAddresses: 0 };
   /** Rate-limited logs: when each kind was last logged, and how many were not logged since. */
   readonly #quiet = new Map<string, { at: number; unlogged: number }>();
   #failing = false;
@@ -121,6 +123,16 @@ export class DnsMembership implements MembershipService {
       if (this.#failing) {
         this.#failing = false;
         log.info({ dnsName: name, addresses: addresses.length }, 'DNS membership: the name resolves again');
+      }
+      if (addresses.length === 0) {
+        this.#stats.emptyAnswers++;
+        // node:dns asks for the name as given: resolv.conf's search domains are not applied.
+        this.#warn(
+          'empty',
+          { dnsName: name, emptyAnswers: this.#stats.emptyAnswers },
+          'DNS membership: the name has no addresses (no such name, or no records); members are kept. ' +
+            'The name is not completed with search domains: give it fully qualified, e.g. clowder.default.svc.cluster.local',
+        );
       }
       const refused = overLimit + this.#inner.setTargets(addresses, maxMembers);
       this.#noteChanges(addresses);

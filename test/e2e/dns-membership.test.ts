@@ -23,7 +23,14 @@ const DROP_MS = 3000;
 
 interface MembershipStats {
   members: number;
-  dns?: { resolves: number; resolveErrors: number; refusedAddresses: number; listed: number; unlisted: number };
+  dns?: {
+    resolves: number;
+    resolveErrors: number;
+    emptyAnswers: number;
+    refusedAddresses: number;
+    listed: number;
+    unlisted: number;
+  };
 }
 
 interface ChannelStats {
@@ -131,7 +138,14 @@ describe('DNS membership with a real DNS server (dnsmasq)', { skip: dnsmasqMissi
     assert.equal(s.members, 2);
     assert.deepEqual(
       { ...s.dns, resolves: 0 },
-      { resolves: 0, resolveErrors: 0, refusedAddresses: 0, listed: 3, unlisted: 0 },
+      {
+        resolves: 0,
+        resolveErrors: 0,
+        emptyAnswers: 0,
+        refusedAddresses: 0,
+        listed: 3,
+        unlisted: 0,
+      },
     );
 
     // A session created on a continues on b and c (replicated to every member DNS found).

@@ -232,7 +232,14 @@ describe('DnsMembership', () => {
       'its own address is pinged at most once (to learn it is itself)',
     );
     assert.ok(!h.view.has(LOCAL.id));
-    assert.deepEqual(h.dns.stats().dns, { resolves: 1, resolveErrors: 0, refusedAddresses: 0, listed: 4, unlisted: 0 });
+    assert.deepEqual(h.dns.stats().dns, {
+      resolves: 1,
+      resolveErrors: 0,
+      emptyAnswers: 0,
+      refusedAddresses: 0,
+      listed: 4,
+      unlisted: 0,
+    });
     await h.dns.stop();
   });
 
@@ -265,15 +272,25 @@ describe('DnsMembership', () => {
     // DNS drops c (a blip, a failed readiness probe): c still answers, so it stays.
     h.lookup.a.set('svc', ['10.0.0.2']);
     await h.dns.refresh();
-    assert.deepEqual(h.dns.stats().dns, { resolves: 2, resolveErrors: 0, refusedAddresses: 0, listed: 1, unlisted: 1 });
+    assert.deepEqual(h.dns.stats().dns, {
+      resolves: 2,
+      resolveErrors: 0,
+      emptyAnswers: 0,
+      refusedAddresses: 0,
+      listed: 1,
+      unlisted: 1,
+    });
     // Well past dropTime (150 ms at 10 ms pings): still pinged, still a member.
     await pingedMore(h, '10.0.0.3:4000', 40);
     assert.deepEqual(names(h), ['b', 'c']);
     assert.ok(!h.events.some((e) => e.type === 'removed'));
 
-    // An empty answer (NXDOMAIN: no ready endpoint) removes nobody either.
+    // An empty answer (NXDOMAIN: no ready endpoint) removes nobody either; counted and warned about.
     h.lookup.a.delete('svc');
     await h.dns.refresh();
+    await h.dns.refresh();
+    assert.equal(h.dns.stats().dns.emptyAnswers, 2);
+    assert.equal(h.warnings.filter((w) => w.includes('fully qualified')).length, 1, 'warned once per 30 s');
     await pingedMore(h, '10.0.0.2:4000', 40);
     assert.deepEqual(names(h), ['b', 'c']);
 
