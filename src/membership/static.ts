@@ -64,8 +64,8 @@ export class StaticMembership implements MembershipService {
   }
 
   /**
-   * Replaces the address list (DNS membership, on each resolution). New addresses are pinged from
-   * the next round; at most `limit` targets are kept, known ones first, and the new addresses
+   * Replaces the address list (DNS membership, on each resolution). New addresses are pinged at
+   * once; at most `limit` targets are kept, known ones first, and the new addresses
    * beyond it are refused (returned as a count). An address no longer listed is still pinged while
    * a member answers there: a list that lags or blips never removes a member, only silence does
    * (dropTimeMs, then the failure detector's verification).
