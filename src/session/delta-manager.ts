@@ -333,8 +333,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.primary = true;
     s.ownerId = this.localId;
     if (!replicate) {
-      // A filtered request sends nothing; what it changed travels with the next replicated one.
+      // A filtered request sends nothing; what it changed travels with the next replicated one,
+      // or with the hand-over to a member waiting for the session (it sends what is unsent first).
       s.detectInPlaceChanges();
+      if (s.active <= 0 && s.waiters !== undefined) this.#ownership?.handOver(s);
       s.releaseDecoded();
       return undefined;
     }

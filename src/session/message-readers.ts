@@ -36,7 +36,7 @@ export class Refused {
   ) {}
 }
 
-const BAD_ID = new Refused('malformedIds', 'a session id that is not 32 upper-case hex characters');
+const BAD_ID = new Refused('malformedIds', 'a session id that is not 32 base64url characters');
 const BAD_VERSION = new Refused('refusedVersion', `a version that is not an integer from 0 to 2^52`);
 
 function malformed(why: string): Refused {
