@@ -39,8 +39,10 @@ export interface HttpResponse {
 
 let agent = new http.Agent({ keepAlive: true });
 
-/** GET http://127.0.0.1:<port><path>, with `cookie` as the Cookie header (keep-alive). */
-/** GET on 127.0.0.1; fails after `timeoutMs` (10 s) without an answer. */
+/**
+ * GET http://127.0.0.1:<port><path>, with `cookie` as the Cookie header (keep-alive); fails after
+ * `timeoutMs` (10 s) without an answer.
+ */
 export function get(port: number, path: string, cookie?: string, timeoutMs = 10_000): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const req = http.get(

@@ -43,7 +43,7 @@ function startFlagsInHelp(): Map<string, string | undefined> {
  * Each flag of `clowder start`: its variable, and a value given both ways. `--app` is given as a
  * flag in every case (a node needs one), so its own case compares another app.
  */
-const CASES: Record<string, { env: string; flag: Flags[string]; text: string }> = {
+const CASES: Record<string, { env: string; flag: Flags[string]; text: string; with?: Flags }> = {
   config: { env: 'CLOWDER_CONFIG', flag: CONFIG_FILE, text: CONFIG_FILE },
   app: { env: 'CLOWDER_APPS', flag: ['/x=./x.mjs'], text: '/x=./x.mjs' },
   name: { env: 'CLOWDER_NAME', flag: 'n1', text: 'n1' },
@@ -59,6 +59,13 @@ const CASES: Record<string, { env: string; flag: Flags[string]; text: string }> 
   insecure: { env: 'CLOWDER_INSECURE', flag: true, text: '1' },
   'trust-proxy': { env: 'CLOWDER_TRUST_PROXY', flag: 'loopback', text: 'loopback' },
   json: { env: 'CLOWDER_JSON', flag: true, text: 'yes' },
+  'dns-name': { env: 'CLOWDER_DNS_NAME', flag: 'clowder.example.test', text: 'clowder.example.test' },
+  'dns-server': {
+    env: 'CLOWDER_DNS_SERVERS',
+    flag: ['127.0.0.1:5353'],
+    text: '127.0.0.1:5353',
+    with: { 'dns-name': 'clowder.example.test' }, // a server needs a name to ask for
+  },
 };
 
 /** Flags whose value is itself about the environment (no variable of their own). */
@@ -86,7 +93,7 @@ describe('`clowder start`: every flag has a CLOWDER_* environment variable', () 
   for (const [flag, c] of Object.entries(CASES)) {
     it(`${c.env}=${c.text} builds what --${flag} builds`, async () => {
       for (const k of Object.keys(process.env)) if (k.startsWith('CLOWDER_')) delete process.env[k];
-      const base: Flags = flag === 'app' ? {} : { app: [APP] };
+      const base: Flags = { ...(flag === 'app' ? {} : { app: [APP] }), ...c.with };
       if (flag === 'json') {
         // --json is read by `clowder start` itself (the ready line), through the same switch.
         assert.equal(switchOn({}, 'json', c.env), false);
