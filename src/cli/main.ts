@@ -31,6 +31,11 @@ const USAGE = `usage:
       --membership KIND        multicast (default) or static              env CLOWDER_MEMBERSHIP
       --members H:P,H:P,...    static peers' cluster ports (may include this node) env CLOWDER_MEMBERS
       --send async|sync        replication mode (default async)           env CLOWDER_SEND
+      --manager delta|backup   session manager: every node holds every session (delta, default),
+                               or each session on its node and K others (backup) env CLOWDER_MANAGER
+      --backups K              with --manager backup: copies besides the primary (default 1) env CLOWDER_BACKUPS
+      --zone ZONE              this node's failure zone: backups prefer other zones  env CLOWDER_ZONE
+      --placement-host NAME    the machine this node runs on (default: the OS host name) env CLOWDER_PLACEMENT_HOST
       --domain NAME            cluster partition                          env CLOWDER_DOMAIN
       --cluster-key-env VAR    read the shared cluster key from env VAR (default CLOWDER_CLUSTER_KEY);
                                KEY1,KEY2 during a rotation (the first sends, both are accepted)
@@ -69,6 +74,10 @@ async function main(argv: string[]): Promise<void> {
         app: { type: 'string', multiple: true },
         port: { type: 'string' },
         send: { type: 'string' },
+        manager: { type: 'string' },
+        backups: { type: 'string' },
+        zone: { type: 'string' },
+        'placement-host': { type: 'string' },
         'trust-proxy': { type: 'string' },
         json: { type: 'boolean' },
       },

@@ -10,6 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Channel, createChannel } from '../channel/channel.js';
 import { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from '../config/node-config.js';
+import { type PlacementConfigInput, resolvePlacementConfig } from '../config/placement-config.js';
 import { resolveSessionConfig, type SessionConfigInput } from '../config/session-config.js';
 import { ClusterError, ConfigError, ErrorCode } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -83,7 +84,11 @@ export class ClusterNode {
     });
     const channelConfig = { ...this.config.cluster, ...(this.config.name ? { name: this.config.name } : {}) };
     this.channel = createChannel(channelConfig, { logger: this.#logger });
-    this.#hub = new ReplicationHub(this.channel, this.#logger);
+    this.#hub = new ReplicationHub(
+      this.channel,
+      this.#logger,
+      resolvePlacementConfig(this.config.placement as PlacementConfigInput, 'placement'),
+    );
     // Validate every session config now: a bad key stops the node before anything starts, named
     // where the user wrote it (node-wide defaults first, then each application's own).
     resolveSessionConfig(this.config.sessions, 'sessions');

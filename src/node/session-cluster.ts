@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Channel, createChannel } from '../channel/channel.js';
 import type { ChannelConfigInput } from '../config/channel-config.js';
+import { type PlacementConfigInput, resolvePlacementConfig } from '../config/placement-config.js';
 import { resolveSessionConfig, type SessionConfigInput } from '../config/session-config.js';
 import { checkCreateSessionsOptions } from '../config/top-level-options.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -21,6 +22,8 @@ import { ReplicationHub } from '../session/replication-hub.js';
 export interface SessionsOptions {
   channel?: ChannelConfigInput;
   sessions?: SessionConfigInput;
+  /** Where this node runs (host, zone), for the BackupManager's anti-affinity. */
+  placement?: PlacementConfigInput;
 }
 
 export class SessionCluster {
@@ -36,7 +39,7 @@ export class SessionCluster {
     this.channel = createChannel(options.channel ?? {}, { logger });
     this.manager = new DeltaManager(
       config,
-      new ReplicationHub(this.channel, logger),
+      new ReplicationHub(this.channel, logger, resolvePlacementConfig(options.placement ?? {}, 'placement')),
       logger.child({ context: config.contextPath }),
     );
   }
