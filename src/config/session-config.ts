@@ -259,6 +259,12 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
   else sendOptions = parseSendOptions(so, `${prefix}.sendOptions`);
   const replicationFilter = regexOf(p.replicationFilter, `${prefix}.replicationFilter`);
   const readOnlyFilter = regexOf(p.readOnlyFilter, `${prefix}.readOnlyFilter`);
+  if (p.manager === 'backup' && p.ownership !== 'migrate')
+    throw new ConfigError(
+      `${prefix}.ownership`,
+      '"migrate" with manager "backup" (one node at a time writes a session; its backups follow it)',
+      p.ownership,
+    );
   const c = p.cookie;
   if (c.secure !== undefined && p.cookieSecure !== undefined)
     throw new ConfigError(

@@ -71,7 +71,25 @@ export class RequestSession implements HandleHost, CookieOwner {
     if (id === undefined) return;
     const now = Date.now();
     const s = manager.findSession(id, now);
-    if (s === undefined) return;
+    if (s !== undefined) this.#load(s, value, now);
+    else {
+      // Not held here (BackupManager): fetched from the members that hold it, then loaded as if
+      // found. A client gone meanwhile (finish() ran) loads nothing.
+      const fetching = manager.fetchSession?.(id, now, this.readOnly);
+      if (fetching !== undefined)
+        this.ready = fetching.then((f) => {
+          this.ready = undefined;
+          if (f === undefined || this.#finished) return;
+          this.#load(f, value, Date.now());
+          return this.ready;
+        });
+    }
+  }
+
+  /** A session the request's cookie (value `value`) names: this request uses it. */
+  #load(s: Session, value: string, now: number): void {
+    const manager = this.manager;
+    const config = this.config;
     this.#begin(s, now);
     this.#loadedId = s.id;
     if (!cookieNamesRoute(value, manager.route)) {

@@ -22,7 +22,8 @@ import {
   type RequestListener,
 } from '../http/adapters.js';
 import { statusAllowed } from '../http/proxy-trust.js';
-import { DeltaManager } from '../session/delta-manager.js';
+import { createManager } from '../session/create-manager.js';
+import type { DeltaManager } from '../session/delta-manager.js';
 import { ReplicationHub } from '../session/replication-hub.js';
 
 /**
@@ -132,7 +133,7 @@ export class ClusterNode {
             'application is not distributable (export const distributable = true): its sessions stay on this node',
           );
         }
-        const manager = new DeltaManager(config, this.#hub, this.#logger.child({ context: app.path }), distributable);
+        const manager = createManager(config, this.#hub, this.#logger.child({ context: app.path }), distributable);
         this.managers.push(manager);
         // The app may register session listeners (created, destroyed, attribute events, conflict).
         await setup?.({ manager, node: this });

@@ -16,7 +16,8 @@ import { resolveSessionConfig, type SessionConfigInput } from '../config/session
 import { checkCreateSessionsOptions } from '../config/top-level-options.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createRequestListener, type RequestListener, sessionMiddleware } from '../http/adapters.js';
-import { DeltaManager } from '../session/delta-manager.js';
+import { createManager } from '../session/create-manager.js';
+import type { DeltaManager } from '../session/delta-manager.js';
 import { ReplicationHub } from '../session/replication-hub.js';
 
 export interface SessionsOptions {
@@ -37,7 +38,7 @@ export class SessionCluster {
     const logger = deps.logger ?? createLogger();
     const config = resolveSessionConfig(options.sessions ?? {}, 'sessions');
     this.channel = createChannel(options.channel ?? {}, { logger });
-    this.manager = new DeltaManager(
+    this.manager = createManager(
       config,
       new ReplicationHub(this.channel, logger, resolvePlacementConfig(options.placement ?? {}, 'placement')),
       logger.child({ context: config.contextPath }),

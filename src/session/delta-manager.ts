@@ -181,7 +181,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#expiryTimer = setInterval(() => this.processExpires(Date.now()), this.config.processExpiresFrequency * 1000);
     this.#expiryTimer.unref();
     const knownAtStart = new Set(this.#members().map((m) => m.id));
-    await this.#receiver.run();
+    await this.initialTransfer();
     this.#ready = true;
     this.#readyAt = Date.now();
     // Members that appeared while we were starting may hold sessions we did not get.
@@ -439,7 +439,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     let handOver: Session[] | undefined;
     let i = 0;
     try {
-      const members = this.#members();
+      const all = this.#members();
+      const subset = this.#ownRecipients;
+      let members: readonly Member[] = all;
       const now = Date.now();
       let batch: unknown[][] = [];
       let bytes = 0;
@@ -449,6 +451,16 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         const s = list[i]!;
         s.queued = false;
         if (!s.valid) continue;
+        if (subset) {
+          // A policy's own recipients (BackupManager): consecutive sessions with one list share a batch.
+          const to = this.recipientsOf(s, all);
+          if (to !== members) {
+            if (batch.length > 0) this.#postBatch(members, batch, sends);
+            batch = [];
+            bytes = 0;
+            members = to;
+          }
+        }
         if (members.length === 0) {
           this.#replicate(s, now, members); // the last member left this turn: stamps only
         } else {
@@ -499,7 +511,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   /** Sends a turn's batch (a lone message as it is); in synchronous mode adds the send to `sends`. */
-  #postBatch(members: Member[], batch: unknown[][], sends: Promise<void>[]): void {
+  #postBatch(members: readonly Member[], batch: unknown[][], sends: Promise<void>[]): void {
     let message: unknown[];
     if (batch.length === 1) message = batch[0]!;
     else {
@@ -511,7 +523,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   /** Sends what #changeMessage built: acknowledged in synchronous mode, except a mere ACCESSED. */
-  #sendChange(members: Member[], message: unknown[]): Promise<void> | undefined {
+  #sendChange(members: readonly Member[], message: unknown[]): Promise<void> | undefined {
     return this.#send(members, message, this.#sync && message[0] !== Msg.ACCESSED);
   }
 
@@ -544,7 +556,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       if (s.waiters !== undefined) this.#ownership?.handOver(s);
     }
     if (!s.announced) return;
-    const members = this.#members();
+    const members = this.recipientsOf(s, this.#members());
     if (members.length > 0) this.#sendAccessed(s, now, members, true);
   }
 
@@ -552,7 +564,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * Tells the members that `s` was used without a change, at most every accessedInterval, so that
    * they do not expire it. `readOnly`: the sender did not take it over (the owner stays the owner).
    */
-  #sendAccessed(s: Session, now: number, members: Member[], readOnly: boolean): void {
+  #sendAccessed(s: Session, now: number, members: readonly Member[], readOnly: boolean): void {
     const message = this.#accessedMessage(s, now, readOnly);
     if (message !== undefined) this.#send(members, message, false);
   }
@@ -593,12 +605,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (!s.valid) return undefined;
     this.#sendTurnNow(); // earlier requests' changes first, this session's among them
     const t0 = performance.now();
-    const sent = this.#replicate(s, now, this.#members());
+    const sent = this.#replicate(s, now, this.recipientsOf(s, this.#members()));
     this.#replicationTime += performance.now() - t0;
     return sent;
   }
 
-  #replicate(s: Session, now: number, members: Member[]): Promise<void> | undefined {
+  #replicate(s: Session, now: number, members: readonly Member[]): Promise<void> | undefined {
     if (members.length === 0) {
       this.#reportInPlaceErrors(s);
       // Alone: nobody to tell, but the stamps must move on as if we had (a member that joins
@@ -613,7 +625,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   /** Counts the attribute bytes a CREATED or DELTA message sends to `members`; returns them (0 for others). */
-  #countValueBytes(message: unknown[], members: Member[]): number {
+  #countValueBytes(message: unknown[], members: readonly Member[]): number {
     const type = message[0];
     if (type !== Msg.CREATED && type !== Msg.DELTA) return 0;
     let bytes = 0;
@@ -666,6 +678,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   changeSessionId(s: Session): { id: string; sent: Promise<void> | undefined } {
     this.#sendTurnNow(); // queued changes travel under the id the others know
     const old = s.id;
+    const members = this.recipientsOf(s, this.#members()); // those that hold it under its old id
     let id = newSessionId();
     while (this.sessions.has(id) || this.#tombstones.has(id)) id = newSessionId();
     this.sessions.delete(old);
@@ -674,7 +687,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.sessions.set(id, s);
     let sent: Promise<void> | undefined;
     if (s.announced) {
-      const members = this.#members();
       if (members.length > 0) sent = this.#send(members, [Msg.ID_CHANGED, this.contextName, old, id], this.#sync);
     }
     return { id, sent };
@@ -707,6 +719,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** Handles a message of this context from `from`. */
   receive(m: unknown[], from: Member): void | Promise<void> {
+    if (this.receiveOther(m, from)) return;
     const type = m[0] as number;
     this.#receivedByType[type > 0 && type < MSG_TYPES && (type | 0) === type ? type : 0]!++;
     if (type === Msg.STATE_REQUEST) return this.#answerStateRequest(m, from);
@@ -1127,7 +1140,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     else this.#counters.sessionsInvalidated++;
     let sent: Promise<void> | undefined;
     if (broadcast && s.announced) {
-      const members = this.#members();
+      const members = this.recipientsOf(s, this.#members());
       if (members.length > 0) sent = this.#send(members, [Msg.EXPIRED, this.contextName, s.id, reason], this.#sync);
     }
     if ((!replicated || this.config.notifyListenersOnReplication) && this.listenerCount('sessionDestroyed') > 0) {
@@ -1206,7 +1219,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return [Msg.DELTA, this.contextName, s.id, base, v, names, values, removed, maxInactive];
   }
 
-  #send(members: Member[], message: unknown[], sync: boolean): Promise<void> | undefined {
+  #send(members: readonly Member[], message: readonly unknown[], sync: boolean): Promise<void> | undefined {
     this.#sendTurnNow();
     this.#sentByType[message[0] as number]!++;
     if (!sync) {
@@ -1314,6 +1327,53 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       const v = value instanceof Attribute ? s.getAttribute(name) : value;
       this.emit(event as 'attributeAdded', s, name, v, replicated);
     }
+  }
+
+  // ---- policy hooks: what a manager with another placement of copies (BackupManager) overrides --
+
+  /** Whether a subclass chose its own recipients (else endTurn sends everything to every member). */
+  get #ownRecipients(): boolean {
+    return this.recipientsOf !== DeltaManager.prototype.recipientsOf;
+  }
+
+  /** Who gets the changes (and ends, renames, accesses) of `s`, of the context's members: all of them here. */
+  protected recipientsOf(_s: Session, members: readonly Member[]): readonly Member[] {
+    return members;
+  }
+
+  /** Before the node serves: every session of the context from the oldest member (state transfer). */
+  protected initialTransfer(): Promise<void> {
+    return this.#receiver.run();
+  }
+
+  /** A message the policy handles itself (types the DeltaManager does not send): true when handled. */
+  protected receiveOther(_m: unknown[], _from: Member): boolean {
+    return false;
+  }
+
+  /** Checks and applies one whole session from `from`, merging by stamps (refusals counted); its value bytes. */
+  protected applyRecordFrom(raw: unknown, from: Member, now: number): number {
+    return this.#applyRecord(raw, from, now);
+  }
+
+  /** The outbound barrier: sends what is queued for the end of the turn now. */
+  protected flushQueued(): void {
+    this.#sendTurnNow();
+  }
+
+  /** Sends `message` after what is queued, counted by type (`sync`: resolves once applied). */
+  protected sendAfterQueued(
+    to: readonly Member[],
+    message: readonly unknown[],
+    sync: boolean,
+  ): Promise<void> | undefined {
+    return this.#send(to, message, sync);
+  }
+
+  /** Drops this node's copy of `s` without a tombstone and without listeners: the session lives on elsewhere. */
+  protected forget(s: Session): void {
+    if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+    if (this.#replicas.delete(s)) this.#replicaCount--;
   }
 
   /** Counters and state for monitoring. */

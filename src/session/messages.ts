@@ -57,6 +57,22 @@ export const Msg = {
    * whatever is older than the fence.
    */
   TAKEN: 15,
+  /**
+   * BackupManager (backup-messages.ts). [t, ctx, id, requestId, readOnly?] — a node about to serve
+   * a session it does not hold asks the members serving ctx for it (readOnly true: only to read it)
+   */
+  FETCH: 16,
+  /** [t, ctx, requestId, record | null] — the answer to FETCH: this member's copy, or null (none here) */
+  FETCHED: 17,
+  /** [t, ctx, records[]] — hold these sessions as backup copies (acknowledged once applied) */
+  COPIES: 18,
+  /**
+   * [t, ctx, ids[], versions[]] — the sender, acting for these sessions (at these versions), placed
+   * their copies elsewhere: drop yours
+   */
+  RELEASE: 19,
+  /** [t, ctx] — the sender has sent this node every copy the placement gives it (its share) */
+  SHARE_SENT: 20,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 /** One more than the highest message type: the length of per-type tables. */
@@ -79,6 +95,11 @@ export const MSG_NAMES: Record<number, string> = {
   13: 'grant',
   14: 'batch',
   15: 'taken',
+  16: 'fetch',
+  17: 'fetched',
+  18: 'copies',
+  19: 'release',
+  20: 'shareSent',
 };
 
 /**

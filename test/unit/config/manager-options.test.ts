@@ -48,6 +48,12 @@ describe('sessions.manager and sessions.backups', () => {
     assert.equal(resolveSessionConfig({ backups: 64 }).backups, 64);
   });
 
+  it('the BackupManager needs ownership "migrate" (one writer per session)', () => {
+    const e = configError(() => resolveSessionConfig({ manager: 'backup', ownership: 'none' }, 'apps.1.sessions'));
+    assert.equal(e.key, 'apps.1.sessions.ownership');
+    assert.equal(resolveSessionConfig({ manager: 'delta', ownership: 'none' }).ownership, 'none');
+  });
+
   it('bad values name the key', () => {
     const m = configError(() => resolveSessionConfig({ manager: 'lazy' as never }, 'apps.0.sessions'));
     assert.equal(m.key, 'apps.0.sessions.manager');
