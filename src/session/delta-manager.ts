@@ -1380,6 +1380,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   stats(): Record<string, unknown> {
     return {
       context: this.contextName,
+      /** Which manager (sessions.manager); a BackupManager says "backup". */
+      manager: 'delta',
       activeSessions: this.sessions.size,
       replicaSessions: this.#replicaCount,
       tombstones: this.#tombstones.size,

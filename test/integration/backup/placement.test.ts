@@ -136,6 +136,28 @@ describe('BackupManager: 1 + k holders', () => {
   });
 });
 
+describe('both managers side by side', () => {
+  test('one node, two contexts: /app with the BackupManager, /d with the DeltaManager', async () => {
+    const cluster = await startNodes(3, {
+      apps: [
+        { path: '/app', module: COUNTER_APP, sessions: { manager: 'backup', backups: 1 } },
+        { path: '/d', module: COUNTER_APP, sessions: { manager: 'delta' } },
+      ],
+    });
+    clusters.push(cluster);
+    const a = cluster.node('a');
+    const backupJar = new CookieJar();
+    await backupJar.get(portOf(a), '/app/counter');
+    const deltaJar = new CookieJar();
+    await deltaJar.get(portOf(a), '/d/counter');
+    await waitFor(() => holdersOf(cluster, deltaJar.id, 1).length === 3, 'the delta session on every node');
+    await waitFor(() => holdersOf(cluster, backupJar.id, 0).length === 2, 'the backup session on 1 + 1 nodes');
+    assert.equal(managerOf(a, 0).stats().manager, 'backup');
+    assert.equal(managerOf(a, 1).stats().manager, 'delta');
+    assert.equal(holdersOf(cluster, backupJar.id, 0).length, 2, 'and no more');
+  });
+});
+
 describe('BackupManager: membership changes', () => {
   test('a joining node receives its share before it is ready; a lost member’s sessions get their copies back', async () => {
     const cluster = await backupCluster(2, { backups: 1 });
