@@ -4,7 +4,8 @@
 //   { name, httpPort, clusterPort, members: ["127.0.0.1:C1", ...], domain, send: "async"|"sync",
 //     expect: <number of peers that must serve /app before the node reports ready>, app: <abs path>,
 //     bufferPoolSize?: <sets Buffer.poolSize>, chunkSize?: <sessions.stateTransferChunkSize>,
-//     key?: "mac" | "aes" (a cluster key: frames authenticated, or also encrypted with AES-256-GCM) }
+//     key?: "mac" | "aes" (a cluster key: frames authenticated, or also encrypted with AES-256-GCM),
+//     manager?: "delta" | "backup" (sessions.manager), backups?: <sessions.backups> }
 // It starts the node (createClusterNode, silent logger), waits until it sees `expect` peers that
 // serve /app, then sends { type: 'ready', pid, startMs, stateTransfer, peers } over IPC.
 //
@@ -14,8 +15,9 @@
 //                         (requestStarted/requestCompleted, so it replicates); yields every 1000
 //   churn { fraction, payload }  rewrite count and payload of about `fraction` of the sessions (a
 //                         fixed pseudo-random pick), each as a request, so they replicate as deltas
-//   stats                 manager stats (activeSessions, stateTransfer, counters), channel peers, and
-//                         changes: { sent, received } (created + delta messages; the settle check)
+//   stats                 manager stats (activeSessions, stateTransfer, counters), channel peers,
+//                         changes: { sent, received } (created + delta messages; the settle check),
+//                         and transport: { framesIn, bytesIn, bytesOut } (the channel's, all traffic)
 //   mem   { gc }          process.memoryUsage() after global.gc() (run with --expose-gc)
 //   stop                  graceful node.stop(), then exit
 // The process exits when its IPC channel closes (the parent died), so nothing outlives a run.
@@ -46,6 +48,8 @@ const node = createClusterNode(
     sessions: {
       sendOptions: cfg.send ?? 'async',
       ...(cfg.chunkSize !== undefined ? { stateTransferChunkSize: cfg.chunkSize } : {}),
+      ...(cfg.manager !== undefined ? { manager: cfg.manager } : {}),
+      ...(cfg.backups !== undefined ? { backups: cfg.backups } : {}),
     },
   },
   { logger: silentLogger },
@@ -53,6 +57,11 @@ const node = createClusterNode(
 
 const servesApp = (m) => Array.isArray(m.payload?.contexts) && m.payload.contexts.includes('/app');
 const peers = () => node.channel.members().filter(servesApp).length;
+
+function transportCounts() {
+  const t = node.channel.stats().transport;
+  return { framesIn: t.framesIn, bytesIn: t.bytesIn, bytesOut: t.bytesOut };
+}
 
 const fill = (n, payload) => fillSessions(node.managers[0], n, payload);
 
@@ -93,6 +102,7 @@ const handlers = {
       manager: st,
       peers: peers(),
       changes: changeCounts(st),
+      transport: transportCounts(),
     };
   },
   mem: async (m) => {

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { decode, decodeBudgetRefusals, encode } from '../codec/value-codec.js';
 import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } from '../config/channel-config.js';
 import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
-import { ClusterError, ErrorCode, type FaultyMember, SendError } from '../core/errors.js';
+import { ClusterError, ErrorCode, type FaultyMember, type ProtocolVersionError, SendError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import {
   type MembershipContext,
@@ -25,7 +25,7 @@ import type { TransportSettings } from '../transport/settings.js';
 import { createTransportStats, type TransportStats } from '../transport/stats.js';
 import type { ClusterKeys } from '../wire/auth.js';
 import { type AssemblyPolicy, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
-import { encodeMember, type MemberDescriptor, PROTOCOL_VERSION } from '../wire/member.js';
+import { encodeMember, type MemberDescriptor, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../wire/member.js';
 import { gcmEngine } from '../wire/native-gcm.js';
 import { unlistedReceiverWarning } from './bind-check.js';
 import { createInterceptors } from './interceptors/index.js';
@@ -184,6 +184,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #handlerErrors = 0;
   #sendErrors = 0;
   #heartbeatsRefused = 0;
+  /** When a protocol-version refusal was last logged, per peer address. */
+  readonly #versionLogged = new Map<string, number>();
   /** The static member list does not name this node's receiver (see bind-check.ts). */
   #receiverUnlisted = false;
 
@@ -208,6 +210,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       encrypt: c.encrypt,
       localDescriptor: () => this.#localBytes!,
       stats: this.#stats,
+      versionRefused: (err, peer, via) => this.#versionRefused(err, peer, via),
     };
     this.#interceptors = createInterceptors(c);
     this.#membership =
@@ -524,6 +527,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const desc: MemberDescriptor = {
       id: this.#id,
       protocolVersion: PROTOCOL_VERSION,
+      minProtocolVersion: MIN_PROTOCOL_VERSION,
       host,
       port,
       name: c.name,
@@ -776,7 +780,32 @@ export class Channel extends EventEmitter<ChannelEvents> {
         if (this.#heartbeatsRefused++ % 100 === 0)
           this.#logger.warn({ from, reason, refused: this.#heartbeatsRefused }, 'heartbeat refused');
       },
+      versionRefused: (err, from) => {
+        this.#stats.refusedProtocolVersion++;
+        this.#versionRefused(err, from, 'heartbeat');
+      },
     };
+  }
+
+  /** One warning per peer address a minute for members refused for their protocol version (each is counted). */
+  #versionRefused(err: ProtocolVersionError, peer: string, via: 'hello' | 'hello answer' | 'heartbeat'): void {
+    const host = peer.slice(0, peer.lastIndexOf(':'));
+    const now = Date.now();
+    const last = this.#versionLogged.get(host);
+    if (last !== undefined && now - last < 60_000) return;
+    if (this.#versionLogged.size >= 1000) this.#versionLogged.clear();
+    this.#versionLogged.set(host, now);
+    this.#logger.warn(
+      {
+        peer,
+        via,
+        memberId: err.peerId,
+        peerVersions: `${err.peerMin}-${err.peerCurrent}`,
+        localVersions: `${err.localMin}-${err.localCurrent}`,
+        refused: this.#stats.refusedProtocolVersion,
+      },
+      `refused a member of an incompatible protocol version: ${err.message} (logged once a minute per address; counted in transport.refusedProtocolVersion)`,
+    );
   }
 
   /** Pings an address over a persistent control connection (static membership). */

@@ -11,7 +11,7 @@ import { ClusterError } from '../core/errors.js';
 import { runBalancer } from './balancer.js';
 import { runChannelNode } from './channel-node.js';
 import { runDemo } from './demo.js';
-import { applyClusterFlags, CLUSTER_FLAGS, switchOn } from './options.js';
+import { applyClusterFlags, CLUSTER_FLAGS, START_FLAGS, switchOn } from './options.js';
 import { runStart } from './start.js';
 
 const USAGE = `usage:
@@ -66,23 +66,7 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'demo') return runDemo({ exit: rest.includes('--exit') });
   if (command === 'start') {
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        ...CLUSTER_FLAGS,
-        config: { type: 'string' },
-        app: { type: 'string', multiple: true },
-        port: { type: 'string' },
-        send: { type: 'string' },
-        manager: { type: 'string' },
-        backups: { type: 'string' },
-        zone: { type: 'string' },
-        'placement-host': { type: 'string' },
-        'trust-proxy': { type: 'string' },
-        json: { type: 'boolean' },
-      },
-      strict: true,
-    });
+    const { values } = parseArgs({ args: rest, options: START_FLAGS, strict: true });
     return runStart(values);
   }
   if (command === 'balancer') {

@@ -25,6 +25,21 @@ export const CLUSTER_FLAGS = {
   insecure: { type: 'boolean' },
 } as const;
 
+/** Flags of `clowder start` (node:util parseArgs options; the deployment examples' test parses their args with these). */
+export const START_FLAGS = {
+  ...CLUSTER_FLAGS,
+  config: { type: 'string' },
+  app: { type: 'string', multiple: true },
+  port: { type: 'string' },
+  send: { type: 'string' },
+  manager: { type: 'string' },
+  backups: { type: 'string' },
+  zone: { type: 'string' },
+  'placement-host': { type: 'string' },
+  'trust-proxy': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
 function pick(flags: Flags, flag: string, env: string): string | undefined {
   const v = flags[flag];
   if (typeof v === 'string') return v;

@@ -29,6 +29,8 @@ export const ErrorCode = {
   APP_LOAD: 'ERR_CLOWDER_APP_LOAD',
   /** A session id refused by the express-session store: malformed, or presented by a client and not held. */
   SESSION_ID: 'ERR_CLOWDER_SESSION_ID',
+  /** A member speaks no protocol version this node speaks (an upgrade skipped a version): it is refused. */
+  PROTOCOL_VERSION: 'ERR_CLOWDER_PROTOCOL_VERSION',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -100,6 +102,29 @@ export class CodecError extends ClusterError {
 export class FrameError extends ClusterError {
   constructor(message: string) {
     super(ErrorCode.FRAME, message);
+  }
+}
+
+/**
+ * A member (in a verified hello, its answer, or a heartbeat) speaks protocol versions
+ * [peerMin, peerCurrent] and this node [localMin, localCurrent], with none in common: it is refused
+ * and counted (`transport.refusedProtocolVersion`). See docs/wire-format.md, "Protocol versions".
+ */
+export class ProtocolVersionError extends ClusterError {
+  /** Set when a verified HELLO was refused: what the receiver needs to answer it (so both sides learn why). */
+  hello: { readonly nonce: Buffer; readonly keyIndex: number } | undefined;
+  constructor(
+    readonly peerId: string,
+    readonly peerMin: number,
+    readonly peerCurrent: number,
+    readonly localMin: number,
+    readonly localCurrent: number,
+  ) {
+    super(
+      ErrorCode.PROTOCOL_VERSION,
+      `member ${peerId} speaks clowder protocol versions ${peerMin}-${peerCurrent}, this node ${localMin}-${localCurrent}: ` +
+        'no version in common, so it is refused. Upgrade one version at a time: every node of a rolling upgrade must share a version with the others (docs/wire-format.md)',
+    );
   }
 }
 

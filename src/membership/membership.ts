@@ -3,6 +3,7 @@
  * added and removed (with why); the channel passes those events up its interceptor stack, where
  * the failure detector may verify a removal before the application hears of it.
  */
+import type { ProtocolVersionError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { ClusterKeys } from '../wire/auth.js';
 import type { MemberDescriptor } from '../wire/member.js';
@@ -46,6 +47,8 @@ export interface MembershipContext {
   verify(member: MemberDescriptor): Promise<boolean>;
   /** Counts a heartbeat (or membership claim) refused, with why. */
   countRefused(reason: string, from: string): void;
+  /** Counts (transport.refusedProtocolVersion) and logs a verified heartbeat from a member of an incompatible protocol version. */
+  versionRefused?(err: ProtocolVersionError, from: string): void;
 }
 
 /** Refused membership claims, by kind (channel stats, `membership`). */

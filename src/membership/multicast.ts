@@ -9,6 +9,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import type { MulticastConfig } from '../config/channel-config.js';
+import { ProtocolVersionError } from '../core/errors.js';
 import { isLoopback } from '../core/net.js';
 import { decodeHeartbeat, encodeHeartbeat, HeartbeatKind } from '../wire/heartbeat.js';
 import type { MemberDescriptor } from '../wire/member.js';
@@ -146,7 +147,8 @@ export class MulticastMembership implements MembershipService {
     try {
       hb = decodeHeartbeat(msg, ctx.keys, ctx.replayWindowMs, ctx.encrypt);
     } catch (err) {
-      ctx.countRefused((err as Error).message, from);
+      if (err instanceof ProtocolVersionError && ctx.versionRefused) ctx.versionRefused(err, from);
+      else ctx.countRefused((err as Error).message, from);
       return;
     }
     const m = hb.member;

@@ -5,7 +5,7 @@
  * something to deliver, re-established with exponential backoff up to maxRetryAttempts times.
  */
 import { connect, type Socket } from 'node:net';
-import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
+import { ClusterError, ErrorCode, FrameError, ProtocolVersionError } from '../core/errors.js';
 import { RecordOpener, RecordSealer } from '../wire/auth.js';
 import { FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { decodeHello, encodeHello } from '../wire/hello.js';
@@ -285,7 +285,11 @@ export class PeerConnection {
       try {
         sink.push(chunk);
       } catch (err) {
-        if (err instanceof AuthFailure) s.stats.authFailures++;
+        if (err instanceof ProtocolVersionError) {
+          // The peer's verified answer names versions this node does not speak.
+          s.stats.refusedProtocolVersion++;
+          s.versionRefused?.(err, `${this.host}:${this.port}`, 'hello answer');
+        } else if (err instanceof AuthFailure) s.stats.authFailures++;
         else s.stats.protocolErrors++;
         socket.destroy(err as Error);
       }

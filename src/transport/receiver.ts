@@ -10,7 +10,7 @@
  * connection silent for idleTimeoutMs is closed.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
+import { ClusterError, ErrorCode, FrameError, ProtocolVersionError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { RecordOpener, RecordSealer } from '../wire/auth.js';
 import {
@@ -207,6 +207,8 @@ export class Receiver {
     let conn: InboundConnection | undefined;
     /** The hello completed but no frame followed yet (with a key: no authenticated record). */
     let unproven = true;
+    /** The peer's verified hello named a protocol version range this node does not share. */
+    let versionRefused = false;
     const sink: FrameSink = new FrameSink(
       PRE_HELLO_LIMIT,
       (type, flags, body, borrowed) => {
@@ -245,9 +247,16 @@ export class Receiver {
     });
     socket.on('data', (chunk: Buffer) => {
       activity.active = true;
+      if (versionRefused) return; // answered and ending: nothing more is read
       try {
         sink.push(chunk);
       } catch (err) {
+        if (err instanceof ProtocolVersionError && err.hello !== undefined) {
+          versionRefused = true;
+          clearTimeout(timer);
+          this.#refuseVersion(err, err.hello, socket, peer);
+          return;
+        }
         if (err instanceof AuthFailure || (err instanceof ClusterError && err.code === ErrorCode.AUTH))
           s.stats.authFailures++;
         else s.stats.protocolErrors++;
@@ -330,6 +339,39 @@ export class Receiver {
     }
     sink.setLimit(s.maxFrameBytes);
     return new InboundConnection(hello.member, writer, socket.remoteAddress ?? '?');
+  }
+
+  /**
+   * Refuses a peer that shares no protocol version with this node, after its hello verified: counts
+   * it, answers with this node's own (authenticated) hello so the peer learns why and refuses this
+   * node too, then closes. A replayed hello gets no answer.
+   */
+  #refuseVersion(
+    err: ProtocolVersionError,
+    hello: { nonce: Buffer; keyIndex: number },
+    socket: Socket,
+    peer: string,
+  ): void {
+    const s = this.settings;
+    if (this.#nonces.check(hello.nonce, Date.now())) {
+      s.stats.helloReplays++;
+      s.stats.authFailures++;
+      socket.destroy();
+      return;
+    }
+    s.stats.refusedProtocolVersion++;
+    s.versionRefused?.(err, peer, 'hello');
+    const { frame } = encodeHello(
+      FrameType.HELLO_ACK,
+      s.localDescriptor(),
+      s.keys,
+      s.encrypt,
+      hello.nonce,
+      hello.keyIndex,
+    );
+    socket.end(frame);
+    // The peer closes once it read the answer; one that does not is cut off.
+    setTimeout(() => socket.destroy(), s.handshakeTimeoutMs).unref();
   }
 
   #frame(conn: InboundConnection, type: FrameType, flags: number, body: Buffer, borrowed: boolean): void {

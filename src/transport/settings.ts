@@ -1,3 +1,4 @@
+import type { ProtocolVersionError } from '../core/errors.js';
 import type { ClusterKeys } from '../wire/auth.js';
 import type { TransportStats } from './stats.js';
 
@@ -19,4 +20,9 @@ export interface TransportSettings {
   /** The local member descriptor (re-read at every hello: the payload may change). */
   readonly localDescriptor: () => Buffer;
   readonly stats: TransportStats;
+  /**
+   * A member was refused for its protocol version (already counted in `stats`): `peer` is its
+   * address, `via` where it was seen. The channel logs it, rate-limited.
+   */
+  readonly versionRefused?: (err: ProtocolVersionError, peer: string, via: 'hello' | 'hello answer') => void;
 }

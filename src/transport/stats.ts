@@ -20,6 +20,11 @@ export interface TransportStats {
   connectionsRefusedPerAddress: number;
   /** Hellos whose nonce was seen before: captured and replayed (also authFailures). */
   helloReplays: number;
+  /**
+   * Members refused for sharing no protocol version with this node: their verified hellos, hello
+   * answers and heartbeats (not protocolErrors). Logged at most once a minute per peer address.
+   */
+  refusedProtocolVersion: number;
   /** Outbound connections opened and lost. */
   connects: number;
   disconnects: number;
@@ -39,6 +44,7 @@ export function createTransportStats(): TransportStats {
     slowFrames: 0,
     connectionsRefusedPerAddress: 0,
     helloReplays: 0,
+    refusedProtocolVersion: 0,
     connects: 0,
     disconnects: 0,
   };

@@ -9,7 +9,7 @@
  * which also makes that connection's record keys. The wire format does not name the key.
  */
 import { randomBytes } from 'node:crypto';
-import { ClusterError, ErrorCode, FrameError } from '../core/errors.js';
+import { ClusterError, ErrorCode, FrameError, ProtocolVersionError } from '../core/errors.js';
 import { type ClusterKeys, MAC_BYTES, NONCE_BYTES } from './auth.js';
 import { encodeFrame, FrameFlag, FrameType } from './frame.js';
 import { decodeMember, type MemberDescriptor } from './member.js';
@@ -57,7 +57,8 @@ export function encodeHello(
 /**
  * Verifies and decodes a hello body. The MAC is checked before the descriptor is parsed: under
  * each key, or only under key `onlyKey` (a client checking the answer to the hello it signed).
- * @throws FrameError with the reason (wrong key, no key, stale timestamp, malformed).
+ * @throws FrameError with the reason (wrong key, no key, stale timestamp, malformed);
+ *   ProtocolVersionError (after verification) for a member that shares no protocol version with this node.
  */
 export function decodeHello(
   kind: typeof FrameType.HELLO | typeof FrameType.HELLO_ACK,
@@ -91,8 +92,17 @@ export function decodeHello(
       `hello timestamp outside the replay window of ${replayWindowMs} ms (replayed, or clocks out of sync)`,
     );
   }
-  const member = decodeMember(body.subarray(NONCE_BYTES + 10, descEnd));
-  return { nonce: Buffer.from(body.subarray(0, NONCE_BYTES)), timestamp, member, keyIndex };
+  const nonce = Buffer.from(body.subarray(0, NONCE_BYTES));
+  let member: MemberDescriptor;
+  try {
+    member = decodeMember(body.subarray(NONCE_BYTES + 10, descEnd));
+  } catch (err) {
+    // Verified, but from a member of another protocol version: the receiver answers it anyway
+    // (so the peer learns this node's versions and refuses it too) and closes.
+    if (err instanceof ProtocolVersionError) err.hello = { nonce, keyIndex };
+    throw err;
+  }
+  return { nonce, timestamp, member, keyIndex };
 }
 
 /** Authentication failures are ERR_CLOWDER_AUTH (counted apart from malformed input). */

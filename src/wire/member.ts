@@ -1,13 +1,28 @@
 /**
  * Member descriptor: what a member advertises in heartbeats and hellos (Tomcat's member package).
  *
- *   id (16) | protocolVersion u8 | port u16 | startTime f64 (ms since epoch) |
+ *   id (16) | protocolVersion u8 | minProtocolVersion u8 | port u16 | startTime f64 (ms since epoch) |
  *   host (u8 len + UTF-8) | name (u8 len + UTF-8) | domain (u8 len + UTF-8) | payload (u16 len + bytes)
+ *
+ * The first 18 bytes (id and the two versions) keep their place in every version: a node reads a
+ * peer's versions before anything else, and refuses a peer it shares no version with without
+ * parsing the rest (whose layout may be another version's).
  */
-import { FrameError } from '../core/errors.js';
+import { FrameError, ProtocolVersionError } from '../core/errors.js';
 
-/** Protocol version carried in every descriptor; members with another version are refused. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * The protocol version this build speaks best, carried in every descriptor. Version 1 (no version
+ * range in the descriptor) predates negotiation. Bump it for any change to what nodes send each
+ * other (docs/wire-format.md, "Protocol versions").
+ */
+export const PROTOCOL_VERSION = 2;
+/**
+ * The oldest version this build still speaks. A node speaks every version in
+ * [MIN_PROTOCOL_VERSION, PROTOCOL_VERSION]; two nodes talk when their ranges overlap, in the
+ * newest version both speak. Keep it at most PROTOCOL_VERSION - 1 after a bump, so that adjacent
+ * versions interoperate during a rolling upgrade.
+ */
+export const MIN_PROTOCOL_VERSION = 2;
 /** Largest application payload a member may advertise (it travels in every heartbeat). */
 export const MAX_MEMBER_PAYLOAD = 4096;
 export const MEMBER_ID_BYTES = 16;
@@ -16,7 +31,10 @@ export const MEMBER_ID_BYTES = 16;
 export interface MemberDescriptor {
   /** 32 lowercase hex characters: 16 random bytes chosen at start, so a restarted process is a new member. */
   readonly id: string;
+  /** The newest protocol version the member speaks. */
   readonly protocolVersion: number;
+  /** The oldest protocol version the member speaks; absent when encoding: only `protocolVersion`. */
+  readonly minProtocolVersion?: number;
   /** Host (address) of the member's receiver, as advertised. */
   readonly host: string;
   /** Port of the member's receiver. */
@@ -52,7 +70,7 @@ export function encodeMember(m: MemberDescriptor): Buffer {
     throw new FrameError(`member payload of ${m.payload.length} bytes exceeds ${MAX_MEMBER_PAYLOAD}`);
   const size =
     16 +
-    1 +
+    2 +
     2 +
     8 +
     3 +
@@ -64,9 +82,10 @@ export function encodeMember(m: MemberDescriptor): Buffer {
   const buf = Buffer.allocUnsafe(size);
   buf.write(m.id, 0, 'hex');
   buf[16] = m.protocolVersion;
-  buf.writeUInt16BE(m.port, 17);
-  buf.writeDoubleBE(m.startTime, 19);
-  let off = str(buf, 27, m.host, 1);
+  buf[17] = m.minProtocolVersion ?? m.protocolVersion;
+  buf.writeUInt16BE(m.port, 18);
+  buf.writeDoubleBE(m.startTime, 20);
+  let off = str(buf, 28, m.host, 1);
   off = str(buf, off, m.name, 1);
   off = str(buf, off, m.domain, 1);
   buf.writeUInt16BE(m.payload.length, off);
@@ -74,18 +93,43 @@ export function encodeMember(m: MemberDescriptor): Buffer {
   return buf;
 }
 
-/** Decodes a descriptor from untrusted bytes; throws FrameError on any inconsistency. */
+/**
+ * The version two nodes speak with each other: the newest in both ranges, or undefined when the
+ * ranges [localMin, localCurrent] and [peerMin, peerCurrent] do not overlap. The rule is symmetric,
+ * so both sides of a connection reach the same verdict.
+ */
+export function sharedProtocolVersion(
+  peerMin: number,
+  peerCurrent: number,
+  localMin = MIN_PROTOCOL_VERSION,
+  localCurrent = PROTOCOL_VERSION,
+): number | undefined {
+  const v = Math.min(localCurrent, peerCurrent);
+  return v >= Math.max(localMin, peerMin) ? v : undefined;
+}
+
+/**
+ * Decodes a descriptor from untrusted bytes; throws FrameError on any inconsistency, and
+ * ProtocolVersionError (before parsing past the versions) for a member that shares no protocol
+ * version with this build.
+ */
 export function decodeMember(buf: Buffer): MemberDescriptor {
   const fail = (why: string): never => {
     throw new FrameError(`bad member descriptor: ${why}`);
   };
-  if (buf.length < 16 + 1 + 2 + 8 + 3 + 2) fail('too short');
+  if (buf.length < 18) fail('too short');
   const id = buf.toString('hex', 0, 16);
   const protocolVersion = buf[16]!;
-  const port = buf.readUInt16BE(17);
-  const startTime = buf.readDoubleBE(19);
+  // Version 1 descriptors had no range (byte 17 was the port's high byte): they speak only 1.
+  const minProtocolVersion = protocolVersion < 2 ? protocolVersion : buf[17]!;
+  if (minProtocolVersion > protocolVersion) fail('oldest protocol version above the newest');
+  if (sharedProtocolVersion(minProtocolVersion, protocolVersion) === undefined)
+    throw new ProtocolVersionError(id, minProtocolVersion, protocolVersion, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION);
+  if (buf.length < 16 + 2 + 2 + 8 + 3 + 2) fail('too short');
+  const port = buf.readUInt16BE(18);
+  const startTime = buf.readDoubleBE(20);
   if (!Number.isFinite(startTime)) fail('bad start time');
-  let off = 27;
+  let off = 28;
   const readStr = (): string => {
     if (off + 1 > buf.length) fail('truncated');
     const n = buf[off]!;
@@ -103,5 +147,5 @@ export function decodeMember(buf: Buffer): MemberDescriptor {
   if (off + 2 + plen !== buf.length) fail('length mismatch');
   const payload = Buffer.from(buf.subarray(off + 2, off + 2 + plen));
   if (port === 0 || host.length === 0 || name.length === 0) fail('empty host, name or port');
-  return { id, protocolVersion, host, port, name, domain, startTime, payload };
+  return { id, protocolVersion, minProtocolVersion, host, port, name, domain, startTime, payload };
 }

@@ -9,6 +9,7 @@ import {
   SendError,
   silentLogger,
 } from '../../src/index.js';
+import { PROTOCOL_VERSION } from '../../src/wire/member.js';
 import { freePorts, isolatedMulticast, nextEvent, waitFor } from '../helpers/wait.js';
 
 function trio(extra: Record<string, unknown> = {}): Channel[] {
@@ -53,7 +54,7 @@ describe('three channels in one process (multicast)', () => {
     assert.match(b.id, /^[0-9a-f]{32}$/);
     assert.equal(b.port, nodes[1]!.local.port);
     assert.equal(b.host, '127.0.0.1');
-    assert.equal(b.protocolVersion, 1);
+    assert.equal(b.protocolVersion, PROTOCOL_VERSION);
   });
 
   test('a use_ack,sync send resolves only after the recipient processed the message', async () => {

@@ -22,6 +22,7 @@ import {
   encodeMember,
   MAX_MEMBER_PAYLOAD,
   type MemberDescriptor,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
 } from '../../../src/wire/member.js';
 
@@ -301,6 +302,7 @@ function member(over: Partial<MemberDescriptor> = {}): MemberDescriptor {
   return {
     id: randomBytes(16).toString('hex'),
     protocolVersion: PROTOCOL_VERSION,
+    minProtocolVersion: MIN_PROTOCOL_VERSION,
     host: '127.0.0.1',
     port: 4000,
     name: 'node-1',
@@ -349,7 +351,7 @@ describe('member descriptor', () => {
   it('rejects string and payload lengths that disagree with the bytes', () => {
     const m = member({ payload: new Uint8Array([9, 9]) });
     const bytes = encodeMember(m);
-    const hostLenAt = 27;
+    const hostLenAt = 28;
     const bigHost = Buffer.from(bytes);
     bigHost[hostLenAt] = 250;
     expectFrameError(() => decodeMember(bigHost), /bad member descriptor/);

@@ -1,16 +1,23 @@
 /**
  * Property-based fuzzing of the heartbeat datagram and the member descriptor (src/wire/heartbeat.ts,
  * src/wire/member.ts): valid ones round-trip, and arbitrary or mutated bytes are either decoded or
- * refused with FrameError — nothing else is ever thrown. With a cluster key, any change to a
+ * refused with FrameError (or ProtocolVersionError for versions this build does not speak) —
+ * nothing else is ever thrown. With a cluster key, any change to a
  * datagram is refused. Short by default; CLOWDER_FUZZ_RUNS=N for a long run.
  */
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { FrameError } from '../../../src/core/errors.js';
+import { FrameError, ProtocolVersionError } from '../../../src/core/errors.js';
 import { ClusterKeys } from '../../../src/wire/auth.js';
 import { decodeHeartbeat, encodeHeartbeat, HeartbeatKind } from '../../../src/wire/heartbeat.js';
-import { decodeMember, encodeMember, type MemberDescriptor } from '../../../src/wire/member.js';
+import {
+  decodeMember,
+  encodeMember,
+  type MemberDescriptor,
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
+} from '../../../src/wire/member.js';
 import { fuzzRuns } from '../../helpers/fuzz.js';
 
 const WINDOW = 30_000;
@@ -23,7 +30,7 @@ function decodesOrRefuses(decode: () => unknown): 'decoded' | 'refused' {
     decode();
     return 'decoded';
   } catch (err) {
-    if (err instanceof FrameError) return 'refused';
+    if (err instanceof FrameError || err instanceof ProtocolVersionError) return 'refused';
     throw err;
   }
 }
@@ -33,7 +40,9 @@ const text = (minLength: number) =>
 
 const descriptor: fc.Arbitrary<MemberDescriptor> = fc.record({
   id: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b).toString('hex')),
-  protocolVersion: fc.integer({ min: 0, max: 255 }),
+  // A range this build shares: its newest at or above ours, its oldest at or below ours.
+  protocolVersion: fc.integer({ min: PROTOCOL_VERSION, max: 255 }),
+  minProtocolVersion: fc.integer({ min: 0, max: MIN_PROTOCOL_VERSION }),
   host: text(1),
   port: fc.integer({ min: 1, max: 65535 }),
   name: text(1),

@@ -1,0 +1,523 @@
+// BackupManager against DeltaManager: the shared counter workload (../shared/workload) on clowder
+// nodes with `sessions.manager` "delta" (every node holds every session) or "backup" (each session
+// on its primary and --backups others), side by side in one run.
+//
+//   npm run build && node bench/backup/run.mjs                 (every part, 3 repetitions)
+//   node bench/backup/run.mjs --quick                          (1 repetition, 5 s wrk runs, 8,000 sessions)
+//   node bench/backup/run.mjs --only=scale --sizes=2,4,6 --managers=delta,backup
+//
+// Parts (--only, in this order):
+//   big      4 nodes, --sessions-held (40,000) sessions of 1 KiB created spread over the nodes, then
+//            the counter workload with load spread over all 4 (wrk's threads over the nodes, no
+//            stickiness): memory per node (RSS and heap after GC, once every node holds what it
+//            should), req/s, cluster CPU per request (utime+stime of every node / requests),
+//            frames and bytes the channel carried per request. Targets for backup (k = 1) against
+//            delta in the same repetition: memory <= 0.55x, CPU per request <= 0.7x, req/s >= 1.3x.
+//   scale    messages and bytes per request as the cluster grows (--sizes, default 2,4,6 nodes),
+//            load spread: replication messages (created + delta) each node's manager sent, times
+//            the members each went to, per request; the channel's frames and bytes received by
+//            all nodes per request. Constant for backup (k per change), growing for delta.
+//   restore  backup only: 4 nodes holding --sessions-held sessions; SIGKILL one: the time until no
+//            survivor reports an under-replicated session (stats underReplicated = 0). Target <= 2 s.
+//   sticky   3 nodes, wrk on node A only (its sessions stay there), backup vs replication off
+//            (A alone) in the same repetition. Target: backup >= 0.8x off (Tomcat's BackupManager,
+//            measured the same way: 0.29x).
+//
+// Options: --quick --reps=N --duration=S --warmup=S --sessions=N (workload sessions, 1000)
+//          --sessions-held=N --backups=K (1) --managers=delta,backup --sizes=2,4,6 --only=a,b
+//          --connections=N (64) --threads=N (2) --workload=DIR --no-save
+// Results: bench/results/backup-<ISO date>.json and .md. Every node is a child process
+// (bench/http/node.mjs); all traffic stays on 127.0.0.1.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseOptions } from '../lib/args.mjs';
+import { machine } from '../lib/machine.mjs';
+import { cpuSeconds, freePorts, installReaper, removeTemp, tempDir, workloadClient } from '../lib/proc.mjs';
+import { createLog, fmt, fx, mdTable, reportHead, resultsJson, saveResults, targetList } from '../lib/report.mjs';
+import { median } from '../lib/stats.mjs';
+import { waitUntil } from '../lib/wait.mjs';
+import { forkWorker, stopAll } from '../lib/worker.mjs';
+import { workloadDir } from '../lib/workload.mjs';
+import { runWrk, WRK_MISSING, wrkResult, wrkVersion } from '../lib/wrk.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const T0 = performance.now();
+const log = createLog(T0);
+
+const { args, num: option } = parseOptions(
+  [
+    ...['quick', 'reps', 'duration', 'warmup', 'sessions', 'sessions-held', 'backups', 'managers', 'sizes'],
+    ...['only', 'connections', 'threads', 'workload', 'no-save', 'help'],
+  ],
+  'usage: node bench/backup/run.mjs [--quick] [--only=big,scale,restore,sticky] [--managers=delta,backup]\n' +
+    '         [--sizes=2,4,6] [--reps=N] [--duration=S] [--warmup=S] [--sessions=N] [--sessions-held=N]\n' +
+    '         [--backups=K] [--connections=N] [--threads=N] [--workload=DIR] [--no-save]',
+);
+const quick = args.quick === true;
+const num = (k, d) => option(k, d, { positive: true });
+const REPS = num('reps', quick ? 1 : 3);
+const DURATION_S = num('duration', quick ? 5 : 10);
+const WARMUP_S = num('warmup', quick ? 1 : 2);
+const SESSIONS = num('sessions', 1000);
+const HELD = num('sessions-held', quick ? 8000 : 40_000);
+const BACKUPS = option('backups', 1);
+const CONNECTIONS = num('connections', 64);
+const THREADS = num('threads', 2);
+const PAYLOAD = 1024;
+const list = (k, d) =>
+  String(args[k] ?? d)
+    .split(',')
+    .filter(Boolean);
+const MANAGERS = list('managers', 'delta,backup');
+const SIZES = list('sizes', '2,4,6').map(Number);
+const PARTS = ['big', 'scale', 'restore', 'sticky'];
+const ONLY = list('only', PARTS.join(','));
+{
+  const problems = [];
+  for (const m of MANAGERS) if (m !== 'delta' && m !== 'backup') problems.push(`--managers: delta or backup, not ${m}`);
+  for (const n of SIZES) if (!Number.isInteger(n) || n < 2) problems.push(`--sizes: integers >= 2, not ${n}`);
+  for (const p of ONLY) if (!PARTS.includes(p)) problems.push(`--only: ${PARTS.join(', ')}, not ${p}`);
+  if (!existsSync(join(root, 'dist', 'index.js'))) problems.push('dist/index.js is missing: run `npm run build`');
+  if (wrkVersion() === undefined && ONLY.some((p) => p !== 'restore')) problems.push(WRK_MISSING);
+  if (problems.length > 0) {
+    for (const p of problems) console.error(`bench/backup: ${p}`);
+    process.exit(2);
+  }
+}
+const WORKLOAD = workloadDir(args.workload);
+const LUA = join(WORKLOAD, 'session.lua');
+const client = workloadClient(join(WORKLOAD, 'client.mjs'));
+const APP = join(root, 'examples', 'counter', 'app.mjs');
+installReaper('bench:backup');
+
+// ---- nodes ----------------------------------------------------------------------------------------
+
+let domainSeq = 0;
+
+/** Starts n nodes with `manager` (undefined: the library's default) at once; resolves when each sees every other. */
+async function startCluster(n, manager) {
+  const ports = await freePorts(2 * n);
+  const domain = `bench-backup-${process.pid}-${domainSeq++}`;
+  const members = Array.from({ length: n }, (_, i) => `127.0.0.1:${ports[2 * i + 1]}`);
+  const nodes = Array.from({ length: n }, (_, i) => {
+    const spec = {
+      ...{ name: `N${i + 1}`, httpPort: ports[2 * i], clusterPort: ports[2 * i + 1], members, domain },
+      ...{ send: 'async', expect: n - 1, app: APP },
+      ...(manager === 'backup' ? { manager, backups: BACKUPS } : {}),
+    };
+    const w = forkWorker(join(root, 'bench', 'http', 'node.mjs'), {
+      name: `node ${spec.name}`,
+      execArgv: ['--expose-gc'],
+      env: { ...process.env, BENCH_NODE: JSON.stringify(spec) },
+    });
+    return Object.assign(w, { httpPort: spec.httpPort });
+  });
+  try {
+    await Promise.all(nodes.map((p) => p.ready));
+  } catch (err) {
+    await stopNodes(nodes);
+    throw err;
+  }
+  return nodes;
+}
+
+const stopNodes = (nodes) => stopAll(nodes, { command: 'stop', graceMs: 10_000 });
+const statsOf = (nodes) => Promise.all(nodes.map((p) => p.call('stats')));
+
+/**
+ * Until the cluster is quiet: two polls 300 ms apart see the same replication counters on every
+ * node (and, for backup, no under-replicated session). Works for both managers: a delta change goes
+ * to every member, a backup change to k of them, so "received = sent by the others" does not hold.
+ */
+async function quiet(nodes, what) {
+  let last = '';
+  await waitUntil(
+    async () => {
+      const st = await statsOf(nodes);
+      const now = JSON.stringify(st.map((s) => [s.changes, s.sessions, s.manager.underReplicated ?? 0]));
+      const ok = now === last && st.every((s) => (s.manager.underReplicated ?? 0) === 0);
+      last = now;
+      return ok;
+    },
+    { timeoutMs: 120_000, intervalMs: 300, what: `${what}: replication quiet` },
+  );
+}
+
+/** Replication messages sent, counted once per member they went to (manager stats). */
+function changeSends(s) {
+  const st = s.manager;
+  // A manager that counts per destination (sentTo) wins; else a change went to every peer.
+  if (st.sentTo !== undefined) return (st.sentTo.created ?? 0) + (st.sentTo.delta ?? 0);
+  return s.changes.sent * s.peers;
+}
+
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+/** Workload cookies spread over the nodes (SESSIONS in all), made through HTTP like a client's. */
+async function cookiesFor(nodes, tmp, tag) {
+  const files = [];
+  const per = Math.ceil(SESSIONS / nodes.length);
+  for (const [i, p] of nodes.entries()) {
+    const out = join(tmp, `cookies-${tag}-${i}.txt`);
+    const mk = await client('mksessions', { port: p.httpPort, n: per, out });
+    if (mk.sessions !== per) throw new Error(`mksessions made ${mk.sessions} of ${per} sessions on ${p.name}`);
+    files.push(out);
+  }
+  const all = join(tmp, `cookies-${tag}.txt`);
+  writeFileSync(all, `${files.map((f) => readFileSync(f, 'utf8').trim()).join('\n')}\n`);
+  return all;
+}
+
+/**
+ * The measured wrk run over `ports` (one port: sticky to that node; several: wrk's threads spread
+ * over them): req/s, latency, lost increments, CPU and channel traffic per request.
+ */
+async function loadRun(nodes, ports, cookies) {
+  const wrk = (seconds) =>
+    runWrk({
+      ports,
+      threads: Math.max(THREADS, ports.length),
+      connections: CONNECTIONS,
+      seconds,
+      script: LUA,
+      scriptArgs: [cookies, PAYLOAD, 0],
+    });
+  if (WARMUP_S > 0) await wrk(WARMUP_S);
+  const before = await client('sumcounts', { port: ports[0], cookies });
+  const st0 = await statsOf(nodes);
+  const cpu0 = nodes.map((p) => cpuSeconds(p.pid));
+  const r = wrkResult(await wrk(DURATION_S));
+  const cpu1 = nodes.map((p) => cpuSeconds(p.pid));
+  await quiet(nodes, 'after the load');
+  const st1 = await statsOf(nodes);
+  const after = await client('sumcounts', { port: ports[0], cookies });
+  const d = (f) => sum(st1.map(f)) - sum(st0.map(f));
+  return {
+    requests: r.requests,
+    rps: r.rps,
+    p50: r.p50_ms,
+    p99: r.p99_ms,
+    lost: Math.max(0, r.requests - (after.sum - before.sum)),
+    cpuUsPerReq: ((sum(cpu1) - sum(cpu0)) / r.requests) * 1e6,
+    changesPerReq: d(changeSends) / r.requests,
+    framesPerReq: d((s) => s.transport.framesIn) / r.requests,
+    bytesPerReq: d((s) => s.transport.bytesIn) / r.requests,
+  };
+}
+
+/** Memory of every node after GC: RSS and heap used. */
+async function memory(nodes) {
+  const m = await Promise.all(nodes.map((p) => p.call('mem', { gc: true })));
+  return { rss: m.map((x) => x.mem.rss), heapUsed: m.map((x) => x.mem.heapUsed) };
+}
+
+/** HELD sessions of 1 KiB, a share made on each node (as requests: they replicate). */
+async function fillSpread(nodes) {
+  const per = Math.ceil(HELD / nodes.length);
+  await Promise.all(nodes.map((p) => p.call('fill', { n: per, payload: PAYLOAD }, 300_000)));
+}
+
+// ---- parts ------------------------------------------------------------------------------------------
+
+async function big(rep, tmp) {
+  const out = [];
+  for (const manager of MANAGERS) {
+    const nodes = await startCluster(4, manager);
+    try {
+      await fillSpread(nodes);
+      await quiet(nodes, `${manager}: ${HELD} sessions`);
+      const held = (await statsOf(nodes)).map((s) => s.sessions);
+      const mem = await memory(nodes);
+      const cookies = await cookiesFor(nodes, tmp, `big-${manager}-${rep}`);
+      const load = await loadRun(
+        nodes,
+        nodes.map((p) => p.httpPort),
+        cookies,
+      );
+      out.push({ part: 'big', manager, rep, held, ...mem, ...load });
+      log(
+        `big rep ${rep} ${manager.padEnd(6)} held ${held.join('/')}  rss ${fmt(median(mem.rss) / 2 ** 20, 0)} MiB heap ${fmt(median(mem.heapUsed) / 2 ** 20, 0)} MiB  ` +
+          `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost}`,
+      );
+    } finally {
+      await stopNodes(nodes);
+    }
+  }
+  return out;
+}
+
+async function scale(rep, tmp) {
+  const out = [];
+  for (const n of SIZES)
+    for (const manager of MANAGERS) {
+      const nodes = await startCluster(n, manager);
+      try {
+        const cookies = await cookiesFor(nodes, tmp, `scale-${manager}-${n}-${rep}`);
+        await quiet(nodes, `${manager} ${n} nodes`);
+        const load = await loadRun(
+          nodes,
+          nodes.map((p) => p.httpPort),
+          cookies,
+        );
+        out.push({ part: 'scale', manager, nodes: n, rep, ...load });
+        log(
+          `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes  ${fmt(load.rps)} req/s  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}`,
+        );
+      } finally {
+        await stopNodes(nodes);
+      }
+    }
+  return out;
+}
+
+async function restore(rep) {
+  if (!MANAGERS.includes('backup')) return [];
+  const nodes = await startCluster(4, 'backup');
+  try {
+    await fillSpread(nodes);
+    await quiet(nodes, `backup: ${HELD} sessions`);
+    const [victim, ...survivors] = nodes;
+    const killedAt = performance.now();
+    victim.kill('SIGKILL');
+    // Under-replicated sessions appear once the survivors see the member gone, then drain to 0.
+    let seen = 0;
+    await waitUntil(
+      async () => {
+        const st = await statsOf(survivors);
+        const under = sum(st.map((s) => s.manager.underReplicated ?? 0));
+        seen = Math.max(seen, under);
+        return st.every((s) => s.peers === survivors.length - 1) && under === 0;
+      },
+      { timeoutMs: 60_000, intervalMs: 10, what: 'the replication factor restored' },
+    );
+    const ms = performance.now() - killedAt;
+    const st = await statsOf(survivors);
+    const r = { part: 'restore', manager: 'backup', rep, ms, underReplicatedSeen: seen };
+    r.lastRestoredAt = st.map((s) => s.manager.lastRestoredAt ?? null);
+    log(`restore rep ${rep}: factor restored ${fx(ms, 0)} ms after SIGKILL (${seen} under-replicated seen)`);
+    return [r];
+  } finally {
+    await stopNodes(nodes);
+  }
+}
+
+async function sticky(rep, tmp) {
+  const out = [];
+  for (const [row, n, manager] of [
+    ['off', 1, undefined],
+    ['backup', 3, 'backup'],
+  ]) {
+    if (manager !== undefined && !MANAGERS.includes(manager)) continue;
+    const nodes = await startCluster(n, manager);
+    try {
+      const cookies = join(tmp, `cookies-sticky-${row}-${rep}.txt`);
+      await client('mksessions', { port: nodes[0].httpPort, n: SESSIONS, out: cookies });
+      const load = await loadRun(nodes, [nodes[0].httpPort], cookies);
+      out.push({ part: 'sticky', manager: row, nodes: n, rep, ...load });
+      log(
+        `sticky rep ${rep} ${row.padEnd(6)} ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  lost ${load.lost}`,
+      );
+    } finally {
+      await stopNodes(nodes);
+    }
+  }
+  return out;
+}
+
+// ---- run and report -------------------------------------------------------------------------------
+
+const RUNNERS = { big, scale, restore, sticky };
+const runs = [];
+const tmp = tempDir('clowder-bench-backup-');
+try {
+  for (let rep = 1; rep <= REPS; rep++)
+    for (const p of PARTS) if (ONLY.includes(p)) runs.push(...(await RUNNERS[p](rep, tmp)));
+} finally {
+  removeTemp(tmp);
+}
+
+const pick = (part, f) => runs.filter((r) => r.part === part && f(r));
+/** Median over the repetitions of a per-repetition ratio of `key` (backup over `baseRow`). */
+function pairedRatio(part, key, baseRow, f = () => true) {
+  const ratios = [];
+  for (let rep = 1; rep <= REPS; rep++) {
+    const b = pick(part, (r) => r.rep === rep && r.manager === 'backup' && f(r))[0];
+    const base = pick(part, (r) => r.rep === rep && r.manager === baseRow && f(r))[0];
+    if (b && base) ratios.push(key(b) / key(base));
+  }
+  return median(ratios);
+}
+const medianOf = (rs, key) => median(rs.map(key));
+const rssMedian = (r) => median(r.rss);
+
+const md = [];
+const targets = [];
+const startedAt = new Date(Date.now() - (performance.now() - T0)).toISOString();
+const info = machine({ wrk: wrkVersion() });
+md.push(reportHead('BackupManager against DeltaManager', startedAt, info));
+md.push(
+  `${REPS} repetition(s), wrk ${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, ${SESSIONS} workload sessions, backups = ${BACKUPS}; medians over the repetitions.\n`,
+);
+if (ONLY.includes('big')) {
+  md.push(`### 4 nodes, ${fmt(HELD)} sessions of 1 KiB, load spread\n`);
+  md.push(
+    mdTable(
+      [
+        'manager',
+        'sessions held per node',
+        'RSS per node MiB',
+        'heap per node MiB',
+        'req/s',
+        'CPU µs/req',
+        'changes sent/req',
+        'frames/req',
+        'bytes/req',
+        'lost',
+      ],
+      MANAGERS.map((m) => {
+        const rs = pick('big', (r) => r.manager === m);
+        return [
+          m,
+          rs[0]?.held.join(' / ') ?? '-',
+          fx(medianOf(rs, rssMedian) / 2 ** 20, 0),
+          fx(medianOf(rs, (r) => median(r.heapUsed)) / 2 ** 20, 0),
+          fmt(medianOf(rs, (r) => r.rps)),
+          fx(
+            medianOf(rs, (r) => r.cpuUsPerReq),
+            1,
+          ),
+          fx(medianOf(rs, (r) => r.changesPerReq)),
+          fx(medianOf(rs, (r) => r.framesPerReq)),
+          fmt(medianOf(rs, (r) => r.bytesPerReq)),
+          Math.max(...rs.map((r) => r.lost)),
+        ];
+      }),
+      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  );
+  md.push('');
+  if (MANAGERS.includes('backup') && MANAGERS.includes('delta')) {
+    const mem = pairedRatio('big', (r) => sum(r.heapUsed), 'delta');
+    const rss = pairedRatio('big', (r) => sum(r.rss), 'delta');
+    const cpu = pairedRatio('big', (r) => r.cpuUsPerReq, 'delta');
+    const rps = pairedRatio('big', (r) => r.rps, 'delta');
+    targets.push({
+      name: 'memory per node, backup / delta <= 0.55 (heap after GC)',
+      pass: mem <= 0.55,
+      detail: `${fx(mem)}x (RSS ${fx(rss)}x)`,
+    });
+    targets.push({ name: 'cluster CPU per request, backup / delta <= 0.7', pass: cpu <= 0.7, detail: `${fx(cpu)}x` });
+    targets.push({ name: 'req/s, backup / delta >= 1.3', pass: rps >= 1.3, detail: `${fx(rps)}x` });
+  }
+}
+if (ONLY.includes('scale')) {
+  md.push('### Messages and bytes per request as the cluster grows (load spread)\n');
+  md.push(
+    mdTable(
+      ['nodes', ...MANAGERS.flatMap((m) => [`${m} req/s`, `${m} changes/req`, `${m} frames/req`, `${m} bytes/req`])],
+      SIZES.map((n) => [
+        n,
+        ...MANAGERS.flatMap((m) => {
+          const rs = pick('scale', (r) => r.manager === m && r.nodes === n);
+          return [
+            fmt(medianOf(rs, (r) => r.rps)),
+            fx(medianOf(rs, (r) => r.changesPerReq)),
+            fx(medianOf(rs, (r) => r.framesPerReq)),
+            fmt(medianOf(rs, (r) => r.bytesPerReq)),
+          ];
+        }),
+      ]),
+      ['r', ...MANAGERS.flatMap(() => ['r', 'r', 'r', 'r'])],
+    ),
+  );
+  md.push('');
+  if (MANAGERS.includes('backup') && SIZES.length > 1) {
+    const per = SIZES.map((n) =>
+      medianOf(
+        pick('scale', (r) => r.manager === 'backup' && r.nodes === n),
+        (r) => r.changesPerReq,
+      ),
+    );
+    const spread = Math.max(...per) / Math.min(...per);
+    targets.push({
+      name: `backup: changes sent per request constant over ${SIZES.join('/')} nodes (max/min <= 1.25)`,
+      pass: spread <= 1.25,
+      detail: per.map((x) => fx(x)).join(' / '),
+    });
+  }
+}
+if (ONLY.includes('restore') && MANAGERS.includes('backup')) {
+  const ms = medianOf(
+    pick('restore', () => true),
+    (r) => r.ms,
+  );
+  md.push(`### Restoring the factor after a SIGKILL (4 nodes, ${fmt(HELD)} sessions)\n`);
+  md.push(
+    `${fx(ms, 0)} ms (median of ${REPS}; rounds ${pick('restore', () => true)
+      .map((r) => fx(r.ms, 0))
+      .join(', ')})\n`,
+  );
+  targets.push({ name: 'factor restored after a SIGKILL <= 2 s', pass: ms <= 2000, detail: `${fx(ms, 0)} ms` });
+}
+if (ONLY.includes('sticky') && MANAGERS.includes('backup')) {
+  const ratio = pairedRatio('sticky', (r) => r.rps, 'off');
+  md.push('### Sticky load on one node: backup (3 nodes) against replication off\n');
+  md.push(
+    mdTable(
+      ['row', 'req/s', 'p99 ms', 'CPU µs/req', 'lost'],
+      ['off', 'backup'].map((m) => {
+        const rs = pick('sticky', (r) => r.manager === m);
+        return [
+          m,
+          fmt(medianOf(rs, (r) => r.rps)),
+          fx(medianOf(rs, (r) => r.p99)),
+          fx(
+            medianOf(rs, (r) => r.cpuUsPerReq),
+            1,
+          ),
+          Math.max(...rs.map((r) => r.lost)),
+        ];
+      }),
+      ['l', 'r', 'r', 'r', 'r'],
+    ),
+  );
+  md.push('');
+  targets.push({
+    name: 'backup (3 nodes, sticky) >= 0.8x replication off',
+    pass: ratio >= 0.8,
+    detail: `${fx(ratio)}x`,
+  });
+}
+const lost = sum(runs.map((r) => r.lost ?? 0));
+targets.push({ name: 'no lost increment', pass: lost === 0, detail: `${lost} lost over every run` });
+md.push(targetList(targets), '');
+const text = md.join('\n');
+console.log(`\n${text}`);
+if (!args['no-save'])
+  saveResults(
+    resultsJson({
+      benchmark: 'backup',
+      startedAt,
+      t0: T0,
+      machine: info,
+      settings: {
+        reps: REPS,
+        durationS: DURATION_S,
+        warmupS: WARMUP_S,
+        sessions: SESSIONS,
+        held: HELD,
+        backups: BACKUPS,
+        managers: MANAGERS,
+        sizes: SIZES,
+        only: ONLY,
+        connections: CONNECTIONS,
+      },
+      rows: runs,
+      targets,
+    }),
+    text,
+  );
+process.exit(0);
