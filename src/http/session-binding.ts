@@ -14,6 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { DeltaManager } from '../session/delta-manager.js';
 import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
 import type { Session } from '../session/session.js';
+import type { SessionManager } from '../session/session-manager.js';
 import { serializeCookie, sessionCookieValue } from './cookie.js';
 import { requestIsSecure } from './proxy-trust.js';
 
@@ -38,8 +39,8 @@ export class SessionBinding {
   originalRoute: string | undefined;
   /** Set while the session is taken over from its owner; run the handler once it resolves. */
   ready: Promise<void> | undefined;
-  /** The id came from the client's cookie (the session existed before this request). */
-  readonly loaded: boolean;
+  /** The id came from the client's cookie (the session existed before this request; set once fetched, if it was). */
+  loaded: boolean;
   /** Cookie lifetime in ms for this session, or null (browser-session cookie). */
   maxAgeMs: number | null;
   #started = false;
@@ -64,7 +65,26 @@ export class SessionBinding {
     const id = value === undefined ? undefined : cookieIdPart(value);
     const s = id === undefined ? undefined : manager.findSession(id);
     this.loaded = s !== undefined;
-    if (s === undefined || value === undefined) return;
+    if (value === undefined || id === undefined) return;
+    if (s !== undefined) this.#load(s, value, options);
+    else {
+      // Not held here (BackupManager): fetched from the members that hold it, then loaded as if
+      // found. A client gone meanwhile (finish() ran) loads nothing.
+      const fetching = (manager as SessionManager).fetchSession?.(id);
+      if (fetching !== undefined)
+        this.ready = fetching.then((f) => {
+          this.ready = undefined;
+          if (f === undefined || this.#finished) return;
+          this.loaded = true;
+          this.#load(f, value, options);
+          return this.ready;
+        });
+    }
+  }
+
+  /** A session the request's cookie (value `value`) names: this request uses it. */
+  #load(s: Session, value: string, options: BindingCookieOptions): void {
+    const manager = this.manager;
     this.#begin(s);
     // A lifetime set for this session earlier (its own idle timeout) keeps its cookie persistent.
     if (options.maxAge === undefined && s.maxInactiveInterval !== manager.config.maxInactiveInterval)
