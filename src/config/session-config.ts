@@ -142,7 +142,7 @@ const sessionSchema = z.strictObject({
   stateTransferTimeoutMs: ms(100, 3_600_000).default(60_000),
   /** When the transfer times out: "start-cold" (serve with what arrived, loud warning) or "fail" (refuse to start). */
   onStateTransferTimeout: z.enum(['start-cold', 'fail'], { error: '"start-cold" or "fail"' }).default('start-cold'),
-  /** Sessions per state-transfer chunk (each chunk is acknowledged before the next is built). */
+  /** Sessions per state-transfer chunk (each acknowledged once applied; at most two in flight). */
   stateTransferChunkSize: int(1, 100_000).default(1000),
   /** A request that only reads a session tells the others at most this often (ms), so they do not expire it. */
   accessedIntervalMs: ms(100, 3_600_000).optional(),

@@ -23,7 +23,7 @@ export const silentLogger: Logger = {
   },
 };
 
-/** Creates clowder's default logger: pino to stderr at `level` (env CLOWDER_LOG_LEVEL overrides). */
+/** Creates clowder's default logger: pino to stderr at `level` (default: env CLOWDER_LOG_LEVEL, else info). */
 export function createLogger(level = process.env.CLOWDER_LOG_LEVEL ?? 'info', name = 'clowder'): Logger {
   return pino({ name, level }, pino.destination({ fd: 2, sync: false }));
 }

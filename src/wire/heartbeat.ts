@@ -1,7 +1,7 @@
 /**
  * Multicast heartbeat datagram:
  *
- *   "CLHB" | version u8 | kind u8 (1 alive, 2 leaving) | flags u8 (1 = MAC) | seq u64 | timestamp f64 |
+ *   "CLHB" | version u8 | kind u8 (1 alive, 2 leaving) | flags u8 (1 = MAC, 2 = ENCRYPT) | seq u64 | timestamp f64 |
  *   descriptor length u16 | member descriptor | MAC (16, with a cluster key)
  *
  * `seq` starts at the sender's start time in microseconds and grows by one with every heartbeat of

@@ -220,15 +220,11 @@ describe('clowder start: environment, graceful stop, config files', () => {
     assert.equal(await portIsFree(httpA!), true, "A's HTTP port is released");
     assert.equal(await portIsFree(cpA!), true, "A's cluster port is released");
 
-    // The peer: a leave (not a failure detection), at once.
-    const left = await b.waitLog(
-      (l) => l.msg === 'member removed' && l.member === 'A',
-      'B: A removed after SIGTERM',
-      1_000,
-    );
+    // The peer: a leave (not a failure detection after dropTime), seen before A was gone. Both
+    // are facts of order, not a time window (which would measure the machine's load).
+    const left = await b.waitLog((l) => l.msg === 'member removed' && l.member === 'A', 'B: A removed after SIGTERM');
     assert.equal(left.reason, 'leave');
     const leaveMs = (left.time as number) - termAt;
-    assert.ok(leaveMs < 300 + 500, `B saw A leave ${leaveMs} ms after SIGTERM (in-flight request: 300 ms)`);
     assert.ok((left.time as number) <= a.exitedAt + 50, 'B saw the leave before A was gone');
     t.diagnostic(
       `in-flight request answered ${bodyAt - termAt} ms after SIGTERM; A exited after ${a.exitedAt - termAt} ms; B saw the leave after ${leaveMs} ms`,

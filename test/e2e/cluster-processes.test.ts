@@ -49,7 +49,7 @@ for (const kind of ['multicast', 'static'] as const) {
       const [a, b, c] = [start('a'), start('b'), start('c')];
       await Promise.all([a.started(), b.started(), c.started()]);
       const lastStart = Date.now();
-      await waitFor(() => [a, b, c].every((n) => n.members().size === 2), 'full membership', { timeoutMs: 10_000 });
+      await waitFor(() => [a, b, c].every((n) => n.members().size === 2), 'full membership', { timeoutMs: 15_000 });
       t.diagnostic(`membership formed ${Date.now() - lastStart} ms after the last start (heartbeat ${FREQUENCY} ms)`);
 
       // A message across processes, acknowledged after processing.
@@ -57,13 +57,12 @@ for (const kind of ['multicast', 'static'] as const) {
       await waitFor(() => a.events.some((e) => e.type === 'sent' && e.id === 1), 'acknowledged send');
       assert.ok(b.events.some((e) => e.type === 'message' && e.from === 'a'));
 
-      // SIGKILL: no goodbye. Its connections reset, and the others drop it before its heartbeats
-      // could even be missed for dropTime (the deadline): detection by silence would come later.
+      // SIGKILL: no goodbye. Its connections reset, and the others drop it as unreachable before
+      // its heartbeats could be missed for dropTime: a drop by silence has the reason "timeout".
+      // The reason proves it, not a window of time (which would measure the machine's load).
       const killedAt = Date.now();
       c.kill('SIGKILL');
-      await waitFor(() => !a.members().has('c') && !b.members().has('c'), 'c dropped before dropTime', {
-        timeoutMs: DROP,
-      });
+      await waitFor(() => !a.members().has('c') && !b.members().has('c'), 'c dropped', { timeoutMs: 15_000 });
       for (const n of [a, b]) {
         const e = n.events.findLast((x) => x.type === 'removed' && x.name === 'c')!;
         assert.equal(e.reason, 'unreachable');
@@ -72,7 +71,7 @@ for (const kind of ['multicast', 'static'] as const) {
 
       // Graceful stop: seen at once, reason "leave" (not a suspicion after dropTime).
       await b.stop();
-      await waitFor(() => !a.members().has('b'), 'b gone after graceful stop', { timeoutMs: DROP });
+      await waitFor(() => !a.members().has('b'), 'b gone after graceful stop', { timeoutMs: 15_000 });
       const leave = a.events.findLast((x) => x.type === 'removed' && x.name === 'b')!;
       assert.equal(leave.reason, 'leave');
 
@@ -80,7 +79,7 @@ for (const kind of ['multicast', 'static'] as const) {
       const oldId = c.id;
       const c2 = start('c');
       await c2.started();
-      await waitFor(() => a.members().has('c'), 'restarted c seen', { timeoutMs: 10_000 });
+      await waitFor(() => a.members().has('c'), 'restarted c seen', { timeoutMs: 15_000 });
       assert.notEqual(c2.id, oldId);
       assert.ok(a.memberIds().has(c2.id));
       assert.ok(!a.memberIds().has(oldId));

@@ -26,16 +26,24 @@ interface Event {
 
 const primaries: ChildProcess[] = [];
 after(async () => {
-  for (const primary of primaries) await stopPrimary(primary);
+  const hung: string[] = [];
+  for (const primary of primaries) if (!(await stopPrimary(primary))) hung.push(String(primary.pid));
+  if (hung.length > 0) throw new Error(`primary ${hung.join(', ')} did not exit within 15 s of SIGTERM (SIGKILLed)`);
 });
 
-/** SIGTERM: the primary stops its workers gracefully; SIGKILL if it has not exited in 10 s. */
-async function stopPrimary(primary: ChildProcess): Promise<void> {
-  if (primary.exitCode !== null || primary.signalCode !== null) return;
+/**
+ * SIGTERM: the primary stops its workers gracefully; SIGKILL if it has not exited in 15 s.
+ * Resolves false when it had to be killed (the caller reports it: a hung stop is a failure).
+ */
+async function stopPrimary(primary: ChildProcess): Promise<boolean> {
+  if (primary.exitCode !== null || primary.signalCode !== null) return true;
   const exited = new Promise((r) => primary.once('exit', r));
   primary.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
-  if (primary.exitCode === null && primary.signalCode === null) primary.kill('SIGKILL');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
+  if (primary.exitCode !== null || primary.signalCode !== null) return true;
+  primary.kill('SIGKILL');
+  await exited;
+  return false;
 }
 
 /** Three consecutive free ports for the workers' cluster receivers (CLUSTER_BASE_PORT + i). */
@@ -145,5 +153,5 @@ async function scenario(extraEnv: Record<string, string>): Promise<void> {
     assert.equal(JSON.parse(r.body).value, `s${i}-after`);
   }
   assert.equal(events.filter((e) => e.event === 'worker-exit').length, 1, `only the killed worker exited\n${diag()}`);
-  await stopPrimary(primary);
+  assert.ok(await stopPrimary(primary), `the primary exits within 15 s of SIGTERM\n${diag()}`);
 }

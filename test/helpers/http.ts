@@ -247,7 +247,7 @@ export class TestCluster {
   }
 
   /** Waits until each node in `nodes` sees all the others. */
-  async formed(timeoutMs = 5000): Promise<void> {
+  async formed(timeoutMs = 15_000): Promise<void> {
     const n = this.nodes.length;
     await waitFor(() => this.nodes.every((x) => x.channel.members().length === n - 1), `${n} nodes to see each other`, {
       timeoutMs,

@@ -62,12 +62,22 @@ export class CliProcess {
   readonly #exited: Promise<Exit>;
   readonly #waiters = new Set<() => void>();
 
+  /**
+   * @param wrap - a command that execs the CLI (e.g. `['ip', 'netns', 'exec', NS]`, test/helpers/netbed.ts);
+   *   it must exec, not fork, so that `pid` is the node's own
+   */
   constructor(
     readonly label: string,
     args: readonly string[],
     env: NodeJS.ProcessEnv = cleanEnv(),
+    wrap: readonly string[] = [],
   ) {
-    this.child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: REPO });
+    const argv = [...wrap.slice(1), process.execPath, CLI, ...args];
+    this.child = spawn(wrap[0] ?? process.execPath, wrap.length > 0 ? argv : [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+      cwd: REPO,
+    });
     if (this.child.pid === undefined) throw new Error(`${label}: could not spawn the CLI`);
     this.pid = this.child.pid;
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
@@ -164,7 +174,7 @@ export class CliProcess {
   }
 
   /** The first log line matching `match`; rejects at the deadline. */
-  waitLog(match: (l: LogLine) => boolean, what: string, timeoutMs = 5_000): Promise<LogLine> {
+  waitLog(match: (l: LogLine) => boolean, what: string, timeoutMs = 15_000): Promise<LogLine> {
     return this.#until(() => this.logs.find(match), `log line: ${what}`, timeoutMs);
   }
 

@@ -72,15 +72,25 @@ export class NodeProcess {
     if (!this.exited && this.child.pid !== undefined) process.kill(this.child.pid, signal);
   }
 
+  /**
+   * Graceful stop; a node that does not exit within 15 s is killed (no process is left behind)
+   * and the stop rejects: a hung stop is a failure to report, not to hide.
+   */
   async stop(): Promise<void> {
     if (this.exited) return;
     this.command({ cmd: 'stop' });
-    await waitFor(() => this.exited, `${this.name} to exit`, { timeoutMs: 10_000 }).catch(() => this.kill());
+    try {
+      await waitFor(() => this.exited, `${this.name} to exit after its stop`, { timeoutMs: 15_000 });
+    } catch (err) {
+      this.kill();
+      await waitFor(() => this.exited, `${this.name} to exit after SIGKILL`);
+      throw err;
+    }
   }
 }
 
-/** Kills every still-running node (test cleanup, also on failure). */
+/** Kills every still-running node (test cleanup, also on failure); rejects if one does not exit. */
 export async function killAll(nodes: NodeProcess[]): Promise<void> {
   for (const n of nodes) n.kill();
-  await waitFor(() => nodes.every((n) => n.exited), 'nodes to exit', { timeoutMs: 5000 }).catch(() => {});
+  await waitFor(() => nodes.every((n) => n.exited), 'nodes to exit after SIGKILL');
 }

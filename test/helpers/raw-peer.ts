@@ -17,7 +17,7 @@ import { encodeFrame, FrameReader, FrameType } from '../../src/wire/frame.js';
 import { encodeMember, PROTOCOL_VERSION } from '../../src/wire/member.js';
 import { isolatedMulticast, waitFor } from './wait.js';
 
-const WAIT = { timeoutMs: 5000 };
+const WAIT = { timeoutMs: 15_000 };
 
 /** Channels and sockets opened by one describe block, closed in its `after`. */
 export class Resources {

@@ -34,7 +34,7 @@ import { waitFor } from '../helpers/wait.js';
 // by the channel, and the raw hellos below, made with ClusterKeys directly, would not match).
 const KEY = 'q8Vw3nZ0Lr5TgY2mKc7XbH1sJd9FpA4eUo6iNx0lWzQ=';
 const WRONG_KEY = 'R2dT7kPq9Xv4Lm1Nc8Bz5Hs3Jw6Ye0Ua2Gi7Ko9Ft1E=';
-const WAIT = { timeoutMs: 5000 };
+const WAIT = { timeoutMs: 15_000 };
 
 /** Waits for the `index`th frame from the server. */
 async function frameAt(conn: RawConn, index: number, what: string): Promise<Frame> {

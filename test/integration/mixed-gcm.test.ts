@@ -32,7 +32,7 @@ for (const encrypt of [true, false]) {
       nodes.push(native, plain);
       await Promise.all([native.started(), plain.started()]);
       await waitFor(() => native.members().has('plain') && plain.members().has('native'), 'membership', {
-        timeoutMs: 5000,
+        timeoutMs: 15_000,
       });
       // 200 KB spans four 64 KiB records; the small ones share records.
       const values = [{ n: 1, text: 'small' }, randomBytes(100_000).toString('base64'), { n: 3, list: [1, 2, 3] }];
@@ -47,7 +47,7 @@ for (const encrypt of [true, false]) {
           await waitFor(
             () => from.events.find((e) => (e.type === 'sent' || e.type === 'sendFailed') && e.id === sendId),
             `send ${sendId}`,
-            { timeoutMs: 5000 },
+            { timeoutMs: 15_000 },
           );
           assert.ok(
             from.events.some((e) => e.type === 'sent' && e.id === sendId),

@@ -18,7 +18,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const KEY = 'c0a1f3e59b7d24686e1fd0c3b5a79e21c0a1f3e59b7d24686e1fd0c3b5a79e2f'; // random-looking: used as it is (a passphrase would be stretched)
 const HANDSHAKE_MS = 300;
-const WAIT = { timeoutMs: 5000 };
+const WAIT = { timeoutMs: 15_000 };
 const MiB = 1024 * 1024;
 
 function ping(seq: number): Buffer {
@@ -75,7 +75,7 @@ describe('replayed hellos', () => {
     node.onMessage((m) => {
       got.push(m.value);
     });
-    await peer.send(memberIn(peer, node), { hi: 1 }, { options: 'use_ack,sync', timeoutMs: 3000 });
+    await peer.send(memberIn(peer, node), { hi: 1 }, { options: 'use_ack,sync', timeoutMs: 15_000 });
     assert.deepEqual(got, [{ hi: 1 }]);
   });
 });
@@ -138,7 +138,7 @@ describe('idle connections and connections per address', () => {
     const disconnects = peer.stats().transport.disconnects;
     // Three idle timeouts without a message.
     const until = Date.now() + 3000;
-    await waitFor(() => Date.now() >= until, 'three idle periods', { timeoutMs: 5000, intervalMs: 100 });
+    await waitFor(() => Date.now() >= until, 'three idle periods', { timeoutMs: 15_000, intervalMs: 100 });
     assert.equal(t().idleTimeouts, idle, 'no connection of the peer closed as idle');
     assert.equal(peer.stats().transport.disconnects, disconnects);
     await peer.send(memberIn(peer, node), 'second', { options: 'use_ack,sync' });

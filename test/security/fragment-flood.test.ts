@@ -15,7 +15,7 @@ import { dataFrame, joined, type RawConn, Resources, rawConnect, rawDescriptor }
 import { waitFor } from '../helpers/wait.js';
 
 const KiB = 1024;
-const WAIT = { timeoutMs: 5000 };
+const WAIT = { timeoutMs: 15_000 };
 
 /** A fragment: message `id`, part `index` of `count`, `size` bytes of data. */
 function fragment(id: number, index: number, count: number, size: number): Buffer {

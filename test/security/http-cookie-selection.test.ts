@@ -115,7 +115,7 @@ describe('session cookie selection', () => {
     const staleId = idOf(`JSESSIONID=${stale}`);
     await get(portOf(a), '/app/expire-soon?seconds=1', `JSESSIONID=${stale}`);
     const s = manager.sessions.get(staleId)!;
-    await waitFor(() => s.idleMs(Date.now()) > 1100, 'the stale session to pass its timeout', { timeoutMs: 5000 });
+    await waitFor(() => s.idleMs(Date.now()) > 1100, 'the stale session to pass its timeout', { timeoutMs: 15_000 });
     r = await counter(`JSESSIONID=${stale}; JSESSIONID=${valid}`);
     assert.equal(r.id, id);
     assert.equal(r.count, 3);

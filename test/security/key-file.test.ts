@@ -253,7 +253,7 @@ describe('key file: concurrent creation', () => {
     try {
       const nodes = await Promise.all(['a', 'b', 'c'].map((name) => res.node(name, { keyFile: file })));
       await waitFor(() => nodes.every((x) => x.members().length === 2), 'three channels to see each other', {
-        timeoutMs: 5000,
+        timeoutMs: 15_000,
       });
     } finally {
       await res.close();
@@ -332,7 +332,7 @@ describe('key rules', () => {
       conn.socket.write(
         encodeHello(FrameType.HELLO, rawDescriptor(res.group.domain), new ClusterKeys(passphrase), true).frame,
       );
-      await waitFor(() => conn.closed(), 'the node to refuse the unstretched key', { timeoutMs: 5000 });
+      await waitFor(() => conn.closed(), 'the node to refuse the unstretched key', { timeoutMs: 15_000 });
       assert.equal(conn.frames.length, 0);
       assert.equal(a!.stats().transport.authFailures, before + 1);
     } finally {

@@ -60,7 +60,7 @@ describe('key rotation under load, one node at a time', () => {
             nodes[j]!.channel.members().some((m) => m.id === node.channel.local.id),
         ),
       `${NAMES[i]} to join the others`,
-      { timeoutMs: 5000 },
+      { timeoutMs: 15_000 },
     );
     settled.add(i);
     available.add(i);
@@ -141,13 +141,13 @@ describe('key rotation under load, one node at a time', () => {
           await startNode(i, keys);
           // Some writes while the cluster runs with mixed keys.
           await waitFor(() => writes >= before + 10, `writes after ${NAMES[i]} moved to [${label(keys)}]`, {
-            timeoutMs: 10_000,
+            timeoutMs: 15_000,
           });
         }
       }
       // A full drop time with every node on [K2]: a refused heartbeat would have split by now.
       const end = Date.now() + DROP_MS + 500;
-      await waitFor(() => Date.now() > end, 'the observation window', { timeoutMs: DROP_MS + 5000 });
+      await waitFor(() => Date.now() > end, 'the observation window', { timeoutMs: DROP_MS + 15_000 });
     } finally {
       running = false;
       await Promise.all(workers);
@@ -178,7 +178,7 @@ describe('key rotation without restart: channel.setClusterKeys()', () => {
   async function helloAccepted(to: Channel, keys: string[]): Promise<boolean> {
     const conn = await rawConnect(res, to.local.port);
     conn.socket.write(encodeHello(FrameType.HELLO, rawDescriptor(res.group.domain), new ClusterKeys(keys), true).frame);
-    await waitFor(() => conn.closed() || conn.frames.length > 0, 'an answer or a close', { timeoutMs: 5000 });
+    await waitFor(() => conn.closed() || conn.frames.length > 0, 'an answer or a close', { timeoutMs: 15_000 });
     const accepted = conn.frames.length > 0;
     conn.socket.destroy();
     return accepted;
@@ -188,7 +188,7 @@ describe('key rotation without restart: channel.setClusterKeys()', () => {
     const nodes = await Promise.all(['r1', 'r2', 'r3'].map((name) => res.node(name, { clusterKey: [K1] })));
     const keysOf = nodes.map(() => [K1]);
     await waitFor(() => nodes.every((x) => x.members().length === 2), 'three channels to see each other', {
-      timeoutMs: 5000,
+      timeoutMs: 15_000,
     });
     const removed: string[] = [];
     for (const n of nodes)
@@ -222,12 +222,12 @@ describe('key rotation without restart: channel.setClusterKeys()', () => {
             for (let b = 0; b < 3; b++)
               if (a !== b) assert.ok(await helloAccepted(nodes[b]!, keysOf[a]!), `a hello from node ${a} to node ${b}`);
           const before = delivered;
-          await waitFor(() => delivered >= before + 20, 'messages after the change', { timeoutMs: 5000 });
+          await waitFor(() => delivered >= before + 20, 'messages after the change', { timeoutMs: 15_000 });
         }
       }
       // A full drop time (600 ms here) and more with every node on [K2]: heartbeats are accepted.
       const end = Date.now() + 1000;
-      await waitFor(() => Date.now() > end, 'the observation window', { timeoutMs: 5000 });
+      await waitFor(() => Date.now() > end, 'the observation window', { timeoutMs: 15_000 });
     } finally {
       running = false;
       await loop;

@@ -8,18 +8,18 @@
 import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Channel } from '../../src/index.js';
+import type { Channel, Member } from '../../src/index.js';
 import { encodeFrame, FrameType } from '../../src/wire/frame.js';
 import { HeartbeatKind } from '../../src/wire/heartbeat.js';
 import { encodeHello } from '../../src/wire/hello.js';
 import { encodeMember } from '../../src/wire/member.js';
 import { joined, Resources, rawConnect } from '../helpers/raw-peer.js';
 import { Spoofer } from '../helpers/spoofer.js';
-import { freePorts, waitFor } from '../helpers/wait.js';
+import { freePorts, nextEvent, waitFor } from '../helpers/wait.js';
 
 const INSECURE = { insecure: true } as const;
 const KEY = '9f2c4e6a8b0d1f3e5a7c9b2d4f6e8a0c1b3d5f7e9a2c4e6b8d0f1a3c5e7b9d2f'; // random-looking: used as it is (a passphrase would be stretched)
-const WAIT = { timeoutMs: 5000 };
+const WAIT = { timeoutMs: 15_000 };
 /** The test nodes' dropTimeMs (Resources.node): heartbeats of a member missing this long time it out. */
 const DROP_MS = 600;
 
@@ -168,7 +168,7 @@ describe('a real leave over multicast alone is still seen at once', () => {
   const res = new Resources();
   afterEach(() => res.close());
 
-  it('a member that leaves without a TCP connection to the peer is dropped in milliseconds, not as a spoof', async (t) => {
+  it('a member that leaves without a TCP connection to the peer is dropped at once, not after dropTime nor as a spoof', async (t) => {
     // a heartbeats once a minute: l starts after a's first heartbeat, so l never sees a and sends
     // it no LEAVE over TCP; only l's multicast LEAVING tells a.
     const a = await res.node('a', {
@@ -178,15 +178,13 @@ describe('a real leave over multicast alone is still seen at once', () => {
     const l = await res.node('l', INSECURE);
     await waitFor(() => sees(a, l.local.id), 'a sees l', WAIT);
     assert.equal(l.members().length, 0, 'l does not see a');
-    const gone = new Promise<[number, string]>((resolve) =>
-      a.on('memberRemoved', (m, reason) => {
-        if (m.id === l.local.id) resolve([Date.now(), reason]);
-      }),
-    );
+    const gone = nextEvent<[Member, string]>(a, 'memberRemoved', (m) => m.id === l.local.id, 30_000);
     const stoppedAt = Date.now();
     await l.stop();
-    const [at, reason] = await gone;
-    assert.ok(at - stoppedAt < 500, `dropped ${at - stoppedAt} ms after the stop`);
+    const [, reason] = await gone;
+    const at = Date.now();
+    // a's dropTime is 2 minutes: removed within 30 s, it was removed on the LEAVING, not suspected.
+    assert.ok(at - stoppedAt < 30_000, `dropped ${at - stoppedAt} ms after the stop (dropTime 120 s)`);
     assert.ok(reason === 'leave' || reason === 'unreachable', reason);
     t.diagnostic(`dropped after ${at - stoppedAt} ms, reason ${reason}`);
     assert.equal(count(a, 'spoofedLeaving'), 0, 'the LEAVING was verified as real: its receiver no longer accepts');
@@ -216,21 +214,14 @@ describe('replayed authenticated heartbeats (cluster key)', () => {
     // Replays until well after a would accept b again (its grave lasts dropTime): each must be
     // refused as a replay, and b must not come back.
     let replays = 0;
-    let counted = 0;
     while (Date.now() - goneAt < 3 * DROP_MS) {
       const before = count(a, 'replays');
-      const sentAt = Date.now();
       await spoofer.send(captured.raw);
       replays++;
-      await waitFor(
-        () => count(a, 'replays') > before || added.length > 0 || Date.now() - sentAt > 250,
-        'the replay handled',
-        WAIT,
-      );
+      // Each replay is handled one way or the other: refused as a replay (counted), or b is back.
+      await waitFor(() => count(a, 'replays') > before || added.length > 0, `replay ${replays} handled`, WAIT);
       assert.deepEqual(added, [], `b was brought back by replay ${replays}`);
-      if (count(a, 'replays') > before) counted++;
     }
-    assert.equal(counted, replays, 'every replay was refused as one');
     assert.ok(replays > 0);
     assert.ok(!sees(a, b.local.id));
   });

@@ -119,13 +119,16 @@ describe('memory bound under attack', () => {
       maxFrameBytes: MAX_FRAME,
       maxMessageBytes: MAX_MESSAGE,
       receiver: { port: 0, handshakeTimeoutMs: 1000, idleTimeoutMs: IDLE_MS },
-      membership: { type: 'multicast', port: res.group.port, frequencyMs: 200, dropTimeMs: 3000 },
+      // Membership is not what this test is about: on a loaded 2-core machine under this attack,
+      // heartbeats and the verification of a suspect can lag by seconds, and a legitimate member
+      // dropped for that has its fragments refused as a stranger's. Generous bounds keep it listed.
+      membership: { type: 'multicast', port: res.group.port, frequencyMs: 200, dropTimeMs: 15_000 },
       interceptors: [
         'throughput',
         'domainFilter',
         'messageDispatch',
         { type: 'fragmentation', maxOpenBytes: MAX_OPEN },
-        'failureDetector',
+        { type: 'failureDetector', verifyTimeoutMs: 10_000 },
       ],
     });
     const started = await waitFor(() => target.replies.find((r) => r.type === 'started'), 'the target to start', {
@@ -137,8 +140,8 @@ describe('memory bound under attack', () => {
       maxFrameBytes: MAX_FRAME,
       maxMessageBytes: MAX_MESSAGE,
       receiver: { port: 0, idleTimeoutMs: IDLE_MS },
-      // The defaults' drop time: a loaded 2-core machine delays heartbeats by more than 600 ms.
-      membership: { type: 'multicast', port: res.group.port, frequencyMs: 200, dropTimeMs: 3000 },
+      // As the target's: a loaded 2-core machine delays heartbeats by seconds during the attack.
+      membership: { type: 'multicast', port: res.group.port, frequencyMs: 200, dropTimeMs: 15_000 },
     });
     member = await fakeMember(res.group, 'hostile-member');
   });
@@ -165,8 +168,8 @@ describe('memory bound under attack', () => {
   const hello = () => encodeHello(FrameType.HELLO, rawDescriptor(res.group.domain), undefined, false).frame;
 
   /** Runs `round` on fresh connections until the deadline (a closed connection is replaced). */
-  async function attacker(deadline: number, round: (s: Socket) => Promise<void>): Promise<void> {
-    while (Date.now() < deadline) {
+  async function attacker(deadline: number | { until: number }, round: (s: Socket) => Promise<void>): Promise<void> {
+    while (Date.now() < (typeof deadline === 'number' ? deadline : deadline.until)) {
       const s = await open();
       try {
         await round(s);
@@ -252,16 +255,19 @@ describe('memory bound under attack', () => {
           await closedOr(s, deadline);
         }),
       );
+    // A slowloris frame is closed only once it stayed incomplete for idleTimeoutMs: on a loaded
+    // machine the window may end before one did, so these go on until one was closed (below).
+    const slow = { until: deadline + 60_000 };
     for (let k = 0; k < ATTACKERS.slowloris; k++)
       attacks.push(
-        attacker(deadline, async (s) => {
+        attacker(slow, async (s) => {
           s.write(hello());
           s.write(ping());
           const h = Buffer.alloc(HEADER_BYTES + 512 * KiB);
           encodeFrame(FrameType.DATA, 0, Buffer.alloc(0)).copy(h);
           h.writeUInt32BE(MAX_FRAME, 6);
           s.write(h);
-          while (alive(s) && Date.now() < deadline) {
+          while (alive(s) && Date.now() < slow.until) {
             s.write(Buffer.from([0x61]));
             await pause(500);
           }
@@ -277,7 +283,7 @@ describe('memory bound under attack', () => {
         if (Date.now() - lastBig >= 2000) {
           lastBig = Date.now();
           await legit.send(targetMember!, big, { options: 'use_ack,sync', timeoutMs: 10_000 });
-        } else await legit.send(targetMember!, { seq: sent }, { options: 'use_ack,sync', timeoutMs: 5000 });
+        } else await legit.send(targetMember!, { seq: sent }, { options: 'use_ack,sync', timeoutMs: 15_000 });
         sent++;
       } catch (err) {
         failures.push((err as Error).message);
@@ -286,6 +292,15 @@ describe('memory bound under attack', () => {
     }
     assert.equal(target.exited, false, 'the target survived the attack');
     const during = await target.ask('measure', 'heap');
+    if (ATTACK_MS > IDLE_MS * 1.5)
+      await waitFor(
+        async () =>
+          ((await target.ask('stats', 'stats')).stats as { transport: { slowFrames: number } }).transport.slowFrames >
+          0,
+        'a slowloris frame closed after idleTimeoutMs',
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+    slow.until = 0;
     await Promise.all(attacks);
     for (const s of sockets) s.destroy();
     const reply = await target.ask('stats', 'stats');

@@ -26,7 +26,7 @@ import { dataFrame, Resources, rawConnect } from '../helpers/raw-peer.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CTX = '/app';
-const WAIT = { timeoutMs: 5000 };
+const WAIT = { timeoutMs: 15_000 };
 
 /** The attacker's listener: answers any hello without a key and records every message it is sent. */
 async function attackerListener(): Promise<{ server: Server; port: number; messages: unknown[] }> {

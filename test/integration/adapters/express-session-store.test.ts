@@ -275,7 +275,7 @@ describe('clowder/express-session: a Store over two nodes', () => {
     const { id } = json<{ id: string }>(await jar.get(px, '/short'));
     await waitFor(() => my.sessions.get(id)?.maxInactiveInterval === 1, 'Y to hold it with a 1 s timeout');
     await waitFor(() => !mx.sessions.has(id) && !my.sessions.has(id), 'both nodes to expire it', {
-      timeoutMs: 8000,
+      timeoutMs: 15_000,
       intervalMs: 50,
     });
     assert.equal(json(await jar.get(py, '/me')).user, null);

@@ -63,7 +63,7 @@ describe('expiry (processExpiresFrequency 1 s)', () => {
       assert.equal(field(res.body, 'node'), 'b');
       await waitFor(() => ma.sessions.get(id)?.maxInactiveInterval === 1, 'A to learn the new interval');
       const expiredMsgsA = (ma.stats().received as Record<string, number>).expired ?? 0;
-      await waitFor(() => events.length === 2, 'the session to be destroyed on both nodes', { timeoutMs: 5000 });
+      await waitFor(() => events.length === 2, 'the session to be destroyed on both nodes', { timeoutMs: 15_000 });
       // B expired it as the primary (told everyone); A dropped its copy as a replicated destruction.
       assert.deepEqual([...events].sort(), ['a:expired:true', 'b:expired:false']);
       await waitFor(

@@ -126,7 +126,7 @@ function app(other: () => DeltaManager) {
           const replicated = await waitFor(
             () => other().sessions.get(id)?.getAttribute('saved') === q.get('value'),
             'the other node to get the saved value',
-            { timeoutMs: 3000 },
+            { timeoutMs: 8000 }, // under the client's 10 s: a miss answers replicated=false
           ).then(
             () => true,
             () => false,

@@ -248,7 +248,7 @@ describe('replication between two nodes', () => {
     assert.equal(countOf((await get(pa, '/app/read', cookie)).body), 64);
     assert.equal(managerOf(cluster.node('a'), APP).sessions.get(idOf(cookie))!.active, 0, 'no request left active');
     await waitFor(async () => countOf((await get(pb, '/app/read', cookie)).body) === 64, 'B to read count=64', {
-      timeoutMs: 5000,
+      timeoutMs: 15_000,
     });
   });
 

@@ -41,7 +41,7 @@ describe('graceful stop', () => {
     await a.stop();
     assert.equal(a.ready, false);
     await assert.rejects(get(pa, '/app/health'), 'A no longer accepts connections');
-    await waitFor(() => b.channel.members().length === 0, 'B to see A leave', { timeoutMs: 3000 });
+    await waitFor(() => b.channel.members().length === 0, 'B to see A leave', { timeoutMs: 15_000 });
     const mb = managerOf(b);
     assert.equal(mb.sessions.size, 5);
     assert.equal(mb.stats().sessionsExpired, 0);
@@ -64,7 +64,7 @@ describe('graceful stop', () => {
     const destroyed: string[] = [];
     mb.on('sessionDestroyed', (s, reason, replicated) => destroyed.push(`${s.id}:${reason}:${replicated}`));
     await cluster.node('a').stop();
-    await waitFor(() => mb.sessions.size === 0, 'B to drop the sessions A expired on shutdown', { timeoutMs: 3000 });
+    await waitFor(() => mb.sessions.size === 0, 'B to drop the sessions A expired on shutdown', { timeoutMs: 15_000 });
     assert.deepEqual(destroyed.sort(), jars.map((j) => `${j.id}:expired:true`).sort());
     for (const jar of jars) {
       const res = await get(portOf(b), '/app/read', jar.cookie);
@@ -89,7 +89,7 @@ describe('graceful stop', () => {
     await stopping;
     const mb = managerOf(b, 1);
     await waitFor(() => mb.sessions.get(jar.id)?.getAttribute('step') === '2', 'B to have the last change', {
-      timeoutMs: 3000,
+      timeoutMs: 15_000,
     });
   });
 });

@@ -137,7 +137,7 @@ describe(`state transfer of ${N} sessions`, () => {
         return diff.length === 0;
       },
       'C to hold exactly the sessions of A with their values',
-      { timeoutMs: 5000, intervalMs: 50 },
+      { timeoutMs: 15_000, intervalMs: 50 },
     ).catch((err: Error) => {
       throw new Error(`${err.message}: ${diff.join('; ')}`);
     });
@@ -148,7 +148,7 @@ describe(`state transfer of ${N} sessions`, () => {
         return diff.length === 0;
       },
       'B to hold exactly the sessions of A',
-      { timeoutMs: 5000, intervalMs: 50 },
+      { timeoutMs: 15_000, intervalMs: 50 },
     ).catch((err: Error) => {
       throw new Error(`${err.message}: ${diff.join('; ')}`);
     });
@@ -227,7 +227,7 @@ describe('state transfer of large sessions', () => {
     // Messages of at most 1 MiB: 20 sessions of 100 kB do not fit in one message.
     cluster = await startNodes(1, {
       cluster: { maxFrameBytes: 64 * 1024, maxMessageBytes: 1024 * 1024 },
-      sessions: { stateTransferTimeoutMs: 3000 },
+      sessions: { stateTransferTimeoutMs: 30_000 }, // a deadline only: the transfer takes milliseconds
     });
   });
   after(async () => {

@@ -25,8 +25,13 @@ function delta(ctx: string, id: string, base: number, set: Record<string, unknow
 describe('an owner that does not hand over within sessions.ownershipTimeoutMs (3 nodes)', () => {
   let cluster: TestCluster;
   before(async () => {
-    // The transport timeout stays at its default (3 s): the hand-over wait is its own setting.
-    cluster = await startNodes(3, { apps: [{ path: '/probe', app: probe }], sessions: { ownershipTimeoutMs: 300 } });
+    // The hand-over wait is its own setting: the transport timeout is 60 s here, so a wait bounded
+    // by sender.timeoutMs would outlast the request's own 10 s client timeout and fail the test.
+    cluster = await startNodes(3, {
+      apps: [{ path: '/probe', app: probe }],
+      sessions: { ownershipTimeoutMs: 300 },
+      cluster: { sender: { timeoutMs: 60_000 } },
+    });
   });
   after(async () => {
     await cluster?.stop();
@@ -66,10 +71,10 @@ describe('an owner that does not hand over within sessions.ownershipTimeoutMs (3
       const res = await onB;
       const waited = performance.now() - t0;
       assert.equal(res.status, 200);
-      assert.ok(
-        waited >= 250 && waited < 2500,
-        `B waited ${waited.toFixed(0)} ms (ownershipTimeoutMs 300, sender 3000)`,
-      );
+      // Not before ownershipTimeoutMs (the promise); that it ended by this timeout and not the
+      // transport's (60 s) is the counter below and the response at all (no load-sensitive window).
+      assert.ok(waited >= 290, `B waited ${waited.toFixed(0)} ms, ownershipTimeoutMs is 300`);
+      assert.ok(waited < 30_000, `B waited ${waited.toFixed(0)} ms (sender.timeoutMs 60000)`);
       assert.equal(stat(mb, 'ownershipTimeouts'), 1);
       assert.equal(mb.sessions.get(id)?.ownerId, mb.localId, 'B owns it now');
       // The take-over notice undoes A's write on C; the same write reaching B late is refused.
@@ -127,6 +132,9 @@ describe('an owner that does not hand over within sessions.ownershipTimeoutMs (3
 });
 
 describe('an owner removed (left, killed) while a node waits for it', () => {
+  // The waits here are a minute: a request that is answered at all (the client gives up after
+  // 10 s) was not answered by the timeout, whatever the machine's load.
+  const LONG_MS = 60_000;
   const clusters: TestCluster[] = [];
   const channels: Channel[] = [];
   const processes: NodeProcess[] = [];
@@ -138,8 +146,11 @@ describe('an owner removed (left, killed) while a node waits for it', () => {
     );
   });
 
-  test('the wait ends at the removal, not at ownershipTimeoutMs, and the session is served with its latest value', async () => {
-    const cluster = new TestCluster({ apps: [{ path: '/probe', app: probe }], sessions: { ownershipTimeoutMs: 8000 } });
+  test('the wait ends at the removal, not at ownershipTimeoutMs, and the session is served with its latest value', async (t) => {
+    const cluster = new TestCluster({
+      apps: [{ path: '/probe', app: probe }],
+      sessions: { ownershipTimeoutMs: LONG_MS },
+    });
     clusters.push(cluster);
     const b = cluster.create('b');
     cluster.nodes.push(b);
@@ -162,6 +173,7 @@ describe('an owner removed (left, killed) while a node waits for it', () => {
     const xId = x.local.id;
     x.post(memberB, delta(mb.contextName, id, mb.sessions.get(id)!.version, { y: 'fromX' }));
     await waitFor(() => mb.sessions.get(id)?.ownerId === xId, 'B to take x for the owner');
+    const askedAt = performance.now();
     const onB = get(portOf(b), '/probe/get?name=y', jar.cookie);
     await waitFor(() => mb.sessions.get(id)?.active === 1, 'B to ask x for the session (its request waits)');
     let removedAt = 0;
@@ -171,9 +183,12 @@ describe('an owner removed (left, killed) while a node waits for it', () => {
     await x.stop(); // leaves: B removes it
     const res = await onB;
     const answeredAt = performance.now();
-    assert.ok(removedAt > 0, 'B removed x');
-    const after = answeredAt - removedAt;
-    assert.ok(after < 1000, `B answered ${after.toFixed(0)} ms after x was removed (ownershipTimeoutMs 8000)`);
+    assert.ok(removedAt > 0, 'B removed x before it answered');
+    assert.ok(
+      answeredAt - askedAt < LONG_MS / 2,
+      `B answered ${(answeredAt - askedAt).toFixed(0)} ms after the request (ownershipTimeoutMs ${LONG_MS})`,
+    );
+    t.diagnostic(`B answered ${(answeredAt - removedAt).toFixed(0)} ms after it removed x`);
     assert.equal(res.status, 200);
     assert.equal(JSON.parse(res.body).value, 'fromX', 'served with the latest replicated value');
     assert.equal(stat(mb, 'ownershipForced'), 1);
@@ -181,8 +196,11 @@ describe('an owner removed (left, killed) while a node waits for it', () => {
     assert.equal(mb.sessions.get(id)?.ownerId, mb.localId);
   });
 
-  test('a member killed (SIGKILL) while asked: the wait ends when it is removed, within milliseconds', async () => {
-    const cluster = new TestCluster({ apps: [{ path: '/probe', app: probe }], sessions: { ownershipTimeoutMs: 8000 } });
+  test('a member killed (SIGKILL) while asked: the wait ends when it is removed, not at ownershipTimeoutMs', async (t) => {
+    const cluster = new TestCluster({
+      apps: [{ path: '/probe', app: probe }],
+      sessions: { ownershipTimeoutMs: LONG_MS },
+    });
     clusters.push(cluster);
     const b = cluster.create('b');
     cluster.nodes.push(b);
@@ -202,6 +220,7 @@ describe('an owner removed (left, killed) while a node waits for it', () => {
     );
     x.command({ cmd: 'send', to: 'b', value: [Msg.ACCESSED, mb.contextName, id, Date.now()] });
     await waitFor(() => mb.sessions.get(id)?.ownerId === x.id, 'B to take x for the owner');
+    const askedAt = performance.now();
     const onB = get(portOf(b), '/probe/get?name=y', jar.cookie);
     onB.catch(() => undefined);
     await waitFor(
@@ -216,22 +235,25 @@ describe('an owner removed (left, killed) while a node waits for it', () => {
     x.kill('SIGKILL');
     const res = await onB;
     const answeredAt = performance.now();
-    assert.ok(removedAt > 0, 'B removed x');
+    assert.ok(removedAt > 0, 'B removed x before it answered');
     assert.equal(res.status, 200);
     assert.equal(JSON.parse(res.body).value, 'latest', 'served with the latest replicated value');
     assert.ok(
-      answeredAt - removedAt < 1000,
-      `B answered ${(answeredAt - removedAt).toFixed(0)} ms after removing x, ${(answeredAt - killedAt).toFixed(0)} ms after the kill (ownershipTimeoutMs 8000)`,
+      answeredAt - askedAt < LONG_MS / 2,
+      `B answered ${(answeredAt - askedAt).toFixed(0)} ms after the request (ownershipTimeoutMs ${LONG_MS})`,
+    );
+    t.diagnostic(
+      `B answered ${(answeredAt - removedAt).toFixed(0)} ms after removing x, ${(answeredAt - killedAt).toFixed(0)} ms after the kill`,
     );
     assert.equal(stat(mb, 'ownershipForced'), 1);
     assert.equal(stat(mb, 'ownershipTimeouts'), 0);
   });
 
-  test('sync mode: a write waiting for the acknowledgement of a member that dies ends at once, not at sender.timeoutMs', async () => {
+  test('sync mode: a write waiting for the acknowledgement of a member that dies ends at its removal, not at sender.timeoutMs', async (t) => {
     const cluster = new TestCluster({
       apps: [{ path: '/probe', app: probe }],
       sessions: { sendOptions: 'sync' },
-      cluster: { sender: { timeoutMs: 8000 } },
+      cluster: { sender: { timeoutMs: LONG_MS } },
     });
     clusters.push(cluster);
     const a = cluster.create('a');
@@ -253,6 +275,7 @@ describe('an owner removed (left, killed) while a node waits for it', () => {
       'A and x to see each other',
     );
     let answered = false;
+    const askedAt = performance.now();
     const onA = get(portOf(a), '/probe/set?name=y&value=1').then((res) => {
       answered = true;
       return res;
@@ -266,9 +289,13 @@ describe('an owner removed (left, killed) while a node waits for it', () => {
     });
     await x.stop(); // leaves: A removes it
     const res = await onA;
-    const after = performance.now() - removedAt;
-    assert.ok(removedAt > 0, 'A removed x');
+    const answeredAt = performance.now();
+    assert.ok(removedAt > 0, 'A removed x before it answered');
     assert.equal(res.status, 200);
-    assert.ok(after < 1000, `A answered ${after.toFixed(0)} ms after x was removed (sender.timeoutMs 8000)`);
+    assert.ok(
+      answeredAt - askedAt < LONG_MS / 2,
+      `A answered ${(answeredAt - askedAt).toFixed(0)} ms after the request (sender.timeoutMs ${LONG_MS})`,
+    );
+    t.diagnostic(`A answered ${(answeredAt - removedAt).toFixed(0)} ms after it removed x`);
   });
 });

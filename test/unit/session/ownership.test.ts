@@ -202,8 +202,9 @@ describe('Ownership: acquiring', () => {
     host.timeoutMs = 20;
     const first = host.add('B');
     const p1 = own.acquire(first)!;
-    await new Promise((r) => setTimeout(r, 10));
-    host.timeoutMs = 2_000;
+    // Long enough that no stall of a loaded machine expires it before the grant below; short
+    // enough that a mutant losing the grant fails in seconds (it would time out, counted).
+    host.timeoutMs = 10_000;
     const second = host.add('C');
     const p2 = own.acquire(second)!;
     await p1;
