@@ -17,11 +17,22 @@ import { survivorsReport } from './survivors.mjs';
 const TARGETS = {
   merge: {
     mutate: ['src/session/merge.js'],
-    tests: ['test/unit/session/merge.test.js'],
+    tests: ['test/unit/session/merge.test.js', 'test/unit/session/merge-writes.test.js'],
   },
   messages: {
-    mutate: ['src/session/message-readers.js', 'src/session/messages.js'],
-    tests: ['test/unit/session/message-readers.test.js'],
+    mutate: ['src/session/message-readers.js', 'src/session/messages.js', 'src/session/message-builders.js'],
+    tests: ['test/unit/session/message-readers.test.js', 'test/unit/session/message-builders.test.js'],
+  },
+  // The shared session core, run between managers on the in-memory channel twin (no sockets).
+  core: {
+    mutate: [
+      'src/session/session-store.js',
+      'src/session/outbound.js',
+      'src/session/inbound.js',
+      'src/session/copies.js',
+      'src/session/changes.js',
+    ],
+    tests: ['test/unit/session/twin-replication.test.js', 'test/unit/session/twin-ownership.test.js'],
   },
   ownership: {
     mutate: ['src/session/ownership.js'],

@@ -28,6 +28,7 @@ import { type AssemblyPolicy, FrameType, HEADER_BYTES, writeHeader } from '../wi
 import { encodeMember, type MemberDescriptor, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../wire/member.js';
 import { gcmEngine } from '../wire/native-gcm.js';
 import { unlistedReceiverWarning } from './bind-check.js';
+import { DepartedMembers } from './departed.js';
 import { createInterceptors } from './interceptors/index.js';
 import { type KeySource, type ResolvedKeys, replaceClusterKeys, resolveClusterKeys } from './key-source.js';
 import { buildPipeline, type Pipeline, RESOLVED } from './pipeline.js';
@@ -71,8 +72,15 @@ export interface MessageHandlerOptions {
 /** Counters of one channel. */
 export interface ChannelStats {
   readonly transport: TransportStats;
-  /** Members in view, heartbeats refused (all reasons) and refused membership claims by kind. */
-  readonly membership: { readonly members: number; readonly heartbeatsRefused: number } & Readonly<MembershipCounters>;
+  /**
+   * Members in view, heartbeats refused (all reasons), refused membership claims by kind, and
+   * `rejoins`: members back after a silence ({@link ChannelEvents.memberRejoined}).
+   */
+  readonly membership: {
+    readonly members: number;
+    readonly heartbeatsRefused: number;
+    readonly rejoins: number;
+  } & Readonly<MembershipCounters>;
   readonly messages: {
     readonly sent: number;
     readonly received: number;
@@ -96,10 +104,21 @@ export interface ChannelStats {
   readonly codec: { readonly decodeBudgetRefusals: number };
 }
 
-/** Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `sendError(error, destinations)`, `error(err)`. */
+/**
+ * Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `memberRejoined(member)`,
+ * `sendError(error, destinations)`, `error(err)`.
+ */
 export interface ChannelEvents {
   memberAdded: [member: Member];
   memberRemoved: [member: Member, reason: RemoveReason];
+  /**
+   * A member (the same process: same id) is back after a silence during which messages between
+   * it and this node may have been lost: this node had removed it and now added it again (after
+   * `memberAdded`), or its heartbeats stopped for longer than dropTime while it kept answering
+   * over TCP (a pause or a partition of this node or of it). See docs/architecture.md,
+   * "Partitions and merges". The other side may not notice on its own: tell it.
+   */
+  memberRejoined: [member: Member];
   sendError: [error: Error, destinations: readonly Member[]];
 }
 
@@ -188,6 +207,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
   readonly #versionLogged = new Map<string, number>();
   /** The static member list does not name this node's receiver (see bind-check.ts). */
   #receiverUnlisted = false;
+  /** Ids removed from the view, so that one added again is known as a rejoin (see departed.ts). */
+  readonly #departed = new DepartedMembers();
+  /**
+   * Members in view that a membership service reported gone (heartbeats silent past dropTime)
+   * while an interceptor (the failure detector: it answered over TCP) kept them in view.
+   */
+  readonly #silent = new Set<string>();
+  #rejoins = 0;
 
   constructor(config: ChannelConfigInput = {}, deps: { logger?: Logger } = {}) {
     super();
@@ -499,6 +526,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       membership: {
         members: this.#view.size,
         heartbeatsRefused: this.#heartbeatsRefused,
+        rejoins: this.#rejoins,
         ...newMembershipCounters(),
         ...this.#membership.stats?.(),
       },
@@ -718,14 +746,24 @@ export class Channel extends EventEmitter<ChannelEvents> {
         return this.#dispatch(handlers, received);
       },
       memberAdded: (m) => {
-        if (this.#view.has(m.id) || this.#state === 'stopping' || this.#state === 'stopped') return;
+        if (this.#state === 'stopping' || this.#state === 'stopped') return;
+        if (this.#view.has(m.id)) {
+          // Membership lost it (silence past dropTime) and heard it again, while the failure
+          // detector kept it (it answered over TCP): this node or that one was paused or cut off.
+          // (Else a second membership source reporting the same member: nothing happened.)
+          if (this.#silent.delete(m.id)) this.#rejoined(m);
+          return;
+        }
         this.#view.set(m.id, m);
         this.#logger.info({ member: m.name, id: m.id, host: m.host, port: m.port }, 'member added');
         this.#connectionFor(m).warm();
         this.emit('memberAdded', m);
+        if (this.#departed.back(m.id)) this.#rejoined(m);
       },
       memberRemoved: (m, reason) => {
         if (!this.#view.delete(m.id)) return;
+        this.#departed.gone(m.id);
+        this.#silent.delete(m.id);
         const conn = this.#connections.get(m.id);
         this.#connections.delete(m.id);
         conn?.close(new ClusterError(ErrorCode.UNKNOWN_MEMBER, `member ${m.name} is gone (${reason})`));
@@ -736,6 +774,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
         // No failure detector in the stack: suspicion alone removes nobody.
       },
     };
+  }
+
+  #rejoined(m: Member): void {
+    this.#rejoins++;
+    this.#logger.info({ member: m.name, id: m.id }, 'member rejoined after a silence: what it missed must be merged');
+    this.emit('memberRejoined', m);
   }
 
   #contextFor(i: number): InterceptorContext {
@@ -772,7 +816,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
       logger: this.#logger.child({ membership: this.#membership.kind }),
       events: {
         added: (d) => up.memberAdded(this.#toMember(d)),
-        removed: (d, reason) => up.memberRemoved(this.#toMember(d), reason),
+        removed: (d, reason) => {
+          if (this.#view.has(d.id)) this.#silent.add(d.id); // deleted when it leaves the view
+          up.memberRemoved(this.#toMember(d), reason);
+        },
       },
       ping: (host, port, timeoutMs) => this.#ping(host, port, timeoutMs),
       verify: (d) => this.#verify(this.#toMember(d), this.config.sender.connectTimeoutMs),
@@ -866,6 +913,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#probes.clear();
     await this.#receiver?.close();
     this.#view.clear();
+    this.#silent.clear();
   }
 }
 

@@ -30,6 +30,7 @@ export async function runChannelNode(options: ChannelNodeOptions): Promise<void>
     print('member-added', { member: m.name, address: `${m.host}:${m.port}`, id: m.id.slice(0, 8) }),
   );
   channel.on('memberRemoved', (m, reason) => print('member-removed', { member: m.name, reason }));
+  channel.on('memberRejoined', (m) => print('member-rejoined', { member: m.name, id: m.id.slice(0, 8) }));
   // The handler reads each message before it returns and keeps nothing: it can borrow.
   channel.onMessage(
     (msg) => {

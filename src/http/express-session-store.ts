@@ -25,7 +25,6 @@
 import type { Request } from 'express';
 import session, { type SessionData } from 'express-session';
 import { ClusterError, ErrorCode } from '../core/errors.js';
-import type { DeltaManager } from '../session/delta-manager.js';
 import { isSessionId } from '../session/ids.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session/session-manager.js';
@@ -91,7 +90,7 @@ interface StoredCookie {
  * (or its manager); operations wait until it has started (taken the cluster's sessions).
  */
 export class ClowderStore extends session.Store {
-  readonly manager: DeltaManager;
+  readonly manager: SessionManager;
   readonly #holdTimeoutMs: number;
   readonly #holds = new Map<string, Hold>();
   /** Ids express-session generated here and has not stored yet, with when (ms). */

@@ -11,7 +11,6 @@
  *   or (batchResponses) until the turn's replication batch was written.
  */
 import type { IncomingMessage } from 'node:http';
-import type { DeltaManager } from '../session/delta-manager.js';
 import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session/session-manager.js';
@@ -54,7 +53,7 @@ export class SessionBinding {
   readonly #rolling: boolean;
 
   constructor(
-    readonly manager: DeltaManager,
+    readonly manager: SessionManager,
     readonly req: IncomingMessage,
     options: BindingCookieOptions = {},
   ) {

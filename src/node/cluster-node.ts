@@ -218,6 +218,7 @@ export class ClusterNode {
       inFlight: this.#inFlight,
       http: { statusRefused: this.#statusRefused },
       channel: this.channel.stats(),
+      rejoins: { ...this.#hub.rejoins },
       sessions: this.managers.map((m) => m.stats()),
     };
   }

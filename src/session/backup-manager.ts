@@ -269,6 +269,15 @@ export class BackupManager extends DeltaManager {
     this.#scheduleRebalance();
   }
 
+  /**
+   * A member found late or back after a silence: the placement decides who holds what, so the
+   * copies move by a rebalance (no DeltaManager-style pull of every session the member holds).
+   */
+  override mergeWith(_m: Member, _why: 'late' | 'rejoined'): boolean {
+    this.#scheduleRebalance();
+    return false;
+  }
+
   override memberRemoved(m: Member): void {
     super.memberRemoved(m);
     for (const [requestId, w] of this.#fetchWaits) {

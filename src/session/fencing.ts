@@ -18,8 +18,8 @@ import type { Member } from '../channel/types.js';
 import type { Logger } from '../core/logger.js';
 import type { Counter } from './counters.js';
 import { revertTo } from './merge.js';
+import { takenMsg } from './message-builders.js';
 import { receivedValues, type TakenMsg } from './message-readers.js';
-import { Msg } from './messages.js';
 import type { Session } from './session.js';
 import { toRecord } from './state-donor.js';
 
@@ -27,10 +27,10 @@ import { toRecord } from './state-donor.js';
 export const FENCE_STEP = 2 ** 20;
 
 /** The taker: fences `owner` on `s` and returns the TAKEN message for every member. */
-export function fence(s: Session, contextName: string, owner: string): unknown[] {
+export function fence(s: Session, contextName: string, owner: string): TakenMsg {
   s.version += FENCE_STEP;
   s.fence = { owner, version: s.version };
-  return [Msg.TAKEN, contextName, s.id, owner, s.version, toRecord(s)];
+  return takenMsg(contextName, owner, toRecord(s));
 }
 
 /** Whether a write of `writer` based on version `base` was made by an owner fenced since. */

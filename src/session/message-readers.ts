@@ -219,6 +219,14 @@ export function readRecord(r: unknown): SessionRecord | Refused {
     if (!isMemberId(stampW[i])) return malformed('record: bad writer');
   }
   if (!isMemberId(r[9])) return malformed('record: bad owner');
+  const bases: unknown = r[10];
+  if (bases !== undefined) {
+    if (!Array.isArray(bases) || bases.length !== n) return malformed('record: bases do not match the attributes');
+    for (let i = 0; i < n; i++) {
+      const b: unknown = bases[i];
+      if (!isVersion(b) || b > (stampV[i] as number)) return BAD_VERSION;
+    }
+  }
   return r as SessionRecord;
 }
 

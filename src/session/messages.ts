@@ -58,21 +58,27 @@ export const Msg = {
    */
   TAKEN: 15,
   /**
+   * [t, ctx] — the sender found this node back after a silence (it had dropped it, or heard
+   * nothing from it for dropTime): each may have missed the other's changes. The receiver merges
+   * the sender's sessions (a STATE_REQUEST to it), as the sender does with the receiver's.
+   */
+  MERGE_REQUEST: 16,
+  /**
    * BackupManager (backup-messages.ts). [t, ctx, id, requestId, readOnly?] — a node about to serve
    * a session it does not hold asks the members serving ctx for it (readOnly true: only to read it)
    */
-  FETCH: 16,
+  FETCH: 17,
   /** [t, ctx, requestId, record | null] — the answer to FETCH: this member's copy, or null (none here) */
-  FETCHED: 17,
+  FETCHED: 18,
   /** [t, ctx, records[]] — hold these sessions as backup copies (acknowledged once applied) */
-  COPIES: 18,
+  COPIES: 19,
   /**
    * [t, ctx, ids[], versions[]] — the sender, acting for these sessions (at these versions), placed
    * their copies elsewhere: drop yours
    */
-  RELEASE: 19,
+  RELEASE: 20,
   /** [t, ctx] — the sender has sent this node every copy the placement gives it (its share) */
-  SHARE_SENT: 20,
+  SHARE_SENT: 21,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 /** One more than the highest message type: the length of per-type tables. */
@@ -95,16 +101,19 @@ export const MSG_NAMES: Record<number, string> = {
   13: 'grant',
   14: 'batch',
   15: 'taken',
-  16: 'fetch',
-  17: 'fetched',
-  18: 'copies',
-  19: 'release',
-  20: 'shareSent',
+  16: 'mergeRequest',
+  17: 'fetch',
+  18: 'fetched',
+  19: 'copies',
+  20: 'release',
+  21: 'shareSent',
 };
 
 /**
  * A whole session in a state-transfer chunk:
- * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[] (null = removed), stampVersions[], stampWriters[], ownerId]
+ * [id, creationTime, lastAccessedTime, maxInactive, version, names[], values[] (null = removed), stampVersions[], stampWriters[], ownerId, stampBases[]?]
+ * stampBases (appended later; absent from older senders): the session version each write had
+ * seen, which tells a merge whether two writes to one attribute on two nodes were concurrent.
  */
 export type SessionRecord = [
   string,
@@ -118,4 +127,5 @@ export type SessionRecord = [
   number[],
   string[],
   string,
+  number[]?,
 ];

@@ -15,8 +15,8 @@
  */
 import type { Member } from '../channel/types.js';
 import { newRequestId } from './ids.js';
+import { acquireMsg, grantMsg, type SessionMsg } from './message-builders.js';
 import { Refused, readAcquire, readGrant } from './message-readers.js';
-import { Msg } from './messages.js';
 import type { Session } from './session.js';
 
 /** What the protocol needs from its session manager. */
@@ -30,7 +30,7 @@ export interface OwnershipHost {
   /** Sends what `s` has not replicated yet (the owner's last changes before it hands over). */
   flush(s: Session): void;
   /** Sends asynchronously; a failure goes to `onError` (or is counted by the manager). */
-  post(to: Member, message: unknown[], onError?: (err: Error) => void): void;
+  post(to: Member, message: SessionMsg, onError?: (err: Error) => void): void;
   count(counter: 'ownershipMoves' | 'ownershipTimeouts' | 'ownershipForced'): void;
   /**
    * `s` is taken over from `ownerId`, a live member that did not hand it over: tells every member
@@ -113,7 +113,7 @@ export class Ownership {
       const deadline = performance.now() + host.timeoutMs;
       this.#grants.set(requestId, { session: s, asked: owner.id, id: s.id, deadline, done: resolve });
       this.#arm();
-      host.post(owner, [Msg.ACQUIRE, host.contextName, s.id, requestId], () => this.#settle(requestId, ''));
+      host.post(owner, acquireMsg(host.contextName, s.id, requestId), () => this.#settle(requestId, ''));
     });
     host.count('ownershipMoves');
     if (s.ownerId === me || !s.valid) return; // granted (taken when the grant arrived)
@@ -258,6 +258,6 @@ export class Ownership {
 
   /** `granted`: the asker owns it now; otherwise `ownerId` is where to ask next. */
   #answer(to: Member, id: string, requestId: number, ownerId: string, granted: boolean): void {
-    this.host.post(to, [Msg.GRANT, this.host.contextName, id, requestId, ownerId, granted]);
+    this.host.post(to, grantMsg(this.host.contextName, id, requestId, ownerId, granted));
   }
 }

@@ -1,9 +1,10 @@
 /**
  * Connects session managers to one channel: advertises the contexts this node serves in its
  * member payload, routes incoming messages to the manager of their context, and answers a state
- * request for a context this node does not serve at once (so the asker does not wait).
+ * request for a context this node does not serve at once (so the asker does not wait), and turns
+ * a member back after a silence into a merge both ways (rejoin-merge.ts).
  */
-import type { Channel, ReceivedMessage } from '../channel/channel.js';
+import type { ReceivedMessage } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import { type DecodeOptions, decode } from '../codec/value-codec.js';
 import { type PlacementConfig, resolvePlacementConfig } from '../config/placement-config.js';
@@ -11,6 +12,8 @@ import { SendFlag } from '../config/send-options.js';
 import type { Logger } from '../core/logger.js';
 import { Msg } from './messages.js';
 import type { PlacementMember } from './placement.js';
+import { type RejoinCounters, RejoinMerges } from './rejoin-merge.js';
+import type { SessionChannel } from './session-channel.js';
 
 /** What the hub needs from a manager. */
 export interface HubManager {
@@ -19,6 +22,11 @@ export interface HubManager {
   receive(message: unknown[], from: Member): void | Promise<void>;
   memberAdded?(member: Member): void;
   memberRemoved?(member: Member): void;
+  /**
+   * Merges `member`'s sessions into this node's in the background (late: found after this node
+   * was ready; rejoined: back after a pause or partition). False when none was started.
+   */
+  mergeWith?(member: Member, why: 'late' | 'rejoined'): boolean;
   /** The end of an event-loop turn it asked for with {@link ReplicationHub.queueTurn}: send what it queued. */
   endTurn?(): void;
 }
@@ -45,11 +53,12 @@ export class ReplicationHub {
   #dropped = 0;
 
   constructor(
-    readonly channel: Channel,
+    readonly channel: SessionChannel,
     private readonly logger: Logger,
     /** Where this node runs, advertised for backup placement. */
     readonly placement: PlacementConfig = resolvePlacementConfig(),
   ) {
+    this.#rejoined = new RejoinMerges(this, this.#managers, logger);
     channel.onMessage((msg) => this.#onMessage(msg));
     channel.on('memberAdded', (m) => {
       this.#membersFor.clear();
@@ -59,6 +68,15 @@ export class ReplicationHub {
       this.#membersFor.clear();
       for (const mgr of this.#managers.values()) mgr.memberRemoved?.(m);
     });
+    channel.on('memberRejoined', (m) => this.#rejoined.noticed(m));
+  }
+
+  /** Two-way merges with members back after a silence (see rejoin-merge.ts). */
+  readonly #rejoined: RejoinMerges;
+
+  /** Rejoin merges: noticed here, asked for by the member, and refused requests. */
+  get rejoins(): Readonly<RejoinCounters> {
+    return this.#rejoined.counters;
   }
 
   /** Registers a manager; call before the channel starts so peers see the context from the first heartbeat. */
@@ -180,6 +198,10 @@ export class ReplicationHub {
     }
     if (!Array.isArray(value) || typeof value[0] !== 'number' || typeof value[1] !== 'string') {
       this.#drop(msg.from, 'not a session message');
+      return;
+    }
+    if (value[0] === Msg.MERGE_REQUEST) {
+      this.#rejoined.asked(value[1], msg.from);
       return;
     }
     const manager = this.#managers.get(value[1]);

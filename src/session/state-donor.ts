@@ -3,18 +3,19 @@
  * in acknowledged chunks (the next chunk is built only once the last one was applied), yielding
  * to the event loop between chunks, then the donor's tombstones.
  */
-import type { Channel } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import type { Nested } from '../codec/value-codec.js';
 import type { Logger } from '../core/logger.js';
-import { Msg, type SessionRecord } from './messages.js';
+import { type StateNoneMsg, stateChunkMsg, stateCompleteMsg, stateNoneMsg } from './message-builders.js';
+import type { SessionRecord } from './messages.js';
 import { attributeWire, type Session, wireSize } from './session.js';
+import type { SessionChannel } from './session-channel.js';
 
 /** Values per state-transfer chunk, at most (one chunk is one acknowledged message; also ≤ maxMessageBytes / 2). */
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
 export interface DonorContext {
-  readonly channel: Channel;
+  readonly channel: SessionChannel;
   readonly context: string;
   readonly sessions: ReadonlyMap<string, Session>;
   readonly tombstones: ReadonlyMap<string, number>;
@@ -30,6 +31,7 @@ export function toRecord(s: Session): SessionRecord {
   const values: (Buffer | Nested | null)[] = [];
   const stampV: number[] = [];
   const stampW: string[] = [];
+  const bases: number[] = [];
   // forEach, not for-of with destructuring: no entry array and no iterator per attribute.
   s.attributes.forEach((a, name) => {
     if (a.w === '') return; // written here and not replicated yet: it travels as a delta
@@ -37,6 +39,7 @@ export function toRecord(s: Session): SessionRecord {
     values.push(a.removed ? null : attributeWire(a));
     stampV.push(a.v);
     stampW.push(a.w);
+    bases.push(Math.min(a.b, a.v));
   });
   return [
     s.id,
@@ -49,6 +52,7 @@ export function toRecord(s: Session): SessionRecord {
     stampV,
     stampW,
     s.ownerId,
+    bases,
   ];
 }
 
@@ -87,7 +91,7 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
         records.push(r);
       }
       if (records.length === 0) continue;
-      const applied = channel.send(to, [Msg.STATE_CHUNK, context, requestId, seq++, records], SYNC_ACK);
+      const applied = channel.send(to, stateChunkMsg(context, requestId, seq++, records), SYNC_ACK);
       applied.catch(() => {}); // awaited below, maybe after a later chunk failed first
       inFlight.push(applied);
       sent += records.length;
@@ -96,12 +100,39 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
     }
     for (const applied of inFlight) await applied;
     const tombstones = Array.from(ctx.tombstones.keys());
-    await channel.send(to, [Msg.STATE_COMPLETE, context, requestId, sent, tombstones], { options: 'use_ack' });
+    await channel.send(to, stateCompleteMsg(context, requestId, sent, tombstones), { options: 'use_ack' });
     logger.info(
       { context, to: to.name, sessions: sent, ms: Date.now() - started },
       'sent every session to a starting member',
     );
   } catch (err) {
     logger.warn({ context, to: to.name, err: (err as Error).message }, 'state transfer to a starting member failed');
+  }
+}
+
+/**
+ * Answers the state requests of a context: streams every session (not awaited: the request's
+ * acknowledgement goes back at once). One transfer per member at a time: another request from it
+ * meanwhile is answered STATE_NONE (the asker tries the next member) and refused (counted), so a
+ * member cannot make this node stream everything many times over at once.
+ */
+export class StateDonor {
+  /** Members this node is sending every session to. */
+  readonly #donating = new Set<string>();
+
+  constructor(
+    private readonly ctx: DonorContext,
+    private readonly refuse: (from: Member, why: string) => void,
+    private readonly post: (to: Member, message: StateNoneMsg) => void,
+  ) {}
+
+  answer(requestId: unknown, from: Member): void {
+    if (this.#donating.has(from.id)) {
+      this.refuse(from, 'a state request while one from it is being answered');
+      this.post(from, stateNoneMsg(this.ctx.context, requestId));
+      return;
+    }
+    this.#donating.add(from.id);
+    void streamSessions(this.ctx, from, requestId).finally(() => this.#donating.delete(from.id));
   }
 }

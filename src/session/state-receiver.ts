@@ -4,7 +4,8 @@
  * arrive, falls back to the next oldest member when one fails, and on stateTransferTimeout starts
  * cold with a loud error or refuses to start (sessions.onStateTransferTimeout). Changes that
  * arrive meanwhile wait in {@link StateReceiver.queue} and are applied in order afterwards.
- * Also merges the sessions of a member found running only after this node was ready.
+ * Also merges the sessions of a member found running only after this node was ready, or back after
+ * a pause or a partition (see {@link StateReceiver.merge}).
  */
 import type { Member } from '../channel/types.js';
 import type { SessionConfig } from '../config/session-config.js';
@@ -51,6 +52,8 @@ export class StateReceiver {
   queue: [unknown[], Member][] | undefined;
   /** Transfers in progress by request id: the initial one, and merges with members found late. */
   readonly #transfers = new Map<string, Transfer>();
+  /** Merges started with members found late or back after a silence (stats: lateMemberMerges). */
+  merges = 0;
   #requestSeq = 0;
   #cancelled = false;
 
@@ -154,6 +157,31 @@ export class StateReceiver {
       { context, received: this.stats.sessions, timeoutMs: this.config.stateTransferTimeoutMs },
       'STATE TRANSFER INCOMPLETE: starting with only the sessions received so far; users of the others will be logged out (set sessions.onStateTransferTimeout to "fail" to refuse to start instead)',
     );
+  }
+
+  /**
+   * Merges the sessions of `m` in the background, by stamps (newer versions win, tombstones keep
+   * invalidated sessions away, same-attribute conflicts are reported): a member that was running
+   * before this node was ready but seen only later (`late`), or one back after a silence in which
+   * changes may have been lost either way (`rejoined`: a pause, a healed partition). Chunked and
+   * acknowledged like the initial transfer; one at a time per member. False when one is already
+   * running with `m`, or `m` does not serve this context.
+   */
+  merge(m: Member, why: 'late' | 'rejoined'): boolean {
+    if (this.#cancelled || this.transferringFrom(m.id)) return false;
+    if (!this.hub.membersFor(this.config.name).some((x) => x.id === m.id)) return false;
+    this.merges++;
+    this.logger.info(
+      { context: this.config.name, member: m.name, why },
+      why === 'late'
+        ? 'found a member that was running before this node was ready: merging its sessions'
+        : 'a member is back after a silence: merging its sessions',
+    );
+    void this.transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false).then((ok) => {
+      if (!ok && !this.#cancelled)
+        this.logger.warn({ context: this.config.name, member: m.name, why }, 'merging the sessions of a member failed');
+    });
+    return true;
   }
 
   /** Asks `donor` for every session; true once its STATE_COMPLETE arrived before `deadline`. */

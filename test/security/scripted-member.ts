@@ -80,5 +80,5 @@ export function freshId(): string {
 
 /** A counter of `node`'s /app manager's stats. */
 export function counter(node: ClusterNode, name: string): number {
-  return (managerOf(node).stats() as Record<string, number>)[name] ?? Number.NaN;
+  return (managerOf(node).stats() as unknown as Record<string, number>)[name] ?? Number.NaN;
 }

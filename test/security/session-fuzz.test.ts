@@ -154,7 +154,7 @@ const REFUSALS = [
 
 /** Refusals and malformed messages counted so far. */
 function refusals(m: DeltaManager): number {
-  const stats = m.stats() as Record<string, number>;
+  const stats = m.stats() as unknown as Record<string, number>;
   let n = 0;
   for (const k of REFUSALS) n += stats[k]!;
   return n;

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import type { DeltaManager, RequestListener, SessionHandle } from '../../../src/index.js';
+import type { Counter } from '../../../src/session/counters.js';
 import {
   COUNTER_APP,
   CookieJar,
@@ -64,8 +65,8 @@ export async function probeSessionOn(
 }
 
 /** A DeltaManager counter by name. */
-export function stat(m: DeltaManager, key: string): number {
-  return m.stats()[key] as number;
+export function stat(m: DeltaManager, key: Counter): number {
+  return m.stats()[key];
 }
 
 /** How many messages of `type` (e.g. "acquire") a manager received. */

@@ -20,6 +20,7 @@ import {
   shareSentMsg,
 } from '../../../src/session/backup-messages.js';
 import { Refused } from '../../../src/session/message-readers.js';
+import { Msg } from '../../../src/session/messages.js';
 import { fuzzRuns } from '../../helpers/fuzz.js';
 
 const ID = '0123456789ABCDEF0123456789ABCDEF';
@@ -37,25 +38,25 @@ describe('backup message readers', () => {
   });
 
   it('refuse bad ids, request ids, versions and shapes with the right counter', () => {
-    assert.equal(counterOf(readFetch([16, '/app', 'not-an-id', 1])), 'malformedIds');
-    assert.equal(counterOf(readFetch([16, '/app', `${ID.slice(1)}.`, 1])), 'malformedIds');
-    assert.equal(counterOf(readFetch([16, '/app', 42, 1])), 'malformedIds');
+    assert.equal(counterOf(readFetch([Msg.FETCH, '/app', 'not-an-id', 1])), 'malformedIds');
+    assert.equal(counterOf(readFetch([Msg.FETCH, '/app', `${ID.slice(1)}.`, 1])), 'malformedIds');
+    assert.equal(counterOf(readFetch([Msg.FETCH, '/app', 42, 1])), 'malformedIds');
     for (const rid of [-1, 1.5, '1', null, 2 ** 60])
-      assert.equal(counterOf(readFetch([16, '/app', ID, rid])), 'malformed');
-    assert.equal(counterOf(readFetch([16, '/app', ID, 1, 'extra'])), 'malformed');
+      assert.equal(counterOf(readFetch([Msg.FETCH, '/app', ID, rid])), 'malformed');
+    assert.equal(counterOf(readFetch([Msg.FETCH, '/app', ID, 1, 'extra'])), 'malformed');
     assert.equal(counterOf(readFetch(fetchMsg('/app', ID, 1, true) as unknown as unknown[])), 'accepted');
-    assert.equal(counterOf(readFetched([17, '/app', 1, 'record'])), 'malformed');
-    assert.equal(counterOf(readFetched([17, '/app', -3, null])), 'malformed');
-    assert.equal(counterOf(readCopies([18, '/app', []])), 'malformed');
-    assert.equal(counterOf(readCopies([18, '/app', new Array(MAX_CHUNK + 1).fill([])])), 'malformed');
-    assert.equal(counterOf(readCopies([18, '/app', 'x'])), 'malformed');
-    assert.equal(counterOf(readRelease([19, '/app', [ID], []])), 'malformed');
-    assert.equal(counterOf(readRelease([19, '/app', [ID], [-1]])), 'malformed');
-    assert.equal(counterOf(readRelease([19, '/app', [ID], [0.5]])), 'malformed');
-    assert.equal(counterOf(readRelease([19, '/app', ['x'], [1]])), 'malformedIds');
-    assert.equal(counterOf(readRelease([19, '/app', [], []])), 'malformed');
-    assert.equal(counterOf(readRelease([19, '/app', [ID]])), 'malformed');
-    assert.equal(counterOf(readShareSent([20, '/app', 'more'])), 'malformed');
+    assert.equal(counterOf(readFetched([Msg.FETCHED, '/app', 1, 'record'])), 'malformed');
+    assert.equal(counterOf(readFetched([Msg.FETCHED, '/app', -3, null])), 'malformed');
+    assert.equal(counterOf(readCopies([Msg.COPIES, '/app', []])), 'malformed');
+    assert.equal(counterOf(readCopies([Msg.COPIES, '/app', new Array(MAX_CHUNK + 1).fill([])])), 'malformed');
+    assert.equal(counterOf(readCopies([Msg.COPIES, '/app', 'x'])), 'malformed');
+    assert.equal(counterOf(readRelease([Msg.RELEASE, '/app', [ID], []])), 'malformed');
+    assert.equal(counterOf(readRelease([Msg.RELEASE, '/app', [ID], [-1]])), 'malformed');
+    assert.equal(counterOf(readRelease([Msg.RELEASE, '/app', [ID], [0.5]])), 'malformed');
+    assert.equal(counterOf(readRelease([Msg.RELEASE, '/app', ['x'], [1]])), 'malformedIds');
+    assert.equal(counterOf(readRelease([Msg.RELEASE, '/app', [], []])), 'malformed');
+    assert.equal(counterOf(readRelease([Msg.RELEASE, '/app', [ID]])), 'malformed');
+    assert.equal(counterOf(readShareSent([Msg.SHARE_SENT, '/app', 'more'])), 'malformed');
   });
 
   it('never throw on arbitrary input', () => {

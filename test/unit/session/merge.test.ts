@@ -175,6 +175,87 @@ describe('mergeRecord', () => {
   });
 });
 
+describe('mergeRecord: conflicts (the same attribute written on two nodes, neither seeing the other)', () => {
+  /** The record of `record()` with the write bases appended. */
+  function withBases(
+    s: Session,
+    version: number,
+    attrs: [string, unknown, number, string, number][],
+  ): [SessionRecord, ReturnType<typeof receivedValues>] {
+    const [r, incoming] = record(
+      s,
+      version,
+      'C',
+      attrs.map(([n, v, sv, sw]) => [n, v, sv, sw]),
+    );
+    r[10] = attrs.map(([, , , , b]) => b);
+    return [r, incoming];
+  }
+  type Seen = [string, string, string, boolean];
+  function merge(s: Session, r: SessionRecord, incoming: ReturnType<typeof receivedValues>): Seen[] {
+    const seen: Seen[] = [];
+    mergeRecord(s, r, incoming, (name, l, w, wins) => seen.push([name, l, w, wins]));
+    return seen;
+  }
+
+  it('both sides of a partition wrote it from the same base: a conflict, whichever write is newer', () => {
+    // Both had version 5; A wrote n at 6 (base 5) on one side, C at 6 (base 5) on the other.
+    const s = session(6);
+    local(s, 'n', 'a', 6, 'A');
+    const [r, incoming] = withBases(s, 6, [['n', 'c', 6, 'C', 5]]);
+    assert.deepEqual(merge(s, r, incoming), [['n', 'A', 'C', true]]);
+    assert.equal(s.getAttribute('n'), 'c', "C > A: C's write is kept, as everywhere");
+
+    const t = session(6);
+    local(t, 'n', 'c', 6, 'C').b = 5;
+    const [r2, in2] = withBases(t, 6, [['n', 'a', 6, 'A', 5]]);
+    assert.deepEqual(merge(t, r2, in2), [['n', 'C', 'A', false]]);
+    assert.equal(t.getAttribute('n'), 'c');
+  });
+
+  it('a newer write that had seen ours, or an older one ours had seen, is no conflict', () => {
+    const s = session(6);
+    local(s, 'n', 'a', 6, 'A');
+    const [r, incoming] = withBases(s, 7, [['n', 'c', 7, 'C', 6]]);
+    assert.deepEqual(merge(s, r, incoming), []);
+    assert.equal(s.getAttribute('n'), 'c');
+    assert.equal(s.attributes.get('n')!.b, 6, 'the base travels with the write');
+
+    const t = session(7);
+    local(t, 'n', 'c', 7, 'C'); // base 6: had seen A's write at 6
+    const [r2, in2] = withBases(t, 6, [['n', 'a', 6, 'A', 5]]);
+    assert.deepEqual(merge(t, r2, in2), []);
+    assert.equal(t.getAttribute('n'), 'c');
+  });
+
+  it('the same writer, the same stamp, or no bases (an older sender): no conflict reported', () => {
+    const s = session(6);
+    local(s, 'n', 'a', 5, 'A');
+    local(s, 'm', 'x', 6, 'A');
+    const [r, incoming] = withBases(s, 7, [
+      ['n', 'a2', 7, 'A', 4],
+      ['m', 'x', 6, 'A', 5],
+    ]);
+    assert.deepEqual(merge(s, r, incoming), []);
+    assert.equal(s.getAttribute('n'), 'a2');
+
+    const t = session(6);
+    local(t, 'n', 'a', 6, 'A');
+    const [old, inOld] = record(t, 6, 'C', [['n', 'c', 6, 'C']]);
+    assert.deepEqual(merge(t, old, inOld), []);
+    assert.equal(t.getAttribute('n'), 'c', 'merged by stamps all the same');
+  });
+
+  it('a local change not replicated yet: a concurrent newer write is a conflict the local one wins', () => {
+    const s = session(6);
+    local(s, 'n', 'a', 6, 'A');
+    s.dirty = new Set(['n']);
+    const [r, incoming] = withBases(s, 7, [['n', 'c', 7, 'C', 5]]);
+    assert.deepEqual(merge(s, r, incoming), [['n', 'A', 'C', false]]);
+    assert.equal(s.getAttribute('n'), 'a');
+  });
+});
+
 describe('revertTo (the fence rule of a forced take-over)', () => {
   const FENCE = 1_000_000;
 

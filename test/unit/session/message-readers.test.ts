@@ -44,7 +44,7 @@ describe('message layouts', () => {
   it('every type has a name, and MSG_TYPES is one more than the highest', () => {
     const types = Object.values(Msg);
     assert.equal(MSG_TYPES, Math.max(...types) + 1);
-    assert.equal(MSG_TYPES, 21);
+    assert.equal(MSG_TYPES, 22);
     for (const t of types) assert.ok(typeof MSG_NAMES[t] === 'string' && MSG_NAMES[t] !== '', `name of ${t}`);
     assert.equal(new Set(types.map((t) => MSG_NAMES[t])).size, types.length, 'names are distinct');
     assert.equal(MSG_NAMES[Msg.GRANT], 'grant');
@@ -187,6 +187,17 @@ describe('readRecord', () => {
     refused(readRecord(Object.assign(ok(), { 7: [9, -1] })), 'refusedVersion', 'a negative stamp');
     refused(readRecord(Object.assign(ok(), { 8: [MEMBER, 'w'.repeat(65)] })), 'malformed', 'writer');
     refused(readRecord(Object.assign(ok(), { 9: 'o'.repeat(65) })), 'malformed', 'owner');
+  });
+  it('accepts the write bases (appended; absent from older senders), each at most its stamp', () => {
+    accepted(readRecord as (m: unknown[]) => unknown, [...ok(), [8, 0]]);
+  });
+  it('refuses bases one step out', () => {
+    refused(readRecord([...ok(), 'x']), 'malformed', 'bases not a list');
+    refused(readRecord([...ok(), [8]]), 'malformed', 'too few bases');
+    refused(readRecord([...ok(), [8, 0, 0]]), 'malformed', 'too many bases');
+    refused(readRecord([...ok(), [10, 0]]), 'refusedVersion', 'a base above its stamp');
+    refused(readRecord([...ok(), [8, -1]]), 'refusedVersion', 'a negative base');
+    refused(readRecord([...ok(), [8, 0.5]]), 'refusedVersion', 'a fractional base');
   });
 });
 

@@ -21,7 +21,7 @@ const D = member('D');
 
 interface Sent {
   to: string;
-  message: unknown[];
+  message: readonly unknown[];
   onError: ((err: Error) => void) | undefined;
 }
 
@@ -49,7 +49,7 @@ class Host implements OwnershipHost {
   flush(s: Session): void {
     this.flushed.push(s);
   }
-  post(to: Member, message: unknown[], onError?: (err: Error) => void): void {
+  post(to: Member, message: readonly unknown[], onError?: (err: Error) => void): void {
     this.sent.push({ to: to.id, message, onError });
   }
   count(counter: string): void {

@@ -1,0 +1,66 @@
+/**
+ * The statistics a session manager reports (node.stats().sessions[], /_clowder/stats): one typed
+ * shape, every counter of counters.ts beside the manager's state. A second manager (BackupManager)
+ * extends it with its own fields.
+ */
+import { byName, type Counter } from './counters.js';
+import type { StateTransferStats } from './state-receiver.js';
+
+export interface ManagerStats extends Readonly<Record<Counter, number>> {
+  /** The context (application) name. */
+  readonly context: string;
+  /** Which manager serves it (sessions.manager). */
+  readonly manager: 'delta' | 'backup';
+  /** Sessions held on this node: its own and copies. */
+  readonly activeSessions: number;
+  /** Of those, copies made from what members sent (bounded by maxReplicaSessions). */
+  readonly replicaSessions: number;
+  /** Ids of sessions ended lately, kept so that a late message cannot revive them. */
+  readonly tombstones: number;
+  /** The node may serve (its state transfer ended). */
+  readonly ready: boolean;
+  readonly stateTransfer: StateTransferStats;
+  /** Members found running after this node was ready, whose sessions it merged. */
+  readonly lateMemberMerges: number;
+  /** Milliseconds spent finding and sending changes at the end of requests. */
+  readonly replicationTimeMs: number;
+  /** Messages sent, by type name (types never sent left out). */
+  readonly sent: Readonly<Record<string, number>>;
+  /** Messages received, by type name ('unknown' for a type no node sends). */
+  readonly received: Readonly<Record<string, number>>;
+}
+
+/** What {@link managerStats} reads. */
+export interface StatsSource {
+  readonly context: string;
+  readonly manager: 'delta' | 'backup';
+  readonly activeSessions: number;
+  readonly replicaSessions: number;
+  readonly tombstones: number;
+  readonly ready: boolean;
+  readonly stateTransfer: StateTransferStats;
+  readonly lateMemberMerges: number;
+  /** Milliseconds, unrounded. */
+  readonly replicationTime: number;
+  readonly counters: Readonly<Record<Counter, number>>;
+  readonly sentByType: number[];
+  readonly receivedByType: number[];
+}
+
+/** A snapshot (copies, not views) of a manager's statistics. */
+export function managerStats(s: StatsSource): ManagerStats {
+  return {
+    context: s.context,
+    manager: s.manager,
+    activeSessions: s.activeSessions,
+    replicaSessions: s.replicaSessions,
+    tombstones: s.tombstones,
+    ready: s.ready,
+    stateTransfer: { ...s.stateTransfer },
+    lateMemberMerges: s.lateMemberMerges,
+    replicationTimeMs: Math.round(s.replicationTime * 1000) / 1000,
+    ...s.counters,
+    sent: byName(s.sentByType),
+    received: byName(s.receivedByType),
+  };
+}
