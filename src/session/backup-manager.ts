@@ -28,7 +28,6 @@ import type { Logger } from '../core/logger.js';
 import {
   copiesMsg,
   fetchedMsg,
-  fetchMsg,
   readCopies,
   readFetch,
   readFetched,
@@ -38,7 +37,7 @@ import {
   shareSentMsg,
 } from './backup-messages.js';
 import { DeltaManager } from './delta-manager.js';
-import { isSessionId, newRequestId } from './ids.js';
+import { type FetchCounters, Fetches } from './fetches.js';
 import { Refused } from './message-readers.js';
 import { Msg } from './messages.js';
 import { Placement, type PlacementMember } from './placement.js';
@@ -47,38 +46,20 @@ import { placementMemberOf, type ReplicationHub } from './replication-hub.js';
 import type { Session } from './session.js';
 import { toRecord } from './state-donor.js';
 
-/** Fetches in flight at once; more are refused (counted) rather than fanned out. */
-const MAX_FETCHES = 1024;
 const NO_MEMBERS: readonly Member[] = Object.freeze([]);
 
 /** The BackupManager's own counters (stats). */
-export interface BackupCounters {
+export interface BackupCounters extends FetchCounters {
   /** Copies sent to new holders by rebalances and take-overs. */
   sessionsMoved: number;
   /** Rebalances run (membership changes of the context). */
   rebalances: number;
-  /** Sessions fetched from other members for a request. */
-  fetches: number;
-  /** Fetches nobody held a copy for. */
-  fetchMisses: number;
-  /** Fetches that ended by timeout with answers missing. */
-  fetchTimeouts: number;
-  /** Fetches refused: too many in flight. */
-  refusedFetches: number;
   /** FETCH answers, COPIES, RELEASE or SHARE_SENT refused (malformed, unasked, not from the owner). */
   refusedBackupMessages: number;
   /** Copies dropped on a RELEASE. */
   copiesReleased: number;
   /** Copies sent whose acknowledgement failed (retried at the next membership change). */
   copyErrors: number;
-}
-
-interface FetchWait {
-  readonly id: string;
-  readonly waiting: Set<string>;
-  readonly records: [unknown, Member][];
-  readonly timer: NodeJS.Timeout;
-  readonly done: () => void;
 }
 
 export class BackupManager extends DeltaManager {
@@ -116,8 +97,7 @@ export class BackupManager extends DeltaManager {
   #degraded = false;
   /** Session id → the member that fetched it from this owner: it gets the changes until it owns it. */
   readonly #fetchers = new Map<string, { member: Member; until: number }>();
-  readonly #fetching = new Map<string, Promise<Session | undefined>>();
-  readonly #fetchWaits = new Map<number, FetchWait>();
+  readonly #fetches: Fetches;
   /** Members that sent this node its share (SHARE_SENT). */
   readonly #sharesFrom = new Set<string>();
   #shareWait: (() => void) | undefined;
@@ -129,6 +109,17 @@ export class BackupManager extends DeltaManager {
     this.#hub = hub;
     this.#log = logger;
     this.#k = config.backups;
+    this.#fetches = new Fetches({
+      contextName: this.contextName,
+      timeoutMs: config.ownershipTimeoutMs,
+      counters: this.#bc,
+      members: () => this.#contextMembers(),
+      post: (to, message) => this.#post(to, message),
+      applyRecord: (raw, from, now) => this.applyRecordFrom(raw, from, now),
+      find: (id) => this.findSession(id),
+      endedLately: (id) => this.endedLately(id),
+      refuse: (from, why) => this.#refuse(from, why),
+    });
   }
 
   /** Which manager this is (stats). */
@@ -254,11 +245,7 @@ export class BackupManager extends DeltaManager {
 
   override async stop(): Promise<void> {
     this.#stoppedHere = true;
-    for (const [requestId, w] of this.#fetchWaits) {
-      clearTimeout(w.timer);
-      this.#fetchWaits.delete(requestId);
-      w.done();
-    }
+    this.#fetches.cancel();
     await super.stop();
   }
 
@@ -280,9 +267,7 @@ export class BackupManager extends DeltaManager {
 
   override memberRemoved(m: Member): void {
     super.memberRemoved(m);
-    for (const [requestId, w] of this.#fetchWaits) {
-      if (w.waiting.delete(m.id) && w.waiting.size === 0) this.#settleFetch(requestId, false);
-    }
+    this.#fetches.memberRemoved(m.id);
     this.#shareWait?.();
     this.#scheduleRebalance();
   }
@@ -445,53 +430,7 @@ export class BackupManager extends DeltaManager {
    * requests for one session share the fetch.
    */
   fetchSession(id: string, _now = Date.now(), readOnly = false): Promise<Session | undefined> | undefined {
-    if (!this.distributable || !isSessionId(id) || this.endedLately(id)) return undefined;
-    // A reader's fetch does not make the owner send it the changes that follow: not shared with a writer's.
-    const key = readOnly ? `r${id}` : id;
-    const pending = this.#fetching.get(key);
-    if (pending !== undefined) return pending;
-    const members = this.#contextMembers();
-    if (members.length === 0) return undefined;
-    if (this.#fetchWaits.size >= MAX_FETCHES) {
-      this.#bc.refusedFetches++;
-      return undefined;
-    }
-    let requestId = newRequestId();
-    while (this.#fetchWaits.has(requestId)) requestId = newRequestId();
-    const p = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.#settleFetch(requestId, true), this.config.ownershipTimeoutMs);
-      timer.unref();
-      this.#fetchWaits.set(requestId, {
-        id,
-        waiting: new Set(members.map((m) => m.id)),
-        records: [],
-        timer,
-        done: resolve,
-      });
-    })
-      .then(() => this.#fetched(id))
-      .finally(() => this.#fetching.delete(key));
-    this.#fetching.set(key, p);
-    this.#post(members, fetchMsg(this.contextName, id, requestId, readOnly));
-    return p;
-  }
-
-  #settleFetch(requestId: number, timedOut: boolean): void {
-    const w = this.#fetchWaits.get(requestId);
-    if (w === undefined) return;
-    this.#fetchWaits.delete(requestId);
-    clearTimeout(w.timer);
-    if (timedOut) this.#bc.fetchTimeouts++;
-    const now = Date.now();
-    for (const [record, from] of w.records) this.applyRecordFrom(record, from, now);
-    w.done();
-  }
-
-  #fetched(id: string): Session | undefined {
-    const s = this.findSession(id);
-    if (s === undefined) this.#bc.fetchMisses++;
-    else this.#bc.fetches++;
-    return s;
+    return this.distributable ? this.#fetches.fetch(id, readOnly) : undefined;
   }
 
   // ---- the BackupManager's messages -----------------------------------------------------------
@@ -550,17 +489,7 @@ export class BackupManager extends DeltaManager {
 
   #onFetched(raw: unknown[], from: Member): void {
     const m = readFetched(raw);
-    if (!this.#ok(m, from)) return;
-    const w = this.#fetchWaits.get(m[2]);
-    if (w === undefined || !w.waiting.delete(from.id)) {
-      this.#refuse(from, 'a fetch answer this node did not ask that member for');
-      return;
-    }
-    if (m[3] !== null) {
-      if ((m[3] as unknown[])[0] !== w.id) this.#refuse(from, 'a fetch answer for another session');
-      else w.records.push([m[3], from]);
-    }
-    if (w.waiting.size === 0) this.#settleFetch(m[2], false);
+    if (this.#ok(m, from)) this.#fetches.onFetched(m, from);
   }
 
   /** COPIES: hold these sessions (merged by stamps); acknowledged once applied (the send is synchronous). */
