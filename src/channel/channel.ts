@@ -10,6 +10,8 @@ import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } fro
 import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
 import { ClusterError, ErrorCode, type FaultyMember, type ProtocolVersionError, SendError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { createMembership } from '../membership/create.js';
+import type { DnsMembershipStats } from '../membership/dns.js';
 import {
   type MembershipContext,
   type MembershipCounters,
@@ -17,8 +19,6 @@ import {
   newMembershipCounters,
   type RemoveReason,
 } from '../membership/membership.js';
-import { MulticastMembership } from '../membership/multicast.js';
-import { StaticMembership } from '../membership/static.js';
 import { PeerConnection } from '../transport/peer-connection.js';
 import { type InboundConnection, Receiver } from '../transport/receiver.js';
 import type { TransportSettings } from '../transport/settings.js';
@@ -80,6 +80,8 @@ export interface ChannelStats {
     readonly members: number;
     readonly heartbeatsRefused: number;
     readonly rejoins: number;
+    /** DNS membership only: resolutions, failures, refusals and addresses listed. */
+    readonly dns?: Readonly<DnsMembershipStats>;
   } & Readonly<MembershipCounters>;
   readonly messages: {
     readonly sent: number;
@@ -98,7 +100,7 @@ export interface ChannelStats {
     /** Hellos, hello answers and heartbeats verified, per key index (failures: transport.authFailures, membership.heartbeatsRefused). */
     readonly acceptedByKey: readonly number[];
   };
-  /** The receiver's bound port; `unlisted`: a static member list is configured and does not name it (warned at start). */
+  /** The receiver's bound port; `unlisted`: the static member list (or DNS membership's port) does not name it (warned at start). */
   readonly receiver: { readonly port: number; readonly unlisted: boolean };
   /** Decodes refused for exceeding their allocation budget (codec bombs), in this process. */
   readonly codec: { readonly decodeBudgetRefusals: number };
@@ -240,8 +242,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       versionRefused: (err, peer, via) => this.#versionRefused(err, peer, via),
     };
     this.#interceptors = createInterceptors(c);
-    this.#membership =
-      c.membership.type === 'multicast' ? new MulticastMembership(c.membership) : new StaticMembership(c.membership);
+    this.#membership = createMembership(c.membership);
   }
 
   /** The local member (available once started). */

@@ -28,8 +28,12 @@ const USAGE = `usage:
       --port PORT              HTTP port (default 8080)                   env CLOWDER_PORT
       --cluster-host ADDRESS   cluster receiver address, if not --host    env CLOWDER_CLUSTER_HOST
       --cluster-port PORT      cluster receiver port (default 4000, autoBind 100) env CLOWDER_CLUSTER_PORT
-      --membership KIND        multicast (default) or static              env CLOWDER_MEMBERSHIP
+      --membership KIND        multicast (default), static or dns         env CLOWDER_MEMBERSHIP
       --members H:P,H:P,...    static peers' cluster ports (may include this node) env CLOWDER_MEMBERS
+      --dns-name NAME          dns: the members are the addresses NAME resolves to (A/AAAA, on the
+                               cluster port; an SRV name _svc._tcp.… gives the ports), re-resolved
+                               every 5 s; implies --membership dns     env CLOWDER_DNS_NAME
+      --dns-server IP[:PORT]   DNS server to ask (repeatable; default: the system's) env CLOWDER_DNS_SERVERS (comma-separated)
       --send async|sync        replication mode (default async)           env CLOWDER_SEND
       --manager delta|backup   session manager: every node holds every session (delta, default),
                                or each session on its node and K others (backup) env CLOWDER_MANAGER

@@ -19,6 +19,8 @@ export const CLUSTER_FLAGS = {
   'cluster-port': { type: 'string' },
   membership: { type: 'string' },
   members: { type: 'string' },
+  'dns-name': { type: 'string' },
+  'dns-server': { type: 'string', multiple: true },
   domain: { type: 'string' },
   'cluster-key-env': { type: 'string' },
   'key-file': { type: 'string' },
@@ -60,6 +62,13 @@ export function switchOn(flags: Flags, flag: string, env: string): boolean {
   throw new ConfigError(env, '1, true or yes (on), 0, false or no (off)', text);
 }
 
+/** A repeatable flag's values, else its environment variable split at commas; undefined when neither is set. */
+function listOf(values: string | boolean | string[] | undefined, env: string): string[] | undefined {
+  const list = Array.isArray(values) && values.length > 0 ? values : process.env[env]?.split(',');
+  const out = list?.map((s) => s.trim()).filter(Boolean);
+  return out !== undefined && out.length > 0 ? out : undefined;
+}
+
 function port(text: string, flag: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535)
     throw new ConfigError(flag, 'a port number from 0 to 65535', text);
@@ -80,8 +89,21 @@ export function applyClusterFlags(cluster: Record<string, unknown>, flags: Flags
   cluster.receiver = receiver;
   const kind = pick(flags, 'membership', 'CLOWDER_MEMBERSHIP');
   const members = pick(flags, 'members', 'CLOWDER_MEMBERS');
-  if (kind !== undefined || members !== undefined) {
-    const type = kind ?? (members !== undefined ? 'static' : 'multicast');
+  const dnsName = pick(flags, 'dns-name', 'CLOWDER_DNS_NAME');
+  const dnsServers = listOf(flags['dns-server'], 'CLOWDER_DNS_SERVERS');
+  const given = cluster.membership as Record<string, unknown> | undefined;
+  if (kind !== undefined || members !== undefined || dnsName !== undefined || dnsServers !== undefined) {
+    const type =
+      kind ??
+      (members !== undefined
+        ? 'static'
+        : dnsName !== undefined || given?.type === 'dns' || dnsServers !== undefined
+          ? 'dns'
+          : 'multicast');
+    if (type !== 'dns') {
+      if (dnsName !== undefined) throw new ConfigError('--dns-name', 'used only with --membership dns');
+      if (dnsServers !== undefined) throw new ConfigError('--dns-server', 'used only with --membership dns');
+    }
     if (type === 'static') {
       const list = (members ?? '')
         .split(',')
@@ -93,8 +115,19 @@ export function applyClusterFlags(cluster: Record<string, unknown>, flags: Flags
     } else if (type === 'multicast') {
       if (members !== undefined) throw new ConfigError('--members', 'used only with --membership static');
       cluster.membership = { type: 'multicast' };
+    } else if (type === 'dns') {
+      if (members !== undefined) throw new ConfigError('--members', 'used only with --membership static');
+      // The config file's DNS settings (refreshMs, port, ...) stay unless a flag replaces them.
+      const base = given?.type === 'dns' ? given : {};
+      const name = dnsName ?? base.name;
+      if (name === undefined)
+        throw new ConfigError(
+          '--dns-name',
+          'the DNS name whose addresses are the members (needed by --membership dns), e.g. clowder.default.svc.cluster.local',
+        );
+      cluster.membership = { ...base, type: 'dns', name, ...(dnsServers !== undefined ? { servers: dnsServers } : {}) };
     } else {
-      throw new ConfigError('--membership', '"multicast" or "static"', type);
+      throw new ConfigError('--membership', '"multicast", "static" or "dns"', type);
     }
   }
   const keyVar = (flags['cluster-key-env'] as string | undefined) ?? 'CLOWDER_CLUSTER_KEY';

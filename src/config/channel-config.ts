@@ -111,9 +111,49 @@ const staticSchema = z.strictObject({
   dropTimeMs: ms(50, 600_000).default(3000),
 });
 
+/** A DNS name: labels of letters, digits, "-" and "_" (SRV names start with "_"), at most 253 characters. */
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+const dnsNameError =
+  'a DNS name, e.g. "clowder.default.svc.cluster.local" (A/AAAA records) or "_clowder._tcp.clowder.default.svc.cluster.local" (SRV records)';
+
+/** A DNS server as node:dns takes it: an IP address, optionally with a port ("10.0.0.10", "127.0.0.1:5353", "[::1]:53"). */
+const dnsServer = z
+  .string({ error: 'a DNS server: "ip" or "ip:port" (IPv6 with a port: "[::1]:53")' })
+  .refine((s) => isIP(s) !== 0 || (parseHostPort(s) !== undefined && isIP(parseHostPort(s)!.host) !== 0), {
+    error: 'a DNS server: "ip" or "ip:port" (IPv6 with a port: "[::1]:53"); an address, not a host name',
+  });
+
+/**
+ * DNS membership: the peers are the addresses a name resolves to, re-resolved every refreshMs
+ * (a Kubernetes headless Service, a Docker Compose service). Each address is then checked over
+ * TCP as with static membership; an address that leaves DNS stays a member while it answers.
+ */
+const dnsSchema = z.strictObject({
+  type: z.literal('dns'),
+  /** The name: A/AAAA records on `port`, or SRV records (ports from the records) when it starts with "_". */
+  name: z.string({ error: dnsNameError }).regex(DNS_NAME, { error: dnsNameError }),
+  /** The peers' receiver port for A/AAAA answers. Default: this node's receiver.port. */
+  port: int(1, 65535, 'a port number from 1 to 65535').optional(),
+  /** DNS servers to ask; default: the system's resolver configuration (/etc/resolv.conf). */
+  servers: z
+    .array(dnsServer, { error: 'a list of DNS servers ("ip" or "ip:port")' })
+    .min(1, { error: 'a non-empty list of DNS servers ("ip" or "ip:port"), or leave it out for the system resolver' })
+    .max(16, { error: 'at most 16 DNS servers' })
+    .optional(),
+  /** How often the name is resolved again. */
+  refreshMs: ms(100, 600_000).default(5000),
+  /** Addresses taken from DNS at most (this node's own included); more are refused and counted. */
+  maxMembers: int(1, 10_000).default(256),
+  /** How often each address is pinged. */
+  pingIntervalMs: ms(10, 60_000).default(500),
+  /** A peer that has not answered for this long is suspected (then verified by the failure detector). */
+  dropTimeMs: ms(50, 600_000).default(3000),
+});
+
 const membershipSchema = z
-  .discriminatedUnion('type', [multicastSchema, staticSchema], {
-    error: 'an object with type "multicast" or "static"',
+  .discriminatedUnion('type', [multicastSchema, staticSchema, dnsSchema], {
+    error: 'an object with type "multicast", "static" or "dns"',
   })
   .prefault({ type: 'multicast' });
 
@@ -258,6 +298,8 @@ export type ChannelConfigInput = z.input<typeof channelSchema>;
 type Parsed = z.output<typeof channelSchema>;
 export type MulticastConfig = z.output<typeof multicastSchema> & { ttl: number };
 export type StaticConfig = z.output<typeof staticSchema>;
+/** DNS membership; `port` defaults to the receiver's (absent only for an SRV name with receiver.port 0). */
+export type DnsConfig = z.output<typeof dnsSchema>;
 export type FailureDetectorConfig = z.output<typeof failureDetectorSchema>;
 export type MessageDispatchConfig = z.output<typeof messageDispatchSchema>;
 export type ThroughputConfig = z.output<typeof throughputSchema>;
@@ -271,7 +313,7 @@ export interface ChannelConfig extends Omit<Parsed, 'name' | 'sendOptions' | 'me
   readonly name: string;
   /** Parsed option bits. */
   readonly sendOptions: number;
-  readonly membership: MulticastConfig | StaticConfig;
+  readonly membership: MulticastConfig | StaticConfig | DnsConfig;
   /** Built-in interceptor configs or custom interceptor objects, top first. */
   readonly interceptors: readonly (BuiltinInterceptorConfig | { name: string })[];
 }
@@ -299,7 +341,7 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
   }
   const receiver = { ...parsed.receiver };
   if (receiver.address === 'auto') receiver.address = firstExternalIPv4() ?? '127.0.0.1';
-  let membership: MulticastConfig | StaticConfig;
+  let membership: MulticastConfig | StaticConfig | DnsConfig;
   if (parsed.membership.type === 'multicast') {
     const m = parsed.membership;
     const ttl = m.ttl === 'auto' ? (isLoopback(m.interface) ? 0 : 1) : m.ttl;
@@ -311,6 +353,8 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
       );
     }
     membership = { ...m, ttl };
+  } else if (parsed.membership.type === 'dns') {
+    membership = resolveDns(parsed.membership, receiver.port);
   } else {
     membership = parsed.membership;
   }
@@ -328,6 +372,25 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
     throw new ConfigError('keyFile', 'left unset when clusterKey is given (one source for the key)');
   checkSecurity(config);
   return deepFreeze(config, CALLER_OWNED);
+}
+
+/** DNS membership's port: given, else the receiver's (every node listens on the same port). */
+function resolveDns(m: z.output<typeof dnsSchema>, receiverPort: number): DnsConfig {
+  if (m.dropTimeMs <= m.pingIntervalMs)
+    throw new ConfigError(
+      'membership.dropTimeMs',
+      `greater than membership.pingIntervalMs (${m.pingIntervalMs})`,
+      m.dropTimeMs,
+    );
+  if (m.port !== undefined) return m;
+  // An SRV name's records carry the ports: no default needed.
+  if (m.name.startsWith('_')) return receiverPort === 0 ? m : { ...m, port: receiverPort };
+  if (receiverPort === 0)
+    throw new ConfigError(
+      'membership.port',
+      'given (the port the peers listen on): it defaults to receiver.port, which is 0 (any free port); or use an SRV name ("_service._tcp.…") whose records carry the ports',
+    );
+  return { ...m, port: receiverPort };
 }
 
 /** 224.0.0.0 - 239.255.255.255: a socket bound there only gets that group's datagrams. */
@@ -353,6 +416,8 @@ export function exposure(config: ChannelConfig): [string, string] | undefined {
   if (m.type === 'static') {
     for (const peer of m.members) if (!isLoopback(parseHostPort(peer)!.host)) return ['membership.members', peer];
   }
+  // The addresses a name resolves to are known only at run time, and may be anywhere.
+  if (m.type === 'dns') return ['membership.name', m.name];
   for (const i of config.interceptors) {
     if ('type' in i && i.type === 'staticMembers') {
       for (const peer of i.members)

@@ -138,6 +138,31 @@ const sessionSchema = z.strictObject({
    * quiet network it has arrived). Like PHP's read_and_close or ASP.NET's read-only session state.
    */
   readOnlyFilter: z.string({ error: 'a regular expression' }).optional(),
+  /**
+   * Per-session request serialization (PHP's and ASP.NET's session lock, cluster-wide): the
+   * requests of one session run one at a time across the cluster, in arrival order on each node,
+   * so a handler that awaits between reading and writing the session loses no update. false
+   * (default): requests of one session run concurrently (one live object per node). true: every
+   * request that is not on a readOnlyFilter path. A string: a regular expression on the request
+   * path (as readOnlyFilter): only matching requests serialize. Read-only paths never wait, and a
+   * request without a session (no cookie, or an unknown id) is never blocked. The node-level
+   * ownership protocol gives the cross-node exclusivity (sessions.ownership "migrate").
+   */
+  serialize: z
+    .union([z.boolean(), z.string()], { error: 'true, false or a regular expression on the request path' })
+    .default(false),
+  /**
+   * With serialize: the longest a request waits for its turn on the session (behind this node's
+   * earlier requests, then for the take-over from the node that holds it) before it is answered
+   * 503 with Retry-After (counted: serializeTimeouts). Default 10000: twice the default
+   * ownershipTimeoutMs, so that a request may wait for its queue and one hand-over.
+   */
+  serializeTimeoutMs: ms(100, 600_000).default(10_000),
+  /**
+   * With serialize: most requests of one session waiting on this node; one more is answered 503
+   * at once (counted: serializeRefused). Bounds the memory a client can pin with parallel requests.
+   */
+  serializeQueueLimit: int(1, 100_000, 'a number of requests from 1 to 100000').default(64),
   /** How long a starting node waits for the other nodes' sessions before it serves. */
   stateTransferTimeoutMs: ms(100, 3_600_000).default(60_000),
   /** When the transfer times out: "start-cold" (serve with what arrived, loud warning) or "fail" (refuse to start). */
@@ -227,6 +252,7 @@ export interface SessionConfig
     | 'sendOptions'
     | 'replicationFilter'
     | 'readOnlyFilter'
+    | 'serialize'
     | 'accessedIntervalMs'
     | 'contextName'
     | 'trustProxy'
@@ -247,6 +273,8 @@ export interface SessionConfig
   readonly sendOptions: number;
   readonly replicationFilter: RegExp | undefined;
   readonly readOnlyFilter: RegExp | undefined;
+  /** false, true (every request not on a read-only path), or the paths that serialize. */
+  readonly serialize: boolean | RegExp;
   readonly accessedIntervalMs: number;
 }
 
@@ -265,6 +293,8 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
       '"migrate" with manager "backup" (one node at a time writes a session; its backups follow it)',
       p.ownership,
     );
+  const serialize =
+    typeof p.serialize === 'boolean' ? p.serialize : (regexOf(p.serialize, `${prefix}.serialize`) ?? false);
   const c = p.cookie;
   if (c.secure !== undefined && p.cookieSecure !== undefined)
     throw new ConfigError(
@@ -295,10 +325,11 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
     sendOptions,
     replicationFilter,
     readOnlyFilter,
+    serialize,
     accessedIntervalMs: p.accessedIntervalMs ?? Math.max(100, Math.floor(maxMs / 4)),
     trustProxy: ProxyTrust.parse(p.trustProxy, `${prefix}.trustProxy`),
   };
-  return deepFreeze(config, new Set(['replicationFilter', 'readOnlyFilter', 'trustProxy']));
+  return deepFreeze(config, new Set(['replicationFilter', 'readOnlyFilter', 'serialize', 'trustProxy']));
 }
 
 /** A path filter: undefined when unset or empty. @throws ConfigError naming `key`. */

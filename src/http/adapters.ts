@@ -5,7 +5,8 @@
  *   `(req, res)` applications (an Express app works too) at their context paths. Use it with
  *   `http.createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, listener)`
  *   so that `req.session` and the end-of-request replication cost no per-request closures.
- * Both answer 503 (Retry-After) while the node is still receiving the other nodes' sessions.
+ * Both answer 503 (Retry-After) while the node is still receiving the other nodes' sessions, and
+ * (sessions.serialize) to a request that waited too long for its session's turn.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode } from '../core/errors.js';
@@ -33,6 +34,17 @@ function notReady(res: ServerResponse): void {
   res.end('starting: receiving sessions from the cluster\n');
 }
 
+/**
+ * sessions.serialize: the request waited longer than serializeTimeoutMs for the other requests of
+ * its session (or too many waited already). A client may retry; nothing of the session changed.
+ */
+export function serializeBusy(res: ServerResponse): void {
+  res.statusCode = 503;
+  res.setHeader('Retry-After', '1');
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.end('busy: other requests of this session are still running (sessions.serialize); retry\n');
+}
+
 /** `close` before `finish`: the client went away; the request still ends for its session. */
 function onClose(this: ServerResponse): void {
   (this.req as AnyRequest)[kSession]?.finish();
@@ -57,10 +69,14 @@ export function sessionMiddleware(
     decorate(req);
     replicateBeforeEnd(res, rs);
     res.on('close', onClose);
-    if (rs.ready === undefined) next();
-    else
+    if (rs.ready === undefined) {
+      if (rs.busy) serializeBusy(res);
+      else next();
+    } else
       rs.ready.then(() => {
-        if (!rs.abandoned) next();
+        if (rs.abandoned) return;
+        if (rs.busy) serializeBusy(res);
+        else next();
       }, next);
   };
 }
@@ -166,10 +182,14 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
       replicateBeforeEnd(res, rs);
       res.on('close', onClose);
     }
-    if (rs.ready === undefined) run(mount.app, req, res);
-    else
+    if (rs.ready === undefined) {
+      if (rs.busy) serializeBusy(res);
+      else run(mount.app, req, res);
+    } else
       rs.ready.then(() => {
-        if (!rs.abandoned) run(mount.app, req, res);
+        if (rs.abandoned) return;
+        if (rs.busy) serializeBusy(res);
+        else run(mount.app, req, res);
       });
   };
 }

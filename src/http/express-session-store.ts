@@ -110,6 +110,14 @@ export class ClowderStore extends session.Store {
   constructor(source: SessionSource, options: ClowderStoreOptions = {}) {
     super();
     this.manager = managerOf(source);
+    if (this.manager.config.serialize !== false)
+      // A Store's get(sid) does not know its request: a second get of the same request
+      // (req.session.reload()) would wait for itself, and a request that never writes back holds
+      // the lock until holdTimeoutMs. Refused loudly rather than not serializing silently.
+      throw new TypeError(
+        'ClowderStore: sessions.serialize is not supported with express-session (its Store API cannot ' +
+          "tie a get to its request); use clowder's middleware (sessions.middleware()), or leave serialize false",
+      );
     const t = options.holdTimeoutMs ?? 10_000;
     if (!(Number.isFinite(t) && t >= 100))
       throw new TypeError(`ClowderStore: holdTimeoutMs must be a number of milliseconds ≥ 100 (got ${String(t)})`);

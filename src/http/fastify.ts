@@ -133,6 +133,7 @@ export async function clowderSession(fastify: FastifyInstance, options: ClowderF
     }
     const b = new SessionBinding(manager, request.raw, cookie);
     request[kBinding] = b;
+    if (b.busy) return busy(reply);
     const ready = b.ready;
     if (ready === undefined) return;
     // Taking the session over from its owner: a client that goes away meanwhile ends its claim.
@@ -141,6 +142,7 @@ export async function clowderSession(fastify: FastifyInstance, options: ClowderF
     await ready;
     reply.raw.off('close', onClose);
     if (b.abandoned) reply.hijack();
+    else if (b.busy) return busy(reply);
   });
   fastify.addHook('onSend', async (request: Bound, reply: FastifyReply, payload: unknown) => {
     const b = request[kBinding];
@@ -156,6 +158,12 @@ export async function clowderSession(fastify: FastifyInstance, options: ClowderF
     request[kBinding]?.finish();
   });
 }
+/** sessions.serialize: the request waited too long for its session's turn (or too many waited). */
+function busy(reply: FastifyReply): FastifyReply {
+  reply.code(503).header('retry-after', '1').type('text/plain; charset=utf-8');
+  return reply.send('busy: other requests of this session are still running (sessions.serialize); retry\n');
+}
+
 // What fastify-plugin does: the hooks and the decorator apply to the parent instance, not a child context.
 Object.assign(clowderSession, {
   [Symbol.for('skip-override')]: true,

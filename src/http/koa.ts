@@ -113,6 +113,13 @@ export function clowderKoa(
       ctx.res.off('close', onClose);
       if (b.abandoned) return;
     }
+    if (b.busy) {
+      // sessions.serialize: waited too long for the session's turn (or too many waited).
+      ctx.status = 503;
+      ctx.set('Retry-After', '1');
+      ctx.body = 'busy: other requests of this session are still running (sessions.serialize); retry\n';
+      return;
+    }
     const state: KoaState = { ctx, binding: b, removed: false, data: undefined, committed: undefined };
     (ctx as StatefulContext)[kState] = state;
     extend(Object.getPrototypeOf(ctx) as object);

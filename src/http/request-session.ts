@@ -16,13 +16,17 @@
  *   only when the node it names is gone;
  * - a request served from this node's copy of a session another node may have just changed (a
  *   read of a session owned elsewhere; any request with ownership none) waits for the end of the
- *   event-loop turn: a change that arrived with it applies first.
+ *   event-loop turn: a change that arrived with it applies first;
+ * - with sessions.serialize, a request on an existing session (not on a read-only path) waits for
+ *   the session's lock (session/request-queue.ts) before it uses it, and holds it until it ends;
+ *   one that waits too long, or finds the queue full, is answered 503 by the adapter (`busy`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import { COOKIE_ATTRIBUTE, readCookieMeta } from '../session/cookie-meta.js';
 import { cookieIdPart, cookieNamesRoute, cookieRoute, newSessionId } from '../session/ids.js';
+import { QUEUE_FULL, type SerialOutcome, type SerialRequest, type SerialWait } from '../session/request-queue.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session/session-manager.js';
 import { serializeCookie, sessionCookieValue } from './cookie.js';
@@ -33,7 +37,7 @@ import { createSessionHandle, type HandleHost, type SessionHandle } from './sess
 /** Longest idle timeout a persistent cookie raises its session's to (the config's maximum), in seconds. */
 const MAX_INACTIVE_LIMIT = 31_536_000;
 
-export class RequestSession implements HandleHost, CookieOwner {
+export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
   session: Session | undefined;
   originalRoute: string | undefined;
   #handle: SessionHandle | undefined;
@@ -52,6 +56,13 @@ export class RequestSession implements HandleHost, CookieOwner {
   #cookieSet = false;
   #pending: Promise<void> | undefined;
   readonly #replicate: boolean;
+  /** sessions.serialize: the session whose lock this request holds (released when it ends). */
+  #locked: Session | undefined;
+  /** sessions.serialize: this request's wait for its turn, while it waits. */
+  #serialWait: SerialWait | undefined;
+  /** The session cookie's value (`<id>.<route>`), kept for a request that waits for its turn. */
+  #cookieValue = '';
+  #busy = false;
   /** The path matches readOnlyFilter: the session may be read, not changed, created or taken over. */
   readonly readOnly: boolean;
 
@@ -71,23 +82,51 @@ export class RequestSession implements HandleHost, CookieOwner {
     if (id === undefined) return;
     const now = Date.now();
     const s = manager.findSession(id, now);
-    if (s !== undefined) this.#load(s, value, now);
+    if (s !== undefined) this.#found(s, value, now);
     else {
-      // Not held here (BackupManager): fetched from the members that hold it, then loaded as if
-      // found. A client gone meanwhile (finish() ran) loads nothing.
+      // Not held here (BackupManager): fetched from the members that hold it, then used as if
+      // found here. A client gone meanwhile (finish() ran) uses nothing.
       const fetching = manager.fetchSession?.(id, now, this.readOnly);
       if (fetching !== undefined)
         this.ready = fetching.then((f) => {
           this.ready = undefined;
           if (f === undefined || this.#finished) return;
-          this.#load(f, value, Date.now());
+          this.#found(f, value, Date.now());
           return this.ready;
         });
     }
   }
 
-  /** A session the request's cookie (value `value`) names: this request uses it. */
-  #load(s: Session, value: string, now: number): void {
+  /** The session the cookie (value `value`) names: waits for its turn (sessions.serialize), or uses it. */
+  #found(s: Session, value: string, now: number): void {
+    const manager = this.manager;
+    const serialize = this.config.serialize;
+    if (serialize !== false && !this.readOnly && (serialize === true || serialize.test(this.path))) {
+      // One request of the session at a time: wait for the lock (serialStart runs once it is ours).
+      this.#cookieValue = value;
+      const w = manager.serializer.enter(s, this);
+      if (w === QUEUE_FULL) this.#busy = true;
+      else if (w !== undefined) {
+        this.#serialWait = w;
+        this.ready = w.promise.then((outcome) => this.#afterSerialWait(outcome));
+      }
+      return;
+    }
+    const wait = this.#use(s, value, now);
+    if (wait !== undefined) this.ready = wait.then(() => this.#afterWait(s));
+  }
+
+  /**
+   * sessions.serialize: the session's lock is this request's now (see request-queue.ts). Begins
+   * using the session; returns the take-over still to wait for, if any. Not for applications.
+   */
+  serialStart(s: Session): Promise<void> | undefined {
+    this.#locked = s;
+    return this.#use(s, this.#cookieValue, Date.now());
+  }
+
+  /** Begins using the session the cookie `value` named; returns what to wait for before the application runs. */
+  #use(s: Session, value: string, now: number): Promise<void> | undefined {
     const manager = this.manager;
     const config = this.config;
     this.#begin(s, now);
@@ -103,10 +142,47 @@ export class RequestSession implements HandleHost, CookieOwner {
     // comes before the hand-over). Served from this node's copy instead (a read, or ownership
     // none) while another node may have just changed it: that change may have arrived with this
     // request, on a socket the kernel reported after this one; run once every ready socket was read.
-    const wait =
-      (this.readOnly ? undefined : manager.acquire(s)) ??
-      (manager.copyMayTrail(s) ? manager.inputHandled() : undefined);
-    if (wait !== undefined) this.ready = wait.then(() => this.#afterWait(s));
+    return (
+      (this.readOnly ? undefined : manager.acquire(s)) ?? (manager.copyMayTrail(s) ? manager.inputHandled() : undefined)
+    );
+  }
+
+  /** sessions.serialize: the wait for the session's turn ended. */
+  #afterSerialWait(outcome: SerialOutcome): void {
+    this.#serialWait = undefined;
+    this.ready = undefined;
+    const s = this.session;
+    if (outcome === 'go') {
+      if (s !== undefined) this.#afterWait(s);
+      return;
+    }
+    // Waited too long (or the client went away): the application does not run; the session stays
+    // where it is, and the lock passes on.
+    if (s !== undefined && this.#started) {
+      this.#started = false;
+      this.manager.requestAbandoned(s);
+      this.session = undefined;
+      this.#loadedId = undefined;
+      this.#removeCookie();
+    }
+    this.#unlock();
+    if (outcome === 'timeout') this.#busy = true;
+  }
+
+  /** Passes the session's lock on (sessions.serialize), once. */
+  #unlock(): void {
+    const s = this.#locked;
+    if (s === undefined) return;
+    this.#locked = undefined;
+    this.manager.serializer.leave(s);
+  }
+
+  /**
+   * sessions.serialize: this request waited longer than serializeTimeoutMs for its session, or its
+   * session's queue was full; the application must not run (the adapter answers 503).
+   */
+  get busy(): boolean {
+    return this.#busy;
   }
 
   /**
@@ -276,6 +352,18 @@ export class RequestSession implements HandleHost, CookieOwner {
    */
   finish(): Promise<void> | undefined {
     if (this.#finished) return undefined;
+    const w = this.#serialWait;
+    if (w !== undefined) {
+      // The client went away while the request waited for its turn: it leaves the queue.
+      this.#abandoned = true;
+      this.manager.serializer.abort(w);
+    }
+    const done = this.#finish();
+    this.#unlock(); // after the manager was told: a hand-over to a waiting member goes first
+    return done;
+  }
+
+  #finish(): Promise<void> | undefined {
     this.#finished = true;
     const pending = this.#pending; // a synchronous invalidation the response waits for
     const s = this.session;

@@ -8,10 +8,14 @@
  * - the session is created lazily, on the first write (an empty new session is never stored);
  * - a cookie naming another node's route (failover) is re-issued with this node's;
  * - at the end the request's changes replicate; the response waits for them in synchronous mode,
- *   or (batchResponses) until the turn's replication batch was written.
+ *   or (batchResponses) until the turn's replication batch was written;
+ * - with sessions.serialize (its path matching), a request on an existing session waits for the
+ *   session's lock (session/request-queue.ts) and holds it until it ends; one that waits too long
+ *   or finds the queue full is `busy` (the adapter answers 503).
  */
 import type { IncomingMessage } from 'node:http';
 import { cookieIdPart, cookieNamesRoute, cookieRoute } from '../session/ids.js';
+import { QUEUE_FULL, type SerialOutcome, type SerialRequest, type SerialWait } from '../session/request-queue.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session/session-manager.js';
 import { serializeCookie, sessionCookieValue } from './cookie.js';
@@ -31,7 +35,7 @@ export interface BindingCookieOptions {
   rolling?: boolean;
 }
 
-export class SessionBinding {
+export class SessionBinding implements SerialRequest {
   /** The session; undefined until created or after destroy(). */
   session: Session | undefined;
   /** The route the client's cookie named, when it differs from this node's (failover). */
@@ -51,6 +55,13 @@ export class SessionBinding {
   #pending: Promise<void> | undefined;
   readonly #cookieName: string;
   readonly #rolling: boolean;
+  readonly #maxAgeOption: number | undefined;
+  /** sessions.serialize: the session whose lock this request holds. */
+  #locked: Session | undefined;
+  /** sessions.serialize: this request's wait for its turn, while it waits. */
+  #serialWait: SerialWait | undefined;
+  #cookieValue = '';
+  #busy = false;
 
   constructor(
     readonly manager: SessionManager,
@@ -60,44 +71,107 @@ export class SessionBinding {
     this.#cookieName = options.cookieName ?? manager.config.cookieName;
     this.#rolling = options.rolling === true;
     this.maxAgeMs = options.maxAge ?? null;
+    this.#maxAgeOption = options.maxAge;
     const value = sessionCookieValue(req.headers.cookie, this.#cookieName, manager);
     const id = value === undefined ? undefined : cookieIdPart(value);
     const s = id === undefined ? undefined : manager.findSession(id);
     this.loaded = s !== undefined;
     if (value === undefined || id === undefined) return;
-    if (s !== undefined) this.#load(s, value, options);
+    if (s !== undefined) this.#found(s, value);
     else {
-      // Not held here (BackupManager): fetched from the members that hold it, then loaded as if
-      // found. A client gone meanwhile (finish() ran) loads nothing.
-      const fetching = (manager as SessionManager).fetchSession?.(id);
+      // Not held here (BackupManager): fetched from the members that hold it, then used as if
+      // found here. A client gone meanwhile (finish() ran) uses nothing.
+      const fetching = manager.fetchSession?.(id);
       if (fetching !== undefined)
         this.ready = fetching.then((f) => {
           this.ready = undefined;
           if (f === undefined || this.#finished) return;
           this.loaded = true;
-          this.#load(f, value, options);
+          this.#found(f, value);
           return this.ready;
         });
     }
   }
 
-  /** A session the request's cookie (value `value`) names: this request uses it. */
-  #load(s: Session, value: string, options: BindingCookieOptions): void {
+  /** The session the cookie (value `value`) names: waits for its turn (sessions.serialize), or uses it. */
+  #found(s: Session, value: string): void {
+    const manager = this.manager;
+    const req = this.req;
+    const serialize = manager.config.serialize;
+    if (serialize !== false && (serialize === true || serialize.test(pathOf(req.url)))) {
+      // One request of the session at a time: wait for the lock (serialStart runs once it is ours).
+      this.#cookieValue = value;
+      const w = manager.serializer.enter(s, this);
+      if (w === QUEUE_FULL) this.#busy = true;
+      else if (w !== undefined) {
+        this.#serialWait = w;
+        this.ready = w.promise.then((outcome) => this.#afterSerialWait(outcome));
+      }
+      return;
+    }
+    const wait = this.#use(s, value);
+    if (wait !== undefined) this.ready = wait.then(() => this.#afterWait(s));
+  }
+
+  /** sessions.serialize: the session's lock is this request's now; begins using it. Not for applications. */
+  serialStart(s: Session): Promise<void> | undefined {
+    this.#locked = s;
+    return this.#use(s, this.#cookieValue);
+  }
+
+  /** Begins using `s`; returns what to wait for before the handler runs (a take-over), if anything. */
+  #use(s: Session, value: string): Promise<void> | undefined {
     const manager = this.manager;
     this.#begin(s);
     // A lifetime set for this session earlier (its own idle timeout) keeps its cookie persistent.
-    if (options.maxAge === undefined && s.maxInactiveInterval !== manager.config.maxInactiveInterval)
+    if (this.#maxAgeOption === undefined && s.maxInactiveInterval !== manager.config.maxInactiveInterval)
       this.maxAgeMs = s.maxInactiveInterval > 0 ? s.maxInactiveInterval * 1000 : null;
     if (!cookieNamesRoute(value, manager.route)) {
       this.originalRoute = cookieRoute(value);
       this.#cookie = s.id;
     }
-    const wait = manager.acquire(s) ?? (manager.copyMayTrail(s) ? manager.inputHandled() : undefined);
-    if (wait !== undefined)
-      this.ready = wait.then(() => {
-        this.ready = undefined;
-        if (!s.valid) this.#drop(s); // invalidated meanwhile: the request goes on without it
-      });
+    return manager.acquire(s) ?? (manager.copyMayTrail(s) ? manager.inputHandled() : undefined);
+  }
+
+  #afterWait(s: Session): void {
+    this.ready = undefined;
+    if (!s.valid) this.#drop(s); // invalidated meanwhile: the request goes on without it
+  }
+
+  /** sessions.serialize: the wait for the session's turn ended. */
+  #afterSerialWait(outcome: SerialOutcome): void {
+    this.#serialWait = undefined;
+    this.ready = undefined;
+    const s = this.session;
+    if (outcome === 'go') {
+      if (s !== undefined) this.#afterWait(s);
+      return;
+    }
+    // Waited too long (or the client went away): the handler does not run; the lock passes on.
+    if (s !== undefined && this.#started) {
+      this.#started = false;
+      this.manager.requestAbandoned(s);
+      this.session = undefined;
+      this.#cookie = undefined;
+      this.originalRoute = undefined;
+    }
+    this.#unlock();
+    if (outcome === 'timeout') this.#busy = true;
+  }
+
+  #unlock(): void {
+    const s = this.#locked;
+    if (s === undefined) return;
+    this.#locked = undefined;
+    this.manager.serializer.leave(s);
+  }
+
+  /**
+   * sessions.serialize: the request waited longer than serializeTimeoutMs for its session, or its
+   * session's queue was full: the handler must not run (answer 503).
+   */
+  get busy(): boolean {
+    return this.#busy;
   }
 
   /** The client went away while the request waited for the session: the handler must not run. */
@@ -178,6 +252,18 @@ export class SessionBinding {
    */
   finish(): Promise<void> | undefined {
     if (this.#finished) return undefined;
+    const w = this.#serialWait;
+    if (w !== undefined) {
+      // The client went away while the request waited for its turn: it leaves the queue.
+      this.#abandoned = true;
+      this.manager.serializer.abort(w);
+    }
+    const done = this.#finish();
+    this.#unlock(); // after the manager was told: a hand-over to a waiting member goes first
+    return done;
+  }
+
+  #finish(): Promise<void> | undefined {
     this.#finished = true;
     const pending = this.#pending;
     const s = this.session;
@@ -218,6 +304,13 @@ export class SessionBinding {
     const c = this.manager.config.cookieSecure;
     return c === 'auto' ? requestIsSecure(this.req, this.manager.config.trustProxy) : c;
   }
+}
+
+/** The path of a request URL (no query). */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
 }
 
 function secondsOf(ms: number): number {

@@ -35,7 +35,7 @@ export const COUNTERS = [
   'readOnlyChangesDiscarded',
   'valueBytesSent',
   // Refusals of what members send (see message-readers.ts and docs/architecture.md "Members").
-  /** A session id from the network that is not 32 upper-case hex characters. */
+  /** A session id from the network that is not 32 base64url characters (clowder makes upper-case hex). */
   'malformedIds',
   /** SESSION_DATA or a state-transfer message this node did not ask that member for. */
   'refusedSessionData',

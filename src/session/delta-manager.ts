@@ -33,6 +33,7 @@ import type { Refused } from './message-readers.js';
 import { Outbound } from './outbound.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
+import { RequestQueue } from './request-queue.js';
 import type { Session, SessionOwner } from './session.js';
 import type { SessionManager } from './session-manager.js';
 import { SessionStore } from './session-store.js';
@@ -62,6 +63,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   #readyAt = 0;
   #stopped = false;
   readonly #ownership: Ownership | undefined;
+  /** sessions.serialize: the per-session request locks of this node (request-queue.ts). */
+  readonly serializer: RequestQueue;
   readonly #copies: Copies;
   readonly #sync: boolean;
 
@@ -115,6 +118,12 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       (to, message) => this.#out.post(to, message),
     );
     this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
+    // sessions.serialize (request-queue.ts): members waiting for a hand-over go before the next local request.
+    this.serializer = new RequestQueue(
+      { yieldTo: (s) => this.#ownership?.yieldTo(s) },
+      config.serializeTimeoutMs,
+      config.serializeQueueLimit,
+    );
     this.#copies = new Copies(this.#copiesHost(), this.#store, this.#out, this.#counters, this.#refusals, logger);
     const copies = this.#copies;
     this.#receiver = new StateReceiver(
@@ -329,8 +338,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     s.primary = true;
     s.ownerId = this.localId;
     if (!replicate) {
-      // A filtered request sends nothing; what it changed travels with the next replicated one.
+      // A filtered request sends nothing; what it changed travels with the next replicated one,
+      // or with the hand-over to a member waiting for the session (it sends what is unsent first).
       s.detectInPlaceChanges();
+      if (s.active <= 0 && s.waiters !== undefined) this.#ownership?.handOver(s);
       s.releaseDecoded();
       return undefined;
     }
@@ -605,6 +616,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       lateMemberMerges: this.#receiver.merges,
       replicationTime: this.#out.replicationTime,
       counters: this.#counters,
+      serialize: this.serializer.stats(),
       sentByType: this.#out.sentByType,
       receivedByType: this.#in.receivedByType,
     });

@@ -4,9 +4,10 @@
  * extends it with its own fields.
  */
 import { byName, type Counter } from './counters.js';
+import type { SerializeStats } from './request-queue.js';
 import type { StateTransferStats } from './state-receiver.js';
 
-export interface ManagerStats extends Readonly<Record<Counter, number>> {
+export interface ManagerStats extends Readonly<Record<Counter, number>>, Readonly<SerializeStats> {
   /** The context (application) name. */
   readonly context: string;
   /** Which manager serves it (sessions.manager). */
@@ -43,6 +44,8 @@ export interface StatsSource {
   /** Milliseconds, unrounded. */
   readonly replicationTime: number;
   readonly counters: Readonly<Record<Counter, number>>;
+  /** sessions.serialize (request-queue.ts). */
+  readonly serialize: SerializeStats;
   readonly sentByType: number[];
   readonly receivedByType: number[];
 }
@@ -60,6 +63,7 @@ export function managerStats(s: StatsSource): ManagerStats {
     lateMemberMerges: s.lateMemberMerges,
     replicationTimeMs: Math.round(s.replicationTime * 1000) / 1000,
     ...s.counters,
+    ...s.serialize,
     sent: byName(s.sentByType),
     received: byName(s.receivedByType),
   };

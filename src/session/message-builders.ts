@@ -115,8 +115,9 @@ export function batchMsg(ctx: string, messages: readonly ChangeMsg[]): BatchMsg 
   return [Msg.BATCH, ctx, messages];
 }
 
-export function acquireMsg(ctx: string, id: string, requestId: number): AcquireMsg {
-  return [Msg.ACQUIRE, ctx, id, requestId];
+/** ACQUIRE; `hops`: the redirects the asker followed so far (the owner serves the most-redirected first). */
+export function acquireMsg(ctx: string, id: string, requestId: number, hops: number): AcquireMsg {
+  return [Msg.ACQUIRE, ctx, id, requestId, hops];
 }
 
 export function grantMsg(ctx: string, id: string, requestId: number, ownerId: string, granted: boolean): GrantMsg {

@@ -36,7 +36,7 @@ export class Refused {
   ) {}
 }
 
-const BAD_ID = new Refused('malformedIds', 'a session id that is not 32 upper-case hex characters');
+const BAD_ID = new Refused('malformedIds', 'a session id that is not 32 base64url characters');
 const BAD_VERSION = new Refused('refusedVersion', `a version that is not an integer from 0 to 2^52`);
 
 function malformed(why: string): Refused {
@@ -68,7 +68,10 @@ export type AccessedMsg = readonly [type: typeof Msg.ACCESSED, ctx: string, id: 
 export type ExpiredMsg = readonly [type: typeof Msg.EXPIRED, ctx: string, id: string, reason: unknown];
 export type IdChangedMsg = readonly [type: typeof Msg.ID_CHANGED, ctx: string, oldId: string, newId: string];
 export type SessionRequestMsg = readonly [type: typeof Msg.SESSION_REQUEST, ctx: string, id: string];
-export type AcquireMsg = readonly [type: typeof Msg.ACQUIRE, ctx: string, id: string, requestId: number];
+/** `hops`: how often the asker was redirected (0..16; absent from older nodes). */
+export type AcquireMsg = readonly [type: typeof Msg.ACQUIRE, ctx: string, id: string, requestId: number, hops?: number];
+/** Largest hop count an ACQUIRE may carry (the asker takes over after 16 redirects). */
+const MAX_ACQUIRE_HOPS = 64;
 export type GrantMsg = readonly [
   type: typeof Msg.GRANT,
   ctx: string,
@@ -165,6 +168,9 @@ export function readAcquire(m: readonly unknown[]): AcquireMsg | Refused {
   const requestId = m[3];
   if (typeof requestId !== 'number' || !Number.isSafeInteger(requestId) || requestId < 0)
     return malformed('malformed acquire');
+  const hops = m[4];
+  if (hops !== undefined && !(Number.isInteger(hops) && (hops as number) >= 0 && (hops as number) <= MAX_ACQUIRE_HOPS))
+    return malformed('malformed acquire: hops');
   return m as unknown as AcquireMsg;
 }
 

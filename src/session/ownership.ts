@@ -12,6 +12,11 @@
  * did not hand over in time (a long request), or the redirects pass 16 hops, the session is taken
  * over anyway and that member is fenced ({@link OwnershipHost.fence}): its later writes to the
  * session are refused on every node, counted, and its own copy reverts to the new owner's.
+ *
+ * Fairness (what sessions.serialize relies on): an owner queues the askers waiting for a hand-over
+ * by the hop count their ACQUIRE carries (redirected ones first), and {@link Ownership.yieldTo}
+ * lets them go before this node's next serialized request, so an asker waits for the owner's
+ * current request, not for its queue.
  */
 import type { Member } from '../channel/types.js';
 import { newRequestId } from './ids.js';
@@ -58,6 +63,25 @@ const GONE = Symbol('gone');
 type Answer = string | typeof GONE;
 /** Redirects followed before a session is taken over anyway. */
 const MAX_HOPS = 16;
+/**
+ * A hand-over waiting on the owner, with how often its asker was already redirected (-1: this
+ * node's own next serialized request, which goes after every member).
+ */
+type HandOverWaiter = (() => void) & { hops?: number };
+
+/**
+ * Queues a hand-over on `s`: askers redirected more often go first (they waited longest), FIFO
+ * among equals. Without it, an asker sent on from a node that just handed over would arrive at
+ * the new owner after the direct ask of the node that handed over, lose again, and so on until
+ * the 16-hop limit forced a take-over of a session whose owner is alive and working.
+ */
+function addWaiter(s: Session, w: HandOverWaiter, hops: number): void {
+  w.hops = hops;
+  const list = (s.waiters ??= []) as HandOverWaiter[];
+  let i = list.length;
+  while (i > 0 && (list[i - 1]!.hops ?? 0) < hops) i--;
+  list.splice(i, 0, w);
+}
 
 export class Ownership {
   /** Take-overs in progress, by session id (concurrent requests here share one). */
@@ -113,7 +137,8 @@ export class Ownership {
       const deadline = performance.now() + host.timeoutMs;
       this.#grants.set(requestId, { session: s, asked: owner.id, id: s.id, deadline, done: resolve });
       this.#arm();
-      host.post(owner, acquireMsg(host.contextName, s.id, requestId), () => this.#settle(requestId, ''));
+      // hops: the owner serves askers redirected more often first (addWaiter).
+      host.post(owner, acquireMsg(host.contextName, s.id, requestId, hops), () => this.#settle(requestId, ''));
     });
     host.count('ownershipMoves');
     if (s.ownerId === me || !s.valid) return; // granted (taken when the grant arrived)
@@ -192,6 +217,7 @@ export class Ownership {
     }
     const id = m[2];
     const requestId = m[3];
+    const hops = m[4] ?? 0; // older nodes send none
     const s = this.host.session(id);
     const me = this.host.localId;
     // About to own it ourselves: answer once we do. Checked first: while a request here waits
@@ -212,16 +238,35 @@ export class Ownership {
       this.#answer(from, id, requestId, s.ownerId, false);
       return;
     }
-    (s.waiters ??= []).push(() => {
-      if (s.valid && s.ownerId === me) {
-        this.host.flush(s);
-        s.ownerId = from.id;
-        s.primary = false;
-        this.#answer(from, id, requestId, from.id, true);
-      } else if (s.valid) this.#answer(from, id, requestId, s.ownerId, false);
-      else this.#answer(from, id, requestId, from.id, true);
-    });
+    addWaiter(
+      s,
+      () => {
+        if (s.valid && s.ownerId === me) {
+          this.host.flush(s);
+          s.ownerId = from.id;
+          s.primary = false;
+          this.#answer(from, id, requestId, from.id, true);
+        } else if (s.valid) this.#answer(from, id, requestId, s.ownerId, false);
+        else this.#answer(from, id, requestId, from.id, true);
+      },
+      hops,
+    );
     if (s.active <= 0) this.handOver(s);
+  }
+
+  /**
+   * sessions.serialize, before this node's next request on `s` starts: when members wait for this
+   * node to hand `s` over, they go first (fair hand-over: a local queue never starves a remote
+   * asker). Resolves after their hand-over; the request then takes the session back as any other
+   * (acquire). undefined: nobody waits, go on. The hand-over runs when this node's requests on
+   * `s` end, as always (the request yielding has not begun: it does not hold it up).
+   */
+  yieldTo(s: Session): Promise<void> | undefined {
+    if (s.waiters === undefined || s.ownerId !== this.host.localId) return undefined;
+    const yielded = new Promise<void>((resolve) => addWaiter(s, resolve, -1));
+    // Nothing else would run it: no request here uses s and no change of it waits for the turn's end.
+    if (s.active <= 0 && !s.queued) this.handOver(s);
+    return yielded;
   }
 
   /** Runs the hand-overs waiting for `s` (its requests on this node have ended). */

@@ -18,6 +18,11 @@
  *    - a writing request: `acquire(s)`; a read-only one, or when `acquire` returned undefined:
  *      `copyMayTrail(s)` and if true `inputHandled()`. The application runs only once that
  *      promise resolved (and `s.valid` is checked again).
+ *    With `sessions.serialize` on a writing path, step 2 runs behind the session's lock: first
+ *    `serializer.enter(s, request)` (undefined: the lock is free and taken; QUEUE_FULL: answer 503;
+ *    else a wait whose outcome is the turn or a timeout → 503), and once the lock is the
+ *    request's, `requestStarted` and `acquire` as above; `serializer.leave(s)` when the request
+ *    ends (after step 5's call), `serializer.abort(wait)` when the client left while queued.
  * 3. No session and the application writes (or saveUninitialized): `createSession(now, wanted)`
  *    then `requestStarted(s, now)`. `createSession` throws TOO_MANY_SESSIONS when full.
  * 4. While the application runs: `replicate(s)` on `req.session.save()`;
@@ -38,6 +43,7 @@
  * the same rules through `createSessionWithId`, `endedLately`, `sessions` and `localId`.
  */
 import type { SessionConfig } from '../config/session-config.js';
+import type { RequestQueue } from './request-queue.js';
 import type { Session } from './session.js';
 
 export interface SessionManager {
@@ -70,6 +76,8 @@ export interface SessionManager {
    * before the session existed). @throws ClusterError TOO_MANY_SESSIONS at maxActiveSessions.
    */
   createSession(now?: number, wanted?: string): Session;
+  /** sessions.serialize: the per-session request locks of this node (request-queue.ts). */
+  readonly serializer: RequestQueue;
   /** A new session under an id server code generated (express-session's genid); undefined when malformed, held or ended lately. */
   createSessionWithId(id: string, now?: number): Session | undefined;
   /** Whether a session with this id ended lately (its tombstone): it must not be created again. */

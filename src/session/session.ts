@@ -15,6 +15,7 @@ import {
 } from '../codec/value-codec.js';
 import { CodecError, ErrorCode } from '../core/errors.js';
 import { allocKept, keep } from './arena.js';
+import type { SerialWait } from './request-queue.js';
 
 /** Values whose encoding is at least this large are not kept decoded between requests. */
 const RELEASE_BYTES = 256;
@@ -176,6 +177,10 @@ export class Session {
   ownerId = '';
   /** Nodes waiting for this node to hand the session over once its requests here are done. */
   waiters: (() => void)[] | undefined;
+  /** sessions.serialize: a request of this node holds the session's lock (request-queue.ts). */
+  serialHeld = false;
+  /** The requests of this node waiting for that lock, in arrival order (made on first contention). */
+  serialQueue: SerialWait[] | undefined;
   /** Not yet announced to the other nodes. */
   announced = false;
   /** maxInactiveInterval changed locally since the last replication. */

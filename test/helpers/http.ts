@@ -40,7 +40,8 @@ export interface HttpResponse {
 let agent = new http.Agent({ keepAlive: true });
 
 /** GET http://127.0.0.1:<port><path>, with `cookie` as the Cookie header (keep-alive). */
-export function get(port: number, path: string, cookie?: string): Promise<HttpResponse> {
+/** GET on 127.0.0.1; fails after `timeoutMs` (10 s) without an answer. */
+export function get(port: number, path: string, cookie?: string, timeoutMs = 10_000): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const req = http.get(
       { host: '127.0.0.1', port, path, agent, headers: cookie ? { cookie } : {} },
@@ -59,7 +60,7 @@ export function get(port: number, path: string, cookie?: string): Promise<HttpRe
       },
     );
     req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${path} on port ${port} timed out`)));
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${path} on port ${port} timed out`)));
   });
 }
 

@@ -1,5 +1,5 @@
 /**
- * Session ids from the network are always checked (32 upper-case hex characters): a malformed
+ * Session ids from the network are always checked (32 base64url characters; clowder makes upper-case hex): a malformed
  * one, in any message, is refused and counted, never stored, looked up or answered.
  */
 import assert from 'node:assert/strict';

@@ -119,7 +119,7 @@ describe('message builders', () => {
     );
     assert.deepEqual([...ok(readIdChanged(wire(idChangedMsg(CTX, id, id2))))], [Msg.ID_CHANGED, CTX, id, id2]);
     assert.deepEqual([...ok(readSessionRequest(wire(sessionRequestMsg(CTX, id))))], [Msg.SESSION_REQUEST, CTX, id]);
-    assert.deepEqual([...ok(readAcquire(wire(acquireMsg(CTX, id, 42))))], [Msg.ACQUIRE, CTX, id, 42]);
+    assert.deepEqual([...ok(readAcquire(wire(acquireMsg(CTX, id, 42, 3))))], [Msg.ACQUIRE, CTX, id, 42, 3]);
     assert.deepEqual([...ok(readGrant(wire(grantMsg(CTX, id, 42, W, false))))], [Msg.GRANT, CTX, id, 42, W, false]);
   });
 

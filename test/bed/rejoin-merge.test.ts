@@ -1,5 +1,3 @@
-// For the lead: move to test/bed/rejoin-merge.test.ts once the bed branch (test/helpers/netbed.ts)
-// is merged; it is kept out of the build here because netbed.ts does not exist on this branch.
 /**
  * Bed: a member back from a pause or a partition is merged both ways (issue 21, "A merge that does
  * not happen today"), across network namespaces with a cluster key, nodes started one after the
@@ -57,13 +55,20 @@ describe('bed: rejoin merges', { skip }, () => {
     // left, right and both everywhere; doomed nowhere.
     await waitFor(
       async () =>
-        (await allStats(b, [1, 2, 3])).every((s) => manager(s).activeSessions === 3 && manager(s).lateMemberMerges >= 1),
+        (await allStats(b, [1, 2, 3])).every(
+          (s) => manager(s).activeSessions === 3 && manager(s).lateMemberMerges >= 1,
+        ),
       'every node to hold the three live sessions',
       { timeoutMs: 5 * DROP, intervalMs: 100 },
     );
     const stats = await allStats(b, [1, 2, 3]);
-    t.diagnostic(`merged ${Date.now() - healAt} ms after the heal; conflicts ${stats.map((s) => manager(s).conflicts)}`);
-    assert.ok(stats.some((s) => manager(s).conflicts > 0), 'the attribute written on both sides is a conflict');
+    t.diagnostic(
+      `merged ${Date.now() - healAt} ms after the heal; conflicts ${stats.map((s) => manager(s).conflicts)}`,
+    );
+    assert.ok(
+      stats.some((s) => manager(s).conflicts > 0),
+      'the attribute written on both sides is a conflict',
+    );
 
     // Failover: both creators die; h2 serves everything at its latest value, and not the invalidated one.
     await Promise.all([b.kill(1), b.kill(3)]);
