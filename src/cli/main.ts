@@ -35,6 +35,11 @@ const USAGE = `usage:
                                every 5 s; implies --membership dns     env CLOWDER_DNS_NAME
       --dns-server IP[:PORT]   DNS server to ask (repeatable; default: the system's) env CLOWDER_DNS_SERVERS (comma-separated)
       --send async|sync        replication mode (default async)           env CLOWDER_SEND
+      --manager delta|backup   session manager: every node holds every session (delta, default),
+                               or each session on its node and K others (backup) env CLOWDER_MANAGER
+      --backups K              with --manager backup: copies besides the primary (default 1) env CLOWDER_BACKUPS
+      --zone ZONE              this node's failure zone: backups prefer other zones  env CLOWDER_ZONE
+      --placement-host NAME    the machine this node runs on (default: the OS host name) env CLOWDER_PLACEMENT_HOST
       --domain NAME            cluster partition                          env CLOWDER_DOMAIN
       --cluster-key-env VAR    read the shared cluster key from env VAR (default CLOWDER_CLUSTER_KEY);
                                KEY1,KEY2 during a rotation (the first sends, both are accepted)

@@ -34,6 +34,10 @@ export const START_FLAGS = {
   app: { type: 'string', multiple: true },
   port: { type: 'string' },
   send: { type: 'string' },
+  manager: { type: 'string' },
+  backups: { type: 'string' },
+  zone: { type: 'string' },
+  'placement-host': { type: 'string' },
   'trust-proxy': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
@@ -222,6 +226,29 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
   if (send !== undefined) {
     if (send !== 'async' && send !== 'sync') throw new ConfigError('--send', '"async" or "sync"', send);
     config.sessions = { ...((config.sessions as Record<string, unknown>) ?? {}), sendOptions: send };
+  }
+  const manager = pick(flags, 'manager', 'CLOWDER_MANAGER');
+  if (manager !== undefined) {
+    if (manager !== 'delta' && manager !== 'backup') throw new ConfigError('--manager', '"delta" or "backup"', manager);
+    config.sessions = { ...((config.sessions as Record<string, unknown>) ?? {}), manager };
+  }
+  const backups = pick(flags, 'backups', 'CLOWDER_BACKUPS');
+  if (backups !== undefined) {
+    if (!/^\d{1,2}$/.test(backups.trim()) || Number(backups) > 64)
+      throw new ConfigError(
+        '--backups',
+        'an integer from 0 to 64 (copies of each session besides the primary)',
+        backups,
+      );
+    config.sessions = { ...((config.sessions as Record<string, unknown>) ?? {}), backups: Number(backups) };
+  }
+  const zone = pick(flags, 'zone', 'CLOWDER_ZONE');
+  const placementHost = pick(flags, 'placement-host', 'CLOWDER_PLACEMENT_HOST');
+  if (zone !== undefined || placementHost !== undefined) {
+    const placement = { ...((config.placement as Record<string, unknown>) ?? {}) };
+    if (zone !== undefined) placement.zone = zone;
+    if (placementHost !== undefined) placement.host = placementHost;
+    config.placement = placement;
   }
   if (config.apps === undefined)
     throw new ConfigError('--app', 'at least one application: --app /context-path=MODULE (or apps: in --config)');

@@ -7,6 +7,7 @@ import { ConfigError } from '../core/errors.js';
 import { AdminToken } from './admin-token.js';
 import type { ChannelConfigInput } from './channel-config.js';
 import { NODE_OPTIONS } from './foreign-options.js';
+import type { PlacementConfigInput } from './placement-config.js';
 import { int, parseConfig } from './schema-helpers.js';
 import type { SessionConfigInput } from './session-config.js';
 import { topLevelHints } from './top-level-options.js';
@@ -68,6 +69,8 @@ const nodeSchema = z.strictObject({
   cluster: z.record(z.string(), z.unknown()).default({}),
   /** Session defaults for every application. */
   sessions: z.record(z.string(), z.unknown()).default({}),
+  /** Where this node runs (host, zone), for the BackupManager's anti-affinity (see placement-config.ts). */
+  placement: z.record(z.string(), z.unknown()).default({}),
 });
 
 export type NodeConfigInput = z.input<typeof nodeSchema>;
@@ -84,6 +87,7 @@ export interface NodeConfig {
   readonly apps: readonly { readonly path: string; readonly module: string; readonly sessions?: SessionConfigInput }[];
   readonly cluster: ChannelConfigInput;
   readonly sessions: SessionConfigInput;
+  readonly placement: PlacementConfigInput;
 }
 
 /** Validates a node config; the channel and session parts are validated by their own schemas at start. */

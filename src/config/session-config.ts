@@ -222,6 +222,21 @@ const sessionSchema = z.strictObject({
    */
   maxReplicaSessions: int(-1, 1e9).default(1_000_000),
   /**
+   * Which session manager serves the context. "delta" (default, Tomcat's DeltaManager): every
+   * node serving the context holds every session and every change goes to all of them. "backup"
+   * (Tomcat's BackupManager, better placed): a session lives on the node serving it and on
+   * `backups` other nodes serving the context, chosen by rendezvous hashing with host and zone
+   * anti-affinity; memory and messages per node stay constant as the cluster grows. The two may
+   * serve different contexts in one cluster; all nodes serving one context must use the same.
+   */
+  manager: z.enum(['delta', 'backup'], { error: '"delta" or "backup"' }).default('delta'),
+  /**
+   * With manager "backup": copies of each session besides the primary's (k, default 1). More than
+   * the other nodes serving the context degrades to what exists (logged once, shown in stats) and
+   * is restored when members arrive. 0 = no copies (a lost node loses its sessions).
+   */
+  backups: int(0, 64, 'an integer from 0 to 64 (copies of each session besides the primary)').default(1),
+  /**
    * Name of this context's sessions in cluster messages (defaults to contextPath). Not `name`:
    * that is express-session's cookie name, which here is cookieName.
    */
@@ -272,6 +287,12 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
   else sendOptions = parseSendOptions(so, `${prefix}.sendOptions`);
   const replicationFilter = regexOf(p.replicationFilter, `${prefix}.replicationFilter`);
   const readOnlyFilter = regexOf(p.readOnlyFilter, `${prefix}.readOnlyFilter`);
+  if (p.manager === 'backup' && p.ownership !== 'migrate')
+    throw new ConfigError(
+      `${prefix}.ownership`,
+      '"migrate" with manager "backup" (one node at a time writes a session; its backups follow it)',
+      p.ownership,
+    );
   const serialize =
     typeof p.serialize === 'boolean' ? p.serialize : (regexOf(p.serialize, `${prefix}.serialize`) ?? false);
   const c = p.cookie;

@@ -33,8 +33,8 @@ export function topLevelHints(channelKey: 'channel' | 'cluster', foreign: Foreig
 }
 
 const createSessionsSchema = z.strictObject(
-  { channel: z.unknown().optional(), sessions: z.unknown().optional() },
-  { error: 'an object { channel, sessions }' },
+  { channel: z.unknown().optional(), sessions: z.unknown().optional(), placement: z.unknown().optional() },
+  { error: 'an object { channel, sessions, placement }' },
 );
 
 /** Refuses unknown keys of createSessions' options (all at once, each with a hint). @throws UnknownOptionsError */

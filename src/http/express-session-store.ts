@@ -136,9 +136,12 @@ export class ClowderStore extends session.Store {
   #get(sid: string, callback: (err: unknown, session?: SessionData | null) => void, retry: boolean): void {
     const s = this.#live(sid, Date.now());
     if (s === undefined) {
-      // Created on another node a moment ago: its CREATED may have come in with this request, on
-      // a socket read later in this turn. Look once more when the turn's input was handled.
-      if (retry) this.manager.inputHandled().then(() => this.#get(sid, callback, false));
+      // Not held here (BackupManager): fetched from the members that hold it. Otherwise created
+      // on another node a moment ago: its CREATED may have come in with this request, on a socket
+      // read later in this turn. Look once more when the turn's input was handled.
+      const fetching = retry ? (this.manager as SessionManager).fetchSession?.(sid) : undefined;
+      if (fetching !== undefined) fetching.then(() => this.#get(sid, callback, false));
+      else if (retry) this.manager.inputHandled().then(() => this.#get(sid, callback, false));
       else callback(null, null);
       return;
     }

@@ -82,9 +82,26 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
     if (id === undefined) return;
     const now = Date.now();
     const s = manager.findSession(id, now);
-    if (s === undefined) return;
-    const serialize = config.serialize;
-    if (serialize !== false && !this.readOnly && (serialize === true || serialize.test(path))) {
+    if (s !== undefined) this.#found(s, value, now);
+    else {
+      // Not held here (BackupManager): fetched from the members that hold it, then used as if
+      // found here. A client gone meanwhile (finish() ran) uses nothing.
+      const fetching = manager.fetchSession?.(id, now, this.readOnly);
+      if (fetching !== undefined)
+        this.ready = fetching.then((f) => {
+          this.ready = undefined;
+          if (f === undefined || this.#finished) return;
+          this.#found(f, value, Date.now());
+          return this.ready;
+        });
+    }
+  }
+
+  /** The session the cookie (value `value`) names: waits for its turn (sessions.serialize), or uses it. */
+  #found(s: Session, value: string, now: number): void {
+    const manager = this.manager;
+    const serialize = this.config.serialize;
+    if (serialize !== false && !this.readOnly && (serialize === true || serialize.test(this.path))) {
       // One request of the session at a time: wait for the lock (serialStart runs once it is ours).
       this.#cookieValue = value;
       const w = manager.serializer.enter(s, this);

@@ -42,8 +42,8 @@ export class SessionBinding implements SerialRequest {
   originalRoute: string | undefined;
   /** Set while the session is taken over from its owner; run the handler once it resolves. */
   ready: Promise<void> | undefined;
-  /** The id came from the client's cookie (the session existed before this request). */
-  readonly loaded: boolean;
+  /** The id came from the client's cookie (the session existed before this request; set once fetched, if it was). */
+  loaded: boolean;
   /** Cookie lifetime in ms for this session, or null (browser-session cookie). */
   maxAgeMs: number | null;
   #started = false;
@@ -76,7 +76,27 @@ export class SessionBinding implements SerialRequest {
     const id = value === undefined ? undefined : cookieIdPart(value);
     const s = id === undefined ? undefined : manager.findSession(id);
     this.loaded = s !== undefined;
-    if (s === undefined || value === undefined) return;
+    if (value === undefined || id === undefined) return;
+    if (s !== undefined) this.#found(s, value);
+    else {
+      // Not held here (BackupManager): fetched from the members that hold it, then used as if
+      // found here. A client gone meanwhile (finish() ran) uses nothing.
+      const fetching = manager.fetchSession?.(id);
+      if (fetching !== undefined)
+        this.ready = fetching.then((f) => {
+          this.ready = undefined;
+          if (f === undefined || this.#finished) return;
+          this.loaded = true;
+          this.#found(f, value);
+          return this.ready;
+        });
+    }
+  }
+
+  /** The session the cookie (value `value`) names: waits for its turn (sessions.serialize), or uses it. */
+  #found(s: Session, value: string): void {
+    const manager = this.manager;
+    const req = this.req;
     const serialize = manager.config.serialize;
     if (serialize !== false && (serialize === true || serialize.test(pathOf(req.url)))) {
       // One request of the session at a time: wait for the lock (serialStart runs once it is ours).

@@ -10,6 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Channel, createChannel } from '../channel/channel.js';
 import { type NodeConfig, type NodeConfigInput, resolveNodeConfig } from '../config/node-config.js';
+import { type PlacementConfigInput, resolvePlacementConfig } from '../config/placement-config.js';
 import { resolveSessionConfig, type SessionConfigInput } from '../config/session-config.js';
 import { ClusterError, ConfigError, ErrorCode } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -21,7 +22,8 @@ import {
   type RequestListener,
 } from '../http/adapters.js';
 import { statusAllowed } from '../http/proxy-trust.js';
-import { DeltaManager } from '../session/delta-manager.js';
+import { createManager } from '../session/create-manager.js';
+import type { DeltaManager } from '../session/delta-manager.js';
 import { ReplicationHub } from '../session/replication-hub.js';
 
 /**
@@ -83,7 +85,11 @@ export class ClusterNode {
     });
     const channelConfig = { ...this.config.cluster, ...(this.config.name ? { name: this.config.name } : {}) };
     this.channel = createChannel(channelConfig, { logger: this.#logger });
-    this.#hub = new ReplicationHub(this.channel, this.#logger);
+    this.#hub = new ReplicationHub(
+      this.channel,
+      this.#logger,
+      resolvePlacementConfig(this.config.placement as PlacementConfigInput, 'placement'),
+    );
     // Validate every session config now: a bad key stops the node before anything starts, named
     // where the user wrote it (node-wide defaults first, then each application's own).
     resolveSessionConfig(this.config.sessions, 'sessions');
@@ -127,7 +133,7 @@ export class ClusterNode {
             'application is not distributable (export const distributable = true): its sessions stay on this node',
           );
         }
-        const manager = new DeltaManager(config, this.#hub, this.#logger.child({ context: app.path }), distributable);
+        const manager = createManager(config, this.#hub, this.#logger.child({ context: app.path }), distributable);
         this.managers.push(manager);
         // The app may register session listeners (created, destroyed, attribute events, conflict).
         await setup?.({ manager, node: this });

@@ -11,16 +11,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Channel, createChannel } from '../channel/channel.js';
 import type { ChannelConfigInput } from '../config/channel-config.js';
+import { type PlacementConfigInput, resolvePlacementConfig } from '../config/placement-config.js';
 import { resolveSessionConfig, type SessionConfigInput } from '../config/session-config.js';
 import { checkCreateSessionsOptions } from '../config/top-level-options.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createRequestListener, type RequestListener, sessionMiddleware } from '../http/adapters.js';
-import { DeltaManager } from '../session/delta-manager.js';
+import { createManager } from '../session/create-manager.js';
+import type { DeltaManager } from '../session/delta-manager.js';
 import { ReplicationHub } from '../session/replication-hub.js';
 
 export interface SessionsOptions {
   channel?: ChannelConfigInput;
   sessions?: SessionConfigInput;
+  /** Where this node runs (host, zone), for the BackupManager's anti-affinity. */
+  placement?: PlacementConfigInput;
 }
 
 export class SessionCluster {
@@ -34,9 +38,9 @@ export class SessionCluster {
     const logger = deps.logger ?? createLogger();
     const config = resolveSessionConfig(options.sessions ?? {}, 'sessions');
     this.channel = createChannel(options.channel ?? {}, { logger });
-    this.manager = new DeltaManager(
+    this.manager = createManager(
       config,
-      new ReplicationHub(this.channel, logger),
+      new ReplicationHub(this.channel, logger, resolvePlacementConfig(options.placement ?? {}, 'placement')),
       logger.child({ context: config.contextPath }),
     );
   }

@@ -28,7 +28,7 @@ import { isSessionId } from './ids.js';
 import { Inbound, type InboundHandlers } from './inbound.js';
 import { notifyAttribute, reportConflict, type SessionManagerEvents } from './manager-events.js';
 import { type ManagerStats, managerStats } from './manager-stats.js';
-import { type EndReason, expiredMsg, idChangedMsg } from './message-builders.js';
+import { type EndReason, expiredMsg, idChangedMsg, type SessionMsg } from './message-builders.js';
 import type { Refused } from './message-readers.js';
 import { Outbound } from './outbound.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
@@ -87,6 +87,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       {
         contextName: this.contextName,
         members: () => this.#members(),
+        // Only a policy with its own recipients pays for the call (BackupManager).
+        recipients:
+          this.recipientsOf === DeltaManager.prototype.recipientsOf
+            ? undefined
+            : (s: Session, members: readonly Member[]) => this.recipientsOf(s, members),
         scheduleTurn: () => this.hub.queueTurn(this),
         changeMessage: (s, now) => this.#changes.message(s, now),
         alone: (s) => this.#changes.alone(s),
@@ -161,7 +166,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     this.#expiryTimer = setInterval(() => this.processExpires(Date.now()), this.config.processExpiresFrequency * 1000);
     this.#expiryTimer.unref();
     const knownAtStart = new Set(this.#members().map((m) => m.id));
-    await this.#receiver.run();
+    await this.initialTransfer();
     this.#ready = true;
     this.#readyAt = Date.now();
     // Members that appeared while we were starting may hold sessions we did not get.
@@ -381,7 +386,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       if (s.waiters !== undefined) this.#ownership?.handOver(s);
     }
     if (!s.announced) return;
-    const members = this.#members();
+    const members = this.recipientsOf(s, this.#members());
     if (members.length > 0) {
       const message = this.#changes.accessed(s, now, true);
       if (message !== undefined) this.#out.send(members, message, false);
@@ -412,7 +417,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (!s.valid) return undefined;
     this.#out.flush(); // earlier requests' changes first, this session's among them
     const t0 = performance.now();
-    const sent = this.#out.sendNow(s, now, this.#members());
+    const sent = this.#out.sendNow(s, now, this.recipientsOf(s, this.#members()));
     this.#out.replicationTime += performance.now() - t0;
     return sent;
   }
@@ -426,11 +431,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   changeSessionId(s: Session): { id: string; sent: Promise<void> | undefined } {
     this.#out.flush(); // queued changes travel under the id the others know
     const old = s.id;
+    const members = this.recipientsOf(s, this.#members()); // those that hold it under its old id
     const id = this.#store.freshId();
     this.#store.rename(s, id);
     let sent: Promise<void> | undefined;
     if (s.announced) {
-      const members = this.#members();
       if (members.length > 0) sent = this.#out.send(members, idChangedMsg(this.contextName, old, id), this.#sync);
     }
     return { id, sent };
@@ -468,7 +473,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     else this.#counters.sessionsInvalidated++;
     let sent: Promise<void> | undefined;
     if (broadcast && s.announced) {
-      const members = this.#members();
+      const members = this.recipientsOf(s, this.#members());
       if (members.length > 0) sent = this.#out.send(members, expiredMsg(this.contextName, s.id, reason), this.#sync);
     }
     if ((!replicated || this.config.notifyListenersOnReplication) && this.listenerCount('sessionDestroyed') > 0) {
@@ -481,6 +486,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** Handles a message of this context from `from`. */
   receive(m: unknown[], from: Member): void | Promise<void> {
+    if (this.receiveOther(m, from)) return;
     this.#in.receive(m, from);
   }
 
@@ -556,10 +562,52 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     };
   }
 
+  // ---- policy hooks: what a manager with another placement of copies (BackupManager) overrides --
+
+  /** Who gets the changes (and ends, renames, accesses) of `s`, of the context's members: all of them here. */
+  protected recipientsOf(_s: Session, members: readonly Member[]): readonly Member[] {
+    return members;
+  }
+
+  /** Before the node serves: every session of the context from the oldest member (state transfer). */
+  protected initialTransfer(): Promise<void> {
+    return this.#receiver.run();
+  }
+
+  /** A message the policy handles itself (types the DeltaManager does not send): true when handled. */
+  protected receiveOther(_m: unknown[], _from: Member): boolean {
+    return false;
+  }
+
+  /** Checks and applies one whole session from `from`, merging by stamps (refusals counted); its value bytes. */
+  protected applyRecordFrom(raw: unknown, from: Member, now: number): number {
+    return this.#copies.applyRecord(raw, from, now);
+  }
+
+  /** The outbound barrier: sends what is queued for the end of the turn now. */
+  protected flushQueued(): void {
+    this.#out.flush();
+  }
+
+  /** Sends `message` after what is queued, counted by type (`sync`: resolves once applied). */
+  protected sendAfterQueued(
+    to: readonly Member[],
+    message: readonly unknown[],
+    sync: boolean,
+  ): Promise<void> | undefined {
+    return this.#out.send(to, message as SessionMsg, sync);
+  }
+
+  /** Drops this node's copy of `s` without a tombstone and without listeners: the session lives on elsewhere. */
+  protected forget(s: Session): void {
+    this.#store.forget(s);
+  }
+
   /** Counters and state for monitoring. */
   stats(): ManagerStats {
     return managerStats({
       context: this.contextName,
+      manager: 'delta',
       activeSessions: this.sessions.size,
       replicaSessions: this.#store.replicaCount,
       tombstones: this.#store.tombstones.size,

@@ -10,6 +10,8 @@ import type { StateTransferStats } from './state-receiver.js';
 export interface ManagerStats extends Readonly<Record<Counter, number>>, Readonly<SerializeStats> {
   /** The context (application) name. */
   readonly context: string;
+  /** Which manager serves it (sessions.manager). */
+  readonly manager: 'delta' | 'backup';
   /** Sessions held on this node: its own and copies. */
   readonly activeSessions: number;
   /** Of those, copies made from what members sent (bounded by maxReplicaSessions). */
@@ -32,6 +34,7 @@ export interface ManagerStats extends Readonly<Record<Counter, number>>, Readonl
 /** What {@link managerStats} reads. */
 export interface StatsSource {
   readonly context: string;
+  readonly manager: 'delta' | 'backup';
   readonly activeSessions: number;
   readonly replicaSessions: number;
   readonly tombstones: number;
@@ -51,6 +54,7 @@ export interface StatsSource {
 export function managerStats(s: StatsSource): ManagerStats {
   return {
     context: s.context,
+    manager: s.manager,
     activeSessions: s.activeSessions,
     replicaSessions: s.replicaSessions,
     tombstones: s.tombstones,

@@ -63,6 +63,22 @@ export const Msg = {
    * the sender's sessions (a STATE_REQUEST to it), as the sender does with the receiver's.
    */
   MERGE_REQUEST: 16,
+  /**
+   * BackupManager (backup-messages.ts). [t, ctx, id, requestId, readOnly?] — a node about to serve
+   * a session it does not hold asks the members serving ctx for it (readOnly true: only to read it)
+   */
+  FETCH: 17,
+  /** [t, ctx, requestId, record | null] — the answer to FETCH: this member's copy, or null (none here) */
+  FETCHED: 18,
+  /** [t, ctx, records[]] — hold these sessions as backup copies (acknowledged once applied) */
+  COPIES: 19,
+  /**
+   * [t, ctx, ids[], versions[]] — the sender, acting for these sessions (at these versions), placed
+   * their copies elsewhere: drop yours
+   */
+  RELEASE: 20,
+  /** [t, ctx] — the sender has sent this node every copy the placement gives it (its share) */
+  SHARE_SENT: 21,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 /** One more than the highest message type: the length of per-type tables. */
@@ -86,6 +102,11 @@ export const MSG_NAMES: Record<number, string> = {
   14: 'batch',
   15: 'taken',
   16: 'mergeRequest',
+  17: 'fetch',
+  18: 'fetched',
+  19: 'copies',
+  20: 'release',
+  21: 'shareSent',
 };
 
 /**

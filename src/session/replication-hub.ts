@@ -7,9 +7,11 @@
 import type { ReceivedMessage } from '../channel/channel.js';
 import type { Member } from '../channel/types.js';
 import { type DecodeOptions, decode } from '../codec/value-codec.js';
+import { type PlacementConfig, resolvePlacementConfig } from '../config/placement-config.js';
 import { SendFlag } from '../config/send-options.js';
 import type { Logger } from '../core/logger.js';
 import { Msg } from './messages.js';
+import type { PlacementMember } from './placement.js';
 import { type RejoinCounters, RejoinMerges } from './rejoin-merge.js';
 import type { SessionChannel } from './session-channel.js';
 
@@ -39,6 +41,10 @@ const BYTE_VIEWS: DecodeOptions = { byteViews: true };
 /** The member payload clowder nodes advertise. */
 export interface NodePayload {
   contexts: string[];
+  /** The machine the node runs on, for backup placement (absent from older nodes). */
+  host?: string;
+  /** Its failure zone, if configured. */
+  zone?: string;
 }
 
 export class ReplicationHub {
@@ -49,6 +55,8 @@ export class ReplicationHub {
   constructor(
     readonly channel: SessionChannel,
     private readonly logger: Logger,
+    /** Where this node runs, advertised for backup placement. */
+    readonly placement: PlacementConfig = resolvePlacementConfig(),
   ) {
     this.#rejoined = new RejoinMerges(this, this.#managers, logger);
     channel.onMessage((msg) => this.#onMessage(msg));
@@ -75,7 +83,13 @@ export class ReplicationHub {
   register(manager: HubManager): void {
     if (this.#managers.has(manager.contextName)) throw new Error(`context ${manager.contextName} is registered twice`);
     this.#managers.set(manager.contextName, manager);
-    this.channel.setPayload({ contexts: [...this.#managers.keys()] } satisfies NodePayload);
+    this.channel.setPayload(this.#payload());
+  }
+
+  #payload(): NodePayload {
+    const p: NodePayload = { contexts: [...this.#managers.keys()], host: this.placement.host };
+    if (this.placement.zone !== undefined) p.zone = this.placement.zone;
+    return p;
   }
 
   unregister(manager: HubManager): void {
@@ -210,4 +224,17 @@ export class ReplicationHub {
 export function servesContext(m: Member, context: string): boolean {
   const p = m.payload as Partial<NodePayload> | undefined;
   return p !== undefined && p !== null && Array.isArray(p.contexts) && p.contexts.includes(context);
+}
+
+const PLACEMENT_NAME = /^[\x21-\x7e]{1,253}$/;
+
+/**
+ * Member `m` as backup placement sees it: its advertised host and zone when well-formed (a peer's
+ * payload is untrusted), else its receiver address as the host and no zone.
+ */
+export function placementMemberOf(m: Member): PlacementMember {
+  const p = m.payload as Partial<NodePayload> | undefined;
+  const host = typeof p?.host === 'string' && PLACEMENT_NAME.test(p.host) ? p.host : m.host;
+  const zone = typeof p?.zone === 'string' && p.zone.length <= 64 && PLACEMENT_NAME.test(p.zone) ? p.zone : undefined;
+  return { id: m.id, host, zone };
 }

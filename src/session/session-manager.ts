@@ -64,6 +64,14 @@ export interface SessionManager {
   /** The valid session with this id, from wherever the manager keeps it; undefined if none (an expired one ends here). */
   findSession(id: string, now?: number): Session | undefined;
   /**
+   * A session this node does not hold, fetched from the members that do (the BackupManager; a
+   * manager holding every session has no such method). Called when {@link findSession} found
+   * nothing; resolves with the session (held here now, then used like a found one: acquire…), or
+   * undefined when no member holds it. Undefined at once when there is nothing to ask. `readOnly`:
+   * the request only reads it (sessions.readOnlyFilter) and will not take it over.
+   */
+  fetchSession?(id: string, now?: number, readOnly?: boolean): Promise<Session | undefined> | undefined;
+  /**
    * A new session; `wanted`: an unused id this node generated earlier (a `req.sessionID` read
    * before the session existed). @throws ClusterError TOO_MANY_SESSIONS at maxActiveSessions.
    */

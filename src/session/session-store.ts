@@ -106,6 +106,12 @@ export class SessionStore {
     this.tombstone(s.id);
   }
 
+  /** Forgets a copy without a tombstone (it lives on on other nodes; a later copy may come back). */
+  forget(s: Session): void {
+    if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+    if (this.#replicas.delete(s)) this.#replicaCount--;
+  }
+
   /** Holds `s` under `newId` from now on; its old id gets a tombstone. */
   rename(s: Session, newId: string): void {
     const old = s.id;

@@ -41,8 +41,17 @@ for (const manager of MANAGERS) {
       assert.equal(res.status, 200, res.body);
       return { who: JSON.parse(res.body) as Who, set: sessionCookie(res) };
     }
+    /** `node` holds the session (delta); with the backup manager: its copy is placed (the node asked may fetch it). */
     const held = (node: string, cookie: string) =>
-      waitFor(() => managerOf(cluster.node(node), PROBE).findSession(idOf(cookie)) !== undefined, `${node} holds it`);
+      manager.name === 'delta'
+        ? waitFor(
+            () => managerOf(cluster.node(node), PROBE).findSession(idOf(cookie)) !== undefined,
+            `${node} holds it`,
+          )
+        : waitFor(
+            () => cluster.nodes.filter((n) => managerOf(n, PROBE).sessions.has(idOf(cookie))).length === 2,
+            'its backup copy placed',
+          );
 
     test('a cookie naming another node is re-issued for this one; originalRoute keeps the other', async () => {
       const created = await whoami('a');

@@ -1,0 +1,563 @@
+/**
+ * BackupManager (`sessions.manager: backup`): each session lives on the node serving it (its
+ * primary, the owner of the ownership protocol) and on `sessions.backups` (k) other members serving
+ * the context, chosen by placement.ts (rendezvous hashing, host/zone anti-affinity). Changes go to
+ * the k backups only, so a node's memory and the messages per request stay constant as the cluster
+ * grows (the DeltaManager sends every change to every node).
+ *
+ * It is the DeltaManager's policy hooks filled in differently; the session core (store, outbound
+ * path, inbound dispatch, merge rules, ownership, fencing, expiry, listeners, send modes, filters,
+ * tombstones) is the same code:
+ *
+ * - recipients: the changes of a session go to its backups (+ a node that fetched it and is about
+ *   to take it over, until it has);
+ * - a request for a session this node does not hold: {@link fetchSession} asks the members serving
+ *   the context (FETCH), merges the copies they hold by their stamps, and the request then takes it
+ *   over with the ownership protocol (acquire), fenced by versions as with the DeltaManager;
+ * - a membership change: rebalance.ts plans this node's part (the sessions it acts for: copies to
+ *   new holders in chunks of stateTransferChunkSize, acknowledged, then RELEASE to holders that no
+ *   longer are), in the background, one chunk per event-loop turn;
+ * - start: no full state transfer; the node is ready once every member serving the context that
+ *   was there when it started has sent it its share (SHARE_SENT), or left, or
+ *   stateTransferTimeoutMs passed.
+ */
+import type { Member } from '../channel/types.js';
+import { SendFlag } from '../config/send-options.js';
+import type { SessionConfig } from '../config/session-config.js';
+import type { Logger } from '../core/logger.js';
+import {
+  copiesMsg,
+  fetchedMsg,
+  readCopies,
+  readFetch,
+  readFetched,
+  readRelease,
+  readShareSent,
+  releaseMsg,
+  shareSentMsg,
+} from './backup-messages.js';
+import { DeltaManager } from './delta-manager.js';
+import { type FetchCounters, Fetches } from './fetches.js';
+import { Refused } from './message-readers.js';
+import { Msg } from './messages.js';
+import { Placement, type PlacementMember } from './placement.js';
+import { type Chunk, planRebalance } from './rebalance.js';
+import { placementMemberOf, type ReplicationHub } from './replication-hub.js';
+import type { Session } from './session.js';
+import { toRecord } from './state-donor.js';
+
+const NO_MEMBERS: readonly Member[] = Object.freeze([]);
+
+/** The BackupManager's own counters (stats). */
+export interface BackupCounters extends FetchCounters {
+  /** Copies sent to new holders by rebalances and take-overs. */
+  sessionsMoved: number;
+  /** Rebalances run (membership changes of the context). */
+  rebalances: number;
+  /** FETCH answers, COPIES, RELEASE or SHARE_SENT refused (malformed, unasked, not from the owner). */
+  refusedBackupMessages: number;
+  /** Copies dropped on a RELEASE. */
+  copiesReleased: number;
+  /** Copies sent whose acknowledgement failed (retried at the next membership change). */
+  copyErrors: number;
+}
+
+export class BackupManager extends DeltaManager {
+  readonly #hub: ReplicationHub;
+  readonly #log: Logger;
+  readonly #k: number;
+  readonly #bc: BackupCounters = {
+    sessionsMoved: 0,
+    rebalances: 0,
+    fetches: 0,
+    fetchMisses: 0,
+    fetchTimeouts: 0,
+    refusedFetches: 0,
+    refusedBackupMessages: 0,
+    copiesReleased: 0,
+    copyErrors: 0,
+  };
+  /** The context's members the placement below was built from (the hub's array: same until membership changes). */
+  #builtFrom: readonly Member[] | undefined;
+  #placement: Placement | undefined;
+  /** Member by placement index (undefined at this node's own index). */
+  #memberAt: (Member | undefined)[] = [];
+  #selfIndex = -1;
+  /** Interned recipient lists for one backup: by member index (consecutive sessions share batches). */
+  #single: (readonly Member[])[] = [];
+  readonly #multi = new Map<string, readonly Member[]>();
+  readonly #scratch = new Int32Array(65);
+  /** The placement the last rebalance reached: the "before" of the next one. */
+  #stable: Placement | undefined;
+  #rebalancing = false;
+  #rebalanceAgain = false;
+  /** Sessions whose new copies were not acknowledged yet (underReplicated). */
+  readonly #pendingCopies = new Set<string>();
+  #lastRestoredAt = 0;
+  #degraded = false;
+  /** Session id → the member that fetched it from this owner: it gets the changes until it owns it. */
+  readonly #fetchers = new Map<string, { member: Member; until: number }>();
+  readonly #fetches: Fetches;
+  /** Members that sent this node its share (SHARE_SENT). */
+  readonly #sharesFrom = new Set<string>();
+  #shareWait: (() => void) | undefined;
+  #started = false;
+  #stoppedHere = false;
+
+  constructor(config: SessionConfig, hub: ReplicationHub, logger: Logger, distributable = true) {
+    super(config, hub, logger, distributable);
+    this.#hub = hub;
+    this.#log = logger;
+    this.#k = config.backups;
+    this.#fetches = new Fetches({
+      contextName: this.contextName,
+      timeoutMs: config.ownershipTimeoutMs,
+      counters: this.#bc,
+      members: () => this.#contextMembers(),
+      post: (to, message) => this.#post(to, message),
+      applyRecord: (raw, from, now) => this.applyRecordFrom(raw, from, now),
+      find: (id) => this.findSession(id),
+      endedLately: (id) => this.endedLately(id),
+      refuse: (from, why) => this.#refuse(from, why),
+    });
+  }
+
+  /** Which manager this is (stats). */
+  get managerKind(): 'backup' {
+    return 'backup';
+  }
+
+  // ---- placement ------------------------------------------------------------------------------
+
+  #contextMembers(): readonly Member[] {
+    return this.distributable ? this.#hub.membersFor(this.contextName) : NO_MEMBERS;
+  }
+
+  /** The placement over this node and the members serving the context (rebuilt when they change). */
+  #current(members: readonly Member[] = this.#contextMembers()): Placement {
+    if (this.#placement !== undefined && members === this.#builtFrom) return this.#placement;
+    const local: PlacementMember = {
+      id: this.localId,
+      host: this.#hub.placement.host,
+      zone: this.#hub.placement.zone,
+    };
+    const p = new Placement([local, ...members.map(placementMemberOf)]);
+    this.#placement = p;
+    this.#builtFrom = members;
+    this.#selfIndex = p.indexOf(local.id);
+    this.#memberAt = p.ids.map((id) => members.find((m) => m.id === id));
+    this.#single = this.#memberAt.map((m) => (m === undefined ? NO_MEMBERS : Object.freeze([m])));
+    this.#multi.clear();
+    const effective = p.backupCount(this.#k);
+    if (effective < this.#k && !this.#degraded) {
+      this.#degraded = true;
+      this.#log.warn(
+        { context: this.contextName, backups: this.#k, members: p.size, effective },
+        `sessions.backups is ${this.#k} but only ${p.size - 1} other member(s) serve this context: each session has ${effective} backup(s) until more members arrive`,
+      );
+    } else if (effective >= this.#k && this.#degraded) {
+      this.#degraded = false;
+      this.#log.info(
+        { context: this.contextName, backups: this.#k },
+        'enough members again: every session gets its backups',
+      );
+    }
+    return p;
+  }
+
+  /** The changes of `s` (this node serves it) go to its backups, and to a node about to take it over. */
+  protected override recipientsOf(s: Session, members: readonly Member[]): readonly Member[] {
+    const p = this.#current(members);
+    const out = this.#scratch;
+    const c = p.backupsInto(s.id, this.#selfIndex, this.#k, out);
+    let list: readonly Member[];
+    if (c === 0) list = NO_MEMBERS;
+    else if (c === 1) list = this.#single[out[0]!]!;
+    else {
+      let key = '';
+      for (let i = 0; i < c; i++) key += `${out[i]},`;
+      let cached = this.#multi.get(key);
+      if (cached === undefined) {
+        const arr: Member[] = [];
+        for (let i = 0; i < c; i++) arr.push(this.#memberAt[out[i]!]!);
+        cached = Object.freeze(arr);
+        this.#multi.set(key, cached);
+      }
+      list = cached;
+    }
+    if (this.#fetchers.size > 0) {
+      const f = this.#fetchers.get(s.id);
+      if (f !== undefined) {
+        if (s.ownerId !== this.localId || f.until < Date.now()) this.#fetchers.delete(s.id);
+        else if (!list.includes(f.member) && members.includes(f.member)) return [...list, f.member];
+      }
+    }
+    return list;
+  }
+
+  /** Member ids that should hold `id` when `primary` serves it (primary first). */
+  #holders(p: Placement, id: string, primary: string): string[] {
+    return p.holders(id, primary, this.#k);
+  }
+
+  // ---- start, readiness -----------------------------------------------------------------------
+
+  /**
+   * Ready once every member serving the context when this node started has sent this node its
+   * share (or left); no full state transfer. On timeout: start-cold (logged) or fail, as the
+   * DeltaManager's transfer.
+   */
+  protected override async initialTransfer(): Promise<void> {
+    this.#started = true;
+    this.#stable = this.#current();
+    const startedAt = Date.now();
+    // This node holds nothing yet: its share to every member is sent (members starting together
+    // would otherwise wait for each other).
+    this.#post(this.#contextMembers(), shareSentMsg(this.contextName));
+    const expected = () =>
+      this.#contextMembers().filter((m) => !this.#sharesFrom.has(m.id) && m.startTime <= startedAt);
+    if (expected().length === 0) return;
+    const deadline = this.config.stateTransferTimeoutMs;
+    const ok = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#shareWait = undefined;
+        resolve(false);
+      }, deadline);
+      timer.unref();
+      this.#shareWait = () => {
+        if (expected().length > 0) return;
+        clearTimeout(timer);
+        this.#shareWait = undefined;
+        resolve(true);
+      };
+    });
+    if (ok) return;
+    const missing = expected().map((m) => m.name);
+    if (this.config.onStateTransferTimeout === 'fail')
+      throw new Error(
+        `context ${this.contextName}: members ${missing.join(', ')} did not send this node its share of the sessions within stateTransferTimeoutMs (${deadline} ms)`,
+      );
+    this.#log.warn(
+      { context: this.contextName, missing },
+      'starting without the share of some members (stateTransferTimeoutMs): their sessions are fetched when requested',
+    );
+  }
+
+  override async stop(): Promise<void> {
+    this.#stoppedHere = true;
+    this.#fetches.cancel();
+    await super.stop();
+  }
+
+  // ---- membership: rebalance ------------------------------------------------------------------
+
+  /** A member joined (or this node saw it late): its share moves to it (no DeltaManager-style full merge). */
+  override memberAdded(_m: Member): void {
+    this.#scheduleRebalance();
+  }
+
+  /**
+   * A member found late or back after a silence: the placement decides who holds what, so the
+   * copies move by a rebalance (no DeltaManager-style pull of every session the member holds).
+   */
+  override mergeWith(_m: Member, _why: 'late' | 'rejoined'): boolean {
+    this.#scheduleRebalance();
+    return false;
+  }
+
+  override memberRemoved(m: Member): void {
+    super.memberRemoved(m);
+    this.#fetches.memberRemoved(m.id);
+    this.#shareWait?.();
+    this.#scheduleRebalance();
+  }
+
+  #scheduleRebalance(): void {
+    if (!this.#started || this.#stoppedHere || !this.distributable) return;
+    if (this.#rebalancing) {
+      this.#rebalanceAgain = true;
+      return;
+    }
+    this.#rebalancing = true;
+    setImmediate(() => {
+      this.#rebalance()
+        .catch((err: Error) => this.#log.error({ err, context: this.contextName }, 'rebalancing failed'))
+        .finally(() => {
+          this.#rebalancing = false;
+          if (this.#rebalanceAgain) {
+            this.#rebalanceAgain = false;
+            this.#scheduleRebalance();
+          }
+        });
+    });
+  }
+
+  /** This node's part of a membership change: copies to new holders (acknowledged), then releases, then SHARE_SENT to joiners. */
+  async #rebalance(): Promise<void> {
+    const members = this.#contextMembers();
+    const after = this.#current(members);
+    const before = this.#stable ?? after;
+    this.#stable = after;
+    const joiners = members.filter((m) => !before.has(m.id));
+    if (before.ids.length === after.ids.length && before.ids.every((id) => after.has(id))) {
+      for (const j of joiners) this.#post([j], shareSentMsg(this.contextName));
+      return;
+    }
+    this.#bc.rebalances++;
+    const me = this.localId;
+    const held: { id: string; primary: string }[] = [];
+    for (const s of this.sessions.values()) if (s.valid) held.push({ id: s.id, primary: s.ownerId || me });
+    const plan = planRebalance({
+      self: me,
+      held,
+      before,
+      after,
+      backups: this.#k,
+      chunkSize: this.config.stateTransferChunkSize,
+    });
+    for (const id of [...plan.adopted, ...plan.orphans]) {
+      const s = this.sessions.get(id);
+      if (s !== undefined && s.active <= 0) {
+        s.ownerId = me;
+        s.primary = true;
+      }
+    }
+    await this.#restore(plan.sends, plan.releases);
+    for (const j of joiners) this.#post([j], shareSentMsg(this.contextName));
+  }
+
+  /** Sends copies chunk by chunk (each acknowledged, one per turn), then the releases of the holders they replace. */
+  async #restore(sends: readonly Chunk[], releases: readonly Chunk[]): Promise<void> {
+    for (const c of sends) for (const id of c.ids) this.#pendingCopies.add(id);
+    let failed = false;
+    for (const c of sends) {
+      const to = this.#contextMembers().find((m) => m.id === c.to);
+      if (to === undefined || this.#stoppedHere) {
+        for (const id of c.ids) this.#pendingCopies.delete(id);
+        continue;
+      }
+      this.flushQueued(); // a record's stamps must cover its values
+      const records = [];
+      for (const id of c.ids) {
+        const s = this.sessions.get(id);
+        if (s?.valid) records.push(toRecord(s));
+      }
+      if (records.length > 0) {
+        try {
+          await this.#hub.channel.send(to, copiesMsg(this.contextName, records), {
+            options: SendFlag.USE_ACK | SendFlag.SYNC_ACK,
+          });
+          this.#bc.sessionsMoved += records.length;
+        } catch (err) {
+          failed = true;
+          this.#bc.copyErrors++;
+          this.#log.warn({ err: (err as Error).message, to: to.name }, 'sending backup copies failed');
+        }
+      }
+      for (const id of c.ids) this.#pendingCopies.delete(id);
+      await new Promise<void>((r) => setImmediate(r)); // requests run between chunks
+    }
+    // Only once every copy arrived: a session never has fewer copies than before the change.
+    if (!failed)
+      for (const c of releases) {
+        const ids: string[] = [];
+        const versions: number[] = [];
+        for (const id of c.ids) {
+          const s = this.sessions.get(id);
+          if (s?.valid && s.ownerId === this.localId) {
+            ids.push(id);
+            versions.push(s.version);
+          }
+        }
+        const to = this.#contextMembers().filter((m) => m.id === c.to);
+        if (ids.length > 0) this.#post(to, releaseMsg(this.contextName, ids, versions));
+      }
+    if (!failed && sends.length > 0) this.#lastRestoredAt = Date.now();
+  }
+
+  #post(to: readonly Member[], message: readonly unknown[]): void {
+    if (to.length > 0) void this.sendAfterQueued(to, message, false);
+  }
+
+  // ---- taking a session over ------------------------------------------------------------------
+
+  /**
+   * Before a request uses `s`: the ownership protocol as the DeltaManager; once this node owns a
+   * session another node served, its copies move to this node's backups (COPIES to the new
+   * holders, RELEASE to those that no longer are).
+   */
+  override acquire(s: Session): Promise<void> | undefined {
+    const previous = s.ownerId;
+    const wait = super.acquire(s);
+    if (previous === this.localId || previous === '') return wait;
+    if (wait === undefined) {
+      this.#rehome(s, previous);
+      return undefined;
+    }
+    return wait.then(() => {
+      if (s.valid && s.ownerId === this.localId) this.#rehome(s, previous);
+    });
+  }
+
+  /** This node now serves `s`, which `previous` served: its copies follow (background, acknowledged). */
+  #rehome(s: Session, previous: string): void {
+    const p = this.#current();
+    const me = this.localId;
+    const old = p.has(previous) ? this.#holders(p, s.id, previous) : p.backups(s.id, undefined, this.#k);
+    const now = this.#holders(p, s.id, me);
+    const sends: Chunk[] = [];
+    const releases: Chunk[] = [];
+    for (const to of now) if (to !== me && !old.includes(to)) sends.push({ to, ids: [s.id] });
+    for (const from of old) if (from !== me && !now.includes(from)) releases.push({ to: from, ids: [s.id] });
+    if (sends.length > 0 || releases.length > 0) void this.#restore(sends, releases);
+  }
+
+  /**
+   * A read-only request ended: a copy fetched only for it (this node is not among the session's
+   * holders) is dropped again, so the session stays on 1 + k nodes.
+   */
+  override readCompleted(s: Session, now = Date.now()): void {
+    super.readCompleted(s, now);
+    if (!s.valid || s.active > 0 || s.ownerId === this.localId || s.ownerId === '') return;
+    const p = this.#current();
+    if (p.has(s.ownerId) && !p.isHolder(s.id, s.ownerId, this.#k, this.localId)) this.forget(s);
+  }
+
+  /**
+   * A session this node does not hold: asks every member serving the context for its copy
+   * (FETCH), waits for their answers (a member removed meanwhile answers nothing, the wait ends
+   * at ownershipTimeoutMs at the latest), and merges the copies by their stamps. Concurrent
+   * requests for one session share the fetch.
+   */
+  fetchSession(id: string, _now = Date.now(), readOnly = false): Promise<Session | undefined> | undefined {
+    return this.distributable ? this.#fetches.fetch(id, readOnly) : undefined;
+  }
+
+  // ---- the BackupManager's messages -----------------------------------------------------------
+
+  protected override receiveOther(m: unknown[], from: Member): boolean {
+    const type = m[0];
+    if (typeof type !== 'number' || type < Msg.FETCH || type > Msg.SHARE_SENT) return false;
+    switch (type) {
+      case Msg.FETCH:
+        this.#onFetch(m, from);
+        break;
+      case Msg.FETCHED:
+        this.#onFetched(m, from);
+        break;
+      case Msg.COPIES:
+        this.#onCopies(m, from);
+        break;
+      case Msg.RELEASE:
+        this.#onRelease(m, from);
+        break;
+      case Msg.SHARE_SENT:
+        if (this.#ok(readShareSent(m), from)) {
+          this.#sharesFrom.add(from.id);
+          this.#shareWait?.();
+        }
+        break;
+    }
+    return true;
+  }
+
+  #ok<T>(r: T | Refused, from: Member): r is T {
+    if (!(r instanceof Refused)) return true;
+    this.#refuse(from, r.why);
+    return false;
+  }
+
+  #refuse(from: Member, why: string): void {
+    if (this.#bc.refusedBackupMessages++ % 100 === 0)
+      this.#log.warn({ from: from.name, why, refused: this.#bc.refusedBackupMessages }, 'refused a backup message');
+  }
+
+  /** FETCH: this node's copy (after its queued changes), or null; an owner sends the fetcher its changes until the hand-over. */
+  #onFetch(raw: unknown[], from: Member): void {
+    const m = readFetch(raw);
+    if (!this.#ok(m, from)) return;
+    const s = this.sessions.get(m[2]);
+    if (s === undefined || !s.valid || !s.announced) {
+      this.#post([from], fetchedMsg(this.contextName, m[3], null));
+      return;
+    }
+    this.flushQueued(); // the record's stamps must cover its values
+    if (s.ownerId === this.localId && m[4] !== true)
+      this.#fetchers.set(s.id, { member: from, until: Date.now() + 2 * this.config.ownershipTimeoutMs });
+    this.#post([from], fetchedMsg(this.contextName, m[3], toRecord(s)));
+  }
+
+  #onFetched(raw: unknown[], from: Member): void {
+    const m = readFetched(raw);
+    if (this.#ok(m, from)) this.#fetches.onFetched(m, from);
+  }
+
+  /** COPIES: hold these sessions (merged by stamps); acknowledged once applied (the send is synchronous). */
+  #onCopies(raw: unknown[], from: Member): void {
+    const m = readCopies(raw);
+    if (!this.#ok(m, from)) return;
+    const now = Date.now();
+    for (const r of m[2]) this.applyRecordFrom(r, from, now);
+  }
+
+  /**
+   * RELEASE: drop the copies the sender placed elsewhere — only those the sender holds at least as
+   * new as this node (its version), never one in use or served here.
+   */
+  #onRelease(raw: unknown[], from: Member): void {
+    const m = readRelease(raw);
+    if (!this.#ok(m, from)) return;
+    const ids = m[2];
+    for (let i = 0; i < ids.length; i++) {
+      const s = this.sessions.get(ids[i]!);
+      if (s === undefined) continue;
+      // The sender serves the session at a version at least this copy's: nothing here is lost.
+      if (s.ownerId === this.localId || s.active > 0 || s.waiters !== undefined || m[3][i]! < s.version) {
+        this.#refuse(from, 'a release of a copy this node serves, uses, or holds newer than the sender');
+        continue;
+      }
+      this.forget(s);
+      this.#fetchers.delete(s.id);
+      this.#bc.copiesReleased++;
+    }
+  }
+
+  // ---- stats ----------------------------------------------------------------------------------
+
+  /** Counters and state; `manager`, `primarySessions`, `backupSessions`, `underReplicated`, `sessionsMoved`, `lastRestoredAt`. */
+  override stats(): ReturnType<DeltaManager['stats']> & BackupStats {
+    const base = super.stats();
+    let primary = 0;
+    const me = this.localId;
+    for (const s of this.sessions.values()) if (s.ownerId === me) primary++;
+    const p = this.#current();
+    const effective = p.backupCount(this.#k);
+    return {
+      ...base,
+      manager: 'backup',
+      backups: this.#k,
+      effectiveBackups: effective,
+      degraded: effective < this.#k,
+      primarySessions: primary,
+      backupSessions: this.sessions.size - primary,
+      underReplicated: effective < this.#k ? primary : this.#pendingCopies.size,
+      lastRestoredAt: this.#lastRestoredAt === 0 ? null : new Date(this.#lastRestoredAt).toISOString(),
+      ...this.#bc,
+    };
+  }
+}
+
+export interface BackupStats extends BackupCounters {
+  readonly manager: 'backup';
+  readonly backups: number;
+  /** Backups each session gets now: min(backups, members serving the context − 1). */
+  readonly effectiveBackups: number;
+  /** Fewer members than backups + 1: each session has fewer copies than configured. */
+  readonly degraded: boolean;
+  readonly primarySessions: number;
+  readonly backupSessions: number;
+  /** Sessions this node serves with fewer than 1 + backups live copies (degraded, or copies not yet acknowledged). */
+  readonly underReplicated: number;
+  /** When copies last finished moving after a change (ISO time), or null. */
+  readonly lastRestoredAt: string | null;
+}

@@ -1,0 +1,133 @@
+/**
+ * The asking side of a BackupManager fetch: a node about to serve a session it does not hold asks
+ * every member serving the context for its copy (FETCH) and waits for all their answers
+ * (FETCHED: a record or null). A member removed meanwhile answers nothing (its part of the wait
+ * ends at once, not at a timeout); the wait ends at `timeoutMs` at the latest. The copies are then
+ * merged by their stamps (the newest write of every attribute wins), so whichever holders answer,
+ * the session comes back with its latest value. Concurrent requests for one session share a fetch.
+ */
+import type { Member } from '../channel/types.js';
+import { type FetchedMsg, fetchMsg } from './backup-messages.js';
+import { isSessionId, newRequestId } from './ids.js';
+import type { Session } from './session.js';
+
+/** Fetches in flight at once; more are refused (counted) rather than fanned out. */
+export const MAX_FETCHES = 1024;
+
+/** The fetch counters (BackupManager stats). */
+export interface FetchCounters {
+  /** Sessions fetched from other members for a request. */
+  fetches: number;
+  /** Fetches nobody held a copy for. */
+  fetchMisses: number;
+  /** Fetches that ended by timeout with answers missing. */
+  fetchTimeouts: number;
+  /** Fetches refused: too many in flight. */
+  refusedFetches: number;
+}
+
+/** What a fetch needs of its manager. */
+export interface FetchesHost {
+  readonly contextName: string;
+  /** How long a fetch waits for answers (sessions.ownershipTimeoutMs). */
+  readonly timeoutMs: number;
+  readonly counters: FetchCounters;
+  /** The members serving the context. */
+  members(): readonly Member[];
+  /** Sends after what is queued. */
+  post(to: readonly Member[], message: readonly unknown[]): void;
+  /** Checks and merges one record from `from` (refusals counted). */
+  applyRecord(raw: unknown, from: Member, now: number): void;
+  /** The session now held here, if any (after the records were merged). */
+  find(id: string): Session | undefined;
+  /** Whether the id ended lately here (a tombstone): never fetched back. */
+  endedLately(id: string): boolean;
+  refuse(from: Member, why: string): void;
+}
+
+interface Wait {
+  readonly id: string;
+  readonly waiting: Set<string>;
+  readonly records: [unknown, Member][];
+  readonly timer: NodeJS.Timeout;
+  readonly done: () => void;
+}
+
+export class Fetches {
+  readonly #pending = new Map<string, Promise<Session | undefined>>();
+  readonly #waits = new Map<number, Wait>();
+
+  constructor(private readonly host: FetchesHost) {}
+
+  /**
+   * Fetches session `id`; undefined at once when there is nobody to ask, the id is malformed or
+   * ended lately, or too many fetches are in flight (counted). `readOnly`: the asker only reads it
+   * (the owner then does not send it the changes that follow), so it is not shared with a writer's.
+   */
+  fetch(id: string, readOnly: boolean): Promise<Session | undefined> | undefined {
+    const host = this.host;
+    if (!isSessionId(id) || host.endedLately(id)) return undefined;
+    const key = readOnly ? `r${id}` : id;
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) return pending;
+    const members = host.members();
+    if (members.length === 0) return undefined;
+    if (this.#waits.size >= MAX_FETCHES) {
+      host.counters.refusedFetches++;
+      return undefined;
+    }
+    let requestId = newRequestId();
+    while (this.#waits.has(requestId)) requestId = newRequestId();
+    const p = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.#settle(requestId, true), host.timeoutMs);
+      timer.unref();
+      this.#waits.set(requestId, { id, waiting: new Set(members.map((m) => m.id)), records: [], timer, done: resolve });
+    })
+      .then(() => {
+        const s = host.find(id);
+        if (s === undefined) host.counters.fetchMisses++;
+        else host.counters.fetches++;
+        return s;
+      })
+      .finally(() => this.#pending.delete(key));
+    this.#pending.set(key, p);
+    host.post(members, fetchMsg(host.contextName, id, requestId, readOnly));
+    return p;
+  }
+
+  /** FETCHED: taken only from a member asked, for the session asked. */
+  onFetched(m: FetchedMsg, from: Member): void {
+    const w = this.#waits.get(m[2]);
+    if (w === undefined || !w.waiting.delete(from.id)) {
+      this.host.refuse(from, 'a fetch answer this node did not ask that member for');
+      return;
+    }
+    if (m[3] !== null) {
+      if ((m[3] as unknown[])[0] !== w.id) this.host.refuse(from, 'a fetch answer for another session');
+      else w.records.push([m[3], from]);
+    }
+    if (w.waiting.size === 0) this.#settle(m[2], false);
+  }
+
+  /** `memberId` was removed: it will not answer; waits that only lacked its answer end now. */
+  memberRemoved(memberId: string): void {
+    for (const [requestId, w] of this.#waits)
+      if (w.waiting.delete(memberId) && w.waiting.size === 0) this.#settle(requestId, false);
+  }
+
+  /** Stopping: every wait ends now (with what arrived). */
+  cancel(): void {
+    for (const requestId of [...this.#waits.keys()]) this.#settle(requestId, false);
+  }
+
+  #settle(requestId: number, timedOut: boolean): void {
+    const w = this.#waits.get(requestId);
+    if (w === undefined) return;
+    this.#waits.delete(requestId);
+    clearTimeout(w.timer);
+    if (timedOut) this.host.counters.fetchTimeouts++;
+    const now = Date.now();
+    for (const [record, from] of w.records) this.host.applyRecord(record, from, now);
+    w.done();
+  }
+}
