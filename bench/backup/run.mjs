@@ -207,6 +207,24 @@ async function loadRun(nodes, ports, cookies) {
     changesPerReq: d(changeSends) / r.requests,
     framesPerReq: d((s) => s.transport.framesIn) / r.requests,
     bytesPerReq: d((s) => s.transport.bytesIn) / r.requests,
+    non2xx: r.non2xx,
+    readErrors: before.errors + after.errors,
+    lostSessions: after.lost_sessions,
+    // The session counters that explain a loss or a cost (summed over the nodes, during the run).
+    counters: Object.fromEntries(
+      [
+        'fetches',
+        'fetchMisses',
+        'fetchTimeouts',
+        'refusedFetches',
+        'ownershipMoves',
+        'ownershipForced',
+        'ownershipTimeouts',
+        'fencedWrites',
+        'conflicts',
+        'staleDeltas',
+      ].map((k) => [k, d((s) => s.manager[k] ?? 0)]),
+    ),
   };
 }
 
@@ -242,7 +260,7 @@ async function big(rep, tmp) {
       out.push({ part: 'big', manager, rep, held, ...mem, ...load });
       log(
         `big rep ${rep} ${manager.padEnd(6)} held ${held.join('/')}  rss ${fmt(median(mem.rss) / 2 ** 20, 0)} MiB heap ${fmt(median(mem.heapUsed) / 2 ** 20, 0)} MiB  ` +
-          `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost}`,
+          `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost} non-2xx ${load.non2xx}  ${JSON.stringify(load.counters)}`,
       );
     } finally {
       await stopNodes(nodes);
