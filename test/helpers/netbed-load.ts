@@ -11,6 +11,8 @@ import { waitFor } from './wait.js';
 export interface LoadFailure {
   client: number;
   k: number;
+  /** When the request was sent. */
+  sentAt: number;
   at: number;
   error: string;
 }
@@ -41,6 +43,7 @@ export class WriteLoad {
     while (!this.#stopped) {
       let done = false;
       for (const k of this.targets(c)) {
+        const sentAt = Date.now();
         try {
           const res = await this.bed.get(k, '/app/counter', this.cookies[c], 5_000);
           if (res.status !== 200) throw new Error(`status ${res.status}: ${res.body.slice(0, 80)}`);
@@ -52,7 +55,7 @@ export class WriteLoad {
           done = true;
           break;
         } catch (err) {
-          this.failures.push({ client: c, k, at: Date.now(), error: (err as Error).message });
+          this.failures.push({ client: c, k, sentAt, at: Date.now(), error: (err as Error).message });
         }
       }
       if (!done) this.unanswered.push(`client ${c}: no node answered (tried ${this.targets(c).join(',')})`);
