@@ -47,7 +47,7 @@ export interface BedOptions {
   nodes?: number;
   /** Membership kind; multicast goes over the bridge (interface 10.77.0.K, TTL 1). Default multicast. */
   membership?: 'multicast' | 'static' | 'dns';
-  /** DNS membership (with `membership: 'dns'`): the name, the server ("ip[:port]", e.g. a dnsmasq of bedDns()), the refresh. */
+  /** DNS membership (with `membership: 'dns'`): the name, the server ("ip[:port]", e.g. BedDns of netbed-dns.ts on a bed address), the refresh. */
   dns?: { name: string; server: string; refreshMs?: number };
   /** Nodes started by create() on h1..hN (default: every host); the others: startHost(k) later. */
   started?: number;
