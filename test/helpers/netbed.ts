@@ -19,7 +19,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { BedNetwork } from './netbed-net.js';
+import { BedNetwork, SUBNET } from './netbed-net.js';
 import { CliProcess, COUNTER_APP, cleanEnv, REPO, type Response, sessionCookie } from './node-process.js';
 import { waitFor } from './wait.js';
 
@@ -46,7 +46,11 @@ export interface BedOptions {
   /** Hosts (and nodes), default 3. */
   nodes?: number;
   /** Membership kind; multicast goes over the bridge (interface 10.77.0.K, TTL 1). Default multicast. */
-  membership?: 'multicast' | 'static';
+  membership?: 'multicast' | 'static' | 'dns';
+  /** DNS membership (with `membership: 'dns'`): the name, the server ("ip[:port]", e.g. BedDns of netbed-dns.ts on a bed address), the refresh. */
+  dns?: { name: string; server: string; refreshMs?: number };
+  /** Nodes started by create() on h1..hN (default: every host); the others: startHost(k) later. */
+  started?: number;
   /** Heartbeat / ping interval (default 250 ms). */
   frequencyMs?: number;
   /** membership.dropTimeMs (default 2000 ms). */
@@ -113,6 +117,8 @@ export class NetBed {
       insecure: false,
       start: true,
       startOrder: 'sequential',
+      dns: { name: 'nodes.bed.test', server: `${SUBNET}.1`, refreshMs: 300 },
+      started: options.nodes ?? 3,
       ...options,
     };
     this.net = new BedNetwork(this.options.nodes);
@@ -130,7 +136,7 @@ export class NetBed {
       writeFileSync(join(bed.dir, 'marker-app.mjs'), MARKER_APP);
       await Promise.all(bed.net.hosts.map((_, i) => bed.#forward(i + 1)));
       if (bed.options.start) {
-        for (const h of bed.net.hosts) {
+        for (const h of bed.net.hosts.slice(0, bed.options.started)) {
           const k = Number(h.name.slice(1));
           bed.hosts.push({ k, name: h.name, ns: h.ns, address: h.address, node: bed.#startNode(k) });
           if (bed.options.startOrder === 'sequential') await bed.host(k).node.ready(30_000);
@@ -181,14 +187,23 @@ export class NetBed {
     const o = this.options;
     const h = this.net.host(k);
     const membership =
-      o.membership === 'multicast'
-        ? { type: 'multicast', interface: h.address, frequencyMs: o.frequencyMs, dropTimeMs: o.dropTimeMs }
-        : {
-            type: 'static',
-            members: this.net.hosts.map((x) => `${x.address}:${CLUSTER_PORT}`),
+      o.membership === 'dns'
+        ? {
+            type: 'dns',
+            name: o.dns.name,
+            servers: [o.dns.server],
+            refreshMs: o.dns.refreshMs ?? 300,
             pingIntervalMs: o.frequencyMs,
             dropTimeMs: o.dropTimeMs,
-          };
+          }
+        : o.membership === 'multicast'
+          ? { type: 'multicast', interface: h.address, frequencyMs: o.frequencyMs, dropTimeMs: o.dropTimeMs }
+          : {
+              type: 'static',
+              members: this.net.hosts.map((x) => `${x.address}:${CLUSTER_PORT}`),
+              pingIntervalMs: o.frequencyMs,
+              dropTimeMs: o.dropTimeMs,
+            };
     return {
       name: h.name,
       http: { host: h.address, port: HTTP_PORT },
@@ -212,7 +227,7 @@ export class NetBed {
     const env = cleanEnv({
       HOME: this.dir,
       CLOWDER_ADMIN_TOKEN: this.adminToken,
-      ...(this.options.insecure ? {} : { CLOWDER_CLUSTER_KEY: this.clusterKey }),
+      ...(this.options.insecure ? {} : { CLOWDER_CLUSTER_KEY: this.#keys.get(k) ?? this.clusterKey }),
     });
     const node = new CliProcess(h.name, ['start', '--config', file, '--json'], env, ['ip', 'netns', 'exec', h.ns]);
     this.#nodes.push(node);
@@ -366,6 +381,26 @@ export class NetBed {
   async kill(k: number): Promise<void> {
     await this.host(k).node.destroy();
   }
+  /** Cluster keys per host (CLOWDER_CLUSTER_KEY, e.g. "K1,K2" during a rotation), used from its next start. */
+  readonly #keys = new Map<number, string>();
+  setClusterKey(k: number, keys: string): void {
+    this.#keys.set(k, keys);
+  }
+
+  /** Starts a node on host `k` that create() left unstarted (`started`), hosts in order; waits until ready. */
+  async startHost(k: number): Promise<CliProcess> {
+    if (k !== this.hosts.length + 1) throw new Error(`start h${this.hosts.length + 1} next, not h${k}`);
+    const h = this.net.host(k);
+    this.hosts.push({ k, name: h.name, ns: h.ns, address: h.address, node: this.#startNode(k) });
+    await this.host(k).node.ready(30_000);
+    return this.host(k).node;
+  }
+
+  /** Graceful stop of node `k` (SIGTERM, as an orchestrator does; SIGKILL after 10 s). */
+  async stop(k: number): Promise<void> {
+    await this.host(k).node.stop(10_000);
+  }
+
   /** Starts node `k` again (after kill or stop) and waits until it is ready. */
   async restart(k: number): Promise<CliProcess> {
     const h = this.host(k);
