@@ -47,6 +47,8 @@ import type { Session } from './session.js';
 import { toRecord } from './state-donor.js';
 
 const NO_MEMBERS: readonly Member[] = Object.freeze([]);
+/** Hints kept of where dropped copies' sessions went (ACQUIRE redirects); the oldest go first. */
+const MAX_MOVED_HINTS = 16_384;
 
 /** The BackupManager's own counters (stats). */
 export interface BackupCounters extends FetchCounters {
@@ -98,6 +100,11 @@ export class BackupManager extends DeltaManager {
   /** Session id → the member that fetched it from this owner: it gets the changes until it owns it. */
   readonly #fetchers = new Map<string, { member: Member; until: number }>();
   readonly #fetches: Fetches;
+  /**
+   * Session id → the member that served it when this node dropped its copy (RELEASE, a read's
+   * fetched copy): an ACQUIRE from a node whose copy still names this one is sent there (bounded).
+   */
+  readonly #movedTo = new Map<string, string>();
   /** Members that sent this node its share (SHARE_SENT). */
   readonly #sharesFrom = new Set<string>();
   #shareWait: (() => void) | undefined;
@@ -195,9 +202,34 @@ export class BackupManager extends DeltaManager {
     return list;
   }
 
+  /**
+   * Handing `s` over to `to`: a node that is not among the recipients of its changes (a former
+   * owner or holder whose copy was not released yet, a fetcher superseded by another) holds a
+   * copy that may be many writes old, and would serve, then replicate, that old value as the
+   * new owner (lost increments). It gets the whole session first, on the connection the GRANT
+   * follows (merged by stamps: nothing newer there is undone).
+   */
+  protected override handingOver(s: Session, to: Member): void {
+    if (this.recipientsOf(s, this.#contextMembers()).includes(to)) return;
+    this.#post([to], copiesMsg(this.contextName, [toRecord(s)]));
+  }
+
   /** Member ids that should hold `id` when `primary` serves it (primary first). */
   #holders(p: Placement, id: string, primary: string): string[] {
     return p.holders(id, primary, this.#k);
+  }
+
+  /** A copy dropped here: remember who serves the session (oldest hints go first past the bound). */
+  #forgetFor(s: Session, owner: string): void {
+    this.forget(s);
+    if (owner === '' || owner === this.localId) return;
+    this.#movedTo.delete(s.id);
+    if (this.#movedTo.size >= MAX_MOVED_HINTS) this.#movedTo.delete(this.#movedTo.keys().next().value as string);
+    this.#movedTo.set(s.id, owner);
+  }
+
+  protected override movedTo(id: string): string | undefined {
+    return this.#movedTo.get(id);
   }
 
   // ---- start, readiness -----------------------------------------------------------------------
@@ -420,7 +452,7 @@ export class BackupManager extends DeltaManager {
     super.readCompleted(s, now);
     if (!s.valid || s.active > 0 || s.ownerId === this.localId || s.ownerId === '') return;
     const p = this.#current();
-    if (p.has(s.ownerId) && !p.isHolder(s.id, s.ownerId, this.#k, this.localId)) this.forget(s);
+    if (p.has(s.ownerId) && !p.isHolder(s.id, s.ownerId, this.#k, this.localId)) this.#forgetFor(s, s.ownerId);
   }
 
   /**
@@ -516,7 +548,7 @@ export class BackupManager extends DeltaManager {
         this.#refuse(from, 'a release of a copy this node serves, uses, or holds newer than the sender');
         continue;
       }
-      this.forget(s);
+      this.#forgetFor(s, from.id); // the sender serves it
       this.#fetchers.delete(s.id);
       this.#bc.copiesReleased++;
     }
