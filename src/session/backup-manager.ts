@@ -116,8 +116,12 @@ export class BackupManager extends DeltaManager {
     this.#hub = hub;
     this.#log = logger;
     this.#k = config.backups;
+    const manager = this;
     this.#fetches = new Fetches({
       contextName: this.contextName,
+      get localId() {
+        return manager.localId;
+      },
       timeoutMs: config.ownershipTimeoutMs,
       counters: this.#bc,
       members: () => this.#contextMembers(),
@@ -542,7 +546,9 @@ export class BackupManager extends DeltaManager {
     const ids = m[2];
     for (let i = 0; i < ids.length; i++) {
       const s = this.sessions.get(ids[i]!);
-      if (s === undefined) continue;
+      // A copy fetched for a request here that has not begun yet (the answers of the fetch and
+      // this release can come in one batch): dropping it would run the request without it.
+      if (s === undefined || this.#fetches.fetching(s.id)) continue;
       // The sender serves the session at a version at least this copy's: nothing here is lost.
       if (s.ownerId === this.localId || s.active > 0 || s.waiters !== undefined || m[3][i]! < s.version) {
         this.#refuse(from, 'a release of a copy this node serves, uses, or holds newer than the sender');

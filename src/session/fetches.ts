@@ -29,6 +29,8 @@ export interface FetchCounters {
 /** What a fetch needs of its manager. */
 export interface FetchesHost {
   readonly contextName: string;
+  /** This node's member id. */
+  readonly localId: string;
   /** How long a fetch waits for answers (sessions.ownershipTimeoutMs). */
   readonly timeoutMs: number;
   readonly counters: FetchCounters;
@@ -95,6 +97,14 @@ export class Fetches {
     return p;
   }
 
+  /**
+   * Whether a fetch of `id` is under way here: its copy (applied when the answers are in) is for
+   * a request about to use it, and must not be dropped before the request begins.
+   */
+  fetching(id: string): boolean {
+    return this.#pending.has(id) || this.#pending.has(`r${id}`);
+  }
+
   /** FETCHED: taken only from a member asked, for the session asked. */
   onFetched(m: FetchedMsg, from: Member): void {
     const w = this.#waits.get(m[2]);
@@ -127,7 +137,28 @@ export class Fetches {
     clearTimeout(w.timer);
     if (timedOut) this.host.counters.fetchTimeouts++;
     const now = Date.now();
-    for (const [record, from] of w.records) this.host.applyRecord(record, from, now);
+    const me = this.host.localId;
+    // Who serves the session: the member whose copy names itself. The merged copy's owner (that
+    // of the highest version) may be stale: a holder no longer sent the changes can name this
+    // very node (a former owner), which would then serve its fetched copy as owner without
+    // asking anyone — a second owner, and lost writes.
+    let claimed: string | undefined;
+    let named: string | undefined;
+    for (const [record, from] of w.records) {
+      this.host.applyRecord(record, from, now);
+      const owner = (record as unknown[])[9];
+      if (owner === from.id) claimed = from.id;
+      else if (typeof owner === 'string' && owner !== '' && owner !== me) named ??= owner;
+      named ??= from.id;
+    }
+    const s = this.host.find(w.id);
+    if (s !== undefined && s.active <= 0 && s.ownerId !== claimed) {
+      const owner = claimed ?? (s.ownerId === me || s.ownerId === '' ? named : undefined);
+      if (owner !== undefined) {
+        s.ownerId = owner;
+        s.primary = false;
+      }
+    }
     w.done();
   }
 }
