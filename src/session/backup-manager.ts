@@ -75,6 +75,7 @@ export class BackupManager extends DeltaManager {
     fetchMisses: 0,
     fetchTimeouts: 0,
     refusedFetches: 0,
+    fetchFallbacks: 0,
     refusedBackupMessages: 0,
     copiesReleased: 0,
     copyErrors: 0,
@@ -125,6 +126,7 @@ export class BackupManager extends DeltaManager {
       timeoutMs: config.ownershipTimeoutMs,
       counters: this.#bc,
       members: () => this.#contextMembers(),
+      likely: (id, route, members) => this.#likelyHolders(id, route, members),
       post: (to, message) => this.#post(to, message),
       applyRecord: (raw, from, now) => this.applyRecordFrom(raw, from, now),
       find: (id) => this.findSession(id),
@@ -216,6 +218,18 @@ export class BackupManager extends DeltaManager {
   protected override handingOver(s: Session, to: Member): void {
     if (this.recipientsOf(s, this.#contextMembers()).includes(to)) return;
     this.#post([to], copiesMsg(this.contextName, [toRecord(s)]));
+  }
+
+  /** The member named `route` (the node that served the session last) and its backups of `id` by placement. */
+  #likelyHolders(id: string, route: string, members: readonly Member[]): readonly Member[] | undefined {
+    const primary = route === this.route ? this.localId : members.find((m) => m.name === route)?.id;
+    if (primary === undefined) return undefined;
+    const out: Member[] = [];
+    for (const holder of this.#holders(this.#current(members), id, primary)) {
+      const m = members.find((x) => x.id === holder);
+      if (m !== undefined) out.push(m);
+    }
+    return out;
   }
 
   /** Member ids that should hold `id` when `primary` serves it (primary first). */
@@ -460,13 +474,19 @@ export class BackupManager extends DeltaManager {
   }
 
   /**
-   * A session this node does not hold: asks every member serving the context for its copy
-   * (FETCH), waits for their answers (a member removed meanwhile answers nothing, the wait ends
+   * A session this node does not hold: asks the node the cookie's `route` names and its backups
+   * by placement for their copies (FETCH), and every other member serving the context only when
+   * none of those serves it; waits for their answers (a member removed meanwhile answers nothing, the wait ends
    * at ownershipTimeoutMs at the latest), and merges the copies by their stamps. Concurrent
    * requests for one session share the fetch.
    */
-  fetchSession(id: string, _now = Date.now(), readOnly = false): Promise<Session | undefined> | undefined {
-    return this.distributable ? this.#fetches.fetch(id, readOnly) : undefined;
+  fetchSession(
+    id: string,
+    _now = Date.now(),
+    readOnly = false,
+    route?: string,
+  ): Promise<Session | undefined> | undefined {
+    return this.distributable ? this.#fetches.fetch(id, readOnly, route) : undefined;
   }
 
   // ---- the BackupManager's messages -----------------------------------------------------------
