@@ -220,14 +220,23 @@ export class BackupManager extends DeltaManager {
     this.#post([to], copiesMsg(this.contextName, [toRecord(s)]));
   }
 
-  /** The member named `route` (the node that served the session last) and its backups of `id` by placement. */
+  /**
+   * Who likely holds `id`: the member named `route` (the node that served the session last, by
+   * the cookie) and the member this node saw serve it when it dropped its copy (a cookie the
+   * client did not update names an older owner), each with its backups by placement.
+   */
   #likelyHolders(id: string, route: string, members: readonly Member[]): readonly Member[] | undefined {
-    const primary = route === this.route ? this.localId : members.find((m) => m.name === route)?.id;
-    if (primary === undefined) return undefined;
+    const byRoute = route === this.route ? this.localId : members.find((m) => m.name === route)?.id;
+    const moved = this.#movedTo.get(id);
+    if (byRoute === undefined && moved === undefined) return undefined;
+    const p = this.#current(members);
     const out: Member[] = [];
-    for (const holder of this.#holders(this.#current(members), id, primary)) {
-      const m = members.find((x) => x.id === holder);
-      if (m !== undefined) out.push(m);
+    for (const primary of [byRoute, moved]) {
+      if (primary === undefined || !p.has(primary)) continue;
+      for (const holder of this.#holders(p, id, primary)) {
+        const m = members.find((x) => x.id === holder);
+        if (m !== undefined && !out.includes(m)) out.push(m);
+      }
     }
     return out;
   }
