@@ -86,7 +86,7 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
     else {
       // Not held here (BackupManager): fetched from the members that hold it, then used as if
       // found here. A client gone meanwhile (finish() ran) uses nothing.
-      const fetching = manager.fetchSession?.(id, now, this.readOnly);
+      const fetching = manager.fetchSession?.(id, now, this.readOnly, cookieRoute(value));
       if (fetching !== undefined)
         this.ready = fetching.then((f) => {
           this.ready = undefined;

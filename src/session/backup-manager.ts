@@ -47,6 +47,8 @@ import type { Session } from './session.js';
 import { toRecord } from './state-donor.js';
 
 const NO_MEMBERS: readonly Member[] = Object.freeze([]);
+/** Hints kept of where dropped copies' sessions went (ACQUIRE redirects); the oldest go first. */
+const MAX_MOVED_HINTS = 16_384;
 
 /** The BackupManager's own counters (stats). */
 export interface BackupCounters extends FetchCounters {
@@ -73,6 +75,7 @@ export class BackupManager extends DeltaManager {
     fetchMisses: 0,
     fetchTimeouts: 0,
     refusedFetches: 0,
+    fetchFallbacks: 0,
     refusedBackupMessages: 0,
     copiesReleased: 0,
     copyErrors: 0,
@@ -98,6 +101,11 @@ export class BackupManager extends DeltaManager {
   /** Session id → the member that fetched it from this owner: it gets the changes until it owns it. */
   readonly #fetchers = new Map<string, { member: Member; until: number }>();
   readonly #fetches: Fetches;
+  /**
+   * Session id → the member that served it when this node dropped its copy (RELEASE, a read's
+   * fetched copy): an ACQUIRE from a node whose copy still names this one is sent there (bounded).
+   */
+  readonly #movedTo = new Map<string, string>();
   /** Members that sent this node its share (SHARE_SENT). */
   readonly #sharesFrom = new Set<string>();
   #shareWait: (() => void) | undefined;
@@ -109,11 +117,16 @@ export class BackupManager extends DeltaManager {
     this.#hub = hub;
     this.#log = logger;
     this.#k = config.backups;
+    const manager = this;
     this.#fetches = new Fetches({
       contextName: this.contextName,
+      get localId() {
+        return manager.localId;
+      },
       timeoutMs: config.ownershipTimeoutMs,
       counters: this.#bc,
       members: () => this.#contextMembers(),
+      likely: (id, route, members) => this.#likelyHolders(id, route, members),
       post: (to, message) => this.#post(to, message),
       applyRecord: (raw, from, now) => this.applyRecordFrom(raw, from, now),
       find: (id) => this.findSession(id),
@@ -195,9 +208,55 @@ export class BackupManager extends DeltaManager {
     return list;
   }
 
+  /**
+   * Handing `s` over to `to`: a node that is not among the recipients of its changes (a former
+   * owner or holder whose copy was not released yet, a fetcher superseded by another) holds a
+   * copy that may be many writes old, and would serve, then replicate, that old value as the
+   * new owner (lost increments). It gets the whole session first, on the connection the GRANT
+   * follows (merged by stamps: nothing newer there is undone).
+   */
+  protected override handingOver(s: Session, to: Member): void {
+    if (this.recipientsOf(s, this.#contextMembers()).includes(to)) return;
+    this.#post([to], copiesMsg(this.contextName, [toRecord(s)]));
+  }
+
+  /**
+   * Who likely holds `id`: the member named `route` (the node that served the session last, by
+   * the cookie) and the member this node saw serve it when it dropped its copy (a cookie the
+   * client did not update names an older owner), each with its backups by placement.
+   */
+  #likelyHolders(id: string, route: string, members: readonly Member[]): readonly Member[] | undefined {
+    const byRoute = route === this.route ? this.localId : members.find((m) => m.name === route)?.id;
+    const moved = this.#movedTo.get(id);
+    if (byRoute === undefined && moved === undefined) return undefined;
+    const p = this.#current(members);
+    const out: Member[] = [];
+    for (const primary of [byRoute, moved]) {
+      if (primary === undefined || !p.has(primary)) continue;
+      for (const holder of this.#holders(p, id, primary)) {
+        const m = members.find((x) => x.id === holder);
+        if (m !== undefined && !out.includes(m)) out.push(m);
+      }
+    }
+    return out;
+  }
+
   /** Member ids that should hold `id` when `primary` serves it (primary first). */
   #holders(p: Placement, id: string, primary: string): string[] {
     return p.holders(id, primary, this.#k);
+  }
+
+  /** A copy dropped here: remember who serves the session (oldest hints go first past the bound). */
+  #forgetFor(s: Session, owner: string): void {
+    this.forget(s);
+    if (owner === '' || owner === this.localId) return;
+    this.#movedTo.delete(s.id);
+    if (this.#movedTo.size >= MAX_MOVED_HINTS) this.#movedTo.delete(this.#movedTo.keys().next().value as string);
+    this.#movedTo.set(s.id, owner);
+  }
+
+  protected override movedTo(id: string): string | undefined {
+    return this.#movedTo.get(id);
   }
 
   // ---- start, readiness -----------------------------------------------------------------------
@@ -420,17 +479,23 @@ export class BackupManager extends DeltaManager {
     super.readCompleted(s, now);
     if (!s.valid || s.active > 0 || s.ownerId === this.localId || s.ownerId === '') return;
     const p = this.#current();
-    if (p.has(s.ownerId) && !p.isHolder(s.id, s.ownerId, this.#k, this.localId)) this.forget(s);
+    if (p.has(s.ownerId) && !p.isHolder(s.id, s.ownerId, this.#k, this.localId)) this.#forgetFor(s, s.ownerId);
   }
 
   /**
-   * A session this node does not hold: asks every member serving the context for its copy
-   * (FETCH), waits for their answers (a member removed meanwhile answers nothing, the wait ends
+   * A session this node does not hold: asks the node the cookie's `route` names and its backups
+   * by placement for their copies (FETCH), and every other member serving the context only when
+   * none of those serves it; waits for their answers (a member removed meanwhile answers nothing, the wait ends
    * at ownershipTimeoutMs at the latest), and merges the copies by their stamps. Concurrent
    * requests for one session share the fetch.
    */
-  fetchSession(id: string, _now = Date.now(), readOnly = false): Promise<Session | undefined> | undefined {
-    return this.distributable ? this.#fetches.fetch(id, readOnly) : undefined;
+  fetchSession(
+    id: string,
+    _now = Date.now(),
+    readOnly = false,
+    route?: string,
+  ): Promise<Session | undefined> | undefined {
+    return this.distributable ? this.#fetches.fetch(id, readOnly, route) : undefined;
   }
 
   // ---- the BackupManager's messages -----------------------------------------------------------
@@ -510,13 +575,15 @@ export class BackupManager extends DeltaManager {
     const ids = m[2];
     for (let i = 0; i < ids.length; i++) {
       const s = this.sessions.get(ids[i]!);
-      if (s === undefined) continue;
+      // A copy fetched for a request here that has not begun yet (the answers of the fetch and
+      // this release can come in one batch): dropping it would run the request without it.
+      if (s === undefined || this.#fetches.fetching(s.id)) continue;
       // The sender serves the session at a version at least this copy's: nothing here is lost.
       if (s.ownerId === this.localId || s.active > 0 || s.waiters !== undefined || m[3][i]! < s.version) {
         this.#refuse(from, 'a release of a copy this node serves, uses, or holds newer than the sender');
         continue;
       }
-      this.forget(s);
+      this.#forgetFor(s, from.id); // the sender serves it
       this.#fetchers.delete(s.id);
       this.#bc.copiesReleased++;
     }

@@ -198,8 +198,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       timeoutMs: this.config.ownershipTimeoutMs,
       members: () => this.#members(),
       session: (id) => this.sessions.get(id),
-      flush: (s) => {
+      movedTo: (id) => this.movedTo(id),
+      flush: (s, to) => {
         if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
+        this.handingOver(s, to);
       },
       post: (to, message, onError) => {
         this.#out.flush(); // a hand-over follows the changes it hands over
@@ -567,6 +569,17 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Who gets the changes (and ends, renames, accesses) of `s`, of the context's members: all of them here. */
   protected recipientsOf(_s: Session, members: readonly Member[]): readonly Member[] {
     return members;
+  }
+
+  /**
+   * This node (the owner) hands `s` over to `to`, its changes sent: what else `to` needs before
+   * the GRANT that follows on the same connection. Nothing here: every member got every change.
+   */
+  protected handingOver(_s: Session, _to: Member): void {}
+
+  /** A session not held here: the member last known to serve it (ACQUIRE redirects there). None here: every node holds every session. */
+  protected movedTo(_id: string): string | undefined {
+    return undefined;
   }
 
   /** Before the node serves: every session of the context from the oldest member (state transfer). */

@@ -24,16 +24,25 @@ export interface FetchCounters {
   fetchTimeouts: number;
   /** Fetches refused: too many in flight. */
   refusedFetches: number;
+  /** Fetches whose likely holders (the cookie's route and its backups) did not serve the session: everyone else was asked. */
+  fetchFallbacks: number;
 }
 
 /** What a fetch needs of its manager. */
 export interface FetchesHost {
   readonly contextName: string;
+  /** This node's member id. */
+  readonly localId: string;
   /** How long a fetch waits for answers (sessions.ownershipTimeoutMs). */
   readonly timeoutMs: number;
   readonly counters: FetchCounters;
   /** The members serving the context. */
   members(): readonly Member[];
+  /**
+   * The members likely to hold `id` when the node named `route` served it last (the cookie's
+   * route suffix): that node and its backups by placement; asked first. Undefined: ask everyone.
+   */
+  likely?(id: string, route: string, members: readonly Member[]): readonly Member[] | undefined;
   /** Sends after what is queued. */
   post(to: readonly Member[], message: readonly unknown[]): void;
   /** Checks and merges one record from `from` (refusals counted). */
@@ -47,15 +56,21 @@ export interface FetchesHost {
 
 interface Wait {
   readonly id: string;
+  readonly readOnly: boolean;
   readonly waiting: Set<string>;
   readonly records: [unknown, Member][];
-  readonly timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout;
+  /** Members asked so far (a second round asks the others). */
+  readonly asked: Set<string>;
+  /** Only the likely holders were asked yet. */
+  firstRound: boolean;
   readonly done: () => void;
 }
 
 export class Fetches {
   readonly #pending = new Map<string, Promise<Session | undefined>>();
   readonly #waits = new Map<number, Wait>();
+  #stopping = false;
 
   constructor(private readonly host: FetchesHost) {}
 
@@ -64,7 +79,7 @@ export class Fetches {
    * ended lately, or too many fetches are in flight (counted). `readOnly`: the asker only reads it
    * (the owner then does not send it the changes that follow), so it is not shared with a writer's.
    */
-  fetch(id: string, readOnly: boolean): Promise<Session | undefined> | undefined {
+  fetch(id: string, readOnly: boolean, route?: string): Promise<Session | undefined> | undefined {
     const host = this.host;
     if (!isSessionId(id) || host.endedLately(id)) return undefined;
     const key = readOnly ? `r${id}` : id;
@@ -78,10 +93,22 @@ export class Fetches {
     }
     let requestId = newRequestId();
     while (this.#waits.has(requestId)) requestId = newRequestId();
+    // One round trip to the likely holders first; everyone only when none of them serves it.
+    const likely = route === undefined ? undefined : host.likely?.(id, route, members);
+    const firstRound = likely !== undefined && likely.length > 0 && likely.length < members.length;
+    const asked = firstRound ? likely : members;
     const p = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.#settle(requestId, true), host.timeoutMs);
-      timer.unref();
-      this.#waits.set(requestId, { id, waiting: new Set(members.map((m) => m.id)), records: [], timer, done: resolve });
+      const ids = asked.map((m) => m.id);
+      this.#waits.set(requestId, {
+        id,
+        readOnly,
+        waiting: new Set(ids),
+        records: [],
+        timer: this.#arm(requestId),
+        asked: new Set(ids),
+        firstRound,
+        done: resolve,
+      });
     })
       .then(() => {
         const s = host.find(id);
@@ -91,8 +118,42 @@ export class Fetches {
       })
       .finally(() => this.#pending.delete(key));
     this.#pending.set(key, p);
-    host.post(members, fetchMsg(host.contextName, id, requestId, readOnly));
+    host.post(asked, fetchMsg(host.contextName, id, requestId, readOnly));
     return p;
+  }
+
+  #arm(requestId: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.#settle(requestId, true), this.host.timeoutMs);
+    timer.unref();
+    return timer;
+  }
+
+  /**
+   * The likely holders answered (or were removed) and none serves the session (no copy naming
+   * its sender as owner): the others are asked too. False when there is nobody else to ask.
+   */
+  #secondRound(requestId: number, w: Wait): boolean {
+    w.firstRound = false;
+    if (w.records.some(([r, from]) => (r as unknown[])[9] === from.id)) return false;
+    const rest = this.host.members().filter((m) => !w.asked.has(m.id));
+    if (rest.length === 0) return false;
+    for (const m of rest) {
+      w.asked.add(m.id);
+      w.waiting.add(m.id);
+    }
+    clearTimeout(w.timer);
+    w.timer = this.#arm(requestId);
+    this.host.counters.fetchFallbacks++;
+    this.host.post(rest, fetchMsg(this.host.contextName, w.id, requestId, w.readOnly));
+    return true;
+  }
+
+  /**
+   * Whether a fetch of `id` is under way here: its copy (applied when the answers are in) is for
+   * a request about to use it, and must not be dropped before the request begins.
+   */
+  fetching(id: string): boolean {
+    return this.#pending.has(id) || this.#pending.has(`r${id}`);
   }
 
   /** FETCHED: taken only from a member asked, for the session asked. */
@@ -117,17 +178,40 @@ export class Fetches {
 
   /** Stopping: every wait ends now (with what arrived). */
   cancel(): void {
+    this.#stopping = true;
     for (const requestId of [...this.#waits.keys()]) this.#settle(requestId, false);
   }
 
   #settle(requestId: number, timedOut: boolean): void {
     const w = this.#waits.get(requestId);
     if (w === undefined) return;
+    if (w.firstRound && !timedOut && !this.#stopping && this.#secondRound(requestId, w)) return;
     this.#waits.delete(requestId);
     clearTimeout(w.timer);
     if (timedOut) this.host.counters.fetchTimeouts++;
     const now = Date.now();
-    for (const [record, from] of w.records) this.host.applyRecord(record, from, now);
+    const me = this.host.localId;
+    // Who serves the session: the member whose copy names itself. The merged copy's owner (that
+    // of the highest version) may be stale: a holder no longer sent the changes can name this
+    // very node (a former owner), which would then serve its fetched copy as owner without
+    // asking anyone — a second owner, and lost writes.
+    let claimed: string | undefined;
+    let named: string | undefined;
+    for (const [record, from] of w.records) {
+      this.host.applyRecord(record, from, now);
+      const owner = (record as unknown[])[9];
+      if (owner === from.id) claimed = from.id;
+      else if (typeof owner === 'string' && owner !== '' && owner !== me) named ??= owner;
+      named ??= from.id;
+    }
+    const s = this.host.find(w.id);
+    if (s !== undefined && s.active <= 0 && s.ownerId !== claimed) {
+      const owner = claimed ?? (s.ownerId === me || s.ownerId === '' ? named : undefined);
+      if (owner !== undefined) {
+        s.ownerId = owner;
+        s.primary = false;
+      }
+    }
     w.done();
   }
 }

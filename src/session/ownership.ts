@@ -32,8 +32,17 @@ export interface OwnershipHost {
   readonly timeoutMs: number;
   members(): Member[];
   session(id: string): Session | undefined;
-  /** Sends what `s` has not replicated yet (the owner's last changes before it hands over). */
-  flush(s: Session): void;
+  /**
+   * A session this node does not hold (any more): the member it last knew to serve it, if any
+   * (a BackupManager forgets the copies it is no longer a holder of). Undefined: nobody known.
+   */
+  movedTo?(id: string): string | undefined;
+  /**
+   * Sends what `s` has not replicated yet (the owner's last changes before it hands over to
+   * `to`), and whatever else `to` needs to serve `s` at its latest value (a BackupManager sends a
+   * whole copy to a node that did not receive the changes).
+   */
+  flush(s: Session, to: Member): void;
   /** Sends asynchronously; a failure goes to `onError` (or is counted by the manager). */
   post(to: Member, message: SessionMsg, onError?: (err: Error) => void): void;
   count(counter: 'ownershipMoves' | 'ownershipTimeouts' | 'ownershipForced'): void;
@@ -230,6 +239,15 @@ export class Ownership {
       pending.then(again, again);
       return;
     }
+    if (s === undefined) {
+      // Not held here: granting would make a second owner when the session lives on elsewhere
+      // (a BackupManager node whose copy was released); send the asker to the one it moved to.
+      const to = this.host.movedTo?.(id);
+      if (to !== undefined && to !== from.id && to !== me) {
+        this.#answer(from, id, requestId, to, false);
+        return;
+      }
+    }
     if (s === undefined || !s.valid || s.ownerId === '' || s.ownerId === from.id) {
       this.#answer(from, id, requestId, from.id, true);
       return;
@@ -242,7 +260,7 @@ export class Ownership {
       s,
       () => {
         if (s.valid && s.ownerId === me) {
-          this.host.flush(s);
+          this.host.flush(s, from);
           s.ownerId = from.id;
           s.primary = false;
           this.#answer(from, id, requestId, from.id, true);

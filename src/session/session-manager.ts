@@ -68,9 +68,10 @@ export interface SessionManager {
    * manager holding every session has no such method). Called when {@link findSession} found
    * nothing; resolves with the session (held here now, then used like a found one: acquire…), or
    * undefined when no member holds it. Undefined at once when there is nothing to ask. `readOnly`:
-   * the request only reads it (sessions.readOnlyFilter) and will not take it over.
+   * the request only reads it (sessions.readOnlyFilter) and will not take it over. `route`: the
+   * cookie's route suffix (the node that served the session last): its likely holders are asked first.
    */
-  fetchSession?(id: string, now?: number, readOnly?: boolean): Promise<Session | undefined> | undefined;
+  fetchSession?(id: string, now?: number, readOnly?: boolean, route?: string): Promise<Session | undefined> | undefined;
   /**
    * A new session; `wanted`: an unused id this node generated earlier (a `req.sessionID` read
    * before the session existed). @throws ClusterError TOO_MANY_SESSIONS at maxActiveSessions.
