@@ -92,6 +92,8 @@ const LUA = join(WORKLOAD, 'session.lua');
 const client = workloadClient(join(WORKLOAD, 'client.mjs'));
 const APP = join(root, 'examples', 'counter', 'app.mjs');
 installReaper('bench:backup');
+/** The machine, read before anything runs (its load average is the one at the start). */
+const info = machine({ wrk: wrkVersion() });
 
 // ---- nodes ----------------------------------------------------------------------------------------
 
@@ -376,7 +378,6 @@ const rssMedian = (r) => median(r.rss);
 const md = [];
 const targets = [];
 const startedAt = new Date(Date.now() - (performance.now() - T0)).toISOString();
-const info = machine({ wrk: wrkVersion() });
 md.push(reportHead('BackupManager against DeltaManager', startedAt, info));
 md.push(
   `${REPS} repetition(s), wrk ${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, ${SESSIONS} workload sessions, backups = ${BACKUPS}; medians over the repetitions.\n`,

@@ -73,6 +73,9 @@ for (const b of BALANCERS) {
   tools[b] = { bin, version };
 }
 
+/** The machine, read before anything runs (its load average is the one at the start). */
+const info = machine(Object.fromEntries(Object.entries(tools).map(([k, v]) => [k, v.version])));
+
 /** Starts the balancer `kind` in the foreground from a temp dir, its example config's ports rewritten. */
 function startBalancer(kind, front, httpPorts) {
   const dir = tempDir(`clowder-failover-${kind}-`);
@@ -332,7 +335,6 @@ const targets = rows.flatMap((r) => [
   { name: `${r.row}: no lost increment`, pass: r.lost === 0, detail: `${r.lost} lost` },
 ]);
 const startedAt = new Date(Date.now() - (performance.now() - t0)).toISOString();
-const info = machine(Object.fromEntries(Object.entries(tools).map(([k, v]) => [k, v.version])));
 const md = [
   reportHead('Failover gap through a load balancer', startedAt, info),
   `${KILLS} SIGKILLs per row, ${CLIENTS}+ clients looping GET /app/counter (each one request at a time), ${CONCURRENCY} in flight, the balancers' example configs${MANAGER ? `, --manager ${MANAGER}` : ''}. Times in ms.\n`,
