@@ -366,6 +366,9 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
   #finish(): Promise<void> | undefined {
     this.#finished = true;
     const pending = this.#pending; // a synchronous invalidation the response waits for
+    // Still waiting (a fetch, its turn, a take-over) when the response ends: the client went
+    // away and the application must not run, also when no session was found yet (a fetch).
+    if (this.ready !== undefined) this.#abandoned = true;
     const s = this.session;
     if (s === undefined || !this.#started) return pending;
     this.#started = false;
