@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { ClusterNode } from '../../../src/index.js';
 import { RequestSession } from '../../../src/http/request-session.js';
+import type { ClusterNode } from '../../../src/index.js';
 import type { BackupManager } from '../../../src/session/backup-manager.js';
 import { Msg } from '../../../src/session/messages.js';
 import { CookieJar, countOf, get, managerOf, portOf, startNodes, type TestCluster } from '../../helpers/http.js';
