@@ -72,9 +72,9 @@ describe('BackupManager: a client gone while its node fetches the session', () =
       holding = false;
       for (const release of held.splice(0)) release();
       await waitFor(() => backup(asker).stats().fetches > fetchesBefore, 'the fetch to end');
-      // The fetch's continuation and the application (its warning on nextTick) run right after
-      // the fetch ended; an absence cannot be waited for, so allow 200 ms.
-      await new Promise((r) => setTimeout(r, 200));
+      // The fetch's continuation, the application and its warning (nextTick) all run in the
+      // microtasks after the fetch ended: one event-loop turn later, whatever was to happen did.
+      await new Promise((r) => setImmediate(r));
       assert.deepEqual(
         warnings.filter((w) => w.includes('application error')),
         [],
