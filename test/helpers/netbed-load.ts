@@ -27,6 +27,8 @@ export class WriteLoad {
   readonly unanswered: string[] = [];
   ok = 0;
   #stopped = false;
+  /** Requests under way per node. */
+  readonly #inFlight = new Map<number, number>();
   readonly #loops: Promise<void>[] = [];
 
   constructor(
@@ -44,6 +46,7 @@ export class WriteLoad {
       let done = false;
       for (const k of this.targets(c)) {
         const sentAt = Date.now();
+        this.#inFlight.set(k, (this.#inFlight.get(k) ?? 0) + 1);
         try {
           const res = await this.bed.get(k, '/app/counter', this.cookies[c], 5_000);
           if (res.status !== 200) throw new Error(`status ${res.status}: ${res.body.slice(0, 80)}`);
@@ -56,12 +59,19 @@ export class WriteLoad {
           break;
         } catch (err) {
           this.failures.push({ client: c, k, sentAt, at: Date.now(), error: (err as Error).message });
+        } finally {
+          this.#inFlight.set(k, this.#inFlight.get(k)! - 1);
         }
       }
       if (!done) this.unanswered.push(`client ${c}: no node answered (tried ${this.targets(c).join(',')})`);
       // Light load: a short pause between writes (an event-loop turn, not a wait for a state).
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** Requests to node `k` under way now (a test takes a node out of `targets`, then waits for 0 before stopping it). */
+  inFlightTo(k: number): number {
+    return this.#inFlight.get(k) ?? 0;
   }
 
   /** Waits until every client has written `n` more times. */

@@ -66,6 +66,8 @@ export interface BedOptions {
    * once. The order matters: a node merges late members by their start time.
    */
   startOrder?: 'sequential' | 'parallel';
+  /** The module mounted at /app (default the counter example; e.g. netbed-probe.ts's, which wraps it). */
+  app?: string;
 }
 
 export interface BedHost {
@@ -117,6 +119,7 @@ export class NetBed {
       insecure: false,
       start: true,
       startOrder: 'sequential',
+      app: COUNTER_APP,
       dns: { name: 'nodes.bed.test', server: `${SUBNET}.1`, refreshMs: 300 },
       started: options.nodes ?? 3,
       ...options,
@@ -208,7 +211,7 @@ export class NetBed {
       name: h.name,
       http: { host: h.address, port: HTTP_PORT },
       apps: [
-        { path: '/app', module: COUNTER_APP },
+        { path: '/app', module: o.app },
         { path: '/mark', module: join(this.dir, 'marker-app.mjs') },
       ],
       cluster: {
@@ -229,7 +232,8 @@ export class NetBed {
       CLOWDER_ADMIN_TOKEN: this.adminToken,
       ...(this.options.insecure ? {} : { CLOWDER_CLUSTER_KEY: this.#keys.get(k) ?? this.clusterKey }),
     });
-    const node = new CliProcess(h.name, ['start', '--config', file, '--json'], env, ['ip', 'netns', 'exec', h.ns]);
+    const wrap = ['ip', 'netns', 'exec', h.ns];
+    const node = new CliProcess(h.name, ['start', '--config', file, '--json'], env, wrap, this.#builds.get(k));
     this.#nodes.push(node);
     this.#procs.push({ pid: node.pid, running: () => node.running });
     return node;
@@ -385,6 +389,12 @@ export class NetBed {
   readonly #keys = new Map<number, string>();
   setClusterKey(k: number, keys: string): void {
     this.#keys.set(k, keys);
+  }
+
+  /** The CLI entry host `k` runs (another build's dist/cli/main.js: a rolling upgrade), used from its next start. */
+  readonly #builds = new Map<number, string>();
+  setBuild(k: number, cli: string): void {
+    this.#builds.set(k, cli);
   }
 
   /** Starts a node on host `k` that create() left unstarted (`started`), hosts in order; waits until ready. */

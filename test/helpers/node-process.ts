@@ -65,15 +65,18 @@ export class CliProcess {
   /**
    * @param wrap - a command that execs the CLI (e.g. `['ip', 'netns', 'exec', NS]`, test/helpers/netbed.ts);
    *   it must exec, not fork, so that `pid` is the node's own
+   * @param cli - the CLI entry to run (default: this build's; e.g. another build's dist/cli/main.js,
+   *   test/helpers/variant-build.ts)
    */
   constructor(
     readonly label: string,
     args: readonly string[],
     env: NodeJS.ProcessEnv = cleanEnv(),
     wrap: readonly string[] = [],
+    cli: string = CLI,
   ) {
-    const argv = [...wrap.slice(1), process.execPath, CLI, ...args];
-    this.child = spawn(wrap[0] ?? process.execPath, wrap.length > 0 ? argv : [CLI, ...args], {
+    const argv = [...wrap.slice(1), process.execPath, cli, ...args];
+    this.child = spawn(wrap[0] ?? process.execPath, wrap.length > 0 ? argv : [cli, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
       cwd: REPO,
