@@ -30,6 +30,7 @@ export class Changes {
   message(s: Session, now: number): ChangeMsg | undefined {
     this.reportInPlaceErrors(s);
     let message: ChangeMsg;
+    this.store.forks.touch(s);
     if (!s.announced) {
       message = createdOf(this.contextName, s, stamp(s, this.node.localId));
       s.announced = true;
@@ -60,6 +61,7 @@ export class Changes {
   /** Nobody to tell: the stamps move on as if the changes had been sent (a later member gets them by transfer). */
   alone(s: Session): void {
     this.reportInPlaceErrors(s);
+    this.store.forks.touch(s);
     stampAlone(s, this.node.localId);
   }
 

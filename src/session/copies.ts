@@ -87,6 +87,7 @@ export class Copies {
       if (s === undefined) return;
       this.host.copied(s);
     } else if (this.#tooFarAhead(version, s, from) || this.#fenced(s, from, -1)) return;
+    this.store.forks.touch(s);
     applyWrites(this.host, s, version, -1, from.id, m[6], incoming, [], now);
   }
 
@@ -107,6 +108,7 @@ export class Copies {
     } else if (this.#tooFarAhead(version, s, from) || this.#fenced(s, from, m[3])) return;
     // null: unchanged (-1 is a real value: never expire).
     if (maxInactive !== null && version > s.version) s.maxInactiveInterval = maxInactive;
+    this.store.forks.touch(s);
     applyWrites(this.host, s, version, m[3], from.id, m[5], incoming, m[7], now);
   }
 
@@ -254,7 +256,16 @@ export class Copies {
       if (s === undefined) return 0;
     } else if (this.#tooFarAhead(r[4], s, from)) return 0;
     const copy = s;
-    const bytes = mergeRecord(s, r, incoming, (name, lw, rw, wins) => this.host.conflict(copy, name, lw, rw, wins));
+    this.store.forks.touch(s);
+    // From a member apart (a rejoin merge): writes after the fork on both sides are concurrent (forks.ts).
+    const apart = this.store.forks.apartWrites(s, from.id);
+    const bytes = mergeRecord(
+      s,
+      r,
+      incoming,
+      (name, lw, rw, wins) => this.host.conflict(copy, name, lw, rw, wins),
+      apart,
+    );
     if (s.ownerId !== this.host.localId) s.primary = false;
     if (fresh) this.host.copied(s);
     return bytes;

@@ -133,6 +133,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         apply: (m, from) => this.#in.apply(m, from),
         refuse: (from, why) => this.#refusals.refuse('refusedSessionData', from, why),
         malformed: (from, why) => this.#in.malformed(from, why),
+        merged: (m) => this.#store.forks.merged(m.id),
       },
       hub,
       config,
@@ -493,6 +494,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   memberRemoved(m: Member): void {
+    this.#store.forks.removed(m.id);
     this.#receiver.memberRemoved(m);
     this.#ownership?.memberRemoved(m.id); // its hand-overs will not come: take those sessions now
   }

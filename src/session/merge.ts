@@ -4,6 +4,7 @@
  * session record (state transfer, repair) merges by the stamps of its attributes
  * ({@link mergeRecord}); a forced take-over reverts to the new owner's copy ({@link revertTo}).
  */
+import type { ApartWrites } from './forks.js';
 import type { SessionRecord } from './messages.js';
 import { Attribute, newer, type ReceivedValue, type Session, storeReceived } from './session.js';
 
@@ -142,13 +143,16 @@ export type RecordConflict = (name: string, local: string, remote: string, incom
  * replication, is taken; the version moves on, and with it the owner the record names. Returns
  * the bytes of the values the record carried. With the record's bases (r[10]), an attribute
  * written on both nodes without either write having seen the other is reported to `onConflict`
- * (the newer write is kept all the same, as for deltas).
+ * (the newer write is kept all the same, as for deltas). With `apart` (a record from a member
+ * that was apart, forks.ts), an attribute changed after the fork both here, by a member not apart,
+ * and in the record, by a member apart, is a conflict whatever the bases say.
  */
 export function mergeRecord(
   s: Session,
   r: SessionRecord,
   incoming: readonly (ReceivedValue | null)[],
   onConflict?: RecordConflict,
+  apart?: ApartWrites,
 ): number {
   // Indexed loads, not destructuring (which runs the iterator protocol per record).
   const names = r[5];
@@ -174,9 +178,13 @@ export function mergeRecord(
       continue;
     }
     const incomingNewer = newer(v, w, a.v, a.w);
-    if (onConflict !== undefined && a.w !== w && a.w !== '' && bases !== undefined) {
-      // Concurrent: the newer write had not seen the older one (its base is below it).
-      if (incomingNewer ? base < a.v : a.b < v) onConflict(name, a.w, w, incomingNewer && !s.dirty?.has(name));
+    if (onConflict !== undefined && a.w !== w && a.w !== '') {
+      // Concurrent: the newer write had not seen the older one (its base is below it), or both
+      // were written on either side of a partition after it began.
+      const concurrent =
+        (bases !== undefined && (incomingNewer ? base < a.v : a.b < v)) ||
+        (apart !== undefined && a.v > apart.fork && v > apart.fork && apart.apart(w) && !apart.apart(a.w));
+      if (concurrent) onConflict(name, a.w, w, incomingNewer && !s.dirty?.has(name));
     }
     if (incomingNewer && !s.dirty?.has(name)) {
       a.v = v;

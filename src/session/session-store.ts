@@ -8,6 +8,7 @@
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import type { Counter } from './counters.js';
+import { Forks } from './forks.js';
 import { newSessionId } from './ids.js';
 import { Session, type SessionOwner } from './session.js';
 
@@ -16,6 +17,8 @@ export class SessionStore {
   readonly sessions = new Map<string, Session>();
   /** Ids of sessions ended lately → when the tombstone may be forgotten (ms). */
   readonly tombstones = new Map<string, number>();
+  /** Where the copies forked from members apart (rejoin merges tell concurrent writes by it). */
+  readonly forks = new Forks();
   /** Sessions held as copies (made from what a member sent): bounded by maxReplicaSessions. */
   readonly #replicas = new WeakSet<Session>();
   #replicaCount = 0;

@@ -201,6 +201,9 @@ export class Session {
    * owner's once the last one ends (its changes are dropped, counted).
    */
   revert: (() => void) | undefined;
+  /** Version before the first change here after the latest removal of members (forks.ts), and that batch. */
+  fork = 0;
+  forkEpoch = 0;
 
   constructor(
     public id: string,

@@ -37,6 +37,8 @@ export interface StateReceiverHost {
   refuse(from: Member, why: string): void;
   /** A malformed message: counted (malformed). */
   malformed(from: Member, why: string): void;
+  /** A merge with `m` (found late, or back after a silence) completed: each side holds the other's sessions. */
+  merged?(m: Member): void;
 }
 
 interface Transfer {
@@ -178,7 +180,8 @@ export class StateReceiver {
         : 'a member is back after a silence: merging its sessions',
     );
     void this.transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false).then((ok) => {
-      if (!ok && !this.#cancelled)
+      if (ok) this.host.merged?.(m);
+      else if (!this.#cancelled)
         this.logger.warn({ context: this.config.name, member: m.name, why }, 'merging the sessions of a member failed');
     });
     return true;
