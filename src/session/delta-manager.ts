@@ -494,7 +494,8 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   memberRemoved(m: Member): void {
-    this.#store.forks.removed(m.id);
+    // Only a policy whose rejoins merge (ending the apartness) keeps forks; the BackupManager rebalances.
+    if (this.mergeWith === DeltaManager.prototype.mergeWith) this.#store.forks.removed(m.id);
     this.#receiver.memberRemoved(m);
     this.#ownership?.memberRemoved(m.id); // its hand-overs will not come: take those sessions now
   }
