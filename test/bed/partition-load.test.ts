@@ -165,12 +165,14 @@ async function scenario(send: 'sync' | 'async', diag: (s: string) => void, onBed
   // Shared sessions written on both sides, each side alternating its hosts (hand-overs within a side).
   const sideA = shared.map((c, j) => new Client(`shared ${j} on A`, b, (i) => A[i % 2]!, c.cookie, c.last));
   const sideB = shared.map((c, j) => new Client(`shared ${j} on B`, b, (i) => B[i % 2]!, c.cookie, c.last));
-  await Promise.all([
-    ...sideA.map((c, j) => c.writes(SHARED_WRITES[j]![0])),
-    ...sideB.map((c, j) => c.writes(SHARED_WRITES[j]![1])),
-    doomed[0]!.bed.get(2, '/app/invalidate', doomed[0]!.cookie),
-    doomed[1]!.bed.get(4, '/app/invalidate', doomed[1]!.cookie),
+  const [, invalidated] = await Promise.all([
+    Promise.all([
+      ...sideA.map((c, j) => c.writes(SHARED_WRITES[j]![0])),
+      ...sideB.map((c, j) => c.writes(SHARED_WRITES[j]![1])),
+    ]),
+    Promise.all([b.get(2, '/app/invalidate', doomed[0]!.cookie), b.get(4, '/app/invalidate', doomed[1]!.cookie)]),
   ]);
+  for (const res of invalidated) assert.match(res.body, /invalidated=1/, 'invalidated on its side');
   await Promise.all([...own, ...late].map((c) => waitFor(() => c.acks.length >= 5, `${c.label} to write`)));
 
   // The heal: membership whole within 2 × dropTime, the load going on.
