@@ -52,6 +52,8 @@ class Client {
   /** Writes not acknowledged (no answer or not 200): they may or may not have been applied. */
   readonly unacked: { k: number; at: number; error: string }[] = [];
   readonly broken: string[] = [];
+  /** The longest a write took to be acknowledged. */
+  maxMs = 0;
   #stop = false;
   #loop: Promise<void> | undefined;
 
@@ -75,7 +77,8 @@ class Client {
     const k = this.route(this.acks.length + this.unacked.length);
     const at = Date.now();
     try {
-      const res = await this.bed.get(k, '/app/counter', this.cookie, 5_000);
+      // A synchronous write waits for the unreachable side until it is removed: allow for the detection.
+      const res = await this.bed.get(k, '/app/counter', this.cookie, 5 * this.bed.options.dropTimeMs);
       if (res.status !== 200) throw new Error(`status ${res.status}: ${res.body.slice(0, 80)}`);
       this.cookie ??= res.session;
       const n = countOf(res.body);
@@ -84,6 +87,7 @@ class Client {
       if (n < this.last + 1 || n > this.last + 1 + since)
         this.broken.push(`${this.label} on h${k}: count ${n} after ${this.last}`);
       this.acks.push({ k, count: n, at });
+      this.maxMs = Math.max(this.maxMs, Date.now() - at);
       return true;
     } catch (err) {
       this.unacked.push({ k, at, error: (err as Error).message });
@@ -241,7 +245,8 @@ async function scenario(send: 'sync' | 'async', diag: (s: string) => void, onBed
     `${send}: split detected ${detected} ms after the cut (dropTime ${drop}); held ${healAt - cutAt} ms; ` +
       `membership whole ${converged} ms after the heal, replicas agreed ${agreedAt - healAt} ms after it; ` +
       `own sessions ${own.length + late.length}: ${ownWrites} acknowledged writes, ${lostOwn.length} lost, ` +
-      `${[...own, ...late].reduce((n, c) => n + c.unacked.length, 0)} unacknowledged; shared: ${sharedWrites} acknowledged ` +
+      `${[...own, ...late].reduce((n, c) => n + c.unacked.length, 0)} unacknowledged, slowest ` +
+      `${Math.max(...[...own, ...late].map((c) => c.maxMs))} ms; shared: ${sharedWrites} acknowledged ` +
       `writes, ${lostToConflicts} lost to conflicts (${reportedLost.length} sessions reported, ${unreported.length} not); ` +
       `conflict events ${events.length} (counters ${stats.map((s) => manager(s).conflicts)}); ` +
       `fencedWrites ${stats.map((s) => manager(s).fencedWrites)}; replicationErrors ` +
@@ -251,6 +256,11 @@ async function scenario(send: 'sync' | 'async', diag: (s: string) => void, onBed
 
   assert.ok(converged <= 2 * drop, `membership whole in ${converged} ms, more than 2 × dropTime (${2 * drop} ms)`);
   assert.deepEqual(lostOwn, [], 'no acknowledged write to an own session lost');
+  assert.deepEqual(
+    [...own, ...late].flatMap((c) => c.unacked.map((u) => `${c.label} on h${u.k}: ${u.error}`)),
+    [],
+    'both sides served every request of their sessions',
+  );
   assert.deepEqual(
     [...own, ...late, ...sideA, ...sideB].flatMap((c) => c.broken),
     [],
