@@ -63,6 +63,7 @@ export {
   ClusterNode,
   type ClusterNodeOptions,
   createClusterNode,
+  type StopOptions,
 } from './node/cluster-node.js';
 export { createSessions, SessionCluster, type SessionsOptions } from './node/session-cluster.js';
 export {

@@ -50,6 +50,9 @@ const USAGE = `usage:
                                a hop count, or addresses/CIDRs (a,b/8,loopback) env CLOWDER_TRUST_PROXY
                                env CLOWDER_ADMIN_TOKEN: token (>= 32 chars) that opens /_clowder/* to
                                non-loopback clients (Authorization: Bearer); no flag, it is a secret
+      --drain-ms MS            on SIGTERM: readiness 503 and keep serving (Connection: close) for MS
+                               before no longer accepting (default 2000; 0 = none; a second
+                               signal skips it)                            env CLOWDER_DRAIN_MS
       --json                   machine-readable ready line                env CLOWDER_JSON=1
   clowder balancer --backend NAME=HOST:PORT [--backend ...] [options]
       A small sticky reverse proxy for development and the demo (production: HAProxy or nginx,

@@ -39,6 +39,7 @@ export const START_FLAGS = {
   zone: { type: 'string' },
   'placement-host': { type: 'string' },
   'trust-proxy': { type: 'string' },
+  'drain-ms': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -210,6 +211,12 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
   if (host !== undefined) http.host = host;
   const p = pick(flags, 'port', 'CLOWDER_PORT');
   if (p !== undefined) http.port = port(p, '--port');
+  const drain = pick(flags, 'drain-ms', 'CLOWDER_DRAIN_MS');
+  if (drain !== undefined) {
+    if (!/^\d{1,6}$/.test(drain.trim()) || Number(drain) > 600_000)
+      throw new ConfigError('--drain-ms', 'milliseconds from 0 to 600000 (0 = no drain)', drain);
+    http.drainMs = Number(drain);
+  }
   const trust = pick(flags, 'trust-proxy', 'CLOWDER_TRUST_PROXY');
   if (trust !== undefined) http.trustProxy = trustProxyOf(trust);
   // A secret: from the environment (or the config file) only, never a flag (ps shows flags).

@@ -1,4 +1,7 @@
-/** `clowder start`: one clowder node in the foreground; SIGTERM/SIGINT stop it gracefully. */
+/**
+ * `clowder start`: one clowder node in the foreground; SIGTERM/SIGINT stop it gracefully (drain
+ * first, see ClusterNode.stop); a second signal skips the rest of the drain.
+ */
 
 import { createLogger } from '../core/logger.js';
 import type { ClusterNodeOptions } from '../node/cluster-node.js';
@@ -9,13 +12,29 @@ export async function runStart(flags: Flags): Promise<void> {
   const config = await nodeConfigFrom(flags);
   const json = switchOn(flags, 'json', 'CLOWDER_JSON');
   const node = createClusterNode(config as unknown as ClusterNodeOptions, { logger: createLogger() });
+  // First SIGTERM/SIGINT: graceful stop with the drain (http.drainMs); a second one skips what is
+  // left of the drain (the rest of the stop stays graceful); a third ends the process at once.
   let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= node.stop();
-    return stopping;
+  let signals = 0;
+  let stopped!: () => void;
+  const signalled = new Promise<void>((resolve) => {
+    stopped = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      stopping = node.stop();
+      stopped();
+    } else if (signals === 2) {
+      void node.stop({ drainMs: 0 });
+    } else {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      process.kill(process.pid, signal);
+    }
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     await node.start();
   } catch (err) {
@@ -34,9 +53,6 @@ export async function runStart(flags: Flags): Promise<void> {
   process.stdout.write(
     `${json ? JSON.stringify({ event: 'ready', ...ready }) : `clowder node ${ready.node} ready: ${ready.http} (cluster ${ready.cluster})`}\n`,
   );
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  await stop();
+  await signalled;
+  await stopping;
 }

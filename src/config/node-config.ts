@@ -13,6 +13,9 @@ import type { SessionConfigInput } from './session-config.js';
 import { topLevelHints } from './top-level-options.js';
 import { ProxyTrust, type TrustProxyInput } from './trust-proxy.js';
 
+/** Default `http.drainMs` (see below why). */
+export const DEFAULT_DRAIN_MS = 2_000;
+
 const contextPath = z
   .string({ error: 'a context path such as "/app" or "/"' })
   .regex(/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?$/, {
@@ -37,8 +40,16 @@ const nodeSchema = z.strictObject({
       /** Address to bind the HTTP server; loopback by default. */
       host: z.string({ error: 'an IP address or host name' }).min(1).default('127.0.0.1'),
       port: int(0, 65535, 'a port number from 0 to 65535 (0 = any free port)').default(8080),
-      /** How long a graceful stop waits for in-flight requests. */
+      /** How long a graceful stop waits for in-flight requests (after the drain). */
       shutdownTimeoutMs: int(0, 600_000, 'milliseconds from 0 to 600000').default(10_000),
+      /**
+       * Drain on a graceful stop: readiness answers 503 at once while the node keeps serving new
+       * and in-flight requests (each answered with `Connection: close`) for this long, so that a
+       * balancer's health check takes it out before it stops accepting; 0 = stop accepting at once.
+       * The default covers the shipped HAProxy example (checks every 500 ms, 100 ms while a state
+       * changes, down after 2 failures: out within ~0.7 s) with room for a slower check or a loaded host.
+       */
+      drainMs: int(0, 600_000, 'milliseconds from 0 to 600000 (0 = no drain)').default(DEFAULT_DRAIN_MS),
       /**
        * Prefix of the readiness and stats endpoints (`<prefix>/ready`, `<prefix>/stats`); "" = off.
        * Served to loopback clients whose request no proxy forwarded, and to any client with the
@@ -80,6 +91,7 @@ export interface NodeConfig {
     readonly host: string;
     readonly port: number;
     readonly shutdownTimeoutMs: number;
+    readonly drainMs: number;
     readonly statusPath: string;
     readonly adminToken: AdminToken | undefined;
     readonly trustProxy: ProxyTrust;

@@ -47,6 +47,15 @@ export interface ClusterNodeOptions extends Omit<NodeConfigInput, 'apps'> {
   apps: ({ path: string; module: string; sessions?: Record<string, unknown> } | AppDefinition)[];
 }
 
+/** Options of one {@link ClusterNode.stop} call. */
+export interface StopOptions {
+  /**
+   * The drain period of this stop in ms, instead of `http.drainMs`; 0 skips the drain, and a
+   * stop() with 0 while a drain is under way ends that drain at once (a second SIGTERM/SIGINT).
+   */
+  readonly drainMs?: number;
+}
+
 type State = 'new' | 'starting' | 'ready' | 'stopping' | 'stopped';
 
 export class ClusterNode {
@@ -61,6 +70,10 @@ export class ClusterNode {
   /** The shutdown under way once stop() was called (stop() callers and a failing start() await it). */
   #stopping: Promise<void> | undefined;
   #inFlight = 0;
+  /** From a graceful stop of a serving node on: readiness 503, every response `Connection: close`. */
+  #draining = false;
+  /** Ends the drain period now (set while it runs). */
+  #endDrain: (() => void) | undefined;
   /** Status requests refused (not loopback, forwarded by a proxy, or a wrong admin token). */
   #statusRefused = 0;
   readonly #requestClosed = (): void => {
@@ -149,6 +162,8 @@ export class ClusterNode {
       const server = createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, (req, res) => {
         this.#inFlight++;
         res.onClosed = this.#requestClosed;
+        // Draining: the client (or balancer) opens its next request elsewhere, not on this connection.
+        if (this.#draining) res.setHeader('Connection', 'close');
         if (statusPath !== '' && req.url?.startsWith(statusPath) && this.#status(req, res, statusPath)) return;
         listener(req as IncomingMessage, res as ServerResponse);
       });
@@ -189,25 +204,57 @@ export class ClusterNode {
   }
 
   /**
-   * Graceful stop: stop accepting requests, let in-flight ones finish (up to
-   * http.shutdownTimeoutMs), flush replication, leave the cluster. Sessions elsewhere stay
-   * (unless expireSessionsOnShutdown).
+   * Graceful stop. A serving node first drains (`http.drainMs`, or `options.drainMs`): readiness
+   * answers 503 at once while new and in-flight requests are still served, each with
+   * `Connection: close`, so that balancers take the node out before it stops accepting. Then it
+   * stops accepting, lets in-flight requests finish (up to `http.shutdownTimeoutMs`), closes idle
+   * connections, flushes replication and leaves the cluster. Sessions elsewhere stay (unless
+   * expireSessionsOnShutdown). Calling it again while stopping returns the same promise;
+   * `{ drainMs: 0 }` then ends the drain at once.
+   * @throws ConfigError when `options.drainMs` is not an integer from 0 to 600000.
    */
-  async stop(): Promise<void> {
+  async stop(options: StopOptions = {}): Promise<void> {
+    const drainMs = options.drainMs ?? this.config.http.drainMs;
+    if (!Number.isInteger(drainMs) || drainMs < 0 || drainMs > 600_000)
+      throw new ConfigError('drainMs', 'milliseconds from 0 to 600000 (0 = no drain)', drainMs);
     if (this.#state === 'stopped') return;
-    if (this.#state === 'stopping') return this.#stopping;
+    if (this.#state === 'stopping') {
+      if (drainMs === 0) this.#endDrain?.();
+      return this.#stopping;
+    }
     if (this.#state === 'new') {
       this.#state = 'stopped';
       return;
     }
     // While starting, the shutdown also ends a state transfer in progress (start() then rejects
-    // with ERR_CLOWDER_STOPPED at once, instead of waiting for its donor or the timeout).
+    // with ERR_CLOWDER_STOPPED at once, instead of waiting for its donor or the timeout); only a
+    // node that served drains.
+    const serving = this.#state === 'ready';
     this.#state = 'stopping';
-    this.#stopping = this.#shutdown().then(() => {
-      this.#state = 'stopped';
-      this.#logger.info({}, 'node stopped');
-    });
+    this.#stopping = (serving ? this.#drain(drainMs) : Promise.resolve())
+      .then(() => this.#shutdown())
+      .then(() => {
+        this.#state = 'stopped';
+        this.#logger.info({}, 'node stopped');
+      });
     return this.#stopping;
+  }
+
+  /** Readiness 503 and `Connection: close` on every response, for `ms` (or until stop({ drainMs: 0 })). */
+  async #drain(ms: number): Promise<void> {
+    this.#draining = true;
+    if (ms === 0) return;
+    this.#logger.info({ drainMs: ms, inFlight: this.#inFlight }, 'draining: readiness 503, still serving');
+    const t0 = Date.now();
+    await new Promise<void>((resolvePromise) => {
+      const timer = setTimeout(resolvePromise, ms);
+      this.#endDrain = () => {
+        clearTimeout(timer);
+        resolvePromise();
+      };
+    });
+    this.#endDrain = undefined;
+    this.#logger.info({ drainedMs: Date.now() - t0, inFlight: this.#inFlight }, 'drain ended: no longer accepting');
   }
 
   /** Counters of the channel and every session manager. */
@@ -215,6 +262,7 @@ export class ClusterNode {
     return {
       node: this.name,
       ready: this.ready,
+      draining: this.#draining,
       inFlight: this.#inFlight,
       http: { statusRefused: this.#statusRefused },
       channel: this.channel.stats(),
@@ -245,7 +293,7 @@ export class ClusterNode {
     }
     if (path === '/ready') {
       const ok = this.#state === 'ready';
-      res.writeHead(ok ? 200 : 503, headers).end(ok ? 'ready\n' : `${this.#state}\n`);
+      res.writeHead(ok ? 200 : 503, headers).end(ok ? 'ready\n' : this.#draining ? 'draining\n' : `${this.#state}\n`);
     } else {
       res
         .writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })

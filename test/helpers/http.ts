@@ -219,7 +219,8 @@ export class TestCluster {
     const { port, domain } = this.multicast;
     return {
       name,
-      http: { port: 0 },
+      // No drain on stop (test/e2e/drain.test.ts tests it): these nodes have no balancer to tell.
+      http: { port: 0, drainMs: 0 },
       apps: d.apps ?? [{ path: '/app', module: COUNTER_APP }],
       cluster: {
         domain,

@@ -19,6 +19,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { DEFAULT_DRAIN_MS } from '../../src/config/node-config.js';
 import { BedNetwork, SUBNET } from './netbed-net.js';
 import { CliProcess, COUNTER_APP, cleanEnv, REPO, type Response, sessionCookie } from './node-process.js';
 import { waitFor } from './wait.js';
@@ -57,6 +58,8 @@ export interface BedOptions {
   dropTimeMs?: number;
   /** Replication mode (default async). */
   send?: 'async' | 'sync';
+  /** http.drainMs of the nodes (the drain of a graceful stop); default: the node's default. */
+  drainMs?: number;
   /** Run without a cluster key (unauthenticated, unencrypted): only the capture test's control. */
   insecure?: boolean;
   /** Start the nodes (default true); false: only the network. */
@@ -120,6 +123,7 @@ export class NetBed {
       start: true,
       startOrder: 'sequential',
       app: COUNTER_APP,
+      drainMs: DEFAULT_DRAIN_MS,
       dns: { name: 'nodes.bed.test', server: `${SUBNET}.1`, refreshMs: 300 },
       started: options.nodes ?? 3,
       ...options,
@@ -209,7 +213,7 @@ export class NetBed {
             };
     return {
       name: h.name,
-      http: { host: h.address, port: HTTP_PORT },
+      http: { host: h.address, port: HTTP_PORT, drainMs: o.drainMs },
       apps: [
         { path: '/app', module: o.app },
         { path: '/mark', module: join(this.dir, 'marker-app.mjs') },

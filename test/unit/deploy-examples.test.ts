@@ -7,7 +7,9 @@
  *   HAProxy's configuration with `haproxy -c` where HAProxy is installed (.ci/run installs it);
  * - both: what the containers run is parsed by clowder's own CLI parser and config schemas with
  *   the environment the pod or container would have, and must agree with the ports, probes,
- *   Services, the secret, the balancer and the graceful stop's time budget.
+ *   Services, the secret, the balancer and the graceful stop's time budget (drain included);
+ * - HAProxy (examples/haproxy and the compose balancer): its readiness checks take a draining node
+ *   out well within the node's drain (`http.drainMs`).
  * The last suite breaks copies of the manifests and shows each check fails.
  */
 import * as assert from 'node:assert/strict';
@@ -194,6 +196,7 @@ const FAKE = {
   namespace: 'default',
   podIP: '10.244.1.17',
   secret: 'k8s-example-cluster-key-0123456789abcdefghij',
+  adminToken: '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
 };
 
 /** A container's environment as the kubelet makes it: downward API, secrets, $(VAR) references. */
@@ -264,7 +267,7 @@ async function checkKubernetes(docs: readonly Doc[], readme: string): Promise<st
     if (sp && sp.periodSeconds * sp.failureThreshold < sessions.stateTransferTimeoutMs / 1000)
       errors.push('startupProbe gives up before a state transfer may end (stateTransferTimeoutMs)');
     const preStop = container.lifecycle?.preStop?.sleep?.seconds ?? 0;
-    const needed = preStop + node.http.shutdownTimeoutMs / 1000 + channel.sender.timeoutMs / 1000;
+    const needed = preStop + (node.http.drainMs + node.http.shutdownTimeoutMs + channel.sender.timeoutMs) / 1000;
     if (!(pod.spec.terminationGracePeriodSeconds >= needed))
       errors.push(
         `terminationGracePeriodSeconds ${pod.spec.terminationGracePeriodSeconds} < ${needed} s of graceful stop`,
@@ -327,6 +330,35 @@ function seconds(d: string | undefined): number {
   return s;
 }
 
+/**
+ * A HAProxy config's health checks against a node's drain: they must ask readiness over HTTP with
+ * the admin token (a connect check sees a draining node up until it stops accepting), and take a
+ * node out (`inter` until the first failed check, then `fall - 1` more `fastinter` apart) within
+ * 2/3 of the drain, the rest being room for a loaded host.
+ */
+function haproxyDrainErrors(cfg: string, drainMs: number, statusPath: string): string[] {
+  const errors: string[] = [];
+  if (!new RegExp(`^\\s*option httpchk GET ${statusPath}/ready\\s*$`, 'm').test(cfg))
+    errors.push(`haproxy.cfg: no "option httpchk GET ${statusPath}/ready" (a draining node would look up)`);
+  if (!/^\s*http-check send hdr Authorization "Bearer \$\{CLOWDER_ADMIN_TOKEN\}"/m.test(cfg))
+    errors.push('haproxy.cfg: the checks do not send the admin token');
+  if (!/^\s*http-check expect status 200\s*$/m.test(cfg)) errors.push('haproxy.cfg: no "http-check expect status 200"');
+  const line = /^\s*default-server\s+(.*)$/m.exec(cfg)?.[1] ?? '';
+  const ms = (name: string, dflt: number) => {
+    const m = new RegExp(`\\b${name}\\s+(\\d+)(ms|s)?\\b`).exec(line);
+    return m ? Number(m[1]) * (m[2] === 'ms' ? 1 : 1000) : dflt;
+  };
+  const inter = ms('inter', 2000);
+  const fastinter = ms('fastinter', inter);
+  const fall = Number(/\bfall\s+(\d+)/.exec(line)?.[1] ?? 3);
+  const detection = inter + (fall - 1) * fastinter;
+  if (detection > (drainMs * 2) / 3)
+    errors.push(
+      `haproxy.cfg takes a draining node out after ${detection} ms: more than 2/3 of the ${drainMs} ms drain`,
+    );
+  return errors;
+}
+
 /** Semantic consistency of examples/compose: returns every problem found. */
 async function checkCompose(doc: Obj, haproxyCfg: string): Promise<string[]> {
   const errors: string[] = [];
@@ -336,7 +368,13 @@ async function checkCompose(doc: Obj, haproxyCfg: string): Promise<string[]> {
   const target = typeof secret === 'string' ? secret : (secret?.target ?? secret?.source);
   const source = typeof secret === 'string' ? secret : secret?.source;
   if (!doc.secrets?.[source]?.file) errors.push(`the secret ${source} is not a file secret of the project`);
-  const env: Record<string, string> = { ...app.environment };
+  // Compose interpolates ${VAR…} from .env: the admin token the README puts there.
+  const env: Record<string, string> = Object.fromEntries(
+    Object.entries(app.environment ?? {}).map(([k, v]) => [
+      k,
+      String(v).replace(/\$\{[A-Z_]+(:?[?-][^}]*)?\}/g, FAKE.adminToken),
+    ]),
+  );
   const start = await clowderStart(app.command, env);
   errors.push(...start.errors);
   const { node, channel } = start;
@@ -346,8 +384,13 @@ async function checkCompose(doc: Obj, haproxyCfg: string): Promise<string[]> {
     if (channel.receiver.port !== 4000) errors.push('the cluster port is not 4000');
     const ready = `http://127.0.0.1:${node.http.port}${node.http.statusPath}/ready`;
     if (probeUrl(app.healthcheck?.test) !== ready) errors.push(`the healthcheck does not ask ${ready}`);
-    const needed = node.http.shutdownTimeoutMs / 1000 + channel.sender.timeoutMs / 1000;
+    const needed = (node.http.drainMs + node.http.shutdownTimeoutMs + channel.sender.timeoutMs) / 1000;
     if (seconds(app.stop_grace_period) < needed) errors.push(`stop_grace_period < ${needed} s of graceful stop`);
+    if (node.http.adminToken === undefined) errors.push("the replicas have no admin token (HAProxy's checks need it)");
+    const token = /\$\{(CLOWDER_ADMIN_TOKEN)\b/;
+    if (!token.test(String(doc.services?.balancer?.environment?.CLOWDER_ADMIN_TOKEN)))
+      errors.push('the balancer does not get CLOWDER_ADMIN_TOKEN (its checks send it)');
+    errors.push(...haproxyDrainErrors(haproxyCfg, node.http.drainMs, node.http.statusPath));
     const template = /^\s*server-template\s+(\S+)\s+(\d+)\s+([^:\s]+):(\d+)/m.exec(haproxyCfg);
     if (!template) errors.push('haproxy.cfg: no server-template');
     else {
@@ -376,6 +419,14 @@ async function checkCompose(doc: Obj, haproxyCfg: string): Promise<string[]> {
 const readme = readFileSync(join(K8S, 'README.md'), 'utf8');
 const compose = parseYaml(readFileSync(join(COMPOSE, 'compose.yaml'), 'utf8'));
 const haproxyCfg = readFileSync(join(COMPOSE, 'haproxy.cfg'), 'utf8');
+const haproxyExample = readFileSync(join(ROOT, 'examples/haproxy/haproxy.cfg'), 'utf8');
+
+describe('examples/haproxy', () => {
+  it('its readiness checks take a draining node out well within the default drain', () => {
+    const node = resolveNodeConfig({ apps: [{ path: '/app', module: 'x' }] });
+    assert.deepEqual(haproxyDrainErrors(haproxyExample, node.http.drainMs, node.http.statusPath), []);
+  });
+});
 
 describe('examples/kubernetes', () => {
   const docs = kubernetesDocs();
@@ -491,6 +542,21 @@ describe('the example checks fail on broken manifests', () => {
       c.env.find((e: Obj) => e.valueFrom?.secretKeyRef).name = 'CLUSTER_KEY';
     });
     assert.match((await checkKubernetes(variable, readme)).join('\n'), /"clusterKey" must be set|cluster key is not/);
+  });
+
+  it('HAProxy checks too slow for the drain, or not asking readiness with the token', () => {
+    assert.match(
+      haproxyDrainErrors(haproxyExample.replace('inter 500ms', 'inter 2s'), 2000, '/_clowder').join('\n'),
+      /after 2100 ms: more than 2\/3 of the 2000 ms drain/,
+    );
+    assert.match(
+      haproxyDrainErrors(haproxyExample.replace(/^\s*option httpchk.*$/m, ''), 2000, '/_clowder').join('\n'),
+      /no "option httpchk GET \/_clowder\/ready"/,
+    );
+    assert.match(
+      haproxyDrainErrors(haproxyCfg.replace(/^\s*http-check send.*$/m, ''), 2000, '/_clowder').join('\n'),
+      /do not send the admin token/,
+    );
   });
 
   it('a grace period shorter than the graceful stop', async () => {
