@@ -457,8 +457,9 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** Handles a message of this context from `from`. */
   receive(m: unknown[], from: Member): void | Promise<void> {
-    if (this.receiveOther(m, from)) return;
-    this.#in.receive(m, from);
+    const other = this.receiveOther(m, from);
+    if (other === false) this.#in.receive(m, from);
+    else if (other !== true) return other;
   }
 
   memberRemoved(m: Member): void {
@@ -532,9 +533,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return this.#receiver.run();
   }
 
-  /** A message the policy handles itself (types the DeltaManager does not send): true when handled. */
-  protected receiveOther(_m: unknown[], _from: Member): boolean {
+  /** A message the policy handles itself (types the DeltaManager does not send): true (or a promise that holds its acknowledgement) when handled. */
+  protected receiveOther(_m: unknown[], _from: Member): boolean | Promise<void> {
     return false;
+  }
+
+  /** Ids a member invalidated (a merge after a silence): they end here too and leave a tombstone. */
+  protected endedElsewhere(ids: readonly string[]): void {
+    this.#copies.applyTombstones(ids);
   }
 
   /** Checks and applies one whole session from `from`, merging by stamps (refusals counted); its value bytes. */
