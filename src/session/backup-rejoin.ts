@@ -172,6 +172,9 @@ export class BackupRejoin {
         continue;
       }
       const before = host.sessions.get(r[0]);
+      // Not held here: taken only when placement gives it to this node. An answer to this node's
+      // HOLDING for a copy released meanwhile (the owner settled) must not bring it back.
+      if (before === undefined && !host.placement().isHolder(r[0], r[9] || from.id, host.k, host.localId)) continue;
       const version = before?.version ?? -1;
       const owner = before?.ownerId ?? '';
       host.applyRecord(raw, from, now);

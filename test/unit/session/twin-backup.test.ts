@@ -37,9 +37,13 @@ describe('BackupManager on the channel twin', () => {
     assert.equal(b.manager.sessions.has(session.id), false, 'b lacks the copy');
     const viewBefore = a.channel.members().length;
     // Nobody writes the session again and nobody joins or leaves: only the repair can restore it.
-    await waitFor(() => b.manager.sessions.get(session.id)?.getAttribute('n') === 1, 'the repair to restore the copy on b', {
-      timeoutMs: 5000,
-    });
+    await waitFor(
+      () => b.manager.sessions.get(session.id)?.getAttribute('n') === 1,
+      'the repair to restore the copy on b',
+      {
+        timeoutMs: 5000,
+      },
+    );
     assert.equal(a.channel.members().length, viewBefore, 'no membership change');
     const stats = backup(a).stats();
     assert.ok(stats.copiesRepaired >= 1, `copiesRepaired ${stats.copiesRepaired}`);
