@@ -19,7 +19,9 @@
  *   longer are), in the background, one chunk per event-loop turn;
  * - start: no full state transfer; the node is ready once every member serving the context that
  *   was there when it started has sent it its share (SHARE_SENT), or left, or
- *   stateTransferTimeoutMs passed.
+ *   stateTransferTimeoutMs passed;
+ * - outside membership changes (backup-sync.ts): the merge by stamps with a member back after a
+ *   silence, the periodic repair of missing copies, the hand-over before a graceful stop.
  */
 import type { Member } from '../channel/types.js';
 import { SendFlag } from '../config/send-options.js';
