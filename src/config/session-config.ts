@@ -237,6 +237,24 @@ const sessionSchema = z.strictObject({
    */
   backups: int(0, 64, 'an integer from 0 to 64 (copies of each session besides the primary)').default(1),
   /**
+   * With manager "backup": how often (ms) this node checks that the backups of the sessions it
+   * serves hold them at its version, and re-sends the copies that are missing or older (copies
+   * whose send failed, a copy a member dropped or refused), in acknowledged chunks of
+   * stateTransferChunkSize, without waiting for a membership change. 0 = never (copies are then
+   * restored only at membership changes). Default 30000: one list of ids and versions per backup
+   * and interval.
+   */
+  repairIntervalMs: z
+    .union([z.literal(0), ms(100, 3_600_000)], { error: '0 (off) or a duration in milliseconds from 100 to 3600000' })
+    .default(30_000),
+  /**
+   * With manager "backup": the longest a graceful stop spends handing this node's sessions over
+   * before it leaves (ms): the members that will hold each session once this node is gone receive
+   * their copy first (acknowledged chunks), so no session has fewer than 1 + backups copies while
+   * the cluster restores the factor. 0 = leave at once (the others restore the copies afterwards).
+   */
+  stopHandOverMs: ms(0, 600_000).default(5000),
+  /**
    * Name of this context's sessions in cluster messages (defaults to contextPath). Not `name`:
    * that is express-session's cookie name, which here is cookieName.
    */

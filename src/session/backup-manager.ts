@@ -19,7 +19,9 @@
  *   longer are), in the background, one chunk per event-loop turn;
  * - start: no full state transfer; the node is ready once every member serving the context that
  *   was there when it started has sent it its share (SHARE_SENT), or left, or
- *   stateTransferTimeoutMs passed.
+ *   stateTransferTimeoutMs passed;
+ * - outside membership changes (backup-sync.ts): the merge by stamps with a member back after a
+ *   silence, the periodic repair of missing copies, the hand-over before a graceful stop.
  */
 import type { Member } from '../channel/types.js';
 import { SendFlag } from '../config/send-options.js';
@@ -36,8 +38,10 @@ import {
   releaseMsg,
   shareSentMsg,
 } from './backup-messages.js';
+import { BackupSync, newSyncCounters } from './backup-sync.js';
 import { DeltaManager } from './delta-manager.js';
 import { type FetchCounters, Fetches } from './fetches.js';
+import type { BackupSyncCounters } from './manager-stats.js';
 import { Refused } from './message-readers.js';
 import { Msg } from './messages.js';
 import { Placement, type PlacementMember } from './placement.js';
@@ -60,7 +64,7 @@ export interface BackupCounters extends FetchCounters {
   refusedBackupMessages: number;
   /** Copies dropped on a RELEASE. */
   copiesReleased: number;
-  /** Copies sent whose acknowledgement failed (retried at the next membership change). */
+  /** Copies sent whose acknowledgement failed (sent again by the periodic repair, or at the next membership change). */
   copyErrors: number;
 }
 
@@ -111,6 +115,9 @@ export class BackupManager extends DeltaManager {
   #shareWait: (() => void) | undefined;
   #started = false;
   #stoppedHere = false;
+  /** Rejoin exchange, periodic repair, graceful-stop hand-over (backup-sync.ts). */
+  readonly #sync: BackupSync;
+  readonly #sc: BackupSyncCounters = newSyncCounters();
 
   constructor(config: SessionConfig, hub: ReplicationHub, logger: Logger, distributable = true) {
     super(config, hub, logger, distributable);
@@ -132,6 +139,30 @@ export class BackupManager extends DeltaManager {
       find: (id) => this.findSession(id),
       endedLately: (id) => this.endedLately(id),
       refuse: (from, why) => this.#refuse(from, why),
+    });
+    this.#sync = new BackupSync({
+      contextName: this.contextName,
+      get localId() {
+        return manager.localId;
+      },
+      config,
+      k: this.#k,
+      sessions: this.sessions,
+      logger,
+      counters: this.#sc,
+      get stopped() {
+        return manager.#stoppedHere;
+      },
+      members: () => this.#contextMembers(),
+      placement: () => this.#current(),
+      flush: () => this.flushQueued(),
+      send: (to, message) => this.#hub.channel.send(to, message, { options: SendFlag.USE_ACK | SendFlag.SYNC_ACK }),
+      post: (to, message) => this.#post(to, message),
+      applyRecord: (raw, from, now) => this.applyRecordFrom(raw, from, now),
+      applyTombstones: (ids) => this.endedElsewhere(ids),
+      endedLately: (id) => this.endedLately(id),
+      refuse: (from, why) => this.#refuse(from, why),
+      restore: (sends, releases) => this.#restore(sends, releases),
     });
   }
 
@@ -269,6 +300,7 @@ export class BackupManager extends DeltaManager {
   protected override async initialTransfer(): Promise<void> {
     this.#started = true;
     this.#stable = this.#current();
+    this.#sync.start();
     const startedAt = Date.now();
     // This node holds nothing yet: its share to every member is sent (members starting together
     // would otherwise wait for each other).
@@ -303,7 +335,11 @@ export class BackupManager extends DeltaManager {
   }
 
   override async stop(): Promise<void> {
+    // A graceful stop hands its sessions over first (backup-handover.ts), unless they end with it.
+    if (!this.#stoppedHere && this.#started && this.distributable && !this.config.expireSessionsOnShutdown)
+      await this.#sync.stopping();
     this.#stoppedHere = true;
+    this.#sync.stop();
     this.#fetches.cancel();
     await super.stop();
   }
@@ -319,14 +355,18 @@ export class BackupManager extends DeltaManager {
    * A member found late or back after a silence: the placement decides who holds what, so the
    * copies move by a rebalance (no DeltaManager-style pull of every session the member holds).
    */
-  override mergeWith(_m: Member, _why: 'late' | 'rejoined'): boolean {
+  override mergeWith(m: Member, why: 'late' | 'rejoined'): boolean {
     this.#scheduleRebalance();
-    return false;
+    // Back after a silence: what both sides changed merges by stamps (backup-rejoin.ts).
+    return (
+      why === 'rejoined' && this.#started && !this.#stoppedHere && this.distributable && this.#sync.rejoin.start(m)
+    );
   }
 
   override memberRemoved(m: Member): void {
     super.memberRemoved(m);
     this.#fetches.memberRemoved(m.id);
+    this.#sync.memberRemoved(m.id);
     this.#shareWait?.();
     this.#scheduleRebalance();
   }
@@ -410,6 +450,7 @@ export class BackupManager extends DeltaManager {
         } catch (err) {
           failed = true;
           this.#bc.copyErrors++;
+          this.#sync.repair.failed(c.ids, c.to); // sent again by the periodic repair
           this.#log.warn({ err: (err as Error).message, to: to.name }, 'sending backup copies failed');
         }
       }
@@ -500,8 +541,9 @@ export class BackupManager extends DeltaManager {
 
   // ---- the BackupManager's messages -----------------------------------------------------------
 
-  protected override receiveOther(m: unknown[], from: Member): boolean {
+  protected override receiveOther(m: unknown[], from: Member): boolean | Promise<void> {
     const type = m[0];
+    if (type === Msg.HOLDING || type === Msg.MERGE_COPIES || type === Msg.WANTED) return this.#sync.receive(m, from);
     if (typeof type !== 'number' || type < Msg.FETCH || type > Msg.SHARE_SENT) return false;
     switch (type) {
       case Msg.FETCH:
@@ -607,14 +649,15 @@ export class BackupManager extends DeltaManager {
       degraded: effective < this.#k,
       primarySessions: primary,
       backupSessions: this.sessions.size - primary,
-      underReplicated: effective < this.#k ? primary : this.#pendingCopies.size,
+      underReplicated: effective < this.#k ? primary : this.#sync.repair.underReplicated(this.#pendingCopies),
       lastRestoredAt: this.#lastRestoredAt === 0 ? null : new Date(this.#lastRestoredAt).toISOString(),
       ...this.#bc,
+      ...this.#sc,
     };
   }
 }
 
-export interface BackupStats extends BackupCounters {
+export interface BackupStats extends BackupCounters, BackupSyncCounters {
   readonly manager: 'backup';
   readonly backups: number;
   /** Backups each session gets now: min(backups, members serving the context − 1). */

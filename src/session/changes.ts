@@ -65,6 +65,22 @@ export class Changes {
     stampAlone(s, this.node.localId);
   }
 
+  /**
+   * A read-only request (sessions.readOnlyFilter) ended: objects it changed in place are dropped,
+   * counted and logged (this node's copy must stay what the owner replicated).
+   */
+  discardReadOnly(s: Session): void {
+    const dropped = s.discardInPlaceChanges();
+    if (dropped === undefined) return;
+    if (this.counters.readOnlyChangesDiscarded % 100 === 0) {
+      this.logger.warn(
+        { session: s.id.slice(0, 8), attributes: dropped, discarded: this.counters.readOnlyChangesDiscarded + 1 },
+        'a read-only request (sessions.readOnlyFilter) changed session objects in place; the changes were discarded',
+      );
+    }
+    this.counters.readOnlyChangesDiscarded += dropped.length;
+  }
+
   /** Finds objects changed in place; one that can no longer be encoded is logged, its last value stays. */
   reportInPlaceErrors(s: Session): void {
     const errors = s.detectInPlaceChanges();

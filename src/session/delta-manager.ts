@@ -23,12 +23,13 @@ import type { Logger } from '../core/logger.js';
 import { Changes } from './changes.js';
 import { Copies, type CopiesHost } from './copies.js';
 import { type Counter, newCounters, Refusals } from './counters.js';
+import { Expiry } from './expiry.js';
 import { fence } from './fencing.js';
 import { isSessionId } from './ids.js';
-import { Inbound, type InboundHandlers } from './inbound.js';
+import { handlersOf, Inbound } from './inbound.js';
 import { notifyAttribute, reportConflict, type SessionManagerEvents } from './manager-events.js';
 import { type ManagerStats, managerStats } from './manager-stats.js';
-import { type EndReason, expiredMsg, idChangedMsg, type SessionMsg } from './message-builders.js';
+import { idChangedMsg, type SessionMsg } from './message-builders.js';
 import type { Refused } from './message-readers.js';
 import { Outbound } from './outbound.js';
 import { Ownership, type OwnershipHost } from './ownership.js';
@@ -57,7 +58,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   readonly #in: Inbound;
   readonly #changes: Changes;
   readonly #donor: StateDonor;
-  #expiryTimer: NodeJS.Timeout | undefined;
+  readonly #expiry: Expiry;
   #ready = false;
   readonly #receiver: StateReceiver;
   #readyAt = 0;
@@ -139,7 +140,24 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       config,
       logger,
     );
-    this.#in = new Inbound(this.contextName, this.#handlers(), this.#receiver, this.#refusals);
+    // Live messages go to this node's copies (copies.ts); the ownership protocol to ownership.ts.
+    const handlers = handlersOf(copies, this.#ownership, (requestId, from) => this.#donor.answer(requestId, from));
+    this.#in = new Inbound(this.contextName, handlers, this.#receiver, this.#refusals);
+    this.#expiry = new Expiry(
+      {
+        config,
+        holders: (s) => this.recipientsOf(s, this.#members()),
+        destroyed: (s, reason, replicated) => {
+          if ((!replicated || this.config.notifyListenersOnReplication) && this.listenerCount('sessionDestroyed') > 0)
+            this.emit('sessionDestroyed', s, reason, replicated);
+        },
+        // An answer lost with its sender is not awaited for ever (a later one is refused, counted).
+        swept: (now) => copies.forgetRepairs(now - this.config.processExpiresFrequency * 1000),
+      },
+      this.#store,
+      this.#out,
+      this.#counters,
+    );
     if (distributable) hub.register(this);
   }
 
@@ -164,8 +182,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
    * started and its membership settled.
    */
   async start(): Promise<void> {
-    this.#expiryTimer = setInterval(() => this.processExpires(Date.now()), this.config.processExpiresFrequency * 1000);
-    this.#expiryTimer.unref();
+    this.#expiry.start();
     const knownAtStart = new Set(this.#members().map((m) => m.id));
     await this.initialTransfer();
     this.#ready = true;
@@ -180,10 +197,10 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (this.#stopped) return;
     this.#out.flush();
     this.#stopped = true;
-    clearInterval(this.#expiryTimer);
+    this.#expiry.stop();
     this.#receiver.cancel();
     if (this.config.expireSessionsOnShutdown) {
-      for (const s of [...this.sessions.values()]) if (s.primary) this.#expire(s, 'expired', true, false);
+      for (const s of [...this.sessions.values()]) if (s.primary) this.#expiry.end(s, 'expired', true, false);
     }
     if (this.distributable) this.hub.unregister(this);
   }
@@ -265,15 +282,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** The valid session with this id, or undefined (unknown, invalidated or expired). */
   findSession(id: string, now = Date.now()): Session | undefined {
     const s = this.sessions.get(id);
-    if (s === undefined) return undefined;
-    if (s.maxInactiveInterval > 0 && s.active === 0) {
-      // A copy learns of use elsewhere at most every accessedIntervalMs: allow for that lag.
-      if (s.idleMs(now) >= this.#store.expiresAfter(s, s.maxInactiveInterval * 1000)) {
-        this.#expire(s, 'expired', s.primary, false);
-        return undefined;
-      }
-    }
-    return s;
+    return s === undefined || this.#expiry.expiredOnLookup(s, now) ? undefined : s;
   }
 
   /**
@@ -375,16 +384,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     if (s.active <= 0) s.revert?.();
     if (s.active <= 0) {
       // With other requests still on it, the last one to end checks (a writer replicates, as owner).
-      const dropped = s.discardInPlaceChanges();
-      if (dropped !== undefined) {
-        if (this.#counters.readOnlyChangesDiscarded % 100 === 0) {
-          this.logger.warn(
-            { session: s.id.slice(0, 8), attributes: dropped, discarded: this.#counters.readOnlyChangesDiscarded + 1 },
-            'a read-only request (sessions.readOnlyFilter) changed session objects in place; the changes were discarded',
-          );
-        }
-        this.#counters.readOnlyChangesDiscarded += dropped.length;
-      }
+      this.#changes.discardReadOnly(s);
       s.releaseDecoded();
       if (s.waiters !== undefined) this.#ownership?.handOver(s);
     }
@@ -427,7 +427,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
 
   /** Invalidates `s` here and on every node (SessionOwner). */
   invalidate(s: Session): Promise<void> | undefined {
-    return this.#expire(s, 'invalidated', true, false);
+    return this.#expiry.end(s, 'invalidated', true, false);
   }
 
   /** Gives `s` a new id (fixation defence); the data stays; every node renames it. Returns the new id. */
@@ -449,48 +449,18 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     notifyAttribute(this, s, name, kind, value, false);
   }
 
-  /**
-   * Expires idle sessions: a session this node served last (primary) expires everywhere after
-   * maxInactiveInterval; a copy that nobody refreshed expires here, silently, after twice that
-   * (a safety net for a primary that crashed). Also forgets old tombstones.
-   */
+  /** Expires idle sessions now (expiry.ts; also every processExpiresFrequency seconds) and forgets old tombstones. */
   processExpires(now: number): void {
-    for (const s of this.sessions.values())
-      if (this.#store.expired(s, now)) this.#expire(s, 'expired', s.primary, false);
-    this.#store.forgetTombstones(now);
-    // An answer lost with its sender is not awaited for ever (a later one is refused, counted).
-    const asked = now - this.config.processExpiresFrequency * 1000;
-    this.#copies.forgetRepairs(asked);
-  }
-
-  /**
-   * Ends `s` here; with `broadcast`, on every node too (in synchronous mode the promise resolves
-   * once they all dropped it). `replicated` says whether another node decided it.
-   */
-  #expire(s: Session, reason: EndReason, broadcast: boolean, replicated: boolean): Promise<void> | undefined {
-    if (!s.valid) return undefined;
-    if (broadcast) this.#out.flush(); // what requests changed goes before the end (listeners see both)
-    s.valid = false;
-    this.#store.remove(s);
-    if (reason === 'expired') this.#counters.sessionsExpired++;
-    else this.#counters.sessionsInvalidated++;
-    let sent: Promise<void> | undefined;
-    if (broadcast && s.announced) {
-      const members = this.recipientsOf(s, this.#members());
-      if (members.length > 0) sent = this.#out.send(members, expiredMsg(this.contextName, s.id, reason), this.#sync);
-    }
-    if ((!replicated || this.config.notifyListenersOnReplication) && this.listenerCount('sessionDestroyed') > 0) {
-      this.emit('sessionDestroyed', s, reason, replicated);
-    }
-    return sent;
+    this.#expiry.sweep(now);
   }
 
   // ---- receiving (inbound.ts dispatches to copies.ts, ownership.ts and the state donor) --------
 
   /** Handles a message of this context from `from`. */
   receive(m: unknown[], from: Member): void | Promise<void> {
-    if (this.receiveOther(m, from)) return;
-    this.#in.receive(m, from);
+    const other = this.receiveOther(m, from);
+    if (other === false) this.#in.receive(m, from);
+    else if (other !== true) return other;
   }
 
   memberRemoved(m: Member): void {
@@ -512,30 +482,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Merges `m`'s sessions in the background (see StateReceiver.merge): a member found late or back. */
   mergeWith(m: Member, why: 'late' | 'rejoined'): boolean {
     return this.#ready && !this.#stopped && this.distributable && this.#receiver.merge(m, why);
-  }
-
-  /** Live messages go to this node's copies (copies.ts); the ownership protocol to ownership.ts. */
-  #handlers(): InboundHandlers {
-    const own = this.#ownership;
-    const c = this.#copies;
-    return {
-      onCreated: (m, from) => c.onCreated(m, from),
-      onDelta: (m, from) => c.onDelta(m, from),
-      onAccessed: (m, from) => c.onAccessed(m, from),
-      onExpired: (m, from) => c.onExpired(m, from),
-      onIdChanged: (m, from) => c.onIdChanged(m, from),
-      onSessionRequest: (m, from) => c.onSessionRequest(m, from),
-      onSessionData: (r, from) => c.onSessionData(r, from),
-      onStateRequest: (requestId, from) => this.#donor.answer(requestId, from),
-      ownership:
-        own === undefined
-          ? undefined
-          : {
-              onAcquire: (m, from) => own.onAcquire(m, from),
-              onGrant: (m, from) => own.onGrant(m, from),
-              onTaken: (m, from) => c.onTaken(m, from),
-            },
-    };
   }
 
   #copiesHost(): CopiesHost {
@@ -560,7 +506,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
         if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0)
           this.emit('sessionCreated', s, true);
       },
-      ended: (s, reason) => this.#expire(s, reason, false, true),
+      ended: (s, reason) => this.#expiry.end(s, reason, false, true),
       handOver: (s) => this.#ownership?.handOver(s),
       ok: <T>(r: T | Refused, from: Member): r is T => this.#in.ok(r, from),
       malformed: (from, why) => this.#in.malformed(from, why),
@@ -590,9 +536,14 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return this.#receiver.run();
   }
 
-  /** A message the policy handles itself (types the DeltaManager does not send): true when handled. */
-  protected receiveOther(_m: unknown[], _from: Member): boolean {
+  /** A message the policy handles itself (types the DeltaManager does not send): true (or a promise that holds its acknowledgement) when handled. */
+  protected receiveOther(_m: unknown[], _from: Member): boolean | Promise<void> {
     return false;
+  }
+
+  /** Ids a member invalidated (a merge after a silence): they end here too and leave a tombstone. */
+  protected endedElsewhere(ids: readonly string[]): void {
+    this.#copies.applyTombstones(ids);
   }
 
   /** Checks and applies one whole session from `from`, merging by stamps (refusals counted); its value bytes. */

@@ -70,6 +70,13 @@ interface Wait {
 export class Fetches {
   readonly #pending = new Map<string, Promise<Session | undefined>>();
   readonly #waits = new Map<number, Wait>();
+  /**
+   * Fetches that ended without the answer of some members (timed out), by request id: the session
+   * and those members. Such a member may serve the session (a pause, a slow link) and is then
+   * asked for it (ACQUIRE): its late answer, which precedes its GRANT on the connection, merges
+   * then (bounded, oldest first; forgotten after twice timeoutMs).
+   */
+  readonly #late = new Map<number, { id: string; from: Set<string>; until: number }>();
   #stopping = false;
 
   constructor(private readonly host: FetchesHost) {}
@@ -159,6 +166,7 @@ export class Fetches {
   /** FETCHED: taken only from a member asked, for the session asked. */
   onFetched(m: FetchedMsg, from: Member): void {
     const w = this.#waits.get(m[2]);
+    if (w === undefined && this.#lateAnswer(m, from)) return;
     if (w === undefined || !w.waiting.delete(from.id)) {
       this.host.refuse(from, 'a fetch answer this node did not ask that member for');
       return;
@@ -168,6 +176,16 @@ export class Fetches {
       else w.records.push([m[3], from]);
     }
     if (w.waiting.size === 0) this.#settle(m[2], false);
+  }
+
+  /** A late answer of a member a timed-out fetch lacked: merged when it is that session's, still held here. */
+  #lateAnswer(m: FetchedMsg, from: Member): boolean {
+    const late = this.#late.get(m[2]);
+    if (late === undefined || late.until < Date.now() || !late.from.delete(from.id)) return false;
+    if (late.from.size === 0) this.#late.delete(m[2]);
+    if (m[3] !== null && (m[3] as unknown[])[0] === late.id && this.host.find(late.id) !== undefined)
+      this.host.applyRecord(m[3], from, Date.now());
+    return true;
   }
 
   /** `memberId` was removed: it will not answer; waits that only lacked its answer end now. */
@@ -188,8 +206,12 @@ export class Fetches {
     if (w.firstRound && !timedOut && !this.#stopping && this.#secondRound(requestId, w)) return;
     this.#waits.delete(requestId);
     clearTimeout(w.timer);
-    if (timedOut) this.host.counters.fetchTimeouts++;
     const now = Date.now();
+    if (timedOut) this.host.counters.fetchTimeouts++;
+    if (timedOut && w.waiting.size > 0) {
+      for (const [r, late] of this.#late) if (late.until < now || this.#late.size >= MAX_FETCHES) this.#late.delete(r);
+      this.#late.set(requestId, { id: w.id, from: new Set(w.waiting), until: now + 2 * this.host.timeoutMs });
+    }
     const me = this.host.localId;
     // Who serves the session: the member whose copy names itself. The merged copy's owner (that
     // of the highest version) may be stale: a holder no longer sent the changes can name this
@@ -206,12 +228,23 @@ export class Fetches {
     }
     const s = this.host.find(w.id);
     if (s !== undefined && s.active <= 0 && s.ownerId !== claimed) {
-      const owner = claimed ?? (s.ownerId === me || s.ownerId === '' ? named : undefined);
+      // Nobody claimed it but a member did not answer: that member may serve it, so it is asked
+      // (ACQUIRE), not a holder whose old copy may name this node as owner and would grant it:
+      // two owners, and this node serving a stale value.
+      const owner = claimed ?? this.#silent(w) ?? (s.ownerId === me || s.ownerId === '' ? named : undefined);
       if (owner !== undefined) {
         s.ownerId = owner;
         s.primary = false;
       }
     }
     w.done();
+  }
+
+  /** The first member asked that did not answer and is still a member: it may be the one serving the session. */
+  #silent(w: Wait): string | undefined {
+    if (w.waiting.size === 0) return undefined;
+    const members = this.host.members();
+    for (const id of w.waiting) if (members.some((m) => m.id === id)) return id;
+    return undefined;
   }
 }

@@ -7,6 +7,7 @@
  * message does is the handlers' (the manager's policy), not this module's.
  */
 import type { Member } from '../channel/types.js';
+import type { Copies } from './copies.js';
 import type { Refusals } from './counters.js';
 import {
   type AccessedMsg,
@@ -28,6 +29,7 @@ import {
 } from './message-readers.js';
 import { MSG_TYPES, Msg, type SessionRecord } from './messages.js';
 import { BATCH_MESSAGES } from './outbound.js';
+import type { Ownership } from './ownership.js';
 
 /** What the manager does with each message (each already checked by its reader). */
 export interface InboundHandlers {
@@ -49,6 +51,32 @@ export interface InboundHandlers {
     onAcquire(raw: unknown[], from: Member): void;
     onGrant(raw: unknown[], from: Member): void;
     onTaken(m: TakenMsg, from: Member): void;
+  };
+}
+
+/** The handlers of a manager: its copies (copies.ts), its ownership protocol (ownership.ts, if any), its state donor. */
+export function handlersOf(
+  c: Copies,
+  own: Ownership | undefined,
+  onStateRequest: (requestId: unknown, from: Member) => void,
+): InboundHandlers {
+  return {
+    onCreated: (m, from) => c.onCreated(m, from),
+    onDelta: (m, from) => c.onDelta(m, from),
+    onAccessed: (m, from) => c.onAccessed(m, from),
+    onExpired: (m, from) => c.onExpired(m, from),
+    onIdChanged: (m, from) => c.onIdChanged(m, from),
+    onSessionRequest: (m, from) => c.onSessionRequest(m, from),
+    onSessionData: (r, from) => c.onSessionData(r, from),
+    onStateRequest,
+    ownership:
+      own === undefined
+        ? undefined
+        : {
+            onAcquire: (m, from) => own.onAcquire(m, from),
+            onGrant: (m, from) => own.onGrant(m, from),
+            onTaken: (m, from) => c.onTaken(m, from),
+          },
   };
 }
 

@@ -68,3 +68,24 @@ export function managerStats(s: StatsSource): ManagerStats {
     received: byName(s.receivedByType),
   };
 }
+
+/**
+ * The BackupManager's counters for keeping copies in agreement outside membership changes
+ * (backup-sync.ts): rejoin exchanges, the periodic repair, the graceful-stop hand-over.
+ */
+export interface BackupSyncCounters {
+  /** Exchanges run with members back after a silence (a pause, a healed partition). */
+  rejoinExchanges: number;
+  /** Copies sent to such a member (sessions both held, or that placement gives it), merged there by stamps. */
+  rejoinCopiesSent: number;
+  /** Copies received from such a member and merged here by stamps. */
+  rejoinCopiesMerged: number;
+  /** Periodic repair passes (sessions.repairIntervalMs). */
+  repairRuns: number;
+  /** Copies the repair re-sent: a send had failed, or a backup lacked the session or held it older. */
+  copiesRepaired: number;
+  /** Copies handed over by a graceful stop to the members that hold the sessions once this node is gone. */
+  stopHandOvers: number;
+  /** Copies a graceful stop could not hand over (a send failed, or sessions.stopHandOverMs passed). */
+  stopHandOverMissed: number;
+}

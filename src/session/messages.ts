@@ -79,6 +79,21 @@ export const Msg = {
   RELEASE: 20,
   /** [t, ctx] — the sender has sent this node every copy the placement gives it (its share) */
   SHARE_SENT: 21,
+  /**
+   * BackupManager (backup-sync-messages.ts). [t, ctx, purpose, ids[], versions[], owners[]] — the
+   * sessions the sender holds, at these versions, served by these owners. purpose 0, a rejoin (a
+   * member back after a silence): the receiver answers with its own copies of those it holds too
+   * (MERGE_COPIES) and with the ids it invalidated; 1, a repair (the sender serves them, the
+   * receiver is their backup): the receiver answers WANTED with the ids it lacks or holds older
+   */
+  HOLDING: 22,
+  /**
+   * [t, ctx, records[], ended[]] — copies to merge by stamps after a silence (acknowledged once
+   * applied; at equal versions the greater owner id serves), and ids the sender invalidated
+   */
+  MERGE_COPIES: 23,
+  /** [t, ctx, ids[]] — the answer to a repair HOLDING: send me these copies */
+  WANTED: 24,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 /** One more than the highest message type: the length of per-type tables. */
@@ -107,6 +122,9 @@ export const MSG_NAMES: Record<number, string> = {
   19: 'copies',
   20: 'release',
   21: 'shareSent',
+  22: 'holding',
+  23: 'mergeCopies',
+  24: 'wanted',
 };
 
 /**

@@ -5,7 +5,8 @@ import type { SessionConfigInput } from '../../../src/config/session-config.js';
 import { resolveSessionConfig } from '../../../src/config/session-config.js';
 import { silentLogger } from '../../../src/core/logger.js';
 import type { Counter } from '../../../src/session/counters.js';
-import { DeltaManager } from '../../../src/session/delta-manager.js';
+import { createManager } from '../../../src/session/create-manager.js';
+import type { DeltaManager } from '../../../src/session/delta-manager.js';
 import { ReplicationHub } from '../../../src/session/replication-hub.js';
 import type { Session } from '../../../src/session/session.js';
 import { type MemoryChannel, MemoryNetwork } from '../../helpers/memory-channel.js';
@@ -19,11 +20,11 @@ export interface TwinNode {
 
 export { MemoryNetwork };
 
-/** Starts a node on `net` serving context "app": joins, then takes the sessions of the oldest member. */
+/** Starts a node on `net` serving context "app" (the manager `input.manager` names): joins, then takes the sessions of the oldest member (or its share). */
 export async function startNode(net: MemoryNetwork, name: string, input: SessionConfigInput = {}): Promise<TwinNode> {
   const channel = net.channel(name);
   const hub = new ReplicationHub(channel, silentLogger);
-  const manager = new DeltaManager(resolveSessionConfig({ contextName: 'app', ...input }), hub, silentLogger);
+  const manager = createManager(resolveSessionConfig({ contextName: 'app', ...input }), hub, silentLogger);
   channel.start();
   await manager.start();
   return { name, channel, hub, manager };
