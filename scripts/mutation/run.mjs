@@ -47,15 +47,12 @@ const TARGETS = {
       'test/unit/wire/heartbeat-fuzz.test.js',
     ],
   },
-  // The codec's encoder and diagnosing walker are most of its mutants (a run of the whole file
-  // takes about 4 times as long): by default only the limits and the decoder, the part that reads
-  // hostile bytes. MUTATION_MUTATE=src/codec/value-codec.js runs all of it.
+  // The codec's encoder and diagnosing walker are most of its mutants (a run of all of it takes
+  // about 4 times as long): by default only the limits and the decoder, the part that reads hostile
+  // bytes. MUTATION_MUTATE=src/codec/value-codec.js,src/codec/encode-check.js,src/codec/encodable.js
+  // adds the rest.
   codec: {
-    mutate: ['src/codec/value-codec.js'],
-    sections: [
-      ['// Limits', '// Encoder'],
-      ['// Decoder.', null],
-    ],
+    mutate: ['src/codec/format.js', 'src/codec/decoder.js'],
     tests: ['test/unit/codec/value-codec.test.js', 'test/unit/codec/decode-bounds.test.js'],
   },
 };

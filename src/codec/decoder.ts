@@ -18,19 +18,14 @@ import {
   type BufferInternals,
   type CodecLimits,
   copyOut,
-  DEFAULT_MAX_BYTES_LENGTH,
-  DEFAULT_MAX_DEPTH,
-  DEFAULT_MAX_STRING_BYTES,
   type DecodeOptions,
   FORMAT_VERSION,
   f64,
   f64Bytes,
   HAS_INTERNALS,
   LITTLE_ENDIAN,
-  limitValue,
-  MAX_BUFFER_CAP,
-  MAX_DEPTH_CAP,
-  MAX_STRING_CAP,
+  type ResolvedLimits,
+  resolveLimits,
   SHORT_DECODE,
   T_ARRAY,
   T_BIGINT_NEG,
@@ -97,13 +92,13 @@ class Reader {
   /** Estimated heap bytes this decode may still allocate. */
   budget: number;
 
-  constructor(b: Buffer, depth: number, strings: number, bytes: number) {
+  constructor(b: Buffer, limits: ResolvedLimits) {
     this.b = b;
     this.pos = 0;
     this.end = b.length;
-    this.maxDepth = depth;
-    this.maxStringBytes = strings;
-    this.maxBytesLength = bytes;
+    this.maxDepth = limits.maxDepth;
+    this.maxStringBytes = limits.maxStringBytes;
+    this.maxBytesLength = limits.maxBytesLength;
     this.budget = b.length * DECODE_BUDGET.perByte + DECODE_BUDGET.base;
   }
 }
@@ -348,17 +343,7 @@ export function decode(bytes: Uint8Array, limits?: CodecLimits, options?: Decode
     throw new CodecError(ErrorCode.CODEC_DECODE, 'invalid encoding: input is not a Uint8Array');
   }
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let r: Reader;
-  if (limits === undefined) {
-    r = new Reader(b, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STRING_BYTES, DEFAULT_MAX_BYTES_LENGTH);
-  } else {
-    r = new Reader(
-      b,
-      limitValue(limits, 'maxDepth', DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP),
-      limitValue(limits, 'maxStringBytes', DEFAULT_MAX_STRING_BYTES, MAX_STRING_CAP),
-      limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP),
-    );
-  }
+  const r = new Reader(b, resolveLimits(limits));
   if (options?.byteViews === true) r.views = true;
   if (b.length === 0) fail(0, 'empty input');
   const version = b[0]!;

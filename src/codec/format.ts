@@ -105,7 +105,36 @@ export const f64 = new Float64Array(1);
 export const f64Bytes = new Uint8Array(f64.buffer);
 export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-export function limitValue(limits: CodecLimits, key: keyof CodecLimits, dflt: number, max: number): number {
+/** {@link CodecLimits} with every field set and checked. */
+export interface ResolvedLimits {
+  readonly maxDepth: number;
+  readonly maxStringBytes: number;
+  readonly maxBytesLength: number;
+}
+
+/** The default limits (what an omitted `limits` means). */
+export const DEFAULT_LIMITS: ResolvedLimits = Object.freeze({
+  maxDepth: DEFAULT_MAX_DEPTH,
+  maxStringBytes: DEFAULT_MAX_STRING_BYTES,
+  maxBytesLength: DEFAULT_MAX_BYTES_LENGTH,
+});
+
+/**
+ * The limits of one encode or decode call: {@link DEFAULT_LIMITS} when omitted (no allocation),
+ * otherwise each field checked (all three before any is used).
+ *
+ * @throws {@link ConfigError} naming the malformed field (`limits.maxDepth`…).
+ */
+export function resolveLimits(limits: CodecLimits | undefined): ResolvedLimits {
+  if (limits === undefined) return DEFAULT_LIMITS;
+  return {
+    maxDepth: limitValue(limits, 'maxDepth', DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP),
+    maxStringBytes: limitValue(limits, 'maxStringBytes', DEFAULT_MAX_STRING_BYTES, MAX_STRING_CAP),
+    maxBytesLength: limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP),
+  };
+}
+
+function limitValue(limits: CodecLimits, key: keyof CodecLimits, dflt: number, max: number): number {
   const v = limits[key];
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {

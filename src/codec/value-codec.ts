@@ -8,30 +8,30 @@
  * pollutes prototypes, never recurses past the depth limit, checks every count and length against the bytes
  * left before allocating, and throws {@link CodecError} on any malformed input.
  *
- * The byte format is specified in `docs/codec.md`.
+ * The byte format is specified in `docs/codec.md`. This module is the encoder (a fast path that
+ * tracks no paths) and the public API; the decoder is decoder.ts, the diagnosing walker that names
+ * what cannot be encoded is encode-check.ts, the accepted values are encodable.ts, and what
+ * encoder and decoder share (tags, limits) is format.ts.
  *
  * @module
  */
 
-import { isDate, isMap, isSet, isUint8Array } from 'node:util/types';
 import { CodecError, ErrorCode } from '../core/errors.js';
+import { kindOf, type Nested } from './encodable.js';
+import { diagnose } from './encode-check.js';
 import {
   type Allocator,
   type BufferInternals,
   type CodecLimits,
   copyOut,
-  DEFAULT_MAX_BYTES_LENGTH,
-  DEFAULT_MAX_DEPTH,
-  DEFAULT_MAX_STRING_BYTES,
+  DEFAULT_LIMITS,
   FORMAT_VERSION,
   f64,
   f64Bytes,
   HAS_INTERNALS,
   LITTLE_ENDIAN,
-  limitValue,
   MAX_BUFFER_CAP,
-  MAX_DEPTH_CAP,
-  MAX_STRING_CAP,
+  resolveLimits,
   SHORT_STRING,
   T_ARRAY,
   T_BIGINT_NEG,
@@ -51,82 +51,35 @@ import {
 } from './format.js';
 
 export { DECODE_BUDGET, decode, decodeBudgetRefusals } from './decoder.js';
+export { type Encodable, Nested } from './encodable.js';
+export { checkEncodable } from './encode-check.js';
 export type { Allocator, CodecLimits, DecodeOptions } from './format.js';
 export { DEFAULT_MAX_STRING_BYTES } from './format.js';
 
-// ---------------------------------------------------------------------------------------------------------------
-// Public types
-// ---------------------------------------------------------------------------------------------------------------
-
-/**
- * A value that travels as the bytes of its own encoding: `encode([new Nested(v)])` produces the same
- * bytes as `encode([encode(v)])`, without the intermediate Buffer (the value is written in place).
- * It decodes as those bytes (a Buffer), to be decoded again by whoever needs the value.
- */
-export class Nested {
-  constructor(readonly value: unknown) {}
-}
-const NestedPrototype = Nested.prototype;
 /** Room reserved for the length of a Nested encoding (a varint below 2^35). */
 const NESTED_LENGTH_ROOM = 5;
-
-/**
- * The values {@link encode} accepts (documentation type: {@link encode} takes `unknown` and checks at run time).
- * Plain objects are those whose prototype is `Object.prototype` or `null`; Buffer is a Uint8Array.
- */
-export type Encodable =
-  | null
-  | undefined
-  | boolean
-  | number
-  | string
-  | bigint
-  | Date
-  | Uint8Array
-  | readonly Encodable[]
-  | { readonly [k: string]: Encodable }
-  | ReadonlyMap<Encodable, Encodable>
-  | ReadonlySet<Encodable>;
-
-const ObjectPrototype = Object.prototype;
-const ArrayPrototype = Array.prototype;
-const MapPrototype = Map.prototype;
-const SetPrototype = Set.prototype;
-const DatePrototype = Date.prototype;
-const Uint8ArrayPrototype = Uint8Array.prototype;
-const BufferPrototype = Buffer.prototype;
-const getPrototypeOf = Object.getPrototypeOf;
 const objectKeys = Object.keys;
-const isArray = Array.isArray;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Limits
 // ---------------------------------------------------------------------------------------------------------------
 
-let maxDepth = DEFAULT_MAX_DEPTH;
-let maxStringBytes = DEFAULT_MAX_STRING_BYTES;
-let maxBytesLength = DEFAULT_MAX_BYTES_LENGTH;
+let maxDepth = DEFAULT_LIMITS.maxDepth;
+let maxStringBytes = DEFAULT_LIMITS.maxStringBytes;
+let maxBytesLength = DEFAULT_LIMITS.maxBytesLength;
 
 /** Sets the module-level limits for one top-level call (callers save and restore the previous values). */
 function applyLimits(limits: CodecLimits | undefined): void {
-  if (limits === undefined) {
-    maxDepth = DEFAULT_MAX_DEPTH;
-    maxStringBytes = DEFAULT_MAX_STRING_BYTES;
-    maxBytesLength = DEFAULT_MAX_BYTES_LENGTH;
-    return;
-  }
-  // Validate all three before assigning any, so that a ConfigError leaves the module state untouched.
-  const depth = limitValue(limits, 'maxDepth', DEFAULT_MAX_DEPTH, MAX_DEPTH_CAP);
-  const strings = limitValue(limits, 'maxStringBytes', DEFAULT_MAX_STRING_BYTES, MAX_STRING_CAP);
-  const bytes = limitValue(limits, 'maxBytesLength', DEFAULT_MAX_BYTES_LENGTH, MAX_BUFFER_CAP);
-  maxDepth = depth;
-  maxStringBytes = strings;
-  maxBytesLength = bytes;
+  // Resolved (all three checked) before any is assigned: a ConfigError leaves the module state untouched.
+  const l = resolveLimits(limits);
+  maxDepth = l.maxDepth;
+  maxStringBytes = l.maxStringBytes;
+  maxBytesLength = l.maxBytesLength;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Encoder (fast path). It does not track paths: on any problem it throws ENCODE_FAILED and encode() runs the
-// diagnosing walker (the same one checkEncodable uses) to find the exact offending value, path and reason.
+// diagnosing walker (encode-check.ts, also checkEncodable's) to find the exact offending value, path and reason.
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Internal signal from the fast path; never escapes this module. */
@@ -307,334 +260,104 @@ function writeValue(v: unknown, depth: number): void {
 }
 
 function writeObject(o: object, depth: number): void {
-  const proto = getPrototypeOf(o);
-  if (proto === ObjectPrototype || proto === null) {
-    if (depth >= maxDepth) throw ENCODE_FAILED;
-    const rec = o as Record<string, unknown>;
-    const keys = objectKeys(rec);
-    const n = keys.length;
-    if (pos + 9 > buf.length) grow(9);
-    buf[pos++] = T_OBJECT;
-    writeVarint(n);
-    for (let i = 0; i < n; i++) {
-      const k = keys[i]!;
-      writeStringBody(k);
-      writeValue(rec[k], depth + 1);
-    }
-    return;
-  }
-  if (proto === ArrayPrototype && isArray(o)) {
-    if (depth >= maxDepth) throw ENCODE_FAILED;
-    const arr = o as readonly unknown[];
-    const n = arr.length;
-    if (pos + 9 > buf.length) grow(9);
-    buf[pos++] = T_ARRAY;
-    writeVarint(n);
-    for (let i = 0; i < n; i++) writeValue(arr[i], depth + 1);
-    return;
-  }
-  if ((proto === BufferPrototype || proto === Uint8ArrayPrototype) && isUint8Array(o)) {
-    const bytes = o as Uint8Array;
-    const n = bytes.length;
-    if (n > maxBytesLength) throw ENCODE_FAILED;
-    if (pos + 9 + n > buf.length) grow(9 + n);
-    buf[pos++] = T_BYTES;
-    writeVarint(n);
-    buf.set(bytes, pos);
-    pos += n;
-    return;
-  }
-  if (proto === NestedPrototype) {
-    // T_BYTES, the length, then the value's own encoding, written in place: the length is known
-    // only afterwards, so room for the longest varint is kept and the body moved up if shorter.
-    if (pos + 2 + NESTED_LENGTH_ROOM > buf.length) grow(2 + NESTED_LENGTH_ROOM);
-    buf[pos++] = T_BYTES;
-    const lengthAt = pos;
-    const start = lengthAt + NESTED_LENGTH_ROOM;
-    pos = start;
-    buf[pos++] = FORMAT_VERSION;
-    writeValue((o as Nested).value, 0);
-    const n = pos - start;
-    if (n > maxBytesLength) throw ENCODE_FAILED;
-    const shift = NESTED_LENGTH_ROOM - varintSize(n);
-    if (shift > 0) buf.copyWithin(start - shift, start, pos);
-    const end = pos - shift;
-    pos = lengthAt;
-    writeVarint(n);
-    pos = end;
-    return;
-  }
-  if (proto === DatePrototype && isDate(o)) {
-    if (pos + 9 > buf.length) grow(9);
-    buf[pos++] = T_DATE;
-    writeFloat64((o as Date).getTime());
-    return;
-  }
-  if (proto === MapPrototype && isMap(o)) {
-    if (depth >= maxDepth) throw ENCODE_FAILED;
-    const map = o as ReadonlyMap<unknown, unknown>;
-    const n = map.size;
-    if (pos + 9 > buf.length) grow(9);
-    buf[pos++] = T_MAP;
-    writeVarint(n);
-    let seen = 0;
-    for (const [k, val] of map) {
-      if (seen === n) break;
-      writeValue(k, depth + 1);
-      writeValue(val, depth + 1);
-      seen++;
-    }
-    if (seen !== n) throw ENCODE_FAILED; // modified while being encoded (by a getter)
-    return;
-  }
-  if (proto === SetPrototype && isSet(o)) {
-    if (depth >= maxDepth) throw ENCODE_FAILED;
-    const set = o as ReadonlySet<unknown>;
-    const n = set.size;
-    if (pos + 9 > buf.length) grow(9);
-    buf[pos++] = T_SET;
-    writeVarint(n);
-    let seen = 0;
-    for (const item of set) {
-      if (seen === n) break;
-      writeValue(item, depth + 1);
-      seen++;
-    }
-    if (seen !== n) throw ENCODE_FAILED;
-    return;
-  }
-  throw ENCODE_FAILED;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Diagnosing walker: exact cycle detection (ancestor set) and path tracking. Used by checkEncodable() and, after a
-// fast-path failure, by encode() to build the error.
-// ---------------------------------------------------------------------------------------------------------------
-
-const S_PROP = 0;
-const S_INDEX = 1;
-const S_MAP_KEY = 2;
-const S_MAP_VALUE = 3;
-const S_SET_ITEM = 4;
-
-interface Walk {
-  /** Segment kinds (S_*), one per level of the current path. */
-  kinds: number[];
-  /** Segment keys: property name, index, or Map key. */
-  keys: unknown[];
-  /** Segment indexes (iteration position inside a Map/Set). */
-  idx: number[];
-  /** Containers on the current path. */
-  ancestors: object[];
-  /** Same containers, for O(1) membership. */
-  onPath: Set<object>;
-}
-
-const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
-
-function quoteKey(k: string): string {
-  return JSON.stringify(k.length > 40 ? `${k.slice(0, 37)}...` : k);
-}
-
-function renderMapKey(k: unknown): string | undefined {
-  switch (typeof k) {
-    case 'string':
-      return quoteKey(k);
-    case 'number':
-      return Object.is(k, -0) ? '-0' : String(k);
-    case 'bigint':
-      return `${k}n`;
-    case 'boolean':
-    case 'undefined':
-      return String(k);
-    default:
-      return k === null ? 'null' : undefined;
-  }
-}
-
-function renderPath(w: Walk, length: number): string {
-  let out = '';
-  for (let i = 0; i < length; i++) {
-    const kind = w.kinds[i]!;
-    const key = w.keys[i];
-    let seg: string;
-    if (kind === S_PROP) {
-      const k = key as string;
-      seg = IDENTIFIER.test(k) ? `.${k}` : `[${quoteKey(k)}]`;
-    } else if (kind === S_INDEX) {
-      seg = `[${key as number}]`;
-    } else if (kind === S_MAP_KEY) {
-      seg = `.keys()[${w.idx[i]!}]`;
-    } else if (kind === S_MAP_VALUE) {
-      const r = renderMapKey(key);
-      seg = r === undefined ? `.values()[${w.idx[i]!}]` : `.get(${r})`;
-    } else {
-      seg = `.values()[${w.idx[i]!}]`;
-    }
-    out += out === '' && seg.charCodeAt(0) === 0x2e ? seg.slice(1) : seg;
-  }
-  return out;
-}
-
-function encodeError(w: Walk, reason: string): CodecError {
-  const path = renderPath(w, w.kinds.length);
-  const where = path === '' ? 'the root value' : path;
-  return new CodecError(ErrorCode.CODEC_ENCODE, `cannot encode ${where}: ${reason}`, path);
-}
-
-const PLAIN_DATA_HINT = 'store plain data (objects, arrays, Map, Set, Date, bigint, Uint8Array)';
-
-function className(proto: object): string | undefined {
-  try {
-    const d = Object.getOwnPropertyDescriptor(proto, 'constructor');
-    const ctor: unknown = d?.value;
-    if (typeof ctor === 'function' && typeof ctor.name === 'string' && ctor.name !== '') return ctor.name;
-  } catch {
-    // A hostile proxy in the prototype chain: fall back to the generic message.
-  }
-  return undefined;
-}
-
-function utf8Length(s: string): number {
-  return s.length * 3 <= maxStringBytes ? s.length : Buffer.byteLength(s, 'utf8');
-}
-
-function checkString(w: Walk, s: string, what: string): void {
-  if (s.length > maxStringBytes || utf8Length(s) > maxStringBytes) {
-    const n = Buffer.byteLength(s, 'utf8');
-    throw encodeError(w, `${what} of ${n} UTF-8 bytes exceeds limits.maxStringBytes (${maxStringBytes})`);
-  }
-}
-
-function push(w: Walk, kind: number, key: unknown, idx: number): void {
-  w.kinds.push(kind);
-  w.keys.push(key);
-  w.idx.push(idx);
-}
-
-function pop(w: Walk): void {
-  w.kinds.pop();
-  w.keys.pop();
-  w.idx.pop();
-}
-
-function walkValue(w: Walk, v: unknown, depth: number): void {
-  switch (typeof v) {
-    case 'string':
-      checkString(w, v, 'string');
-      return;
-    case 'number':
-    case 'boolean':
-    case 'undefined':
-      return;
-    case 'bigint': {
-      const n = v === 0n ? 0 : Math.ceil((v < 0n ? -v : v).toString(16).length / 2);
-      if (n > maxBytesLength) {
-        throw encodeError(w, `bigint of ${n} magnitude bytes exceeds limits.maxBytesLength (${maxBytesLength})`);
+  switch (kindOf(o)) {
+    case 'object': {
+      if (depth >= maxDepth) throw ENCODE_FAILED;
+      const rec = o as Record<string, unknown>;
+      const keys = objectKeys(rec);
+      const n = keys.length;
+      if (pos + 9 > buf.length) grow(9);
+      buf[pos++] = T_OBJECT;
+      writeVarint(n);
+      for (let i = 0; i < n; i++) {
+        const k = keys[i]!;
+        writeStringBody(k);
+        writeValue(rec[k], depth + 1);
       }
       return;
     }
-    case 'function':
-      throw encodeError(w, 'functions are not encodable');
-    case 'symbol':
-      throw encodeError(w, 'symbols are not encodable');
+    case 'array': {
+      if (depth >= maxDepth) throw ENCODE_FAILED;
+      const arr = o as readonly unknown[];
+      const n = arr.length;
+      if (pos + 9 > buf.length) grow(9);
+      buf[pos++] = T_ARRAY;
+      writeVarint(n);
+      for (let i = 0; i < n; i++) writeValue(arr[i], depth + 1);
+      return;
+    }
+    case 'bytes': {
+      const bytes = o as Uint8Array;
+      const n = bytes.length;
+      if (n > maxBytesLength) throw ENCODE_FAILED;
+      if (pos + 9 + n > buf.length) grow(9 + n);
+      buf[pos++] = T_BYTES;
+      writeVarint(n);
+      buf.set(bytes, pos);
+      pos += n;
+      return;
+    }
+    case 'nested': {
+      // T_BYTES, the length, then the value's own encoding, written in place: the length is known
+      // only afterwards, so room for the longest varint is kept and the body moved up if shorter.
+      if (pos + 2 + NESTED_LENGTH_ROOM > buf.length) grow(2 + NESTED_LENGTH_ROOM);
+      buf[pos++] = T_BYTES;
+      const lengthAt = pos;
+      const start = lengthAt + NESTED_LENGTH_ROOM;
+      pos = start;
+      buf[pos++] = FORMAT_VERSION;
+      writeValue((o as Nested).value, 0);
+      const n = pos - start;
+      if (n > maxBytesLength) throw ENCODE_FAILED;
+      const shift = NESTED_LENGTH_ROOM - varintSize(n);
+      if (shift > 0) buf.copyWithin(start - shift, start, pos);
+      const end = pos - shift;
+      pos = lengthAt;
+      writeVarint(n);
+      pos = end;
+      return;
+    }
+    case 'date':
+      if (pos + 9 > buf.length) grow(9);
+      buf[pos++] = T_DATE;
+      writeFloat64((o as Date).getTime());
+      return;
+    case 'map': {
+      if (depth >= maxDepth) throw ENCODE_FAILED;
+      const map = o as ReadonlyMap<unknown, unknown>;
+      const n = map.size;
+      if (pos + 9 > buf.length) grow(9);
+      buf[pos++] = T_MAP;
+      writeVarint(n);
+      let seen = 0;
+      for (const [k, val] of map) {
+        if (seen === n) break;
+        writeValue(k, depth + 1);
+        writeValue(val, depth + 1);
+        seen++;
+      }
+      if (seen !== n) throw ENCODE_FAILED; // modified while being encoded (by a getter)
+      return;
+    }
+    case 'set': {
+      if (depth >= maxDepth) throw ENCODE_FAILED;
+      const set = o as ReadonlySet<unknown>;
+      const n = set.size;
+      if (pos + 9 > buf.length) grow(9);
+      buf[pos++] = T_SET;
+      writeVarint(n);
+      let seen = 0;
+      for (const item of set) {
+        if (seen === n) break;
+        writeValue(item, depth + 1);
+        seen++;
+      }
+      if (seen !== n) throw ENCODE_FAILED;
+      return;
+    }
     default:
-      if (v === null) return;
-      walkObject(w, v as object, depth);
+      throw ENCODE_FAILED;
   }
-}
-
-function enter(w: Walk, o: object, depth: number): void {
-  if (w.onPath.has(o)) {
-    const at = w.ancestors.indexOf(o);
-    const target = at <= 0 ? 'the root value' : renderPath(w, at);
-    throw encodeError(w, `cyclic reference (back to ${target})`);
-  }
-  if (depth >= maxDepth) throw encodeError(w, `nesting deeper than ${maxDepth} levels (limits.maxDepth)`);
-  w.ancestors.push(o);
-  w.onPath.add(o);
-}
-
-function leave(w: Walk, o: object): void {
-  w.ancestors.pop();
-  w.onPath.delete(o);
-}
-
-function walkObject(w: Walk, o: object, depth: number): void {
-  const proto = getPrototypeOf(o);
-  if (proto === NestedPrototype) {
-    walkValue(w, (o as Nested).value, 0); // its own root, as in encode()
-    return;
-  }
-  if (proto === ObjectPrototype || proto === null) {
-    enter(w, o, depth);
-    const rec = o as Record<string, unknown>;
-    const keys = objectKeys(rec);
-    for (let i = 0; i < keys.length; i++) {
-      const k = keys[i]!;
-      push(w, S_PROP, k, i);
-      checkString(w, k, 'property name');
-      walkValue(w, rec[k], depth + 1);
-      pop(w);
-    }
-    leave(w, o);
-    return;
-  }
-  if (proto === ArrayPrototype && isArray(o)) {
-    enter(w, o, depth);
-    const arr = o as readonly unknown[];
-    const n = arr.length;
-    for (let i = 0; i < n; i++) {
-      push(w, S_INDEX, i, i);
-      walkValue(w, arr[i], depth + 1);
-      pop(w);
-    }
-    leave(w, o);
-    return;
-  }
-  if ((proto === BufferPrototype || proto === Uint8ArrayPrototype) && isUint8Array(o)) {
-    const n = (o as Uint8Array).length;
-    if (n > maxBytesLength) {
-      throw encodeError(w, `byte array of ${n} bytes exceeds limits.maxBytesLength (${maxBytesLength})`);
-    }
-    return;
-  }
-  if (proto === DatePrototype && isDate(o)) return;
-  if (proto === MapPrototype && isMap(o)) {
-    enter(w, o, depth);
-    let i = 0;
-    for (const [k, val] of o as ReadonlyMap<unknown, unknown>) {
-      push(w, S_MAP_KEY, k, i);
-      walkValue(w, k, depth + 1);
-      pop(w);
-      push(w, S_MAP_VALUE, k, i);
-      walkValue(w, val, depth + 1);
-      pop(w);
-      i++;
-    }
-    leave(w, o);
-    return;
-  }
-  if (proto === SetPrototype && isSet(o)) {
-    enter(w, o, depth);
-    let i = 0;
-    for (const item of o as ReadonlySet<unknown>) {
-      push(w, S_SET_ITEM, item, i);
-      walkValue(w, item, depth + 1);
-      pop(w);
-      i++;
-    }
-    leave(w, o);
-    return;
-  }
-  const name = className(proto);
-  if (name !== undefined) throw encodeError(w, `instances of class ${name} are not encodable; ${PLAIN_DATA_HINT}`);
-  throw encodeError(w, `objects with a custom prototype are not encodable; ${PLAIN_DATA_HINT}`);
-}
-
-function diagnose(value: unknown): void {
-  const w: Walk = { kinds: [], keys: [], idx: [], ancestors: [], onPath: new Set() };
-  walkValue(w, value, 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -674,7 +397,7 @@ export function encode(value: unknown, limits?: CodecLimits, headroom = 0, alloc
     return copyOut(buf, start, pos, headroom, alloc);
   } catch (err) {
     if (err !== ENCODE_FAILED && err !== ENCODE_TOO_LARGE) throw err;
-    diagnose(value);
+    diagnose(value, { maxDepth, maxStringBytes, maxBytesLength });
     if (err === ENCODE_TOO_LARGE) {
       throw new CodecError(
         ErrorCode.CODEC_ENCODE,
@@ -695,26 +418,6 @@ export function encode(value: unknown, limits?: CodecLimits, headroom = 0, alloc
     maxStringBytes = savedString;
     maxBytesLength = savedBytes;
     if (!outer && buf.length > SCRATCH_RETAIN) buf = Buffer.allocUnsafe(SCRATCH_INITIAL);
-  }
-}
-
-/**
- * Checks that `value` is encodable under `limits` without producing bytes.
- *
- * @throws the same {@link CodecError} {@link encode} would throw (same path and message); {@link ConfigError} for
- *   malformed limits.
- */
-export function checkEncodable(value: unknown, limits?: CodecLimits): void {
-  const savedDepth = maxDepth;
-  const savedString = maxStringBytes;
-  const savedBytes = maxBytesLength;
-  applyLimits(limits);
-  try {
-    diagnose(value);
-  } finally {
-    maxDepth = savedDepth;
-    maxStringBytes = savedString;
-    maxBytesLength = savedBytes;
   }
 }
 

@@ -11,6 +11,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode } from '../core/errors.js';
 import type { SessionManager } from '../session/session-manager.js';
+import { requestPath } from './request-lifecycle.js';
 import { RequestSession } from './request-session.js';
 import type { SessionHandle } from './session-handle.js';
 
@@ -20,12 +21,6 @@ type AnyRequest = IncomingMessage & { [kSession]?: RequestSession; originalUrl?:
 
 /** A request listener the node mounts; an Express app is one. */
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
-
-function pathOf(url: string | undefined): string {
-  if (url === undefined) return '/';
-  const q = url.indexOf('?');
-  return q < 0 ? url : url.slice(0, q);
-}
 
 function notReady(res: ServerResponse): void {
   res.statusCode = 503;
@@ -64,7 +59,7 @@ export function sessionMiddleware(
       return;
     }
     // The filters see the whole path, as on a node: Express strips its mount path from req.url.
-    const rs = new RequestSession(manager, config, req, res, pathOf((req as AnyRequest).originalUrl ?? req.url));
+    const rs = new RequestSession(manager, config, req, res, requestPath((req as AnyRequest).originalUrl ?? req.url));
     (req as AnyRequest)[kSession] = rs;
     decorate(req);
     replicateBeforeEnd(res, rs);
@@ -168,7 +163,7 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
       return;
     }
     const r = req as AnyRequest & { contextPath?: string };
-    const path = pathOf(url);
+    const path = requestPath(url);
     r.originalUrl = url;
     r.contextPath = mount.contextPath;
     if (mount.contextPath !== '/') {

@@ -1,5 +1,6 @@
 /**
- * The session side of one HTTP request (the replication valve and route binder):
+ * The session side of one HTTP request for the middleware and the node listener (the replication
+ * valve and route binder; finding, waiting for and ending the session: request-lifecycle.ts):
  * - reads the session cookie `<id>.<route>`; an unknown or malformed id is ignored (a fresh id is
  *   issued when the request writes to a session: no fixation);
  * - creates a session only when the request writes to it (express-session's
@@ -25,181 +26,57 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionConfig } from '../config/session-config.js';
 import { ClusterError, ErrorCode } from '../core/errors.js';
 import { COOKIE_ATTRIBUTE, readCookieMeta } from '../session/cookie-meta.js';
-import { cookieIdPart, cookieNamesRoute, cookieRoute, newSessionId } from '../session/ids.js';
-import { QUEUE_FULL, type SerialOutcome, type SerialRequest, type SerialWait } from '../session/request-queue.js';
+import { newSessionId } from '../session/ids.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session/session-manager.js';
 import { serializeCookie, sessionCookieValue } from './cookie.js';
 import { requestIsSecure } from './proxy-trust.js';
+import { RequestLifecycle } from './request-lifecycle.js';
 import { type CookieOwner, SessionCookie } from './session-cookie.js';
 import { createSessionHandle, type HandleHost, type SessionHandle } from './session-handle.js';
 
 /** Longest idle timeout a persistent cookie raises its session's to (the config's maximum), in seconds. */
 const MAX_INACTIVE_LIMIT = 31_536_000;
 
-export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
-  session: Session | undefined;
-  originalRoute: string | undefined;
+export class RequestSession extends RequestLifecycle implements HandleHost, CookieOwner {
   #handle: SessionHandle | undefined;
   #cookie: SessionCookie | undefined;
-  /** Id of the session the request's cookie named and this node found (its cookie need not be re-sent). */
-  #loadedId: string | undefined;
   /** The id `req.sessionID` showed before the session existed (the session gets it), or after destroy(). */
   #id: string | undefined;
-  #started = false;
-  #finished = false;
   #destroyed = false;
-  #abandoned = false;
   /** The application changed the session in this request (express-session's "modified"). */
   #modified = false;
   /** This request's Set-Cookie for the session is among the response's headers. */
   #cookieSet = false;
-  #pending: Promise<void> | undefined;
   readonly #replicate: boolean;
-  /** sessions.serialize: the session whose lock this request holds (released when it ends). */
-  #locked: Session | undefined;
-  /** sessions.serialize: this request's wait for its turn, while it waits. */
-  #serialWait: SerialWait | undefined;
-  /** The session cookie's value (`<id>.<route>`), kept for a request that waits for its turn. */
-  #cookieValue = '';
-  #busy = false;
-  /** The path matches readOnlyFilter: the session may be read, not changed, created or taken over. */
-  readonly readOnly: boolean;
 
   constructor(
-    readonly manager: SessionManager,
+    manager: SessionManager,
     readonly config: SessionConfig,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     /** The request's path as the filters saw it. */
     readonly path: string,
   ) {
+    super(manager, config.readOnlyFilter?.test(path) === true);
     this.#replicate = config.replicationFilter === undefined || !config.replicationFilter.test(path);
-    this.readOnly = config.readOnlyFilter?.test(path) === true;
-    const value = sessionCookieValue(req.headers.cookie, config.cookieName, manager);
-    if (value === undefined) return;
-    const id = cookieIdPart(value);
-    if (id === undefined) return;
-    const now = Date.now();
-    const s = manager.findSession(id, now);
-    if (s !== undefined) this.#found(s, value, now);
-    else {
-      // Not held here (BackupManager): fetched from the members that hold it, then used as if
-      // found here. A client gone meanwhile (finish() ran) uses nothing.
-      const fetching = manager.fetchSession?.(id, now, this.readOnly, cookieRoute(value));
-      if (fetching !== undefined)
-        this.ready = fetching.then((f) => {
-          this.ready = undefined;
-          if (f === undefined || this.#finished) return;
-          this.#found(f, value, Date.now());
-          return this.ready;
-        });
-    }
+    this.open(sessionCookieValue(req.headers.cookie, config.cookieName, manager));
   }
 
-  /** The session the cookie (value `value`) names: waits for its turn (sessions.serialize), or uses it. */
-  #found(s: Session, value: string, now: number): void {
-    const manager = this.manager;
-    const serialize = this.config.serialize;
-    if (serialize !== false && !this.readOnly && (serialize === true || serialize.test(this.path))) {
-      // One request of the session at a time: wait for the lock (serialStart runs once it is ours).
-      this.#cookieValue = value;
-      const w = manager.serializer.enter(s, this);
-      if (w === QUEUE_FULL) this.#busy = true;
-      else if (w !== undefined) {
-        this.#serialWait = w;
-        this.ready = w.promise.then((outcome) => this.#afterSerialWait(outcome));
-      }
-      return;
-    }
-    const wait = this.#use(s, value, now);
-    if (wait !== undefined) this.ready = wait.then(() => this.#afterWait(s));
+  protected requestPath(): string {
+    return this.path;
   }
 
-  /**
-   * sessions.serialize: the session's lock is this request's now (see request-queue.ts). Begins
-   * using the session; returns the take-over still to wait for, if any. Not for applications.
-   */
-  serialStart(s: Session): Promise<void> | undefined {
-    this.#locked = s;
-    return this.#use(s, this.#cookieValue, Date.now());
-  }
-
-  /** Begins using the session the cookie `value` named; returns what to wait for before the application runs. */
-  #use(s: Session, value: string, now: number): Promise<void> | undefined {
-    const manager = this.manager;
-    const config = this.config;
-    this.#begin(s, now);
-    this.#loadedId = s.id;
-    if (!cookieNamesRoute(value, manager.route)) {
+  protected using(s: Session, rehomedFrom: string | undefined): void {
+    if (rehomedFrom !== undefined) {
       // Failover (or no route yet): this node now serves the session; tell the balancer, with the
       // session's cookie settings (a persistent cookie stays persistent). A read leaves the session
       // where it is, so it re-homes the cookie only when that node is gone.
-      this.originalRoute = cookieRoute(value);
-      if (!this.readOnly || !manager.servesRoute(this.originalRoute)) this.#setCookie(s.id);
-    } else if (config.rolling && !this.readOnly) this.#setCookie(s.id);
-    // Another node owns the session: take it over before the application runs (its last change
-    // comes before the hand-over). Served from this node's copy instead (a read, or ownership
-    // none) while another node may have just changed it: that change may have arrived with this
-    // request, on a socket the kernel reported after this one; run once every ready socket was read.
-    return (
-      (this.readOnly ? undefined : manager.acquire(s)) ?? (manager.copyMayTrail(s) ? manager.inputHandled() : undefined)
-    );
+      if (!this.readOnly || !this.manager.servesRoute(rehomedFrom)) this.#setCookie(s.id);
+    } else if (this.config.rolling && !this.readOnly) this.#setCookie(s.id);
   }
 
-  /** sessions.serialize: the wait for the session's turn ended. */
-  #afterSerialWait(outcome: SerialOutcome): void {
-    this.#serialWait = undefined;
-    this.ready = undefined;
-    const s = this.session;
-    if (outcome === 'go') {
-      if (s !== undefined) this.#afterWait(s);
-      return;
-    }
-    // Waited too long (or the client went away): the application does not run; the session stays
-    // where it is, and the lock passes on.
-    if (s !== undefined && this.#started) {
-      this.#started = false;
-      this.manager.requestAbandoned(s);
-      this.session = undefined;
-      this.#loadedId = undefined;
-      this.#removeCookie();
-    }
-    this.#unlock();
-    if (outcome === 'timeout') this.#busy = true;
-  }
-
-  /** Passes the session's lock on (sessions.serialize), once. */
-  #unlock(): void {
-    const s = this.#locked;
-    if (s === undefined) return;
-    this.#locked = undefined;
-    this.manager.serializer.leave(s);
-  }
-
-  /**
-   * sessions.serialize: this request waited longer than serializeTimeoutMs for its session, or its
-   * session's queue was full; the application must not run (the adapter answers 503).
-   */
-  get busy(): boolean {
-    return this.#busy;
-  }
-
-  /**
-   * Set while the session is being taken over from the node that owns it, or while a request
-   * served from this node's copy waits for the input that came with it: the adapter runs the
-   * application only once it resolves.
-   */
-  ready: Promise<void> | undefined;
-
-  #afterWait(s: Session): void {
-    this.ready = undefined;
-    if (s.valid) return;
-    // Invalidated meanwhile (on the owner, or by a message that came with this request): the
-    // request goes on without it.
-    this.#end(s);
-    this.session = undefined;
-    this.#loadedId = undefined;
+  protected sessionLost(): void {
     this.#removeCookie();
   }
 
@@ -209,7 +86,7 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
    */
   handle(): SessionHandle | undefined {
     if (this.#handle !== undefined) return this.#handle;
-    if (this.#destroyed || this.#finished) return undefined;
+    if (this.#destroyed || this.finished) return undefined;
     if (this.session === undefined && this.config.saveUninitialized && !this.readOnly) this.#create();
     this.#handle = createSessionHandle(this);
     return this.#handle;
@@ -228,11 +105,6 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
   /** destroy() was called in this request. */
   get destroyed(): boolean {
     return this.#destroyed;
-  }
-
-  /** The request ended before the application ran (its client went away while it waited): do not run it. */
-  get abandoned(): boolean {
-    return this.#abandoned;
   }
 
   /** The session without creating one (for `req.session` checks that must not create). */
@@ -277,13 +149,13 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
     let s = this.session;
     if (s === undefined) {
       if (this.#destroyed) throw new Error('this session was destroyed');
-      if (this.#finished)
+      if (this.finished)
         throw new Error(`cannot change session attribute ${JSON.stringify(name)}: the response has ended`);
       s = this.#create();
     } else if (!s.valid) throw new Error('this session was destroyed');
     if (!this.#modified) {
       this.#modified = true;
-      if (!this.#cookieSet && this.#loadedId === s.id && this.#persistent(s)) this.#setCookie(s.id);
+      if (!this.#cookieSet && this.loadedId === s.id && this.#persistent(s)) this.#setCookie(s.id);
     }
     return s;
   }
@@ -297,20 +169,19 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
     this.writable('req.session.regenerate()');
     if (this.#destroyed) throw new Error('this session was destroyed');
     // A session begun now would never see its request end (and never expire): refuse.
-    if (this.#finished) throw new Error('req.session.regenerate(): the response has ended');
+    if (this.finished) throw new Error('req.session.regenerate(): the response has ended');
     const old = this.session;
     if (old !== undefined && !old.valid) throw new Error('this session was destroyed');
     this.#modified = true;
     if (keep && old !== undefined) {
       const { id, sent } = this.manager.changeSessionId(old);
       this.#setCookie(id);
-      this.#wait(sent);
+      this.waitFor(sent);
       return;
     }
     if (old !== undefined) {
-      this.#wait(old.invalidate());
-      this.#end(old);
-      this.session = undefined;
+      this.waitFor(old.invalidate());
+      this.drop(old);
     }
     this.#id = undefined;
     this.#cookie = undefined;
@@ -322,9 +193,8 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
     if (s !== undefined) {
       this.writable('req.session.destroy()');
       this.#id = s.id;
-      if (s.valid) this.#wait(s.invalidate());
-      this.#end(s);
-      this.session = undefined;
+      if (s.valid) this.waitFor(s.invalidate());
+      this.drop(s);
     }
     this.#destroyed = true;
     this.#handle = undefined;
@@ -345,53 +215,17 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
     this.#cookie?.touch();
   }
 
-  /**
-   * The response is ending: replicate. Returns a promise when the response must wait: for the
-   * other nodes (synchronous mode), or for the end of the turn (batchResponses). Safe to call
-   * more than once.
-   */
-  finish(): Promise<void> | undefined {
-    if (this.#finished) return undefined;
-    const w = this.#serialWait;
-    if (w !== undefined) {
-      // The client went away while the request waited for its turn: it leaves the queue.
-      this.#abandoned = true;
-      this.manager.serializer.abort(w);
-    }
-    const done = this.#finish();
-    this.#unlock(); // after the manager was told: a hand-over to a waiting member goes first
-    return done;
-  }
-
-  #finish(): Promise<void> | undefined {
-    this.#finished = true;
-    const pending = this.#pending; // a synchronous invalidation the response waits for
-    // Still waiting (a fetch, its turn, a take-over) when the response ends: the client went
-    // away and the application must not run, also when no session was found yet (a fetch).
-    if (this.ready !== undefined) this.#abandoned = true;
-    const s = this.session;
-    if (s === undefined || !this.#started) return pending;
-    this.#started = false;
-    if (this.ready !== undefined) {
-      // The client went away while the request waited for the session: the application never
-      // ran, and the node that owns the session keeps it.
-      this.#abandoned = true;
-      this.manager.requestAbandoned(s);
-      return pending;
-    }
+  protected ending(s: Session): boolean {
     if (!this.readOnly && s.valid) {
       this.#storeCookie(s);
       if (!this.#modified && !this.#cookieSet && s.handedOut !== undefined) this.#changedInPlace(s);
     }
-    let sent = this.#completed(s, this.#replicate);
-    // Ended with the turn's other responses, after the turn's replication batch (see batchResponses).
-    if (sent === undefined && this.config.batchResponses) sent = this.manager.turnWritten();
-    return pending === undefined ? sent : sent === undefined ? pending : Promise.all([pending, sent]).then(() => {});
+    return this.#replicate;
   }
 
   /** A loaded session changed only in place (`req.session.cart.push(x)`): a persistent cookie is re-sent. */
   #changedInPlace(s: Session): void {
-    if (this.#loadedId !== s.id || this.res.headersSent || !this.#persistent(s)) return;
+    if (this.loadedId !== s.id || this.res.headersSent || !this.#persistent(s)) return;
     s.detectInPlaceChanges(); // again in requestCompleted: then nothing more has changed
     const dirty = s.dirty;
     if (dirty === undefined) return;
@@ -438,35 +272,11 @@ export class RequestSession implements HandleHost, CookieOwner, SerialRequest {
     const now = Date.now();
     const s = this.manager.createSession(now, this.#id);
     this.#id = undefined;
-    this.#begin(s, now);
+    this.begin(s, now);
     this.#modified = true;
     this.#raiseInterval(s, this.#cookie !== undefined ? this.#cookie.originalMaxAge : this.config.cookie.maxAge);
     this.#setCookie(s.id);
     return s;
-  }
-
-  #wait(p: Promise<void> | undefined): void {
-    if (p !== undefined)
-      this.#pending = this.#pending === undefined ? p : Promise.all([this.#pending, p]).then(() => {});
-  }
-
-  #begin(s: Session, now = Date.now()): void {
-    this.session = s;
-    this.#started = true;
-    this.manager.requestStarted(s, now);
-  }
-
-  #end(s: Session): void {
-    if (!this.#started) return;
-    this.#started = false;
-    this.#completed(s, false);
-  }
-
-  /** Tells the manager this request is done with `s`; a read-only one changed nothing. */
-  #completed(s: Session, replicate: boolean): Promise<void> | undefined {
-    if (!this.readOnly) return this.manager.requestCompleted(s, replicate);
-    this.manager.readCompleted(s);
-    return undefined;
   }
 
   /** The request came over TLS, or through a trusted proxy that says so (what secure "auto" means). */
