@@ -28,7 +28,7 @@
 //          --connections=N (64) --threads=N (2) --workload=DIR --no-save
 // Results: bench/results/backup-<ISO date>.json and .md. Every node is a child process
 // (bench/http/node.mjs); all traffic stays on 127.0.0.1.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +50,7 @@ const log = createLog(T0);
 const { args, num: option } = parseOptions(
   [
     ...['quick', 'reps', 'duration', 'warmup', 'sessions', 'sessions-held', 'backups', 'managers', 'sizes'],
-    ...['only', 'connections', 'threads', 'workload', 'no-save', 'help'],
+    ...['only', 'connections', 'threads', 'workload', 'no-save', 'profile', 'help'],
   ],
   'usage: node bench/backup/run.mjs [--quick] [--only=big,scale,restore,sticky] [--managers=delta,backup]\n' +
     '         [--sizes=2,4,6] [--reps=N] [--duration=S] [--warmup=S] [--sessions=N] [--sessions-held=N]\n' +
@@ -98,6 +98,14 @@ const info = machine({ wrk: wrkVersion() });
 // ---- nodes ----------------------------------------------------------------------------------------
 
 let domainSeq = 0;
+const PROF_DIR = join(here, '.prof');
+/** --profile: the node runs with --cpu-prof into bench/backup/.prof/<tag>/. */
+function profileArgs(tag) {
+  if (!args.profile) return [];
+  const dir = join(PROF_DIR, tag);
+  mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
 
 /** Starts n nodes with `manager` (undefined: the library's default) at once; resolves when each sees every other. */
 async function startCluster(n, manager) {
@@ -112,7 +120,7 @@ async function startCluster(n, manager) {
     };
     const w = forkWorker(join(root, 'bench', 'http', 'node.mjs'), {
       name: `node ${spec.name}`,
-      execArgv: ['--expose-gc'],
+      execArgv: ['--expose-gc', ...profileArgs(`${manager ?? 'off'}-${n}-${domainSeq}-${spec.name}`)],
       env: { ...process.env, BENCH_NODE: JSON.stringify(spec) },
     });
     return Object.assign(w, { httpPort: spec.httpPort });
@@ -159,6 +167,11 @@ function changeSends(s) {
 }
 
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+/** Messages per request by type, for the log: "delta 0.99, fetch 0.75, …". */
+const msgsText = (m) =>
+  Object.entries(m)
+    .map(([k, v]) => `${k} ${fx(v)}`)
+    .join(', ');
 
 /** Workload cookies spread over the nodes (SESSIONS in all), made through HTTP like a client's. */
 async function cookiesFor(nodes, tmp, tag) {
@@ -212,11 +225,19 @@ async function loadRun(nodes, ports, cookies) {
     non2xx: r.non2xx,
     readErrors: before.errors + after.errors,
     lostSessions: after.lost_sessions,
+    // Session messages received by all nodes per request, by type (batched ones counted one by one).
+    msgsPerReq: Object.fromEntries(
+      [...new Set(st1.flatMap((s) => Object.keys(s.manager.received ?? {})))]
+        .map((k) => [k, d((s) => s.manager.received?.[k] ?? 0) / r.requests])
+        .filter(([, v]) => v >= 0.005)
+        .sort((a, b) => b[1] - a[1]),
+    ),
     // The session counters that explain a loss or a cost (summed over the nodes, during the run).
     counters: Object.fromEntries(
       [
         'fetches',
         'fetchMisses',
+        'fetchFallbacks',
         'fetchTimeouts',
         'refusedFetches',
         'ownershipMoves',
@@ -262,7 +283,7 @@ async function big(rep, tmp) {
       out.push({ part: 'big', manager, rep, held, ...mem, ...load });
       log(
         `big rep ${rep} ${manager.padEnd(6)} held ${held.join('/')}  rss ${fmt(median(mem.rss) / 2 ** 20, 0)} MiB heap ${fmt(median(mem.heapUsed) / 2 ** 20, 0)} MiB  ` +
-          `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost} non-2xx ${load.non2xx}  ${JSON.stringify(load.counters)}`,
+          `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost} non-2xx ${load.non2xx}  ${JSON.stringify(load.counters)}\n    msgs/req ${msgsText(load.msgsPerReq)}`,
       );
     } finally {
       await stopNodes(nodes);
@@ -286,7 +307,7 @@ async function scale(rep, tmp) {
         );
         out.push({ part: 'scale', manager, nodes: n, rep, ...load });
         log(
-          `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes  ${fmt(load.rps)} req/s  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}`,
+          `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes  ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost}  ${JSON.stringify(load.counters)}\n    msgs/req ${msgsText(load.msgsPerReq)}`,
         );
       } finally {
         await stopNodes(nodes);

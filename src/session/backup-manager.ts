@@ -35,11 +35,13 @@ import {
   readShareSent,
   releaseMsg,
   shareSentMsg,
+  TAKE,
 } from './backup-messages.js';
+import { byName } from './counters.js';
 import { DeltaManager } from './delta-manager.js';
 import { type FetchCounters, Fetches } from './fetches.js';
 import { Refused } from './message-readers.js';
-import { Msg } from './messages.js';
+import { MSG_TYPES, Msg } from './messages.js';
 import { Placement, type PlacementMember } from './placement.js';
 import { type Chunk, planRebalance } from './rebalance.js';
 import { placementMemberOf, type ReplicationHub } from './replication-hub.js';
@@ -76,6 +78,9 @@ export class BackupManager extends DeltaManager {
     fetchTimeouts: 0,
     refusedFetches: 0,
     fetchFallbacks: 0,
+    fetchGrants: 0,
+    fetchOwnerHints: 0,
+    lateGrants: 0,
     refusedBackupMessages: 0,
     copiesReleased: 0,
     copyErrors: 0,
@@ -111,6 +116,8 @@ export class BackupManager extends DeltaManager {
   #shareWait: (() => void) | undefined;
   #started = false;
   #stoppedHere = false;
+  /** The BackupManager's messages received, by type (the base counts the shared ones). */
+  readonly #received: number[] = new Array<number>(MSG_TYPES).fill(0);
 
   constructor(config: SessionConfig, hub: ReplicationHub, logger: Logger, distributable = true) {
     super(config, hub, logger, distributable);
@@ -132,6 +139,7 @@ export class BackupManager extends DeltaManager {
       find: (id) => this.findSession(id),
       endedLately: (id) => this.endedLately(id),
       refuse: (from, why) => this.#refuse(from, why),
+      granted: (s, from) => this.#rehome(s, from.id),
     });
   }
 
@@ -253,6 +261,10 @@ export class BackupManager extends DeltaManager {
     this.#movedTo.delete(s.id);
     if (this.#movedTo.size >= MAX_MOVED_HINTS) this.#movedTo.delete(this.#movedTo.keys().next().value as string);
     this.#movedTo.set(s.id, owner);
+  }
+
+  protected override takingOver(id: string): Promise<unknown> | undefined {
+    return this.#fetches.taking(id);
   }
 
   protected override movedTo(id: string): string | undefined {
@@ -503,6 +515,7 @@ export class BackupManager extends DeltaManager {
   protected override receiveOther(m: unknown[], from: Member): boolean {
     const type = m[0];
     if (typeof type !== 'number' || type < Msg.FETCH || type > Msg.SHARE_SENT) return false;
+    this.#received[type]!++;
     switch (type) {
       case Msg.FETCH:
         this.#onFetch(m, from);
@@ -537,7 +550,11 @@ export class BackupManager extends DeltaManager {
       this.#log.warn({ from: from.name, why, refused: this.#bc.refusedBackupMessages }, 'refused a backup message');
   }
 
-  /** FETCH: this node's copy (after its queued changes), or null; an owner sends the fetcher its changes until the hand-over. */
+  /**
+   * FETCH: this node's copy (after its queued changes), or null. "take" to the owner: the session
+   * and its ownership once this node's requests on it ended (one round trip). An asker that takes
+   * over with ACQUIRE instead (no mode) gets the owner's changes until the hand-over.
+   */
   #onFetch(raw: unknown[], from: Member): void {
     const m = readFetch(raw);
     if (!this.#ok(m, from)) return;
@@ -546,10 +563,33 @@ export class BackupManager extends DeltaManager {
       this.#post([from], fetchedMsg(this.contextName, m[3], null));
       return;
     }
+    const requestId = m[3];
+    if (m[4] === TAKE && s.ownerId === this.localId && this.handOverWhenFree(s, () => this.#grant(s, from, requestId)))
+      return;
     this.flushQueued(); // the record's stamps must cover its values
     if (s.ownerId === this.localId && m[4] !== true)
       this.#fetchers.set(s.id, { member: from, until: Date.now() + 2 * this.config.ownershipTimeoutMs });
     this.#post([from], fetchedMsg(this.contextName, m[3], toRecord(s)));
+  }
+
+  /**
+   * The hand-over of a take: the whole session (every change of this node's in it) and, when this
+   * node still owns it and the asker still serves the context, its ownership; else only the copy.
+   */
+  #grant(s: Session, from: Member, requestId: number): void {
+    if (!s.valid) {
+      this.#post([from], fetchedMsg(this.contextName, requestId, null));
+      return;
+    }
+    this.flushQueued(); // the record's stamps must cover its values
+    const record = toRecord(s);
+    const granted = s.ownerId === this.localId && this.#contextMembers().includes(from);
+    if (granted) {
+      s.ownerId = from.id;
+      s.primary = false;
+      this.#fetchers.delete(s.id);
+    }
+    this.#post([from], fetchedMsg(this.contextName, requestId, record, granted));
   }
 
   #onFetched(raw: unknown[], from: Member): void {
@@ -610,6 +650,7 @@ export class BackupManager extends DeltaManager {
       underReplicated: effective < this.#k ? primary : this.#pendingCopies.size,
       lastRestoredAt: this.#lastRestoredAt === 0 ? null : new Date(this.#lastRestoredAt).toISOString(),
       ...this.#bc,
+      received: { ...base.received, ...byName(this.#received) },
     };
   }
 }

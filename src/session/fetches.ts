@@ -1,18 +1,27 @@
 /**
  * The asking side of a BackupManager fetch: a node about to serve a session it does not hold asks
- * every member serving the context for its copy (FETCH) and waits for all their answers
- * (FETCHED: a record or null). A member removed meanwhile answers nothing (its part of the wait
- * ends at once, not at a timeout); the wait ends at `timeoutMs` at the latest. The copies are then
- * merged by their stamps (the newest write of every attribute wins), so whichever holders answer,
- * the session comes back with its latest value. Concurrent requests for one session share a fetch.
+ * the members likely to hold it for their copy (FETCH) and waits for all their answers (FETCHED: a
+ * record or null). A member removed meanwhile answers nothing (its part of the wait ends at once,
+ * not at a timeout); the wait ends at `timeoutMs` at the latest. The copies are then merged by
+ * their stamps (the newest write of every attribute wins), so whichever holders answer, the
+ * session comes back with its latest value. Concurrent requests for one session share a fetch.
+ *
+ * One round trip (Tomcat's proxy and retrieve in one, and the ownership protocol with them): a
+ * fetch to serve (not only read) asks with mode "take", and the owner among the asked answers once
+ * its own requests on the session ended, with its copy and the ownership (FETCHED granted): no
+ * ACQUIRE follows. When no answer is the owner's, the next round asks only the member the copies
+ * name as owner (the owner hint: a backup receives the owner's changes, so knows it), and everyone
+ * else only when no copy names a member not asked yet.
  */
 import type { Member } from '../channel/types.js';
-import { type FetchedMsg, fetchMsg } from './backup-messages.js';
+import { type FetchedMsg, type FetchMode, fetchMsg, TAKE } from './backup-messages.js';
 import { isSessionId, newRequestId } from './ids.js';
 import type { Session } from './session.js';
 
 /** Fetches in flight at once; more are refused (counted) rather than fanned out. */
 export const MAX_FETCHES = 1024;
+/** Take-fetches that ended without the owner's answer, kept so its late grant is still taken (oldest go first). */
+const MAX_LATE = 256;
 
 /** The fetch counters (BackupManager stats). */
 export interface FetchCounters {
@@ -26,6 +35,12 @@ export interface FetchCounters {
   refusedFetches: number;
   /** Fetches whose likely holders (the cookie's route and its backups) did not serve the session: everyone else was asked. */
   fetchFallbacks: number;
+  /** Fetches that came with the session's ownership (the owner handed it over in its answer: no ACQUIRE). */
+  fetchGrants: number;
+  /** Fetches that asked the owner a copy named, in a second round (the owner hint). */
+  fetchOwnerHints: number;
+  /** Grants that arrived after their fetch ended (timeout): the record is merged and the session taken. */
+  lateGrants: number;
 }
 
 /** What a fetch needs of its manager. */
@@ -52,11 +67,20 @@ export interface FetchesHost {
   /** Whether the id ended lately here (a tombstone): never fetched back. */
   endedLately(id: string): boolean;
   refuse(from: Member, why: string): void;
+  /**
+   * `from`, the owner, handed `s` over in its answer (this node owns it now, set already): what
+   * else follows a take-over (the BackupManager moves the copies to this node's backups).
+   */
+  granted(s: Session, from: Member): void;
 }
 
 interface Wait {
   readonly id: string;
   readonly readOnly: boolean;
+  /** The FETCH's mode: true (read only), TAKE, or undefined (an asker that takes over with ACQUIRE). */
+  readonly mode: FetchMode | undefined;
+  /** The member that granted the session (handed it over with its answer), if any. */
+  grantedBy: Member | undefined;
   readonly waiting: Set<string>;
   readonly records: [unknown, Member][];
   timer: NodeJS.Timeout;
@@ -70,6 +94,8 @@ interface Wait {
 export class Fetches {
   readonly #pending = new Map<string, Promise<Session | undefined>>();
   readonly #waits = new Map<number, Wait>();
+  /** Take-fetches that ended with answers missing: request id → session id and the members that did not answer. */
+  readonly #late = new Map<number, { id: string; waiting: Set<string> }>();
   #stopping = false;
 
   constructor(private readonly host: FetchesHost) {}
@@ -97,11 +123,14 @@ export class Fetches {
     const likely = route === undefined ? undefined : host.likely?.(id, route, members);
     const firstRound = likely !== undefined && likely.length > 0 && likely.length < members.length;
     const asked = firstRound ? likely : members;
+    const mode: FetchMode = readOnly ? true : TAKE;
     const p = new Promise<void>((resolve) => {
       const ids = asked.map((m) => m.id);
       this.#waits.set(requestId, {
         id,
         readOnly,
+        mode,
+        grantedBy: undefined,
         waiting: new Set(ids),
         records: [],
         timer: this.#arm(requestId),
@@ -118,7 +147,7 @@ export class Fetches {
       })
       .finally(() => this.#pending.delete(key));
     this.#pending.set(key, p);
-    host.post(asked, fetchMsg(host.contextName, id, requestId, readOnly));
+    host.post(asked, fetchMsg(host.contextName, id, requestId, mode));
     return p;
   }
 
@@ -129,22 +158,38 @@ export class Fetches {
   }
 
   /**
-   * The likely holders answered (or were removed) and none serves the session (no copy naming
-   * its sender as owner): the others are asked too. False when there is nobody else to ask.
+   * Every member asked answered (or was removed) and none serves the session (no copy naming its
+   * sender as owner): asks the member a copy names as owner when it was not asked yet (the owner
+   * hint), else, after a first round to the likely holders, every other member. False when there
+   * is nobody else to ask.
    */
-  #secondRound(requestId: number, w: Wait): boolean {
-    w.firstRound = false;
-    if (w.records.some(([r, from]) => (r as unknown[])[9] === from.id)) return false;
-    const rest = this.host.members().filter((m) => !w.asked.has(m.id));
-    if (rest.length === 0) return false;
+  #nextRound(requestId: number, w: Wait): boolean {
+    if (w.grantedBy !== undefined || w.records.some(([r, from]) => (r as unknown[])[9] === from.id)) return false;
+    const members = this.host.members();
+    let rest: Member[] | undefined;
+    for (const [r] of w.records) {
+      const owner = (r as unknown[])[9];
+      const m = w.asked.has(owner as string) ? undefined : members.find((x) => x.id === owner);
+      if (m !== undefined) {
+        rest = [m];
+        this.host.counters.fetchOwnerHints++;
+        break;
+      }
+    }
+    if (rest === undefined) {
+      if (!w.firstRound) return false;
+      w.firstRound = false;
+      rest = members.filter((m) => !w.asked.has(m.id));
+      if (rest.length === 0) return false;
+      this.host.counters.fetchFallbacks++;
+    }
     for (const m of rest) {
       w.asked.add(m.id);
       w.waiting.add(m.id);
     }
     clearTimeout(w.timer);
     w.timer = this.#arm(requestId);
-    this.host.counters.fetchFallbacks++;
-    this.host.post(rest, fetchMsg(this.host.contextName, w.id, requestId, w.readOnly));
+    this.host.post(rest, fetchMsg(this.host.contextName, w.id, requestId, w.mode));
     return true;
   }
 
@@ -156,18 +201,54 @@ export class Fetches {
     return this.#pending.has(id) || this.#pending.has(`r${id}`);
   }
 
-  /** FETCHED: taken only from a member asked, for the session asked. */
+  /** The fetch of `id` to serve it (a take) under way here, if any: its answer may hand the session over. */
+  taking(id: string): Promise<Session | undefined> | undefined {
+    return this.#pending.get(id);
+  }
+
+  /**
+   * FETCHED: taken only from a member asked, for the session asked; granted only in answer to a
+   * take. A grant that comes after its fetch ended (timeout) is still taken (see {@link #lateGrant}).
+   */
   onFetched(m: FetchedMsg, from: Member): void {
     const w = this.#waits.get(m[2]);
     if (w === undefined || !w.waiting.delete(from.id)) {
-      this.host.refuse(from, 'a fetch answer this node did not ask that member for');
+      if (m[4] !== true || !this.#lateGrant(m, from))
+        this.host.refuse(from, 'a fetch answer this node did not ask that member for');
       return;
     }
     if (m[3] !== null) {
       if ((m[3] as unknown[])[0] !== w.id) this.host.refuse(from, 'a fetch answer for another session');
-      else w.records.push([m[3], from]);
+      else if (m[4] === true && w.mode !== TAKE)
+        this.host.refuse(from, 'a grant in answer to a fetch that did not ask for the ownership');
+      else {
+        w.records.push([m[3], from]);
+        if (m[4] === true) w.grantedBy = from;
+      }
     }
     if (w.waiting.size === 0) this.#settle(m[2], false);
+  }
+
+  /**
+   * The owner handed the session over after this node stopped waiting (it believes this node owns
+   * it now): its record is merged (every change of the owner's is in it) and the session taken,
+   * as a grant in time would have. Only from a member asked that had not answered, for that session.
+   */
+  #lateGrant(m: FetchedMsg, from: Member): boolean {
+    const late = this.#late.get(m[2]);
+    if (late === undefined || !late.waiting.has(from.id) || (m[3] as unknown[])[0] !== late.id) return false;
+    this.#late.delete(m[2]);
+    this.host.applyRecord(m[3], from, Date.now());
+    const s = this.host.find(late.id);
+    this.host.counters.lateGrants++;
+    if (s !== undefined) this.#take(s, from);
+    return true;
+  }
+
+  #take(s: Session, from: Member): void {
+    s.ownerId = this.host.localId;
+    s.primary = true;
+    this.host.granted(s, from);
   }
 
   /** `memberId` was removed: it will not answer; waits that only lacked its answer end now. */
@@ -185,9 +266,14 @@ export class Fetches {
   #settle(requestId: number, timedOut: boolean): void {
     const w = this.#waits.get(requestId);
     if (w === undefined) return;
-    if (w.firstRound && !timedOut && !this.#stopping && this.#secondRound(requestId, w)) return;
+    if (!timedOut && !this.#stopping && this.#nextRound(requestId, w)) return;
     this.#waits.delete(requestId);
     clearTimeout(w.timer);
+    if (w.mode === TAKE && w.waiting.size > 0 && w.grantedBy === undefined) {
+      // An owner among those that did not answer may still hand the session over.
+      if (this.#late.size >= MAX_LATE) this.#late.delete(this.#late.keys().next().value as number);
+      this.#late.set(requestId, { id: w.id, waiting: w.waiting });
+    }
     if (timedOut) this.host.counters.fetchTimeouts++;
     const now = Date.now();
     const me = this.host.localId;
@@ -205,7 +291,10 @@ export class Fetches {
       named ??= from.id;
     }
     const s = this.host.find(w.id);
-    if (s !== undefined && s.active <= 0 && s.ownerId !== claimed) {
+    if (s !== undefined && w.grantedBy !== undefined) {
+      this.host.counters.fetchGrants++;
+      this.#take(s, w.grantedBy);
+    } else if (s !== undefined && s.active <= 0 && s.ownerId !== claimed) {
       const owner = claimed ?? (s.ownerId === me || s.ownerId === '' ? named : undefined);
       if (owner !== undefined) {
         s.ownerId = owner;
