@@ -44,7 +44,7 @@ import { Fetches } from './fetches.js';
 import { Refused } from './message-readers.js';
 import { MSG_TYPES, Msg } from './messages.js';
 import { Placement, type PlacementMember } from './placement.js';
-import { type Chunk, planRebalance } from './rebalance.js';
+import { type Chunk, planRebalance, planRehome } from './rebalance.js';
 import { placementMemberOf, type ReplicationHub } from './replication-hub.js';
 import type { Session } from './session.js';
 import { toRecord } from './state-donor.js';
@@ -110,7 +110,7 @@ export class BackupManager extends DeltaManager {
       find: (id) => this.findSession(id),
       endedLately: (id) => this.endedLately(id),
       refuse: (from, why) => this.#refuse(from, why),
-      granted: (s, from) => this.#rehome(s, from.id),
+      granted: (s, from) => this.#rehome(s, from.id, true),
     });
   }
 
@@ -412,16 +412,9 @@ export class BackupManager extends DeltaManager {
   }
 
   /** This node now serves `s`, which `previous` served: its copies follow (background, acknowledged). */
-  #rehome(s: Session, previous: string): void {
-    const p = this.#current();
-    const me = this.localId;
-    const old = p.has(previous) ? p.holders(s.id, previous, this.#k) : p.backups(s.id, undefined, this.#k);
-    const now = p.holders(s.id, me, this.#k);
-    const sends: Chunk[] = [];
-    const releases: Chunk[] = [];
-    for (const to of now) if (to !== me && !old.includes(to)) sends.push({ to, ids: [s.id] });
-    for (const from of old) if (from !== me && !now.includes(from)) releases.push({ to: from, ids: [s.id] });
-    if (sends.length > 0 || releases.length > 0) void this.#restore(sends, releases);
+  #rehome(s: Session, previous: string, previousDrops = false): void {
+    const plan = planRehome(this.#current(), s.id, previous, this.localId, this.#k, previousDrops);
+    if (plan.sends.length > 0 || plan.releases.length > 0) void this.#restore(plan.sends, plan.releases);
   }
 
   /**
@@ -493,13 +486,15 @@ export class BackupManager extends DeltaManager {
 
   /**
    * FETCH: this node's copy (after its queued changes), or null. "take" to the owner: the session
-   * and its ownership once this node's requests on it ended (one round trip). An asker that takes
-   * over with ACQUIRE instead (no mode) gets the owner's changes until the hand-over.
+   * and its ownership once its requests here ended; no mode: the owner's changes until ACQUIRE.
    */
   #onFetch(raw: unknown[], from: Member): void {
     const m = readFetch(raw);
     if (!this.#ok(m, from)) return;
     const s = this.sessions.get(m[2]);
+    const coming = s === undefined ? this.#fetches.granted(m[2]) : undefined; // on its way here
+    const again = () => this.#onFetch(raw, from);
+    if (coming !== undefined) return void coming.then(again, again);
     if (s === undefined || !s.valid || !s.announced) {
       this.#post([from], fetchedMsg(this.contextName, m[3], null));
       return;
@@ -518,10 +513,7 @@ export class BackupManager extends DeltaManager {
    * node still owns it and the asker still serves the context, its ownership; else only the copy.
    */
   #grant(s: Session, from: Member, requestId: number): void {
-    if (!s.valid) {
-      this.#post([from], fetchedMsg(this.contextName, requestId, null));
-      return;
-    }
+    if (!s.valid) return void this.#post([from], fetchedMsg(this.contextName, requestId, null));
     this.flushQueued(); // the record's stamps must cover its values
     const record = toRecord(s);
     const granted = s.ownerId === this.localId && this.#contextMembers().includes(from);
@@ -531,6 +523,13 @@ export class BackupManager extends DeltaManager {
       this.#fetchers.delete(s.id);
     }
     this.#post([from], fetchedMsg(this.contextName, requestId, record, granted));
+    // Not a holder once `from` serves it: dropped now (the new owner sends no RELEASE for it).
+    if (granted && !this.#rebalancing && !this.#current().isHolder(s.id, from.id, this.#k, this.localId))
+      queueMicrotask(() => {
+        if (s.ownerId !== from.id || s.active > 0 || this.#fetches.fetching(s.id)) return;
+        this.#forgetFor(s, from.id);
+        this.#bc.copiesReleased++;
+      });
   }
 
   #onFetched(raw: unknown[], from: Member): void {
