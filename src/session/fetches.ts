@@ -211,9 +211,16 @@ export class Fetches {
     return this.#pending.has(id) || this.#pending.has(`r${id}`);
   }
 
-  /** The fetch of `id` to serve it (a take) under way here, if any: its answer may hand the session over. */
+  /**
+   * The take of `id` under way here, if any: its answer may hand the session over. (Only a take:
+   * an ACQUIRE held up by a fetch that cannot bring the ownership can wait in a cycle with this
+   * node's own ACQUIRE that follows, until ownershipTimeoutMs.)
+   */
   taking(id: string): Promise<Session | undefined> | undefined {
-    return this.#pending.get(id);
+    const p = this.#pending.get(id);
+    if (p === undefined) return undefined;
+    for (const w of this.#waits.values()) if (w.id === id && w.mode === TAKE) return p;
+    return undefined;
   }
 
   /**
