@@ -21,14 +21,16 @@
 //            survivor reports an under-replicated session (stats underReplicated = 0). Target <= 2 s.
 //   sticky   3 nodes, wrk on node A only (its sessions stay there), backup vs replication off
 //            (A alone) in the same repetition. Target: backup >= 0.8x off (Tomcat's BackupManager,
-//            measured the same way: 0.29x).
+//            measured the same way: 0.29x). Beside them the machine's reference row "map": the same
+//            app behind a hand-written Map session (bench/http/map-node.mjs), so ratios can be read
+//            across machines.
 //
 // Options: --quick --reps=N --duration=S --warmup=S --sessions=N (workload sessions, 1000)
 //          --sessions-held=N --backups=K (1) --managers=delta,backup --sizes=2,4,6 --only=a,b
 //          --connections=N (64) --threads=N (2) --workload=DIR --no-save
 // Results: bench/results/backup-<ISO date>.json and .md. Every node is a child process
 // (bench/http/node.mjs); all traffic stays on 127.0.0.1.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +52,7 @@ const log = createLog(T0);
 const { args, num: option } = parseOptions(
   [
     ...['quick', 'reps', 'duration', 'warmup', 'sessions', 'sessions-held', 'backups', 'managers', 'sizes'],
-    ...['only', 'connections', 'threads', 'workload', 'no-save', 'help'],
+    ...['only', 'connections', 'threads', 'workload', 'no-save', 'profile', 'help'],
   ],
   'usage: node bench/backup/run.mjs [--quick] [--only=big,scale,restore,sticky] [--managers=delta,backup]\n' +
     '         [--sizes=2,4,6] [--reps=N] [--duration=S] [--warmup=S] [--sessions=N] [--sessions-held=N]\n' +
@@ -98,9 +100,17 @@ const info = machine({ wrk: wrkVersion() });
 // ---- nodes ----------------------------------------------------------------------------------------
 
 let domainSeq = 0;
+const PROF_DIR = join(here, '.prof');
+/** --profile: the node runs with --cpu-prof into bench/backup/.prof/<tag>/. */
+function profileArgs(tag) {
+  if (!args.profile) return [];
+  const dir = join(PROF_DIR, tag);
+  mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
 
 /** Starts n nodes with `manager` (undefined: the library's default) at once; resolves when each sees every other. */
-async function startCluster(n, manager) {
+async function startCluster(n, manager, script = 'node.mjs') {
   const ports = await freePorts(2 * n);
   const domain = `bench-backup-${process.pid}-${domainSeq++}`;
   const members = Array.from({ length: n }, (_, i) => `127.0.0.1:${ports[2 * i + 1]}`);
@@ -110,9 +120,9 @@ async function startCluster(n, manager) {
       ...{ send: 'async', expect: n - 1, app: APP },
       ...(manager === 'backup' ? { manager, backups: BACKUPS } : {}),
     };
-    const w = forkWorker(join(root, 'bench', 'http', 'node.mjs'), {
+    const w = forkWorker(join(root, 'bench', 'http', script), {
       name: `node ${spec.name}`,
-      execArgv: ['--expose-gc'],
+      execArgv: ['--expose-gc', ...profileArgs(`${manager ?? 'off'}-${n}-${domainSeq}-${spec.name}`)],
       env: { ...process.env, BENCH_NODE: JSON.stringify(spec) },
     });
     return Object.assign(w, { httpPort: spec.httpPort });
@@ -139,8 +149,8 @@ async function quiet(nodes, what) {
   await waitUntil(
     async () => {
       const st = await statsOf(nodes);
-      const now = JSON.stringify(st.map((s) => [s.changes, s.sessions, s.manager.underReplicated ?? 0]));
-      const ok = now === last && st.every((s) => (s.manager.underReplicated ?? 0) === 0);
+      const now = JSON.stringify(st.map((s) => [s.changes, s.sessions, s.manager?.underReplicated ?? 0]));
+      const ok = now === last && st.every((s) => (s.manager?.underReplicated ?? 0) === 0);
       last = now;
       return ok;
     },
@@ -154,11 +164,17 @@ async function quiet(nodes, what) {
  * serve the context). The channel's frames and bytes are the measured check on this count.
  */
 function changeSends(s) {
+  if (s.manager === undefined) return 0; // the Map row: no clowder
   const to = s.manager.manager === 'backup' ? Math.min(BACKUPS, s.peers) : s.peers;
   return s.changes.sent * to;
 }
 
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+/** Messages per request by type, for the log: "delta 0.99, fetch 0.75, …". */
+const msgsText = (m) =>
+  Object.entries(m)
+    .map(([k, v]) => `${k} ${fx(v)}`)
+    .join(', ');
 
 /** Workload cookies spread over the nodes (SESSIONS in all), made through HTTP like a client's. */
 async function cookiesFor(nodes, tmp, tag) {
@@ -207,16 +223,24 @@ async function loadRun(nodes, ports, cookies) {
     lost: Math.max(0, r.requests - (after.sum - before.sum)),
     cpuUsPerReq: ((sum(cpu1) - sum(cpu0)) / r.requests) * 1e6,
     changesPerReq: d(changeSends) / r.requests,
-    framesPerReq: d((s) => s.transport.framesIn) / r.requests,
-    bytesPerReq: d((s) => s.transport.bytesIn) / r.requests,
+    framesPerReq: d((s) => s.transport?.framesIn ?? 0) / r.requests,
+    bytesPerReq: d((s) => s.transport?.bytesIn ?? 0) / r.requests,
     non2xx: r.non2xx,
     readErrors: before.errors + after.errors,
     lostSessions: after.lost_sessions,
+    // Session messages received by all nodes per request, by type (batched ones counted one by one).
+    msgsPerReq: Object.fromEntries(
+      [...new Set(st1.flatMap((s) => Object.keys(s.manager?.received ?? {})))]
+        .map((k) => [k, d((s) => s.manager?.received?.[k] ?? 0) / r.requests])
+        .filter(([, v]) => v >= 0.005)
+        .sort((a, b) => b[1] - a[1]),
+    ),
     // The session counters that explain a loss or a cost (summed over the nodes, during the run).
     counters: Object.fromEntries(
       [
         'fetches',
         'fetchMisses',
+        'fetchFallbacks',
         'fetchTimeouts',
         'refusedFetches',
         'ownershipMoves',
@@ -225,7 +249,7 @@ async function loadRun(nodes, ports, cookies) {
         'fencedWrites',
         'conflicts',
         'staleDeltas',
-      ].map((k) => [k, d((s) => s.manager[k] ?? 0)]),
+      ].map((k) => [k, d((s) => s.manager?.[k] ?? 0)]),
     ),
   };
 }
@@ -262,7 +286,7 @@ async function big(rep, tmp) {
       out.push({ part: 'big', manager, rep, held, ...mem, ...load });
       log(
         `big rep ${rep} ${manager.padEnd(6)} held ${held.join('/')}  rss ${fmt(median(mem.rss) / 2 ** 20, 0)} MiB heap ${fmt(median(mem.heapUsed) / 2 ** 20, 0)} MiB  ` +
-          `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost} non-2xx ${load.non2xx}  ${JSON.stringify(load.counters)}`,
+          `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost} non-2xx ${load.non2xx}  ${JSON.stringify(load.counters)}\n    msgs/req ${msgsText(load.msgsPerReq)}`,
       );
     } finally {
       await stopNodes(nodes);
@@ -286,7 +310,7 @@ async function scale(rep, tmp) {
         );
         out.push({ part: 'scale', manager, nodes: n, rep, ...load });
         log(
-          `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes  ${fmt(load.rps)} req/s  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}`,
+          `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes  ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost}  ${JSON.stringify(load.counters)}\n    msgs/req ${msgsText(load.msgsPerReq)}`,
         );
       } finally {
         await stopNodes(nodes);
@@ -328,12 +352,13 @@ async function restore(rep) {
 
 async function sticky(rep, tmp) {
   const out = [];
-  for (const [row, n, manager] of [
+  for (const [row, n, manager, script] of [
+    ['map', 1, undefined, 'map-node.mjs'],
     ['off', 1, undefined],
     ['backup', 3, 'backup'],
   ]) {
     if (manager !== undefined && !MANAGERS.includes(manager)) continue;
-    const nodes = await startCluster(n, manager);
+    const nodes = await startCluster(n, manager, script);
     try {
       const cookies = join(tmp, `cookies-sticky-${row}-${rep}.txt`);
       await client('mksessions', { port: nodes[0].httpPort, n: SESSIONS, out: cookies });
@@ -363,10 +388,12 @@ try {
 
 const pick = (part, f) => runs.filter((r) => r.part === part && f(r));
 /** Median over the repetitions of a per-repetition ratio of `key` (backup over `baseRow`). */
-function pairedRatio(part, key, baseRow, f = () => true) {
+const pairedRatio = (part, key, baseRow, f = () => true) => pairedRatioOf(part, key, 'backup', baseRow, f);
+/** Median over the repetitions of a per-repetition ratio of `key` (`row` over `baseRow`). */
+function pairedRatioOf(part, key, row, baseRow, f = () => true) {
   const ratios = [];
   for (let rep = 1; rep <= REPS; rep++) {
-    const b = pick(part, (r) => r.rep === rep && r.manager === 'backup' && f(r))[0];
+    const b = pick(part, (r) => r.rep === rep && r.manager === row && f(r))[0];
     const base = pick(part, (r) => r.rep === rep && r.manager === baseRow && f(r))[0];
     if (b && base) ratios.push(key(b) / key(base));
   }
@@ -485,15 +512,18 @@ if (ONLY.includes('restore') && MANAGERS.includes('backup')) {
 }
 if (ONLY.includes('sticky') && MANAGERS.includes('backup')) {
   const ratio = pairedRatio('sticky', (r) => r.rps, 'off');
-  md.push('### Sticky load on one node: backup (3 nodes) against replication off\n');
+  md.push(
+    '### Sticky load on one node: backup (3 nodes) against replication off\n\nmap: the machine’s reference row (the same app behind a hand-written in-memory Map session, bench/http/map-node.mjs, no clowder): ratios to it are comparable across machines.\n',
+  );
   md.push(
     mdTable(
-      ['row', 'req/s', 'p99 ms', 'CPU µs/req', 'lost'],
-      ['off', 'backup'].map((m) => {
+      ['row', 'req/s', '× Map', 'p99 ms', 'CPU µs/req', 'lost'],
+      ['map', 'off', 'backup'].map((m) => {
         const rs = pick('sticky', (r) => r.manager === m);
         return [
           m,
           fmt(medianOf(rs, (r) => r.rps)),
+          fx(m === 'map' ? 1 : pairedRatioOf('sticky', (r) => r.rps, m, 'map')),
           fx(medianOf(rs, (r) => r.p99)),
           fx(
             medianOf(rs, (r) => r.cpuUsPerReq),
@@ -502,7 +532,7 @@ if (ONLY.includes('sticky') && MANAGERS.includes('backup')) {
           Math.max(...rs.map((r) => r.lost)),
         ];
       }),
-      ['l', 'r', 'r', 'r', 'r'],
+      ['l', 'r', 'r', 'r', 'r', 'r'],
     ),
   );
   md.push('');

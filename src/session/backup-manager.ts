@@ -9,11 +9,10 @@
  * path, inbound dispatch, merge rules, ownership, fencing, expiry, listeners, send modes, filters,
  * tombstones) is the same code:
  *
- * - recipients: the changes of a session go to its backups (+ a node that fetched it and is about
- *   to take it over, until it has);
- * - a request for a session this node does not hold: {@link fetchSession} asks the members serving
- *   the context (FETCH), merges the copies they hold by their stamps, and the request then takes it
- *   over with the ownership protocol (acquire), fenced by versions as with the DeltaManager;
+ * - recipients: the changes of a session go to its backups;
+ * - a request for a session this node does not hold: {@link fetchSession} asks its likely holders
+ *   (fetch-routing.ts, fetches.ts); the owner hands it over in its answer (FETCH "take"), else the
+ *   copies are merged by stamps and the request takes it over with ACQUIRE, fenced by versions;
  * - a membership change: rebalance.ts plans this node's part (the sessions it acts for: copies to
  *   new holders in chunks of stateTransferChunkSize, acknowledged, then RELEASE to holders that no
  *   longer are), in the background, one chunk per event-loop turn;
@@ -27,6 +26,7 @@ import type { Member } from '../channel/types.js';
 import { SendFlag } from '../config/send-options.js';
 import type { SessionConfig } from '../config/session-config.js';
 import type { Logger } from '../core/logger.js';
+import { type BackupCounters, type BackupStats, newBackupCounters } from './backup-counters.js';
 import {
   copiesMsg,
   fetchedMsg,
@@ -37,53 +37,29 @@ import {
   readShareSent,
   releaseMsg,
   shareSentMsg,
+  TAKE,
 } from './backup-messages.js';
 import { BackupSync, newSyncCounters } from './backup-sync.js';
+import { byName } from './counters.js';
 import { DeltaManager } from './delta-manager.js';
-import { type FetchCounters, Fetches } from './fetches.js';
+import { FetchRouting } from './fetch-routing.js';
+import { Fetches } from './fetches.js';
 import type { BackupSyncCounters } from './manager-stats.js';
 import { Refused } from './message-readers.js';
-import { Msg } from './messages.js';
+import { MSG_TYPES, Msg } from './messages.js';
 import { Placement, type PlacementMember } from './placement.js';
-import { type Chunk, planRebalance } from './rebalance.js';
+import { type Chunk, planRebalance, planRehome } from './rebalance.js';
 import { placementMemberOf, type ReplicationHub } from './replication-hub.js';
 import type { Session } from './session.js';
 import { toRecord } from './state-donor.js';
 
 const NO_MEMBERS: readonly Member[] = Object.freeze([]);
-/** Hints kept of where dropped copies' sessions went (ACQUIRE redirects); the oldest go first. */
-const MAX_MOVED_HINTS = 16_384;
-
-/** The BackupManager's own counters (stats). */
-export interface BackupCounters extends FetchCounters {
-  /** Copies sent to new holders by rebalances and take-overs. */
-  sessionsMoved: number;
-  /** Rebalances run (membership changes of the context). */
-  rebalances: number;
-  /** FETCH answers, COPIES, RELEASE or SHARE_SENT refused (malformed, unasked, not from the owner). */
-  refusedBackupMessages: number;
-  /** Copies dropped on a RELEASE. */
-  copiesReleased: number;
-  /** Copies sent whose acknowledgement failed (sent again by the periodic repair, or at the next membership change). */
-  copyErrors: number;
-}
 
 export class BackupManager extends DeltaManager {
   readonly #hub: ReplicationHub;
   readonly #log: Logger;
   readonly #k: number;
-  readonly #bc: BackupCounters = {
-    sessionsMoved: 0,
-    rebalances: 0,
-    fetches: 0,
-    fetchMisses: 0,
-    fetchTimeouts: 0,
-    refusedFetches: 0,
-    fetchFallbacks: 0,
-    refusedBackupMessages: 0,
-    copiesReleased: 0,
-    copyErrors: 0,
-  };
+  readonly #bc: BackupCounters = newBackupCounters();
   /** The context's members the placement below was built from (the hub's array: same until membership changes). */
   #builtFrom: readonly Member[] | undefined;
   #placement: Placement | undefined;
@@ -105,11 +81,8 @@ export class BackupManager extends DeltaManager {
   /** Session id → the member that fetched it from this owner: it gets the changes until it owns it. */
   readonly #fetchers = new Map<string, { member: Member; until: number }>();
   readonly #fetches: Fetches;
-  /**
-   * Session id → the member that served it when this node dropped its copy (RELEASE, a read's
-   * fetched copy): an ACQUIRE from a node whose copy still names this one is sent there (bounded).
-   */
-  readonly #movedTo = new Map<string, string>();
+  /** Where dropped copies' sessions went, and where a fetch goes first (fetch-routing.ts). */
+  readonly #routing = new FetchRouting();
   /** Members that sent this node its share (SHARE_SENT). */
   readonly #sharesFrom = new Set<string>();
   #shareWait: (() => void) | undefined;
@@ -118,6 +91,8 @@ export class BackupManager extends DeltaManager {
   /** Rejoin exchange, periodic repair, graceful-stop hand-over (backup-sync.ts). */
   readonly #sync: BackupSync;
   readonly #sc: BackupSyncCounters = newSyncCounters();
+  /** The BackupManager's messages received, by type (the base counts the shared ones). */
+  readonly #received: number[] = new Array<number>(MSG_TYPES).fill(0);
 
   constructor(config: SessionConfig, hub: ReplicationHub, logger: Logger, distributable = true) {
     super(config, hub, logger, distributable);
@@ -133,12 +108,16 @@ export class BackupManager extends DeltaManager {
       timeoutMs: config.ownershipTimeoutMs,
       counters: this.#bc,
       members: () => this.#contextMembers(),
-      likely: (id, route, members) => this.#likelyHolders(id, route, members),
+      likely: (id, route, members) => {
+        const byRoute = route === this.route ? this.localId : members.find((m) => m.name === route)?.id;
+        return this.#routing.likely(id, byRoute, members, this.#current(members), this.#k);
+      },
       post: (to, message) => this.#post(to, message),
       applyRecord: (raw, from, now) => this.applyRecordFrom(raw, from, now),
       find: (id) => this.findSession(id),
       endedLately: (id) => this.endedLately(id),
       refuse: (from, why) => this.#refuse(from, why),
+      granted: (s, from) => this.#rehome(s, from.id, true),
     });
     this.#sync = new BackupSync({
       contextName: this.contextName,
@@ -251,43 +230,18 @@ export class BackupManager extends DeltaManager {
     this.#post([to], copiesMsg(this.contextName, [toRecord(s)]));
   }
 
-  /**
-   * Who likely holds `id`: the member named `route` (the node that served the session last, by
-   * the cookie) and the member this node saw serve it when it dropped its copy (a cookie the
-   * client did not update names an older owner), each with its backups by placement.
-   */
-  #likelyHolders(id: string, route: string, members: readonly Member[]): readonly Member[] | undefined {
-    const byRoute = route === this.route ? this.localId : members.find((m) => m.name === route)?.id;
-    const moved = this.#movedTo.get(id);
-    if (byRoute === undefined && moved === undefined) return undefined;
-    const p = this.#current(members);
-    const out: Member[] = [];
-    for (const primary of [byRoute, moved]) {
-      if (primary === undefined || !p.has(primary)) continue;
-      for (const holder of this.#holders(p, id, primary)) {
-        const m = members.find((x) => x.id === holder);
-        if (m !== undefined && !out.includes(m)) out.push(m);
-      }
-    }
-    return out;
-  }
-
-  /** Member ids that should hold `id` when `primary` serves it (primary first). */
-  #holders(p: Placement, id: string, primary: string): string[] {
-    return p.holders(id, primary, this.#k);
-  }
-
   /** A copy dropped here: remember who serves the session (oldest hints go first past the bound). */
   #forgetFor(s: Session, owner: string): void {
     this.forget(s);
-    if (owner === '' || owner === this.localId) return;
-    this.#movedTo.delete(s.id);
-    if (this.#movedTo.size >= MAX_MOVED_HINTS) this.#movedTo.delete(this.#movedTo.keys().next().value as string);
-    this.#movedTo.set(s.id, owner);
+    if (owner !== '' && owner !== this.localId) this.#routing.dropped(s.id, owner);
+  }
+
+  protected override takingOver(id: string): Promise<unknown> | undefined {
+    return this.#fetches.taking(id);
   }
 
   protected override movedTo(id: string): string | undefined {
-    return this.#movedTo.get(id);
+    return this.#routing.movedTo(id);
   }
 
   // ---- start, readiness -----------------------------------------------------------------------
@@ -475,9 +429,8 @@ export class BackupManager extends DeltaManager {
     if (!failed && sends.length > 0) this.#lastRestoredAt = Date.now();
   }
 
-  #post(to: readonly Member[], message: readonly unknown[]): void {
-    if (to.length > 0) void this.sendAfterQueued(to, message, false);
-  }
+  #post = (to: readonly Member[], message: readonly unknown[]): unknown =>
+    to.length > 0 && this.sendAfterQueued(to, message, false);
 
   // ---- taking a session over ------------------------------------------------------------------
 
@@ -500,16 +453,9 @@ export class BackupManager extends DeltaManager {
   }
 
   /** This node now serves `s`, which `previous` served: its copies follow (background, acknowledged). */
-  #rehome(s: Session, previous: string): void {
-    const p = this.#current();
-    const me = this.localId;
-    const old = p.has(previous) ? this.#holders(p, s.id, previous) : p.backups(s.id, undefined, this.#k);
-    const now = this.#holders(p, s.id, me);
-    const sends: Chunk[] = [];
-    const releases: Chunk[] = [];
-    for (const to of now) if (to !== me && !old.includes(to)) sends.push({ to, ids: [s.id] });
-    for (const from of old) if (from !== me && !now.includes(from)) releases.push({ to: from, ids: [s.id] });
-    if (sends.length > 0 || releases.length > 0) void this.#restore(sends, releases);
+  #rehome(s: Session, previous: string, previousDrops = false): void {
+    const plan = planRehome(this.#current(), s.id, previous, this.localId, this.#k, previousDrops);
+    if (plan.sends.length > 0 || plan.releases.length > 0) void this.#restore(plan.sends, plan.releases);
   }
 
   /**
@@ -545,6 +491,7 @@ export class BackupManager extends DeltaManager {
     const type = m[0];
     if (type === Msg.HOLDING || type === Msg.MERGE_COPIES || type === Msg.WANTED) return this.#sync.receive(m, from);
     if (typeof type !== 'number' || type < Msg.FETCH || type > Msg.SHARE_SENT) return false;
+    this.#received[type]!++;
     switch (type) {
       case Msg.FETCH:
         this.#onFetch(m, from);
@@ -579,19 +526,52 @@ export class BackupManager extends DeltaManager {
       this.#log.warn({ from: from.name, why, refused: this.#bc.refusedBackupMessages }, 'refused a backup message');
   }
 
-  /** FETCH: this node's copy (after its queued changes), or null; an owner sends the fetcher its changes until the hand-over. */
+  /**
+   * FETCH: this node's copy (after its queued changes), or null. "take" to the owner: the session
+   * and its ownership once its requests here ended; no mode: the owner's changes until ACQUIRE.
+   */
   #onFetch(raw: unknown[], from: Member): void {
     const m = readFetch(raw);
     if (!this.#ok(m, from)) return;
     const s = this.sessions.get(m[2]);
+    const coming = s === undefined ? this.#fetches.granted(m[2]) : undefined; // on its way here
+    const again = () => this.#onFetch(raw, from);
+    if (coming !== undefined) return void coming.then(again, again);
     if (s === undefined || !s.valid || !s.announced) {
       this.#post([from], fetchedMsg(this.contextName, m[3], null));
       return;
     }
+    const requestId = m[3];
+    if (m[4] === TAKE && s.ownerId === this.localId && this.handOverWhenFree(s, () => this.#grant(s, from, requestId)))
+      return;
     this.flushQueued(); // the record's stamps must cover its values
     if (s.ownerId === this.localId && m[4] !== true)
       this.#fetchers.set(s.id, { member: from, until: Date.now() + 2 * this.config.ownershipTimeoutMs });
     this.#post([from], fetchedMsg(this.contextName, m[3], toRecord(s)));
+  }
+
+  /**
+   * The hand-over of a take: the whole session (every change of this node's in it) and, when this
+   * node still owns it and the asker still serves the context, its ownership; else only the copy.
+   */
+  #grant(s: Session, from: Member, requestId: number): void {
+    if (!s.valid) return void this.#post([from], fetchedMsg(this.contextName, requestId, null));
+    this.flushQueued(); // the record's stamps must cover its values
+    const record = toRecord(s);
+    const granted = s.ownerId === this.localId && this.#contextMembers().includes(from);
+    if (granted) {
+      s.ownerId = from.id;
+      s.primary = false;
+      this.#fetchers.delete(s.id);
+    }
+    this.#post([from], fetchedMsg(this.contextName, requestId, record, granted));
+    // Not a holder once `from` serves it: dropped now (the new owner sends no RELEASE for it).
+    if (granted && !this.#rebalancing && !this.#current().isHolder(s.id, from.id, this.#k, this.localId))
+      queueMicrotask(() => {
+        if (s.ownerId !== from.id || s.active > 0 || this.#fetches.fetching(s.id)) return;
+        this.#forgetFor(s, from.id);
+        this.#bc.copiesReleased++;
+      });
   }
 
   #onFetched(raw: unknown[], from: Member): void {
@@ -653,21 +633,9 @@ export class BackupManager extends DeltaManager {
       lastRestoredAt: this.#lastRestoredAt === 0 ? null : new Date(this.#lastRestoredAt).toISOString(),
       ...this.#bc,
       ...this.#sc,
+      received: { ...base.received, ...byName(this.#received) },
     };
   }
 }
 
-export interface BackupStats extends BackupCounters, BackupSyncCounters {
-  readonly manager: 'backup';
-  readonly backups: number;
-  /** Backups each session gets now: min(backups, members serving the context − 1). */
-  readonly effectiveBackups: number;
-  /** Fewer members than backups + 1: each session has fewer copies than configured. */
-  readonly degraded: boolean;
-  readonly primarySessions: number;
-  readonly backupSessions: number;
-  /** Sessions this node serves with fewer than 1 + backups live copies (degraded, or copies not yet acknowledged). */
-  readonly underReplicated: number;
-  /** When copies last finished moving after a change (ISO time), or null. */
-  readonly lastRestoredAt: string | null;
-}
+export type { BackupCounters, BackupStats } from './backup-counters.js';

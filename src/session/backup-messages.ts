@@ -9,8 +9,23 @@ import { Msg, type SessionRecord } from './messages.js';
 /** Most records in one COPIES message and ids in one RELEASE: a rebalance chunk never holds more. */
 export const MAX_CHUNK = 10_000;
 
-export type FetchMsg = readonly [type: typeof Msg.FETCH, ctx: string, id: string, requestId: number, readOnly?: true];
-export type FetchedMsg = readonly [type: typeof Msg.FETCHED, ctx: string, requestId: number, record: unknown];
+/**
+ * How the asker will use a fetched session: absent, it serves it after taking it over with the
+ * ownership protocol (ACQUIRE); `true`, only to read it; {@link TAKE}, it asks the owner to hand
+ * the session over in the answer (one round trip instead of FETCH then ACQUIRE).
+ */
+export type FetchMode = true | typeof TAKE;
+/** FETCH mode: the owner hands the session over in its answer (FETCHED granted). */
+export const TAKE = 'take';
+export type FetchMsg = readonly [type: typeof Msg.FETCH, ctx: string, id: string, requestId: number, mode?: FetchMode];
+/** granted: the sender, the owner, handed the session over with this record (the asker owns it now). */
+export type FetchedMsg = readonly [
+  type: typeof Msg.FETCHED,
+  ctx: string,
+  requestId: number,
+  record: unknown,
+  granted?: true,
+];
 export type CopiesMsg = readonly [type: typeof Msg.COPIES, ctx: string, records: readonly unknown[]];
 export type ReleaseMsg = readonly [
   type: typeof Msg.RELEASE,
@@ -20,12 +35,15 @@ export type ReleaseMsg = readonly [
 ];
 export type ShareSentMsg = readonly [type: typeof Msg.SHARE_SENT, ctx: string];
 
-/** `readOnly`: the asker only reads it (it will not take the session over). */
-export function fetchMsg(ctx: string, id: string, requestId: number, readOnly = false): FetchMsg {
-  return readOnly ? [Msg.FETCH, ctx, id, requestId, true] : [Msg.FETCH, ctx, id, requestId];
+/** `mode`: true, the asker only reads it; TAKE, it asks the owner for the session and its ownership at once. */
+export function fetchMsg(ctx: string, id: string, requestId: number, mode?: FetchMode | false): FetchMsg {
+  return mode === undefined || mode === false ? [Msg.FETCH, ctx, id, requestId] : [Msg.FETCH, ctx, id, requestId, mode];
 }
-export function fetchedMsg(ctx: string, requestId: number, record: SessionRecord | null): FetchedMsg {
-  return [Msg.FETCHED, ctx, requestId, record];
+/** `granted`: the sender handed the session over to the asker (only with a record). */
+export function fetchedMsg(ctx: string, requestId: number, record: SessionRecord | null, granted = false): FetchedMsg {
+  return granted && record !== null
+    ? [Msg.FETCHED, ctx, requestId, record, true]
+    : [Msg.FETCHED, ctx, requestId, record];
 }
 export function copiesMsg(ctx: string, records: SessionRecord[]): CopiesMsg {
   return [Msg.COPIES, ctx, records];
@@ -40,16 +58,23 @@ export function shareSentMsg(ctx: string): ShareSentMsg {
 const requestIdOk = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 export function readFetch(m: unknown[]): FetchMsg | Refused {
-  if ((m.length !== 4 && (m.length !== 5 || m[4] !== true)) || !requestIdOk(m[3]))
-    return new Refused('malformed', 'a fetch that is not [t, ctx, id, requestId, readOnly?]');
+  if ((m.length !== 4 && (m.length !== 5 || (m[4] !== true && m[4] !== TAKE))) || !requestIdOk(m[3]))
+    return new Refused('malformed', `a fetch that is not [t, ctx, id, requestId, mode? (true | "${TAKE}")]`);
   if (typeof m[2] !== 'string' || !isSessionId(m[2]))
     return new Refused('malformedIds', 'a session id that is not 32 base64url characters');
   return m as unknown as FetchMsg;
 }
 
 export function readFetched(m: unknown[]): FetchedMsg | Refused {
-  if (m.length !== 4 || !requestIdOk(m[2]) || (m[3] !== null && !Array.isArray(m[3])))
-    return new Refused('malformed', 'a fetch answer that is not [t, ctx, requestId, record | null]');
+  if (
+    (m.length !== 4 && (m.length !== 5 || m[4] !== true || m[3] === null)) ||
+    !requestIdOk(m[2]) ||
+    (m[3] !== null && !Array.isArray(m[3]))
+  )
+    return new Refused(
+      'malformed',
+      'a fetch answer that is not [t, ctx, requestId, record | null, granted? (true, with a record)]',
+    );
   return m as unknown as FetchedMsg;
 }
 

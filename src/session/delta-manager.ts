@@ -217,6 +217,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       members: () => this.#members(),
       session: (id) => this.sessions.get(id),
       movedTo: (id) => this.movedTo(id),
+      takingOver: (id) => this.takingOver(id),
       flush: (s, to) => {
         if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
         this.handingOver(s, to);
@@ -531,6 +532,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return undefined;
   }
 
+  /** A take-over of `id` under way by another path than ACQUIRE (ACQUIREs for it wait for it). None here. */
+  protected takingOver(_id: string): Promise<unknown> | undefined {
+    return undefined;
+  }
+
   /** Before the node serves: every session of the context from the oldest member (state transfer). */
   protected initialTransfer(): Promise<void> {
     return this.#receiver.run();
@@ -563,6 +569,22 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     sync: boolean,
   ): Promise<void> | undefined {
     return this.#out.send(to, message as SessionMsg, sync);
+  }
+
+  /**
+   * This node owns `s` and `to` asked for it: once this node's requests on `s` ended (in the
+   * hand-over queue's order), its pending changes go out to their recipients, then `handOver`
+   * runs (it checks the owner again, and sets the new one). False without the ownership protocol.
+   */
+  protected handOverWhenFree(s: Session, handOver: () => void): boolean {
+    const ownership = this.#ownership;
+    if (ownership === undefined) return false;
+    ownership.whenFree(s, () => {
+      if (s.valid && s.ownerId === this.localId && (s.dirty !== undefined || s.maxInactiveDirty || !s.announced))
+        this.replicate(s);
+      handOver();
+    });
+    return true;
   }
 
   /** Drops this node's copy of `s` without a tombstone and without listeners: the session lives on elsewhere. */

@@ -38,6 +38,11 @@ export interface OwnershipHost {
    */
   movedTo?(id: string): string | undefined;
   /**
+   * A take-over of session `id` under way here by another path than ACQUIRE (a BackupManager
+   * fetch whose answer may hand it over): an ACQUIRE for it is answered once that ended.
+   */
+  takingOver?(id: string): Promise<unknown> | undefined;
+  /**
    * Sends what `s` has not replicated yet (the owner's last changes before it hands over to
    * `to`), and whatever else `to` needs to serve `s` at its latest value (a BackupManager sends a
    * whole copy to a node that did not receive the changes).
@@ -233,7 +238,9 @@ export class Ownership {
     // for the session, what this node believes about its owner is frozen and may be stale. Were
     // it to name the asker, granting "you own it already" would make two owners: the asker, and
     // this node once its own grant arrives.
-    const pending = this.#acquiring.get(id);
+    // The same for a fetch that may bring the session and its ownership: not holding it yet, this
+    // node would otherwise grant "you own it already", and own it too once the fetch's grant came.
+    const pending = this.#acquiring.get(id) ?? this.host.takingOver?.(id);
     if (pending !== undefined) {
       const again = () => this.onAcquire(raw, from);
       pending.then(again, again);
@@ -285,6 +292,16 @@ export class Ownership {
     // Nothing else would run it: no request here uses s and no change of it waits for the turn's end.
     if (s.active <= 0 && !s.queued) this.handOver(s);
     return yielded;
+  }
+
+  /**
+   * Queues `run` as a hand-over of `s` (this node owns it) to a member that asked for it another
+   * way (a BackupManager FETCH "take"): it runs once this node's requests on `s` ended, in the
+   * order of the hand-over queue; `run` checks whether this node still owns `s` then.
+   */
+  whenFree(s: Session, run: () => void): void {
+    addWaiter(s, run, 0);
+    if (s.active <= 0) this.handOver(s);
   }
 
   /** Runs the hand-overs waiting for `s` (its requests on this node have ended). */

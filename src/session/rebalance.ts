@@ -65,6 +65,30 @@ export function actingPrimary(
   return undefined;
 }
 
+/**
+ * `self` now serves session `id`, which `previous` served: its new backups that did not hold it get
+ * a copy, the old holders that no longer should are released. `previousDrops`: the previous
+ * owner dropped its copy itself when it handed the session over (not released again).
+ */
+export function planRehome(
+  p: Placement,
+  id: string,
+  previous: string,
+  self: string,
+  k: number,
+  previousDrops = false,
+): { sends: Chunk[]; releases: Chunk[] } {
+  const old = p.has(previous) ? p.holders(id, previous, k) : p.backups(id, undefined, k);
+  const now = p.holders(id, self, k);
+  const sends: Chunk[] = [];
+  const releases: Chunk[] = [];
+  for (const to of now) if (to !== self && !old.includes(to)) sends.push({ to, ids: [id] });
+  for (const from of old)
+    if (from !== self && !now.includes(from) && !(previousDrops && from === previous))
+      releases.push({ to: from, ids: [id] });
+  return { sends, releases };
+}
+
 /** Plans this node's part of a rebalance. */
 export function planRebalance(input: RebalanceInput): RebalancePlan {
   const { self, before, after, backups: k } = input;

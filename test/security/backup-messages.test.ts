@@ -2,8 +2,10 @@
  * A member that sends the BackupManager's messages with hostile intent, over the real
  * connections: each refusal is counted (refusedBackupMessages, or the shared malformed counters),
  * nothing is lost and no node crashes. A RELEASE cannot drop a copy newer than the sender's, one
- * this node serves, or one it never gave; an unasked FETCHED is refused; a FETCH of a session
- * answers only what the asked node holds; malformed ids and oversized chunks are refused whole.
+ * this node serves, or one it never gave; an unasked FETCHED is refused, a granted one too (it
+ * neither plants a session nor its ownership); a FETCH of a session answers only what the asked
+ * node holds, a "take" hands over only what it owns; malformed ids, modes and oversized chunks are
+ * refused whole.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -75,5 +77,41 @@ describe('hostile backup messages (BackupManager, 2 nodes + a scripted member)',
     await x.send(a, [Msg.FETCH, '/app', freshId(), 78]);
     const none = await x.received((m) => m[0] === Msg.FETCHED && m[2] === 78, 'the empty answer');
     assert.equal(none[3], null);
+  });
+
+  test('an unasked granted FETCHED plants nothing; bad fetch modes and grants without a record are refused', async () => {
+    const a = cluster.node('a');
+    const refused = counter(a, 'refusedBackupMessages');
+    const id = freshId();
+    const record = [id, Date.now(), Date.now(), 1800, 5, [], [], [], [], x.id];
+    await x.send(a, [Msg.FETCHED, '/app', 4242, record, true]);
+    await x.send(a, [Msg.FETCHED, '/app', 4243, null, true]);
+    await x.send(a, [Msg.FETCHED, '/app', 4244, record, 'yes']);
+    await x.send(a, [Msg.FETCH, '/app', id, 9, 'grab']);
+    await x.send(a, [Msg.FETCH, '/app', id, 9, false]);
+    await x.handled(a);
+    assert.equal(counter(a, 'refusedBackupMessages'), refused + 5);
+    assert.equal(managerOf(a).sessions.has(id), false, 'no session planted by an unasked grant');
+  });
+
+  test('a FETCH "take" hands over only a session the asked node owns, with its copy', async () => {
+    const [a, b] = [cluster.node('a'), cluster.node('b')];
+    const jar = new CookieJar();
+    await jar.get(portOf(a), '/app/counter');
+    await waitFor(() => managerOf(b).sessions.has(jar.id), 'the copy on b');
+    // b holds a backup copy only: its answer is the copy, no grant, and a keeps the session.
+    await x.send(b, [Msg.FETCH, '/app', jar.id, 91, 'take']);
+    const copy = await x.received((m) => m[0] === Msg.FETCHED && m[2] === 91, 'b’s answer');
+    assert.equal(copy.length, 4, 'no grant from a backup');
+    assert.equal(managerOf(a).sessions.get(jar.id)!.ownerId, managerOf(a).localId);
+    await x.send(a, [Msg.FETCH, '/app', jar.id, 92, 'take']);
+    const granted = await x.received((m) => m[0] === Msg.FETCHED && m[2] === 92, 'a’s answer');
+    assert.equal(granted[4], true);
+    assert.equal((granted[3] as unknown[])[0], jar.id);
+    // a handed it over: its copy names x, or a dropped it (not a holder once x serves it).
+    await waitFor(() => {
+      const copy = managerOf(a).sessions.get(jar.id);
+      return copy === undefined ? counter(a, 'copiesReleased') > 0 : copy.ownerId === x.id;
+    }, 'a handed the session over');
   });
 });

@@ -45,6 +45,15 @@ describe('backup message readers', () => {
       assert.equal(counterOf(readFetch([Msg.FETCH, '/app', ID, rid])), 'malformed');
     assert.equal(counterOf(readFetch([Msg.FETCH, '/app', ID, 1, 'extra'])), 'malformed');
     assert.equal(counterOf(readFetch(fetchMsg('/app', ID, 1, true) as unknown as unknown[])), 'accepted');
+    assert.equal(counterOf(readFetch(fetchMsg('/app', ID, 1, 'take') as unknown as unknown[])), 'accepted');
+    for (const mode of ['grab', false, 1, null])
+      assert.equal(counterOf(readFetch([Msg.FETCH, '/app', ID, 1, mode])), 'malformed');
+    const rec = [ID, 1, 2, 1800, 3, [], [], [], [], 'a'.repeat(32)] as never;
+    assert.equal(counterOf(readFetched(fetchedMsg('/app', 1, rec, true) as unknown as unknown[])), 'accepted');
+    assert.equal((fetchedMsg('/app', 1, null, true) as unknown as unknown[]).length, 4, 'no grant without a record');
+    assert.equal(counterOf(readFetched([Msg.FETCHED, '/app', 1, null, true])), 'malformed');
+    assert.equal(counterOf(readFetched([Msg.FETCHED, '/app', 1, rec, 'yes'])), 'malformed');
+    assert.equal(counterOf(readFetched([Msg.FETCHED, '/app', 1, rec, true, 1])), 'malformed');
     assert.equal(counterOf(readFetched([Msg.FETCHED, '/app', 1, 'record'])), 'malformed');
     assert.equal(counterOf(readFetched([Msg.FETCHED, '/app', -3, null])), 'malformed');
     assert.equal(counterOf(readCopies([Msg.COPIES, '/app', []])), 'malformed');
