@@ -7,161 +7,43 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { decode, decodeBudgetRefusals, encode } from '../codec/value-codec.js';
 import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } from '../config/channel-config.js';
-import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
-import { ClusterError, ErrorCode, type FaultyMember, type ProtocolVersionError, SendError } from '../core/errors.js';
+import { parseSendOptions, SendFlag } from '../config/send-options.js';
+import { ClusterError, ErrorCode, type FaultyMember, SendError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createMembership } from '../membership/create.js';
-import type { DnsMembershipStats } from '../membership/dns.js';
-import {
-  type MembershipContext,
-  type MembershipCounters,
-  type MembershipService,
-  newMembershipCounters,
-  type RemoveReason,
-} from '../membership/membership.js';
+import { type MembershipContext, type MembershipService, newMembershipCounters } from '../membership/membership.js';
 import { PeerConnection } from '../transport/peer-connection.js';
 import { type InboundConnection, Receiver } from '../transport/receiver.js';
 import type { TransportSettings } from '../transport/settings.js';
-import { createTransportStats, type TransportStats } from '../transport/stats.js';
+import { createTransportStats } from '../transport/stats.js';
 import type { ClusterKeys } from '../wire/auth.js';
 import { type AssemblyPolicy, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { encodeMember, type MemberDescriptor, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../wire/member.js';
 import { gcmEngine } from '../wire/native-gcm.js';
+import {
+  type ChannelEvents,
+  type ChannelStats,
+  type MessageHandler,
+  type MessageHandlerOptions,
+  Received,
+  type SendOptions,
+} from './api.js';
 import { unlistedReceiverWarning } from './bind-check.js';
 import { DepartedMembers } from './departed.js';
 import { createInterceptors } from './interceptors/index.js';
-import { type KeySource, type ResolvedKeys, replaceClusterKeys, resolveClusterKeys } from './key-source.js';
+import { type ResolvedKeys, replaceClusterKeys, resolveClusterKeys } from './key-source.js';
+import { Liveness } from './liveness.js';
 import { buildPipeline, type Pipeline, RESOLVED } from './pipeline.js';
-import type { IncomingMessage, Interceptor, InterceptorContext, Member, OutgoingMessage, Upstream } from './types.js';
+import type { Interceptor, InterceptorContext, Member, OutgoingMessage, Upstream } from './types.js';
 
-/** Per-send options. */
-export interface SendOptions {
-  /** Tomcat send options for this message (default: the channel's `sendOptions`). */
-  options?: SendOptionsInput;
-  /** Acknowledgement timeout (default: sender.timeoutMs). */
-  timeoutMs?: number;
-}
-
-/** A message as the application receives it. */
-export interface ReceivedMessage {
-  readonly from: Member;
-  /** Send option bits it travelled with. */
-  readonly options: number;
-  /** The raw payload bytes (a Buffer for byte messages). */
-  readonly bytes: Buffer;
-  /** The decoded value (decoded on first access; a byte message is its bytes). */
-  readonly value: unknown;
-}
-
-/** A message handler. Return a promise to make synchronous acknowledgements wait for it. */
-export type MessageHandler = (msg: ReceivedMessage) => void | Promise<void>;
-
-/** How a handler uses the messages it is given. */
-export interface MessageHandlerOptions {
-  /**
-   * The handler reads `msg.bytes` and `msg.value` only before it returns (before its first
-   * `await`), and keeps neither the message nor `msg.bytes` (decoded values are its own). While
-   * every registered handler borrows, the channel assembles messages that span socket reads (any
-   * message over 64 KiB, and some smaller ones) in one reused buffer per connection instead of
-   * allocating one per message, and `bytes` / `value` throw ERR_CLOWDER_MESSAGE_EXPIRED once the
-   * handlers returned. Default false: messages stay valid for as long as they are referenced.
-   */
-  borrow?: boolean;
-}
-
-/** Counters of one channel. */
-export interface ChannelStats {
-  readonly transport: TransportStats;
-  /**
-   * Members in view, heartbeats refused (all reasons), refused membership claims by kind, and
-   * `rejoins`: members back after a silence ({@link ChannelEvents.memberRejoined}).
-   */
-  readonly membership: {
-    readonly members: number;
-    readonly heartbeatsRefused: number;
-    readonly rejoins: number;
-    /** DNS membership only: resolutions, failures, refusals and addresses listed. */
-    readonly dns?: Readonly<DnsMembershipStats>;
-  } & Readonly<MembershipCounters>;
-  readonly messages: {
-    readonly sent: number;
-    readonly received: number;
-    readonly handlerErrors: number;
-    /** Sends that failed for at least one member (asynchronous ones included). */
-    readonly sendErrors: number;
-  };
-  readonly interceptors: Readonly<Record<string, Record<string, number>>>;
-  /** Where the cluster keys come from (never the keys), and how often each key verified a hello or heartbeat. */
-  readonly auth: {
-    readonly keySource: KeySource | 'unresolved';
-    readonly keyFile?: string;
-    /** Keys accepted (a rotation list has several; the first sends). */
-    readonly keys: number;
-    /** Hellos, hello answers and heartbeats verified, per key index (failures: transport.authFailures, membership.heartbeatsRefused). */
-    readonly acceptedByKey: readonly number[];
-  };
-  /** The receiver's bound port; `unlisted`: the static member list (or DNS membership's port) does not name it (warned at start). */
-  readonly receiver: { readonly port: number; readonly unlisted: boolean };
-  /** Decodes refused for exceeding their allocation budget (codec bombs), in this process. */
-  readonly codec: { readonly decodeBudgetRefusals: number };
-}
-
-/**
- * Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `memberRejoined(member)`,
- * `sendError(error, destinations)`, `error(err)`.
- */
-export interface ChannelEvents {
-  memberAdded: [member: Member];
-  memberRemoved: [member: Member, reason: RemoveReason];
-  /**
-   * A member (the same process: same id) is back after a silence during which messages between
-   * it and this node may have been lost: this node had removed it and now added it again (after
-   * `memberAdded`), or its heartbeats stopped for longer than dropTime while it kept answering
-   * over TCP (a pause or a partition of this node or of it). See docs/architecture.md,
-   * "Partitions and merges". The other side may not notice on its own: tell it.
-   */
-  memberRejoined: [member: Member];
-  sendError: [error: Error, destinations: readonly Member[]];
-}
-
-/** One object per received message: it travels up the stack (IncomingMessage) and is what handlers get. */
-class Received implements ReceivedMessage, IncomingMessage {
-  #value: unknown = NOT_DECODED;
-  #expired = false;
-  constructor(
-    readonly from: Member,
-    public flags: number,
-    public payload: Buffer,
-  ) {}
-  get options(): number {
-    return this.flags;
-  }
-  get bytes(): Buffer {
-    if (this.#expired) throw expired();
-    return this.payload;
-  }
-  get value(): unknown {
-    if (this.#value === NOT_DECODED) {
-      if (this.#expired) throw expired();
-      this.#value = this.flags & SendFlag.BYTE_MESSAGE ? this.payload : decode(this.payload);
-    }
-    return this.#value;
-  }
-  /** The borrowing handlers returned: the payload's memory may be reused from now on. */
-  expire(): void {
-    this.#expired = true;
-    this.payload = NO_BYTES;
-  }
-}
-const NOT_DECODED = Symbol('not decoded');
-const NO_BYTES = Buffer.alloc(0);
-
-function expired(): ClusterError {
-  return new ClusterError(
-    ErrorCode.MESSAGE_EXPIRED,
-    'message read after its handler returned: a handler registered with { borrow: true } must read msg.bytes / msg.value before it returns or awaits (copy what it keeps)',
-  );
-}
+export type {
+  ChannelEvents,
+  ChannelStats,
+  MessageHandler,
+  MessageHandlerOptions,
+  ReceivedMessage,
+  SendOptions,
+} from './api.js';
 
 type State = 'new' | 'starting' | 'started' | 'stopping' | 'stopped';
 
@@ -194,7 +76,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Member objects by id, for messages from connections (cached decode of the descriptor). */
   readonly #known = new Map<string, Member>();
   readonly #connections = new Map<string, PeerConnection>();
-  readonly #probes = new Map<string, PeerConnection>();
   #handlers: readonly MessageHandler[] = [];
   /** Handlers that may keep messages (registered without `borrow`). */
   #keepers = 0;
@@ -205,8 +86,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #handlerErrors = 0;
   #sendErrors = 0;
   #heartbeatsRefused = 0;
-  /** When a protocol-version refusal was last logged, per peer address. */
-  readonly #versionLogged = new Map<string, number>();
+  readonly #liveness: Liveness;
   /** The static member list does not name this node's receiver (see bind-check.ts). */
   #receiverUnlisted = false;
   /** Ids removed from the view, so that one added again is known as a rejoin (see departed.ts). */
@@ -239,8 +119,21 @@ export class Channel extends EventEmitter<ChannelEvents> {
       encrypt: c.encrypt,
       localDescriptor: () => this.#localBytes!,
       stats: this.#stats,
-      versionRefused: (err, peer, via) => this.#versionRefused(err, peer, via),
+      versionRefused: (err, peer, via) => this.#liveness.versionRefused(err, peer, via),
     };
+    this.#liveness = new Liveness({
+      config: c,
+      logger: this.#logger,
+      stats: this.#stats,
+      settings: () => this.#settings,
+      connection: (id) => this.#connections.get(id),
+      member: (id) => this.#view.get(id),
+      dead: (m) => {
+        if (this.#state !== 'started') return;
+        this.#membership.forget(m.id);
+        this.#pipeline!.up.memberRemoved(m, 'unreachable');
+      },
+    });
     this.#interceptors = createInterceptors(c);
     this.#membership = createMembership(c.membership);
   }
@@ -357,6 +250,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.#pipeline = buildPipeline(this.#interceptors, (msg) => this.#transmit(msg), this.#top());
       for (let i = 0; i < this.#interceptors.length; i++) await this.#interceptors[i]!.start?.(this.#contextFor(i));
       await this.#membership.start(this.#membershipContext());
+      await this.#liveness.start(this.#id, bound.host, bound.port, this.#keys);
       this.#tickTimer = setInterval(() => {
         const now = Date.now();
         for (const ic of this.#interceptors) ic.tick?.(now);
@@ -546,6 +440,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       },
       receiver: { port: this.#local?.port ?? 0, unlisted: this.#receiverUnlisted },
       codec: { decodeBudgetRefusals: decodeBudgetRefusals() },
+      detector: this.#liveness.stats(),
     };
   }
 
@@ -758,6 +653,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         this.#view.set(m.id, m);
         this.#logger.info({ member: m.name, id: m.id, host: m.host, port: m.port }, 'member added');
         this.#connectionFor(m).warm();
+        this.#liveness.added(m);
         this.emit('memberAdded', m);
         if (this.#departed.back(m.id)) this.#rejoined(m);
       },
@@ -765,6 +661,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         if (!this.#view.delete(m.id)) return;
         this.#departed.gone(m.id);
         this.#silent.delete(m.id);
+        this.#liveness.removed(m.id);
         const conn = this.#connections.get(m.id);
         this.#connections.delete(m.id);
         conn?.close(new ClusterError(ErrorCode.UNKNOWN_MEMBER, `member ${m.name} is gone (${reason})`));
@@ -790,7 +687,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       logger: this.#logger.child({ interceptor: this.#interceptors[i]!.name }),
       local: () => this.local,
       members: () => this.members(),
-      verify: (m, timeoutMs) => this.#verify(m, timeoutMs),
+      verify: (m, timeoutMs) => this.#liveness.verify(m, timeoutMs),
       forget: (m) => this.#membership.forget(m.id),
       up: pipeline.upFrom(i),
       send: pipeline.sendFrom(i),
@@ -822,73 +719,17 @@ export class Channel extends EventEmitter<ChannelEvents> {
           up.memberRemoved(this.#toMember(d), reason);
         },
       },
-      ping: (host, port, timeoutMs) => this.#ping(host, port, timeoutMs),
-      verify: (d) => this.#verify(this.#toMember(d), this.config.sender.connectTimeoutMs),
+      ping: (host, port, timeoutMs) => this.#liveness.ping(host, port, timeoutMs),
+      verify: (d) => this.#liveness.verify(this.#toMember(d), this.config.sender.connectTimeoutMs),
       countRefused: (reason, from) => {
         if (this.#heartbeatsRefused++ % 100 === 0)
           this.#logger.warn({ from, reason, refused: this.#heartbeatsRefused }, 'heartbeat refused');
       },
       versionRefused: (err, from) => {
         this.#stats.refusedProtocolVersion++;
-        this.#versionRefused(err, from, 'heartbeat');
+        this.#liveness.versionRefused(err, from, 'heartbeat');
       },
     };
-  }
-
-  /** One warning per peer address a minute for members refused for their protocol version (each is counted). */
-  #versionRefused(err: ProtocolVersionError, peer: string, via: 'hello' | 'hello answer' | 'heartbeat'): void {
-    const host = peer.slice(0, peer.lastIndexOf(':'));
-    const now = Date.now();
-    const last = this.#versionLogged.get(host);
-    if (last !== undefined && now - last < 60_000) return;
-    if (this.#versionLogged.size >= 1000) this.#versionLogged.clear();
-    this.#versionLogged.set(host, now);
-    this.#logger.warn(
-      {
-        peer,
-        via,
-        memberId: err.peerId,
-        peerVersions: `${err.peerMin}-${err.peerCurrent}`,
-        localVersions: `${err.localMin}-${err.localCurrent}`,
-        refused: this.#stats.refusedProtocolVersion,
-      },
-      `refused a member of an incompatible protocol version: ${err.message} (logged once a minute per address; counted in transport.refusedProtocolVersion)`,
-    );
-  }
-
-  /** Pings an address over a persistent control connection (static membership). */
-  #ping(host: string, port: number, timeoutMs: number): Promise<MemberDescriptor> {
-    const key = `${host}:${port}`;
-    let conn = this.#probes.get(key);
-    if (conn === undefined || conn.state === 'closed') {
-      conn = new PeerConnection(
-        host,
-        port,
-        { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs },
-        () => {},
-      );
-      this.#probes.set(key, conn);
-    }
-    return conn.ping(timeoutMs);
-  }
-
-  /** Failure-detector probe: a fresh connection, hello and PING. True if the same member answers. */
-  async #verify(m: Member, timeoutMs: number): Promise<boolean> {
-    const conn = new PeerConnection(
-      m.host,
-      m.port,
-      { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs },
-      () => {},
-      m.id,
-    );
-    try {
-      const answered = await conn.ping(timeoutMs);
-      return answered.id === m.id;
-    } catch {
-      return false;
-    } finally {
-      conn.close();
-    }
   }
 
   async #shutdown(graceful: boolean): Promise<void> {
@@ -909,9 +750,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     for (const ic of [...this.#interceptors].reverse()) await ic.stop?.();
     const reason = new ClusterError(ErrorCode.STOPPED, 'channel stopped');
     for (const c of this.#connections.values()) c.close(reason);
-    for (const c of this.#probes.values()) c.close(reason);
+    this.#liveness.stop(reason);
     this.#connections.clear();
-    this.#probes.clear();
     await this.#receiver?.close();
     this.#view.clear();
     this.#silent.clear();

@@ -66,6 +66,8 @@ export interface BedOptions {
    * once. The order matters: a node merges late members by their start time.
    */
   startOrder?: 'sequential' | 'parallel';
+  /** The channel's `detector` config block (SWIM/Lifeguard failure detector); default: the channel's defaults. */
+  detector?: Record<string, unknown>;
 }
 
 export interface BedHost {
@@ -119,6 +121,7 @@ export class NetBed {
       startOrder: 'sequential',
       dns: { name: 'nodes.bed.test', server: `${SUBNET}.1`, refreshMs: 300 },
       started: options.nodes ?? 3,
+      detector: {},
       ...options,
     };
     this.net = new BedNetwork(this.options.nodes);
@@ -214,6 +217,7 @@ export class NetBed {
       cluster: {
         receiver: { address: h.address, port: CLUSTER_PORT, autoBind: 1 },
         membership,
+        detector: o.detector,
         ...(o.insecure ? { insecure: true } : { encrypt: true }),
       },
       sessions: { sendOptions: o.send },
