@@ -85,6 +85,8 @@ interface Suspicion {
   /** undefined while a verification runs; true once one answered; false when the last failed. */
   verified: boolean | undefined;
   verifying: boolean;
+  /** Bound of each TCP verification (verifyTimeoutMs × the multiplier when the suspicion began). */
+  readonly verifyMs: number;
 }
 
 interface Member {
@@ -476,7 +478,10 @@ export class Detector {
       return;
     }
     const n = this.#members.size + 1;
-    const minMs = suspicionMinMs(this.config.suspicionMult, n, this.config.probeIntervalMs);
+    // A node in poor health (its own probes failing, nacks missing) gives suspects more time, and
+    // its verifications too: its timeouts say as much about itself as about them (Lifeguard's
+    // local health, applied here to the suspicion as well; 1 when healthy).
+    const minMs = suspicionMinMs(this.config.suspicionMult, n, this.config.probeIntervalMs) * this.multiplier;
     const k = this.#lifeguard ? expectedConfirmations(this.config.suspicionMult, n) : 0;
     const suspicion: Suspicion = {
       incarnation,
@@ -489,6 +494,7 @@ export class Detector {
       expired: false,
       verified: undefined,
       verifying: false,
+      verifyMs: this.config.verifyTimeoutMs * this.multiplier,
     };
     m.suspicion = suspicion;
     this.counters.suspicions++;
@@ -511,7 +517,7 @@ export class Detector {
   /** TCP verifications while the suspicion lasts, each bounded; the last result decides at expiry. */
   #verify(m: Member, s: Suspicion): void {
     s.verifying = true;
-    this.io.verify(m.peer.id, this.config.verifyTimeoutMs).then(
+    this.io.verify(m.peer.id, s.verifyMs).then(
       (alive) => this.#verified(m, s, alive),
       () => this.#verified(m, s, false),
     );
@@ -524,7 +530,7 @@ export class Detector {
     else if (!s.expired) {
       // Another try fits before the timer: a lost SYN or segment gets a second chance.
       const deadline = s.start + suspicionTimeoutMs(s.reporters.size - 1, s.k, s.minMs, s.maxMs);
-      if (this.io.now() + this.config.verifyTimeoutMs <= deadline) {
+      if (this.io.now() + s.verifyMs <= deadline) {
         this.#verify(m, s);
         return;
       }

@@ -164,7 +164,7 @@ describe('detector', () => {
 
   test('lifeguard: an unconfirmed suspicion lasts max; a confirmation from another member cuts it towards min', async () => {
     /** Time from node 1's suspicion of node 4 to its removal, with `confirmers` other nodes probing too. */
-    async function suspicionLength(confirmers: number): Promise<number> {
+    async function suspicionLength(confirmers: number): Promise<[number, number]> {
       const c = cluster(4, 'lifeguard', { seed: 3 });
       const [a, b, d, x] = c.ids.map((id) => c.nodes.get(id)!);
       x!.silent = true;
@@ -172,18 +172,24 @@ describe('detector', () => {
       if (confirmers < 2) d!.detector.stop();
       if (confirmers < 1) b!.detector.stop();
       let suspectedAt = -1;
-      for (let t = 0; t < 5000 && a!.dead.length === 0; t += 5) {
+      let mult = 1;
+      for (let t = 0; t < 10_000 && a!.dead.length === 0; t += 5) {
         await c.run(5);
-        if (suspectedAt < 0 && a!.detector.suspected(x!.id)) suspectedAt = c.clock.now;
+        if (suspectedAt < 0 && a!.detector.suspected(x!.id)) {
+          suspectedAt = c.clock.now;
+          mult = a!.detector.multiplier;
+        }
       }
       assert.deepEqual(a!.dead, [x!.id]);
-      return c.clock.now - suspectedAt;
+      return [c.clock.now - suspectedAt, mult];
     }
     const min = suspicionMinMs(3, 4, 100);
     const max = 3 * min;
-    const alone = await suspicionLength(0);
-    const confirmed = await suspicionLength(2);
-    assert.ok(alone >= max - 5 && alone <= max + 50, `unconfirmed: ${alone} ms (max ${max})`);
+    // Without helpers nobody nacks: node 1's own health drops, and its suspicion is scaled by it too.
+    const [alone, mult] = await suspicionLength(0);
+    const [confirmed, healthy] = await suspicionLength(2);
+    assert.equal(healthy, 1);
+    assert.ok(alone >= mult * max - 5 && alone <= mult * max + 50, `unconfirmed: ${alone} ms (max ${max} × ${mult})`);
     assert.ok(confirmed < alone - 200, `confirmed: ${confirmed} ms < unconfirmed ${alone} ms`);
     assert.ok(confirmed >= min - 5, `never below min: ${confirmed} ms (min ${min})`);
   });
@@ -236,6 +242,19 @@ describe('detector', () => {
     assert.ok(a.multiplier === a.counters.awareness + 1);
     // Others stay healthier: their nacks came back (they only refuted node 1's suspicions of them).
     assert.ok(c.nodes.get(c.ids[1]!)!.detector.counters.awareness < a.counters.awareness);
+    // A node in poor health gives a suspect more time: × its multiplier (here ≥ 4 × the 300 ms minimum).
+    const mult = a.multiplier;
+    const x = c.nodes.get(c.ids[2]!)!;
+    x.silent = true;
+    x.tcpAlive = false;
+    const t0 = c.clock.now;
+    a.receive({ kind: 5, seq: 0, incarnation: 0, suspected: false, sender: c.ids[1]!, subject: x.id }, null);
+    const node1 = c.nodes.get(c.ids[0]!)!;
+    while (!node1.dead.includes(x.id) && c.clock.now - t0 < 20_000) await c.run(5);
+    assert.ok(
+      c.clock.now - t0 >= mult * 300,
+      `suspicion of a node in poor health lasted ${c.clock.now - t0} ms (multiplier ${mult})`,
+    );
     // Same failure in plain SWIM: no multiplier.
     const s = cluster(3, 'swim', { lose: (_f, t) => t === ids(0) });
     await s.run(3000);
