@@ -81,6 +81,12 @@ describe('a member back from a pause or a partition is merged both ways', () => 
     assert.equal(await counter(jar, a!, 3), 3);
     await holds([a!, b!], jar.id, 3, 'b to hold the session created on a');
 
+    // The failure detector dropped c in well under dropTime: keep it frozen past dropTime anyway
+    // (a long pause: c's own view of a and b expires too, and a and b take it back at once).
+    await waitFor(async () => Date.now() - frozenAt > 2 * DROP, 'the pause to outlast dropTime', {
+      timeoutMs: 4 * DROP,
+      intervalMs: 20,
+    });
     const resumedAt = Date.now();
     c!.signal('SIGCONT');
     // Nobody writes the session again: c must get it from the merge alone.
