@@ -62,6 +62,17 @@ export class Liveness {
       send: (to, p) => socket.send(to, p),
       reply: (to, p) => socket.reply(to, p),
       verify: (id, timeoutMs) => this.#verifyId(id, timeoutMs),
+      suspicion: (id, reporter, confirmations) =>
+        this.deps.logger.info(
+          {
+            member: this.deps.member(id)?.name,
+            id,
+            reporter: reporter === localId ? 'self' : (this.deps.member(reporter)?.name ?? reporter),
+            confirmations,
+            health: detector.counters.awareness,
+          },
+          confirmations === 0 ? 'failure detector: member suspected' : 'failure detector: suspicion confirmed',
+        ),
       dead: (id) => {
         const m = this.deps.member(id);
         if (m === undefined) return;

@@ -41,6 +41,8 @@ export interface DetectorIO {
   dead(id: string): void;
   /** In [0, 1); default Math.random. */
   random?(): number;
+  /** A suspicion began (`reporter` raised it) or was confirmed by another member; for logs. */
+  suspicion?(id: string, reporter: string, confirmations: number): void;
 }
 
 /** Counters (channel stats `detector`). */
@@ -482,6 +484,7 @@ export class Detector {
       // removal still needs the TCP verification to fail.
       if (s.reporters.has(reporter)) return;
       s.reporters.add(reporter);
+      this.io.suspicion?.(id, reporter, s.reporters.size - 1);
       if (own) this.#broadcast(ProbeKind.SUSPECT, id, s.incarnation);
       if (this.#lifeguard && !s.expired) this.#arm(m, s);
       return;
@@ -508,6 +511,7 @@ export class Detector {
     };
     m.suspicion = suspicion;
     this.counters.suspicions++;
+    this.io.suspicion?.(id, reporter, 0);
     if (own) this.#broadcast(ProbeKind.SUSPECT, id, incarnation);
     this.#arm(m, suspicion);
     this.#verify(m, suspicion);

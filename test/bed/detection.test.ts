@@ -76,6 +76,17 @@ function removedAt(bed: NetBed, since: number): number | undefined {
   return last;
 }
 
+/** The detector's log lines of h1 and h2 since `at` (suspected, confirmed, removed), for the report. */
+function trace(bed: NetBed, at: number, what: string, out: (line: string) => void): void {
+  for (const k of [1, 2])
+    for (const l of bed
+      .host(k)
+      .node.logs.filter((x) => x.receivedAt >= at && String(x.msg).startsWith('failure detector')))
+      out(
+        `  ${what} h${k} +${l.receivedAt - at} ms ${l.msg} ${JSON.stringify({ by: l.reporter, confirmations: l.confirmations, health: l.health })}`,
+      );
+}
+
 function summary(xs: number[]): string {
   const s = [...xs].sort((a, b) => a - b);
   return `p50=${s[Math.floor(s.length / 2)]} ms max=${s[s.length - 1]} ms (${s.join(', ')})`;
@@ -90,43 +101,54 @@ describe('bed: silent failures detected within 1 s (SWIM + Lifeguard)', { skip }
   test('a node cut off, then a paused node, are removed by both others within 1 s and rejoin', async (t) => {
     bed = await NetBed.create({ nodes: 3, membership: 'multicast', dropTimeMs: 2000 });
     const b = bed;
-    await b.waitView(b.fullMesh(), 'the full cluster', 15_000);
-    const cut: number[] = [];
-    const paused: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
-      await healthy(b);
-      const at = Date.now();
-      await b.cut(3);
-      try {
-        await b.waitView({ 1: [2], 2: [1] }, 'h1 and h2 to remove the cut-off h3', 5_000);
-        cut.push(removedAt(b, at)! - at);
-      } finally {
-        await b.heal();
+    try {
+      await b.waitView(b.fullMesh(), 'the full cluster', 15_000);
+      const cut: number[] = [];
+      const paused: number[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        await healthy(b);
+        const at = Date.now();
+        await b.cut(3);
+        try {
+          await b.waitView({ 1: [2], 2: [1] }, 'h1 and h2 to remove the cut-off h3', 5_000);
+          cut.push(removedAt(b, at)! - at);
+          trace(b, at, `cut run ${run}`, (line) => t.diagnostic(line));
+        } finally {
+          await b.heal();
+        }
+        await b.waitView(b.fullMesh(), 'h3 back after the heal', 15_000);
       }
-      await b.waitView(b.fullMesh(), 'h3 back after the heal', 15_000);
-    }
-    for (let run = 0; run < RUNS; run++) {
-      await healthy(b);
-      const at = Date.now();
-      b.pause(3);
-      try {
-        await b.waitView({ 1: [2], 2: [1] }, 'h1 and h2 to remove the paused h3', 5_000);
-        paused.push(removedAt(b, at)! - at);
-      } finally {
-        b.resume(3);
+      for (let run = 0; run < RUNS; run++) {
+        await healthy(b);
+        const at = Date.now();
+        b.pause(3);
+        try {
+          await b.waitView({ 1: [2], 2: [1] }, 'h1 and h2 to remove the paused h3', 5_000);
+          paused.push(removedAt(b, at)! - at);
+          for (const k of [1, 2])
+            for (const l of b
+              .host(k)
+              .node.logs.filter((x) => x.receivedAt >= at && String(x.msg).startsWith('failure detector')))
+              t.diagnostic(
+                `  pause run ${run} h${k} +${l.receivedAt - at} ms ${l.msg} ${JSON.stringify({ r: l.reporter, c: l.confirmations, h: l.health })}`,
+              );
+        } finally {
+          b.resume(3);
+        }
+        await b.waitView(b.fullMesh(), 'h3 back after SIGCONT', 15_000);
+        assert.ok(b.host(3).node.running, 'h3 survived the pause');
       }
-      await b.waitView(b.fullMesh(), 'h3 back after SIGCONT', 15_000);
-      assert.ok(b.host(3).node.running, 'h3 survived the pause');
+      t.diagnostic(`cut off: removed by h1 and h2 after ${summary(cut)}`);
+      t.diagnostic(`paused: removed by h1 and h2 after ${summary(paused)}`);
+      t.diagnostic(`detector counters (all nodes): ${JSON.stringify(await totals(b))}`);
+      t.diagnostic(
+        `health scores h1/h2/h3: ${(await Promise.all([1, 2, 3].map(async (k) => (await detector(b, k)).awareness))).join('/')}`,
+      );
+      for (const ms of [...cut, ...paused]) assert.ok(ms <= BOUND_MS, `detected within ${BOUND_MS} ms: ${ms} ms`);
+    } finally {
+      await bed.destroy();
+      bed = undefined;
     }
-    t.diagnostic(`cut off: removed by h1 and h2 after ${summary(cut)}`);
-    t.diagnostic(`paused: removed by h1 and h2 after ${summary(paused)}`);
-    t.diagnostic(`detector counters (all nodes): ${JSON.stringify(await totals(b))}`);
-    t.diagnostic(
-      `health scores h1/h2/h3: ${(await Promise.all([1, 2, 3].map(async (k) => (await detector(b, k)).awareness))).join('/')}`,
-    );
-    for (const ms of [...cut, ...paused]) assert.ok(ms <= BOUND_MS, `detected within ${BOUND_MS} ms: ${ms} ms`);
-    await bed.destroy();
-    bed = undefined;
   });
 
   const results: Record<string, Counters & { removals: number }> = {};
@@ -134,31 +156,34 @@ describe('bed: silent failures detected within 1 s (SWIM + Lifeguard)', { skip }
     test(`${LOSS} % loss and ${DELAY} ms delay on h3's link for ${PERIOD_MS / 1000} s, mode ${mode}: no false removal`, async (t) => {
       bed = await NetBed.create({ nodes: 3, membership: 'multicast', dropTimeMs: 2000, detector: { mode } });
       const b = bed;
-      await b.waitView(b.fullMesh(), 'the full cluster', 15_000);
-      const before = await totals(b);
-      const at = Date.now();
-      await b.loss(3, LOSS);
       try {
-        await b.delay(3, DELAY);
-        // Bounded by the clock, not by a condition: the period is what is measured.
-        await new Promise((r) => setTimeout(r, PERIOD_MS));
-        assert.ok((await b.net.lossDropped()) > 0, 'the loss rules dropped frames');
+        await b.waitView(b.fullMesh(), 'the full cluster', 15_000);
+        const before = await totals(b);
+        const at = Date.now();
+        await b.loss(3, LOSS);
+        try {
+          await b.delay(3, DELAY);
+          // Bounded by the clock, not by a condition: the period is what is measured.
+          await new Promise((r) => setTimeout(r, PERIOD_MS));
+          assert.ok((await b.net.lossDropped()) > 0, 'the loss rules dropped frames');
+        } finally {
+          await b.loss(3, 0);
+          await b.delay(3, 0);
+        }
+        const afterT = await totals(b);
+        const removals = b.hosts.flatMap((h) => b.logsSince(h.k, 'member removed', at));
+        const diff = Object.fromEntries(KEYS.map((k) => [k, (afterT[k] ?? 0) - (before[k] ?? 0)]));
+        results[mode] = { ...diff, removals: removals.length };
+        t.diagnostic(`mode ${mode}: removals ${removals.length}; ${JSON.stringify(diff)}`);
+        // The claim is about the Lifeguard detector (the default); plain SWIM is the comparison, reported only.
+        if (mode === 'lifeguard') {
+          assert.equal(removals.length, 0, `no member removed: ${JSON.stringify(removals)}`);
+          assert.ok(b.viewIs(b.fullMesh()), `membership whole: ${b.describeViews()}`);
+        }
       } finally {
-        await b.loss(3, 0);
-        await b.delay(3, 0);
+        await bed.destroy();
+        bed = undefined;
       }
-      const afterT = await totals(b);
-      const removals = b.hosts.flatMap((h) => b.logsSince(h.k, 'member removed', at));
-      const diff = Object.fromEntries(KEYS.map((k) => [k, (afterT[k] ?? 0) - (before[k] ?? 0)]));
-      results[mode] = { ...diff, removals: removals.length };
-      t.diagnostic(`mode ${mode}: removals ${removals.length}; ${JSON.stringify(diff)}`);
-      // The claim is about the Lifeguard detector (the default); plain SWIM is the comparison, reported only.
-      if (mode === 'lifeguard') {
-        assert.equal(removals.length, 0, `no member removed: ${JSON.stringify(removals)}`);
-        assert.ok(b.viewIs(b.fullMesh()), `membership whole: ${b.describeViews()}`);
-      }
-      await bed.destroy();
-      bed = undefined;
       if (mode === 'swim') {
         const rows = [
           'suspicions',
