@@ -128,21 +128,7 @@ export class Detector {
       awareness: 0,
     };
   }
-  readonly counters: DetectorCounters = {
-    probes: 0,
-    indirectProbes: 0,
-    failedProbes: 0,
-    suspicions: 0,
-    refutations: 0,
-    verifyRescues: 0,
-    falseSuspicions: 0,
-    confirmedRemovals: 0,
-    selfRefutations: 0,
-    nacksSent: 0,
-    lateAcks: 0,
-    refused: 0,
-    awareness: 0,
-  };
+  readonly counters: DetectorCounters = Detector.emptyCounters();
   readonly #members = new Map<string, Member>();
   readonly #pending = new Map<number, Pending>();
   #order: string[] = [];
