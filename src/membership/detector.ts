@@ -475,7 +475,11 @@ export class Detector {
       if (this.#lifeguard && !s.expired) this.#arm(m, s);
       return;
     }
-    if (incarnation < m.incarnation) return; // refuted already
+    // A report naming an older incarnation than the one known here (its reporter missed an ack or
+    // ALIVE) is still a fresh failure to reach the member: suspect it at the incarnation known
+    // here, which the member then refutes by going above (the buddy ping tells it which). Dropping
+    // it instead left this node to find out alone, with no confirmation: the long timer.
+    incarnation = Math.max(incarnation, m.incarnation);
     const n = this.#members.size + 1;
     // A node in poor health (its own probes failing, nacks missing) gives suspects more time, and
     // its verifications too: its timeouts say as much about itself as about them (Lifeguard's

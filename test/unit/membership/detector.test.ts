@@ -210,12 +210,17 @@ describe('detector', () => {
     assert.ok(x!.detector.counters.selfRefutations >= 1);
   });
 
-  test("an old suspicion (incarnation below the member's) is ignored", async () => {
+  test('a suspicion naming an older incarnation is held at the known one: only a higher ALIVE ends it', () => {
     const c = cluster(3, 'lifeguard');
     const [a, , x] = c.ids.map((id) => c.nodes.get(id)!);
     a!.detector.receive({ kind: 6, seq: 0, incarnation: 5, suspected: false, sender: x!.id, subject: x!.id }, null);
     a!.detector.receive({ kind: 5, seq: 0, incarnation: 4, suspected: false, sender: c.ids[1]!, subject: x!.id }, null);
-    assert.ok(!a!.detector.suspected(x!.id));
+    assert.ok(a!.detector.suspected(x!.id), 'the reporter could not reach it: suspected');
+    a!.detector.receive({ kind: 6, seq: 0, incarnation: 5, suspected: false, sender: x!.id, subject: x!.id }, null);
+    assert.ok(a!.detector.suspected(x!.id), 'ALIVE at the suspected incarnation does not refute');
+    a!.detector.receive({ kind: 6, seq: 0, incarnation: 6, suspected: false, sender: x!.id, subject: x!.id }, null);
+    assert.ok(!a!.detector.suspected(x!.id), 'ALIVE above it does');
+    assert.equal(a!.detector.counters.refutations, 1);
   });
 
   test('verification is the last word: a member whose UDP is lost but TCP answers is kept (rescued)', async () => {
