@@ -125,13 +125,7 @@ describe('bed: silent failures detected within 1 s (SWIM + Lifeguard)', { skip }
         try {
           await b.waitView({ 1: [2], 2: [1] }, 'h1 and h2 to remove the paused h3', 5_000);
           paused.push(removedAt(b, at)! - at);
-          for (const k of [1, 2])
-            for (const l of b
-              .host(k)
-              .node.logs.filter((x) => x.receivedAt >= at && String(x.msg).startsWith('failure detector')))
-              t.diagnostic(
-                `  pause run ${run} h${k} +${l.receivedAt - at} ms ${l.msg} ${JSON.stringify({ r: l.reporter, c: l.confirmations, h: l.health })}`,
-              );
+          trace(b, at, `pause run ${run}`, (line) => t.diagnostic(line));
         } finally {
           b.resume(3);
         }
