@@ -5,163 +5,39 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { decode, decodeBudgetRefusals, encode } from '../codec/value-codec.js';
+import { decodeBudgetRefusals, encode } from '../codec/value-codec.js';
 import { type ChannelConfig, type ChannelConfigInput, resolveChannelConfig } from '../config/channel-config.js';
-import { parseSendOptions, SendFlag, type SendOptionsInput } from '../config/send-options.js';
-import { ClusterError, ErrorCode, type FaultyMember, type ProtocolVersionError, SendError } from '../core/errors.js';
+import { parseSendOptions, SendFlag } from '../config/send-options.js';
+import { ClusterError, ErrorCode } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createMembership } from '../membership/create.js';
-import type { DnsMembershipStats } from '../membership/dns.js';
-import {
-  type MembershipContext,
-  type MembershipCounters,
-  type MembershipService,
-  newMembershipCounters,
-  type RemoveReason,
-} from '../membership/membership.js';
-import { PeerConnection } from '../transport/peer-connection.js';
+import { type MembershipContext, type MembershipService, newMembershipCounters } from '../membership/membership.js';
 import { type InboundConnection, Receiver } from '../transport/receiver.js';
 import type { TransportSettings } from '../transport/settings.js';
-import { createTransportStats, type TransportStats } from '../transport/stats.js';
+import { createTransportStats } from '../transport/stats.js';
 import type { ClusterKeys } from '../wire/auth.js';
-import { type AssemblyPolicy, FrameType, HEADER_BYTES, writeHeader } from '../wire/frame.js';
 import { encodeMember, type MemberDescriptor, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../wire/member.js';
 import { gcmEngine } from '../wire/native-gcm.js';
+import type { ChannelEvents, ChannelStats, MessageHandler, MessageHandlerOptions, SendOptions } from './api.js';
 import { unlistedReceiverWarning } from './bind-check.js';
 import { DepartedMembers } from './departed.js';
+import { Inbound } from './inbound.js';
 import { createInterceptors } from './interceptors/index.js';
-import { type KeySource, type ResolvedKeys, replaceClusterKeys, resolveClusterKeys } from './key-source.js';
+import { type ResolvedKeys, replaceClusterKeys, resolveClusterKeys } from './key-source.js';
+import { Liveness } from './liveness.js';
+import { MemberCache } from './member-cache.js';
+import { DATA_HEAD, Outbound } from './outbound.js';
 import { buildPipeline, type Pipeline, RESOLVED } from './pipeline.js';
-import type { IncomingMessage, Interceptor, InterceptorContext, Member, OutgoingMessage, Upstream } from './types.js';
+import type { Interceptor, InterceptorContext, Member, Upstream } from './types.js';
 
-/** Per-send options. */
-export interface SendOptions {
-  /** Tomcat send options for this message (default: the channel's `sendOptions`). */
-  options?: SendOptionsInput;
-  /** Acknowledgement timeout (default: sender.timeoutMs). */
-  timeoutMs?: number;
-}
-
-/** A message as the application receives it. */
-export interface ReceivedMessage {
-  readonly from: Member;
-  /** Send option bits it travelled with. */
-  readonly options: number;
-  /** The raw payload bytes (a Buffer for byte messages). */
-  readonly bytes: Buffer;
-  /** The decoded value (decoded on first access; a byte message is its bytes). */
-  readonly value: unknown;
-}
-
-/** A message handler. Return a promise to make synchronous acknowledgements wait for it. */
-export type MessageHandler = (msg: ReceivedMessage) => void | Promise<void>;
-
-/** How a handler uses the messages it is given. */
-export interface MessageHandlerOptions {
-  /**
-   * The handler reads `msg.bytes` and `msg.value` only before it returns (before its first
-   * `await`), and keeps neither the message nor `msg.bytes` (decoded values are its own). While
-   * every registered handler borrows, the channel assembles messages that span socket reads (any
-   * message over 64 KiB, and some smaller ones) in one reused buffer per connection instead of
-   * allocating one per message, and `bytes` / `value` throw ERR_CLOWDER_MESSAGE_EXPIRED once the
-   * handlers returned. Default false: messages stay valid for as long as they are referenced.
-   */
-  borrow?: boolean;
-}
-
-/** Counters of one channel. */
-export interface ChannelStats {
-  readonly transport: TransportStats;
-  /**
-   * Members in view, heartbeats refused (all reasons), refused membership claims by kind, and
-   * `rejoins`: members back after a silence ({@link ChannelEvents.memberRejoined}).
-   */
-  readonly membership: {
-    readonly members: number;
-    readonly heartbeatsRefused: number;
-    readonly rejoins: number;
-    /** DNS membership only: resolutions, failures, refusals and addresses listed. */
-    readonly dns?: Readonly<DnsMembershipStats>;
-  } & Readonly<MembershipCounters>;
-  readonly messages: {
-    readonly sent: number;
-    readonly received: number;
-    readonly handlerErrors: number;
-    /** Sends that failed for at least one member (asynchronous ones included). */
-    readonly sendErrors: number;
-  };
-  readonly interceptors: Readonly<Record<string, Record<string, number>>>;
-  /** Where the cluster keys come from (never the keys), and how often each key verified a hello or heartbeat. */
-  readonly auth: {
-    readonly keySource: KeySource | 'unresolved';
-    readonly keyFile?: string;
-    /** Keys accepted (a rotation list has several; the first sends). */
-    readonly keys: number;
-    /** Hellos, hello answers and heartbeats verified, per key index (failures: transport.authFailures, membership.heartbeatsRefused). */
-    readonly acceptedByKey: readonly number[];
-  };
-  /** The receiver's bound port; `unlisted`: the static member list (or DNS membership's port) does not name it (warned at start). */
-  readonly receiver: { readonly port: number; readonly unlisted: boolean };
-  /** Decodes refused for exceeding their allocation budget (codec bombs), in this process. */
-  readonly codec: { readonly decodeBudgetRefusals: number };
-}
-
-/**
- * Events: `memberAdded(member)`, `memberRemoved(member, reason)`, `memberRejoined(member)`,
- * `sendError(error, destinations)`, `error(err)`.
- */
-export interface ChannelEvents {
-  memberAdded: [member: Member];
-  memberRemoved: [member: Member, reason: RemoveReason];
-  /**
-   * A member (the same process: same id) is back after a silence during which messages between
-   * it and this node may have been lost: this node had removed it and now added it again (after
-   * `memberAdded`), or its heartbeats stopped for longer than dropTime while it kept answering
-   * over TCP (a pause or a partition of this node or of it). See docs/architecture.md,
-   * "Partitions and merges". The other side may not notice on its own: tell it.
-   */
-  memberRejoined: [member: Member];
-  sendError: [error: Error, destinations: readonly Member[]];
-}
-
-/** One object per received message: it travels up the stack (IncomingMessage) and is what handlers get. */
-class Received implements ReceivedMessage, IncomingMessage {
-  #value: unknown = NOT_DECODED;
-  #expired = false;
-  constructor(
-    readonly from: Member,
-    public flags: number,
-    public payload: Buffer,
-  ) {}
-  get options(): number {
-    return this.flags;
-  }
-  get bytes(): Buffer {
-    if (this.#expired) throw expired();
-    return this.payload;
-  }
-  get value(): unknown {
-    if (this.#value === NOT_DECODED) {
-      if (this.#expired) throw expired();
-      this.#value = this.flags & SendFlag.BYTE_MESSAGE ? this.payload : decode(this.payload);
-    }
-    return this.#value;
-  }
-  /** The borrowing handlers returned: the payload's memory may be reused from now on. */
-  expire(): void {
-    this.#expired = true;
-    this.payload = NO_BYTES;
-  }
-}
-const NOT_DECODED = Symbol('not decoded');
-const NO_BYTES = Buffer.alloc(0);
-
-function expired(): ClusterError {
-  return new ClusterError(
-    ErrorCode.MESSAGE_EXPIRED,
-    'message read after its handler returned: a handler registered with { borrow: true } must read msg.bytes / msg.value before it returns or awaits (copy what it keeps)',
-  );
-}
+export type {
+  ChannelEvents,
+  ChannelStats,
+  MessageHandler,
+  MessageHandlerOptions,
+  ReceivedMessage,
+  SendOptions,
+} from './api.js';
 
 type State = 'new' | 'starting' | 'started' | 'stopping' | 'stopped';
 
@@ -192,21 +68,18 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Members visible to the application (what came out of the top of the stack). */
   readonly #view = new Map<string, Member>();
   /** Member objects by id, for messages from connections (cached decode of the descriptor). */
-  readonly #known = new Map<string, Member>();
-  readonly #connections = new Map<string, PeerConnection>();
-  readonly #probes = new Map<string, PeerConnection>();
-  #handlers: readonly MessageHandler[] = [];
-  /** Handlers that may keep messages (registered without `borrow`). */
-  #keepers = 0;
-  /** Shared with the receiver: reuse assembly buffers while no handler keeps messages. */
-  readonly #assembly: AssemblyPolicy = { reuse: true };
+  readonly #members = new MemberCache();
+  readonly #out: Outbound = new Outbound({
+    settings: () => this.#settings,
+    suspected: (m, err) => {
+      if (this.#state === 'started' && this.#view.has(m.id)) this.#pipeline!.up.memberSuspected(m, err);
+    },
+  });
+  readonly #in: Inbound;
   #sent = 0;
-  #received = 0;
-  #handlerErrors = 0;
   #sendErrors = 0;
   #heartbeatsRefused = 0;
-  /** When a protocol-version refusal was last logged, per peer address. */
-  readonly #versionLogged = new Map<string, number>();
+  readonly #liveness: Liveness;
   /** The static member list does not name this node's receiver (see bind-check.ts). */
   #receiverUnlisted = false;
   /** Ids removed from the view, so that one added again is known as a rejoin (see departed.ts). */
@@ -222,6 +95,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     super();
     this.config = resolveChannelConfig(config);
     this.#logger = (deps.logger ?? createLogger()).child({ component: 'channel', node: this.config.name });
+    this.#in = new Inbound(this.#logger);
     this.#payloadBytes = this.config.payload === undefined ? new Uint8Array(0) : encode(this.config.payload);
     const c = this.config;
     this.#settings = {
@@ -239,8 +113,21 @@ export class Channel extends EventEmitter<ChannelEvents> {
       encrypt: c.encrypt,
       localDescriptor: () => this.#localBytes!,
       stats: this.#stats,
-      versionRefused: (err, peer, via) => this.#versionRefused(err, peer, via),
+      versionRefused: (err, peer, via) => this.#liveness.versionRefused(err, peer, via),
     };
+    this.#liveness = new Liveness({
+      config: c,
+      logger: this.#logger,
+      stats: this.#stats,
+      settings: () => this.#settings,
+      connection: (id) => this.#out.connections.get(id),
+      member: (id) => this.#view.get(id),
+      dead: (m) => {
+        if (this.#state !== 'started') return;
+        this.#membership.forget(m.id);
+        this.#pipeline!.up.memberRemoved(m, 'unreachable');
+      },
+    });
     this.#interceptors = createInterceptors(c);
     this.#membership = createMembership(c.membership);
   }
@@ -278,25 +165,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * {@link MessageHandlerOptions.borrow} for handlers that do not keep messages.
    */
   onMessage(handler: MessageHandler, options: MessageHandlerOptions = {}): () => void {
-    const keeps = options.borrow !== true;
-    // A new array, not a push: a handler registered while messages are dispatched is not called
-    // for the message in flight (the dispatch loop holds the old array).
-    this.#handlers = [...this.#handlers, handler];
-    if (keeps) this.#addKeepers(1);
-    let removed = false;
-    return () => {
-      if (removed) return;
-      removed = true;
-      const i = this.#handlers.indexOf(handler);
-      if (i >= 0) this.#handlers = this.#handlers.filter((_, k) => k !== i);
-      if (keeps) this.#addKeepers(-1);
-    };
-  }
-
-  /** The receiver reuses assembly buffers exactly while no handler keeps messages. */
-  #addKeepers(n: number): void {
-    this.#keepers += n;
-    this.#assembly.reuse = this.#keepers === 0;
+    return this.#in.add(handler, options);
   }
 
   /**
@@ -331,7 +200,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
           autoBind: c.receiver.autoBind,
           maxConnections: c.receiver.maxConnections,
           maxConnectionsPerAddress: c.receiver.maxConnectionsPerAddress,
-          assembly: this.#assembly,
+          assembly: this.#in.assembly,
         },
         this.#settings,
         {
@@ -354,9 +223,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
         this.#receiverUnlisted = true;
         this.#logger.warn({ bound: `${bound.host}:${bound.port}`, configuredPort: c.receiver.port }, unlisted);
       }
-      this.#pipeline = buildPipeline(this.#interceptors, (msg) => this.#transmit(msg), this.#top());
+      this.#pipeline = buildPipeline(this.#interceptors, (msg) => this.#out.transmit(msg), this.#top());
       for (let i = 0; i < this.#interceptors.length; i++) await this.#interceptors[i]!.start?.(this.#contextFor(i));
       await this.#membership.start(this.#membershipContext());
+      await this.#liveness.start(this.#id, bound.host, bound.port, this.#keys);
       this.#tickTimer = setInterval(() => {
         const now = Date.now();
         for (const ic of this.#interceptors) ic.tick?.(now);
@@ -502,20 +372,17 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * (where the batch is written otherwise). For a caller whose next output must follow them.
    */
   flushNow(): void {
-    for (const c of this.#connections.values()) c.flushNow();
+    this.#out.flushNow();
   }
 
   /** Resolves when every queued message has been written to its socket. */
-  async flush(): Promise<void> {
-    await Promise.all(Array.from(this.#connections.values(), (c) => c.drained()));
+  flush(): Promise<void> {
+    return this.#out.flush();
   }
 
   /** Bytes queued for a member (or all members). */
   pendingBytes(member?: Member): number {
-    if (member) return this.#connections.get(member.id)?.pendingBytes ?? 0;
-    let n = 0;
-    for (const c of this.#connections.values()) n += c.pendingBytes;
-    return n;
+    return this.#out.pendingBytes(member);
   }
 
   /** Counters for monitoring. */
@@ -533,9 +400,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
       },
       messages: {
         sent: this.#sent,
-        received: this.#received,
-        handlerErrors: this.#handlerErrors,
-        sendErrors: this.#sendErrors,
+        received: this.#in.received,
+        handlerErrors: this.#in.handlerErrors,
+        sendErrors: this.#sendErrors + this.#out.sendErrors,
       },
       interceptors,
       auth: {
@@ -546,6 +413,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       },
       receiver: { port: this.#local?.port ?? 0, unlisted: this.#receiverUnlisted },
       codec: { decodeBudgetRefusals: decodeBudgetRefusals() },
+      detector: this.#liveness.stats(),
     };
   }
 
@@ -566,159 +434,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
     };
     this.#localDescriptor = desc;
     this.#localBytes = encodeMember(desc);
-    this.#local = this.#toMember(desc);
-  }
-
-  #toMember(d: MemberDescriptor): Member {
-    const cached = this.#known.get(d.id);
-    if (cached !== undefined && cached.startTime === d.startTime && sameBytes(payloadOf(cached), d.payload))
-      return cached;
-    let payload: unknown;
-    try {
-      payload = d.payload.length === 0 ? undefined : decode(d.payload);
-    } catch {
-      payload = undefined;
-    }
-    const m: Member = Object.freeze({
-      id: d.id,
-      name: d.name,
-      host: d.host,
-      port: d.port,
-      domain: d.domain,
-      startTime: d.startTime,
-      protocolVersion: d.protocolVersion,
-      payload,
-    });
-    payloadBytesOf.set(m, d.payload);
-    if (this.#known.size > 10_000) this.#known.clear();
-    this.#known.set(d.id, m);
-    return m;
-  }
-
-  #connectionFor(m: Member): PeerConnection {
-    let conn = this.#connections.get(m.id);
-    if (conn === undefined || conn.state === 'closed') {
-      conn = new PeerConnection(m.host, m.port, this.#settings, (c, err) => this.#onConnectionDown(m, c, err), m.id);
-      this.#connections.set(m.id, conn);
-    }
-    return conn;
-  }
-
-  #onConnectionDown(m: Member, _conn: PeerConnection, err: ClusterError): void {
-    if (this.#state !== 'started' || !this.#view.has(m.id)) return;
-    this.#pipeline!.up.memberSuspected(m, err);
-  }
-
-  /** The bottom of the send stack: hand the frame to each destination's connection. */
-  #transmit(msg: OutgoingMessage): Promise<void> {
-    const wantAck = (msg.flags & SendFlag.USE_ACK) !== 0;
-    const flags = msg.flags;
-    const dests = msg.destinations;
-    if (!msg.wait && !wantAck) {
-      let faulty: FaultyMember[] | undefined;
-      // The payload still sits where send() encoded it: write the header into the room before it
-      // once, and queue that same frame for every destination (no copy per destination).
-      const framed = msg.framed;
-      const whole =
-        framed !== undefined &&
-        msg.payload.buffer === framed.buffer &&
-        msg.payload.byteOffset === framed.byteOffset + DATA_HEAD &&
-        msg.payload.length === framed.length - DATA_HEAD;
-      if (whole) {
-        writeHeader(framed, 0, FrameType.DATA, flags, 4 + msg.payload.length);
-        framed.writeUInt32BE(0, HEADER_BYTES);
-      }
-      for (const m of dests) {
-        const conn = this.#connectionFor(m);
-        const err = whole ? conn.postFrame(framed) : conn.post(flags, msg.payload);
-        if (err) (faulty ??= []).push({ id: m.id, name: m.name, error: err });
-      }
-      if (faulty === undefined) return RESOLVED;
-      this.#sendErrors++;
-      return Promise.reject(new SendError(faulty));
-    }
-    if (dests.length === 1) {
-      const m = dests[0]!;
-      return this.#connectionFor(m)
-        .send(flags, msg.payload, wantAck, msg.timeoutMs)
-        .catch((err: ClusterError) => {
-          this.#afterSendFailure(m, err);
-          throw new SendError([{ id: m.id, name: m.name, error: err }]);
-        });
-    }
-    return Promise.allSettled(
-      dests.map((m) => this.#connectionFor(m).send(flags, msg.payload, wantAck, msg.timeoutMs)),
-    ).then((results) => {
-      let faulty: FaultyMember[] | undefined;
-      for (let i = 0; i < results.length; i++) {
-        const r = results[i]!;
-        if (r.status === 'rejected') {
-          const m = dests[i]!;
-          this.#afterSendFailure(m, r.reason);
-          (faulty ??= []).push({ id: m.id, name: m.name, error: r.reason });
-        }
-      }
-      if (faulty) throw new SendError(faulty);
-    });
-  }
-
-  #afterSendFailure(m: Member, err: ClusterError): void {
-    // A processing failure on a live peer says nothing about its liveness.
-    if (
-      err.code === ErrorCode.REMOTE_PROCESSING ||
-      err.code === ErrorCode.QUEUE_FULL ||
-      err.code === ErrorCode.MESSAGE_TOO_LARGE
-    )
-      return;
-    if (this.#state === 'started' && this.#view.has(m.id)) this.#pipeline!.up.memberSuspected(m, err);
+    this.#local = this.#members.get(desc);
   }
 
   #onData(conn: InboundConnection, flags: number, seq: number, payload: Buffer, borrowed: boolean): void {
     if (this.#state !== 'started') return;
-    // Assembled in a reused buffer, but a handler that keeps messages came since: give it its own.
-    if (borrowed && this.#keepers > 0) payload = Buffer.from(payload);
     // The sender's Member is computed once per connection, not per message.
     let from = conn.tag as Member | undefined;
-    if (from === undefined) conn.tag = from = this.#toMember(conn.remote);
-    if (flags & SendFlag.USE_ACK && !(flags & SendFlag.SYNC_ACK)) conn.ack(seq);
-    const msg = new Received(from, flags, payload);
-    const sync = (flags & (SendFlag.USE_ACK | SendFlag.SYNC_ACK)) === (SendFlag.USE_ACK | SendFlag.SYNC_ACK);
-    let result: void | Promise<void>;
-    try {
-      result = this.#pipeline!.up.receive(msg);
-    } catch (err) {
-      this.#handlerErrors++;
-      if (sync) conn.nack(seq, (err as Error).message);
-      else this.#logger.warn({ err, from: from.name }, 'message handler failed');
-      return;
-    }
-    if (!sync) {
-      if (result instanceof Promise)
-        result.catch((err) => {
-          this.#handlerErrors++;
-          this.#logger.warn({ err, from: from.name }, 'message handler failed');
-        });
-      return;
-    }
-    if (result instanceof Promise) {
-      result.then(
-        () => conn.ack(seq),
-        (err: Error) => {
-          this.#handlerErrors++;
-          conn.nack(seq, err?.message ?? String(err));
-        },
-      );
-    } else conn.ack(seq);
-  }
-
-  #dispatch(handlers: readonly MessageHandler[], received: Received): void | Promise<void> {
-    if (handlers.length === 1) return handlers[0]!(received);
-    let pending: Promise<void>[] | undefined;
-    for (const h of handlers) {
-      const r = h(received);
-      if (r instanceof Promise) (pending ??= []).push(r);
-    }
-    if (pending) return Promise.all(pending).then(() => {});
+    if (from === undefined) conn.tag = from = this.#members.get(conn.remote);
+    this.#in.data(this.#pipeline!.up, from, conn, flags, seq, payload, borrowed);
   }
 
   /** Resolves once the leave is processed (verified, and the member removed if it checks out). */
@@ -731,21 +455,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** The top of the stack: the application. */
   #top(): Upstream {
     return {
-      receive: (msg) => {
-        this.#received++;
-        const handlers = this.#handlers;
-        if (handlers.length === 0) return;
-        const received = msg instanceof Received ? msg : new Received(msg.from, msg.flags, msg.payload);
-        if (this.#keepers === 0) {
-          // Every handler borrows: once they returned, the payload's memory may be reused.
-          try {
-            return this.#dispatch(handlers, received);
-          } finally {
-            received.expire();
-          }
-        }
-        return this.#dispatch(handlers, received);
-      },
+      receive: (msg) => this.#in.deliver(msg),
       memberAdded: (m) => {
         if (this.#state === 'stopping' || this.#state === 'stopped') return;
         if (this.#view.has(m.id)) {
@@ -757,7 +467,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
         }
         this.#view.set(m.id, m);
         this.#logger.info({ member: m.name, id: m.id, host: m.host, port: m.port }, 'member added');
-        this.#connectionFor(m).warm();
+        this.#out.connectionFor(m).warm();
+        this.#liveness.added(m);
         this.emit('memberAdded', m);
         if (this.#departed.back(m.id)) this.#rejoined(m);
       },
@@ -765,9 +476,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
         if (!this.#view.delete(m.id)) return;
         this.#departed.gone(m.id);
         this.#silent.delete(m.id);
-        const conn = this.#connections.get(m.id);
-        this.#connections.delete(m.id);
-        conn?.close(new ClusterError(ErrorCode.UNKNOWN_MEMBER, `member ${m.name} is gone (${reason})`));
+        this.#liveness.removed(m.id);
+        this.#out.close(m.id, new ClusterError(ErrorCode.UNKNOWN_MEMBER, `member ${m.name} is gone (${reason})`));
         this.#logger.info({ member: m.name, id: m.id, reason }, 'member removed');
         this.emit('memberRemoved', m, reason);
       },
@@ -790,12 +500,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
       logger: this.#logger.child({ interceptor: this.#interceptors[i]!.name }),
       local: () => this.local,
       members: () => this.members(),
-      verify: (m, timeoutMs) => this.#verify(m, timeoutMs),
+      verify: (m, timeoutMs) => this.#liveness.verify(m, timeoutMs),
       forget: (m) => this.#membership.forget(m.id),
       up: pipeline.upFrom(i),
       send: pipeline.sendFrom(i),
       pendingBytes: (m) => this.pendingBytes(m),
-      drained: (m) => this.#connections.get(m.id)?.drained() ?? RESOLVED,
+      drained: (m) => this.#out.connections.get(m.id)?.drained() ?? RESOLVED,
       membershipContext: () => this.#membershipContext(pipeline.upFrom(i)),
       reportSendError: (error, msg) => {
         this.#sendErrors++;
@@ -816,79 +526,23 @@ export class Channel extends EventEmitter<ChannelEvents> {
       domain: this.config.domain,
       logger: this.#logger.child({ membership: this.#membership.kind }),
       events: {
-        added: (d) => up.memberAdded(this.#toMember(d)),
+        added: (d) => up.memberAdded(this.#members.get(d)),
         removed: (d, reason) => {
           if (this.#view.has(d.id)) this.#silent.add(d.id); // deleted when it leaves the view
-          up.memberRemoved(this.#toMember(d), reason);
+          up.memberRemoved(this.#members.get(d), reason);
         },
       },
-      ping: (host, port, timeoutMs) => this.#ping(host, port, timeoutMs),
-      verify: (d) => this.#verify(this.#toMember(d), this.config.sender.connectTimeoutMs),
+      ping: (host, port, timeoutMs) => this.#liveness.ping(host, port, timeoutMs),
+      verify: (d) => this.#liveness.verify(this.#members.get(d), this.config.sender.connectTimeoutMs),
       countRefused: (reason, from) => {
         if (this.#heartbeatsRefused++ % 100 === 0)
           this.#logger.warn({ from, reason, refused: this.#heartbeatsRefused }, 'heartbeat refused');
       },
       versionRefused: (err, from) => {
         this.#stats.refusedProtocolVersion++;
-        this.#versionRefused(err, from, 'heartbeat');
+        this.#liveness.versionRefused(err, from, 'heartbeat');
       },
     };
-  }
-
-  /** One warning per peer address a minute for members refused for their protocol version (each is counted). */
-  #versionRefused(err: ProtocolVersionError, peer: string, via: 'hello' | 'hello answer' | 'heartbeat'): void {
-    const host = peer.slice(0, peer.lastIndexOf(':'));
-    const now = Date.now();
-    const last = this.#versionLogged.get(host);
-    if (last !== undefined && now - last < 60_000) return;
-    if (this.#versionLogged.size >= 1000) this.#versionLogged.clear();
-    this.#versionLogged.set(host, now);
-    this.#logger.warn(
-      {
-        peer,
-        via,
-        memberId: err.peerId,
-        peerVersions: `${err.peerMin}-${err.peerCurrent}`,
-        localVersions: `${err.localMin}-${err.localCurrent}`,
-        refused: this.#stats.refusedProtocolVersion,
-      },
-      `refused a member of an incompatible protocol version: ${err.message} (logged once a minute per address; counted in transport.refusedProtocolVersion)`,
-    );
-  }
-
-  /** Pings an address over a persistent control connection (static membership). */
-  #ping(host: string, port: number, timeoutMs: number): Promise<MemberDescriptor> {
-    const key = `${host}:${port}`;
-    let conn = this.#probes.get(key);
-    if (conn === undefined || conn.state === 'closed') {
-      conn = new PeerConnection(
-        host,
-        port,
-        { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs },
-        () => {},
-      );
-      this.#probes.set(key, conn);
-    }
-    return conn.ping(timeoutMs);
-  }
-
-  /** Failure-detector probe: a fresh connection, hello and PING. True if the same member answers. */
-  async #verify(m: Member, timeoutMs: number): Promise<boolean> {
-    const conn = new PeerConnection(
-      m.host,
-      m.port,
-      { ...this.#settings, maxRetryAttempts: 0, connectTimeoutMs: timeoutMs },
-      () => {},
-      m.id,
-    );
-    try {
-      const answered = await conn.ping(timeoutMs);
-      return answered.id === m.id;
-    } catch {
-      return false;
-    } finally {
-      conn.close();
-    }
   }
 
   async #shutdown(graceful: boolean): Promise<void> {
@@ -896,52 +550,17 @@ export class Channel extends EventEmitter<ChannelEvents> {
     // Refuse new connections before saying goodbye: a peer verifying our LEAVE (over TCP or
     // multicast) then finds us gone at once, while one forged in our name finds us answering.
     this.#receiver?.stopAccepting();
-    if (graceful) {
-      // Deliver what is queued, then say goodbye on every connection (bounded by the send timeout).
-      for (const m of this.#view.values()) this.#connectionFor(m);
-      const conns = Array.from(this.#connections.values());
-      await withTimeout(
-        Promise.all(conns.map((c) => c.drained().then(() => c.leave(this.config.sender.timeoutMs)))),
-        this.config.sender.timeoutMs,
-      );
-    }
+    // Deliver what is queued, then say goodbye on every connection (bounded by the send timeout).
+    if (graceful) await this.#out.leave(this.#view.values(), this.config.sender.timeoutMs);
     await this.#membership.stop().catch(() => {});
     for (const ic of [...this.#interceptors].reverse()) await ic.stop?.();
     const reason = new ClusterError(ErrorCode.STOPPED, 'channel stopped');
-    for (const c of this.#connections.values()) c.close(reason);
-    for (const c of this.#probes.values()) c.close(reason);
-    this.#connections.clear();
-    this.#probes.clear();
+    this.#out.closeAll(reason);
+    this.#liveness.stop(reason);
     await this.#receiver?.close();
     this.#view.clear();
     this.#silent.clear();
   }
-}
-
-const EMPTY = new Uint8Array(0);
-/** DATA frame header plus its sequence number: the room send() leaves before an encoded message. */
-const DATA_HEAD = HEADER_BYTES + 4;
-const payloadBytesOf = new WeakMap<Member, Uint8Array>();
-function payloadOf(m: Member): Uint8Array {
-  return payloadBytesOf.get(m) ?? EMPTY;
-}
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0;
-}
-function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    p.then(
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-    );
-  });
 }
 
 /** Creates a channel from a config (validated now: a bad key throws ConfigError before anything starts). */

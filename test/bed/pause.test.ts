@@ -38,6 +38,12 @@ describe('bed: a node paused longer than dropTime', { skip }, () => {
       const removed = await b.waitView({ 1: [2], 2: [1] }, 'h1 and h2 to remove the paused h3', 5 * DROP);
       // The others keep serving the session while h3 is away.
       assert.equal(countOf((await b.get(2, '/app/counter', cookie)).body), 2);
+      // The failure detector removes it well within dropTime: keep it paused past dropTime anyway
+      // (a long pause is what this test is about: h3's own view of the others expires too).
+      await waitFor(() => Date.now() - pausedAt > DROP, 'the pause to outlast dropTime', {
+        timeoutMs: 2 * DROP,
+        intervalMs: 20,
+      });
       resumedAt = Date.now();
       assert.ok(resumedAt - pausedAt > DROP, 'paused longer than dropTime');
       b.resume(3);

@@ -71,6 +71,8 @@ export interface BedOptions {
   startOrder?: 'sequential' | 'parallel';
   /** The module mounted at /app (default the counter example; e.g. netbed-probe.ts's, which wraps it). */
   app?: string;
+  /** The channel's `detector` config block (SWIM/Lifeguard failure detector); default: the channel's defaults. */
+  detector?: Record<string, unknown>;
 }
 
 export interface BedHost {
@@ -126,6 +128,7 @@ export class NetBed {
       drainMs: DEFAULT_DRAIN_MS,
       dns: { name: 'nodes.bed.test', server: `${SUBNET}.1`, refreshMs: 300 },
       started: options.nodes ?? 3,
+      detector: {},
       ...options,
     };
     this.net = new BedNetwork(this.options.nodes);
@@ -221,6 +224,7 @@ export class NetBed {
       cluster: {
         receiver: { address: h.address, port: CLUSTER_PORT, autoBind: 1 },
         membership,
+        detector: o.detector,
         ...(o.insecure ? { insecure: true } : { encrypt: true }),
       },
       sessions: { sendOptions: o.send },

@@ -15,6 +15,8 @@ export interface SessionNodeOptions {
   frequencyMs: number;
   dropTimeMs: number;
   verifyTimeoutMs?: number;
+  /** The channel's detector.mode (default: the channel's default). */
+  detector?: 'lifeguard' | 'swim' | 'off';
   sessions?: Record<string, unknown>;
 }
 

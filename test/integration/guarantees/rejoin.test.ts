@@ -81,6 +81,12 @@ describe('a member back from a pause or a partition is merged both ways', () => 
     assert.equal(await counter(jar, a!, 3), 3);
     await holds([a!, b!], jar.id, 3, 'b to hold the session created on a');
 
+    // The failure detector dropped c in well under dropTime: keep it frozen past dropTime anyway
+    // (a long pause: c's own view of a and b expires too, and a and b take it back at once).
+    await waitFor(async () => Date.now() - frozenAt > 2 * DROP, 'the pause to outlast dropTime', {
+      timeoutMs: 4 * DROP,
+      intervalMs: 20,
+    });
     const resumedAt = Date.now();
     c!.signal('SIGCONT');
     // Nobody writes the session again: c must get it from the merge alone.
@@ -187,7 +193,9 @@ describe('a member back from a pause or a partition is merged both ways', () => 
     // The failure detector's probe waits VERIFY ms for an answer; c resumes as soon as a's probe
     // started, so a keeps c (it answered) although its membership lost c for dropTime.
     const VERIFY = 5000;
-    const [a, b, c] = await startThree(all, options({ verifyTimeoutMs: VERIFY }));
+    // The heartbeat path (dropTime, then the failure-detector interceptor's verification) is what
+    // this exercises: the SWIM detector would remove the frozen c in ~0.5 s, before dropTime.
+    const [a, b, c] = await startThree(all, options({ verifyTimeoutMs: VERIFY, detector: 'off' }));
     const probes = async () => (await a!.stats()).channel.interceptors.failureDetector.verifications as number;
     const before = await probes();
     c!.signal('SIGSTOP');

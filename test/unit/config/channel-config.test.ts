@@ -308,3 +308,32 @@ describe('parseSendOptions', () => {
     );
   });
 });
+
+describe('detector config', () => {
+  it('defaults: Lifeguard, 100 ms probes, 50 ms probe timeout, 3 indirect checks', () => {
+    const d = resolveChannelConfig({}).detector;
+    assert.deepEqual(d, {
+      mode: 'lifeguard',
+      probeIntervalMs: 100,
+      probeTimeoutMs: 50,
+      indirectChecks: 3,
+      suspicionMult: 3,
+      suspicionMaxMult: 3,
+      awarenessMax: 8,
+      verifyTimeoutMs: 300,
+    });
+    assert.equal(resolveChannelConfig({ detector: { mode: 'swim' } }).detector.mode, 'swim');
+  });
+
+  it('errors name the detector key', () => {
+    assert.equal(configError({ detector: { mode: 'fast' } }).key, 'detector.mode');
+    assert.equal(configError({ detector: { probeIntervalMs: 1 } }).key, 'detector.probeIntervalMs');
+    assert.equal(configError({ detector: { indirectChecks: -1 } }).key, 'detector.indirectChecks');
+    assert.equal(configError({ detector: { probeTimeoutMs: 100 } }).key, 'detector.probeTimeoutMs');
+    assert.equal(
+      configError({ detector: { probeIntervalMs: 200, probeTimeoutMs: 300 } }).key,
+      'detector.probeTimeoutMs',
+    );
+    assert.equal(configError({ detector: { unknown: 1 } }).key, 'detector.unknown');
+  });
+});
