@@ -93,11 +93,11 @@ export class ClusterNode {
     });
     this.config = resolveNodeConfig({ ...options, apps });
     this.#given = given;
-    this.#logger = (deps.logger ?? createLogger()).child({
-      node: this.config.name ?? (this.config.cluster as { name?: string }).name,
-    });
+    const base = deps.logger ?? createLogger();
+    this.#logger = base.child({ node: this.config.name ?? (this.config.cluster as { name?: string }).name });
     const channelConfig = { ...this.config.cluster, ...(this.config.name ? { name: this.config.name } : {}) };
-    this.channel = createChannel(channelConfig, { logger: this.#logger });
+    // The channel binds the node's name itself: given this node's logger, every line would carry it twice.
+    this.channel = createChannel(channelConfig, { logger: base });
     this.#hub = new ReplicationHub(
       this.channel,
       this.#logger,
