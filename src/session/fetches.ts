@@ -328,6 +328,16 @@ export class Fetches {
     // asking anyone — a second owner, and lost writes.
     let claimed: string | undefined;
     let named: string | undefined;
+    // A copy that came here by another path while the answers were awaited (the owner's changes
+    // to a fetcher, a repair) and is named after a member other than this node, or that this node
+    // took over since (a GRANT: primary): its owner is newer knowledge than the answers, which
+    // were sent before. Made the owner again from an answer, this node would ask a member it
+    // handed over to, or a former owner, and wait for or take over from the wrong one: a session
+    // this node owns would be named after the member asking it (each waits for the other's
+    // hand-over until ownershipTimeoutMs, then both take over: fenced, lost writes).
+    const prior = this.host.find(w.id);
+    const priorOwner = prior?.ownerId ?? '';
+    const known = prior !== undefined && (prior.primary || (priorOwner !== me && priorOwner !== ''));
     for (const [record, from] of w.records) {
       this.host.applyRecord(record, from, now);
       const owner = (record as unknown[])[9];
@@ -339,7 +349,7 @@ export class Fetches {
     if (s !== undefined && w.grantedBy !== undefined) {
       this.host.counters.fetchGrants++;
       this.#take(s, w.grantedBy);
-    } else if (s !== undefined && s.active <= 0 && s.ownerId !== claimed) {
+    } else if (s !== undefined && !known && s.active <= 0 && s.ownerId !== claimed) {
       // Nobody claimed it but a member did not answer: that member may serve it, so it is asked
       // (ACQUIRE), not a holder whose old copy may name this node as owner and would grant it:
       // two owners, and this node serving a stale value.
@@ -348,6 +358,9 @@ export class Fetches {
         s.ownerId = owner;
         s.primary = false;
       }
+    } else if (s !== undefined && known && !prior.primary && s.active <= 0 && s.ownerId === me) {
+      // An answer's old copy named this node, which does not serve it: the owner known before stays.
+      s.ownerId = priorOwner;
     }
     w.done();
   }
