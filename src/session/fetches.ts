@@ -30,6 +30,8 @@ export const MAX_FETCHES = 1024;
  * test: both need fixing before it is on. Every node answers a take (the owner side is tested).
  */
 export const FETCH_TAKES = false;
+/** Rounds a fetch asks the members named as owner again when no answer claims the session. */
+const MAX_RETRIES = 3;
 /** Take-fetches that ended without the owner's answer, kept so its late grant is still taken (oldest go first). */
 const MAX_LATE = 256;
 
@@ -98,6 +100,8 @@ interface Wait {
   readonly asked: Set<string>;
   /** Only the likely holders were asked yet. */
   firstRound: boolean;
+  /** Rounds that asked members named as owner again (none claimed it: a hand-over in flight). */
+  retries: number;
   readonly done: () => void;
 }
 
@@ -152,6 +156,7 @@ export class Fetches {
         timer: this.#arm(requestId),
         asked: new Set(ids),
         firstRound,
+        retries: 0,
         done: resolve,
       });
     })
@@ -192,12 +197,25 @@ export class Fetches {
         break;
       }
     }
-    if (rest === undefined) {
-      if (!w.firstRound) return false;
+    if (rest === undefined && w.firstRound) {
       w.firstRound = false;
       rest = members.filter((m) => !w.asked.has(m.id));
+      if (rest.length === 0) rest = undefined;
+      else this.host.counters.fetchFallbacks++;
+    }
+    if (rest === undefined) {
+      // Everyone who may hold it answered, none as its owner, and every owner named was asked: the
+      // ownership is on its way between two members (a GRANT in flight: the old owner names the
+      // new one, which still names whom it asked). The members named are asked again (bounded):
+      // taken from such answers, the owner would be a member that no longer serves the session,
+      // or this node (by its own stale copy's name), which would grant a node asking it: two owners.
+      if (w.mode === true || w.retries >= MAX_RETRIES) return false;
+      const named = new Set<string>();
+      for (const [r] of w.records) named.add((r as unknown[])[9] as string);
+      rest = members.filter((m) => named.has(m.id));
       if (rest.length === 0) return false;
-      this.host.counters.fetchFallbacks++;
+      w.retries++;
+      this.host.counters.fetchOwnerHints++;
     }
     for (const m of rest) {
       w.asked.add(m.id);
@@ -258,6 +276,11 @@ export class Fetches {
       else {
         w.records.push([m[3], from]);
         if (m[4] === true) w.grantedBy = from;
+        // A copy that came here meanwhile by another path (the owner's changes to its fetcher, a
+        // repair) may be taken over before the other answers are in: the owner, counting this
+        // answer among the changes it sent, hands it over without a whole copy (handingOver), so
+        // the copy must have it now (merged by stamps: applied again at the end, it changes nothing).
+        else if (this.host.find(w.id) !== undefined) this.host.applyRecord(m[3], from, Date.now());
       }
     }
     if (w.waiting.size === 0) this.#settle(m[2], false);
