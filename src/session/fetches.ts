@@ -117,6 +117,8 @@ export class Fetches {
    */
   readonly #late = new Map<number, { id: string; from: Set<string>; until: number; take: boolean }>();
   #stopping = false;
+  /** @internal Whether a fetch to serve asks with mode "take" ({@link FETCH_TAKES}; tests turn it on per manager). */
+  takes = FETCH_TAKES;
 
   constructor(private readonly host: FetchesHost) {}
 
@@ -143,7 +145,7 @@ export class Fetches {
     const likely = route === undefined ? undefined : host.likely?.(id, route, members);
     const firstRound = likely !== undefined && likely.length > 0 && likely.length < members.length;
     const asked = firstRound ? likely : members;
-    const mode: FetchMode | undefined = readOnly ? true : FETCH_TAKES ? TAKE : undefined;
+    const mode: FetchMode | undefined = readOnly ? true : this.takes ? TAKE : undefined;
     const p = new Promise<void>((resolve) => {
       const ids = asked.map((m) => m.id);
       this.#waits.set(requestId, {

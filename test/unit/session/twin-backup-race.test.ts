@@ -8,7 +8,11 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { resolveSessionConfig } from '../../../src/config/session-config.js';
 import { silentLogger } from '../../../src/core/logger.js';
+import { encode } from '../../../src/codec/value-codec.js';
+import { releaseMsg } from '../../../src/session/backup-messages.js';
 import { BackupManager } from '../../../src/session/backup-manager.js';
+import { deltaMsg, sessionDataMsg } from '../../../src/session/message-builders.js';
+import type { SessionRecord } from '../../../src/session/messages.js';
 import { ReplicationHub } from '../../../src/session/replication-hub.js';
 import type { Session } from '../../../src/session/session.js';
 import { type MemoryChannel, MemoryNetwork } from '../../helpers/memory-channel.js';
@@ -101,6 +105,39 @@ describe('BackupManager: a fetch racing the ownership protocol', () => {
       assert.equal(sum(nodes, 'fencedWrites') + sum(nodes, 'conflicts'), 0);
     } finally {
       await stopAll(nodes);
+    }
+  });
+
+  it('a repair answer for a copy dropped since does not bring it back (naming this node its owner)', async () => {
+    const net = new MemoryNetwork();
+    const [x, f] = await startBackupNodes(net, ['X', 'F']);
+    try {
+      const id = 'B'.repeat(32);
+      const one = encode(1);
+      // F's change of a session X never saw: X keeps it and asks F for the whole session (repair).
+      await f!.channel.send(x!.channel.local, deltaMsg('app', id, 1, 2, ['count'], [one], [], null));
+      await waitFor(() => x!.manager.sessions.has(id), 'X holds a copy');
+      assert.equal(x!.manager.stats().repairs, 1);
+      // F served it on, and released X's copy (X is no holder); the answer to the repair comes
+      // late, from when X still served it.
+      await f!.channel.send(x!.channel.local, releaseMsg('app', [id], [2]));
+      await waitFor(() => !x!.manager.sessions.has(id), 'X dropped its copy');
+      const record: SessionRecord = [
+        id,
+        0,
+        Date.now(),
+        1800,
+        2,
+        ['count'],
+        [one],
+        [2],
+        [x!.manager.localId],
+        x!.manager.localId,
+      ];
+      await f!.channel.send(x!.channel.local, sessionDataMsg('app', record)); // resolves once handled
+      assert.equal(x!.manager.sessions.has(id), false, 'no copy naming X its owner: X would serve it without asking');
+    } finally {
+      await stopAll([x!, f!]);
     }
   });
 });
