@@ -6,11 +6,11 @@
  */
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { encode } from '../../../src/codec/value-codec.js';
 import { resolveSessionConfig } from '../../../src/config/session-config.js';
 import { silentLogger } from '../../../src/core/logger.js';
-import { encode } from '../../../src/codec/value-codec.js';
-import { releaseMsg } from '../../../src/session/backup-messages.js';
 import { BackupManager } from '../../../src/session/backup-manager.js';
+import { releaseMsg } from '../../../src/session/backup-messages.js';
 import { deltaMsg, sessionDataMsg } from '../../../src/session/message-builders.js';
 import type { SessionRecord } from '../../../src/session/messages.js';
 import { ReplicationHub } from '../../../src/session/replication-hub.js';
