@@ -485,6 +485,11 @@ export class BackupManager extends DeltaManager {
     return this.distributable ? this.#fetches.fetch(id, readOnly, route) : undefined;
   }
 
+  /** @internal Turns the one-round-trip take (FETCH "take") on or off for this manager (fetches.ts FETCH_TAKES). */
+  set fetchTakes(on: boolean) {
+    this.#fetches.takes = on;
+  }
+
   // ---- the BackupManager's messages -----------------------------------------------------------
 
   protected override receiveOther(m: unknown[], from: Member): boolean | Promise<void> {

@@ -163,6 +163,10 @@ export class Copies {
       return;
     }
     this.#repairing.delete(r[0]);
+    // The copy it completes was dropped since (released, or handed over by a BackupManager that
+    // is no holder of it, or renamed): the answer would bring back a copy naming whoever served
+    // it then, maybe this node, which would serve that old value without asking anyone.
+    if (!this.store.sessions.has(r[0])) return;
     this.#takeRecord(r, from, Date.now());
   }
 
