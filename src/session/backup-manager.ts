@@ -13,12 +13,12 @@
  * - a request for a session this node does not hold: {@link fetchSession} asks its likely holders
  *   (fetch-routing.ts, fetches.ts); the owner hands it over in its answer (FETCH "take"), else the
  *   copies are merged by stamps and the request takes it over with ACQUIRE, fenced by versions;
- * - a membership change: rebalance.ts plans this node's part (the sessions it acts for: copies to
- *   new holders in chunks of stateTransferChunkSize, acknowledged, then RELEASE to holders that no
- *   longer are), in the background, one chunk per event-loop turn;
- * - start: no full state transfer; the node is ready once every member serving the context that
- *   was there when it started has sent it its share (SHARE_SENT), or left, or
- *   stateTransferTimeoutMs passed;
+ * - a membership change (backup-rebalance.ts, planned by rebalance.ts): this node's part (the
+ *   sessions it acts for: copies to new holders in chunks of stateTransferChunkSize, acknowledged,
+ *   then RELEASE to holders that no longer are), in the background, one chunk per event-loop turn;
+ * - start (backup-rebalance.ts): no full state transfer; the node is ready once every member
+ *   serving the context that was there when it started has sent it its share (SHARE_SENT), or
+ *   left, or stateTransferTimeoutMs passed;
  * - outside membership changes (backup-sync.ts): the merge by stamps with a member back after a
  *   silence, the periodic repair of missing copies, the hand-over before a graceful stop.
  */
@@ -35,10 +35,9 @@ import {
   readFetched,
   readRelease,
   readShareSent,
-  releaseMsg,
-  shareSentMsg,
   TAKE,
 } from './backup-messages.js';
+import { BackupRebalance, type BackupRebalanceHost } from './backup-rebalance.js';
 import { BackupSync, newSyncCounters } from './backup-sync.js';
 import { byName } from './counters.js';
 import { DeltaManager } from './delta-manager.js';
@@ -48,7 +47,6 @@ import type { BackupSyncCounters } from './manager-stats.js';
 import { Refused } from './message-readers.js';
 import { MSG_TYPES, Msg } from './messages.js';
 import { Placement, type PlacementMember } from './placement.js';
-import { type Chunk, planRebalance, planRehome } from './rebalance.js';
 import { placementMemberOf, type ReplicationHub } from './replication-hub.js';
 import type { Session } from './session.js';
 import { toRecord } from './state-donor.js';
@@ -70,26 +68,18 @@ export class BackupManager extends DeltaManager {
   #single: (readonly Member[])[] = [];
   readonly #multi = new Map<string, readonly Member[]>();
   readonly #scratch = new Int32Array(65);
-  /** The placement the last rebalance reached: the "before" of the next one. */
-  #stable: Placement | undefined;
-  #rebalancing = false;
-  #rebalanceAgain = false;
-  /** Sessions whose new copies were not acknowledged yet (underReplicated). */
-  readonly #pendingCopies = new Set<string>();
-  #lastRestoredAt = 0;
   #degraded = false;
   /** Session id → the member that fetched it from this owner: it gets the changes until it owns it. */
   readonly #fetchers = new Map<string, { member: Member; until: number }>();
   readonly #fetches: Fetches;
   /** Where dropped copies' sessions went, and where a fetch goes first (fetch-routing.ts). */
   readonly #routing = new FetchRouting();
-  /** Members that sent this node its share (SHARE_SENT). */
-  readonly #sharesFrom = new Set<string>();
-  #shareWait: (() => void) | undefined;
   #started = false;
   #stoppedHere = false;
   /** Rejoin exchange, periodic repair, graceful-stop hand-over (backup-sync.ts). */
   readonly #sync: BackupSync;
+  /** Membership changes, take-overs' copies, start readiness (backup-rebalance.ts). */
+  readonly #rebalance: BackupRebalance;
   readonly #sc: BackupSyncCounters = newSyncCounters();
   /** The BackupManager's messages received, by type (the base counts the shared ones). */
   readonly #received: number[] = new Array<number>(MSG_TYPES).fill(0);
@@ -117,9 +107,9 @@ export class BackupManager extends DeltaManager {
       find: (id) => this.findSession(id),
       endedLately: (id) => this.endedLately(id),
       refuse: (from, why) => this.#refuse(from, why),
-      granted: (s, from) => this.#rehome(s, from.id, true),
+      granted: (s, from) => this.#rebalance.rehome(s, from.id, true),
     });
-    this.#sync = new BackupSync({
+    const host: BackupRebalanceHost = {
       contextName: this.contextName,
       get localId() {
         return manager.localId;
@@ -141,8 +131,13 @@ export class BackupManager extends DeltaManager {
       applyTombstones: (ids) => this.endedElsewhere(ids),
       endedLately: (id) => this.endedLately(id),
       refuse: (from, why) => this.#refuse(from, why),
-      restore: (sends, releases) => this.#restore(sends, releases),
-    });
+      restore: (sends, releases) => this.#rebalance.restore(sends, releases),
+      backupCounters: this.#bc,
+      distributable: this.distributable,
+      repairFailed: (ids, to) => this.#sync.repair.failed(ids, to),
+    };
+    this.#sync = new BackupSync(host);
+    this.#rebalance = new BackupRebalance(host);
   }
 
   /** Which manager this is (stats). */
@@ -248,44 +243,13 @@ export class BackupManager extends DeltaManager {
 
   /**
    * Ready once every member serving the context when this node started has sent this node its
-   * share (or left); no full state transfer. On timeout: start-cold (logged) or fail, as the
-   * DeltaManager's transfer.
+   * share (or left); no full state transfer (backup-rebalance.ts). On timeout: start-cold (logged)
+   * or fail, as the DeltaManager's transfer.
    */
   protected override async initialTransfer(): Promise<void> {
     this.#started = true;
-    this.#stable = this.#current();
     this.#sync.start();
-    const startedAt = Date.now();
-    // This node holds nothing yet: its share to every member is sent (members starting together
-    // would otherwise wait for each other).
-    this.#post(this.#contextMembers(), shareSentMsg(this.contextName));
-    const expected = () =>
-      this.#contextMembers().filter((m) => !this.#sharesFrom.has(m.id) && m.startTime <= startedAt);
-    if (expected().length === 0) return;
-    const deadline = this.config.stateTransferTimeoutMs;
-    const ok = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#shareWait = undefined;
-        resolve(false);
-      }, deadline);
-      timer.unref();
-      this.#shareWait = () => {
-        if (expected().length > 0) return;
-        clearTimeout(timer);
-        this.#shareWait = undefined;
-        resolve(true);
-      };
-    });
-    if (ok) return;
-    const missing = expected().map((m) => m.name);
-    if (this.config.onStateTransferTimeout === 'fail')
-      throw new Error(
-        `context ${this.contextName}: members ${missing.join(', ')} did not send this node its share of the sessions within stateTransferTimeoutMs (${deadline} ms)`,
-      );
-    this.#log.warn(
-      { context: this.contextName, missing },
-      'starting without the share of some members (stateTransferTimeoutMs): their sessions are fetched when requested',
-    );
+    await this.#rebalance.start();
   }
 
   override async stop(): Promise<void> {
@@ -302,7 +266,7 @@ export class BackupManager extends DeltaManager {
 
   /** A member joined (or this node saw it late): its share moves to it (no DeltaManager-style full merge). */
   override memberAdded(_m: Member): void {
-    this.#scheduleRebalance();
+    this.#rebalance.schedule();
   }
 
   /**
@@ -310,7 +274,7 @@ export class BackupManager extends DeltaManager {
    * copies move by a rebalance (no DeltaManager-style pull of every session the member holds).
    */
   override mergeWith(m: Member, why: 'late' | 'rejoined'): boolean {
-    this.#scheduleRebalance();
+    this.#rebalance.schedule();
     // Back after a silence: what both sides changed merges by stamps (backup-rejoin.ts).
     return (
       why === 'rejoined' && this.#started && !this.#stoppedHere && this.distributable && this.#sync.rejoin.start(m)
@@ -321,112 +285,7 @@ export class BackupManager extends DeltaManager {
     super.memberRemoved(m);
     this.#fetches.memberRemoved(m.id);
     this.#sync.memberRemoved(m.id);
-    this.#shareWait?.();
-    this.#scheduleRebalance();
-  }
-
-  #scheduleRebalance(): void {
-    if (!this.#started || this.#stoppedHere || !this.distributable) return;
-    if (this.#rebalancing) {
-      this.#rebalanceAgain = true;
-      return;
-    }
-    this.#rebalancing = true;
-    setImmediate(() => {
-      this.#rebalance()
-        .catch((err: Error) => this.#log.error({ err, context: this.contextName }, 'rebalancing failed'))
-        .finally(() => {
-          this.#rebalancing = false;
-          if (this.#rebalanceAgain) {
-            this.#rebalanceAgain = false;
-            this.#scheduleRebalance();
-          }
-        });
-    });
-  }
-
-  /** This node's part of a membership change: copies to new holders (acknowledged), then releases, then SHARE_SENT to joiners. */
-  async #rebalance(): Promise<void> {
-    const members = this.#contextMembers();
-    const after = this.#current(members);
-    const before = this.#stable ?? after;
-    this.#stable = after;
-    const joiners = members.filter((m) => !before.has(m.id));
-    if (before.ids.length === after.ids.length && before.ids.every((id) => after.has(id))) {
-      for (const j of joiners) this.#post([j], shareSentMsg(this.contextName));
-      return;
-    }
-    this.#bc.rebalances++;
-    const me = this.localId;
-    const held: { id: string; primary: string }[] = [];
-    for (const s of this.sessions.values()) if (s.valid) held.push({ id: s.id, primary: s.ownerId || me });
-    const plan = planRebalance({
-      self: me,
-      held,
-      before,
-      after,
-      backups: this.#k,
-      chunkSize: this.config.stateTransferChunkSize,
-    });
-    for (const id of [...plan.adopted, ...plan.orphans]) {
-      const s = this.sessions.get(id);
-      if (s !== undefined && s.active <= 0) {
-        s.ownerId = me;
-        s.primary = true;
-      }
-    }
-    await this.#restore(plan.sends, plan.releases);
-    for (const j of joiners) this.#post([j], shareSentMsg(this.contextName));
-  }
-
-  /** Sends copies chunk by chunk (each acknowledged, one per turn), then the releases of the holders they replace. */
-  async #restore(sends: readonly Chunk[], releases: readonly Chunk[]): Promise<void> {
-    for (const c of sends) for (const id of c.ids) this.#pendingCopies.add(id);
-    let failed = false;
-    for (const c of sends) {
-      const to = this.#contextMembers().find((m) => m.id === c.to);
-      if (to === undefined || this.#stoppedHere) {
-        for (const id of c.ids) this.#pendingCopies.delete(id);
-        continue;
-      }
-      this.flushQueued(); // a record's stamps must cover its values
-      const records = [];
-      for (const id of c.ids) {
-        const s = this.sessions.get(id);
-        if (s?.valid) records.push(toRecord(s));
-      }
-      if (records.length > 0) {
-        try {
-          await this.#hub.channel.send(to, copiesMsg(this.contextName, records), {
-            options: SendFlag.USE_ACK | SendFlag.SYNC_ACK,
-          });
-          this.#bc.sessionsMoved += records.length;
-        } catch (err) {
-          failed = true;
-          this.#bc.copyErrors++;
-          this.#sync.repair.failed(c.ids, c.to); // sent again by the periodic repair
-          this.#log.warn({ err: (err as Error).message, to: to.name }, 'sending backup copies failed');
-        }
-      }
-      for (const id of c.ids) this.#pendingCopies.delete(id);
-      await new Promise<void>((r) => setImmediate(r)); // requests run between chunks
-    }
-    // Only once every copy arrived: a session never has fewer copies than before the change.
-    if (!failed)
-      for (const c of releases) {
-        const ids: string[] = [];
-        const versions: number[] = [];
-        for (const id of c.ids) {
-          const s = this.sessions.get(id);
-          if (s?.valid && s.ownerId === this.localId) {
-            ids.push(id);
-            versions.push(s.version);
-          }
-        }
-        const to = this.#contextMembers().filter((m) => m.id === c.to);
-        if (ids.length > 0) this.#post(to, releaseMsg(this.contextName, ids, versions));
-      }
-    if (!failed && sends.length > 0) this.#lastRestoredAt = Date.now();
+    this.#rebalance.memberRemoved();
   }
 
   #post = (to: readonly Member[], message: readonly unknown[]): unknown =>
@@ -444,18 +303,12 @@ export class BackupManager extends DeltaManager {
     const wait = super.acquire(s);
     if (previous === this.localId || previous === '') return wait;
     if (wait === undefined) {
-      this.#rehome(s, previous);
+      this.#rebalance.rehome(s, previous);
       return undefined;
     }
     return wait.then(() => {
-      if (s.valid && s.ownerId === this.localId) this.#rehome(s, previous);
+      if (s.valid && s.ownerId === this.localId) this.#rebalance.rehome(s, previous);
     });
-  }
-
-  /** This node now serves `s`, which `previous` served: its copies follow (background, acknowledged). */
-  #rehome(s: Session, previous: string, previousDrops = false): void {
-    const plan = planRehome(this.#current(), s.id, previous, this.localId, this.#k, previousDrops);
-    if (plan.sends.length > 0 || plan.releases.length > 0) void this.#restore(plan.sends, plan.releases);
   }
 
   /**
@@ -511,10 +364,7 @@ export class BackupManager extends DeltaManager {
         this.#onRelease(m, from);
         break;
       case Msg.SHARE_SENT:
-        if (this.#ok(readShareSent(m), from)) {
-          this.#sharesFrom.add(from.id);
-          this.#shareWait?.();
-        }
+        if (this.#ok(readShareSent(m), from)) this.#rebalance.shareSent(from.id);
         break;
     }
     return true;
@@ -571,7 +421,7 @@ export class BackupManager extends DeltaManager {
     }
     this.#post([from], fetchedMsg(this.contextName, requestId, record, granted));
     // Not a holder once `from` serves it: dropped now (the new owner sends no RELEASE for it).
-    if (granted && !this.#rebalancing && !this.#current().isHolder(s.id, from.id, this.#k, this.localId))
+    if (granted && !this.#rebalance.running && !this.#current().isHolder(s.id, from.id, this.#k, this.localId))
       queueMicrotask(() => {
         if (s.ownerId !== from.id || s.active > 0 || this.#fetches.fetching(s.id)) return;
         this.#forgetFor(s, from.id);
@@ -634,8 +484,9 @@ export class BackupManager extends DeltaManager {
       degraded: effective < this.#k,
       primarySessions: primary,
       backupSessions: this.sessions.size - primary,
-      underReplicated: effective < this.#k ? primary : this.#sync.repair.underReplicated(this.#pendingCopies),
-      lastRestoredAt: this.#lastRestoredAt === 0 ? null : new Date(this.#lastRestoredAt).toISOString(),
+      underReplicated: effective < this.#k ? primary : this.#sync.repair.underReplicated(this.#rebalance.pendingCopies),
+      lastRestoredAt:
+        this.#rebalance.lastRestoredAt === 0 ? null : new Date(this.#rebalance.lastRestoredAt).toISOString(),
       ...this.#bc,
       ...this.#sc,
       received: { ...base.received, ...byName(this.#received) },
