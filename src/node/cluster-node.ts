@@ -91,6 +91,8 @@ export class ClusterNode {
       }
       return a;
     });
+    // Every component (cluster, sessions of each application, placement) is validated here, all
+    // problems reported at once, so nothing below throws a config error.
     this.config = resolveNodeConfig({ ...options, apps });
     this.#given = given;
     this.#logger = (deps.logger ?? createLogger()).child({
@@ -103,11 +105,6 @@ export class ClusterNode {
       this.#logger,
       resolvePlacementConfig(this.config.placement as PlacementConfigInput, 'placement'),
     );
-    // Validate every session config now: a bad key stops the node before anything starts, named
-    // where the user wrote it (node-wide defaults first, then each application's own).
-    resolveSessionConfig(this.config.sessions, 'sessions');
-    for (const [i, app] of this.config.apps.entries())
-      resolveSessionConfig(this.#sessionInput(app), `apps.${i}.sessions`);
   }
 
   /** An application's session settings: its own over the node-wide ones, with the node's proxy trust. */
