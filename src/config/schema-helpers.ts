@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { UnknownOptionsError } from '../core/errors.js';
 import { type ForeignTable, foreignOption } from './foreign-options.js';
 import { type KeyNamer, Problems, prefixed } from './problems.js';
 
@@ -77,7 +78,7 @@ export function collectConfig<S extends z.ZodType>(
       const dotted = name([...issue.path.map(String), key].join('.'));
       const parent = dotted.slice(0, dotted.length - key.length);
       const hint = hintFor(key, parent, at, issue.path.length === 0 ? options : {});
-      problems.add({ key: dotted, expected: 'a known option', hint });
+      problems.add({ key: dotted, expected: UnknownOptionsError.EXPECTED, hint });
     }
   }
   for (const issue of issues) {
@@ -92,6 +93,9 @@ export function collectConfig<S extends z.ZodType>(
   }
   return withoutBadKeys(schema, input ?? {}, issues);
 }
+
+/** How deep {@link plainCopy} copies (the schemas nest far less). */
+const COPY_DEPTH = 16;
 
 /** Rounds of {@link withoutBadKeys}: each removes at least one key (a parent when a required key is bad). */
 const REPAIR_ROUNDS = 16;
@@ -131,16 +135,32 @@ function withoutBadKeys<S extends z.ZodType>(
   return undefined;
 }
 
-/** A copy of the plain objects and arrays of `value` (anything else, e.g. a custom interceptor, is shared). */
-function plainCopy(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(plainCopy);
-  if (value === null || typeof value !== 'object') return value;
+/**
+ * A copy of the plain objects and arrays of `value` (anything else, e.g. a custom interceptor, is
+ * shared); a value met again (an alias, a cycle in a payload) is the same copy. Below COPY_DEPTH
+ * (deeper than any schema: no bad key is removed there, e.g. inside a payload) values are shared.
+ */
+function plainCopy(value: unknown, seen = new Map<object, unknown>(), depth = 0): unknown {
+  if (value === null || typeof value !== 'object' || depth > COPY_DEPTH) return value;
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return value;
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return value;
+  if (seen.has(value)) return seen.get(value);
+  if (Array.isArray(value)) {
+    const copy: unknown[] = [];
+    seen.set(value, copy);
+    for (const v of value) copy.push(plainCopy(v, seen, depth + 1));
+    return copy;
+  }
   const copy: Record<string, unknown> = {};
+  seen.set(value, copy);
   // defineProperty: a "__proto__" key (JSON.parse makes one) stays a key, not the prototype.
   for (const [k, v] of Object.entries(value))
-    Object.defineProperty(copy, k, { value: plainCopy(v), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(copy, k, {
+      value: plainCopy(v, seen, depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   return copy;
 }
 

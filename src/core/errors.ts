@@ -68,9 +68,6 @@ export interface ConfigProblem {
   readonly hint?: string;
 }
 
-/** Expected form of an unknown key. */
-const KNOWN_OPTION = 'a known option (unknown keys are refused; check the spelling)';
-
 /** One line of a config error: `invalid config: "<key>" must be <expected> (got <value>)` or `… is <hint>`. */
 function lineOf(p: ConfigProblem): string {
   if (p.hint !== undefined) return `invalid config: "${p.key}" is ${p.hint}`;
@@ -135,10 +132,12 @@ export interface UnknownOption {
  * (`others`), so that one error reports everything.
  */
 export class UnknownOptionsError extends ConfigError {
+  /** The `expected` of an unknown key's problem. */
+  static readonly EXPECTED = 'a known option (unknown keys are refused; check the spelling)';
   readonly unknown: readonly UnknownOption[];
   constructor(unknown: readonly UnknownOption[], others: readonly ConfigProblem[] = []) {
     // One line per key, each readable alone: `invalid config: "sessions.secret" is not needed: …`.
-    super([...unknown.map((u) => ({ key: u.key, expected: KNOWN_OPTION, hint: u.hint })), ...others]);
+    super([...unknown.map((u) => ({ key: u.key, expected: UnknownOptionsError.EXPECTED, hint: u.hint })), ...others]);
     this.unknown = unknown;
   }
 }

@@ -196,6 +196,16 @@ describe('config errors: every problem at once', () => {
     ]);
   });
 
+  it('hostile shapes: a cyclic payload, a "__proto__" key and a non-object root are reported, never a crash', () => {
+    const payload: Record<string, unknown> = { contexts: ['/'] };
+    payload.self = payload;
+    assert.deepEqual(keys(refused(() => resolveChannelConfig({ payload, domain: '' }))), ['domain']);
+    const parsed = JSON.parse('{"__proto__": {"polluted": true}, "receiver": {"port": -1}}');
+    assert.deepEqual(keys(refused(() => resolveChannelConfig(parsed))), ['__proto__', 'receiver.port']);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.deepEqual(keys(refused(() => resolveNodeConfig(5))), ['']);
+  });
+
   it('ConfigError built from a list; UnknownOptionsError built as before still works', () => {
     const err = new ConfigError([
       { key: 'a', expected: 'x', received: 1 },
