@@ -87,12 +87,24 @@ export function collectConfig<S extends z.ZodType>(
     const expected =
       issue.code === 'invalid_type' && received === undefined
         ? `given (it is required): ${issue.message.replace(/^Invalid input: /, '')}`
-        : issue.message;
+        : issue.code === 'invalid_type' && issue.message.startsWith('Invalid input: ')
+          ? (TYPE_NAMES[issue.expected] ?? `of type ${issue.expected}`)
+          : issue.message;
     const key = name(issue.path.map(String).join('.'));
     problems.add(received === undefined ? { key, expected } : { key, expected, received });
   }
   return withoutBadKeys(schema, input ?? {}, issues);
 }
+
+/** What a value of a zod type is called in a message, for the schemas without their own message. */
+const TYPE_NAMES: Readonly<Record<string, string>> = {
+  object: 'an object (a mapping of keys to values)',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+  record: 'an object (a mapping of keys to values)',
+};
 
 /** How deep {@link plainCopy} copies (the schemas nest far less). */
 const COPY_DEPTH = 16;

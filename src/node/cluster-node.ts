@@ -82,8 +82,10 @@ export class ClusterNode {
 
   constructor(options: ClusterNodeOptions, deps: { logger?: Logger } = {}) {
     const given = new Map<string, AppDefinition>();
-    const apps = options.apps.map((a, i) => {
-      if ('app' in a) {
+    // Anything else than a list of objects (a config file's `apps: x`) is for resolveNodeConfig to report.
+    const listed: unknown[] = Array.isArray(options.apps) ? options.apps : [];
+    const mapped = (listed as ClusterNodeOptions['apps']).map((a, i) => {
+      if (a !== null && typeof a === 'object' && 'app' in a) {
         if (typeof a.app !== 'function')
           throw new ConfigError(`apps.${i}.app`, 'a request listener function (req, res)');
         given.set(a.path, a);
@@ -93,7 +95,7 @@ export class ClusterNode {
     });
     // Every component (cluster, sessions of each application, placement) is validated here, all
     // problems reported at once, so nothing below throws a config error.
-    this.config = resolveNodeConfig({ ...options, apps });
+    this.config = resolveNodeConfig({ ...options, apps: Array.isArray(options.apps) ? mapped : options.apps });
     this.#given = given;
     this.#logger = (deps.logger ?? createLogger()).child({
       node: this.config.name ?? (this.config.cluster as { name?: string }).name,
