@@ -11,6 +11,8 @@ import { resolveNodeConfig } from '../../../src/config/node-config.js';
 import { resolvePlacementConfig } from '../../../src/config/placement-config.js';
 import { resolveSessionConfig, type SessionConfigInput } from '../../../src/config/session-config.js';
 import { ConfigError, ErrorCode, UnknownOptionsError } from '../../../src/core/errors.js';
+import { createClusterNode } from '../../../src/node/cluster-node.js';
+import { createSessions } from '../../../src/node/session-cluster.js';
 
 const APPS = [{ path: '/', module: 'app.mjs' }];
 
@@ -194,6 +196,28 @@ describe('config errors: every problem at once', () => {
     assert.deepEqual(keys(refused(() => resolveChannelConfig({ detector: { probeTimeoutMs: 200 } }))), [
       'detector.probeTimeoutMs',
     ]);
+  });
+
+  it('createSessions: unknown top-level keys, channel, sessions and placement problems together, named as written', () => {
+    const err = refused(() =>
+      createSessions({
+        secret: 'x',
+        channel: { detector: { mode: 'fast' }, insecure: true },
+        sessions: { backups: -1 },
+        placement: { zone: '' },
+      } as never),
+    );
+    assert.ok(err instanceof UnknownOptionsError);
+    assert.deepEqual(keys(err), ['secret', 'channel.detector.mode', 'sessions.backups', 'placement.zone']);
+  });
+
+  it('createClusterNode: applications that are no objects, or no list, are config problems (no TypeError)', () => {
+    const err = refused(() => createClusterNode({ apps: [5], http: 5 } as never));
+    assert.deepEqual(lines(err), [
+      'invalid config: "http" must be an object (a mapping of keys to values) (got 5)',
+      'invalid config: "apps.0" must be an object (a mapping of keys to values) (got 5)',
+    ]);
+    assert.deepEqual(keys(refused(() => createClusterNode({ apps: 'x' } as never))), ['apps']);
   });
 
   it('hostile shapes: a cyclic payload, a "__proto__" key and a non-object root are reported, never a crash', () => {
