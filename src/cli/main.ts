@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ChannelConfigInput } from '../config/channel-config.js';
-import { ClusterError } from '../core/errors.js';
+import { ClusterError, ConfigError } from '../core/errors.js';
 import { runBalancer } from './balancer.js';
 import { runChannelNode } from './channel-node.js';
 import { runDemo } from './demo.js';
@@ -112,7 +112,9 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((err: Error) => {
   // An application's own error (e.g. it threw at import) is shown with its stack.
   const cause = err.cause instanceof Error ? `\n  caused by: ${err.cause.stack ?? err.cause.message}` : '';
-  process.stderr.write(`clowder: ${err.message}${cause}\n`);
+  // One line per problem of a config (ConfigError lists them all), each readable alone.
+  const message = err instanceof ConfigError ? err.message.replaceAll('\n', '\nclowder: ') : err.message;
+  process.stderr.write(`clowder: ${message}${cause}\n`);
   const code = (err as { code?: string }).code ?? '';
   process.exitCode = err instanceof ClusterError || code.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
 });

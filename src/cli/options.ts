@@ -203,6 +203,12 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
         : a;
     });
   }
+  const fileBlocks = {
+    http: config.http,
+    cluster: config.cluster,
+    sessions: config.sessions,
+    placement: config.placement,
+  };
   const fileCluster = config.cluster as Record<string, unknown> | undefined;
   if (file !== undefined && typeof fileCluster?.keyFile === 'string' && !isAbsolute(fileCluster.keyFile))
     config.cluster = { ...fileCluster, keyFile: resolve(dirname(file), fileCluster.keyFile) };
@@ -259,5 +265,10 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
   }
   if (config.apps === undefined)
     throw new ConfigError('--app', 'at least one application: --app /context-path=MODULE (or apps: in --config)');
+  // A block of the file that is no mapping (`http: 5`) stays as written, for the node config's
+  // validation to report with the other problems (the flags merged above went into a copy). An
+  // empty block (`cluster:` with every key commented out: null) is no block, as it always was.
+  for (const [key, value] of Object.entries(fileBlocks))
+    if (value != null && (typeof value !== 'object' || Array.isArray(value))) config[key] = value;
   return config;
 }

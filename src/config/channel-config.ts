@@ -6,16 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ConfigError } from '../core/errors.js';
 import { firstExternalIPv4, isLoopback, parseHostPort } from '../core/net.js';
 import { normalizeClusterKeys } from './cluster-key.js';
-import { bytes, deepFreeze, int, ms, parseConfig, text } from './schema-helpers.js';
+import { type KeyNamer, Problems, prefixed } from './problems.js';
+import { bytes, collectConfig, deepFreeze, int, ms, text } from './schema-helpers.js';
 import { parseSendOptions } from './send-options.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-const nameSchema = z
+/** A node name (Tomcat's jvmRoute): the channel's `name`, and a node config's. */
+export const nodeNameSchema = z
   .string({ error: 'a node name (jvmRoute): 1-64 characters from A-Z a-z 0-9 . _ -' })
   .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'a node name (jvmRoute): 1-64 characters from A-Z a-z 0-9 . _ -' });
 
@@ -286,7 +287,7 @@ const detectorSchema = z.strictObject({
 
 const channelSchema = z.strictObject({
   /** This node's name, Tomcat's jvmRoute (the session-id suffix a sticky balancer routes on). Default: random. */
-  name: nameSchema.optional(),
+  name: nodeNameSchema.optional(),
   /** Cluster partition: members of other domains are invisible to this one. */
   domain: text(64).default('default'),
   /**
@@ -357,48 +358,56 @@ export interface ChannelConfig extends Omit<Parsed, 'name' | 'sendOptions' | 'me
 
 /**
  * Validates `input`, applies defaults and the security rule, and returns a frozen config.
- * @throws ConfigError naming the key and the expected form.
+ * @throws ConfigError listing every problem, each naming the key and the expected form.
  */
 export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelConfig {
-  const parsed: Parsed = parseConfig(channelSchema, input, '');
-  const sendBits = parseSendOptions(parsed.sendOptions, 'sendOptions');
-  if (parsed.sender.reconnectMaxMs < parsed.sender.reconnectMinMs) {
-    throw new ConfigError(
+  const problems = new Problems();
+  const config = collectChannelConfig(input, prefixed(''), problems);
+  problems.throwIfAny();
+  return config!;
+}
+
+/**
+ * {@link resolveChannelConfig} recording its problems in `problems` (keys named by `name`, e.g.
+ * `cluster.…` in a node config) instead of throwing; undefined when `input` has a problem.
+ * Each cross-field check runs when its own keys are valid.
+ */
+export function collectChannelConfig(input: unknown, name: KeyNamer, problems: Problems): ChannelConfig | undefined {
+  const before = problems.list.length;
+  const parsed: Parsed | undefined = collectConfig(channelSchema, input, name, problems);
+  if (parsed === undefined) return undefined;
+  const ok = (...keys: string[]) => problems.ok(...keys.map(name));
+  const fail = (key: string, expected: string, received?: unknown) =>
+    problems.add(received === undefined ? { key: name(key), expected } : { key: name(key), expected, received });
+  const sendBits = ok('sendOptions')
+    ? problems.run(() => parseSendOptions(parsed.sendOptions, name('sendOptions')))
+    : undefined;
+  const { sender, detector } = parsed;
+  if (ok('sender.reconnectMinMs', 'sender.reconnectMaxMs') && sender.reconnectMaxMs < sender.reconnectMinMs)
+    fail(
       'sender.reconnectMaxMs',
-      `at least sender.reconnectMinMs (${parsed.sender.reconnectMinMs})`,
-      parsed.sender.reconnectMaxMs,
+      `at least ${name('sender.reconnectMinMs')} (${sender.reconnectMinMs})`,
+      sender.reconnectMaxMs,
     );
-  }
-  if (parsed.maxMessageBytes < parsed.maxFrameBytes) {
-    throw new ConfigError(
-      'maxMessageBytes',
-      `at least maxFrameBytes (${parsed.maxFrameBytes})`,
-      parsed.maxMessageBytes,
-    );
-  }
-  if (parsed.detector.probeTimeoutMs >= parsed.detector.probeIntervalMs) {
-    throw new ConfigError(
+  if (ok('maxMessageBytes', 'maxFrameBytes') && parsed.maxMessageBytes < parsed.maxFrameBytes)
+    fail('maxMessageBytes', `at least ${name('maxFrameBytes')} (${parsed.maxFrameBytes})`, parsed.maxMessageBytes);
+  if (ok('detector.probeTimeoutMs', 'detector.probeIntervalMs') && detector.probeTimeoutMs >= detector.probeIntervalMs)
+    fail(
       'detector.probeTimeoutMs',
-      `below detector.probeIntervalMs (${parsed.detector.probeIntervalMs}): indirect probes need the rest of the interval`,
-      parsed.detector.probeTimeoutMs,
+      `below ${name('detector.probeIntervalMs')} (${detector.probeIntervalMs}): indirect probes need the rest of the interval`,
+      detector.probeTimeoutMs,
     );
-  }
   const receiver = { ...parsed.receiver };
   if (receiver.address === 'auto') receiver.address = firstExternalIPv4() ?? '127.0.0.1';
   let membership: MulticastConfig | StaticConfig | DnsConfig;
   if (parsed.membership.type === 'multicast') {
     const m = parsed.membership;
     const ttl = m.ttl === 'auto' ? (isLoopback(m.interface) ? 0 : 1) : m.ttl;
-    if (m.dropTimeMs <= m.frequencyMs) {
-      throw new ConfigError(
-        'membership.dropTimeMs',
-        `greater than membership.frequencyMs (${m.frequencyMs})`,
-        m.dropTimeMs,
-      );
-    }
+    if (ok('membership.type', 'membership.dropTimeMs', 'membership.frequencyMs') && m.dropTimeMs <= m.frequencyMs)
+      fail('membership.dropTimeMs', `greater than ${name('membership.frequencyMs')} (${m.frequencyMs})`, m.dropTimeMs);
     membership = { ...m, ttl };
   } else if (parsed.membership.type === 'dns') {
-    membership = resolveDns(parsed.membership, receiver.port);
+    membership = resolveDns(parsed.membership, receiver.port, ok, fail, name);
   } else {
     membership = parsed.membership;
   }
@@ -406,33 +415,42 @@ export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelCon
   const config: ChannelConfig = {
     ...parsed,
     name: parsed.name ?? `node-${randomBytes(3).toString('hex')}`,
-    sendOptions: sendBits,
+    sendOptions: sendBits ?? 0,
     receiver,
     membership,
     interceptors,
   };
-  normalizeClusterKeys(parsed.clusterKey);
-  if (parsed.clusterKey !== undefined && parsed.keyFile !== undefined)
-    throw new ConfigError('keyFile', 'left unset when clusterKey is given (one source for the key)');
-  checkSecurity(config);
+  if (ok('clusterKey')) problems.run(() => normalizeClusterKeys(parsed.clusterKey, name('clusterKey')));
+  if (ok('clusterKey', 'keyFile') && parsed.clusterKey !== undefined && parsed.keyFile !== undefined)
+    fail('keyFile', `left unset when ${name('clusterKey')} is given (one source for the key)`);
+  if (ok(...SECURITY_INPUTS)) checkSecurity(config, fail, name);
+  if (problems.list.length > before) return undefined;
   return deepFreeze(config, CALLER_OWNED);
 }
 
+type Fail = (key: string, expected: string, received?: unknown) => void;
+
 /** DNS membership's port: given, else the receiver's (every node listens on the same port). */
-function resolveDns(m: z.output<typeof dnsSchema>, receiverPort: number): DnsConfig {
-  if (m.dropTimeMs <= m.pingIntervalMs)
-    throw new ConfigError(
+function resolveDns(
+  m: z.output<typeof dnsSchema>,
+  receiverPort: number,
+  ok: (...keys: string[]) => boolean,
+  fail: Fail,
+  name: KeyNamer,
+): DnsConfig {
+  if (ok('membership.type', 'membership.dropTimeMs', 'membership.pingIntervalMs') && m.dropTimeMs <= m.pingIntervalMs)
+    fail(
       'membership.dropTimeMs',
-      `greater than membership.pingIntervalMs (${m.pingIntervalMs})`,
+      `greater than ${name('membership.pingIntervalMs')} (${m.pingIntervalMs})`,
       m.dropTimeMs,
     );
   if (m.port !== undefined) return m;
   // An SRV name's records carry the ports: no default needed.
   if (m.name.startsWith('_')) return receiverPort === 0 ? m : { ...m, port: receiverPort };
-  if (receiverPort === 0)
-    throw new ConfigError(
+  if (receiverPort === 0 && ok('membership.type', 'membership.name', 'membership.port', 'receiver.port'))
+    fail(
       'membership.port',
-      'given (the port the peers listen on): it defaults to receiver.port, which is 0 (any free port); or use an SRV name ("_service._tcp.…") whose records carry the ports',
+      `given (the port the peers listen on): it defaults to ${name('receiver.port')}, which is 0 (any free port); or use an SRV name ("_service._tcp.…") whose records carry the ports`,
     );
   return { ...m, port: receiverPort };
 }
@@ -471,20 +489,34 @@ export function exposure(config: ChannelConfig): [string, string] | undefined {
   return undefined;
 }
 
+/** The keys the security rule reads: it runs only when they are all valid. */
+const SECURITY_INPUTS = [
+  'clusterKey',
+  'keyFile',
+  'insecure',
+  'receiver.address',
+  'membership.type',
+  'membership.interface',
+  'membership.bind',
+  'membership.members',
+  'membership.name',
+  'interceptors',
+];
+
 /**
  * Secure by default: traffic that can leave this host must be authenticated with a key the
  * operator configured (clusterKey or an explicit keyFile) unless `insecure: true`. The automatic
  * per-user key file is for a cluster on one host only: it would differ on every host.
  */
-function checkSecurity(config: ChannelConfig): void {
+function checkSecurity(config: ChannelConfig, fail: Fail, name: KeyNamer): void {
   if (config.clusterKey !== undefined || config.keyFile !== undefined || config.insecure) return;
   const exposed = exposure(config);
   if (exposed !== undefined) {
     const [key, value] = exposed;
-    throw new ConfigError(
+    fail(
       'clusterKey',
-      `set (a shared secret of at least 32 characters, the same on every node, e.g. \`openssl rand -base64 32\`), or keyFile (a file holding it, copied to every host), because ${key} "${value}" reaches beyond loopback; ` +
-        'or set insecure: true to accept unauthenticated cluster traffic on a trusted network',
+      `set (a shared secret of at least 32 characters, the same on every node, e.g. \`openssl rand -base64 32\`), or ${name('keyFile')} (a file holding it, copied to every host), because ${name(key)} "${value}" reaches beyond loopback; ` +
+        `or set ${name('insecure')}: true to accept unauthenticated cluster traffic on a trusted network`,
     );
   }
 }

@@ -3,13 +3,13 @@
  * their context paths, the cluster channel and the session defaults. One schema, defaults here.
  */
 import { z } from 'zod';
-import { ConfigError } from '../core/errors.js';
 import { AdminToken } from './admin-token.js';
-import type { ChannelConfigInput } from './channel-config.js';
+import { type ChannelConfigInput, collectChannelConfig, nodeNameSchema } from './channel-config.js';
 import { NODE_OPTIONS } from './foreign-options.js';
-import type { PlacementConfigInput } from './placement-config.js';
-import { int, parseConfig } from './schema-helpers.js';
-import type { SessionConfigInput } from './session-config.js';
+import { collectPlacementConfig, type PlacementConfigInput } from './placement-config.js';
+import { type KeyNamer, Problems, prefixed } from './problems.js';
+import { collectConfig, int } from './schema-helpers.js';
+import { collectSessionConfig, type SessionConfigInput } from './session-config.js';
 import { topLevelHints } from './top-level-options.js';
 import { ProxyTrust, type TrustProxyInput } from './trust-proxy.js';
 
@@ -32,8 +32,8 @@ const appSchema = z.strictObject({
 });
 
 const nodeSchema = z.strictObject({
-  /** Node name (jvmRoute); also the channel member name. */
-  name: z.string().optional(),
+  /** Node name (jvmRoute); also the channel member name (over cluster.name). */
+  name: nodeNameSchema.optional(),
   /** HTTP listener. */
   http: z
     .strictObject({
@@ -102,29 +102,64 @@ export interface NodeConfig {
   readonly placement: PlacementConfigInput;
 }
 
-/** Validates a node config; the channel and session parts are validated by their own schemas at start. */
+/**
+ * Validates a node config and every component in it: the HTTP listener, the cluster channel, the
+ * node-wide sessions and each application's (over them), and the placement.
+ * @throws ConfigError listing every problem at once, each named by the dotted key as written in
+ * the node config (`cluster.detector.mode`, `apps.0.sessions.backups`).
+ */
 export function resolveNodeConfig(input: unknown): NodeConfig {
-  const p = parseConfig(nodeSchema, input, '', topLevelHints('cluster', NODE_OPTIONS));
-  const paths = new Set<string>();
-  for (const [i, app] of p.apps.entries()) {
+  const problems = new Problems();
+  const p = collectConfig(nodeSchema, input, prefixed(''), problems, topLevelHints('cluster', NODE_OPTIONS));
+  // The checks below read the input itself: a bad key elsewhere (an app) must not hide them.
+  const raw = objectOr(input);
+  const http = objectOr(raw.http);
+  const checked = <T>(key: string, parse: () => T): T | undefined =>
+    problems.ok(key) ? problems.run(parse) : undefined;
+  const adminToken = checked('http.adminToken', () => AdminToken.parse(http.adminToken, 'http.adminToken'));
+  const trustProxy = checked('http.trustProxy', () => ProxyTrust.parse(http.trustProxy, 'http.trustProxy'));
+  const apps = Array.isArray(raw.apps) ? raw.apps.map(objectOr) : [];
+  const paths = new Set<unknown>();
+  for (const [i, app] of apps.entries()) {
+    if (!problems.ok(`apps.${i}.path`) || !('path' in app)) continue;
     if (paths.has(app.path))
-      throw new ConfigError(`apps.${i}.path`, 'a context path no other application uses', app.path);
+      problems.add({ key: `apps.${i}.path`, expected: 'a context path no other application uses', received: app.path });
     paths.add(app.path);
   }
-  const http = {
-    ...p.http,
-    adminToken: AdminToken.parse(p.http.adminToken, 'http.adminToken'),
-    trustProxy: ProxyTrust.parse(p.http.trustProxy, 'http.trustProxy'),
-  };
-  for (const [key, sessions] of [
-    ['sessions', p.sessions],
-    ...p.apps.map((a, i) => [`apps.${i}.sessions`, a.sessions] as const),
+  const sessions = objectOr(raw.sessions);
+  for (const [key, s] of [
+    ['sessions', sessions],
+    ...apps.map((a, i) => [`apps.${i}.sessions`, objectOr(a.sessions)] as const),
   ] as const) {
-    if (sessions !== undefined && 'trustProxy' in sessions)
-      throw new ConfigError(
-        `${key}.trustProxy`,
-        'left out on a node: set http.trustProxy, which applies to every application of the node',
-      );
+    if ('trustProxy' in s)
+      problems.add({
+        key: `${key}.trustProxy`,
+        expected: 'left out on a node: set http.trustProxy, which applies to every application of the node',
+      });
   }
-  return { ...p, http } as NodeConfig;
+  // Each component as createClusterNode builds it, named where the user wrote each key.
+  const name = problems.ok('name') && typeof raw.name === 'string' ? raw.name : undefined;
+  if (!problems.has('cluster'))
+    collectChannelConfig({ ...objectOr(raw.cluster), ...(name ? { name } : {}) }, prefixed('cluster'), problems);
+  if (!problems.has('sessions')) collectSessionConfig(sessions, prefixed('sessions'), problems);
+  for (const [i, app] of apps.entries()) {
+    const own = objectOr(app.sessions);
+    const path = problems.ok(`apps.${i}.path`) ? app.path : undefined;
+    // An application's sessions are the node-wide ones with its own over them: a key is named
+    // where it was written (a problem of a node-wide key alone was reported above already).
+    const where: KeyNamer = (key) =>
+      key !== '' && !Object.hasOwn(own, key.split('.')[0]!) && Object.hasOwn(sessions, key.split('.')[0]!)
+        ? `sessions.${key}`
+        : prefixed(`apps.${i}.sessions`)(key);
+    if (!problems.has(`apps.${i}.sessions`) && !problems.has('sessions'))
+      collectSessionConfig({ ...sessions, ...own, contextPath: path, trustProxy }, where, problems);
+  }
+  if (!problems.has('placement')) collectPlacementConfig(raw.placement, prefixed('placement'), problems);
+  problems.throwIfAny();
+  return { ...p!, http: { ...p!.http, adminToken, trustProxy } } as NodeConfig;
+}
+
+/** `value` when it is an object (its keys readable), else an empty one. */
+function objectOr(value: unknown): Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }

@@ -5,7 +5,8 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { deepFreeze, parseConfig } from './schema-helpers.js';
+import { type KeyNamer, Problems, prefixed } from './problems.js';
+import { collectConfig, deepFreeze } from './schema-helpers.js';
 
 /** Longest host and zone names accepted (they travel in every heartbeat). */
 export const PLACEMENT_HOST_MAX = 253;
@@ -33,8 +34,22 @@ export interface PlacementConfig {
   readonly zone: string | undefined;
 }
 
-/** Validates, fills the default host, freezes. @throws ConfigError naming the key. */
+/** Validates, fills the default host, freezes. @throws ConfigError listing every problem, each naming the key. */
 export function resolvePlacementConfig(input: PlacementConfigInput = {}, prefix = 'placement'): PlacementConfig {
-  const p = parseConfig(placementSchema, input, prefix);
+  const problems = new Problems();
+  const config = collectPlacementConfig(input, prefixed(prefix), problems);
+  problems.throwIfAny();
+  return config!;
+}
+
+/** {@link resolvePlacementConfig} recording its problems in `problems` instead; undefined when there is one. */
+export function collectPlacementConfig(
+  input: unknown,
+  name: KeyNamer,
+  problems: Problems,
+): PlacementConfig | undefined {
+  const before = problems.list.length;
+  const p = collectConfig(placementSchema, input, name, problems);
+  if (p === undefined || problems.list.length > before) return undefined;
   return deepFreeze({ host: p.host ?? (hostname().slice(0, PLACEMENT_HOST_MAX) || 'localhost'), zone: p.zone });
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { ConfigError, type UnknownOption, UnknownOptionsError } from '../core/errors.js';
+import { UnknownOptionsError } from '../core/errors.js';
 import { type ForeignTable, foreignOption } from './foreign-options.js';
+import { type KeyNamer, Problems, prefixed } from './problems.js';
 
 /** An integer in [min, max]; every failure reports `expected`. */
 export function int(min: number, max: number, expected = `an integer from ${min} to ${max}`) {
@@ -36,11 +37,11 @@ export interface ParseOptions {
 }
 
 /**
- * Parses `input` with `schema`. Unknown keys are reported first and all at once, each with a hint
- * (why an express-session option does not apply, where a misplaced key belongs, or the nearest
- * known name), as an {@link UnknownOptionsError}. Otherwise the first problem becomes a
- * {@link ConfigError} naming the dotted key (prefixed with `prefix`) and the expected form, so
- * nothing starts with a bad config.
+ * Parses `input` with `schema`. Every problem is reported at once, in one {@link ConfigError}:
+ * unknown keys first (an {@link UnknownOptionsError}), each with a hint (why an express-session
+ * option does not apply, where a misplaced key belongs, or the nearest known name), then every bad
+ * value, each naming the dotted key (prefixed with `prefix`) and the expected form, so nothing
+ * starts with a bad config.
  */
 export function parseConfig<S extends z.ZodType>(
   schema: S,
@@ -48,27 +49,131 @@ export function parseConfig<S extends z.ZodType>(
   prefix: string,
   options: ParseOptions = {},
 ): z.output<S> {
+  const problems = new Problems();
+  const data = collectConfig(schema, input, prefixed(prefix), problems, options);
+  problems.throwIfAny();
+  return data as z.output<S>;
+}
+
+/**
+ * Parses `input` with `schema`, recording its problems in `problems` (keys named by `name`).
+ * Returns the parsed value; when `input` has problems, the value parsed with the bad keys left out
+ * (their defaults in their place), for the cross-field checks of the keys that are valid (guard
+ * them with `problems.ok`), or undefined when no such value exists (a required key is bad).
+ */
+export function collectConfig<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  name: KeyNamer,
+  problems: Problems,
+  options: ParseOptions = {},
+): z.output<S> | undefined {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
-  const unknown: UnknownOption[] = [];
-  for (const issue of result.error.issues) {
+  const issues = result.error.issues;
+  for (const issue of issues) {
     if (issue.code !== 'unrecognized_keys') continue;
     const at = objectAt(schema, issue.path, input ?? {});
     for (const key of (issue as { keys: string[] }).keys) {
-      const dotted = [prefix, ...issue.path.map(String), key].filter(Boolean).join('.');
+      const dotted = name([...issue.path.map(String), key].join('.'));
       const parent = dotted.slice(0, dotted.length - key.length);
-      unknown.push({ key: dotted, hint: hintFor(key, parent, at, issue.path.length === 0 ? options : {}) });
+      const hint = hintFor(key, parent, at, issue.path.length === 0 ? options : {});
+      problems.add({ key: dotted, expected: UnknownOptionsError.EXPECTED, hint });
     }
   }
-  if (unknown.length > 0) throw new UnknownOptionsError(unknown);
-  const issue = result.error.issues[0]!;
-  const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
-  const received = valueAt(input, issue.path);
-  const expected =
-    issue.code === 'invalid_type' && received === undefined
-      ? `given (it is required): ${issue.message.replace(/^Invalid input: /, '')}`
-      : issue.message;
-  throw new ConfigError(path, expected, received);
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') continue;
+    const received = valueAt(input, issue.path);
+    const expected =
+      issue.code === 'invalid_type' && received === undefined
+        ? `given (it is required): ${issue.message.replace(/^Invalid input: /, '')}`
+        : issue.code === 'invalid_type' && issue.message.startsWith('Invalid input: ')
+          ? (TYPE_NAMES[issue.expected] ?? `of type ${issue.expected}`)
+          : issue.message;
+    const key = name(issue.path.map(String).join('.'));
+    problems.add(received === undefined ? { key, expected } : { key, expected, received });
+  }
+  return withoutBadKeys(schema, input ?? {}, issues);
+}
+
+/** What a value of a zod type is called in a message, for the schemas without their own message. */
+const TYPE_NAMES: Readonly<Record<string, string>> = {
+  object: 'an object (a mapping of keys to values)',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+  record: 'an object (a mapping of keys to values)',
+};
+
+/** How deep {@link plainCopy} copies (the schemas nest far less). */
+const COPY_DEPTH = 16;
+
+/** Rounds of {@link withoutBadKeys}: each removes at least one key (a parent when a required key is bad). */
+const REPAIR_ROUNDS = 16;
+
+/**
+ * `input` parsed with the keys of `issues` left out (an array with a bad element: the whole array;
+ * a required key: its parent), so that the defaults take their place; undefined when that empties
+ * the root. Only on the error path: it copies the input.
+ */
+function withoutBadKeys<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  first: readonly z.core.$ZodIssue[],
+): z.output<S> | undefined {
+  const copy = plainCopy(input);
+  let issues = first;
+  for (let round = 0; round < REPAIR_ROUNDS; round++) {
+    for (const issue of issues) {
+      const path = [...issue.path];
+      const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [undefined];
+      for (const key of keys) {
+        let at = key === undefined ? path : [...path, key];
+        // An element of an array: the whole array goes (indexes of the others must not shift).
+        const index = at.findIndex((s) => typeof s === 'number');
+        if (index >= 0) at = at.slice(0, index);
+        // A key that is already missing (required): its parent goes.
+        if (at.length > 0 && valueAt(copy, at) === undefined) at = at.slice(0, -1);
+        if (at.length === 0) return undefined;
+        const parent = valueAt(copy, at.slice(0, -1));
+        if (parent !== null && typeof parent === 'object') delete (parent as Record<PropertyKey, unknown>)[at.at(-1)!];
+      }
+    }
+    const result = schema.safeParse(copy);
+    if (result.success) return result.data;
+    issues = result.error.issues;
+  }
+  return undefined;
+}
+
+/**
+ * A copy of the plain objects and arrays of `value` (anything else, e.g. a custom interceptor, is
+ * shared); a value met again (an alias, a cycle in a payload) is the same copy. Below COPY_DEPTH
+ * (deeper than any schema: no bad key is removed there, e.g. inside a payload) values are shared.
+ */
+function plainCopy(value: unknown, seen = new Map<object, unknown>(), depth = 0): unknown {
+  if (value === null || typeof value !== 'object' || depth > COPY_DEPTH) return value;
+  const proto = Object.getPrototypeOf(value);
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return value;
+  if (seen.has(value)) return seen.get(value);
+  if (Array.isArray(value)) {
+    const copy: unknown[] = [];
+    seen.set(value, copy);
+    for (const v of value) copy.push(plainCopy(v, seen, depth + 1));
+    return copy;
+  }
+  const copy: Record<string, unknown> = {};
+  seen.set(value, copy);
+  // defineProperty: a "__proto__" key (JSON.parse makes one) stays a key, not the prototype.
+  for (const [k, v] of Object.entries(value))
+    Object.defineProperty(copy, k, {
+      value: plainCopy(v, seen, depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  return copy;
 }
 
 function hintFor(key: string, parent: string, at: ZodDef | undefined, options: ParseOptions): string {

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
-import { deepFreeze, int, ms, parseConfig, text } from './schema-helpers.js';
+import { type KeyNamer, Problems, prefixed } from './problems.js';
+import { collectConfig, deepFreeze, int, ms, text } from './schema-helpers.js';
 import { parseSendOptions } from './send-options.js';
 import { ProxyTrust, type TrustProxyInput } from './trust-proxy.js';
 
@@ -296,34 +297,60 @@ export interface SessionConfig
   readonly accessedIntervalMs: number;
 }
 
-/** Validates, fills defaults, freezes. @throws ConfigError naming the key (prefixed with `prefix`). */
+/**
+ * Validates, fills defaults, freezes.
+ * @throws ConfigError listing every problem, each naming the key (prefixed with `prefix`).
+ */
 export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 'sessions'): SessionConfig {
-  const p: Parsed = parseConfig(sessionSchema, input, prefix);
-  let sendOptions: number;
+  const problems = new Problems();
+  const config = collectSessionConfig(input, prefixed(prefix), problems);
+  problems.throwIfAny();
+  return config!;
+}
+
+/**
+ * {@link resolveSessionConfig} recording its problems in `problems` (keys named by `name`)
+ * instead of throwing; undefined when `input` has a problem. Each cross-field check runs when its
+ * own keys are valid.
+ */
+export function collectSessionConfig(input: unknown, name: KeyNamer, problems: Problems): SessionConfig | undefined {
+  const before = problems.list.length;
+  const p: Parsed | undefined = collectConfig(sessionSchema, input, name, problems);
+  if (p === undefined) return undefined;
+  const ok = (...keys: string[]) => problems.ok(...keys.map(name));
+  const fail = (key: string, expected: string, received?: unknown) =>
+    problems.add(received === undefined ? { key: name(key), expected } : { key: name(key), expected, received });
   const so = p.sendOptions;
-  if (so === 'sync') sendOptions = parseSendOptions('use_ack,sync', `${prefix}.sendOptions`);
-  else sendOptions = parseSendOptions(so, `${prefix}.sendOptions`);
-  const replicationFilter = regexOf(p.replicationFilter, `${prefix}.replicationFilter`);
-  const readOnlyFilter = regexOf(p.readOnlyFilter, `${prefix}.readOnlyFilter`);
-  if (p.manager === 'backup' && p.ownership !== 'migrate')
-    throw new ConfigError(
-      `${prefix}.ownership`,
+  const sendOptions = ok('sendOptions')
+    ? problems.run(() => parseSendOptions(so === 'sync' ? 'use_ack,sync' : so, name('sendOptions')))
+    : undefined;
+  const replicationFilter = ok('replicationFilter')
+    ? problems.run(() => regexOf(p.replicationFilter, name('replicationFilter')))
+    : undefined;
+  const readOnlyFilter = ok('readOnlyFilter')
+    ? problems.run(() => regexOf(p.readOnlyFilter, name('readOnlyFilter')))
+    : undefined;
+  if (ok('manager', 'ownership') && p.manager === 'backup' && p.ownership !== 'migrate')
+    fail(
+      'ownership',
       '"migrate" with manager "backup" (one node at a time writes a session; its backups follow it)',
       p.ownership,
     );
   const serialize =
-    typeof p.serialize === 'boolean' ? p.serialize : (regexOf(p.serialize, `${prefix}.serialize`) ?? false);
+    typeof p.serialize === 'boolean'
+      ? p.serialize
+      : ok('serialize')
+        ? (problems.run(() => regexOf(p.serialize as string, name('serialize'))) ?? false)
+        : false;
   const c = p.cookie;
-  if (c.secure !== undefined && p.cookieSecure !== undefined)
-    throw new ConfigError(
-      `${prefix}.cookieSecure`,
-      `one of ${prefix}.cookieSecure and ${prefix}.cookie.secure, not both`,
-    );
-  if (c.sameSite !== undefined && p.cookieSameSite !== undefined)
-    throw new ConfigError(
-      `${prefix}.cookieSameSite`,
-      `one of ${prefix}.cookieSameSite and ${prefix}.cookie.sameSite, not both`,
-    );
+  if (ok('cookie.secure', 'cookieSecure') && c.secure !== undefined && p.cookieSecure !== undefined)
+    fail('cookieSecure', `one of ${name('cookieSecure')} and ${name('cookie.secure')}, not both`);
+  if (ok('cookie.sameSite', 'cookieSameSite') && c.sameSite !== undefined && p.cookieSameSite !== undefined)
+    fail('cookieSameSite', `one of ${name('cookieSameSite')} and ${name('cookie.sameSite')}, not both`);
+  const trustProxy = ok('trustProxy')
+    ? problems.run(() => ProxyTrust.parse(p.trustProxy, name('trustProxy')))
+    : undefined;
+  if (problems.list.length > before) return undefined;
   const cookie: CookieOptions = {
     maxAge: c.maxAge ?? null,
     domain: c.domain,
@@ -340,12 +367,12 @@ export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 's
     cookie,
     cookieSecure: cookie.secure,
     cookieSameSite: cookie.sameSite,
-    sendOptions,
+    sendOptions: sendOptions!,
     replicationFilter,
     readOnlyFilter,
     serialize,
     accessedIntervalMs: p.accessedIntervalMs ?? Math.max(100, Math.floor(maxMs / 4)),
-    trustProxy: ProxyTrust.parse(p.trustProxy, `${prefix}.trustProxy`),
+    trustProxy: trustProxy!,
   };
   return deepFreeze(config, new Set(['replicationFilter', 'readOnlyFilter', 'serialize', 'trustProxy']));
 }

@@ -5,10 +5,12 @@
  */
 import { z } from 'zod';
 import { UnknownOptionsError } from '../core/errors.js';
-import { resolveChannelConfig } from './channel-config.js';
+import { collectChannelConfig, resolveChannelConfig } from './channel-config.js';
 import { CREATE_SESSIONS_OPTIONS, type ForeignTable } from './foreign-options.js';
-import { type ParseOptions, parseConfig } from './schema-helpers.js';
-import { resolveSessionConfig } from './session-config.js';
+import { collectPlacementConfig } from './placement-config.js';
+import { Problems, prefixed } from './problems.js';
+import { collectConfig, type ParseOptions } from './schema-helpers.js';
+import { collectSessionConfig, resolveSessionConfig } from './session-config.js';
 
 /** True when `resolve` knows `key` (tried on the error path only: it builds a throwaway config). */
 function knows(resolve: (input: Record<string, unknown>) => unknown, key: string): boolean {
@@ -37,7 +39,20 @@ const createSessionsSchema = z.strictObject(
   { error: 'an object { channel, sessions, placement }' },
 );
 
-/** Refuses unknown keys of createSessions' options (all at once, each with a hint). @throws UnknownOptionsError */
+/**
+ * Validates createSessions' options as a whole: unknown top-level keys (each with a hint), then the
+ * channel, sessions and placement blocks, every problem at once, each named as written
+ * (`channel.detector.mode`, `sessions.backups`). @throws ConfigError (UnknownOptionsError when a
+ * key is not an option) listing them all.
+ */
 export function checkCreateSessionsOptions(options: unknown): void {
-  parseConfig(createSessionsSchema, options, '', topLevelHints('channel', CREATE_SESSIONS_OPTIONS));
+  const problems = new Problems();
+  const hints = topLevelHints('channel', CREATE_SESSIONS_OPTIONS);
+  collectConfig(createSessionsSchema, options, prefixed(''), problems, hints);
+  if (problems.has('')) problems.throwIfAny();
+  const o = (options ?? {}) as { channel?: unknown; sessions?: unknown; placement?: unknown };
+  collectChannelConfig(o.channel ?? {}, prefixed('channel'), problems);
+  collectSessionConfig(o.sessions ?? {}, prefixed('sessions'), problems);
+  collectPlacementConfig(o.placement ?? {}, prefixed('placement'), problems);
+  problems.throwIfAny();
 }

@@ -55,15 +55,67 @@ export class ClusterError extends Error {
   }
 }
 
-/** A configuration value is missing or malformed. `key` is the dotted path, `expected` the accepted form. */
+/**
+ * One problem of a configuration: the dotted key as the user wrote it, the accepted form, and the
+ * value given (absent when it is not shown, e.g. a secret). For an unknown key, `hint` says what to
+ * do instead (its nearest known name, where it belongs, or why an express-session option does not
+ * apply) and `expected` is "a known option (…)".
+ */
+export interface ConfigProblem {
+  readonly key: string;
+  readonly expected: string;
+  readonly received?: unknown;
+  readonly hint?: string;
+}
+
+/** One line of a config error: `invalid config: "<key>" must be <expected> (got <value>)` or `… is <hint>`. */
+function lineOf(p: ConfigProblem): string {
+  if (p.hint !== undefined) return `invalid config: "${p.key}" is ${p.hint}`;
+  const got = p.received === undefined ? '' : ` (got ${describe(p.received)})`;
+  return `invalid config: "${p.key}" must be ${p.expected}${got}`;
+}
+
+/**
+ * A configuration is missing or malformed. Every problem found is in `problems` (all of them at
+ * once, one message line each); `key` (the dotted path) and `expected` (the accepted form) are
+ * those of the first.
+ */
 export class ConfigError extends ClusterError {
   readonly key: string;
   readonly expected: string;
-  constructor(key: string, expected: string, received?: unknown) {
-    const got = received === undefined ? '' : ` (got ${describe(received)})`;
-    super(ErrorCode.CONFIG, `invalid config: "${key}" must be ${expected}${got}`);
-    this.key = key;
-    this.expected = expected;
+  /** Every problem of the configuration, in the order they are reported (unknown keys first); never empty. */
+  readonly problems: readonly ConfigProblem[];
+  /** One problem: `key` must be `expected` (`received`, when given, is shown in the message). */
+  constructor(key: string, expected: string, received?: unknown);
+  /** Several problems (at least one), reported together. */
+  constructor(problems: readonly ConfigProblem[]);
+  constructor(keyOrProblems: string | readonly ConfigProblem[], expected?: string, received?: unknown) {
+    const problems: readonly ConfigProblem[] =
+      typeof keyOrProblems === 'string'
+        ? [
+            received === undefined
+              ? { key: keyOrProblems, expected: expected! }
+              : { key: keyOrProblems, expected: expected!, received },
+          ]
+        : keyOrProblems;
+    if (problems.length === 0) throw new TypeError('ConfigError needs at least one problem');
+    super(ErrorCode.CONFIG, problems.map(lineOf).join('\n'));
+    this.key = problems[0]!.key;
+    this.expected = problems[0]!.expected;
+    this.problems = Object.freeze([...problems]);
+  }
+
+  /**
+   * The error for `problems` (at least one): an {@link UnknownOptionsError} when some key is not an
+   * option (those come first), else a ConfigError.
+   */
+  static of(problems: readonly ConfigProblem[]): ConfigError {
+    const unknown = problems.filter((p) => p.hint !== undefined);
+    if (unknown.length === 0) return new ConfigError(problems);
+    return new UnknownOptionsError(
+      unknown.map((p) => ({ key: p.key, hint: p.hint! })),
+      problems.filter((p) => p.hint === undefined),
+    );
   }
 }
 
@@ -76,15 +128,17 @@ export interface UnknownOption {
 /**
  * Config keys that are not options, all of them at once, each with a hint (the nearest known name,
  * where a misplaced key belongs, or why an express-session option does not apply). `key` is the
- * first of them.
+ * first of them. `problems` lists them first, then the other problems of the same configuration
+ * (`others`), so that one error reports everything.
  */
 export class UnknownOptionsError extends ConfigError {
+  /** The `expected` of an unknown key's problem. */
+  static readonly EXPECTED = 'a known option (unknown keys are refused; check the spelling)';
   readonly unknown: readonly UnknownOption[];
-  constructor(unknown: readonly UnknownOption[]) {
-    super(unknown[0]!.key, 'a known option (unknown keys are refused; check the spelling)');
-    this.unknown = unknown;
+  constructor(unknown: readonly UnknownOption[], others: readonly ConfigProblem[] = []) {
     // One line per key, each readable alone: `invalid config: "sessions.secret" is not needed: …`.
-    this.message = unknown.map((u) => `invalid config: "${u.key}" is ${u.hint}`).join('\n');
+    super([...unknown.map((u) => ({ key: u.key, expected: UnknownOptionsError.EXPECTED, hint: u.hint })), ...others]);
+    this.unknown = unknown;
   }
 }
 

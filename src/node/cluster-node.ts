@@ -82,8 +82,10 @@ export class ClusterNode {
 
   constructor(options: ClusterNodeOptions, deps: { logger?: Logger } = {}) {
     const given = new Map<string, AppDefinition>();
-    const apps = options.apps.map((a, i) => {
-      if ('app' in a) {
+    // Anything else than a list of objects (a config file's `apps: x`) is for resolveNodeConfig to report.
+    const listed: unknown[] = Array.isArray(options.apps) ? options.apps : [];
+    const mapped = (listed as ClusterNodeOptions['apps']).map((a, i) => {
+      if (a !== null && typeof a === 'object' && 'app' in a) {
         if (typeof a.app !== 'function')
           throw new ConfigError(`apps.${i}.app`, 'a request listener function (req, res)');
         given.set(a.path, a);
@@ -91,7 +93,9 @@ export class ClusterNode {
       }
       return a;
     });
-    this.config = resolveNodeConfig({ ...options, apps });
+    // Every component (cluster, sessions of each application, placement) is validated here, all
+    // problems reported at once, so nothing below throws a config error.
+    this.config = resolveNodeConfig({ ...options, apps: Array.isArray(options.apps) ? mapped : options.apps });
     this.#given = given;
     const base = deps.logger ?? createLogger();
     this.#logger = base.child({ node: this.config.name ?? (this.config.cluster as { name?: string }).name });
@@ -103,11 +107,6 @@ export class ClusterNode {
       this.#logger,
       resolvePlacementConfig(this.config.placement as PlacementConfigInput, 'placement'),
     );
-    // Validate every session config now: a bad key stops the node before anything starts, named
-    // where the user wrote it (node-wide defaults first, then each application's own).
-    resolveSessionConfig(this.config.sessions, 'sessions');
-    for (const [i, app] of this.config.apps.entries())
-      resolveSessionConfig(this.#sessionInput(app), `apps.${i}.sessions`);
   }
 
   /** An application's session settings: its own over the node-wide ones, with the node's proxy trust. */

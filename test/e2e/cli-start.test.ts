@@ -84,7 +84,7 @@ describe('clowder start: config errors name the key before anything starts', () 
     const [http, cp] = await freePorts(2);
     await expectConfigError(
       ['--host', '0.0.0.0', '--port', String(http), '--cluster-port', String(cp), '--app', app],
-      'clusterKey',
+      'cluster.clusterKey',
       [http!, cp!],
     );
   });
@@ -98,6 +98,43 @@ describe('clowder start: config errors name the key before anything starts', () 
       'sessions.maxInactiveIntervl',
       [http!, cp!],
     );
+  });
+
+  test('a config file with problems in sessions, cluster and http: every one on stderr, one line each', async () => {
+    const [http, cp] = await freePorts(2);
+    const file = join(dir, 'problems.yaml');
+    await writeFile(
+      file,
+      [
+        'http:',
+        '  drainMs: -5',
+        'sessions:',
+        '  backups: -1',
+        '  manage: backup',
+        'cluster:',
+        `  receiver: { port: ${cp} }`,
+        '  detector: { mode: lifeguards, probeTimeoutMs: 200 }',
+        '  sender: { timeoutMs: -1 }',
+        '',
+      ].join('\n'),
+    );
+    const res = await runCli(
+      ['start', '--config', file, '--port', String(http), '--app', app],
+      cleanEnv({ CLOWDER_INSECURE: '1' }),
+    );
+    assert.deepEqual({ code: res.code, signal: res.signal }, { code: 2, signal: null }, res.stderr);
+    const lines = res.stderr.trim().split('\n');
+    assert.deepEqual(lines.sort(), [
+      'clowder: invalid config: "cluster.detector.mode" must be "lifeguard", "swim" or "off" (got "lifeguards")',
+      'clowder: invalid config: "cluster.detector.probeTimeoutMs" must be below cluster.detector.probeIntervalMs (100): indirect probes need the rest of the interval (got 200)',
+      'clowder: invalid config: "cluster.sender.timeoutMs" must be a duration in milliseconds from 1 to 600000 (got -1)',
+      'clowder: invalid config: "http.drainMs" must be milliseconds from 0 to 600000 (0 = no drain) (got -5)',
+      'clowder: invalid config: "sessions.backups" must be an integer from 0 to 64 (copies of each session besides the primary) (got -1)',
+      'clowder: invalid config: "sessions.manage" is not an option; did you mean sessions.manager?',
+    ]);
+    assert.equal(namedKey(res.stderr), 'sessions.manage', 'unknown keys first');
+    assert.doesNotMatch(res.stdout, /ready/);
+    for (const p of [http!, cp!]) assert.equal(await portIsFree(p), true, `port ${p} was never bound`);
   });
 
   test('CLOWDER_INSECURE=maybe', async () => {

@@ -100,7 +100,7 @@ describe('clowder start: cluster keys', () => {
     const secret = 'hunter2-is-my-secret';
     const res = await runCli(['start', ...args('short', http!, cp!)], cleanEnv({ CLOWDER_CLUSTER_KEY: secret }));
     assert.equal(res.code, 2, res.stderr);
-    assert.match(res.stderr, /invalid config: "clusterKey" must be at least 32 characters \(got 20/);
+    assert.match(res.stderr, /invalid config: "cluster.clusterKey" must be at least 32 characters \(got 20/);
     assert.ok(!res.stderr.includes(secret) && !res.stdout.includes(secret), 'key not echoed');
     assert.equal(await portIsFree(http!), true);
     assert.equal(await portIsFree(cp!), true);

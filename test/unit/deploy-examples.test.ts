@@ -537,11 +537,17 @@ describe('the example checks fail on broken manifests', () => {
       c.env.find((e: Obj) => e.valueFrom?.secretKeyRef).valueFrom.secretKeyRef.key = 'clusterkey';
     });
     // The pod would start without the key (clowder refuses to listen beyond loopback without one).
-    assert.match((await checkKubernetes(key, readme)).join('\n'), /"clusterKey" must be set|cluster key is not/);
+    assert.match(
+      (await checkKubernetes(key, readme)).join('\n'),
+      /"cluster\.clusterKey" must be set|cluster key is not/,
+    );
     const variable = withContainer((c) => {
       c.env.find((e: Obj) => e.valueFrom?.secretKeyRef).name = 'CLUSTER_KEY';
     });
-    assert.match((await checkKubernetes(variable, readme)).join('\n'), /"clusterKey" must be set|cluster key is not/);
+    assert.match(
+      (await checkKubernetes(variable, readme)).join('\n'),
+      /"cluster\.clusterKey" must be set|cluster key is not/,
+    );
   });
 
   it('HAProxy checks too slow for the drain, or not asking readiness with the token', () => {

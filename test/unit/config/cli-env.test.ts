@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Flags, nodeConfigFrom, switchOn } from '../../../src/cli/options.js';
+import { resolveNodeConfig } from '../../../src/config/node-config.js';
+import { ConfigError } from '../../../src/core/errors.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const APP = '/app=./examples/counter/app.mjs';
@@ -143,5 +145,27 @@ describe('the token of the status endpoints is a variable only', () => {
     } finally {
       delete process.env.CLOWDER_ADMIN_TOKEN;
     }
+  });
+});
+
+describe('a config file block that is no mapping', () => {
+  it('is kept as written (reported with the other problems); an empty block is no block', async () => {
+    for (const k of Object.keys(process.env)) if (k.startsWith('CLOWDER_')) delete process.env[k];
+    const file = join(mkdtempSync(join(tmpdir(), 'clowder-blocks-')), 'node.yaml');
+    writeFileSync(file, 'http: 5\ncluster:\nsessions: [1]\nplacement: x\n');
+    const config = await nodeConfigFrom({ app: [APP], config: file, port: '0', 'cluster-port': '0' });
+    assert.deepEqual([config.http, config.sessions, config.placement], [5, [1], 'x']);
+    assert.deepEqual(config.cluster, { receiver: { port: 0 } }, 'an empty cluster: block takes the flags');
+    let caught: unknown;
+    try {
+      resolveNodeConfig(config);
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ConfigError);
+    assert.deepEqual(
+      caught.problems.map((p) => p.key),
+      ['http', 'sessions', 'placement'],
+    );
   });
 });
