@@ -1,5 +1,5 @@
 /** The BackupManager's counters and the stats it adds to the DeltaManager's (stats(), /_clowder/stats). */
-import type { FetchCounters } from './fetches.js';
+import { type FetchCounters, newFetchCounters } from './fetches.js';
 import type { BackupSyncCounters } from './manager-stats.js';
 
 /** The BackupManager's own counters (stats). */
@@ -21,14 +21,7 @@ export function newBackupCounters(): BackupCounters {
   return {
     sessionsMoved: 0,
     rebalances: 0,
-    fetches: 0,
-    fetchMisses: 0,
-    fetchTimeouts: 0,
-    refusedFetches: 0,
-    fetchFallbacks: 0,
-    fetchGrants: 0,
-    fetchOwnerHints: 0,
-    lateGrants: 0,
+    ...newFetchCounters(),
     refusedBackupMessages: 0,
     copiesReleased: 0,
     copyErrors: 0,

@@ -57,6 +57,20 @@ export interface FetchCounters {
   lateGrants: number;
 }
 
+/** Every fetch counter at 0. */
+export function newFetchCounters(): FetchCounters {
+  return {
+    fetches: 0,
+    fetchMisses: 0,
+    fetchTimeouts: 0,
+    refusedFetches: 0,
+    fetchFallbacks: 0,
+    fetchGrants: 0,
+    fetchOwnerHints: 0,
+    lateGrants: 0,
+  };
+}
+
 /** What a fetch needs of its manager. */
 export interface FetchesHost {
   readonly contextName: string;

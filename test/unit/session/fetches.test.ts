@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Member } from '../../../src/channel/types.js';
 import type { FetchedMsg } from '../../../src/session/backup-messages.js';
-import { type FetchCounters, Fetches } from '../../../src/session/fetches.js';
+import { type FetchCounters, Fetches, newFetchCounters } from '../../../src/session/fetches.js';
 import { Msg } from '../../../src/session/messages.js';
 import type { Session } from '../../../src/session/session.js';
 
@@ -39,16 +39,7 @@ interface Held {
 function harness() {
   const posts: { to: string[]; message: readonly unknown[] }[] = [];
   const store = new Map<string, Held>();
-  const counters: FetchCounters = {
-    fetches: 0,
-    fetchMisses: 0,
-    fetchTimeouts: 0,
-    refusedFetches: 0,
-    fetchFallbacks: 0,
-    fetchGrants: 0,
-    fetchOwnerHints: 0,
-    lateGrants: 0,
-  };
+  const counters: FetchCounters = newFetchCounters();
   const fetches = new Fetches({
     contextName: 'app',
     localId: ME,

@@ -14,8 +14,8 @@ import { releaseMsg } from '../../../src/session/backup-messages.js';
 import { deltaMsg, sessionDataMsg } from '../../../src/session/message-builders.js';
 import type { SessionRecord } from '../../../src/session/messages.js';
 import { ReplicationHub } from '../../../src/session/replication-hub.js';
-import type { Session } from '../../../src/session/session.js';
 import { type MemoryChannel, MemoryNetwork } from '../../helpers/memory-channel.js';
+import { increment, request, sum } from '../../helpers/twin-backup.js';
 import { waitFor } from '../../helpers/wait.js';
 
 interface Node {
@@ -46,24 +46,6 @@ async function stopAll(nodes: readonly Node[]): Promise<void> {
   }
 }
 
-/** One request on `m` for `id` as the HTTP layer makes it: find or fetch, start, acquire, `app`, complete. */
-async function request(m: BackupManager, id: string, app: (s: Session) => void): Promise<void> {
-  let s = m.findSession(id);
-  if (s === undefined) s = await m.fetchSession(id);
-  if (s === undefined) throw new Error(`session ${id.slice(0, 8)} not found on ${m.route}`);
-  m.requestStarted(s);
-  try {
-    const wait = m.acquire(s);
-    if (wait !== undefined) await wait;
-    app(s);
-  } finally {
-    await m.requestCompleted(s);
-  }
-}
-
-const increment = (s: Session) => s.setAttribute('count', ((s.getAttribute('count') as number) ?? 0) + 1);
-const stats = (m: BackupManager) => m.stats() as ReturnType<BackupManager['stats']> & Record<string, number>;
-const sum = (nodes: readonly Node[], key: string) => nodes.reduce((a, n) => a + (stats(n.manager)[key] ?? 0), 0);
 const received = (m: BackupManager, type: string) => (m.stats().received as Record<string, number>)[type] ?? 0;
 const owners = (nodes: readonly Node[], id: string) =>
   nodes.filter((n) => n.manager.sessions.get(id)?.ownerId === n.manager.localId).map((n) => n.name);

@@ -14,8 +14,8 @@ import { BackupManager } from '../../../src/session/backup-manager.js';
 import { FETCH_TAKES } from '../../../src/session/fetches.js';
 import { Msg } from '../../../src/session/messages.js';
 import { ReplicationHub } from '../../../src/session/replication-hub.js';
-import type { Session } from '../../../src/session/session.js';
 import { type MemoryChannel, MemoryNetwork } from '../../helpers/memory-channel.js';
+import { increment, request, stats, sum } from '../../helpers/twin-backup.js';
 import { waitFor } from '../../helpers/wait.js';
 
 interface Node {
@@ -48,25 +48,6 @@ async function startBackupNodes(net: MemoryNetwork, names: string[], takes = tru
   await Promise.all(nodes.map((n) => n.manager.start()));
   return nodes;
 }
-
-/** One request on `m` for `id` as the HTTP layer makes it: find or fetch, start, acquire, `app`, complete. */
-async function request(m: BackupManager, id: string, app: (s: Session) => void): Promise<void> {
-  let s = m.findSession(id);
-  if (s === undefined) s = await m.fetchSession(id);
-  if (s === undefined) throw new Error(`session ${id.slice(0, 8)} not found on ${m.route}`);
-  m.requestStarted(s);
-  try {
-    const wait = m.acquire(s);
-    if (wait !== undefined) await wait;
-    app(s);
-  } finally {
-    await m.requestCompleted(s);
-  }
-}
-
-const increment = (s: Session) => s.setAttribute('count', ((s.getAttribute('count') as number) ?? 0) + 1);
-const stats = (m: BackupManager) => m.stats() as ReturnType<BackupManager['stats']> & Record<string, number>;
-const sum = (nodes: readonly Node[], key: string) => nodes.reduce((a, n) => a + (stats(n.manager)[key] ?? 0), 0);
 
 describe('BackupManager take-over in one round trip (FETCH take, FETCHED granted)', () => {
   it('a node that holds no copy gets the session and its ownership from the owner in one answer: no ACQUIRE', async () => {
