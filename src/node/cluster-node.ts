@@ -72,6 +72,8 @@ export class ClusterNode {
   #inFlight = 0;
   /** From a graceful stop of a serving node on: readiness 503, every response `Connection: close`. */
   #draining = false;
+  /** In the drain period itself (readiness says `draining`); #draining stays on through the shutdown. */
+  #inDrain = false;
   /** Ends the drain period now (set while it runs). */
   #endDrain: (() => void) | undefined;
   /** Status requests refused (not loopback, forwarded by a proxy, or a wrong admin token). */
@@ -243,6 +245,7 @@ export class ClusterNode {
   async #drain(ms: number): Promise<void> {
     this.#draining = true;
     if (ms === 0) return;
+    this.#inDrain = true;
     this.#logger.info({ drainMs: ms, inFlight: this.#inFlight }, 'draining: readiness 503, still serving');
     const t0 = Date.now();
     await new Promise<void>((resolvePromise) => {
@@ -253,6 +256,7 @@ export class ClusterNode {
       };
     });
     this.#endDrain = undefined;
+    this.#inDrain = false;
     this.#logger.info({ drainedMs: Date.now() - t0, inFlight: this.#inFlight }, 'drain ended: no longer accepting');
   }
 
@@ -261,7 +265,7 @@ export class ClusterNode {
     return {
       node: this.name,
       ready: this.ready,
-      draining: this.#draining,
+      draining: this.#inDrain,
       inFlight: this.#inFlight,
       http: { statusRefused: this.#statusRefused },
       channel: this.channel.stats(),
@@ -292,7 +296,7 @@ export class ClusterNode {
     }
     if (path === '/ready') {
       const ok = this.#state === 'ready';
-      res.writeHead(ok ? 200 : 503, headers).end(ok ? 'ready\n' : this.#draining ? 'draining\n' : `${this.#state}\n`);
+      res.writeHead(ok ? 200 : 503, headers).end(ok ? 'ready\n' : this.#inDrain ? 'draining\n' : `${this.#state}\n`);
     } else {
       res
         .writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
