@@ -70,11 +70,7 @@ export class ClusterNode {
   /** The shutdown under way once stop() was called (stop() callers and a failing start() await it). */
   #stopping: Promise<void> | undefined;
   #inFlight = 0;
-  /** From a graceful stop of a serving node on: readiness 503, every response `Connection: close`. */
-  #draining = false;
-  /** In the drain period itself (readiness says `draining`); #draining stays on through the shutdown. */
-  #inDrain = false;
-  /** Ends the drain period now (set while it runs). */
+  /** Ends the drain period now; set only while it runs (readiness and stats say `draining` then). */
   #endDrain: (() => void) | undefined;
   /** Status requests refused (not loopback, forwarded by a proxy, or a wrong admin token). */
   #statusRefused = 0;
@@ -163,8 +159,8 @@ export class ClusterNode {
       const server = createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, (req, res) => {
         this.#inFlight++;
         res.onClosed = this.#requestClosed;
-        // Draining: the client (or balancer) opens its next request elsewhere, not on this connection.
-        if (this.#draining) res.setHeader('Connection', 'close');
+        // Stopping (drain and shutdown): the client (or balancer) opens its next request elsewhere.
+        if (this.#state === 'stopping') res.setHeader('Connection', 'close');
         if (statusPath !== '' && req.url?.startsWith(statusPath) && this.#status(req, res, statusPath)) return;
         listener(req as IncomingMessage, res as ServerResponse);
       });
@@ -243,9 +239,7 @@ export class ClusterNode {
 
   /** Readiness 503 and `Connection: close` on every response, for `ms` (or until stop({ drainMs: 0 })). */
   async #drain(ms: number): Promise<void> {
-    this.#draining = true;
     if (ms === 0) return;
-    this.#inDrain = true;
     this.#logger.info({ drainMs: ms, inFlight: this.#inFlight }, 'draining: readiness 503, still serving');
     const t0 = Date.now();
     await new Promise<void>((resolvePromise) => {
@@ -256,7 +250,6 @@ export class ClusterNode {
       };
     });
     this.#endDrain = undefined;
-    this.#inDrain = false;
     this.#logger.info({ drainedMs: Date.now() - t0, inFlight: this.#inFlight }, 'drain ended: no longer accepting');
   }
 
@@ -265,7 +258,7 @@ export class ClusterNode {
     return {
       node: this.name,
       ready: this.ready,
-      draining: this.#inDrain,
+      draining: this.#endDrain !== undefined,
       inFlight: this.#inFlight,
       http: { statusRefused: this.#statusRefused },
       channel: this.channel.stats(),
@@ -296,7 +289,9 @@ export class ClusterNode {
     }
     if (path === '/ready') {
       const ok = this.#state === 'ready';
-      res.writeHead(ok ? 200 : 503, headers).end(ok ? 'ready\n' : this.#inDrain ? 'draining\n' : `${this.#state}\n`);
+      res
+        .writeHead(ok ? 200 : 503, headers)
+        .end(ok ? 'ready\n' : this.#endDrain !== undefined ? 'draining\n' : `${this.#state}\n`);
     } else {
       res
         .writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
