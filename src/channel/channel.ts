@@ -502,6 +502,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       members: () => this.members(),
       verify: (m, timeoutMs) => this.#liveness.verify(m, timeoutMs),
       forget: (m) => this.#membership.forget(m.id),
+      connectedFrom: (m) => this.#receiver?.connectedFrom(m.id) ?? false,
       up: pipeline.upFrom(i),
       send: pipeline.sendFrom(i),
       pendingBytes: (m) => this.pendingBytes(m),

@@ -72,6 +72,8 @@ export interface InterceptorContext {
   members(): Member[];
   /** Probes `member` over a fresh TCP connection: true if it answers with the same id within timeoutMs. */
   verify(member: Member, timeoutMs: number): Promise<boolean>;
+  /** True while an authenticated connection from `member` to this node is open (what it sends there still arrives). */
+  connectedFrom(member: Member): boolean;
   /** Tells the membership service that `member` is dead (no further removal event from below). */
   forget(member: Member): void;
   /** Events injected from this interceptor's position upwards. */

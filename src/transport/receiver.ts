@@ -67,7 +67,7 @@ export interface ReceiverHandlers {
   leave(conn: InboundConnection): void | Promise<void>;
   /** A peer completed its hello and sent its first (with a key: authenticated) frame. */
   hello?(conn: InboundConnection): void;
-  /** The last authenticated connection from member `conn.remote.id` closed. */
+  /** The last connection from member `conn.remote.id` closed (counted from its hello, proven or not). */
   closed?(conn: InboundConnection): void;
 }
 
@@ -107,7 +107,7 @@ export class Receiver {
   #closed: Promise<void> | undefined;
   #sockets = new Map<Socket, Activity>();
   #perAddress = new Map<string, number>();
-  /** Proven connections per member id (a member's probes come on connections of their own). */
+  /** Connections past their hello per member id (a member's probes come on connections of their own). */
   #perMember = new Map<string, number>();
   #idleTimer: NodeJS.Timeout | undefined;
   readonly #nonces: SeenNonces;
@@ -174,6 +174,14 @@ export class Receiver {
     if (server) this.#closed = new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /**
+   * True while a connection whose hello named member `id` is open (within handshakeTimeoutMs of
+   * its hello it may not have proven the key yet: a replayed hello counts that long at most).
+   */
+  connectedFrom(id: string): boolean {
+    return this.#perMember.has(id);
+  }
+
   /** Stops accepting and closes every inbound connection. */
   async close(): Promise<void> {
     this.stopAccepting();
@@ -217,13 +225,14 @@ export class Receiver {
           if (type !== FrameType.HELLO) throw new FrameError(`expected HELLO, got frame type ${type}`);
           conn = this.#hello(flags, body, writer, sink, socket);
           timer.refresh(); // the first record must follow within handshakeTimeoutMs again
+          // Counted from the hello: a member's LEAVE may be the first record that follows it.
+          this.#perMember.set(conn.remote.id, (this.#perMember.get(conn.remote.id) ?? 0) + 1);
           return;
         }
         if (unproven) {
           // A replayed hello gets this far, but cannot produce a record the new keys open.
           unproven = false;
           clearTimeout(timer);
-          this.#perMember.set(conn.remote.id, (this.#perMember.get(conn.remote.id) ?? 0) + 1);
           this.handlers.hello?.(conn);
         }
         this.#frame(conn, type, flags, body, borrowed);
@@ -271,7 +280,7 @@ export class Receiver {
       const n = (this.#perAddress.get(address) ?? 1) - 1;
       if (n <= 0) this.#perAddress.delete(address);
       else this.#perAddress.set(address, n);
-      if (conn !== undefined && !unproven) {
+      if (conn !== undefined) {
         const left = (this.#perMember.get(conn.remote.id) ?? 1) - 1;
         if (left > 0) this.#perMember.set(conn.remote.id, left);
         else {

@@ -9,6 +9,12 @@
  * A leave or restart passes straight through: the membership service has verified it the same
  * way already (a LEAVE frame, a LEAVING heartbeat or a new id at a member's address proves nothing
  * on its own without a key).
+ *
+ * A verdict "dead" waits while the member's own connection to us is still open, until that
+ * connection closes or verifyTimeoutMs passes: a killed process's connections all reset together,
+ * so this costs a crash nothing, but a member stopping gracefully refuses new connections before
+ * its LEAVE (sent on that connection) arrives, and a connection of ours caught in its listen backlog
+ * resets then: without the wait that leave was reported as `unreachable`.
  */
 import type { FailureDetectorConfig } from '../../config/channel-config.js';
 import type { Interceptor, InterceptorContext, Member, RemoveReason } from '../types.js';
@@ -21,15 +27,17 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
   const verifying = new Set<string>();
   /** Members that missed heartbeats but answered TCP (Tomcat's removeSuspects). */
   const watched = new Map<string, { member: Member; since: number }>();
-  const counters = { verifications: 0, falseAlarms: 0, confirmedDead: 0 };
+  const counters = { verifications: 0, falseAlarms: 0, confirmedDead: 0, heldVerdicts: 0 };
   /**
    * Members that sent a LEAVE, with when: one confirmed dead soon after left (its connections
    * closing may be noticed before the membership service's check of the LEAVE completes).
    */
   const leaving = new Map<string, number>();
+  /** Dead verdicts waiting for the member's connection to us to close (see above). */
+  const held = new Map<string, { member: Member; reason: RemoveReason; timer: NodeJS.Timeout }>();
 
   function check(member: Member, reason: RemoveReason): void {
-    if (verifying.has(member.id)) return;
+    if (verifying.has(member.id) || held.has(member.id)) return;
     verifying.add(member.id);
     counters.verifications++;
     ctx.verify(member, config.verifyTimeoutMs).then((alive) => {
@@ -42,14 +50,44 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
         }
         return;
       }
-      counters.confirmedDead++;
-      watched.delete(member.id);
-      const left = leaving.get(member.id);
-      leaving.delete(member.id);
-      ctx.forget(member);
-      if (left !== undefined && Date.now() - left < LEAVING_MS) ctx.up.memberRemoved(member, 'leave');
-      else ctx.up.memberRemoved(member, reason === 'timeout' ? 'timeout' : 'unreachable');
+      if (ctx.connectedFrom(member)) hold(member, reason);
+      else dead(member, reason);
     });
+  }
+
+  function hold(member: Member, reason: RemoveReason): void {
+    const timer = setTimeout(() => release(member.id), config.verifyTimeoutMs);
+    timer.unref();
+    held.set(member.id, { member, reason, timer });
+    counters.heldVerdicts++;
+  }
+
+  function release(id: string): void {
+    const h = held.get(id);
+    if (h === undefined) return;
+    held.delete(id);
+    clearTimeout(h.timer);
+    dead(h.member, h.reason);
+  }
+
+  function drop(id: string): void {
+    const h = held.get(id);
+    if (h === undefined) return;
+    held.delete(id);
+    clearTimeout(h.timer);
+  }
+
+  function dead(member: Member, reason: RemoveReason): void {
+    counters.confirmedDead++;
+    watched.delete(member.id);
+    ctx.forget(member);
+    ctx.up.memberRemoved(member, leftRecently(member.id) ? 'leave' : reason === 'timeout' ? 'timeout' : 'unreachable');
+    leaving.delete(member.id);
+  }
+
+  function leftRecently(id: string): boolean {
+    const left = leaving.get(id);
+    return left !== undefined && Date.now() - left < LEAVING_MS;
   }
 
   return {
@@ -59,13 +97,17 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
     },
     memberAdded(member, next) {
       watched.delete(member.id);
+      drop(member.id);
       next(member);
     },
     memberRemoved(member, reason, next) {
       if (reason === 'leave' || reason === 'restart' || reason === 'unreachable') {
+        // The detector's own removal of a member that sent its LEAVE meanwhile is a leave too.
+        const why = reason === 'unreachable' && leftRecently(member.id) ? 'leave' : reason;
         watched.delete(member.id);
         leaving.delete(member.id);
-        next(member, reason);
+        drop(member.id);
+        next(member, why);
         return;
       }
       check(member, reason);
@@ -77,6 +119,13 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
       watched.delete(id);
       if (leaving.size < 10_000) leaving.set(id, Date.now());
     },
+    connectionClosed(id) {
+      release(id);
+    },
+    stop() {
+      for (const h of held.values()) clearTimeout(h.timer);
+      held.clear();
+    },
     tick(now) {
       for (const [id, t] of leaving) if (now - t >= LEAVING_MS) leaving.delete(id);
       for (const [id, w] of watched) {
@@ -84,6 +133,6 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
         else check(w.member, 'timeout');
       }
     },
-    stats: () => ({ ...counters, watched: watched.size }),
+    stats: () => ({ ...counters, watched: watched.size, held: held.size }),
   };
 }
