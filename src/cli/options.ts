@@ -40,6 +40,7 @@ export const START_FLAGS = {
   'placement-host': { type: 'string' },
   'trust-proxy': { type: 'string' },
   'drain-ms': { type: 'string' },
+  forward: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -222,6 +223,12 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
     if (!/^\d{1,6}$/.test(drain.trim()) || Number(drain) > 600_000)
       throw new ConfigError('--drain-ms', 'milliseconds from 0 to 600000 (0 = no drain)', drain);
     http.drainMs = Number(drain);
+  }
+  const forward = pick(flags, 'forward', 'CLOWDER_FORWARD');
+  if (forward !== undefined) {
+    if (forward !== 'auto' && forward !== 'always' && forward !== 'off')
+      throw new ConfigError('--forward', '"auto", "always" or "off"', forward);
+    http.forward = forward;
   }
   const trust = pick(flags, 'trust-proxy', 'CLOWDER_TRUST_PROXY');
   if (trust !== undefined) http.trustProxy = trustProxyOf(trust);

@@ -71,6 +71,13 @@ const nodeSchema = z.strictObject({
        * number of hops or addresses / CIDR ranges, as Express's 'trust proxy'.
        */
       trustProxy: z.custom<TrustProxyInput>().optional(),
+      /**
+       * Owner forwarding: a request whose session another node owns is proxied to that node over
+       * HTTP instead of moving the session here. "auto" (default): for applications with the
+       * BackupManager (their sessions live on 1 + k nodes); "always": every application; "off".
+       * Needs a fixed `port` (advertised to the other nodes; with 0 nothing is forwarded here).
+       */
+      forward: z.enum(['auto', 'always', 'off'], { error: '"auto", "always" or "off"' }).default('auto'),
     })
     .prefault({}),
   apps: z
@@ -95,6 +102,7 @@ export interface NodeConfig {
     readonly statusPath: string;
     readonly adminToken: AdminToken | undefined;
     readonly trustProxy: ProxyTrust;
+    readonly forward: 'auto' | 'always' | 'off';
   };
   readonly apps: readonly { readonly path: string; readonly module: string; readonly sessions?: SessionConfigInput }[];
   readonly cluster: ChannelConfigInput;

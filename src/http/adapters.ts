@@ -133,12 +133,29 @@ export interface Mount {
 }
 
 /**
+ * Proxies a request to its session's owner and returns true, or returns false to serve it here;
+ * `serveHere(mount, req, res, url)` serves it here later (the owner was unreachable). See owner-forward.ts.
+ */
+export type ForwardHook = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  mount: Mount,
+  url: string,
+  serveHere: typeof serve,
+) => boolean;
+
+/**
  * A node:http request listener that routes each request to the mount whose context path
  * prefixes it (longest first), strips the prefix from `req.url` like Express's mounting
- * (`req.originalUrl` keeps it), and answers 404 for anything else.
+ * (`req.originalUrl` keeps it), and answers 404 for anything else. With `forward`, a request
+ * whose session another node owns may be proxied there first.
  */
-export function createRequestListener(mounts: readonly Mount[]): (req: IncomingMessage, res: ServerResponse) => void {
+export function createRequestListener(
+  mounts: readonly Mount[],
+  options: { forward?: ForwardHook } = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
   const sorted = [...mounts].sort((a, b) => b.contextPath.length - a.contextPath.length);
+  const forward = options.forward;
   return (req, res) => {
     const url = req.url ?? '/';
     let mount: Mount | undefined;
@@ -162,31 +179,37 @@ export function createRequestListener(mounts: readonly Mount[]): (req: IncomingM
       notReady(res);
       return;
     }
-    const r = req as AnyRequest & { contextPath?: string };
-    const path = requestPath(url);
-    r.originalUrl = url;
-    r.contextPath = mount.contextPath;
-    if (mount.contextPath !== '/') {
-      const rest = url.slice(mount.contextPath.length);
-      req.url = rest === '' || rest[0] === '?' ? `/${rest}` : rest;
-    }
-    const rs = new RequestSession(mount.manager, mount.manager.config, req, res, path);
-    r[kSession] = rs;
-    if (!(req instanceof ClusterRequest)) decorate(req);
-    if (!(res instanceof ClusterResponse)) {
-      replicateBeforeEnd(res, rs);
-      res.on('close', onClose);
-    }
-    if (rs.ready === undefined) {
+    if (forward?.(req, res, mount, url, serve)) return;
+    serve(mount, req, res, url);
+  };
+}
+
+/** Serves `req` here: the session from this node's manager, then the application. */
+function serve(mount: Mount, req: IncomingMessage, res: ServerResponse, url: string): void {
+  const r = req as AnyRequest & { contextPath?: string };
+  const path = requestPath(url);
+  r.originalUrl = url;
+  r.contextPath = mount.contextPath;
+  if (mount.contextPath !== '/') {
+    const rest = url.slice(mount.contextPath.length);
+    req.url = rest === '' || rest[0] === '?' ? `/${rest}` : rest;
+  }
+  const rs = new RequestSession(mount.manager, mount.manager.config, req, res, path);
+  r[kSession] = rs;
+  if (!(req instanceof ClusterRequest)) decorate(req);
+  if (!(res instanceof ClusterResponse)) {
+    replicateBeforeEnd(res, rs);
+    res.on('close', onClose);
+  }
+  if (rs.ready === undefined) {
+    if (rs.busy) serializeBusy(res);
+    else run(mount.app, req, res);
+  } else
+    rs.ready.then(() => {
+      if (rs.abandoned) return;
       if (rs.busy) serializeBusy(res);
       else run(mount.app, req, res);
-    } else
-      rs.ready.then(() => {
-        if (rs.abandoned) return;
-        if (rs.busy) serializeBusy(res);
-        else run(mount.app, req, res);
-      });
-  };
+    });
 }
 
 function run(app: RequestListener, req: IncomingMessage, res: ServerResponse): void {

@@ -21,10 +21,12 @@ import {
   type Mount,
   type RequestListener,
 } from '../http/adapters.js';
+import { OwnerForward } from '../http/owner-forward.js';
 import { statusAllowed } from '../http/proxy-trust.js';
 import { createManager } from '../session/create-manager.js';
 import type { DeltaManager } from '../session/delta-manager.js';
-import { ReplicationHub } from '../session/replication-hub.js';
+import { httpPortOf, ReplicationHub } from '../session/replication-hub.js';
+import { ownerRouting } from './owner-routing.js';
 
 /**
  * Optional `setup` export of an application module, called before the node starts: register
@@ -66,6 +68,8 @@ export class ClusterNode {
   readonly #hub: ReplicationHub;
   readonly #given: Map<string, AppDefinition>;
   #server: Server | undefined;
+  /** Owner forwarding (http.forward); undefined when off or the HTTP port is not fixed. */
+  #forward: OwnerForward | undefined;
   #state: State = 'new';
   /** The shutdown under way once stop() was called (stop() callers and a failing start() await it). */
   #stopping: Promise<void> | undefined;
@@ -149,12 +153,14 @@ export class ClusterNode {
         await setup?.({ manager, node: this });
         mounts.push({ contextPath: app.path, manager, app: listener });
       }
+      this.#forward = this.#ownerForward();
       await this.channel.start();
       await this.channel.settled();
       this.#stillStarting();
       await Promise.all(this.managers.map((m) => m.start()));
       this.#stillStarting();
-      const listener = createRequestListener(mounts);
+      const forward = this.#forward;
+      const listener = createRequestListener(mounts, forward && { forward: forward.forward.bind(forward) });
       const statusPath = this.config.http.statusPath;
       const server = createServer({ IncomingMessage: ClusterRequest, ServerResponse: ClusterResponse }, (req, res) => {
         this.#inFlight++;
@@ -192,6 +198,41 @@ export class ClusterNode {
       if (err instanceof ClusterError && err.code === ErrorCode.STOPPED) throw err;
       throw new ClusterError(ErrorCode.STOPPED, 'the node was stopped before it was ready', { cause: err });
     }
+  }
+
+  /**
+   * Owner forwarding (http/owner-forward.ts), unless http.forward is "off", no application uses
+   * it, or the HTTP port is 0 (not known before the channel starts: nothing to advertise).
+   */
+  #ownerForward(): OwnerForward | undefined {
+    const { forward: mode, port } = this.config.http;
+    if (mode === 'off') return undefined;
+    if (mode === 'auto' && !this.managers.some((m) => m.config.manager === 'backup')) return undefined;
+    if (port === 0) {
+      this.#logger.info({}, 'owner forwarding off: http.port is 0 (a fixed port is advertised to the other nodes)');
+      return undefined;
+    }
+    // The others reach this node's HTTP port at its receiver's address: not if HTTP binds loopback only.
+    const receiver = this.channel.config.receiver.address;
+    if (isLoopback(this.config.http.host) && !isLoopback(receiver)) {
+      this.#logger.info(
+        { httpHost: this.config.http.host, receiver },
+        'owner forwarding off: HTTP listens on loopback only, the other nodes could not reach it (bind http.host to an address they reach)',
+      );
+      return undefined;
+    }
+    this.#hub.advertiseHttpPort(port);
+    const forward = new OwnerForward({
+      localName: this.name,
+      target: ownerRouting(mode, this.#hub),
+      logger: this.#logger.child({ component: 'forward' }),
+    });
+    // Connections to a member that left or died end now (their requests are served here instead).
+    this.channel.on('memberRemoved', (m) => {
+      const httpPort = httpPortOf(m);
+      if (httpPort !== undefined) forward.drop(m.host, httpPort);
+    });
+    return forward;
   }
 
   /** Throws ERR_CLOWDER_STOPPED when stop() was called while start() awaited. */
@@ -260,7 +301,10 @@ export class ClusterNode {
       ready: this.ready,
       draining: this.#endDrain !== undefined,
       inFlight: this.#inFlight,
-      http: { statusRefused: this.#statusRefused },
+      http: {
+        statusRefused: this.#statusRefused,
+        forward: this.#forward === undefined ? undefined : { ...this.#forward.counters },
+      },
       channel: this.channel.stats(),
       rejoins: { ...this.#hub.rejoins },
       sessions: this.managers.map((m) => m.stats()),
@@ -310,6 +354,7 @@ export class ClusterNode {
       server.closeAllConnections();
       await closed;
     }
+    this.#forward?.close();
     for (const m of this.managers) await m.stop();
     await this.channel.stop();
   }
@@ -361,6 +406,10 @@ export class ClusterNode {
       setup: mod.setup as AppSetup | undefined,
     };
   }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /** True when `err` says `what` (a file path or a package name) itself was not found, not something it imports. */

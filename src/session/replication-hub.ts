@@ -45,6 +45,8 @@ export interface NodePayload {
   host?: string;
   /** Its failure zone, if configured. */
   zone?: string;
+  /** Its HTTP port (at its receiver's host), for owner forwarding; absent when it forwards nothing to it. */
+  httpPort?: number;
 }
 
 export class ReplicationHub {
@@ -89,7 +91,16 @@ export class ReplicationHub {
   #payload(): NodePayload {
     const p: NodePayload = { contexts: [...this.#managers.keys()], host: this.placement.host };
     if (this.placement.zone !== undefined) p.zone = this.placement.zone;
+    if (this.#httpPort !== undefined) p.httpPort = this.#httpPort;
     return p;
+  }
+
+  #httpPort: number | undefined;
+
+  /** Advertises this node's HTTP port (owner forwarding); call before the channel starts. */
+  advertiseHttpPort(port: number): void {
+    this.#httpPort = port;
+    this.channel.setPayload(this.#payload());
   }
 
   unregister(manager: HubManager): void {
@@ -224,6 +235,12 @@ export class ReplicationHub {
 export function servesContext(m: Member, context: string): boolean {
   const p = m.payload as Partial<NodePayload> | undefined;
   return p !== undefined && p !== null && Array.isArray(p.contexts) && p.contexts.includes(context);
+}
+
+/** The HTTP port member `m` advertises for owner forwarding (a peer's payload is untrusted), or undefined. */
+export function httpPortOf(m: Member): number | undefined {
+  const port = (m.payload as Partial<NodePayload> | undefined)?.httpPort;
+  return typeof port === 'number' && Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
 }
 
 const PLACEMENT_NAME = /^[\x21-\x7e]{1,253}$/;

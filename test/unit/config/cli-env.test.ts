@@ -66,6 +66,7 @@ const CASES: Record<string, { env: string; flag: Flags[string]; text: string; wi
   'trust-proxy': { env: 'CLOWDER_TRUST_PROXY', flag: 'loopback', text: 'loopback' },
   json: { env: 'CLOWDER_JSON', flag: true, text: 'yes' },
   'drain-ms': { env: 'CLOWDER_DRAIN_MS', flag: '500', text: '500' },
+  forward: { env: 'CLOWDER_FORWARD', flag: 'always', text: 'always' },
   'dns-name': { env: 'CLOWDER_DNS_NAME', flag: 'clowder.example.test', text: 'clowder.example.test' },
   'dns-server': {
     env: 'CLOWDER_DNS_SERVERS',
