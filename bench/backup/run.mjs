@@ -52,11 +52,11 @@ const log = createLog(T0);
 const { args, num: option } = parseOptions(
   [
     ...['quick', 'reps', 'duration', 'warmup', 'sessions', 'sessions-held', 'backups', 'managers', 'sizes'],
-    ...['only', 'connections', 'threads', 'workload', 'no-save', 'profile', 'help'],
+    ...['only', 'connections', 'threads', 'workload', 'no-save', 'profile', 'forward', 'help'],
   ],
   'usage: node bench/backup/run.mjs [--quick] [--only=big,scale,restore,sticky] [--managers=delta,backup]\n' +
     '         [--sizes=2,4,6] [--reps=N] [--duration=S] [--warmup=S] [--sessions=N] [--sessions-held=N]\n' +
-    '         [--backups=K] [--connections=N] [--threads=N] [--workload=DIR] [--no-save]',
+    '         [--backups=K] [--connections=N] [--threads=N] [--workload=DIR] [--forward=auto|always|off] [--no-save]',
 );
 const quick = args.quick === true;
 const num = (k, d) => option(k, d, { positive: true });
@@ -74,12 +74,15 @@ const list = (k, d) =>
     .split(',')
     .filter(Boolean);
 const MANAGERS = list('managers', 'delta,backup');
+/** http.forward of every node (owner forwarding); the node's default ("off") unless given. */
+const FORWARD = args.forward === undefined ? undefined : String(args.forward);
 const SIZES = list('sizes', '2,4,6').map(Number);
 const PARTS = ['big', 'scale', 'restore', 'sticky'];
 const ONLY = list('only', PARTS.join(','));
 {
   const problems = [];
   for (const m of MANAGERS) if (m !== 'delta' && m !== 'backup') problems.push(`--managers: delta or backup, not ${m}`);
+  if (FORWARD !== undefined && !['auto', 'always', 'off'].includes(FORWARD)) problems.push(`--forward: auto, always or off, not ${FORWARD}`);
   for (const n of SIZES) if (!Number.isInteger(n) || n < 2) problems.push(`--sizes: integers >= 2, not ${n}`);
   for (const p of ONLY) if (!PARTS.includes(p)) problems.push(`--only: ${PARTS.join(', ')}, not ${p}`);
   if (!existsSync(join(root, 'dist', 'index.js'))) problems.push('dist/index.js is missing: run `npm run build`');
@@ -117,7 +120,7 @@ async function startCluster(n, manager, script = 'node.mjs') {
   const nodes = Array.from({ length: n }, (_, i) => {
     const spec = {
       ...{ name: `N${i + 1}`, httpPort: ports[2 * i], clusterPort: ports[2 * i + 1], members, domain },
-      ...{ send: 'async', expect: n - 1, app: APP },
+      ...{ send: 'async', expect: n - 1, app: APP, forward: FORWARD },
       ...(manager === 'backup' ? { manager, backups: BACKUPS } : {}),
     };
     const w = forkWorker(join(root, 'bench', 'http', script), {
@@ -407,7 +410,7 @@ const targets = [];
 const startedAt = new Date(Date.now() - (performance.now() - T0)).toISOString();
 md.push(reportHead('BackupManager against DeltaManager', startedAt, info));
 md.push(
-  `${REPS} repetition(s), wrk ${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, ${SESSIONS} workload sessions, backups = ${BACKUPS}; medians over the repetitions.\n`,
+  `${REPS} repetition(s), wrk ${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, ${SESSIONS} workload sessions, backups = ${BACKUPS}, http.forward = ${FORWARD ?? 'off (default)'}; medians over the repetitions.\n`,
 );
 if (ONLY.includes('big')) {
   md.push(`### 4 nodes, ${fmt(HELD)} sessions of 1 KiB, load spread\n`);
@@ -561,6 +564,7 @@ if (!args['no-save'])
         sessions: SESSIONS,
         held: HELD,
         backups: BACKUPS,
+        forward: FORWARD,
         managers: MANAGERS,
         sizes: SIZES,
         only: ONLY,

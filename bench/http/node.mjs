@@ -5,7 +5,8 @@
 //     expect: <number of peers that must serve /app before the node reports ready>, app: <abs path>,
 //     bufferPoolSize?: <sets Buffer.poolSize>, chunkSize?: <sessions.stateTransferChunkSize>,
 //     key?: "mac" | "aes" (a cluster key: frames authenticated, or also encrypted with AES-256-GCM),
-//     manager?: "delta" | "backup" (sessions.manager), backups?: <sessions.backups> }
+//     manager?: "delta" | "backup" (sessions.manager), backups?: <sessions.backups>,
+//     forward?: "auto" | "always" | "off" (http.forward; default the node's, "off") }
 // It starts the node (createClusterNode, silent logger), waits until it sees `expect` peers that
 // serve /app, then sends { type: 'ready', pid, startMs, stateTransfer, peers } over IPC.
 //
@@ -37,7 +38,7 @@ if (cfg.bufferPoolSize !== undefined) Buffer.poolSize = cfg.bufferPoolSize;
 const node = createClusterNode(
   {
     name: cfg.name,
-    http: { host: '127.0.0.1', port: cfg.httpPort },
+    http: { host: '127.0.0.1', port: cfg.httpPort, ...(cfg.forward !== undefined ? { forward: cfg.forward } : {}) },
     apps: [{ path: '/app', module: cfg.app }],
     cluster: {
       domain: cfg.domain,

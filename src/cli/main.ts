@@ -53,8 +53,8 @@ const USAGE = `usage:
       --drain-ms MS            on SIGTERM: readiness 503 and keep serving (Connection: close) for MS
                                before no longer accepting (default 2000; 0 = none; a second
                                signal skips it)                            env CLOWDER_DRAIN_MS
-      --forward MODE           a request whose session another node owns is proxied there: auto
-                               (default: BackupManager apps), always, off   env CLOWDER_FORWARD
+      --forward MODE           a request whose session another node owns is proxied there: off
+                               (default), auto (BackupManager apps), always  env CLOWDER_FORWARD
       --json                   machine-readable ready line                env CLOWDER_JSON=1
   clowder balancer --backend NAME=HOST:PORT [--backend ...] [options]
       A small sticky reverse proxy for development and the demo (production: HAProxy or nginx,

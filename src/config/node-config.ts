@@ -73,11 +73,12 @@ const nodeSchema = z.strictObject({
       trustProxy: z.custom<TrustProxyInput>().optional(),
       /**
        * Owner forwarding: a request whose session another node owns is proxied to that node over
-       * HTTP instead of moving the session here. "auto" (default): for applications with the
-       * BackupManager (their sessions live on 1 + k nodes); "always": every application; "off".
-       * Needs a fixed `port` (advertised to the other nodes; with 0 nothing is forwarded here).
+       * HTTP instead of moving the session here. "off" (default): an HTTP hop costs more CPU than
+       * moving the session over the cluster's batched connections (bench/backup --forward);
+       * "auto": for applications with the BackupManager; "always": every application. Needs a
+       * fixed `port` (advertised to the other nodes; with 0 nothing is forwarded here).
        */
-      forward: z.enum(['auto', 'always', 'off'], { error: '"auto", "always" or "off"' }).default('auto'),
+      forward: z.enum(['auto', 'always', 'off'], { error: '"auto", "always" or "off"' }).default('off'),
     })
     .prefault({}),
   apps: z
