@@ -82,7 +82,8 @@ const ONLY = list('only', PARTS.join(','));
 {
   const problems = [];
   for (const m of MANAGERS) if (m !== 'delta' && m !== 'backup') problems.push(`--managers: delta or backup, not ${m}`);
-  if (FORWARD !== undefined && !['auto', 'always', 'off'].includes(FORWARD)) problems.push(`--forward: auto, always or off, not ${FORWARD}`);
+  if (FORWARD !== undefined && !['auto', 'always', 'off'].includes(FORWARD))
+    problems.push(`--forward: auto, always or off, not ${FORWARD}`);
   for (const n of SIZES) if (!Number.isInteger(n) || n < 2) problems.push(`--sizes: integers >= 2, not ${n}`);
   for (const p of ONLY) if (!PARTS.includes(p)) problems.push(`--only: ${PARTS.join(', ')}, not ${p}`);
   if (!existsSync(join(root, 'dist', 'index.js'))) problems.push('dist/index.js is missing: run `npm run build`');

@@ -132,6 +132,7 @@ export class BackupManager extends DeltaManager {
       endedLately: (id) => this.endedLately(id),
       refuse: (from, why) => this.#refuse(from, why),
       restore: (sends, releases) => this.#rebalance.restore(sends, releases),
+      merged: (m) => this.mergedWith(m.id),
       backupCounters: this.#bc,
       distributable: this.distributable,
       repairFailed: (ids, to) => this.#sync.repair.failed(ids, to),

@@ -119,6 +119,8 @@ export class BackupRejoin {
       }
       await nextTurn();
     }
+    // Every session both hold was merged here (each chunk's answer came before its acknowledgement).
+    host.merged(m);
     await this.#settle(m, run);
   }
 

@@ -43,6 +43,8 @@ export interface BackupSyncHost {
   endedLately(id: string): boolean;
   /** Counts a refused message (refusedBackupMessages). */
   refuse(from: Member, why: string): void;
+  /** The rejoin exchange with `m` merged what both hold: its records are judged as usual again (forks.ts). */
+  merged(m: Member): void;
   /** Copies to new holders (acknowledged chunks), then releases of the holders they replace (rebalance's path). */
   restore(sends: readonly Chunk[], releases: readonly Chunk[]): Promise<void>;
 }

@@ -465,10 +465,15 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   }
 
   memberRemoved(m: Member): void {
-    // Only a policy whose rejoins merge (ending the apartness) keeps forks; the BackupManager rebalances.
-    if (this.mergeWith === DeltaManager.prototype.mergeWith) this.#store.forks.removed(m.id);
+    // Apart until a merge with it completes (forks.ts): the state transfer here, the rejoin exchange there.
+    this.#store.forks.removed(m.id);
     this.#receiver.memberRemoved(m);
     this.#ownership?.memberRemoved(m.id); // its hand-overs will not come: take those sessions now
+  }
+
+  /** A merge with member `id` completed: its records are no longer judged as from the other side (forks.ts). */
+  mergedWith(id: string): void {
+    this.#store.forks.merged(id);
   }
 
   /**
