@@ -17,20 +17,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { type BalancerConfig, type BalancerConfigInput, resolveBalancerConfig } from '../config/balancer-config.js';
 import { type Logger, silentLogger } from '../core/logger.js';
+import { HOP_BY_HOP as HOP } from '../http/hop-headers.js';
 import { type Backend, BackendPool, routeOf } from './balancer-pool.js';
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded. */
-const HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** Request counters (`stats()`). */
 export interface BalancerStats {

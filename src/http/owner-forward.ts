@@ -24,6 +24,7 @@ import { cookieIdPart, cookieRoute } from '../session/ids.js';
 import type { SessionManager } from '../session/session-manager.js';
 import type { Mount } from './adapters.js';
 import { findCookie } from './cookie.js';
+import { HOP_BY_HOP } from './hop-headers.js';
 
 /** The header a forwarded request carries (the forwarding node's name): it is never forwarded again. */
 export const FORWARDED_HEADER = 'x-clowder-forwarded';
@@ -60,19 +61,6 @@ export interface ForwardCounters {
 
 /** Serves a request on this node (adapters.ts). */
 export type ServeHere = (mount: Mount, req: IncomingMessage, res: ServerResponse, url: string) => void;
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1): never passed on by a proxy. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** Errors that prove the owner never received the request. */
 const NOT_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND']);
