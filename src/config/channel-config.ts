@@ -361,10 +361,7 @@ export interface ChannelConfig extends Omit<Parsed, 'name' | 'sendOptions' | 'me
  * @throws ConfigError listing every problem, each naming the key and the expected form.
  */
 export function resolveChannelConfig(input: ChannelConfigInput = {}): ChannelConfig {
-  const problems = new Problems();
-  const config = collectChannelConfig(input, prefixed(''), problems);
-  problems.throwIfAny();
-  return config!;
+  return Problems.resolve((problems) => collectChannelConfig(input, prefixed(''), problems));
 }
 
 /**
@@ -376,9 +373,7 @@ export function collectChannelConfig(input: unknown, name: KeyNamer, problems: P
   const before = problems.list.length;
   const parsed: Parsed | undefined = collectConfig(channelSchema, input, name, problems);
   if (parsed === undefined) return undefined;
-  const ok = (...keys: string[]) => problems.ok(...keys.map(name));
-  const fail = (key: string, expected: string, received?: unknown) =>
-    problems.add(received === undefined ? { key: name(key), expected } : { key: name(key), expected, received });
+  const { ok, fail } = problems.scoped(name);
   const sendBits = ok('sendOptions')
     ? problems.run(() => parseSendOptions(parsed.sendOptions, name('sendOptions')))
     : undefined;

@@ -36,10 +36,7 @@ export interface PlacementConfig {
 
 /** Validates, fills the default host, freezes. @throws ConfigError listing every problem, each naming the key. */
 export function resolvePlacementConfig(input: PlacementConfigInput = {}, prefix = 'placement'): PlacementConfig {
-  const problems = new Problems();
-  const config = collectPlacementConfig(input, prefixed(prefix), problems);
-  problems.throwIfAny();
-  return config!;
+  return Problems.resolve((problems) => collectPlacementConfig(input, prefixed(prefix), problems));
 }
 
 /** {@link resolvePlacementConfig} recording its problems in `problems` instead; undefined when there is one. */

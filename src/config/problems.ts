@@ -52,6 +52,29 @@ export class Problems {
     return this.#list;
   }
 
+  /**
+   * The checks of one component whose keys `name` names: `ok(...keys)` as {@link ok}, and
+   * `fail(key, expected, received?)` recording a problem of that key.
+   */
+  scoped(name: KeyNamer): {
+    ok(...keys: string[]): boolean;
+    fail(key: string, expected: string, received?: unknown): void;
+  } {
+    return {
+      ok: (...keys) => this.ok(...keys.map(name)),
+      fail: (key, expected, received) =>
+        this.add(received === undefined ? { key: name(key), expected } : { key: name(key), expected, received }),
+    };
+  }
+
+  /** Runs a component's `collect` on fresh problems: what it built, or one ConfigError listing them all. */
+  static resolve<T>(collect: (problems: Problems) => T | undefined): T {
+    const problems = new Problems();
+    const config = collect(problems);
+    problems.throwIfAny();
+    return config!;
+  }
+
   /** Throws one ConfigError listing every problem (unknown keys first), if there is any. */
   throwIfAny(): void {
     if (this.#list.length > 0) throw ConfigError.of(this.#list);

@@ -302,10 +302,7 @@ export interface SessionConfig
  * @throws ConfigError listing every problem, each naming the key (prefixed with `prefix`).
  */
 export function resolveSessionConfig(input: SessionConfigInput = {}, prefix = 'sessions'): SessionConfig {
-  const problems = new Problems();
-  const config = collectSessionConfig(input, prefixed(prefix), problems);
-  problems.throwIfAny();
-  return config!;
+  return Problems.resolve((problems) => collectSessionConfig(input, prefixed(prefix), problems));
 }
 
 /**
@@ -317,9 +314,7 @@ export function collectSessionConfig(input: unknown, name: KeyNamer, problems: P
   const before = problems.list.length;
   const p: Parsed | undefined = collectConfig(sessionSchema, input, name, problems);
   if (p === undefined) return undefined;
-  const ok = (...keys: string[]) => problems.ok(...keys.map(name));
-  const fail = (key: string, expected: string, received?: unknown) =>
-    problems.add(received === undefined ? { key: name(key), expected } : { key: name(key), expected, received });
+  const { ok, fail } = problems.scoped(name);
   const so = p.sendOptions;
   const sendOptions = ok('sendOptions')
     ? problems.run(() => parseSendOptions(so === 'sync' ? 'use_ack,sync' : so, name('sendOptions')))
