@@ -17,7 +17,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { type BalancerConfig, type BalancerConfigInput, resolveBalancerConfig } from '../config/balancer-config.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { HOP_BY_HOP as HOP } from '../http/hop-headers.js';
+import { endToEndHeaders, forwardedFor } from '../http/hop-headers.js';
 import { type Backend, BackendPool, routeOf } from './balancer-pool.js';
 
 /** Request counters (`stats()`). */
@@ -170,7 +170,7 @@ export class Balancer {
       });
       preq.on('timeout', () => preq.destroy(Object.assign(new Error('backend timeout'), { code: 'BACKEND_TIMEOUT' })));
       preq.on('response', (pres) => {
-        res.writeHead(pres.statusCode ?? 502, pres.statusMessage, responseHeaders(pres));
+        res.writeHead(pres.statusCode ?? 502, pres.statusMessage, endToEndHeaders(pres.headers));
         pipeline(pres, res, () => {});
       });
       preq.on('error', (err: NodeJS.ErrnoException) => {
@@ -202,33 +202,10 @@ export class Balancer {
 
 /** The client's headers without hop-by-hop ones, plus X-Forwarded-For and X-Forwarded-Proto. */
 function forwardHeaders(req: IncomingMessage): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  const extra = connectionTokens(req.headers.connection);
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || HOP.has(k) || extra?.has(k)) continue;
-    out[k] = v;
-  }
-  const peer = req.socket.remoteAddress ?? '';
-  const prior = req.headers['x-forwarded-for'];
-  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer;
+  const out = endToEndHeaders(req.headers);
+  out['x-forwarded-for'] = forwardedFor(req);
   out['x-forwarded-proto'] = 'http';
   if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined)
     out['transfer-encoding'] = 'chunked';
   return out;
-}
-
-function responseHeaders(pres: IncomingMessage): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  const extra = connectionTokens(pres.headers.connection);
-  for (const [k, v] of Object.entries(pres.headers)) {
-    if (v === undefined || HOP.has(k) || extra?.has(k)) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-/** Header names listed in Connection (also hop-by-hop). */
-function connectionTokens(value: string | undefined): Set<string> | undefined {
-  if (value === undefined || value === 'keep-alive' || value === 'close') return undefined;
-  return new Set(value.split(',').map((t) => t.trim().toLowerCase()));
 }

@@ -18,13 +18,14 @@
  * without a body also when the connection broke before any answer (what HAProxy's retry-on
  * empty-response does). A request whose body was already sent gets 502 then (counted).
  */
-import { Agent, type IncomingHttpHeaders, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { Agent, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
 import type { Logger } from '../core/logger.js';
 import { cookieIdPart, cookieRoute } from '../session/ids.js';
 import type { SessionManager } from '../session/session-manager.js';
 import type { Mount } from './adapters.js';
 import { findCookie } from './cookie.js';
-import { HOP_BY_HOP } from './hop-headers.js';
+import { endToEndHeaders, forwardedFor } from './hop-headers.js';
 
 /** The header a forwarded request carries (the forwarding node's name): it is never forwarded again. */
 export const FORWARDED_HEADER = 'x-clowder-forwarded';
@@ -136,12 +137,9 @@ export class OwnerForward {
     let bodySent = false;
     out.on('response', (answer) => {
       answered = true;
-      res.statusCode = answer.statusCode ?? 502;
-      if (answer.statusMessage) res.statusMessage = answer.statusMessage;
-      copyHeaders(answer.headers, res);
-      answer.pipe(res);
-      answer.on('error', () => res.destroy());
-      answer.on('aborted', () => res.destroy());
+      // Merged with headers set here already (Connection: close while this node stops).
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage ?? '', endToEndHeaders(answer.headers));
+      pipeline(answer, res, () => {}); // a broken answer destroys the response
     });
     out.on('error', (err: NodeJS.ErrnoException) => {
       if (answered) {
@@ -184,20 +182,11 @@ export class OwnerForward {
   }
 
   #requestHeaders(req: IncomingMessage): Record<string, string | string[]> {
-    const h = req.headers;
-    const out: Record<string, string | string[]> = {};
-    const listed = typeof h.connection === 'string' ? h.connection.toLowerCase().split(/\s*,\s*/) : [];
-    for (const key in h) {
-      const v = h[key];
-      if (v === undefined || HOP_BY_HOP.has(key) || listed.includes(key)) continue;
-      out[key] = v;
-    }
-    const client = req.socket.remoteAddress ?? '';
-    const xff = h['x-forwarded-for'];
-    out['x-forwarded-for'] = xff === undefined ? client : `${Array.isArray(xff) ? xff.join(', ') : xff}, ${client}`;
-    if (h['x-forwarded-proto'] === undefined)
+    const out = endToEndHeaders(req.headers);
+    out['x-forwarded-for'] = forwardedFor(req);
+    if (req.headers['x-forwarded-proto'] === undefined)
       out['x-forwarded-proto'] = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-    if (h.te === 'trailers') out.te = 'trailers';
+    if (req.headers.te === 'trailers') out.te = 'trailers';
     out[FORWARDED_HEADER] = this.deps.localName;
     return out;
   }
@@ -208,15 +197,5 @@ export class OwnerForward {
       { owner: t.name, address: `${t.host}:${t.port}`, err: err.message, failed: this.counters.failed },
       'a forwarded request broke off after its body was sent: answered 502 (logged every 100th; counted in http.forward.failed)',
     );
-  }
-}
-
-function copyHeaders(from: IncomingHttpHeaders, res: ServerResponse): void {
-  const listed = typeof from.connection === 'string' ? from.connection.toLowerCase().split(/\s*,\s*/) : [];
-  for (const key in from) {
-    const v = from[key];
-    if (v === undefined || HOP_BY_HOP.has(key) || listed.includes(key)) continue;
-    // Connection: close set on this response (a stopping node) stays.
-    res.setHeader(key, v);
   }
 }

@@ -14,6 +14,7 @@ import { type PlacementConfigInput, resolvePlacementConfig } from '../config/pla
 import { resolveSessionConfig, type SessionConfigInput } from '../config/session-config.js';
 import { ClusterError, ConfigError, ErrorCode } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { isLoopback } from '../core/net.js';
 import {
   ClusterRequest,
   ClusterResponse,
@@ -406,10 +407,6 @@ export class ClusterNode {
       setup: mod.setup as AppSetup | undefined,
     };
   }
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /** True when `err` says `what` (a file path or a package name) itself was not found, not something it imports. */

@@ -62,19 +62,19 @@ export function failureDetector(config: FailureDetectorConfig): Interceptor {
     counters.heldVerdicts++;
   }
 
-  function release(id: string): void {
+  /** Ends the held verdict on `id`, if any (without acting on it). */
+  function drop(id: string): { member: Member; reason: RemoveReason } | undefined {
     const h = held.get(id);
-    if (h === undefined) return;
+    if (h === undefined) return undefined;
     held.delete(id);
     clearTimeout(h.timer);
-    dead(h.member, h.reason);
+    return h;
   }
 
-  function drop(id: string): void {
-    const h = held.get(id);
-    if (h === undefined) return;
-    held.delete(id);
-    clearTimeout(h.timer);
+  /** Acts on the held verdict on `id` now: its connection closed, or the bound passed. */
+  function release(id: string): void {
+    const h = drop(id);
+    if (h !== undefined) dead(h.member, h.reason);
   }
 
   function dead(member: Member, reason: RemoveReason): void {

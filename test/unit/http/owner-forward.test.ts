@@ -207,7 +207,17 @@ describe('owner forwarding (HTTP proxy to the session owner)', () => {
   test('drop(): connections to a member that left are closed; the next request connects anew', async () => {
     toOwner();
     assert.equal((await send(portOf(front), 'GET', '/app/c', { cookie: COOKIE })).status, 201);
-    forward.drop('127.0.0.1', portOf(owner));
-    assert.equal((await send(portOf(front), 'GET', '/app/c', { cookie: COOKIE })).status, 201);
+    let accepted = 0;
+    const count = () => accepted++;
+    owner.on('connection', count);
+    try {
+      assert.equal((await send(portOf(front), 'GET', '/app/c', { cookie: COOKIE })).status, 201);
+      assert.equal(accepted, 0, 'the kept connection reused');
+      forward.drop('127.0.0.1', portOf(owner));
+      assert.equal((await send(portOf(front), 'GET', '/app/c', { cookie: COOKIE })).status, 201);
+      assert.equal(accepted, 1, 'a new connection after drop()');
+    } finally {
+      owner.off('connection', count);
+    }
   });
 });
