@@ -13,16 +13,12 @@ import { resolveSessionConfig, type SessionConfigInput } from '../../../src/conf
 import { ConfigError, ErrorCode, UnknownOptionsError } from '../../../src/core/errors.js';
 import { createClusterNode } from '../../../src/node/cluster-node.js';
 import { createSessions } from '../../../src/node/session-cluster.js';
+import { thrownBy } from '../../helpers/thrown.js';
 
 const APPS = [{ path: '/', module: 'app.mjs' }];
 
 function refused(fn: () => unknown): ConfigError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
+  const caught = thrownBy(fn);
   assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
   assert.equal(caught.code, ErrorCode.CONFIG);
   assert.ok(caught.problems.length > 0);

@@ -11,14 +11,10 @@ import { nearest } from '../../../src/config/schema-helpers.js';
 import { resolveSessionConfig, type SessionConfigInput } from '../../../src/config/session-config.js';
 import { ConfigError, ErrorCode, UnknownOptionsError } from '../../../src/core/errors.js';
 import { createSessions } from '../../../src/node/session-cluster.js';
+import { thrownBy } from '../../helpers/thrown.js';
 
 function refused(fn: () => unknown): UnknownOptionsError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
+  const caught = thrownBy(fn);
   assert.ok(caught instanceof UnknownOptionsError, `expected UnknownOptionsError, got ${String(caught)}`);
   assert.ok(caught instanceof ConfigError);
   assert.equal(caught.code, ErrorCode.CONFIG);
