@@ -1,4 +1,5 @@
-/** Test helpers: wait for a condition with a deadline (never a bare sleep), ephemeral ports. */
+/** Test helpers: wait for a condition with a deadline (never a bare sleep), fixed ports that stay free. */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** Polls `predicate` every `intervalMs` until it is truthy; rejects after `timeoutMs` naming `what`. */
@@ -38,20 +39,49 @@ export function nextEvent<A extends unknown[]>(
   });
 }
 
-/** `n` distinct free TCP ports on 127.0.0.1 (bound and released; the OS will not hand them out again soon). */
+/**
+ * The ports the kernel hands out for `listen(0)` and for every outgoing connection. A fixed port
+ * picked from this range can be taken by any socket of any test before the node binds it.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo !== undefined && hi !== undefined && Number.isInteger(lo) && Number.isInteger(hi)) return [lo, hi];
+  } catch {}
+  return [32768, 60999];
+}
+
+/** Where fixed ports are drawn from: below the ephemeral range (or above it when that is too low). */
+const FIXED_RANGE: [number, number] = (() => {
+  const [lo, hi] = ephemeralRange();
+  if (lo - 1 >= 20000 + 4096) return [20000, lo - 1];
+  return [hi + 1, 65535];
+})();
+const handedOut = new Set<number>();
+
+function tryBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * `n` distinct TCP ports on 127.0.0.1 for nodes that must know their port before they bind (a
+ * balancer's backends, an advertised HTTP port). Drawn at random outside the kernel's ephemeral
+ * range, so no other socket takes one in between, never twice in this process, each checked free.
+ */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<import('node:net').Server>((resolve) => {
-          const s = createServer();
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  const [lo, hi] = FIXED_RANGE;
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n; tries++) {
+    if (tries > 1000) throw new Error(`no free port found in ${lo}-${hi} after 1000 tries`);
+    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if (await tryBind(port)) ports.push(port);
+  }
   return ports;
 }
 
