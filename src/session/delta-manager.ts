@@ -21,18 +21,17 @@ import type { Member } from '../channel/types.js';
 import type { SessionConfig } from '../config/session-config.js';
 import type { Logger } from '../core/logger.js';
 import { Changes } from './changes.js';
-import { Copies, type CopiesHost } from './copies.js';
+import { Copies } from './copies.js';
 import { type Counter, newCounters, Refusals } from './counters.js';
 import { Expiry } from './expiry.js';
-import { fence } from './fencing.js';
 import { isSessionId } from './ids.js';
 import { handlersOf, Inbound } from './inbound.js';
-import { notifyAttribute, reportConflict, type SessionManagerEvents } from './manager-events.js';
+import { notifyAttribute, type SessionManagerEvents } from './manager-events.js';
+import { copiesHost, type HostParts, ownershipHost } from './manager-hosts.js';
 import { type ManagerStats, managerStats } from './manager-stats.js';
 import { idChangedMsg, type SessionMsg } from './message-builders.js';
-import type { Refused } from './message-readers.js';
 import { Outbound } from './outbound.js';
-import { Ownership, type OwnershipHost } from './ownership.js';
+import { Ownership } from './ownership.js';
 import type { HubManager, ReplicationHub } from './replication-hub.js';
 import { RequestQueue } from './request-queue.js';
 import type { Session, SessionOwner } from './session.js';
@@ -76,7 +75,7 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   constructor(
     readonly config: SessionConfig,
     private readonly hub: ReplicationHub,
-    private readonly logger: Logger,
+    logger: Logger,
     readonly distributable = true,
   ) {
     super();
@@ -118,14 +117,27 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       (from, why) => this.#refusals.refuse('refusedStateRequests', from, why),
       (to, message) => this.#out.post(to, message),
     );
-    this.#ownership = config.ownership === 'migrate' ? new Ownership(this.#ownershipHost()) : undefined;
+    const parts: HostParts = {
+      counters: this.#counters,
+      refusals: this.#refusals,
+      out: this.#out,
+      logger,
+      members: () => this.#members(),
+      ownership: () => this.#ownership,
+      expiry: () => this.#expiry,
+      inbound: () => this.#in,
+      movedTo: (id) => this.movedTo(id),
+      takingOver: (id) => this.takingOver(id),
+      handingOver: (s, to) => this.handingOver(s, to),
+    };
+    this.#ownership = config.ownership === 'migrate' ? new Ownership(ownershipHost(this, parts)) : undefined;
     // sessions.serialize (request-queue.ts): members waiting for a hand-over go before the next local request.
     this.serializer = new RequestQueue(
       { yieldTo: (s) => this.#ownership?.yieldTo(s) },
       config.serializeTimeoutMs,
       config.serializeQueueLimit,
     );
-    this.#copies = new Copies(this.#copiesHost(), this.#store, this.#out, this.#counters, this.#refusals, logger);
+    this.#copies = new Copies(copiesHost(this, parts), this.#store, this.#out, this.#counters, this.#refusals, logger);
     const copies = this.#copies;
     this.#receiver = new StateReceiver(
       {
@@ -203,40 +215,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
       for (const s of [...this.sessions.values()]) if (s.primary) this.#expiry.end(s, 'expired', true, false);
     }
     if (this.distributable) this.hub.unregister(this);
-  }
-
-  #ownershipHost(): OwnershipHost {
-    // Getters: the channel's local member exists only once it started.
-    const manager = this;
-    return {
-      get localId() {
-        return manager.localId;
-      },
-      contextName: this.contextName,
-      timeoutMs: this.config.ownershipTimeoutMs,
-      members: () => this.#members(),
-      session: (id) => this.sessions.get(id),
-      movedTo: (id) => this.movedTo(id),
-      takingOver: (id) => this.takingOver(id),
-      flush: (s, to) => {
-        if (s.dirty !== undefined || s.maxInactiveDirty || !s.announced) this.replicate(s);
-        this.handingOver(s, to);
-      },
-      post: (to, message, onError) => {
-        this.#out.flush(); // a hand-over follows the changes it hands over
-        this.#out.post(to, message, onError);
-      },
-      count: (counter) => {
-        this.#counters[counter]++;
-      },
-      refuse: (counter, from, why) => this.#refusals.refuse(counter, from, why),
-      fence: (s, owner) => {
-        // Before this node serves it: the notice precedes its changes on every connection.
-        const members = this.#members();
-        const message = fence(s, this.contextName, owner);
-        if (members.length > 0) void this.#out.send(members, message, false);
-      },
-    };
   }
 
   /** Members that serve this context (none for a non-distributable application). */
@@ -488,35 +466,6 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
   /** Merges `m`'s sessions in the background (see StateReceiver.merge): a member found late or back. */
   mergeWith(m: Member, why: 'late' | 'rejoined'): boolean {
     return this.#ready && !this.#stopped && this.distributable && this.#receiver.merge(m, why);
-  }
-
-  #copiesHost(): CopiesHost {
-    // Getters: the channel's local member exists only once it started; config may be replaced.
-    const manager = this;
-    return {
-      get localId() {
-        return manager.localId;
-      },
-      get notify() {
-        return manager.config.notifyListenersOnReplication;
-      },
-      contextName: this.contextName,
-      config: this.config,
-      conflict: (s, name, local, remote, incomingWins) =>
-        reportConflict(this, this.#counters, this.logger, s, name, local, remote, incomingWins),
-      changed: (s, name, kind, a) => notifyAttribute(this, s, name, kind, a, true),
-      stale: () => {
-        this.#counters.staleDeltas++;
-      },
-      copied: (s) => {
-        if (this.config.notifyListenersOnReplication && this.listenerCount('sessionCreated') > 0)
-          this.emit('sessionCreated', s, true);
-      },
-      ended: (s, reason) => this.#expiry.end(s, reason, false, true),
-      handOver: (s) => this.#ownership?.handOver(s),
-      ok: <T>(r: T | Refused, from: Member): r is T => this.#in.ok(r, from),
-      malformed: (from, why) => this.#in.malformed(from, why),
-    };
   }
 
   // ---- policy hooks: what a manager with another placement of copies (BackupManager) overrides --
