@@ -30,6 +30,7 @@ import { type BackupCounters, type BackupStats, newBackupCounters } from './back
 import {
   copiesMsg,
   fetchedMsg,
+  movedMsg,
   readCopies,
   readFetch,
   readFetched,
@@ -107,7 +108,10 @@ export class BackupManager extends DeltaManager {
       find: (id) => this.findSession(id),
       endedLately: (id) => this.endedLately(id),
       refuse: (from, why) => this.#refuse(from, why),
-      granted: (s, from) => this.#rebalance.rehome(s, from.id, true),
+      granted: (s, from) => {
+        this.ownedByFetch(s);
+        this.#rebalance.rehome(s, from.id, true);
+      },
     });
     const host: BackupRebalanceHost = {
       contextName: this.contextName,
@@ -390,11 +394,22 @@ export class BackupManager extends DeltaManager {
     const m = readFetch(raw);
     if (!this.#ok(m, from)) return;
     const s = this.sessions.get(m[2]);
-    const coming = s === undefined ? this.#fetches.granted(m[2]) : undefined; // on its way here
-    const again = () => this.#onFetch(raw, from);
-    if (coming !== undefined) return void coming.then(again, again);
+    // Named as the owner by another member while this node's own take of the session is under
+    // way: its grant may be on its way here, so "none here" would be wrong (fetches.ts holdFor).
+    // Only when hinted: two nodes taking the same session that asked each other plainly would
+    // each wait for the other's answer.
+    if (m[5] === true && (s === undefined || s.ownerId !== this.localId)) {
+      const held = this.#fetches.holdFor(m[2]);
+      if (held !== undefined) return void held.then(() => this.#onFetch(raw, from));
+    }
     if (s === undefined || !s.valid || !s.announced) {
-      this.#post([from], fetchedMsg(this.contextName, m[3], null));
+      const to = s === undefined ? this.#routing.movedTo(m[2]) : undefined;
+      this.#post(
+        [from],
+        to !== undefined && to !== from.id
+          ? movedMsg(this.contextName, m[3], to)
+          : fetchedMsg(this.contextName, m[3], null),
+      );
       return;
     }
     const requestId = m[3];

@@ -541,6 +541,11 @@ export class DeltaManager extends EventEmitter<DeltaManagerEvents> implements Hu
     return true;
   }
 
+  /** This node owns `s` now by another path than ACQUIRE (a fetch's grant): requests waiting for its ACQUIREs go on. */
+  protected ownedByFetch(s: Session): void {
+    this.#ownership?.ownedElsewhere(s.id);
+  }
+
   /** Drops this node's copy of `s` without a tombstone and without listeners: the session lives on elsewhere. */
   protected forget(s: Session): void {
     this.#store.forget(s);

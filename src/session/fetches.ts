@@ -9,9 +9,10 @@
  * One round trip (Tomcat's proxy and retrieve in one, and the ownership protocol with them): a
  * fetch to serve (not only read) asks with mode "take", and the owner among the asked answers once
  * its own requests on the session ended, with its copy and the ownership (FETCHED granted): no
- * ACQUIRE follows. When no answer is the owner's, the next round asks only the member the copies
- * name as owner (the owner hint: a backup receives the owner's changes, so knows it), and everyone
- * else only when no copy names a member not asked yet.
+ * ACQUIRE follows; the other answers are merged when they come. When no answer is the owner's,
+ * the next round asks the members the copies name as owner (a backup receives the owner's
+ * changes, so knows it) and those that members without a copy name as where it went ("moved
+ * to"), as named owners ("hinted"); everyone else only when none is left to ask.
  */
 import type { Member } from '../channel/types.js';
 import { type FetchedMsg, type FetchMode, fetchMsg, TAKE } from './backup-messages.js';
@@ -21,17 +22,15 @@ import type { Session } from './session.js';
 /** Fetches in flight at once; more are refused (counted) rather than fanned out. */
 export const MAX_FETCHES = 1024;
 /**
- * Whether a fetch to serve asks the owner to hand the session over in its answer (FETCH "take").
- * Off: under requests spread at random over four nodes without stickiness, the in-memory twin
- * (test/unit/session/twin-backup-take.test.ts with TWIN_TAKE=1, TWIN_SESSIONS=1 TWIN_CLIENTS=2
- * TWIN_ROUNDS=300) still fails now and then with it: a fetch finds no copy while the session's
- * ownership is in flight (the former owner dropped its copy when it granted the take, the new
- * owner answers before its grant arrived: "session not found", a new session instead), and an
- * ACQUIRE sent before a take was granted can wait in a cycle with the former owner's own
- * (ownershipTimeoutMs, then a forced take-over). The default path (FETCH, then ACQUIRE) passes the
- * same stress. Every node answers a take (the owner side is tested; tests turn it on per manager).
+ * Whether a fetch to serve asks the owner to hand the session over in its answer (FETCH "take"):
+ * one round trip instead of FETCH, then ACQUIRE. Its races, and what closes them: a member that
+ * handed the session over and dropped its copy answers "moved to" the new owner; a member named
+ * as owner whose own take is under way holds the ask until that take ended ({@link holdFor});
+ * a grant is taken whenever it comes, also after the fetch ended; a request here that finds a
+ * copy waits for this node's take under way before it asks anyone (ownership.ts). Off, the
+ * ownership protocol follows the fetch (tests still run that path: `fetchTakes`).
  */
-export const FETCH_TAKES = false;
+export const FETCH_TAKES = true;
 /** Rounds a fetch asks the members named as owner again when no answer claims the session. */
 const MAX_RETRIES = 3;
 /** Take-fetches that ended without the owner's answer, kept so its late grant is still taken (oldest go first). */
@@ -118,6 +117,10 @@ interface Wait {
   firstRound: boolean;
   /** Rounds that asked members named as owner again (none claimed it: a hand-over in flight). */
   retries: number;
+  /** Members named by answers without a copy as where the session went ("moved to"). */
+  readonly movedTo: Set<string>;
+  /** Members asked as named owners (hinted: one taking the session over answers once it has). */
+  readonly hinted: Set<string>;
   readonly done: () => void;
 }
 
@@ -132,6 +135,8 @@ export class Fetches {
    * first; forgotten after twice timeoutMs).
    */
   readonly #late = new Map<number, { id: string; from: Set<string>; until: number; take: boolean }>();
+  /** Hinted FETCHes held for a take of that session under way here, by session id ({@link holdFor}). */
+  readonly #holds = new Map<string, { promise: Promise<void>; release: () => void }>();
   #stopping = false;
   /** @internal Whether a fetch to serve asks with mode "take" ({@link FETCH_TAKES}; tests turn it on per manager). */
   takes = FETCH_TAKES;
@@ -175,6 +180,8 @@ export class Fetches {
         asked: new Set(ids),
         firstRound,
         retries: 0,
+        movedTo: new Set(),
+        hinted: new Set(),
         done: resolve,
       });
     })
@@ -184,7 +191,16 @@ export class Fetches {
         else host.counters.fetches++;
         return s;
       })
-      .finally(() => this.#pending.delete(key));
+      .finally(() => {
+        this.#pending.delete(key);
+        // After the request that fetched it began (its continuation runs in this turn): a take
+        // held here is then handed over once that request ended, not before it ran.
+        const held = this.#holds.get(id);
+        if (held !== undefined) {
+          this.#holds.delete(id);
+          setImmediate(held.release);
+        }
+      });
     this.#pending.set(key, p);
     host.post(asked, fetchMsg(host.contextName, id, requestId, mode));
     return p;
@@ -205,15 +221,18 @@ export class Fetches {
   #nextRound(requestId: number, w: Wait): boolean {
     if (w.grantedBy !== undefined || w.records.some(([r, from]) => (r as unknown[])[9] === from.id)) return false;
     const members = this.host.members();
+    const me = this.host.localId;
     let rest: Member[] | undefined;
-    for (const [r] of w.records) {
-      const owner = (r as unknown[])[9];
-      const m = w.asked.has(owner as string) ? undefined : members.find((x) => x.id === owner);
-      if (m !== undefined) {
-        rest = [m];
-        this.host.counters.fetchOwnerHints++;
-        break;
-      }
+    let hinted = false;
+    // The owners the copies name, and the members holders without a copy saw it go to, not asked
+    // as such yet: asked "hinted" (one whose take of it is under way answers once it has it).
+    const named = new Set<string>(w.movedTo);
+    for (const [r] of w.records) named.add((r as unknown[])[9] as string);
+    const hints = members.filter((m) => named.has(m.id) && m.id !== me && !w.hinted.has(m.id));
+    if (hints.length > 0) {
+      rest = hints;
+      hinted = true;
+      this.host.counters.fetchOwnerHints++;
     }
     if (rest === undefined && w.firstRound) {
       w.firstRound = false;
@@ -228,20 +247,21 @@ export class Fetches {
       // taken from such answers, the owner would be a member that no longer serves the session,
       // or this node (by its own stale copy's name), which would grant a node asking it: two owners.
       if (w.mode === true || w.retries >= MAX_RETRIES) return false;
-      const named = new Set<string>();
-      for (const [r] of w.records) named.add((r as unknown[])[9] as string);
       rest = members.filter((m) => named.has(m.id));
       if (rest.length === 0) return false;
       w.retries++;
+      hinted = true;
       this.host.counters.fetchOwnerHints++;
     }
     for (const m of rest) {
       w.asked.add(m.id);
       w.waiting.add(m.id);
+      if (hinted) w.hinted.add(m.id);
     }
+    if (hinted) this.#release(w.id);
     clearTimeout(w.timer);
     w.timer = this.#arm(requestId);
-    this.host.post(rest, fetchMsg(this.host.contextName, w.id, requestId, w.mode));
+    this.host.post(rest, fetchMsg(this.host.contextName, w.id, requestId, w.mode, hinted));
     return true;
   }
 
@@ -266,14 +286,33 @@ export class Fetches {
   }
 
   /**
-   * The take of `id` under way here once its owner granted it (other answers still awaited): this
-   * node is the session's owner-to-be, so a FETCH for it waits for it rather than hear "none here".
+   * When a hinted FETCH for `id` (this node named as its owner) is answered: once the take of it
+   * under way here ended (its grant may be on its way: "none here" would be wrong), undefined to
+   * answer now. Held only while the take asks plainly (no member as a named owner): plain asks
+   * are answered without waiting for anyone's take, so it ends by itself. Once it asks members as
+   * named owners (stale hints), the FETCHes held here are answered: two takes named by each
+   * other's stale hints would each hold the other's ask until the fetch timeout.
    */
-  granted(id: string): Promise<Session | undefined> | undefined {
-    const p = this.#pending.get(id);
-    if (p === undefined) return undefined;
-    for (const w of this.#waits.values()) if (w.id === id && w.grantedBy !== undefined) return p;
-    return undefined;
+  holdFor(id: string): Promise<void> | undefined {
+    let held = this.#holds.get(id);
+    if (held !== undefined) return held.promise;
+    let plain = false;
+    for (const w of this.#waits.values()) if (w.id === id && w.mode === TAKE) plain = w.hinted.size === 0;
+    if (!plain) return undefined;
+    let release = () => {};
+    const promise = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    held = { promise, release };
+    this.#holds.set(id, held);
+    return promise;
+  }
+
+  #release(id: string): void {
+    const held = this.#holds.get(id);
+    if (held === undefined) return;
+    this.#holds.delete(id);
+    held.release();
   }
 
   /**
@@ -287,13 +326,22 @@ export class Fetches {
       if (!late) this.host.refuse(from, 'a fetch answer this node did not ask that member for');
       return;
     }
-    if (m[3] !== null) {
+    if (m[3] === null) {
+      // "Moved to": where the member saw the session go (asked next, see #nextRound).
+      if (typeof m[4] === 'string' && m[4] !== this.host.localId) w.movedTo.add(m[4]);
+    } else {
       if ((m[3] as unknown[])[0] !== w.id) this.host.refuse(from, 'a fetch answer for another session');
       else if (m[4] === true && w.mode !== TAKE)
         this.host.refuse(from, 'a grant in answer to a fetch that did not ask for the ownership');
       else {
         w.records.push([m[3], from]);
-        if (m[4] === true) w.grantedBy = from;
+        if (m[4] === true) {
+          // The owner's record has every change of its: the request goes on now; the other
+          // answers merge when they come (#late), and a FETCH held for this take is answered.
+          w.grantedBy = from;
+          this.#settle(m[2], false);
+          return;
+        }
         // A copy that came here meanwhile by another path (the owner's changes to its fetcher, a
         // repair) may be taken over before the other answers are in: the owner, counting this
         // answer among the changes it sent, hands it over without a whole copy (handingOver), so
@@ -356,8 +404,11 @@ export class Fetches {
     clearTimeout(w.timer);
     const now = Date.now();
     if (timedOut) this.host.counters.fetchTimeouts++;
-    // A take not granted may still be handed over by an owner among those that did not answer.
-    const take = w.mode === TAKE && w.grantedBy === undefined;
+    // A member asked to take that did not answer yet may still hand the session over: one that
+    // owned it, or came to own it meanwhile (a hinted ask held until its own take ended, answered
+    // after another member's grant ended this fetch). It then believes this node owns it: the
+    // grant is taken whenever it comes (refused, neither would serve it as owner).
+    const take = w.mode === TAKE;
     if (w.waiting.size > 0 && (timedOut || take)) {
       for (const [r, late] of this.#late) if (late.until < now || this.#late.size >= MAX_LATE) this.#late.delete(r);
       this.#late.set(requestId, { id: w.id, from: new Set(w.waiting), until: now + 2 * this.host.timeoutMs, take });

@@ -95,7 +95,8 @@ function isId(v: unknown): v is string {
   return typeof v === 'string' && isSessionId(v);
 }
 
-function isMemberId(v: unknown): v is string {
+/** A member id as records and messages carry them (a string of at most 64 characters). */
+export function isMemberId(v: unknown): v is string {
   return typeof v === 'string' && v.length <= MEMBER_ID_MAX;
 }
 

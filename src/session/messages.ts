@@ -64,15 +64,18 @@ export const Msg = {
    */
   MERGE_REQUEST: 16,
   /**
-   * BackupManager (backup-messages.ts). [t, ctx, id, requestId, mode?] — a node about to serve
-   * a session it does not hold asks the members serving ctx for it (mode true: only to read it;
-   * "take": the owner hands it over in its answer, the ownership protocol in the same round trip)
+   * BackupManager (backup-messages.ts). [t, ctx, id, requestId, mode?, hinted?] — a node about to
+   * serve a session it does not hold asks the members serving ctx for it (mode true: only to read
+   * it; "take": the owner hands it over in its answer, the ownership protocol in the same round
+   * trip; null with hinted). hinted (true): the receiver was named as the owner by another member
+   * (a taker answers once its own take ended)
    */
   FETCH: 17,
   /**
-   * [t, ctx, requestId, record | null, granted?] — the answer to FETCH: this member's copy, or null
-   * (none here); granted (true, with a record; only to a "take"): the sender owned the session and
-   * handed it over with this record, every change of its included (the asker owns it now)
+   * [t, ctx, requestId, record | null, granted? | movedTo?] — the answer to FETCH: this member's
+   * copy, or null (none here); granted (true, with a record; only to a "take"): the sender owned
+   * the session and handed it over with this record, every change of its included (the asker owns
+   * it now); movedTo (a member id, with null): where the sender saw the session go
    */
   FETCHED: 18,
   /** [t, ctx, records[]] — hold these sessions as backup copies (acknowledged once applied) */

@@ -125,10 +125,31 @@ export class Ownership {
     let pending = this.#acquiring.get(s.id);
     if (pending === undefined) {
       const id = s.id;
-      pending = this.#acquireFrom(s, s.ownerId, 0).finally(() => this.#acquiring.delete(id));
+      // A take-over by another path under way here (a BackupManager fetch of another request on
+      // this node) may bring the ownership: asked of the owner meanwhile, the owner would hold
+      // this ACQUIRE until its own fetch ended, which waits for this node's hand-over, which waits
+      // for this request: a cycle until ownershipTimeoutMs.
+      const taking = this.host.takingOver?.(id);
+      pending = (taking === undefined ? this.#acquireFrom(s, s.ownerId, 0) : this.#afterTake(s, taking)).finally(() =>
+        this.#acquiring.delete(id),
+      );
       this.#acquiring.set(id, pending);
     }
     return pending;
+  }
+
+  async #afterTake(s: Session, taking: Promise<unknown>): Promise<void> {
+    await taking.then(
+      () => {},
+      () => {},
+    );
+    const me = this.host.localId;
+    if (s.ownerId === me || !s.valid) return;
+    if (s.ownerId === '') {
+      s.ownerId = me;
+      return;
+    }
+    return this.#acquireFrom(s, s.ownerId, 0);
   }
 
   async #acquireFrom(s: Session, ownerId: string, hops: number): Promise<void> {
@@ -170,6 +191,18 @@ export class Ownership {
       return;
     }
     return this.#acquireFrom(s, answer, hops + 1); // it moved on: ask the new owner
+  }
+
+  /**
+   * Session `id` became this node's by another path (a BackupManager fetch's grant, which may
+   * come late) while ACQUIREs of this node for it are out: the requests waiting for them go on
+   * now. The waits stay, so a GRANT that still comes is taken: its sender handed the session over
+   * to this node (refused, neither would own it). Waiting instead, a request here could hold up
+   * this node's hand-over to the very member its ACQUIRE waits for (a cycle).
+   */
+  ownedElsewhere(id: string): void {
+    const me = this.host.localId;
+    for (const g of this.#grants.values()) if (g.id === id) g.done(me);
   }
 
   /**

@@ -11,6 +11,7 @@ import {
   fetchedMsg,
   fetchMsg,
   MAX_CHUNK,
+  movedMsg,
   readCopies,
   readFetch,
   readFetched,
@@ -66,6 +67,30 @@ describe('backup message readers', () => {
     assert.equal(counterOf(readRelease([Msg.RELEASE, '/app', [], []])), 'malformed');
     assert.equal(counterOf(readRelease([Msg.RELEASE, '/app', [ID]])), 'malformed');
     assert.equal(counterOf(readShareSent([Msg.SHARE_SENT, '/app', 'more'])), 'malformed');
+  });
+
+  it('a hinted fetch and a "moved to" answer: accepted as built, refused when malformed', () => {
+    for (const mode of [undefined, true, 'take'] as const) {
+      const m = fetchMsg('/app', ID, 1, mode, true) as unknown as unknown[];
+      assert.deepEqual([m.length, m[5], counterOf(readFetch(m))], [6, true, 'accepted']);
+    }
+    assert.equal((fetchMsg('/app', ID, 1, 'take') as unknown as unknown[]).length, 5, 'not hinted: no sixth element');
+    for (const bad of [
+      [Msg.FETCH, '/app', ID, 1, 'take', false],
+      [Msg.FETCH, '/app', ID, 1, 'grab', true],
+      [Msg.FETCH, '/app', ID, 1, null, true, 1],
+    ])
+      assert.equal(counterOf(readFetch(bad)), 'malformed', JSON.stringify(bad));
+    const moved = movedMsg('/app', 1, 'b'.repeat(32)) as unknown as unknown[];
+    assert.deepEqual([moved[3], moved[4], counterOf(readFetched(moved))], [null, 'b'.repeat(32), 'accepted']);
+    const rec = [ID, 1, 2, 1800, 3, [], [], [], [], 'a'.repeat(32)];
+    for (const bad of [
+      [Msg.FETCHED, '/app', 1, null, ''],
+      [Msg.FETCHED, '/app', 1, null, 'x'.repeat(65)],
+      [Msg.FETCHED, '/app', 1, null, 7],
+      [Msg.FETCHED, '/app', 1, rec, 'b'.repeat(32)],
+    ])
+      assert.equal(counterOf(readFetched(bad)), 'malformed', JSON.stringify(bad).slice(0, 60));
   });
 
   it('never throw on arbitrary input', () => {

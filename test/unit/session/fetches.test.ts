@@ -40,6 +40,8 @@ function harness() {
   const posts: { to: string[]; message: readonly unknown[] }[] = [];
   const store = new Map<string, Held>();
   const counters: FetchCounters = newFetchCounters();
+  /** The members that handed the session over to this node (grants taken). */
+  const grants: string[] = [];
   const fetches = new Fetches({
     contextName: 'app',
     localId: ME,
@@ -60,12 +62,20 @@ function harness() {
     find: (id) => store.get(id) as unknown as Session | undefined,
     endedLately: () => false,
     refuse: (_from, why) => assert.fail(`refused: ${why}`),
-    granted: () => assert.fail('no take here'),
+    granted: (s, from) => {
+      assert.equal(s.ownerId, ME, 'owned here when its grant is taken');
+      grants.push(from.name);
+    },
   });
   const requestId = () => posts[0]!.message[3] as number;
-  const answer = (from: Member, r: unknown[] | null) =>
-    fetches.onFetched([Msg.FETCHED, 'app', requestId(), r] as unknown as FetchedMsg, from);
-  return { fetches, posts, store, answer, counters };
+  const answer = (from: Member, r: unknown[] | null, fifth?: true | string) =>
+    fetches.onFetched(
+      (fifth === undefined
+        ? [Msg.FETCHED, 'app', requestId(), r]
+        : [Msg.FETCHED, 'app', requestId(), r, fifth]) as unknown as FetchedMsg,
+      from,
+    );
+  return { fetches, posts, store, answer, counters, grants };
 }
 
 describe('BackupManager fetch (asking side)', () => {
@@ -104,5 +114,64 @@ describe('BackupManager fetch (asking side)', () => {
     h.answer(A, null);
     h.answer(D, null);
     assert.equal((await fetched) !== undefined, true);
+  });
+});
+
+describe('BackupManager fetch "take" (one round trip)', () => {
+  it('a member without a copy names where the session went: asked next as its owner (hinted), it hands it over', async () => {
+    const h = harness();
+    h.fetches.takes = true;
+    const fetched = h.fetches.fetch(ID, false)!;
+    assert.deepEqual(h.posts[0]!.message.slice(4), ['take']);
+    // A handed it over to D and dropped its copy; D's grant from A has not arrived at D yet.
+    h.answer(A, null, D.id);
+    h.answer(B, null);
+    h.answer(D, null);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(h.posts[1]?.to, ['D'], 'the member named as where it went is asked again');
+    assert.deepEqual(h.posts[1]!.message.slice(4), ['take', true], 'as a named owner (hinted)');
+    h.answer(D, record(12, D.id), true);
+    const s = await fetched;
+    assert.equal(s?.ownerId, ME);
+    assert.deepEqual(h.grants, ['D']);
+    assert.deepEqual([h.counters.fetchGrants, h.counters.fetchMisses], [1, 0]);
+  });
+
+  it("the owner's grant ends the fetch at once; a grant from a member that had not answered is taken when it comes", async () => {
+    const h = harness();
+    h.fetches.takes = true;
+    const fetched = h.fetches.fetch(ID, false)!;
+    h.answer(A, record(20, A.id), true);
+    const s = await fetched;
+    assert.equal(s?.ownerId, ME, 'served without waiting for B and D');
+    // This node handed it on, and D, which held the ask until its own take ended, hands it back.
+    s!.ownerId = B.id;
+    h.answer(D, record(23, D.id), true);
+    assert.equal(h.store.get(ID)!.version, 23, 'the late record merged');
+    assert.equal(h.store.get(ID)!.ownerId, ME, 'the late grant taken: D no longer owns it');
+    assert.deepEqual(h.grants, ['A', 'D']);
+    assert.equal(h.counters.lateGrants, 1);
+  });
+
+  it('holds a hinted ask while its take asks plainly, and answers it once the take asks members as named owners', async () => {
+    const h = harness();
+    h.fetches.takes = true;
+    assert.equal(h.fetches.holdFor(ID), undefined, 'no take here: answered at once');
+    void h.fetches.fetch(ID, false);
+    const held = h.fetches.holdFor(ID);
+    assert.ok(held !== undefined, 'a take asking plainly: its grant may be on its way');
+    let released = false;
+    void held.then(() => {
+      released = true;
+    });
+    h.answer(A, record(30, D.id));
+    h.answer(B, null);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(released, false);
+    h.answer(D, null); // nobody claims it: D is asked again as the owner A's copy names
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(h.posts[1]?.message.slice(4), ['take', true]);
+    assert.equal(released, true, 'a take that waits for a named owner holds nobody: no cycle of holds');
+    assert.equal(h.fetches.holdFor(ID), undefined);
   });
 });

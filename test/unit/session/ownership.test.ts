@@ -33,6 +33,8 @@ class Host implements OwnershipHost {
   // an answer fails its test in 2 s instead of hanging on the timer.
   timeoutMs = 2_000;
   peers: Member[] = [B, C, D];
+  /** A take-over of a session under way by another path (a BackupManager fetch), if any. */
+  takingOver: ((id: string) => Promise<unknown> | undefined) | undefined = undefined;
   readonly sessions = new Map<string, Session>();
   readonly sent: Sent[] = [];
   readonly counts: string[] = [];
@@ -389,5 +391,57 @@ describe('Ownership: answering', () => {
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(lastGrant(host, s.id, 77), ['B', 'B', true]);
     assert.deepEqual([s.ownerId, s.primary, host.flushed], ['B', false, [s]]);
+  });
+});
+
+describe('Ownership with a take-over by another path (a BackupManager fetch "take")', () => {
+  it('a request that finds a copy while a take of it is under way here asks nobody until the take ended', async () => {
+    const { host, own } = setup();
+    let endTake = () => {};
+    const take = new Promise<void>((r) => {
+      endTake = r;
+    });
+    host.takingOver = () => take;
+    const s = host.add('C');
+    const p = own.acquire(s)!;
+    assert.equal(host.sent.length, 0, 'no ACQUIRE while the take may bring the ownership');
+    s.ownerId = 'A'; // the take was granted
+    endTake();
+    await p;
+    assert.equal(host.sent.length, 0, 'granted by the take: no ACQUIRE at all');
+    assert.equal(s.ownerId, 'A');
+  });
+
+  it('a take that ended without the ownership is followed by an ACQUIRE of the owner it found', async () => {
+    const { host, own } = setup();
+    let endTake = () => {};
+    host.takingOver = () =>
+      new Promise<void>((r) => {
+        endTake = r;
+      });
+    const s = host.add('C');
+    const p = own.acquire(s)!;
+    s.ownerId = 'D'; // the fetch found D serving it
+    endTake();
+    await new Promise((r) => setImmediate(r));
+    const requestId = host.lastAcquire('D', s);
+    own.onGrant([Msg.GRANT, CTX, s.id, requestId, 'A', true], D);
+    await p;
+    assert.equal(s.ownerId, 'A');
+  });
+
+  it('owned by a fetch grant meanwhile: the waiting request goes on, and the GRANT that still comes is taken', async () => {
+    const { host, own } = setup();
+    const s = host.add('C');
+    const p = own.acquire(s)!;
+    const requestId = host.lastAcquire('C', s);
+    s.ownerId = 'A'; // a late grant of an earlier fetch
+    own.ownedElsewhere(s.id);
+    assert.equal(await settled(p), true, 'the request does not wait for C');
+    // A hands it over to B, and later C (which had meanwhile come to own it) hands it over to A.
+    s.ownerId = 'B';
+    own.onGrant([Msg.GRANT, CTX, s.id, requestId, 'A', true], C);
+    assert.equal(s.ownerId, 'A', 'C handed it over: refused, nobody would own it');
+    assert.deepEqual(host.refusals, []);
   });
 });

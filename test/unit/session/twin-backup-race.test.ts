@@ -24,7 +24,8 @@ interface Node {
   readonly manager: BackupManager;
 }
 
-async function startBackupNodes(net: MemoryNetwork, names: string[]): Promise<Node[]> {
+/** `takes` false: the fetch to serve asks for a copy only, and the ownership protocol follows (fetches.ts FETCH_TAKES). */
+async function startBackupNodes(net: MemoryNetwork, names: string[], takes = true): Promise<Node[]> {
   const nodes: Node[] = [];
   for (const name of names) {
     const channel = net.channel(name);
@@ -32,6 +33,7 @@ async function startBackupNodes(net: MemoryNetwork, names: string[]): Promise<No
     // A short hand-over wait: a run that waits for it fails fast (and counts ownershipTimeouts).
     const config = resolveSessionConfig({ contextName: 'app', manager: 'backup', backups: 1, ownershipTimeoutMs: 500 });
     const manager = new BackupManager(config, hub, silentLogger);
+    manager.fetchTakes = takes;
     channel.start();
     nodes.push({ name, channel, manager });
   }
@@ -53,7 +55,8 @@ const owners = (nodes: readonly Node[], id: string) =>
 describe('BackupManager: a fetch racing the ownership protocol', () => {
   it('a fetch whose last answer comes after this node took the session over (GRANT) leaves it the owner', async () => {
     const net = new MemoryNetwork();
-    const nodes = await startBackupNodes(net, ['A', 'B', 'C', 'D']);
+    // The path without "take" (with it, the owner's answer is the hand-over and ends the fetch).
+    const nodes = await startBackupNodes(net, ['A', 'B', 'C', 'D'], false);
     try {
       const a = nodes[0]!;
       const s = a.manager.createSession();

@@ -1,6 +1,6 @@
 /**
- * The BackupManager's one-round-trip take-over on the in-memory channel twin (no sockets; the
- * take tests turn it on per manager while FETCH_TAKES, src/session/fetches.ts, is off): a node
+ * The BackupManager's one-round-trip take-over on the in-memory channel twin (no sockets; on by
+ * default, FETCH_TAKES in src/session/fetches.ts; the stress runs the FETCH-then-ACQUIRE path too): a node
  * serving a session it does not hold asks with a FETCH "take", and the owner hands the session over
  * in its answer (FETCHED granted), so no ACQUIRE follows; under requests spread over four nodes
  * at random (the benchmark's load without stickiness) no increment is lost and no two nodes own
@@ -25,7 +25,7 @@ interface Node {
   readonly stop: () => Promise<void>;
 }
 
-/** `takes`: the managers fetch with mode "take" (on here even while FETCH_TAKES is off by default). */
+/** `takes`: the managers fetch with mode "take" (false: FETCH, then ACQUIRE). */
 async function startBackupNodes(net: MemoryNetwork, names: string[], takes = true): Promise<Node[]> {
   const nodes: Node[] = [];
   for (const name of names) {
@@ -84,8 +84,8 @@ describe('BackupManager take-over in one round trip (FETCH take, FETCHED granted
       await request(a.manager, s.id, increment);
       await waitFor(() => nodes.filter((n) => n.manager.sessions.has(s.id)).length === 2, 'the session on 1 + 1 nodes');
       const [x, slow] = nodes.filter((n) => !n.manager.sessions.has(s.id));
-      // x asks everyone (no route); the answer of `slow` (null: it holds no copy) is held back, so
-      // x's fetch is still waiting when the owner's grant arrived.
+      // x asks everyone (no route); the answer of `slow` (null: it holds no copy) is held back: x
+      // serves on the owner's grant without it, and a asks x meanwhile or right after.
       net.hold(slow!.channel, x!.channel);
       const atX = request(x!.manager, s.id, increment);
       // Handed over: a's copy names x, or a dropped it (not a holder once x serves it).
@@ -113,55 +113,54 @@ describe('BackupManager take-over in one round trip (FETCH take, FETCHED granted
     }
   });
 
-  // Longer: TWIN_SESSIONS=3 TWIN_CLIENTS=4 TWIN_ROUNDS=400 (or 2/4/500, 1/2/300); the default mode
-  // (FETCH_TAKES), or the take with TWIN_TAKE=1 (which still fails now and then: see FETCH_TAKES).
-  it('under requests spread at random over 4 nodes: every increment counted, no two owners (0 conflicts)', async () => {
-    const net = new MemoryNetwork();
-    const takes = FETCH_TAKES || process.env.TWIN_TAKE === '1';
-    const nodes = await startBackupNodes(net, ['A', 'B', 'C', 'D'], takes);
-    try {
-      const ids: string[] = [];
-      for (let i = 0; i < Number(process.env.TWIN_SESSIONS ?? 12); i++) {
-        const home = nodes[i % nodes.length]!.manager;
-        const s = home.createSession();
-        await request(home, s.id, increment);
-        ids.push(s.id);
-      }
-      const expected = new Map(ids.map((id) => [id, 1]));
-      let seed = 7;
-      const random = (n: number) => {
-        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-        return (seed >>> 8) % n;
-      };
-      // 8 clients, each one request after the other (as wrk's connections), each to a random node.
-      const client = async () => {
-        for (let r = 0; r < Number(process.env.TWIN_ROUNDS ?? 40); r++) {
-          const id = ids[random(ids.length)]!;
-          const m = nodes[random(nodes.length)]!.manager;
-          expected.set(id, expected.get(id)! + 1);
-          await request(m, id, increment);
+  // Longer: TWIN_SESSIONS=3 TWIN_CLIENTS=4 TWIN_ROUNDS=400 (or 2/4/500, 1/2/300, 6/16/60).
+  for (const takes of [FETCH_TAKES, !FETCH_TAKES])
+    it(`under requests spread at random over 4 nodes (${takes ? 'take' : 'fetch, then acquire'}): every increment counted, no two owners (0 conflicts)`, async () => {
+      const net = new MemoryNetwork();
+      const nodes = await startBackupNodes(net, ['A', 'B', 'C', 'D'], takes);
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < Number(process.env.TWIN_SESSIONS ?? 12); i++) {
+          const home = nodes[i % nodes.length]!.manager;
+          const s = home.createSession();
+          await request(home, s.id, increment);
+          ids.push(s.id);
         }
-      };
-      await Promise.all(Array.from({ length: Number(process.env.TWIN_CLIENTS ?? 8) }, client));
-      for (const id of ids) {
-        // The owner's value: every increment of every node, in order.
-        await waitFor(() => nodes.some((n) => n.manager.sessions.get(id)?.ownerId === n.manager.localId), 'an owner');
-        const owner = nodes.find((n) => n.manager.sessions.get(id)?.ownerId === n.manager.localId)!;
-        const why = ['ownershipTimeouts', 'ownershipForced', 'fencedWrites', 'conflicts', 'fetchTimeouts']
-          .map((k) => `${k} ${sum(nodes, k)}`)
-          .join(', ');
-        assert.equal(
-          owner.manager.sessions.get(id)!.getAttribute('count'),
-          expected.get(id),
-          `${id.slice(0, 8)}: ${why}`,
-        );
+        const expected = new Map(ids.map((id) => [id, 1]));
+        let seed = 7;
+        const random = (n: number) => {
+          seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+          return (seed >>> 8) % n;
+        };
+        // 8 clients, each one request after the other (as wrk's connections), each to a random node.
+        const client = async () => {
+          for (let r = 0; r < Number(process.env.TWIN_ROUNDS ?? 40); r++) {
+            const id = ids[random(ids.length)]!;
+            const m = nodes[random(nodes.length)]!.manager;
+            expected.set(id, expected.get(id)! + 1);
+            await request(m, id, increment);
+          }
+        };
+        await Promise.all(Array.from({ length: Number(process.env.TWIN_CLIENTS ?? 8) }, client));
+        for (const id of ids) {
+          // The owner's value: every increment of every node, in order.
+          await waitFor(() => nodes.some((n) => n.manager.sessions.get(id)?.ownerId === n.manager.localId), 'an owner');
+          const owner = nodes.find((n) => n.manager.sessions.get(id)?.ownerId === n.manager.localId)!;
+          const why = ['ownershipTimeouts', 'ownershipForced', 'fencedWrites', 'conflicts', 'fetchTimeouts']
+            .map((k) => `${k} ${sum(nodes, k)}`)
+            .join(', ');
+          assert.equal(
+            owner.manager.sessions.get(id)!.getAttribute('count'),
+            expected.get(id),
+            `${id.slice(0, 8)}: ${why}`,
+          );
+        }
+        assert.equal(sum(nodes, 'conflicts'), 0, 'no concurrent writes: one owner at a time');
+        if (takes) assert.ok(sum(nodes, 'fetchGrants') > 0, 'take-overs came with the fetch');
+        assert.equal(sum(nodes, 'ownershipForced') + sum(nodes, 'ownershipTimeouts'), 0);
+        assert.equal(Msg.FETCH, 17);
+      } finally {
+        for (const n of nodes) await n.stop();
       }
-      assert.equal(sum(nodes, 'conflicts'), 0, 'no concurrent writes: one owner at a time');
-      if (takes) assert.ok(sum(nodes, 'fetchGrants') > 0, 'take-overs came with the fetch');
-      assert.equal(sum(nodes, 'ownershipForced') + sum(nodes, 'ownershipTimeouts'), 0);
-      assert.equal(Msg.FETCH, 17);
-    } finally {
-      for (const n of nodes) await n.stop();
-    }
-  });
+    });
 });
