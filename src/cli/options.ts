@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AdminToken } from '../config/admin-token.js';
+import { Problems } from '../config/problems.js';
 import { ProxyTrust, type TrustProxyInput } from '../config/trust-proxy.js';
 import { ConfigError } from '../core/errors.js';
 
@@ -213,55 +214,63 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
   const fileCluster = config.cluster as Record<string, unknown> | undefined;
   if (file !== undefined && typeof fileCluster?.keyFile === 'string' && !isAbsolute(fileCluster.keyFile))
     config.cluster = { ...fileCluster, keyFile: resolve(dirname(file), fileCluster.keyFile) };
+  // Every bad flag is reported at once (one line each), not the first only.
+  const problems = new Problems();
   const http = { ...((config.http as Record<string, unknown>) ?? {}) };
   const host = pick(flags, 'host', 'CLOWDER_HOST');
   if (host !== undefined) http.host = host;
   const p = pick(flags, 'port', 'CLOWDER_PORT');
-  if (p !== undefined) http.port = port(p, '--port');
+  if (p !== undefined) problems.run(() => (http.port = port(p, '--port')));
   const drain = pick(flags, 'drain-ms', 'CLOWDER_DRAIN_MS');
   if (drain !== undefined) {
     if (!/^\d{1,6}$/.test(drain.trim()) || Number(drain) > 600_000)
-      throw new ConfigError('--drain-ms', 'milliseconds from 0 to 600000 (0 = no drain)', drain);
-    http.drainMs = Number(drain);
+      problems.add({ key: '--drain-ms', expected: 'milliseconds from 0 to 600000 (0 = no drain)', received: drain });
+    else http.drainMs = Number(drain);
   }
   const forward = pick(flags, 'forward', 'CLOWDER_FORWARD');
   if (forward !== undefined) {
     if (forward !== 'auto' && forward !== 'always' && forward !== 'off')
-      throw new ConfigError('--forward', '"auto", "always" or "off"', forward);
-    http.forward = forward;
+      problems.add({ key: '--forward', expected: '"auto", "always" or "off"', received: forward });
+    else http.forward = forward;
   }
   const trust = pick(flags, 'trust-proxy', 'CLOWDER_TRUST_PROXY');
-  if (trust !== undefined) http.trustProxy = trustProxyOf(trust);
+  if (trust !== undefined) problems.run(() => (http.trustProxy = trustProxyOf(trust)));
   // A secret: from the environment (or the config file) only, never a flag (ps shows flags).
   const token = process.env.CLOWDER_ADMIN_TOKEN;
-  if (token !== undefined) {
-    AdminToken.parse(token, 'CLOWDER_ADMIN_TOKEN');
-    http.adminToken = token;
-  }
+  if (token !== undefined)
+    problems.run(() => {
+      AdminToken.parse(token, 'CLOWDER_ADMIN_TOKEN');
+      http.adminToken = token;
+    });
   config.http = http;
-  const apps = parseApps(flags.app as string[] | undefined);
+  const apps = problems.run(() => parseApps(flags.app as string[] | undefined));
   if (apps) config.apps = apps;
-  config.cluster = applyClusterFlags({ ...((config.cluster as Record<string, unknown>) ?? {}) }, flags);
+  const cluster = { ...((config.cluster as Record<string, unknown>) ?? {}) };
+  problems.run(() => (config.cluster = applyClusterFlags(cluster, flags)));
+  const sessions = { ...((config.sessions as Record<string, unknown>) ?? {}) };
   const send = pick(flags, 'send', 'CLOWDER_SEND');
   if (send !== undefined) {
-    if (send !== 'async' && send !== 'sync') throw new ConfigError('--send', '"async" or "sync"', send);
-    config.sessions = { ...((config.sessions as Record<string, unknown>) ?? {}), sendOptions: send };
+    if (send !== 'async' && send !== 'sync')
+      problems.add({ key: '--send', expected: '"async" or "sync"', received: send });
+    else sessions.sendOptions = send;
   }
   const manager = pick(flags, 'manager', 'CLOWDER_MANAGER');
   if (manager !== undefined) {
-    if (manager !== 'delta' && manager !== 'backup') throw new ConfigError('--manager', '"delta" or "backup"', manager);
-    config.sessions = { ...((config.sessions as Record<string, unknown>) ?? {}), manager };
+    if (manager !== 'delta' && manager !== 'backup')
+      problems.add({ key: '--manager', expected: '"delta" or "backup"', received: manager });
+    else sessions.manager = manager;
   }
   const backups = pick(flags, 'backups', 'CLOWDER_BACKUPS');
   if (backups !== undefined) {
     if (!/^\d{1,2}$/.test(backups.trim()) || Number(backups) > 64)
-      throw new ConfigError(
-        '--backups',
-        'an integer from 0 to 64 (copies of each session besides the primary)',
-        backups,
-      );
-    config.sessions = { ...((config.sessions as Record<string, unknown>) ?? {}), backups: Number(backups) };
+      problems.add({
+        key: '--backups',
+        expected: 'an integer from 0 to 64 (copies of each session besides the primary)',
+        received: backups,
+      });
+    else sessions.backups = Number(backups);
   }
+  if (send !== undefined || manager !== undefined || backups !== undefined) config.sessions = sessions;
   const zone = pick(flags, 'zone', 'CLOWDER_ZONE');
   const placementHost = pick(flags, 'placement-host', 'CLOWDER_PLACEMENT_HOST');
   if (zone !== undefined || placementHost !== undefined) {
@@ -270,8 +279,12 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
     if (placementHost !== undefined) placement.host = placementHost;
     config.placement = placement;
   }
-  if (config.apps === undefined)
-    throw new ConfigError('--app', 'at least one application: --app /context-path=MODULE (or apps: in --config)');
+  if (config.apps === undefined && !problems.has('--app'))
+    problems.add({
+      key: '--app',
+      expected: 'at least one application: --app /context-path=MODULE (or apps: in --config)',
+    });
+  problems.throwIfAny();
   // A block of the file that is no mapping (`http: 5`) stays as written, for the node config's
   // validation to report with the other problems (the flags merged above went into a copy). An
   // empty block (`cluster:` with every key commented out: null) is no block, as it always was.

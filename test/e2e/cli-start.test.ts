@@ -137,6 +137,37 @@ describe('clowder start: config errors name the key before anything starts', () 
     for (const p of [http!, cp!]) assert.equal(await portIsFree(p), true, `port ${p} was never bound`);
   });
 
+  test('several bad flags: every one on stderr, one line each, before anything starts', async () => {
+    const [cp] = await freePorts(1);
+    const res = await runCli(
+      [
+        'start',
+        '--port',
+        'abc',
+        '--cluster-port',
+        String(cp),
+        '--manager',
+        'backups',
+        '--backups',
+        'two',
+        '--send',
+        'fast',
+        '--forward',
+        'sideways',
+        '--app',
+        app,
+      ],
+      cleanEnv({ CLOWDER_INSECURE: '1' }),
+    );
+    assert.deepEqual({ code: res.code, signal: res.signal }, { code: 2, signal: null }, res.stderr);
+    const keys = res.stderr
+      .trim()
+      .split('\n')
+      .map((l) => /^clowder: invalid config: "([^"]+)"/.exec(l)?.[1]);
+    assert.deepEqual(keys.sort(), ['--backups', '--forward', '--manager', '--port', '--send'], res.stderr);
+    assert.equal(await portIsFree(cp!), true, 'nothing bound');
+  });
+
   test('CLOWDER_INSECURE=maybe', async () => {
     const [http, cp] = await freePorts(2);
     await expectConfigError(
