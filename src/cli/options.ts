@@ -157,6 +157,19 @@ function trustProxyOf(text: string): TrustProxyInput {
   return value;
 }
 
+/** `value` when it is one of `choices` (undefined stays undefined); otherwise a problem of `key`, recorded. */
+function oneOf<T extends string>(
+  problems: Problems,
+  key: string,
+  value: string | undefined,
+  choices: readonly T[],
+): T | undefined {
+  if (value === undefined || (choices as readonly string[]).includes(value)) return value as T | undefined;
+  const quoted = choices.map((c) => `"${c}"`);
+  problems.add({ key, expected: `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`, received: value });
+  return undefined;
+}
+
 /** Reads a YAML or JSON config file. */
 export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   let text: string;
@@ -227,12 +240,8 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
       problems.add({ key: '--drain-ms', expected: 'milliseconds from 0 to 600000 (0 = no drain)', received: drain });
     else http.drainMs = Number(drain);
   }
-  const forward = pick(flags, 'forward', 'CLOWDER_FORWARD');
-  if (forward !== undefined) {
-    if (forward !== 'auto' && forward !== 'always' && forward !== 'off')
-      problems.add({ key: '--forward', expected: '"auto", "always" or "off"', received: forward });
-    else http.forward = forward;
-  }
+  const forward = oneOf(problems, '--forward', pick(flags, 'forward', 'CLOWDER_FORWARD'), ['auto', 'always', 'off']);
+  if (forward !== undefined) http.forward = forward;
   const trust = pick(flags, 'trust-proxy', 'CLOWDER_TRUST_PROXY');
   if (trust !== undefined) problems.run(() => (http.trustProxy = trustProxyOf(trust)));
   // A secret: from the environment (or the config file) only, never a flag (ps shows flags).
@@ -247,19 +256,11 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
   if (apps) config.apps = apps;
   const cluster = { ...((config.cluster as Record<string, unknown>) ?? {}) };
   problems.run(() => (config.cluster = applyClusterFlags(cluster, flags)));
-  const sessions = { ...((config.sessions as Record<string, unknown>) ?? {}) };
-  const send = pick(flags, 'send', 'CLOWDER_SEND');
-  if (send !== undefined) {
-    if (send !== 'async' && send !== 'sync')
-      problems.add({ key: '--send', expected: '"async" or "sync"', received: send });
-    else sessions.sendOptions = send;
-  }
-  const manager = pick(flags, 'manager', 'CLOWDER_MANAGER');
-  if (manager !== undefined) {
-    if (manager !== 'delta' && manager !== 'backup')
-      problems.add({ key: '--manager', expected: '"delta" or "backup"', received: manager });
-    else sessions.manager = manager;
-  }
+  const sessions: Record<string, unknown> = {};
+  const send = oneOf(problems, '--send', pick(flags, 'send', 'CLOWDER_SEND'), ['async', 'sync']);
+  if (send !== undefined) sessions.sendOptions = send;
+  const manager = oneOf(problems, '--manager', pick(flags, 'manager', 'CLOWDER_MANAGER'), ['delta', 'backup']);
+  if (manager !== undefined) sessions.manager = manager;
   const backups = pick(flags, 'backups', 'CLOWDER_BACKUPS');
   if (backups !== undefined) {
     if (!/^\d{1,2}$/.test(backups.trim()) || Number(backups) > 64)
@@ -270,7 +271,8 @@ export async function nodeConfigFrom(flags: Flags): Promise<Record<string, unkno
       });
     else sessions.backups = Number(backups);
   }
-  if (send !== undefined || manager !== undefined || backups !== undefined) config.sessions = sessions;
+  if (Object.keys(sessions).length > 0)
+    config.sessions = { ...((config.sessions as Record<string, unknown>) ?? {}), ...sessions };
   const zone = pick(flags, 'zone', 'CLOWDER_ZONE');
   const placementHost = pick(flags, 'placement-host', 'CLOWDER_PLACEMENT_HOST');
   if (zone !== undefined || placementHost !== undefined) {

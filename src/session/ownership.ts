@@ -117,11 +117,7 @@ export class Ownership {
    * strictness; counted, and a live owner is fenced).
    */
   acquire(s: Session): Promise<void> | undefined {
-    const me = this.host.localId;
-    if (s.ownerId === me || s.ownerId === '') {
-      if (s.ownerId === '') s.ownerId = me;
-      return undefined;
-    }
+    if (this.#mine(s)) return undefined;
     let pending = this.#acquiring.get(s.id);
     if (pending === undefined) {
       const id = s.id;
@@ -138,18 +134,16 @@ export class Ownership {
     return pending;
   }
 
+  /** Whether this node serves `s` without asking anyone: it owns it, or nobody does (it takes it). */
+  #mine(s: Session): boolean {
+    if (s.ownerId === '') s.ownerId = this.host.localId;
+    return s.ownerId === this.host.localId;
+  }
+
+  /** After this node's take of `s` under way ended: asks the owner it found, unless the take brought `s`. */
   async #afterTake(s: Session, taking: Promise<unknown>): Promise<void> {
-    await taking.then(
-      () => {},
-      () => {},
-    );
-    const me = this.host.localId;
-    if (s.ownerId === me || !s.valid) return;
-    if (s.ownerId === '') {
-      s.ownerId = me;
-      return;
-    }
-    return this.#acquireFrom(s, s.ownerId, 0);
+    await taking.catch(() => undefined);
+    if (s.valid && !this.#mine(s)) return this.#acquireFrom(s, s.ownerId, 0);
   }
 
   async #acquireFrom(s: Session, ownerId: string, hops: number): Promise<void> {

@@ -165,6 +165,12 @@ describe('clowder start: config errors name the key before anything starts', () 
       .split('\n')
       .map((l) => /^clowder: invalid config: "([^"]+)"/.exec(l)?.[1]);
     assert.deepEqual(keys.sort(), ['--backups', '--forward', '--manager', '--port', '--send'], res.stderr);
+    for (const line of [
+      'clowder: invalid config: "--manager" must be "delta" or "backup" (got "backups")',
+      'clowder: invalid config: "--send" must be "async" or "sync" (got "fast")',
+      'clowder: invalid config: "--forward" must be "auto", "always" or "off" (got "sideways")',
+    ])
+      assert.ok(res.stderr.includes(line), `${line}\nin ${res.stderr}`);
     assert.equal(await portIsFree(cp!), true, 'nothing bound');
   });
 

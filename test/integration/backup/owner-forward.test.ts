@@ -24,22 +24,13 @@ type Forward = { forwarded: number; received: number; servedHere: number; failed
 const forwardOf = (n: TestCluster['nodes'][number]) =>
   (n.stats().http as { forward?: Forward }).forward ?? { forwarded: 0, received: 0, servedHere: 0, failed: 0 };
 
-/**
- * Nodes on fixed HTTP ports (forwarding advertises the port before the node listens). A port found
- * free can be taken by another test's connection before the node binds it: then again with others.
- */
+/** Nodes on fixed HTTP ports (forwarding advertises the port before the node listens). */
 async function fixedPorts(n: number, forward: 'auto' | 'always' | 'off', sessions: Record<string, unknown>) {
-  for (let attempt = 1; ; attempt++) {
-    const ports = await freePorts(n);
-    try {
-      return await startNodes(n, {
-        sessions,
-        perNode: (i) => ({ http: { port: ports[i]!, drainMs: 0, forward } }),
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 5) throw err;
-    }
-  }
+  const ports = await freePorts(n);
+  return startNodes(n, {
+    sessions,
+    perNode: (i) => ({ http: { port: ports[i]!, drainMs: 0, forward } }),
+  });
 }
 
 describe('owner forwarding: BackupManager, 3 nodes, k = 1, requests spread over every node', () => {
