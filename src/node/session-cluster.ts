@@ -9,7 +9,7 @@
  *   http.createServer(sessions.handler(app)) // or plain node:http
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Channel, createChannel } from '../channel/channel.js';
+import { type Channel, type ChannelStats, createChannel } from '../channel/channel.js';
 import type { ChannelConfigInput } from '../config/channel-config.js';
 import { type PlacementConfigInput, resolvePlacementConfig } from '../config/placement-config.js';
 import { resolveSessionConfig, type SessionConfigInput } from '../config/session-config.js';
@@ -17,7 +17,7 @@ import { checkCreateSessionsOptions } from '../config/top-level-options.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createRequestListener, type RequestListener, sessionMiddleware } from '../http/adapters.js';
 import { createManager } from '../session/create-manager.js';
-import type { DeltaManager } from '../session/delta-manager.js';
+import type { DeltaManager, ManagerStats } from '../session/delta-manager.js';
 import { ReplicationHub } from '../session/replication-hub.js';
 
 export interface SessionsOptions {
@@ -56,6 +56,14 @@ export class SessionCluster {
   async stop(): Promise<void> {
     await this.manager.stop();
     await this.channel.stop();
+  }
+
+  /**
+   * Counters for monitoring: `ready` (start() completed), the channel's (transport, membership,
+   * interceptors) and the application's sessions (a BackupManager adds its own: `manager` says which).
+   */
+  stats(): { ready: boolean; channel: ChannelStats; sessions: ManagerStats } {
+    return { ready: this.manager.ready, channel: this.channel.stats(), sessions: this.manager.stats() };
   }
 
   /** Express/Connect middleware providing `req.session`. */

@@ -228,6 +228,14 @@ describe('library mode: createSessions() with handler() and middleware()', () =>
     await get(py, '/set?name=size&value=L', cookie);
     await waitFor(() => x.manager.sessions.get(id)?.getAttribute('size') === 'L', 'X to receive the change');
     assert.deepEqual(body(await get(px, '/attrs', cookie)).attrs, { color: 'red', size: 'L' });
+    // The counters a library user reads (stats(): what node.stats() has for one application).
+    const st = y.stats();
+    assert.equal(st.ready, true);
+    assert.equal(st.channel.membership.members, 1, 'x in view');
+    assert.ok(st.channel.messages.received > 0 && st.channel.messages.sent > 0);
+    assert.equal(st.sessions.manager, 'delta');
+    assert.equal(st.sessions.activeSessions, y.manager.sessions.size);
+    assert.ok(st.sessions.activeSessions >= 1);
   });
 
   for (const [where, port, otherManager] of [
