@@ -6,7 +6,8 @@
 //     bufferPoolSize?: <sets Buffer.poolSize>, chunkSize?: <sessions.stateTransferChunkSize>,
 //     key?: "mac" | "aes" (a cluster key: frames authenticated, or also encrypted with AES-256-GCM),
 //     manager?: "delta" | "backup" (sessions.manager), backups?: <sessions.backups>,
-//     forward?: "auto" | "always" | "off" (http.forward; default the node's, "off") }
+//     forward?: "auto" | "always" | "off" (http.forward; default the node's, "off"),
+//     localSocket?: boolean (cluster.receiver.localSocket; default the node's, true) }
 // It starts the node (createClusterNode, silent logger), waits until it sees `expect` peers that
 // serve /app, then sends { type: 'ready', pid, startMs, stateTransfer, peers } over IPC.
 //
@@ -42,7 +43,10 @@ const node = createClusterNode(
     apps: [{ path: '/app', module: cfg.app }],
     cluster: {
       domain: cfg.domain,
-      receiver: { address: '127.0.0.1', port: cfg.clusterPort, autoBind: 1 },
+      receiver: {
+        ...{ address: '127.0.0.1', port: cfg.clusterPort, autoBind: 1 },
+        ...(cfg.localSocket !== undefined ? { localSocket: cfg.localSocket } : {}),
+      },
       membership: { type: 'static', members: cfg.members, pingIntervalMs: 500, dropTimeMs: 3000 },
       ...(cfg.key ? { clusterKey: BENCH_KEY, encrypt: cfg.key === 'aes' } : {}),
     },

@@ -12,6 +12,7 @@ import { ClusterError, ErrorCode } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createMembership } from '../membership/create.js';
 import { type MembershipContext, type MembershipService, newMembershipCounters } from '../membership/membership.js';
+import { LOCAL_SOCKETS_SUPPORTED, localSocketPath } from '../transport/local-socket.js';
 import { type InboundConnection, Receiver } from '../transport/receiver.js';
 import type { TransportSettings } from '../transport/settings.js';
 import { createTransportStats } from '../transport/stats.js';
@@ -111,6 +112,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       reconnectMaxMs: c.sender.reconnectMaxMs,
       keys: undefined, // resolved at start (a key file may have to be read or created)
       encrypt: c.encrypt,
+      localSockets: c.receiver.localSocket && LOCAL_SOCKETS_SUPPORTED,
       localDescriptor: () => this.#localBytes!,
       stats: this.#stats,
       versionRefused: (err, peer, via) => this.#liveness.versionRefused(err, peer, via),
@@ -200,6 +202,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
           autoBind: c.receiver.autoBind,
           maxConnections: c.receiver.maxConnections,
           maxConnectionsPerAddress: c.receiver.maxConnectionsPerAddress,
+          ...(this.#settings.localSockets ? { localPath: localSocketPath(this.#id) } : {}),
           assembly: this.#in.assembly,
         },
         this.#settings,

@@ -59,6 +59,12 @@ const receiverSchema = z.strictObject({
    * idle connection alive with a PING every third of their own setting: use the same on every node.
    */
   idleTimeoutMs: ms(1000, 3_600_000).default(60_000),
+  /**
+   * Peers on the same host (and network namespace) talk over a Unix socket instead of TCP
+   * loopback: this node also listens on an abstract socket named after its member id (Linux only),
+   * and connects to a peer's before trying TCP. Same hello, key and limits. false = TCP only.
+   */
+  localSocket: z.boolean({ error: 'true or false' }).default(true),
 });
 
 /** Sender options; Tomcat's PooledParallelSender defaults where they exist. */

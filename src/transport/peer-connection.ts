@@ -3,6 +3,9 @@
  * ACK/NACK frames back. Messages sent while connecting wait in a bounded backlog. A lost
  * connection is reported at once (the failure detector suspects the peer) and, while there is
  * something to deliver, re-established with exponential backoff up to maxRetryAttempts times.
+ * A connection to a known member (its id expected) first tries the member's local socket
+ * (local-socket.ts) when `localSockets` is on; where nobody listens there, it connects over TCP
+ * in the same attempt.
  */
 import { connect, type Socket } from 'node:net';
 import { ClusterError, ErrorCode, FrameError, ProtocolVersionError } from '../core/errors.js';
@@ -12,6 +15,7 @@ import { decodeHello, encodeHello } from '../wire/hello.js';
 import { decodeMember, type MemberDescriptor } from '../wire/member.js';
 import { FrameSink } from './frame-sink.js';
 import { FrameWriter } from './frame-writer.js';
+import { isLocalMiss, localSocketPath } from './local-socket.js';
 import { AuthFailure } from './record-reader.js';
 import type { TransportSettings } from './settings.js';
 
@@ -51,6 +55,8 @@ export class PeerConnection {
   #keepAliveTimer: NodeJS.Timeout | undefined;
   /** Something was queued since the last keep-alive tick. */
   #busy = false;
+  /** The socket of this attempt is the member's local socket (else TCP). */
+  #viaLocal = false;
   /** The peer's descriptor from its last hello. */
   remote: MemberDescriptor | undefined;
 
@@ -254,12 +260,17 @@ export class PeerConnection {
     return Math.min(this.settings.reconnectMaxMs, this.settings.reconnectMinMs * 2 ** Math.max(0, this.#failures - 1));
   }
 
-  #connect(): void {
+  /** Connects: to the member's local socket first when it may be on this host (`tcp` false), else over TCP. */
+  #connect(tcp = false): void {
     this.#retryTimer = undefined;
     if (this.#state !== 'idle') return;
     this.#state = 'connecting';
     const s = this.settings;
-    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    const local = !tcp && s.localSockets && this.expectedId !== undefined;
+    this.#viaLocal = local;
+    const socket = local
+      ? connect({ path: localSocketPath(this.expectedId!) })
+      : connect({ host: this.host, port: this.port, noDelay: true });
     this.#socket = socket;
     const writer = new FrameWriter(socket, s.stats);
     this.#writer = writer;
@@ -276,7 +287,10 @@ export class PeerConnection {
         ),
       );
     }, s.connectTimeoutMs);
+    let connected = false;
+    let missed = false;
     socket.on('connect', () => {
+      connected = true;
       const { frame, nonce } = encodeHello(FrameType.HELLO, s.localDescriptor(), s.keys, s.encrypt);
       this.#clientNonce = nonce;
       socket.write(frame);
@@ -294,8 +308,21 @@ export class PeerConnection {
         socket.destroy(err as Error);
       }
     });
-    socket.on('error', noop);
-    socket.on('close', () => this.#onClose(socket));
+    socket.on('error', (err) => {
+      // Nobody listens on that local socket (another host or namespace, or TCP only): TCP now.
+      if (local && !connected && isLocalMiss(err)) missed = true;
+    });
+    socket.on('close', () => {
+      if (missed && socket === this.#socket && this.#state === 'connecting') {
+        s.stats.localMisses++;
+        clearTimeout(this.#handshakeTimer);
+        this.#writer?.close(new ClusterError(ErrorCode.STOPPED, 'connection closed'));
+        this.#writer = undefined;
+        this.#socket = undefined;
+        this.#state = 'idle';
+        this.#connect(true);
+      } else this.#onClose(socket);
+    });
   }
 
   #onFrame(type: FrameType, flags: number, body: Buffer, sink: FrameSink, writer: FrameWriter): void {
@@ -327,6 +354,7 @@ export class PeerConnection {
         this.#state = 'open';
         this.#failures = 0;
         s.stats.connects++;
+        if (this.#viaLocal) s.stats.localConnects++;
         const backlog = this.#backlog;
         this.#backlog = [];
         this.#backlogBytes = 0;

@@ -8,6 +8,9 @@
  * must hello and then send its first frame (with a key: an authenticated record, which a replayed
  * hello cannot produce) each within handshakeTimeoutMs; a hello nonce seen before is refused; a
  * connection silent for idleTimeoutMs is closed.
+ *
+ * With `localPath`, the same connections are also accepted on a local (abstract Unix) socket for
+ * peers on this host (local-socket.ts): same hello, same limits, its address counted as "local".
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { ClusterError, ErrorCode, FrameError, ProtocolVersionError } from '../core/errors.js';
@@ -77,6 +80,8 @@ export interface ReceiverOptions {
   readonly autoBind: number;
   readonly maxConnections: number;
   readonly maxConnectionsPerAddress: number;
+  /** Also accept on this abstract Unix socket (local-socket.ts); undefined: TCP only. */
+  readonly localPath?: string;
   /**
    * Shared by every inbound connection: while `reuse` is on, DATA frames that span socket reads
    * are assembled in one reused buffer per connection and delivered `borrowed`.
@@ -86,6 +91,8 @@ export interface ReceiverOptions {
 
 /** Hello frames are small; before the hello completes, nothing larger is buffered. */
 const PRE_HELLO_LIMIT = 8 * 1024;
+/** The per-address slot key of connections on the local socket (they have no IP address). */
+const LOCAL_ADDRESS = 'local';
 /** Hello nonces remembered at most (about 3 MB); see SeenNonces. */
 const MAX_NONCES = 50_000;
 
@@ -104,6 +111,7 @@ interface Activity {
 
 export class Receiver {
   #server: Server | undefined;
+  #localServer: Server | undefined;
   #closed: Promise<void> | undefined;
   #sockets = new Map<Socket, Activity>();
   #perAddress = new Map<string, number>();
@@ -115,6 +123,8 @@ export class Receiver {
   /** The bound address. */
   host = '';
   port = 0;
+  /** Whether the local socket is bound (false when off or when binding it failed: peers use TCP). */
+  localBound = false;
 
   constructor(
     private readonly options: ReceiverOptions,
@@ -155,6 +165,7 @@ export class Receiver {
       if (addr === null || typeof addr === 'string') throw new ClusterError(ErrorCode.BIND, 'receiver has no address');
       this.host = host;
       this.port = addr.port;
+      if (this.options.localPath !== undefined) await this.#listenLocal(this.options.localPath);
       return { host, port: addr.port };
     }
     throw new ClusterError(
@@ -164,14 +175,40 @@ export class Receiver {
     );
   }
 
+  /** Binds the local socket too; a failure is logged and leaves peers on TCP (never fatal). */
+  async #listenLocal(path: string): Promise<void> {
+    const server = createServer((socket) => this.#accept(socket));
+    server.maxConnections = this.options.maxConnections;
+    server.on('drop', () => this.settings.stats.connectionsRefused++);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ path }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.logger.warn({ err }, 'cannot listen on the local socket: peers on this host connect over TCP');
+      return;
+    }
+    server.on('error', (err) => this.logger.error({ err }, 'local receiver error'));
+    this.#localServer = server;
+    this.localBound = true;
+  }
+
   /**
    * Stops accepting new connections (they are refused at once); open ones stay. A leaving node
    * does this before its LEAVING heartbeat, so peers that verify it find it gone.
    */
   stopAccepting(): void {
-    const server = this.#server;
+    const servers = [this.#server, this.#localServer].filter((x) => x !== undefined);
     this.#server = undefined;
-    if (server) this.#closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    this.#localServer = undefined;
+    if (servers.length > 0)
+      this.#closed = Promise.all(servers.map((x) => new Promise<void>((resolve) => x.close(() => resolve())))).then(
+        () => undefined,
+      );
   }
 
   /**
@@ -193,7 +230,7 @@ export class Receiver {
 
   #accept(socket: Socket): void {
     const s = this.settings;
-    const address = socket.remoteAddress ?? '?';
+    const address = socket.remoteAddress ?? LOCAL_ADDRESS;
     const fromAddress = (this.#perAddress.get(address) ?? 0) + 1;
     if (fromAddress > this.options.maxConnectionsPerAddress) {
       s.stats.connectionsRefusedPerAddress++;
@@ -210,7 +247,7 @@ export class Receiver {
       stalledSince: 0,
       sink: undefined,
     };
-    const peer = `${address}:${socket.remotePort}`;
+    const peer = `${address}:${socket.remotePort ?? 'socket'}`;
     const writer = new FrameWriter(socket, s.stats);
     let conn: InboundConnection | undefined;
     /** The hello completed but no frame followed yet (with a key: no authenticated record). */
@@ -347,7 +384,7 @@ export class Receiver {
       writer.setSealer(new RecordSealer(s2c, s.encrypt));
     }
     sink.setLimit(s.maxFrameBytes);
-    return new InboundConnection(hello.member, writer, socket.remoteAddress ?? '?');
+    return new InboundConnection(hello.member, writer, socket.remoteAddress ?? LOCAL_ADDRESS);
   }
 
   /**

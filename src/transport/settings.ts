@@ -17,6 +17,8 @@ export interface TransportSettings {
   readonly reconnectMaxMs: number;
   readonly keys: ClusterKeys | undefined;
   readonly encrypt: boolean;
+  /** Try a known member's local socket (local-socket.ts) before TCP. */
+  readonly localSockets: boolean;
   /** The local member descriptor (re-read at every hello: the payload may change). */
   readonly localDescriptor: () => Buffer;
   readonly stats: TransportStats;

@@ -28,6 +28,10 @@ export interface TransportStats {
   /** Outbound connections opened and lost. */
   connects: number;
   disconnects: number;
+  /** Outbound connections opened over a member's local socket (also in connects). */
+  localConnects: number;
+  /** Attempts that found no member listening on the local socket and went on over TCP. */
+  localMisses: number;
 }
 
 export function createTransportStats(): TransportStats {
@@ -47,5 +51,7 @@ export function createTransportStats(): TransportStats {
     refusedProtocolVersion: 0,
     connects: 0,
     disconnects: 0,
+    localConnects: 0,
+    localMisses: 0,
   };
 }
