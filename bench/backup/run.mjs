@@ -13,6 +13,9 @@
 //            should), req/s, cluster CPU per request (utime+stime of every node / requests),
 //            frames and bytes the channel carried per request. Targets for backup (k = 1) against
 //            delta in the same repetition: memory <= 0.55x, CPU per request <= 0.7x, req/s >= 1.3x.
+//            Then, on the same nodes, the load spread as a sticky balancer spreads it: one wrk per
+//            node with the sessions made there (each session's requests at its home node), the
+//            same ratios beside them.
 //   scale    messages and bytes per request as the cluster grows (--sizes, default 2,4,6 nodes),
 //            load spread: replication messages (created + delta) each node's manager sent, times
 //            the members each went to, per request; the channel's frames and bytes received by
@@ -52,11 +55,12 @@ const log = createLog(T0);
 const { args, num: option } = parseOptions(
   [
     ...['quick', 'reps', 'duration', 'warmup', 'sessions', 'sessions-held', 'backups', 'managers', 'sizes'],
-    ...['only', 'connections', 'threads', 'workload', 'no-save', 'profile', 'forward', 'help'],
+    ...['only', 'connections', 'threads', 'workload', 'no-save', 'profile', 'forward', 'local-socket', 'help'],
   ],
   'usage: node bench/backup/run.mjs [--quick] [--only=big,scale,restore,sticky] [--managers=delta,backup]\n' +
     '         [--sizes=2,4,6] [--reps=N] [--duration=S] [--warmup=S] [--sessions=N] [--sessions-held=N]\n' +
-    '         [--backups=K] [--connections=N] [--threads=N] [--workload=DIR] [--forward=auto|always|off] [--no-save]',
+    '         [--backups=K] [--connections=N] [--threads=N] [--workload=DIR] [--forward=auto|always|off]\n' +
+    '         [--local-socket=on|off] [--no-save]',
 );
 const quick = args.quick === true;
 const num = (k, d) => option(k, d, { positive: true });
@@ -76,6 +80,8 @@ const list = (k, d) =>
 const MANAGERS = list('managers', 'delta,backup');
 /** http.forward of every node (owner forwarding); the node's default ("off") unless given. */
 const FORWARD = args.forward === undefined ? undefined : String(args.forward);
+/** receiver.localSocket of every node (peers on this host over a Unix socket); the node's default (on) unless given. */
+const LOCAL_SOCKET = args['local-socket'] === undefined ? undefined : String(args['local-socket']);
 const SIZES = list('sizes', '2,4,6').map(Number);
 const PARTS = ['big', 'scale', 'restore', 'sticky'];
 const ONLY = list('only', PARTS.join(','));
@@ -84,6 +90,8 @@ const ONLY = list('only', PARTS.join(','));
   for (const m of MANAGERS) if (m !== 'delta' && m !== 'backup') problems.push(`--managers: delta or backup, not ${m}`);
   if (FORWARD !== undefined && !['auto', 'always', 'off'].includes(FORWARD))
     problems.push(`--forward: auto, always or off, not ${FORWARD}`);
+  if (LOCAL_SOCKET !== undefined && !['on', 'off'].includes(LOCAL_SOCKET))
+    problems.push(`--local-socket: on or off, not ${LOCAL_SOCKET}`);
   for (const n of SIZES) if (!Number.isInteger(n) || n < 2) problems.push(`--sizes: integers >= 2, not ${n}`);
   for (const p of ONLY) if (!PARTS.includes(p)) problems.push(`--only: ${PARTS.join(', ')}, not ${p}`);
   if (!existsSync(join(root, 'dist', 'index.js'))) problems.push('dist/index.js is missing: run `npm run build`');
@@ -122,6 +130,7 @@ async function startCluster(n, manager, script = 'node.mjs') {
     const spec = {
       ...{ name: `N${i + 1}`, httpPort: ports[2 * i], clusterPort: ports[2 * i + 1], members, domain },
       ...{ send: 'async', expect: n - 1, app: APP, forward: FORWARD },
+      ...(LOCAL_SOCKET !== undefined ? { localSocket: LOCAL_SOCKET === 'on' } : {}),
       ...(manager === 'backup' ? { manager, backups: BACKUPS } : {}),
     };
     const w = forkWorker(join(root, 'bench', 'http', script), {
@@ -180,7 +189,10 @@ const msgsText = (m) =>
     .map(([k, v]) => `${k} ${fx(v)}`)
     .join(', ');
 
-/** Workload cookies spread over the nodes (SESSIONS in all), made through HTTP like a client's. */
+/**
+ * Workload cookies spread over the nodes (SESSIONS in all), made through HTTP like a client's: `all`
+ * in one file, and `files[i]` the ones made at node i (their home when a balancer sticks).
+ */
 async function cookiesFor(nodes, tmp, tag) {
   const files = [];
   const per = Math.ceil(SESSIONS / nodes.length);
@@ -192,32 +204,56 @@ async function cookiesFor(nodes, tmp, tag) {
   }
   const all = join(tmp, `cookies-${tag}.txt`);
   writeFileSync(all, `${files.map((f) => readFileSync(f, 'utf8').trim()).join('\n')}\n`);
-  return all;
+  return { all, files };
+}
+
+/**
+ * The counter sums of the sessions in `cookies`, read at `ports[0]`; with one cookie file per port
+ * (sticky spread), each file read at its own node (reading a session elsewhere would move it).
+ */
+async function sumCounts(ports, cookies) {
+  const files = Array.isArray(cookies) ? cookies : [cookies];
+  const parts = await Promise.all(files.map((f, i) => client('sumcounts', { port: ports[i], cookies: f })));
+  return {
+    sum: sum(parts.map((x) => x.sum)),
+    errors: sum(parts.map((x) => x.errors)),
+    lost_sessions: sum(parts.map((x) => x.lost_sessions)),
+  };
 }
 
 /**
  * The measured wrk run over `ports` (one port: sticky to that node; several: wrk's threads spread
- * over them): req/s, latency, lost increments, CPU and channel traffic per request.
+ * over them): req/s, latency, lost increments, CPU and channel traffic per request. With one cookie
+ * file per port (sticky spread), one wrk per node, each with that node's sessions, its share of the
+ * connections and threads, all at once.
  */
 async function loadRun(nodes, ports, cookies) {
-  const wrk = (seconds) =>
-    runWrk({
-      ports,
-      threads: Math.max(THREADS, ports.length),
-      connections: CONNECTIONS,
-      seconds,
-      script: LUA,
-      scriptArgs: [cookies, PAYLOAD, 0],
-    });
+  const perNode = Array.isArray(cookies);
+  const wrkOne = (seconds, p, c, threads, connections) =>
+    runWrk({ ports: p, threads, connections, seconds, script: LUA, scriptArgs: [c, PAYLOAD, 0] });
+  const wrk = async (seconds) => {
+    if (!perNode)
+      return [wrkResult(await wrkOne(seconds, ports, cookies, Math.max(THREADS, ports.length), CONNECTIONS))];
+    const each = Math.max(1, Math.floor(CONNECTIONS / ports.length));
+    const runs = await Promise.all(ports.map((p, i) => wrkOne(seconds, [p], cookies[i], 1, each)));
+    return runs.map(wrkResult);
+  };
   if (WARMUP_S > 0) await wrk(WARMUP_S);
-  const before = await client('sumcounts', { port: ports[0], cookies });
+  const before = await sumCounts(ports, cookies);
   const st0 = await statsOf(nodes);
   const cpu0 = nodes.map((p) => cpuSeconds(p.pid));
-  const r = wrkResult(await wrk(DURATION_S));
+  const rs = await wrk(DURATION_S);
   const cpu1 = nodes.map((p) => cpuSeconds(p.pid));
+  const r = {
+    requests: sum(rs.map((x) => Number(x.requests))),
+    rps: sum(rs.map((x) => Number(x.rps))),
+    p50_ms: Math.max(...rs.map((x) => Number(x.p50_ms))),
+    p99_ms: Math.max(...rs.map((x) => Number(x.p99_ms))),
+    non2xx: sum(rs.map((x) => x.non2xx)),
+  };
   await quiet(nodes, 'after the load');
   const st1 = await statsOf(nodes);
-  const after = await client('sumcounts', { port: ports[0], cookies });
+  const after = await sumCounts(ports, cookies);
   const d = (f) => sum(st1.map(f)) - sum(st0.map(f));
   return {
     requests: r.requests,
@@ -226,6 +262,7 @@ async function loadRun(nodes, ports, cookies) {
     p99: r.p99_ms,
     lost: Math.max(0, r.requests - (after.sum - before.sum)),
     cpuUsPerReq: ((sum(cpu1) - sum(cpu0)) / r.requests) * 1e6,
+    cpuUsPerReqByNode: cpu1.map((c, i) => ((c - cpu0[i]) / r.requests) * 1e6),
     changesPerReq: d(changeSends) / r.requests,
     framesPerReq: d((s) => s.transport?.framesIn ?? 0) / r.requests,
     bytesPerReq: d((s) => s.transport?.bytesIn ?? 0) / r.requests,
@@ -282,15 +319,18 @@ async function big(rep, tmp) {
       const held = (await statsOf(nodes)).map((s) => s.sessions);
       const mem = await memory(nodes);
       const cookies = await cookiesFor(nodes, tmp, `big-${manager}-${rep}`);
-      const load = await loadRun(
-        nodes,
-        nodes.map((p) => p.httpPort),
-        cookies,
-      );
+      const ports = nodes.map((p) => p.httpPort);
+      const load = await loadRun(nodes, ports, cookies.all);
       out.push({ part: 'big', manager, rep, held, ...mem, ...load });
       log(
         `big rep ${rep} ${manager.padEnd(6)} held ${held.join('/')}  rss ${fmt(median(mem.rss) / 2 ** 20, 0)} MiB heap ${fmt(median(mem.heapUsed) / 2 ** 20, 0)} MiB  ` +
           `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost} non-2xx ${load.non2xx}  ${JSON.stringify(load.counters)}\n    msgs/req ${msgsText(load.msgsPerReq)}`,
+      );
+      // The same nodes behind a sticky balancer: each session's requests at the node it was made on.
+      const st = await loadRun(nodes, ports, cookies.files);
+      out.push({ part: 'bigSticky', manager, rep, held, ...mem, ...st });
+      log(
+        `big rep ${rep} ${manager.padEnd(6)} sticky spread  ${fmt(st.rps)} req/s  cpu ${fx(st.cpuUsPerReq, 1)} us/req  changes/req ${fx(st.changesPerReq)}  frames/req ${fx(st.framesPerReq)}  bytes/req ${fmt(st.bytesPerReq)}  lost ${st.lost} non-2xx ${st.non2xx}  ${JSON.stringify(st.counters)}\n    msgs/req ${msgsText(st.msgsPerReq)}`,
       );
     } finally {
       await stopNodes(nodes);
@@ -305,7 +345,7 @@ async function scale(rep, tmp) {
     for (const manager of MANAGERS) {
       const nodes = await startCluster(n, manager);
       try {
-        const cookies = await cookiesFor(nodes, tmp, `scale-${manager}-${n}-${rep}`);
+        const { all: cookies } = await cookiesFor(nodes, tmp, `scale-${manager}-${n}-${rep}`);
         await quiet(nodes, `${manager} ${n} nodes`);
         const load = await loadRun(
           nodes,
@@ -369,7 +409,7 @@ async function sticky(rep, tmp) {
       const load = await loadRun(nodes, [nodes[0].httpPort], cookies);
       out.push({ part: 'sticky', manager: row, nodes: n, rep, ...load });
       log(
-        `sticky rep ${rep} ${row.padEnd(6)} ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  lost ${load.lost}`,
+        `sticky rep ${rep} ${row.padEnd(6)} ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req (by node ${load.cpuUsPerReqByNode.map((c) => fx(c, 1)).join(' / ')})  frames/req ${fx(load.framesPerReq)}  lost ${load.lost}`,
       );
     } finally {
       await stopNodes(nodes);
@@ -411,14 +451,18 @@ const targets = [];
 const startedAt = new Date(Date.now() - (performance.now() - T0)).toISOString();
 md.push(reportHead('BackupManager against DeltaManager', startedAt, info));
 md.push(
-  `${REPS} repetition(s), wrk ${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, ${SESSIONS} workload sessions, backups = ${BACKUPS}, http.forward = ${FORWARD ?? 'off (default)'}; medians over the repetitions.\n`,
+  `${REPS} repetition(s), wrk ${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, ${SESSIONS} workload sessions, backups = ${BACKUPS}, http.forward = ${FORWARD ?? 'off (default)'}, receiver.localSocket = ${LOCAL_SOCKET ?? 'on (default)'}; medians over the repetitions.\n`,
 );
 if (ONLY.includes('big')) {
   md.push(`### 4 nodes, ${fmt(HELD)} sessions of 1 KiB, load spread\n`);
   md.push(
+    'Rows "no stickiness": wrk\'s threads over the 4 nodes, each request for a session picked at random (3 in 4 land on a node that does not own it). Rows "sticky": the same nodes, one wrk per node with the sessions made there, as a sticky balancer spreads them.\n',
+  );
+  md.push(
     mdTable(
       [
         'manager',
+        'load',
         'sessions held per node',
         'RSS per node MiB',
         'heap per node MiB',
@@ -429,25 +473,27 @@ if (ONLY.includes('big')) {
         'bytes/req',
         'lost',
       ],
-      MANAGERS.map((m) => {
-        const rs = pick('big', (r) => r.manager === m);
-        return [
-          m,
-          rs[0]?.held.join(' / ') ?? '-',
-          fx(medianOf(rs, rssMedian) / 2 ** 20, 0),
-          fx(medianOf(rs, (r) => median(r.heapUsed)) / 2 ** 20, 0),
-          fmt(medianOf(rs, (r) => r.rps)),
-          fx(
-            medianOf(rs, (r) => r.cpuUsPerReq),
-            1,
-          ),
-          fx(medianOf(rs, (r) => r.changesPerReq)),
-          fx(medianOf(rs, (r) => r.framesPerReq)),
-          fmt(medianOf(rs, (r) => r.bytesPerReq)),
-          Math.max(...rs.map((r) => r.lost)),
-        ];
-      }),
-      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['big', 'bigSticky']
+        .flatMap((part) => MANAGERS.map((m) => [m, part, pick(part, (r) => r.manager === m)]))
+        .map(([m, part, rs]) => {
+          return [
+            m,
+            part === 'big' ? 'no stickiness' : 'sticky',
+            rs[0]?.held.join(' / ') ?? '-',
+            fx(medianOf(rs, rssMedian) / 2 ** 20, 0),
+            fx(medianOf(rs, (r) => median(r.heapUsed)) / 2 ** 20, 0),
+            fmt(medianOf(rs, (r) => r.rps)),
+            fx(
+              medianOf(rs, (r) => r.cpuUsPerReq),
+              1,
+            ),
+            fx(medianOf(rs, (r) => r.changesPerReq)),
+            fx(medianOf(rs, (r) => r.framesPerReq)),
+            fmt(medianOf(rs, (r) => r.bytesPerReq)),
+            Math.max(...rs.map((r) => r.lost)),
+          ];
+        }),
+      ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
   );
   md.push('');
@@ -463,6 +509,15 @@ if (ONLY.includes('big')) {
     });
     targets.push({ name: 'cluster CPU per request, backup / delta <= 0.7', pass: cpu <= 0.7, detail: `${fx(cpu)}x` });
     targets.push({ name: 'req/s, backup / delta >= 1.3', pass: rps >= 1.3, detail: `${fx(rps)}x` });
+    // The same two targets with the load spread by a sticky balancer (reported beside, not instead).
+    const cpuS = pairedRatio('bigSticky', (r) => r.cpuUsPerReq, 'delta');
+    const rpsS = pairedRatio('bigSticky', (r) => r.rps, 'delta');
+    targets.push({
+      name: 'sticky spread: cluster CPU per request, backup / delta <= 0.7',
+      pass: cpuS <= 0.7,
+      detail: `${fx(cpuS)}x`,
+    });
+    targets.push({ name: 'sticky spread: req/s, backup / delta >= 1.3', pass: rpsS >= 1.3, detail: `${fx(rpsS)}x` });
   }
 }
 if (ONLY.includes('scale')) {

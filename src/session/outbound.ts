@@ -34,7 +34,7 @@ export interface OutboundHost {
   members(): readonly Member[];
   /**
    * Who gets the changes of `s`, of `members` (default: all of them). Return the same array for
-   * sessions that go to the same members: consecutive sessions with one recipient list share batches.
+   * sessions that go to the same members: a turn's sessions with one recipient list share batches.
    */
   recipients?(s: Session, members: readonly Member[]): readonly Member[];
   /** Asks for {@link Outbound.endTurn} at the end of this event-loop turn (ReplicationHub.queueTurn). */
@@ -59,6 +59,8 @@ export class Outbound {
   /** Sessions whose requests ended this turn, in that order; sent by endTurn. */
   #turn: Session[] = [];
   #spareTurn: Session[] = [];
+  /** endTurn's batches by recipient list (emptied after each turn). */
+  readonly #groups = new Map<readonly Member[], { batch: ChangeMsg[]; bytes: number }>();
   /** endTurn is running: what it sends must not start another one. */
   #draining = false;
   /** Synchronous mode: what the turn's requests wait for — every member applied the turn's changes. */
@@ -129,9 +131,10 @@ export class Outbound {
       const members = this.host.members();
       const subset = this.host.recipients;
       const now = Date.now();
-      let to = members;
-      let batch: ChangeMsg[] = [];
-      let bytes = 0;
+      // One batch per recipient list (the policy returns one array per list), so a turn whose
+      // sessions go to different members (the BackupManager's) still sends one message to each
+      // list: a session appears once per turn, so its changes keep their order at every member.
+      const groups = this.#groups;
       for (; i < list.length; i++) {
         // Each session is here once: only this loop unqueues, and whatever sends before the turn
         // ends runs this loop first (flush).
@@ -139,38 +142,37 @@ export class Outbound {
         s.queued = false;
         if (!s.valid) continue;
         const recipients = subset === undefined ? members : subset.call(this.host, s, members);
-        if (recipients !== to) {
-          if (batch.length > 0) this.#postBatch(to, batch, sends);
-          batch = [];
-          bytes = 0;
-          to = recipients;
-        }
         if (recipients.length === 0) {
           this.host.alone(s); // nobody to tell (the last member left this turn): stamps only
         } else {
           const message = this.host.changeMessage(s, now);
           if (message !== undefined) {
             const size = this.countValueBytes(message, recipients);
+            let g = groups.get(recipients);
+            if (g === undefined) {
+              g = { batch: [], bytes: 0 };
+              groups.set(recipients, g);
+            }
             // The bound holds for the batch sent: a message that would pass it starts the next one
             // (alone, a message larger than the bound still goes, as it would without batching).
-            if (batch.length > 0 && bytes + size > this.#batchBytes) {
-              this.#postBatch(recipients, batch, sends);
-              batch = [];
-              bytes = 0;
+            if (g.batch.length > 0 && g.bytes + size > this.#batchBytes) {
+              this.#postBatch(recipients, g.batch, sends);
+              g.batch = [];
+              g.bytes = 0;
             }
-            batch.push(message);
-            bytes += size;
-            if (batch.length >= BATCH_MESSAGES) {
-              this.#postBatch(recipients, batch, sends);
-              batch = [];
-              bytes = 0;
+            g.batch.push(message);
+            g.bytes += size;
+            if (g.batch.length >= BATCH_MESSAGES) {
+              this.#postBatch(recipients, g.batch, sends);
+              g.batch = [];
+              g.bytes = 0;
             }
           }
         }
         s.releaseDecoded();
         if (s.active <= 0 && s.waiters !== undefined) (handOver ??= []).push(s);
       }
-      if (batch.length > 0) this.#postBatch(to, batch, sends);
+      for (const [to, g] of groups) if (g.batch.length > 0) this.#postBatch(to, g.batch, sends);
     } catch (err) {
       this.onSendError(err as Error);
     } finally {
@@ -178,6 +180,7 @@ export class Outbound {
       for (; i < list.length; i++) list[i]!.queued = false;
       list.length = 0;
       this.#spareTurn = list;
+      this.#groups.clear();
       this.#draining = false;
       this.replicationTime += performance.now() - t0;
       if (applied !== undefined) {

@@ -6,6 +6,7 @@ import * as assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { BackupManager } from '../../../src/session/backup-manager.js';
 import { Placement } from '../../../src/session/placement.js';
+import type { Session } from '../../../src/session/session.js';
 import { waitFor } from '../../helpers/wait.js';
 import { MemoryNetwork, request, startNodes, stopAll, type TwinNode } from './twin-cluster.js';
 
@@ -92,5 +93,37 @@ describe('BackupManager on the channel twin', () => {
     assert.equal(s.getAttribute('n'), 2, 'a serves the latest value, not the old copy b held');
     a.manager.requestCompleted(s);
     net.release(c.channel, b.channel);
+  });
+
+  it("a turn's changes travel as one BATCH per backup, even when the sessions' backups alternate", async () => {
+    const net = new MemoryNetwork();
+    nodes = await startNodes(net, ['a', 'b', 'c'], { manager: 'backup', backups: 1 });
+    const [a, b, c] = nodes as [TwinNode, TwinNode, TwinNode];
+    const p = new Placement(nodes.map((n) => ({ id: n.channel.local.id, host: 'h' })));
+    const [ia, ib] = [a.channel.local.id, b.channel.local.id];
+    const toB: Session[] = [];
+    const toC: Session[] = [];
+    while (toB.length < 3 || toC.length < 3) {
+      const { session } = await request(a.manager, undefined, (s) => s.setAttribute('n', 0));
+      (p.backups(session.id, ia, 1)[0] === ib ? toB : toC).push(session);
+    }
+    const sessions = [toB[0]!, toC[0]!, toB[1]!, toC[1]!, toB[2]!, toC[2]!]; // alternating backups
+    for (const s of sessions)
+      await waitFor(() => b.manager.sessions.has(s.id) || c.manager.sessions.has(s.id), 'copies');
+    const batches = a.manager.stats().sent.batch ?? 0;
+    const deltas = a.manager.stats().sent.delta ?? 0;
+    const [inB, inC] = [b, c].map((n) => n.manager.stats().received.batch ?? 0);
+    // Six requests end in one turn: each backup gets one batch of its three sessions' changes.
+    for (const s of sessions) a.manager.requestStarted(s);
+    for (const [i, s] of sessions.entries()) s.setAttribute('n', i + 1);
+    for (const s of sessions) a.manager.requestCompleted(s);
+    for (const [i, s] of sessions.entries()) {
+      const holder = (toB.includes(s) ? b : c).manager;
+      await waitFor(() => holder.sessions.get(s.id)?.getAttribute('n') === i + 1, 'the backups to apply the turn');
+    }
+    assert.equal((a.manager.stats().sent.batch ?? 0) - batches, 2, 'one batch to b, one to c');
+    assert.equal((a.manager.stats().sent.delta ?? 0) - deltas, 6, 'holding the six changes');
+    assert.equal((b.manager.stats().received.batch ?? 0) - inB!, 1);
+    assert.equal((c.manager.stats().received.batch ?? 0) - inC!, 1);
   });
 });
