@@ -123,8 +123,6 @@ export class Receiver {
   /** The bound address. */
   host = '';
   port = 0;
-  /** Whether the local socket is bound (false when off or when binding it failed: peers use TCP). */
-  localBound = false;
 
   constructor(
     private readonly options: ReceiverOptions,
@@ -194,7 +192,6 @@ export class Receiver {
     }
     server.on('error', (err) => this.logger.error({ err }, 'local receiver error'));
     this.#localServer = server;
-    this.localBound = true;
   }
 
   /**
