@@ -244,6 +244,7 @@ async function loadRun(nodes, ports, cookies) {
   const cpu0 = nodes.map((p) => cpuSeconds(p.pid));
   const rs = await wrk(DURATION_S);
   const cpu1 = nodes.map((p) => cpuSeconds(p.pid));
+  // Several wrks (sticky spread): requests and rates add up; latencies are the slowest node's.
   const r = {
     requests: sum(rs.map((x) => Number(x.requests))),
     rps: sum(rs.map((x) => Number(x.rps))),

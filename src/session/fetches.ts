@@ -195,11 +195,7 @@ export class Fetches {
         this.#pending.delete(key);
         // After the request that fetched it began (its continuation runs in this turn): a take
         // held here is then handed over once that request ended, not before it ran.
-        const held = this.#holds.get(id);
-        if (held !== undefined) {
-          this.#holds.delete(id);
-          setImmediate(held.release);
-        }
+        this.#release(id, true);
       });
     this.#pending.set(key, p);
     host.post(asked, fetchMsg(host.contextName, id, requestId, mode));
@@ -308,11 +304,13 @@ export class Fetches {
     return promise;
   }
 
-  #release(id: string): void {
+  /** Answers the FETCHes held for `id` now, or (`later`) once this turn's continuations ran. */
+  #release(id: string, later = false): void {
     const held = this.#holds.get(id);
     if (held === undefined) return;
     this.#holds.delete(id);
-    held.release();
+    if (later) setImmediate(held.release);
+    else held.release();
   }
 
   /**

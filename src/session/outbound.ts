@@ -135,6 +135,9 @@ export class Outbound {
       // sessions go to different members (the BackupManager's) still sends one message to each
       // list: a session appears once per turn, so its changes keep their order at every member.
       const groups = this.#groups;
+      // The DeltaManager's sessions all go to one list: that common case skips the map lookup.
+      let lastTo: readonly Member[] | undefined;
+      let last: { batch: ChangeMsg[]; bytes: number } | undefined;
       for (; i < list.length; i++) {
         // Each session is here once: only this loop unqueues, and whatever sends before the turn
         // ends runs this loop first (flush).
@@ -148,11 +151,13 @@ export class Outbound {
           const message = this.host.changeMessage(s, now);
           if (message !== undefined) {
             const size = this.countValueBytes(message, recipients);
-            let g = groups.get(recipients);
+            let g = recipients === lastTo ? last : groups.get(recipients);
             if (g === undefined) {
               g = { batch: [], bytes: 0 };
               groups.set(recipients, g);
             }
+            lastTo = recipients;
+            last = g;
             // The bound holds for the batch sent: a message that would pass it starts the next one
             // (alone, a message larger than the bound still goes, as it would without batching).
             if (g.batch.length > 0 && g.bytes + size > this.#batchBytes) {

@@ -315,10 +315,7 @@ export class PeerConnection {
     socket.on('close', () => {
       if (missed && socket === this.#socket && this.#state === 'connecting') {
         s.stats.localMisses++;
-        clearTimeout(this.#handshakeTimer);
-        this.#writer?.close(new ClusterError(ErrorCode.STOPPED, 'connection closed'));
-        this.#writer = undefined;
-        this.#socket = undefined;
+        this.#teardown(new ClusterError(ErrorCode.STOPPED, 'connection closed'));
         this.#state = 'idle';
         this.#connect(true);
       } else this.#onClose(socket);

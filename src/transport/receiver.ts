@@ -12,7 +12,7 @@
  * With `localPath`, the same connections are also accepted on a local (abstract Unix) socket for
  * peers on this host (local-socket.ts): same hello, same limits, its address counted as "local".
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type ListenOptions, type Server, type Socket } from 'node:net';
 import { ClusterError, ErrorCode, FrameError, ProtocolVersionError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { RecordOpener, RecordSealer } from '../wire/auth.js';
@@ -139,23 +139,14 @@ export class Receiver {
     const tries = port === 0 ? 1 : autoBind;
     let lastError: Error | undefined;
     for (let i = 0; i < tries && port + i <= 65535; i++) {
-      const server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
-      server.maxConnections = this.options.maxConnections;
-      server.on('drop', () => this.settings.stats.connectionsRefused++);
+      let server: Server;
       try {
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host, port: port === 0 ? 0 : port + i, exclusive: true }, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
+        server = await this.#serve({ host, port: port === 0 ? 0 : port + i, exclusive: true });
       } catch (err) {
         lastError = err as Error;
         if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
         break;
       }
-      server.on('error', (err) => this.logger.error({ err }, 'receiver error'));
       this.#server = server;
       this.#idleTimer = setInterval(() => this.#sweepIdle(), Math.max(250, this.settings.idleTimeoutMs / 4));
       this.#idleTimer.unref();
@@ -163,7 +154,14 @@ export class Receiver {
       if (addr === null || typeof addr === 'string') throw new ClusterError(ErrorCode.BIND, 'receiver has no address');
       this.host = host;
       this.port = addr.port;
-      if (this.options.localPath !== undefined) await this.#listenLocal(this.options.localPath);
+      const path = this.options.localPath;
+      if (path !== undefined) {
+        // Never fatal: peers on this host then connect over TCP.
+        this.#localServer = await this.#serve({ path }).catch((err) => {
+          this.logger.warn({ err }, 'cannot listen on the local socket: peers on this host connect over TCP');
+          return undefined;
+        });
+      }
       return { host, port: addr.port };
     }
     throw new ClusterError(
@@ -173,25 +171,17 @@ export class Receiver {
     );
   }
 
-  /** Binds the local socket too; a failure is logged and leaves peers on TCP (never fatal). */
-  async #listenLocal(path: string): Promise<void> {
-    const server = createServer((socket) => this.#accept(socket));
-    server.maxConnections = this.options.maxConnections;
-    server.on('drop', () => this.settings.stats.connectionsRefused++);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ path }, () => {
-          server.off('error', reject);
-          resolve();
-        });
+  /** A server whose connections this receiver accepts, once it listens (rejects with the listen error). */
+  #serve(at: ListenOptions): Promise<Server> {
+    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(at, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.logger.error({ err }, 'receiver error'));
+        resolve(server);
       });
-    } catch (err) {
-      this.logger.warn({ err }, 'cannot listen on the local socket: peers on this host connect over TCP');
-      return;
-    }
-    server.on('error', (err) => this.logger.error({ err }, 'local receiver error'));
-    this.#localServer = server;
+    });
   }
 
   /**
@@ -227,6 +217,12 @@ export class Receiver {
 
   #accept(socket: Socket): void {
     const s = this.settings;
+    // One budget for the TCP and the local socket (a server's own maxConnections counts only its own).
+    if (this.#sockets.size >= this.options.maxConnections) {
+      s.stats.connectionsRefused++;
+      socket.destroy();
+      return;
+    }
     const address = socket.remoteAddress ?? LOCAL_ADDRESS;
     const fromAddress = (this.#perAddress.get(address) ?? 0) + 1;
     if (fromAddress > this.options.maxConnectionsPerAddress) {

@@ -148,6 +148,45 @@ describe('peers on one host over the local socket', { skip: !LOCAL_SOCKETS_SUPPO
     });
   });
 
+  test('maxConnections is one budget for TCP and the local socket together', async () => {
+    const { port, domain } = isolatedMulticast();
+    const node = createChannel(
+      {
+        name: 'alone',
+        domain,
+        clusterKey: KEY,
+        receiver: { port: 0, maxConnections: 4 },
+        membership: { type: 'multicast', port, frequencyMs: 100, dropTimeMs: 1000 },
+      },
+      { logger: silentLogger },
+    );
+    await node.start();
+    const sockets = new Set<Socket>();
+    try {
+      const path = localSocketPath(node.local.id);
+      const tcp = () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect({ host: '127.0.0.1', port: node.local.port });
+          sockets.add(s);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+      const accepted = [await tcp(), await tcp(), await rawLocal(path, sockets), await rawLocal(path, sockets)];
+      await waitFor(() => node.stats().transport.connectionsAccepted === 4, 'the four connections accepted');
+      const refused0 = node.stats().transport.connectionsRefused;
+      const fifth = await rawLocal(path, sockets);
+      await closed(fifth);
+      assert.equal(node.stats().transport.connectionsRefused, refused0 + 1, 'the fifth refused and counted');
+      assert.ok(
+        accepted.every((s) => !s.destroyed),
+        'the four within the budget stay open',
+      );
+    } finally {
+      for (const s of sockets) s.destroy();
+      await node.stop();
+    }
+  });
+
   test('a stopped node no longer listens on it', async () => {
     const nodes = pair([true, true]);
     await Promise.all(nodes.map((n) => n.start()));
