@@ -19,7 +19,9 @@
 //   scale    messages and bytes per request as the cluster grows (--sizes, default 2,4,6 nodes),
 //            load spread: replication messages (created + delta) each node's manager sent, times
 //            the members each went to, per request; the channel's frames and bytes received by
-//            all nodes per request. Constant for backup (k per change), growing for delta.
+//            all nodes per request. Constant for backup (k per change), growing for delta. Then
+//            the same nodes under sticky spread (as in big): only changes travel, so the bytes per
+//            request are constant for backup too.
 //   restore  backup only: 4 nodes holding --sessions-held sessions; SIGKILL one: the time until no
 //            survivor reports an under-replicated session (stats underReplicated = 0). Target <= 2 s.
 //   sticky   3 nodes, wrk on node A only (its sessions stay there), backup vs replication off
@@ -346,16 +348,19 @@ async function scale(rep, tmp) {
     for (const manager of MANAGERS) {
       const nodes = await startCluster(n, manager);
       try {
-        const { all: cookies } = await cookiesFor(nodes, tmp, `scale-${manager}-${n}-${rep}`);
+        const cookies = await cookiesFor(nodes, tmp, `scale-${manager}-${n}-${rep}`);
         await quiet(nodes, `${manager} ${n} nodes`);
-        const load = await loadRun(
-          nodes,
-          nodes.map((p) => p.httpPort),
-          cookies,
-        );
+        const ports = nodes.map((p) => p.httpPort);
+        const load = await loadRun(nodes, ports, cookies.all);
         out.push({ part: 'scale', manager, nodes: n, rep, ...load });
         log(
           `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes  ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost}  ${JSON.stringify(load.counters)}\n    msgs/req ${msgsText(load.msgsPerReq)}`,
+        );
+        // The same nodes behind a sticky balancer: only the replication of changes travels.
+        const st = await loadRun(nodes, ports, cookies.files);
+        out.push({ part: 'scaleSticky', manager, nodes: n, rep, ...st });
+        log(
+          `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes sticky spread  ${fmt(st.rps)} req/s  cpu ${fx(st.cpuUsPerReq, 1)} us/req  changes/req ${fx(st.changesPerReq)}  frames/req ${fx(st.framesPerReq)}  bytes/req ${fmt(st.bytesPerReq)}  lost ${st.lost}\n    msgs/req ${msgsText(st.msgsPerReq)}`,
         );
       } finally {
         await stopNodes(nodes);
@@ -522,14 +527,14 @@ if (ONLY.includes('big')) {
   }
 }
 if (ONLY.includes('scale')) {
-  md.push('### Messages and bytes per request as the cluster grows (load spread)\n');
-  md.push(
+  /** One table of the `part` rows ('scale': load spread; 'scaleSticky': sticky spread) by cluster size. */
+  const scaleTable = (part) =>
     mdTable(
       ['nodes', ...MANAGERS.flatMap((m) => [`${m} req/s`, `${m} changes/req`, `${m} frames/req`, `${m} bytes/req`])],
       SIZES.map((n) => [
         n,
         ...MANAGERS.flatMap((m) => {
-          const rs = pick('scale', (r) => r.manager === m && r.nodes === n);
+          const rs = pick(part, (r) => r.manager === m && r.nodes === n);
           return [
             fmt(medianOf(rs, (r) => r.rps)),
             fx(medianOf(rs, (r) => r.changesPerReq)),
@@ -539,22 +544,44 @@ if (ONLY.includes('scale')) {
         }),
       ]),
       ['r', ...MANAGERS.flatMap(() => ['r', 'r', 'r', 'r'])],
-    ),
+    );
+  md.push('### Messages and bytes per request as the cluster grows\n');
+  md.push(
+    'Load spread (no stickiness): wrk over every node, each request for a session picked at random. ' +
+      'Bytes are everything the channel carried (with the BackupManager also the fetches and take-overs ' +
+      'of sessions requested where they are not held); changes are the replication messages.\n',
   );
+  md.push(scaleTable('scale'));
+  md.push('');
+  md.push('Sticky spread: the same nodes, one wrk per node with the sessions made there (only the changes travel).\n');
+  md.push(scaleTable('scaleSticky'));
   md.push('');
   if (MANAGERS.includes('backup') && SIZES.length > 1) {
-    const per = SIZES.map((n) =>
-      medianOf(
-        pick('scale', (r) => r.manager === 'backup' && r.nodes === n),
-        (r) => r.changesPerReq,
-      ),
-    );
-    const spread = Math.max(...per) / Math.min(...per);
+    const perSize = (part, key) =>
+      SIZES.map((n) =>
+        medianOf(
+          pick(part, (r) => r.manager === 'backup' && r.nodes === n),
+          (r) => r[key],
+        ),
+      );
+    const spreadOf = (xs) => Math.max(...xs) / Math.min(...xs);
+    const changes = perSize('scale', 'changesPerReq');
     targets.push({
       name: `backup: changes sent per request constant over ${SIZES.join('/')} nodes (max/min <= 1.25)`,
-      pass: spread <= 1.25,
-      detail: per.map((x) => fx(x)).join(' / '),
+      pass: spreadOf(changes) <= 1.25,
+      detail: changes.map((x) => fx(x)).join(' / '),
     });
+    const bytes = perSize('scaleSticky', 'bytesPerReq');
+    targets.push({
+      name: `backup, sticky spread: bytes per request constant over ${SIZES.join('/')} nodes (max/min <= 1.25)`,
+      pass: spreadOf(bytes) <= 1.25,
+      detail: bytes.map((x) => fmt(x)).join(' / '),
+    });
+    const spreadBytes = perSize('scale', 'bytesPerReq');
+    md.push(
+      `Backup bytes per request under load spread: ${spreadBytes.map((x) => fmt(x)).join(' / ')} ` +
+        `(max/min ${fx(spreadOf(spreadBytes))}; not a target: fetches, not replication).\n`,
+    );
   }
 }
 if (ONLY.includes('restore') && MANAGERS.includes('backup')) {
