@@ -15,6 +15,8 @@
 // node under wrk -c64 serves). Each row is warmed up and measured in 7 rounds of BENCH_ROUND_MS
 // (default 200 ms), the rows side by side in each round; the table gives the median ns per
 // request and the ratio.
+// BENCH_ALLOC=1 also runs each row for 1 s under V8's sampling heap profiler and prints the bytes
+// it allocates per request (collected objects included): what the row costs the garbage collector.
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -171,15 +173,40 @@ const rows = [
 const ns = new Map(rows.map(([name]) => [name, []]));
 for (const [, fn] of rows) await runFor(fn, 500); // warm-up
 for (let r = 0; r < ROUNDS; r++) for (const [name, fn] of rows) ns.get(name).push(await runFor(fn, ROUND_MS));
+// Bytes allocated per request (V8's sampling heap profiler, objects already collected included):
+// what the row costs the garbage collector, a steadier figure than the timings on a shared machine.
+const allocated = new Map();
+if (process.env.BENCH_ALLOC === '1') {
+  const { Session } = await import('node:inspector/promises');
+  const inspector = new Session();
+  inspector.connect();
+  await inspector.post('HeapProfiler.enable');
+  const sumSelf = (node) => node.selfSize + node.children.reduce((a, c) => a + sumSelf(c), 0);
+  for (const [name, fn] of rows) {
+    await inspector.post('HeapProfiler.startSampling', {
+      samplingInterval: 128,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    const before = replicated.served() + clowder.served() + mapNext;
+    await runFor(fn, 1000);
+    const n = replicated.served() + clowder.served() + mapNext - before;
+    const { profile } = await inspector.post('HeapProfiler.stopSampling');
+    allocated.set(name, sumSelf(profile.head) / n);
+  }
+  inspector.disconnect();
+}
 const base = median(ns.get(rows[0][0]));
-console.log(`row            ns/request  x ${rows[0][0]}  rounds`);
+console.log(
+  `row            ns/request  x ${rows[0][0]}  rounds${allocated.size > 0 ? '  (bytes allocated/request)' : ''}`,
+);
 for (const [name] of rows) {
   const m = median(ns.get(name));
   console.log(
     `${name.padEnd(13)} ${m.toFixed(0).padStart(11)}  ${(m / base).toFixed(2).padStart(5)}  ${ns
       .get(name)
       .map((x) => x.toFixed(0))
-      .join(' / ')}`,
+      .join(' / ')}${allocated.has(name) ? `  (${allocated.get(name).toFixed(0)} B)` : ''}`,
   );
 }
 // Every request replicated (plus the sessions' creation and the node's state-transfer request):

@@ -36,9 +36,10 @@ export class Changes {
       s.announced = true;
     } else if (s.dirty !== undefined || s.maxInactiveDirty) {
       const base = s.version;
-      const dirty = s.dirty;
+      // Listed once, stamped, then the message's names (two walks of the Set cost two iterators).
+      const changed = s.dirty === undefined ? undefined : [...s.dirty];
       const maxInactive = s.maxInactiveDirty ? s.maxInactiveInterval : null;
-      message = deltaOf(this.contextName, s, base, stamp(s, this.node.localId), dirty, maxInactive);
+      message = deltaOf(this.contextName, s, base, stamp(s, this.node.localId, changed), changed, maxInactive);
     } else {
       return this.accessed(s, now, false);
     }

@@ -10,25 +10,29 @@ import { Attribute, newer, type ReceivedValue, type Session, storeReceived } fro
 
 /**
  * A local write: the session's version moves on and every attribute it writes (all of them the
- * first time, else those changed since the last write) gets the stamp (new version, `writer`,
- * base = the version before). Returns the new version.
+ * first time, else those changed since the last write: `changed`, when the caller listed them
+ * already, else `s.dirty`) gets the stamp (new version, `writer`, base = the version before).
+ * Returns the new version.
  */
-export function stamp(s: Session, writer: string): number {
+export function stamp(s: Session, writer: string, changed?: readonly string[]): number {
   const base = s.version;
   const v = ++s.version;
-  const written = s.announced ? s.dirty : s.attributes.keys();
-  if (written !== undefined) {
-    for (const name of written) {
-      const a = s.attributes.get(name);
-      if (a === undefined) continue;
-      a.v = v;
-      a.w = writer;
-      a.b = base;
-    }
+  if (s.announced && changed !== undefined) {
+    for (let i = 0; i < changed.length; i++) stampOne(s.attributes.get(changed[i]!), v, writer, base);
+  } else {
+    const written = s.announced ? s.dirty : s.attributes.keys();
+    if (written !== undefined) for (const name of written) stampOne(s.attributes.get(name), v, writer, base);
   }
   s.dirty = undefined;
   s.maxInactiveDirty = false;
   return v;
+}
+
+function stampOne(a: Attribute | undefined, v: number, writer: string, base: number): void {
+  if (a === undefined) return;
+  a.v = v;
+  a.w = writer;
+  a.b = base;
 }
 
 /** Nobody to tell: the stamps move on as if the write had been sent (a later member gets them by transfer). */

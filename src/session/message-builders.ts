@@ -163,33 +163,45 @@ export function createdOf(ctx: string, s: Session, version: number): CreatedMsg 
 }
 
 /**
- * The DELTA of `s` from `base` to `version` (just stamped): the attributes named in `dirty` (the
- * changes as they were before the stamp cleared them), written or removed.
+ * The DELTA of `s` from `base` to `version` (just stamped): the attributes named in `changed`
+ * (the changes as they were before the stamp cleared them), written or removed. `changed` is
+ * taken: it becomes the message's list of names set (compacted in place).
  */
 export function deltaOf(
   ctx: string,
   s: Session,
   base: number,
   version: number,
-  dirty: ReadonlySet<string> | undefined,
+  changed: string[] | undefined,
   maxInactive: number | null,
 ): DeltaMsg {
-  const names: string[] = [];
-  const values: WireValue[] = [];
-  const removed: string[] = [];
-  if (dirty !== undefined) {
-    for (const name of dirty) {
-      const a = s.attributes.get(name);
-      if (a === undefined) continue;
-      if (a.removed) removed.push(name);
-      else {
-        names.push(name);
-        values.push(attributeWire(a));
-      }
+  const n = changed === undefined ? 0 : changed.length;
+  if (n === 0) return deltaMsg(ctx, s.id, base, version, NO_NAMES, NO_VALUES, NO_NAMES, maxInactive);
+  const names = changed!;
+  // Sized once: an array grown from [] by push reserves 16 slots, on every request's delta.
+  const values: WireValue[] = new Array(n);
+  let removed: string[] | undefined;
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const name = names[i]!;
+    const a = s.attributes.get(name);
+    if (a === undefined) continue;
+    if (a.removed) (removed ??= []).push(name);
+    else {
+      names[k] = name;
+      values[k++] = attributeWire(a);
     }
   }
-  return deltaMsg(ctx, s.id, base, version, names, values, removed, maxInactive);
+  if (k < n) {
+    names.length = k;
+    values.length = k;
+  }
+  return deltaMsg(ctx, s.id, base, version, names, values, removed ?? NO_NAMES, maxInactive);
 }
+
+/** The empty lists of a DELTA that sets or removes nothing (frozen: messages are never changed once built). */
+const NO_NAMES: string[] = Object.freeze([]) as unknown as string[];
+const NO_VALUES: WireValue[] = Object.freeze([]) as unknown as WireValue[];
 
 /** The attribute values a CREATED or DELTA carries; none for an ACCESSED. */
 export function valuesOf(m: ChangeMsg): readonly WireValue[] | undefined {

@@ -90,11 +90,12 @@ describe('message builders', () => {
     s.setAttribute('a', 10);
     s.removeAttribute('b');
     const base = s.version;
-    const dirty = s.dirty;
-    const m = deltaOf(CTX, s, base, stamp(s, W), dirty, null);
+    const changed = [...s.dirty!];
+    const m = deltaOf(CTX, s, base, stamp(s, W, changed), changed, null);
     const r = ok(readDelta(wire(m)));
     assert.deepEqual([r[0], r[1], r[2], r[3], r[4]], [Msg.DELTA, CTX, s.id, 1, 2]);
     assert.deepEqual(r[5], ['a']);
+    assert.equal((r[6] as unknown[]).length, 1, 'one value, for the one name set');
     assert.deepEqual(r[7], ['b']);
     assert.equal(r[8], null);
     assert.equal(decode(receivedValues(r[6], false)[0]!.bytes), 10);
