@@ -70,17 +70,14 @@ export async function handOver(
         else c.stopHandOvers += r;
       } catch (err) {
         c.stopHandOverMissed += ids.length;
-        host.logger.warn(
-          { context: host.contextName, to: to.name, err: (err as Error).message },
-          'handing sessions over before stopping failed',
-        );
+        host.logger.warn({ to: to.name, err: (err as Error).message }, 'handing sessions over before stopping failed');
       }
     }
   } finally {
     clearTimeout(timer);
   }
   host.logger.info(
-    { context: host.contextName, handedOver: c.stopHandOvers, missed: c.stopHandOverMissed, ms: Date.now() - started },
+    { handedOver: c.stopHandOvers, missed: c.stopHandOverMissed, ms: Date.now() - started },
     'handed the sessions over before leaving',
   );
 }

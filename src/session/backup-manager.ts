@@ -175,15 +175,12 @@ export class BackupManager extends DeltaManager {
     if (effective < this.#k && !this.#degraded) {
       this.#degraded = true;
       this.#log.warn(
-        { context: this.contextName, backups: this.#k, members: p.size, effective },
+        { backups: this.#k, members: p.size, effective },
         `sessions.backups is ${this.#k} but only ${p.size - 1} other member(s) serve this context: each session has ${effective} backup(s) until more members arrive`,
       );
     } else if (effective >= this.#k && this.#degraded) {
       this.#degraded = false;
-      this.#log.info(
-        { context: this.contextName, backups: this.#k },
-        'enough members again: every session gets its backups',
-      );
+      this.#log.info({ backups: this.#k }, 'enough members again: every session gets its backups');
     }
     return p;
   }

@@ -87,7 +87,7 @@ export class BackupRebalance {
         `context ${host.contextName}: members ${missing.join(', ')} did not send this node its share of the sessions within stateTransferTimeoutMs (${deadline} ms)`,
       );
     host.logger.warn(
-      { context: host.contextName, missing },
+      { missing },
       'starting without the share of some members (stateTransferTimeoutMs): their sessions are fetched when requested',
     );
   }
@@ -115,7 +115,7 @@ export class BackupRebalance {
     this.#running = true;
     setImmediate(() => {
       this.#rebalance()
-        .catch((err: Error) => host.logger.error({ err, context: host.contextName }, 'rebalancing failed'))
+        .catch((err: Error) => host.logger.error({ err }, 'rebalancing failed'))
         .finally(() => {
           this.#running = false;
           if (this.#again) {

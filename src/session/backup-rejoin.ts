@@ -62,14 +62,11 @@ export class BackupRejoin {
     const run: Run = { both: new Set(), again: false };
     this.#runs.set(m.id, run);
     this.host.counters.rejoinExchanges++;
-    this.host.logger.info(
-      { context: this.host.contextName, member: m.name },
-      'a member is back after a silence: merging the copies both hold',
-    );
+    this.host.logger.info({ member: m.name }, 'a member is back after a silence: merging the copies both hold');
     void this.#run(m, run)
       .catch((err: Error) =>
         this.host.logger.warn(
-          { context: this.host.contextName, member: m.name, err: err.message },
+          { member: m.name, err: err.message },
           'merging with a member back after a silence failed',
         ),
       )

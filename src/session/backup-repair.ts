@@ -82,10 +82,7 @@ export class BackupRepair {
       await this.#resend();
       await this.#check();
     } catch (err) {
-      this.host.logger.warn(
-        { context: this.host.contextName, err: (err as Error).message },
-        'repairing backup copies failed',
-      );
+      this.host.logger.warn({ err: (err as Error).message }, 'repairing backup copies failed');
     } finally {
       this.#running = false;
     }
@@ -133,10 +130,7 @@ export class BackupRepair {
       this.#restored(ids, toId);
     } catch (err) {
       this.failed(ids, toId);
-      this.host.logger.warn(
-        { context: this.host.contextName, to: to.name, err: (err as Error).message },
-        'repairing backup copies failed',
-      );
+      this.host.logger.warn({ to: to.name, err: (err as Error).message }, 'repairing backup copies failed');
     }
   }
 

@@ -5,7 +5,11 @@ import { BackupManager } from './backup-manager.js';
 import { DeltaManager } from './delta-manager.js';
 import type { ReplicationHub } from './replication-hub.js';
 
-/** A DeltaManager (`manager: delta`) or a BackupManager (`manager: backup`) for one context. */
+/**
+ * A DeltaManager (`manager: delta`) or a BackupManager (`manager: backup`) for one context.
+ * `logger` is the context's: bound to it by the caller (`logger.child({ context })`, as the node
+ * and createSessions do), so the manager's lines name the context once, without adding it.
+ */
 export function createManager(
   config: SessionConfig,
   hub: ReplicationHub,

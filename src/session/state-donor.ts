@@ -101,12 +101,9 @@ export async function streamSessions(ctx: DonorContext, to: Member, requestId: u
     for (const applied of inFlight) await applied;
     const tombstones = Array.from(ctx.tombstones.keys());
     await channel.send(to, stateCompleteMsg(context, requestId, sent, tombstones), { options: 'use_ack' });
-    logger.info(
-      { context, to: to.name, sessions: sent, ms: Date.now() - started },
-      'sent every session to a starting member',
-    );
+    logger.info({ to: to.name, sessions: sent, ms: Date.now() - started }, 'sent every session to a starting member');
   } catch (err) {
-    logger.warn({ context, to: to.name, err: (err as Error).message }, 'state transfer to a starting member failed');
+    logger.warn({ to: to.name, err: (err as Error).message }, 'state transfer to a starting member failed');
   }
 }
 

@@ -108,7 +108,7 @@ export class StateReceiver {
           if (tried.size > 0) this.#failed(started);
           else {
             this.stats.state = 'alone';
-            this.logger.info({ context }, 'no other member serves this context: nothing to transfer');
+            this.logger.info({}, 'no other member serves this context: nothing to transfer');
           }
           return;
         }
@@ -119,17 +119,14 @@ export class StateReceiver {
           this.stats.state = 'done';
           this.stats.durationMs = Date.now() - started;
           const { sessions, bytes, durationMs: ms } = this.stats;
-          this.logger.info({ context, donor: donor.name, sessions, bytes, ms }, 'state transfer complete');
+          this.logger.info({ donor: donor.name, sessions, bytes, ms }, 'state transfer complete');
           return;
         }
         if (Date.now() >= deadline) {
           this.#failed(started);
           return;
         }
-        this.logger.warn(
-          { context, donor: donor.name },
-          'state transfer from this member failed; asking the next oldest',
-        );
+        this.logger.warn({ donor: donor.name }, 'state transfer from this member failed; asking the next oldest');
       }
     } finally {
       const queued = this.queue ?? [];
@@ -156,7 +153,7 @@ export class StateReceiver {
       );
     }
     this.logger.error(
-      { context, received: this.stats.sessions, timeoutMs: this.config.stateTransferTimeoutMs },
+      { received: this.stats.sessions, timeoutMs: this.config.stateTransferTimeoutMs },
       'STATE TRANSFER INCOMPLETE: starting with only the sessions received so far; users of the others will be logged out (set sessions.onStateTransferTimeout to "fail" to refuse to start instead)',
     );
   }
@@ -174,15 +171,14 @@ export class StateReceiver {
     if (!this.hub.membersFor(this.config.name).some((x) => x.id === m.id)) return false;
     this.merges++;
     this.logger.info(
-      { context: this.config.name, member: m.name, why },
+      { member: m.name, why },
       why === 'late'
         ? 'found a member that was running before this node was ready: merging its sessions'
         : 'a member is back after a silence: merging its sessions',
     );
     void this.transferFrom(m, Date.now() + this.config.stateTransferTimeoutMs, false).then((ok) => {
       if (ok) this.host.merged?.(m);
-      else if (!this.#cancelled)
-        this.logger.warn({ context: this.config.name, member: m.name, why }, 'merging the sessions of a member failed');
+      else if (!this.#cancelled) this.logger.warn({ member: m.name, why }, 'merging the sessions of a member failed');
     });
     return true;
   }
@@ -194,7 +190,7 @@ export class StateReceiver {
     const context = this.config.name;
     if (initial) {
       this.stats = { state: 'transferring', donor: donor.name, sessions: 0, bytes: 0, durationMs: 0, chunks: 0 };
-      this.logger.info({ context, donor: donor.name }, 'asking for the sessions of this context');
+      this.logger.info({ donor: donor.name }, 'asking for the sessions of this context');
     }
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
@@ -246,7 +242,7 @@ export class StateReceiver {
     this.stats.chunks++;
     this.stats.sessions += records.length;
     if (this.stats.chunks % 20 === 0) {
-      this.logger.info({ context: this.config.name, sessions: this.stats.sessions }, 'state transfer in progress');
+      this.logger.info({ sessions: this.stats.sessions }, 'state transfer in progress');
     }
   }
 }

@@ -163,6 +163,9 @@ describe('how it works (Tomcat clustering HOW-TO), two clowder processes', () =>
       assert.equal(r.body, `count=${early[i]!.count} node=B\n`, `session ${i} read on B right at its ready line`);
     });
     const bTransfer = await b.waitLog(transferComplete, 'B: state transfer complete');
+    // The context is bound once, by the node: no session component writes it again.
+    const twice = b.rawLogs.filter((l) => l.split('"context":').length > 2);
+    assert.deepEqual(twice, [], 'log lines naming the context twice');
     assert.equal(bTransfer.donor, 'A');
     assert.equal(bTransfer.sessions, early.length);
     // The node's own order of events (its log), not the moment the test read a line.

@@ -54,6 +54,8 @@ export class CliProcess {
   readonly startedAt = Date.now();
   readonly stdout: { line: string; receivedAt: number }[] = [];
   readonly logs: LogLine[] = [];
+  /** The stderr lines as written (a key written twice shows here, not in `logs`). */
+  readonly rawLogs: string[] = [];
   readyLine: ReadyLine | undefined;
   /** When the ready line was read. */
   readyAt = 0;
@@ -101,6 +103,7 @@ export class CliProcess {
     });
     createInterface({ input: this.child.stderr! }).on('line', (line) => {
       const receivedAt = Date.now();
+      this.rawLogs.push(line);
       let rec: LogLine;
       try {
         const v = JSON.parse(line) as unknown;
