@@ -191,6 +191,11 @@ const msgsText = (m) =>
     .map(([k, v]) => `${k} ${fx(v)}`)
     .join(', ');
 
+/** One load run's log text: rate, CPU, traffic, losses, the session counters, messages by type. */
+const loadText = (r) =>
+  `${fmt(r.rps)} req/s  cpu ${fx(r.cpuUsPerReq, 1)} us/req  changes/req ${fx(r.changesPerReq)}  frames/req ${fx(r.framesPerReq)}  ` +
+  `bytes/req ${fmt(r.bytesPerReq)}  lost ${r.lost} non-2xx ${r.non2xx}  ${JSON.stringify(r.counters)}\n    msgs/req ${msgsText(r.msgsPerReq)}`;
+
 /**
  * Workload cookies spread over the nodes (SESSIONS in all), made through HTTP like a client's: `all`
  * in one file, and `files[i]` the ones made at node i (their home when a balancer sticks).
@@ -327,14 +332,12 @@ async function big(rep, tmp) {
       out.push({ part: 'big', manager, rep, held, ...mem, ...load });
       log(
         `big rep ${rep} ${manager.padEnd(6)} held ${held.join('/')}  rss ${fmt(median(mem.rss) / 2 ** 20, 0)} MiB heap ${fmt(median(mem.heapUsed) / 2 ** 20, 0)} MiB  ` +
-          `${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost} non-2xx ${load.non2xx}  ${JSON.stringify(load.counters)}\n    msgs/req ${msgsText(load.msgsPerReq)}`,
+          loadText(load),
       );
       // The same nodes behind a sticky balancer: each session's requests at the node it was made on.
       const st = await loadRun(nodes, ports, cookies.files);
       out.push({ part: 'bigSticky', manager, rep, held, ...mem, ...st });
-      log(
-        `big rep ${rep} ${manager.padEnd(6)} sticky spread  ${fmt(st.rps)} req/s  cpu ${fx(st.cpuUsPerReq, 1)} us/req  changes/req ${fx(st.changesPerReq)}  frames/req ${fx(st.framesPerReq)}  bytes/req ${fmt(st.bytesPerReq)}  lost ${st.lost} non-2xx ${st.non2xx}  ${JSON.stringify(st.counters)}\n    msgs/req ${msgsText(st.msgsPerReq)}`,
-      );
+      log(`big rep ${rep} ${manager.padEnd(6)} sticky spread  ${loadText(st)}`);
     } finally {
       await stopNodes(nodes);
     }
@@ -353,15 +356,11 @@ async function scale(rep, tmp) {
         const ports = nodes.map((p) => p.httpPort);
         const load = await loadRun(nodes, ports, cookies.all);
         out.push({ part: 'scale', manager, nodes: n, rep, ...load });
-        log(
-          `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes  ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req  changes/req ${fx(load.changesPerReq)}  frames/req ${fx(load.framesPerReq)}  bytes/req ${fmt(load.bytesPerReq)}  lost ${load.lost}  ${JSON.stringify(load.counters)}\n    msgs/req ${msgsText(load.msgsPerReq)}`,
-        );
+        log(`scale rep ${rep} ${manager.padEnd(6)} ${n} nodes  ${loadText(load)}`);
         // The same nodes behind a sticky balancer: only the replication of changes travels.
         const st = await loadRun(nodes, ports, cookies.files);
         out.push({ part: 'scaleSticky', manager, nodes: n, rep, ...st });
-        log(
-          `scale rep ${rep} ${manager.padEnd(6)} ${n} nodes sticky spread  ${fmt(st.rps)} req/s  cpu ${fx(st.cpuUsPerReq, 1)} us/req  changes/req ${fx(st.changesPerReq)}  frames/req ${fx(st.framesPerReq)}  bytes/req ${fmt(st.bytesPerReq)}  lost ${st.lost}\n    msgs/req ${msgsText(st.msgsPerReq)}`,
-        );
+        log(`scale rep ${rep} ${manager.padEnd(6)} ${n} nodes sticky spread  ${loadText(st)}`);
       } finally {
         await stopNodes(nodes);
       }

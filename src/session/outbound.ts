@@ -27,6 +27,12 @@ export const BATCH_MESSAGES = 1024;
 /** What the outbound path needs of the channel. */
 export type OutboundChannel = Pick<SessionChannel, 'post' | 'send' | 'config'>;
 
+/** A turn's changes gathered for one recipient list, and their value bytes. */
+interface Group {
+  batch: ChangeMsg[];
+  bytes: number;
+}
+
 /** The policy the outbound path serves. */
 export interface OutboundHost {
   readonly contextName: string;
@@ -60,7 +66,7 @@ export class Outbound {
   #turn: Session[] = [];
   #spareTurn: Session[] = [];
   /** endTurn's batches by recipient list (emptied after each turn). */
-  readonly #groups = new Map<readonly Member[], { batch: ChangeMsg[]; bytes: number }>();
+  readonly #groups = new Map<readonly Member[], Group>();
   /** endTurn is running: what it sends must not start another one. */
   #draining = false;
   /** Synchronous mode: what the turn's requests wait for — every member applied the turn's changes. */
@@ -137,7 +143,7 @@ export class Outbound {
       const groups = this.#groups;
       // The DeltaManager's sessions all go to one list: that common case skips the map lookup.
       let lastTo: readonly Member[] | undefined;
-      let last: { batch: ChangeMsg[]; bytes: number } | undefined;
+      let last: Group | undefined;
       for (; i < list.length; i++) {
         // Each session is here once: only this loop unqueues, and whatever sends before the turn
         // ends runs this loop first (flush).
@@ -160,24 +166,16 @@ export class Outbound {
             last = g;
             // The bound holds for the batch sent: a message that would pass it starts the next one
             // (alone, a message larger than the bound still goes, as it would without batching).
-            if (g.batch.length > 0 && g.bytes + size > this.#batchBytes) {
-              this.#postBatch(recipients, g.batch, sends);
-              g.batch = [];
-              g.bytes = 0;
-            }
+            if (g.batch.length > 0 && g.bytes + size > this.#batchBytes) this.#postGroup(recipients, g, sends);
             g.batch.push(message);
             g.bytes += size;
-            if (g.batch.length >= BATCH_MESSAGES) {
-              this.#postBatch(recipients, g.batch, sends);
-              g.batch = [];
-              g.bytes = 0;
-            }
+            if (g.batch.length >= BATCH_MESSAGES) this.#postGroup(recipients, g, sends);
           }
         }
         s.releaseDecoded();
         if (s.active <= 0 && s.waiters !== undefined) (handOver ??= []).push(s);
       }
-      for (const [to, g] of groups) if (g.batch.length > 0) this.#postBatch(to, g.batch, sends);
+      for (const [to, g] of groups) if (g.batch.length > 0) this.#postGroup(to, g, sends);
     } catch (err) {
       this.onSendError(err as Error);
     } finally {
@@ -220,6 +218,13 @@ export class Outbound {
     for (const v of values) bytes += wireSize(v);
     this.counters.valueBytesSent += bytes * to.length;
     return bytes;
+  }
+
+  /** Sends the batch gathered for `to` and starts an empty one. */
+  #postGroup(to: readonly Member[], g: Group, sends: Promise<void>[]): void {
+    this.#postBatch(to, g.batch, sends);
+    g.batch = [];
+    g.bytes = 0;
   }
 
   /** Sends a turn's batch (a lone message as it is); in synchronous mode adds the send to `sends`. */

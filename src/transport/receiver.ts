@@ -173,7 +173,11 @@ export class Receiver {
 
   /** A server whose connections this receiver accepts, once it listens (rejects with the listen error). */
   #serve(at: ListenOptions): Promise<Server> {
-    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    // Connections on the local socket have no IP address: they share the per-address slot "local".
+    const address = at.path === undefined ? undefined : LOCAL_ADDRESS;
+    const server = createServer({ noDelay: true }, (socket) =>
+      this.#accept(socket, address ?? socket.remoteAddress ?? '?'),
+    );
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(at, () => {
@@ -215,7 +219,7 @@ export class Receiver {
     await this.#closed;
   }
 
-  #accept(socket: Socket): void {
+  #accept(socket: Socket, address: string): void {
     const s = this.settings;
     // One budget for the TCP and the local socket (a server's own maxConnections counts only its own).
     if (this.#sockets.size >= this.options.maxConnections) {
@@ -223,7 +227,6 @@ export class Receiver {
       socket.destroy();
       return;
     }
-    const address = socket.remoteAddress ?? LOCAL_ADDRESS;
     const fromAddress = (this.#perAddress.get(address) ?? 0) + 1;
     if (fromAddress > this.options.maxConnectionsPerAddress) {
       s.stats.connectionsRefusedPerAddress++;
@@ -253,7 +256,7 @@ export class Receiver {
         activity.frames++;
         if (conn === undefined) {
           if (type !== FrameType.HELLO) throw new FrameError(`expected HELLO, got frame type ${type}`);
-          conn = this.#hello(flags, body, writer, sink, socket);
+          conn = this.#hello(flags, body, writer, sink, socket, address);
           timer.refresh(); // the first record must follow within handshakeTimeoutMs again
           // Counted from the hello: a member's LEAVE may be the first record that follows it.
           this.#perMember.set(conn.remote.id, (this.#perMember.get(conn.remote.id) ?? 0) + 1);
@@ -348,7 +351,14 @@ export class Receiver {
     }
   }
 
-  #hello(flags: number, body: Buffer, writer: FrameWriter, sink: FrameSink, socket: Socket): InboundConnection {
+  #hello(
+    flags: number,
+    body: Buffer,
+    writer: FrameWriter,
+    sink: FrameSink,
+    socket: Socket,
+    address: string,
+  ): InboundConnection {
     const s = this.settings;
     const hello = decodeHello(FrameType.HELLO, flags, body, s.keys, s.replayWindowMs);
     if (this.#nonces.check(hello.nonce, Date.now())) {
@@ -377,7 +387,7 @@ export class Receiver {
       writer.setSealer(new RecordSealer(s2c, s.encrypt));
     }
     sink.setLimit(s.maxFrameBytes);
-    return new InboundConnection(hello.member, writer, socket.remoteAddress ?? LOCAL_ADDRESS);
+    return new InboundConnection(hello.member, writer, address);
   }
 
   /**

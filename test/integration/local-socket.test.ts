@@ -189,11 +189,16 @@ describe('peers on one host over the local socket', { skip: !LOCAL_SOCKETS_SUPPO
 
   test('a stopped node no longer listens on it', async () => {
     const nodes = pair([true, true]);
-    await Promise.all(nodes.map((n) => n.start()));
-    const path = localSocketPath(nodes[0]!.local.id);
-    const s = await rawLocal(path, new Set());
-    s.destroy();
-    await Promise.all(nodes.map((n) => n.stop()));
-    await assert.rejects(rawLocal(path, new Set()), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED');
+    const sockets = new Set<Socket>();
+    try {
+      await Promise.all(nodes.map((n) => n.start()));
+      const path = localSocketPath(nodes[0]!.local.id);
+      (await rawLocal(path, sockets)).destroy();
+      await Promise.all(nodes.map((n) => n.stop()));
+      await assert.rejects(rawLocal(path, sockets), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await Promise.all(nodes.map((n) => n.stop())); // again after a failure: stop() of a stopped channel is a no-op
+    }
   });
 });
