@@ -399,27 +399,29 @@ async function restore(rep) {
   }
 }
 
-async function sticky(rep, tmp) {
-  const out = [];
-  for (const [row, n, manager, script] of [
-    ['map', 1, undefined, 'map-node.mjs'],
-    ['off', 1, undefined],
-    ['backup', 3, 'backup'],
-  ]) {
-    if (manager !== undefined && !MANAGERS.includes(manager)) continue;
-    const nodes = await startCluster(n, manager, script);
-    try {
-      const cookies = join(tmp, `cookies-sticky-${row}-${rep}.txt`);
-      await client('mksessions', { port: nodes[0].httpPort, n: SESSIONS, out: cookies });
-      const load = await loadRun(nodes, [nodes[0].httpPort], cookies);
-      out.push({ part: 'sticky', manager: row, nodes: n, rep, ...load });
-      log(
-        `sticky rep ${rep} ${row.padEnd(6)} ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req (by node ${load.cpuUsPerReqByNode.map((c) => fx(c, 1)).join(' / ')})  frames/req ${fx(load.framesPerReq)}  lost ${load.lost}`,
-      );
-    } finally {
-      await stopNodes(nodes);
-    }
+/** One single-entry row: `n` nodes (`manager`, or none; `script`), wrk on the first with its own sessions. */
+async function entryRow(part, row, n, manager, script, rep, tmp) {
+  const nodes = await startCluster(n, manager, script);
+  try {
+    const cookies = join(tmp, `cookies-${part}-${row}-${rep}.txt`);
+    await client('mksessions', { port: nodes[0].httpPort, n: SESSIONS, out: cookies });
+    const load = await loadRun(nodes, [nodes[0].httpPort], cookies);
+    log(
+      `${part} rep ${rep} ${row.padEnd(6)} ${fmt(load.rps)} req/s  cpu ${fx(load.cpuUsPerReq, 1)} us/req (by node ${load.cpuUsPerReqByNode.map((c) => fx(c, 1)).join(' / ')})  frames/req ${fx(load.framesPerReq)}  lost ${load.lost}`,
+    );
+    return { part, manager: row, nodes: n, rep, ...load };
+  } finally {
+    await stopNodes(nodes);
   }
+}
+
+/** The machine's reference row: the same app behind a hand-written Map session (no clowder). */
+const mapRow = (part, rep, tmp) => entryRow(part, 'map', 1, undefined, 'map-node.mjs', rep, tmp);
+
+async function sticky(rep, tmp) {
+  const out = [await mapRow('sticky', rep, tmp)];
+  out.push(await entryRow('sticky', 'off', 1, undefined, undefined, rep, tmp));
+  if (MANAGERS.includes('backup')) out.push(await entryRow('sticky', 'backup', 3, 'backup', undefined, rep, tmp));
   return out;
 }
 
@@ -429,8 +431,12 @@ const RUNNERS = { big, scale, restore, sticky };
 const runs = [];
 const tmp = tempDir('clowder-bench-backup-');
 try {
-  for (let rep = 1; rep <= REPS; rep++)
+  for (let rep = 1; rep <= REPS; rep++) {
+    // Every load part's ratios are read beside the machine's Map row (the sticky part measures its own).
+    if (!ONLY.includes('sticky') && ONLY.some((p) => p === 'big' || p === 'scale'))
+      runs.push(await mapRow('map', rep, tmp));
     for (const p of PARTS) if (ONLY.includes(p)) runs.push(...(await RUNNERS[p](rep, tmp)));
+  }
 } finally {
   removeTemp(tmp);
 }
@@ -458,6 +464,11 @@ md.push(reportHead('BackupManager against DeltaManager', startedAt, info));
 md.push(
   `${REPS} repetition(s), wrk ${DURATION_S} s after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, ${SESSIONS} workload sessions, backups = ${BACKUPS}, http.forward = ${FORWARD ?? 'off (default)'}, receiver.localSocket = ${LOCAL_SOCKET ?? 'on (default)'}; medians over the repetitions.\n`,
 );
+const maps = runs.filter((r) => r.manager === 'map');
+if (maps.length > 0)
+  md.push(
+    `Map row (the machine's reference: the same app behind a hand-written in-memory Map session, bench/http/map-node.mjs, no clowder), measured in this run: ${fmt(medianOf(maps, (r) => r.rps))} req/s (median; rounds ${maps.map((r) => fmt(r.rps)).join(' / ')}).\n`,
+  );
 if (ONLY.includes('big')) {
   md.push(`### 4 nodes, ${fmt(HELD)} sessions of 1 KiB, load spread\n`);
   md.push(
